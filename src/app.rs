@@ -1,0 +1,527 @@
+//! The only tokio glue: builds the stages, creates the bounded channels, spawns the tasks and
+//! runs the shutdown order.
+//!
+//! ```text
+//! consumer_loop ──raw (channel_capacity)──▶ process_loop ──processed (channel_capacity)──▶ sink_loop
+//!                                                                 ≤ max_in_flight messages awaiting delivery
+//! ```
+//!
+//! Shutdown: the token stops `consumer_loop`, which drops its sender; `process_loop` ends when
+//! its input closes, then `sink_loop` once every in-flight delivery has its report. Then the
+//! producer is flushed and the stored offsets committed. All of it within
+//! `shutdown.drain_timeout`; past that the remaining tasks are aborted, what is finished is
+//! still committed, and the run reports that it did not drain.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use prometheus::Registry;
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::Producer;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::intel::feeds::{FeedSpec, LocalFeeds};
+use crate::intel::unqueried_provider_entries;
+use crate::kafka::consumer::{
+    commit_stored, create_consumer, raw_event_from, EventConsumer, PipelineConsumerContext,
+};
+use crate::kafka::offsets::OffsetTracker;
+use crate::kafka::producer::{create_producer, OutputPublisher, ProducerStatsContext};
+use crate::model::RawEvent;
+use crate::pipeline::dedup::DedupCache;
+use crate::pipeline::filter::IpFilter;
+use crate::pipeline::parse::FormatRegistry;
+use crate::pipeline::process::{Processor, ProcessorOptions};
+use crate::pipeline::Processed;
+use crate::server::{self, Health};
+use crate::settings::Settings;
+use crate::telemetry::events::{
+    BackpressureWaited, FeedLoaded, FeedReloadFinished, KafkaClientError, MessageCompleted,
+    OffsetStored,
+};
+use crate::telemetry::Metrics;
+
+/// Why the daemon could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A setting that only fails when used (a feed file, a secret file).
+    #[error("{0}")]
+    Config(String),
+    /// Kafka is reachable but not usable as configured (missing topic, bad client settings).
+    #[error("{0}")]
+    Kafka(String),
+    /// The metrics listener could not bind.
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        /// Address.
+        addr: String,
+        /// Error.
+        error: std::io::Error,
+    },
+}
+
+impl AppError {
+    /// Exit code: 2 for configuration problems, 1 for the rest.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AppError::Config(_) => 2,
+            AppError::Kafka(_) | AppError::Listen { .. } => 1,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    /// True when every consumed message was finished and committed before the deadline.
+    pub drained: bool,
+    /// Messages consumed but not finished when the run ended.
+    pub unfinished: usize,
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn run(
+    settings: Settings,
+    registry: Registry,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, AppError> {
+    let feeds = load_feeds(&settings, &metrics).await?;
+    let health = Health::default();
+    let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
+
+    let producer = create_producer(
+        &settings,
+        ProducerStatsContext::new(metrics.clone(), health.producer_connected.clone()),
+    )
+    .map_err(|e| AppError::Kafka(e.to_string()))?;
+    if !wait_for_topics(&producer, &settings, &shutdown).await? {
+        return Ok(RunSummary {
+            drained: true,
+            unfinished: 0,
+        });
+    }
+    health.producer_connected.store(true, Ordering::Relaxed);
+
+    let listen = settings
+        .listen_addr()
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    let listener = server::bind(listen)
+        .await
+        .map_err(|error| AppError::Listen {
+            addr: listen.to_string(),
+            error,
+        })?;
+    let server_stop = CancellationToken::new();
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        registry,
+        health.clone(),
+        server_stop.clone(),
+    ));
+
+    let consumer = Arc::new(
+        create_consumer(
+            &settings,
+            PipelineConsumerContext::new(
+                metrics.clone(),
+                tracker.clone(),
+                health.consumer_assigned.clone(),
+            ),
+        )
+        .map_err(|e| AppError::Kafka(e.to_string()))?,
+    );
+    let processor = build_processor(&settings, feeds.clone(), metrics.clone())?;
+    let publisher = OutputPublisher::new(producer.clone(), &settings, metrics.clone());
+    info!(
+        brokers = %settings.kafka.brokers,
+        topics = ?settings.kafka.input_topics,
+        output = %settings.kafka.output_topic,
+        dlq = %settings.kafka.dlq_topic,
+        "threatsift running"
+    );
+
+    // Capacities bound memory; a full channel stops the stage before it.
+    let (raw_tx, raw_rx) = mpsc::channel(settings.pipeline.channel_capacity);
+    let (processed_tx, processed_rx) = mpsc::channel(settings.pipeline.channel_capacity);
+    let housekeeping_stop = CancellationToken::new();
+    let dedup = processor.dedup().clone();
+    let consumer_task = tokio::spawn(consumer_loop(
+        consumer.clone(),
+        tracker.clone(),
+        raw_tx,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let process_task = tokio::spawn(process_loop(
+        processor,
+        raw_rx,
+        processed_tx,
+        metrics.clone(),
+    ));
+    let sink_task = tokio::spawn(sink_loop(
+        processed_rx,
+        publisher,
+        consumer.clone(),
+        tracker.clone(),
+        settings.pipeline.max_in_flight,
+        metrics.clone(),
+    ));
+    let housekeeping_task = tokio::spawn(housekeeping_loop(
+        feeds,
+        dedup,
+        settings.intel.feeds_reload_interval,
+        metrics.clone(),
+        housekeeping_stop.clone(),
+    ));
+
+    shutdown.cancelled().await;
+    let deadline = Instant::now() + settings.shutdown.drain_timeout;
+    info!(
+        deadline_secs = settings.shutdown.drain_timeout.as_secs_f64(),
+        "draining"
+    );
+    // The sink finishes last: its end means every consumed message was delivered or given up.
+    let drained = match timeout(settings.shutdown.drain_timeout, sink_task).await {
+        Ok(_) => true,
+        Err(_) => {
+            warn!("drain deadline passed; committing what is finished");
+            consumer_task.abort();
+            process_task.abort();
+            false
+        }
+    };
+    housekeeping_stop.cancel();
+    let remaining = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    let flush_producer = producer.clone();
+    let _ = tokio::task::spawn_blocking(move || flush_producer.flush(remaining)).await;
+    let commit_consumer = consumer.clone();
+    let commit_metrics = metrics.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || commit_stored(&commit_consumer, &commit_metrics)).await;
+    let unfinished = tracker
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .in_flight();
+    // Leave the group now rather than at drop, so a restarted daemon is assigned at once.
+    let close_consumer = consumer;
+    let _ = tokio::task::spawn_blocking(move || {
+        close_consumer.unsubscribe();
+        drop(close_consumer);
+    })
+    .await;
+    server_stop.cancel();
+    let _ = server_task.await;
+    let _ = housekeeping_task.await;
+    info!(drained, unfinished, "stopped");
+    Ok(RunSummary {
+        drained: drained && unfinished == 0,
+        unfinished,
+    })
+}
+
+async fn load_feeds(settings: &Settings, metrics: &Metrics) -> Result<Arc<LocalFeeds>, AppError> {
+    let specs: Vec<FeedSpec> = settings
+        .feed_paths()
+        .into_iter()
+        .map(|(name, path)| FeedSpec { name, path })
+        .collect();
+    let feeds = tokio::task::spawn_blocking(move || LocalFeeds::load(specs))
+        .await
+        .map_err(|e| AppError::Config(format!("feed loading panicked: {e}")))?
+        .map_err(|e| AppError::Config(format!("feeds: {e}")))?;
+    for feed in feeds.current().feeds() {
+        FeedLoaded {
+            feed: feed.name(),
+            entries: feed.len(),
+            skipped_lines: feed.skipped_lines(),
+            first_skipped: feed.first_skipped().first(),
+        }
+        .emit(metrics);
+    }
+    Ok(Arc::new(feeds))
+}
+
+/// Assembles the processing stages from the settings.
+pub fn build_processor(
+    settings: &Settings,
+    feeds: Arc<LocalFeeds>,
+    metrics: Arc<Metrics>,
+) -> Result<Processor, AppError> {
+    let ignore = settings
+        .ignore_cidrs()
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    Ok(Processor::new(
+        FormatRegistry::builtin(settings.json_ip_fields()),
+        IpFilter::new(settings.filter.allow_documentation_ranges, ignore),
+        DedupCache::new(settings.dedup.ttl, settings.dedup.max_entries),
+        feeds,
+        ProcessorOptions {
+            max_line_bytes: settings.parse.max_line_bytes,
+            dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
+            min_verdict: settings.publish.min_verdict,
+            feed_weights: settings
+                .feeds
+                .iter()
+                .map(|f| (f.name.clone(), f.weight))
+                .collect(),
+            unqueried_providers: unqueried_provider_entries(&settings.providers),
+        },
+        metrics,
+    ))
+}
+
+/// Waits until the brokers answer, then checks that the output and DLQ topics exist.
+/// Returns `Ok(false)` when shutdown was requested while waiting.
+async fn wait_for_topics(
+    producer: &crate::kafka::producer::OutputProducer,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) -> Result<bool, AppError> {
+    let mut logged = false;
+    loop {
+        let client = producer.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            client.client().fetch_metadata(None, Duration::from_secs(5))
+        })
+        .await
+        .map_err(|e| AppError::Kafka(format!("metadata task failed: {e}")))?;
+        match metadata {
+            Ok(metadata) => {
+                let present = |name: &str| {
+                    metadata
+                        .topics()
+                        .iter()
+                        .any(|t| t.name() == name && t.error().is_none())
+                };
+                for topic in [&settings.kafka.output_topic, &settings.kafka.dlq_topic] {
+                    if !present(topic) {
+                        return Err(AppError::Kafka(format!(
+                            "topic `{topic}` does not exist on {}; create it (scripts/broker.sh does for the tests)",
+                            settings.kafka.brokers
+                        )));
+                    }
+                }
+                for topic in &settings.kafka.input_topics {
+                    if !present(topic) {
+                        warn!(topic = %topic, "input topic does not exist yet; waiting for it");
+                    }
+                }
+                return Ok(true);
+            }
+            Err(e) => {
+                if !logged {
+                    warn!(brokers = %settings.kafka.brokers, error = %e, "kafka not reachable yet; retrying");
+                    logged = true;
+                }
+                // Cancellation-safe: sleeping holds no state.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(false),
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn consumer_loop(
+    consumer: Arc<EventConsumer>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    raw_tx: mpsc::Sender<(RawEvent, Instant)>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    loop {
+        // Biased towards shutdown so a busy topic cannot delay it; `recv` is cancellation-safe.
+        let message = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            message = consumer.recv() => message,
+        };
+        let raw = match message {
+            Ok(message) => {
+                use rdkafka::message::Message;
+                let topic = match topics.get(message.topic()) {
+                    Some(topic) => topic.clone(),
+                    None => {
+                        let topic: Arc<str> = Arc::from(message.topic());
+                        topics.insert(message.topic().to_owned(), topic.clone());
+                        topic
+                    }
+                };
+                raw_event_from(&message, topic)
+            }
+            Err(error) => {
+                KafkaClientError {
+                    kind: crate::kafka::error_kind(&error),
+                    error: &error.to_string(),
+                }
+                .emit(&metrics);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        tracker.lock().unwrap_or_else(|p| p.into_inner()).begin(
+            &raw.origin.topic,
+            raw.origin.partition,
+            raw.origin.offset,
+        );
+        let item = (raw, Instant::now());
+        match raw_tx.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                let waited_from = Instant::now();
+                // A message dropped here on shutdown was begun but never finished, so its
+                // offset is never stored: it is read again by the next owner.
+                let sent = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => false,
+                    result = raw_tx.send(item) => result.is_ok(),
+                };
+                BackpressureWaited {
+                    stage: "consume",
+                    waited: waited_from.elapsed(),
+                }
+                .emit(&metrics);
+                if !sent {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn process_loop(
+    processor: Processor,
+    mut raw_rx: mpsc::Receiver<(RawEvent, Instant)>,
+    processed_tx: mpsc::Sender<Processed>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some((raw, received)) = raw_rx.recv().await {
+        let processed = processor.process_message(&raw, received);
+        match processed_tx.try_send(processed) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
+            Err(mpsc::error::TrySendError::Full(processed)) => {
+                let waited_from = Instant::now();
+                if processed_tx.send(processed).await.is_err() {
+                    break;
+                }
+                BackpressureWaited {
+                    stage: "process",
+                    waited: waited_from.elapsed(),
+                }
+                .emit(&metrics);
+            }
+        }
+    }
+}
+
+async fn sink_loop(
+    mut processed_rx: mpsc::Receiver<Processed>,
+    publisher: OutputPublisher,
+    consumer: Arc<EventConsumer>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    max_in_flight: usize,
+    metrics: Arc<Metrics>,
+) {
+    let mut in_flight = FuturesUnordered::new();
+    let mut input_open = true;
+    loop {
+        if !input_open && in_flight.is_empty() {
+            break;
+        }
+        // Biased towards completions so the window drains before it grows; both branches are
+        // cancellation-safe (`next` on FuturesUnordered and `recv` keep their state).
+        tokio::select! {
+            biased;
+            Some((origin, received)) = in_flight.next(), if !in_flight.is_empty() => {
+                let origin: crate::model::Origin = origin;
+                MessageCompleted { elapsed: Instant::elapsed(&received) }.emit(&metrics);
+                let store = tracker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .complete(&origin.topic, origin.partition, origin.offset);
+                if let Some(offset) = store {
+                    match consumer.store_offset(&origin.topic, origin.partition, offset) {
+                        Ok(()) => OffsetStored.emit(&metrics),
+                        // The partition was revoked meanwhile; its new owner re-reads it.
+                        Err(e) => tracing::debug!(error = %e, "offset not stored"),
+                    }
+                }
+            }
+            next = processed_rx.recv(), if input_open && in_flight.len() < max_in_flight => {
+                match next {
+                    Some(processed) => {
+                        let publisher = publisher.clone();
+                        in_flight.push(async move {
+                            let Processed { origin, received, outputs } = processed;
+                            let deliveries = outputs.into_iter().map(|o| publisher.deliver(o, &origin));
+                            futures::future::join_all(deliveries).await;
+                            (origin, received)
+                        });
+                    }
+                    None => input_open = false,
+                }
+            }
+        }
+    }
+}
+
+async fn housekeeping_loop(
+    feeds: Arc<LocalFeeds>,
+    dedup: DedupCache,
+    reload_every: Duration,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut reload = tokio::time::interval(reload_every);
+    let mut sample = tokio::time::interval(Duration::from_secs(5));
+    reload.tick().await;
+    loop {
+        // Ticks and cancellation are all cancellation-safe.
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = reload.tick() => {
+                let feeds = feeds.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    let changed = feeds.reload_if_changed();
+                    (changed, feeds)
+                })
+                .await;
+                if let Ok((changed, feeds)) = result {
+                    match changed {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            FeedReloadFinished { error: None }.emit(&metrics);
+                            for feed in feeds.current().feeds() {
+                                FeedLoaded {
+                                    feed: feed.name(),
+                                    entries: feed.len(),
+                                    skipped_lines: feed.skipped_lines(),
+                                    first_skipped: feed.first_skipped().first(),
+                                }
+                                .emit(&metrics);
+                            }
+                        }
+                        Err(e) => FeedReloadFinished { error: Some(&e.to_string()) }.emit(&metrics),
+                    }
+                }
+            }
+            _ = sample.tick() => {
+                let count = i64::try_from(dedup.entry_count()).unwrap_or(i64::MAX);
+                metrics.cache_entries.with_label_values(&["dedup"]).set(count);
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Threat intelligence: local feeds (in [`feeds`]) and the seam remote providers plug into.
+//!
+//! A remote provider is one module implementing [`Provider`] plus one registration line; its
+//! answer becomes the provider's `intel` entry and, only when the status is `ok`, reasons that
+//! change the score. Errors map to a status (design §3) and are never evidence.
+
+pub mod feeds;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use futures::future::BoxFuture;
+
+use crate::record::{Network, ProviderIntel, ProviderStatus, Reason};
+use crate::settings::ProvidersSettings;
+
+/// A provider's answer about one address.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// The provider knows the address.
+    Found {
+        /// Facts for the record's `intel.<provider>` entry.
+        facts: serde_json::Map<String, serde_json::Value>,
+        /// Evidence that changes the score.
+        reasons: Vec<Reason>,
+        /// Network facts, where the provider has them.
+        network: Network,
+    },
+    /// The provider answered that it knows nothing about the address.
+    NotFound,
+}
+
+/// Why a provider gave no answer. None of these is evidence about the address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// 401: credentials missing or rejected.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// 403: not allowed for this account.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// 429: throttled.
+    #[error("rate limited: {0}")]
+    RateLimited(String),
+    /// Daily or monthly budget spent.
+    #[error("quota exhausted: {0}")]
+    QuotaExhausted(String),
+    /// No answer in time.
+    #[error("timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// 5xx or connection failure.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// An answer that could not be read (HTML challenge, bad JSON).
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+}
+
+impl ProviderError {
+    /// Bounded label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Unauthorized(_) => "unauthorized",
+            ProviderError::Forbidden(_) => "forbidden",
+            ProviderError::RateLimited(_) => "rate_limited",
+            ProviderError::QuotaExhausted(_) => "quota_exhausted",
+            ProviderError::Timeout(_) => "timeout",
+            ProviderError::Unavailable(_) => "unavailable",
+            ProviderError::InvalidResponse(_) => "invalid_response",
+        }
+    }
+
+    /// The record status this error is reported as.
+    pub fn status(&self) -> ProviderStatus {
+        match self {
+            ProviderError::Unauthorized(_) => ProviderStatus::Unauthorized,
+            ProviderError::Forbidden(_) => ProviderStatus::Forbidden,
+            ProviderError::RateLimited(_) => ProviderStatus::RateLimited,
+            ProviderError::QuotaExhausted(_) => ProviderStatus::QuotaExhausted,
+            ProviderError::Timeout(_) => ProviderStatus::Timeout,
+            ProviderError::Unavailable(_) => ProviderStatus::Unavailable,
+            ProviderError::InvalidResponse(_) => ProviderStatus::InvalidResponse,
+        }
+    }
+}
+
+/// A source of intelligence about an address.
+pub trait Provider: Send + Sync {
+    /// Name used as the `intel` key and metric label.
+    fn name(&self) -> &'static str;
+    /// Looks one address up.
+    fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>>;
+}
+
+/// Turns a lookup result into the record's `intel` entry and the reasons it contributes.
+/// Only `ok` contributes reasons; an error contributes none.
+pub fn intel_entry(result: &Result<Lookup, ProviderError>) -> (ProviderIntel, Vec<Reason>) {
+    match result {
+        Ok(Lookup::Found { facts, reasons, .. }) => (
+            ProviderIntel {
+                status: ProviderStatus::Ok,
+                detail: None,
+                facts: facts.clone(),
+            },
+            reasons.clone(),
+        ),
+        Ok(Lookup::NotFound) => (
+            ProviderIntel::status(
+                ProviderStatus::NotFound,
+                "no information about this address",
+            ),
+            Vec::new(),
+        ),
+        Err(error) => (
+            ProviderIntel::status(error.status(), error.to_string()),
+            Vec::new(),
+        ),
+    }
+}
+
+/// The `intel` entries of the providers this build does not query, with the reason.
+pub fn unqueried_provider_entries(
+    providers: &ProvidersSettings,
+) -> BTreeMap<String, ProviderIntel> {
+    providers
+        .all()
+        .into_iter()
+        .map(|(name, settings)| {
+            let detail = match (name, settings.enabled) {
+                ("talos", _) => "Cisco Talos has no public API; no Talos-format list configured",
+                (_, false) => "not enabled in the configuration",
+                (_, true) => "not available in this build",
+            };
+            (
+                name.to_owned(),
+                ProviderIntel::status(ProviderStatus::Disabled, detail),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_never_evidence() {
+        let errors = [
+            ProviderError::Unauthorized("401".into()),
+            ProviderError::Forbidden("403".into()),
+            ProviderError::RateLimited("429".into()),
+            ProviderError::QuotaExhausted("daily".into()),
+            ProviderError::Timeout(std::time::Duration::from_secs(1)),
+            ProviderError::Unavailable("503".into()),
+            ProviderError::InvalidResponse("html".into()),
+        ];
+        for error in errors {
+            let (entry, reasons) = intel_entry(&Err(error.clone()));
+            assert!(reasons.is_empty());
+            assert_eq!(entry.status, error.status());
+            assert!(!entry.status.is_answer());
+            assert_eq!(error.kind(), serde_json::to_value(error.status()).unwrap());
+        }
+        let (entry, reasons) = intel_entry(&Ok(Lookup::NotFound));
+        assert_eq!((entry.status, reasons.len()), (ProviderStatus::NotFound, 0));
+    }
+}

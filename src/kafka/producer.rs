@@ -1,0 +1,216 @@
+//! The producer: delivers records to the output topic and entries to the DLQ topic.
+//!
+//! * Retriable errors (queue full, timeouts, broker or leader unavailable, unknown topic while
+//!   metadata catches up) are retried with capped exponential backoff, forever: a broker outage
+//!   stalls the pipeline (bounded channels stop the consumer) and nothing is lost.
+//! * Permanent errors (message too large, invalid record) turn a record into a
+//!   `publish_failed` DLQ entry; a DLQ entry that fails permanently is counted and logged at
+//!   `error` as lost, the one path where data is given up, and only for broker-refused data.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::util::Timeout;
+use rdkafka::ClientContext;
+
+use crate::kafka::consumer::log_librdkafka;
+use crate::kafka::{apply_passthrough, base_client_config, error_kind};
+use crate::model::Origin;
+use crate::pipeline::{Output, OutputKind};
+use crate::record::DlqEntry;
+use crate::settings::{Settings, SettingsError};
+use crate::telemetry::events::{
+    DlqEntryPublished, KafkaClientError, OutputLostError, ProduceFailedError, RecordPublished,
+};
+use crate::telemetry::Metrics;
+
+/// Statistics and error callbacks of the producer.
+pub struct ProducerStatsContext {
+    metrics: Arc<Metrics>,
+    connected: Arc<AtomicBool>,
+}
+
+impl ProducerStatsContext {
+    /// A context that reports broker connectivity to `/readyz` through `connected`.
+    pub fn new(metrics: Arc<Metrics>, connected: Arc<AtomicBool>) -> Self {
+        ProducerStatsContext { metrics, connected }
+    }
+}
+
+impl ClientContext for ProducerStatsContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        log_librdkafka(level, fac, message);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let up = statistics.brokers.values().any(|b| b.state == "UP");
+        self.connected.store(up, Ordering::Relaxed);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.connected.store(false, Ordering::Relaxed);
+        }
+        KafkaClientError {
+            kind: error_kind(&error),
+            error: reason,
+        }
+        .emit(&self.metrics);
+    }
+}
+
+/// The producer type used by the daemon.
+pub type OutputProducer = FutureProducer<ProducerStatsContext>;
+
+/// Creates the producer.
+pub fn create_producer(
+    settings: &Settings,
+    context: ProducerStatsContext,
+) -> Result<OutputProducer, ProducerError> {
+    let mut config = base_client_config(settings)?;
+    config.set("linger.ms", "5").set("acks", "all");
+    apply_passthrough(&mut config, settings);
+    Ok(config.create_with_context(context)?)
+}
+
+/// Why the producer could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    /// Bad settings.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// librdkafka refused the configuration.
+    #[error("kafka producer: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Delivers outputs with the retry policy of this module.
+#[derive(Clone)]
+pub struct OutputPublisher {
+    producer: OutputProducer,
+    output_topic: Arc<str>,
+    dlq_topic: Arc<str>,
+    dlq_max_payload_bytes: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// Backoff between retries of one output.
+const RETRY_START: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long `send` waits for room in librdkafka's queue before counting a retry.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl OutputPublisher {
+    /// A publisher over `producer`.
+    pub fn new(producer: OutputProducer, settings: &Settings, metrics: Arc<Metrics>) -> Self {
+        OutputPublisher {
+            producer,
+            output_topic: settings.kafka.output_topic.as_str().into(),
+            dlq_topic: settings.kafka.dlq_topic.as_str().into(),
+            dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
+            metrics,
+        }
+    }
+
+    /// The underlying producer (for flushing).
+    pub fn producer(&self) -> &OutputProducer {
+        &self.producer
+    }
+
+    /// Delivers one output of the message at `origin`; returns once it has a successful
+    /// delivery report, or once it has been given up (counted and logged).
+    pub async fn deliver(&self, output: Output, origin: &Origin) {
+        let mut output = output;
+        let mut backoff = RETRY_START;
+        loop {
+            let topic = match output.kind {
+                OutputKind::Record(_) => &self.output_topic,
+                OutputKind::Dlq(_) => &self.dlq_topic,
+            };
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).payload(&output.payload[..]);
+            if let Some(key) = &output.key {
+                record = record.key(&key[..]);
+            }
+            let error = match self
+                .producer
+                .send(record, Timeout::After(QUEUE_TIMEOUT))
+                .await
+            {
+                Ok(_) => {
+                    match output.kind {
+                        OutputKind::Record(verdict) => {
+                            RecordPublished { verdict }.emit(&self.metrics)
+                        }
+                        OutputKind::Dlq(reason) => DlqEntryPublished { reason }.emit(&self.metrics),
+                    }
+                    return;
+                }
+                Err((error, _message)) => error,
+            };
+            let permanent = is_permanent(&error);
+            let text = error.to_string();
+            ProduceFailedError {
+                kind: error_kind(&error),
+                permanent,
+                topic,
+                error: &text,
+            }
+            .emit(&self.metrics);
+            if permanent {
+                match output.kind {
+                    OutputKind::Record(_) => {
+                        output = self.publish_failed_entry(&output, origin, &text);
+                        backoff = RETRY_START;
+                        continue;
+                    }
+                    OutputKind::Dlq(_) => {
+                        OutputLostError {
+                            origin,
+                            error: &text,
+                        }
+                        .emit(&self.metrics);
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    }
+
+    fn publish_failed_entry(&self, output: &Output, origin: &Origin, error: &str) -> Output {
+        let entry = DlqEntry::new(
+            "publish_failed",
+            format!("threat record refused by the broker: {error}"),
+            origin,
+            None,
+            None,
+            &output.payload,
+            self.dlq_max_payload_bytes,
+            SystemTime::now(),
+        );
+        Output {
+            kind: OutputKind::Dlq("publish_failed"),
+            key: output.key.clone(),
+            payload: serde_json::to_vec(&entry).unwrap_or_default(),
+        }
+    }
+}
+
+/// Errors that no retry can fix: the broker refuses this message as it is.
+fn is_permanent(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
+}

@@ -1,0 +1,32 @@
+//! threatsift: firewall and proxy events from Kafka in, scored threat records out.
+//!
+//! # Architecture
+//!
+//! ```text
+//! consumer ──raw──▶ process (parse → extract → filter → dedup → local intel → score) ──out──▶ sink
+//!    ▲                                                                                         │
+//!    └──────────── offsets stored only when every output of a message is delivered ◀──────────┘
+//! ```
+//!
+//! * The stages under [`pipeline`] are plain synchronous code; [`app`] is the only place that
+//!   creates channels and spawns tasks.
+//! * Channels are bounded: a slow producer fills the sink's in-flight window, which fills the
+//!   `out` channel, which stops the processor, which stops the consumer. Memory stays flat.
+//! * Offsets: [`kafka::offsets::OffsetTracker`] stores, per partition, the highest offset below
+//!   which every message is finished (all records and DLQ entries delivered, or nothing to send).
+//! * Shutdown: the consumer stops on the cancellation token and drops its sender; each later
+//!   stage ends when its input closes; the producer is flushed and the offsets committed.
+#![warn(missing_docs)]
+#![deny(unreachable_pub)]
+
+pub mod app;
+pub mod demo;
+pub mod intel;
+pub mod kafka;
+pub mod model;
+pub mod pipeline;
+pub mod record;
+pub mod server;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;

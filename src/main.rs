@@ -1,0 +1,176 @@
+//! The `threatsift` binary: parses the command line, loads settings, starts telemetry and hands
+//! over to the library. Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use threatsift::pipeline::extract::extract_ip_observations;
+use threatsift::pipeline::parse::FormatRegistry;
+use threatsift::settings::Settings;
+use threatsift::telemetry::{self, LogFormat, Metrics};
+
+/// Kafka firewall and proxy events in, scored threat records out.
+#[derive(Parser)]
+#[command(name = "threatsift", version, about)]
+struct Cli {
+    /// Log line style on stderr (filter with RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// Configuration file (TOML) layered over the built-in defaults.
+        #[arg(long, env = "THREATSIFT_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole pipeline on an in-process Kafka with bundled sample events; no setup.
+    Demo,
+    /// Validate the configuration and print the effective settings, secrets redacted.
+    CheckConfig {
+        /// Configuration file (TOML) layered over the built-in defaults.
+        #[arg(long, env = "THREATSIFT_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Parse raw events, one per line, and print the addresses found, one JSON object per line.
+    Parse {
+        /// Input file; standard input when absent.
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format);
+    match cli.command {
+        Command::Run { config } => run_daemon(config),
+        Command::Demo => run_demo(),
+        Command::CheckConfig { config } => match Settings::load(config.as_deref()) {
+            Ok(settings) => {
+                print!("{}", settings.to_redacted_toml());
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_error(&e),
+        },
+        Command::Parse { file } => parse_lines(file),
+    }
+}
+
+fn config_error(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("threatsift: {error}");
+    ExitCode::from(2)
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn run_daemon(config: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => return config_error(&e),
+    };
+    let registry = match prometheus::Registry::new_custom(None, None) {
+        Ok(registry) => registry,
+        Err(e) => return fail(&e),
+    };
+    let metrics = match Metrics::new(&registry) {
+        Ok(metrics) => Arc::new(metrics),
+        Err(e) => return fail(&e),
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&e),
+    };
+    let result = runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        threatsift::shutdown::watch_signals(shutdown.clone());
+        threatsift::app::run(settings, registry, metrics, shutdown).await
+    });
+    match result {
+        Ok(summary) if summary.drained => ExitCode::SUCCESS,
+        Ok(summary) => {
+            eprintln!(
+                "threatsift: drain deadline passed with {} message(s) unfinished; they will be read again",
+                summary.unfinished
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("threatsift: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+fn run_demo() -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&e),
+    };
+    let stdout = std::io::stdout();
+    match runtime.block_on(threatsift::demo::run_demo(&mut stdout.lock())) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("threatsift: {error}");
+    ExitCode::from(1)
+}
+
+fn parse_lines(file: Option<PathBuf>) -> ExitCode {
+    let input: Box<dyn BufRead> = match &file {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => return config_error(&format!("cannot read {}: {e}", path.display())),
+        },
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let registry = FormatRegistry::builtin(Vec::new());
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for line in input.split(b'\n') {
+        let Ok(bytes) = line else { break };
+        let value = match std::str::from_utf8(&bytes) {
+            Err(e) => {
+                serde_json::json!({"error": format!("not valid UTF-8 (first bad byte at {})", e.valid_up_to())})
+            }
+            Ok(text) => match registry.parse_line(text.trim_end_matches('\r')) {
+                Err(e) => serde_json::json!({"error": e.to_string(), "kind": e.kind()}),
+                Ok(event) => {
+                    let mut ips = Vec::new();
+                    extract_ip_observations(&event, &mut ips);
+                    let first = |role| {
+                        ips.iter()
+                            .find(|o| o.role == role)
+                            .map(|o| o.ip.to_string())
+                    };
+                    serde_json::json!({
+                        "format": event.format,
+                        "source_ip": first(threatsift::model::Role::Source),
+                        "destination_ip": first(threatsift::model::Role::Destination),
+                        "ips": ips.iter().map(|o| serde_json::json!({"ip": o.ip.to_string(), "role": o.role})).collect::<Vec<_>>(),
+                    })
+                }
+            },
+        };
+        if writeln!(out, "{value}").is_err() {
+            break;
+        }
+    }
+    let _ = out.flush();
+    ExitCode::SUCCESS
+}

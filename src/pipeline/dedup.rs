@@ -1,0 +1,140 @@
+//! Dedup: remembers which addresses were enriched within the window (a moka cache).
+//!
+//! * In: a public address and the time of the sighting.
+//! * Out: whether this is the first sighting in the window, plus the sighting count so far.
+//! * A repeat sighting is an intentional drop: the caller counts it (`dedup_hits_total`) and
+//!   still acknowledges the message. Entries expire `ttl` after the first sighting; when
+//!   `max_entries` is reached the least recently used are evicted, so memory is bounded.
+//! * Concurrent first sightings of one address are coalesced by moka's entry API: exactly one
+//!   caller sees `first == true`.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moka::sync::Cache;
+
+/// What the window knows about an address.
+#[derive(Debug)]
+pub struct Sighting {
+    /// Seconds since the epoch of the first sighting.
+    first_seen: u64,
+    /// Seconds since the epoch of the latest sighting.
+    last_seen: AtomicU64,
+    /// Sightings so far.
+    count: AtomicU64,
+}
+
+impl Sighting {
+    /// Time of the first sighting.
+    pub fn first_seen(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.first_seen)
+    }
+
+    /// Time of the latest sighting.
+    pub fn last_seen(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    /// Sightings so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// The result of one sighting.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// True for the first sighting in the window.
+    pub first: bool,
+    /// The shared sighting state.
+    pub sighting: Arc<Sighting>,
+}
+
+/// The dedup window.
+#[derive(Clone)]
+pub struct DedupCache {
+    cache: Cache<IpAddr, Arc<Sighting>>,
+}
+
+impl DedupCache {
+    /// A window of `ttl` holding at most `max_entries` addresses.
+    pub fn new(ttl: Duration, max_entries: u64) -> Self {
+        DedupCache {
+            cache: Cache::builder()
+                .name("dedup")
+                .max_capacity(max_entries)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// Records a sighting of `ip` at `now`.
+    pub fn observe(&self, ip: IpAddr, now: SystemTime) -> Observation {
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let entry = self.cache.entry(ip).or_insert_with(|| {
+            Arc::new(Sighting {
+                first_seen: secs,
+                last_seen: AtomicU64::new(secs),
+                count: AtomicU64::new(0),
+            })
+        });
+        let first = entry.is_fresh();
+        let sighting = entry.into_value();
+        sighting.count.fetch_add(1, Ordering::Relaxed);
+        sighting.last_seen.fetch_max(secs, Ordering::Relaxed);
+        Observation { first, sighting }
+    }
+
+    /// Entries held (approximate until pending maintenance runs).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_sighting_then_hits_are_counted() {
+        let cache = DedupCache::new(Duration::from_secs(60), 100);
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        let first = cache.observe(ip, t0);
+        assert!(first.first);
+        let second = cache.observe(ip, t0 + Duration::from_secs(5));
+        assert!(!second.first);
+        assert_eq!(second.sighting.count(), 2);
+        assert_eq!(second.sighting.first_seen(), t0);
+        assert_eq!(second.sighting.last_seen(), t0 + Duration::from_secs(5));
+        assert!(cache.observe("203.0.113.8".parse().unwrap(), t0).first);
+        assert_eq!(cache.entry_count(), 2);
+    }
+
+    #[test]
+    fn entries_expire_after_the_window() {
+        let cache = DedupCache::new(Duration::from_millis(50), 100);
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(cache.observe(ip, SystemTime::now()).first);
+        #[allow(clippy::disallowed_methods)] // a plain thread, no runtime to block
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(cache.observe(ip, SystemTime::now()).first);
+    }
+
+    #[test]
+    fn concurrent_first_sightings_coalesce() {
+        let cache = DedupCache::new(Duration::from_secs(60), 100);
+        let ip: IpAddr = "198.51.100.9".parse().unwrap();
+        let firsts: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| usize::from(cache.observe(ip, SystemTime::now()).first)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+        });
+        assert_eq!(firsts, 1);
+        assert_eq!(cache.observe(ip, SystemTime::now()).sighting.count(), 9);
+    }
+}

@@ -1,0 +1,169 @@
+//! Extract: [`Event`] → [`IpObservation`]s. Pure and synchronous.
+//!
+//! * In: the address tokens a parser found, with roles.
+//! * Out: valid addresses in canonical form (IPv4-mapped IPv6 becomes IPv4), each `(ip, role)`
+//!   pair once per event, in the order the parser gave them.
+//! * Dropped and counted: tokens that are not an address (hostnames, `-`, `N/A`, garbage); the
+//!   caller counts them as `ip_tokens_invalid_total`.
+//!
+//! Token grammar: a bare IPv4 or IPv6; `[v6]` or `[v6]:port`; `v4:port`; `ip/port` (Cisco,
+//! Juniper); an IPv6 zone id (`fe80::1%eth0`) is dropped.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::model::{Event, IpObservation};
+
+/// Placeholders vendors write where there is no address; not counted as invalid.
+const PLACEHOLDERS: [&str; 6] = ["", "-", "n/a", "none", "null", "unknown"];
+
+/// Appends the event's valid addresses to `out`; returns how many tokens were not addresses.
+pub fn extract_ip_observations(event: &Event<'_>, out: &mut Vec<IpObservation>) -> u64 {
+    let mut invalid = 0;
+    let start = out.len();
+    for (role, token) in &event.addresses {
+        match parse_ip_token(token) {
+            Some(ip) => {
+                let observation = IpObservation { ip, role: *role };
+                if !out[start..].contains(&observation) {
+                    out.push(observation);
+                }
+            }
+            None if is_placeholder(token) => {}
+            None => invalid += 1,
+        }
+    }
+    invalid
+}
+
+fn is_placeholder(token: &str) -> bool {
+    let token = token.trim();
+    PLACEHOLDERS.iter().any(|p| p.eq_ignore_ascii_case(token))
+}
+
+/// Parses one address token as vendors write them; `None` when it is not an address.
+pub fn parse_ip_token(token: &str) -> Option<IpAddr> {
+    let token = token.trim().trim_matches('"');
+    if token.is_empty() || token.len() > 64 {
+        return None;
+    }
+    if let Ok(ip) = token.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    // `[2001:db8::1]:443` or `[2001:db8::1]`
+    if let Some(inner) = token.strip_prefix('[') {
+        let end = inner.find(']')?;
+        let rest = &inner[end + 1..];
+        if !(rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port)) {
+            return None;
+        }
+        return parse_without_zone(&inner[..end]);
+    }
+    // `203.0.113.7:443`: exactly one colon means IPv4 with a port.
+    if let Some((host, port)) = token.split_once(':') {
+        if !port.contains(':') && is_port(port) {
+            return host.parse::<Ipv4Addr>().ok().map(IpAddr::V4);
+        }
+    }
+    // `ip/port`: the port follows the last slash.
+    if let Some((host, port)) = token.rsplit_once('/') {
+        if is_port(port) {
+            if let Some(ip) = parse_without_zone(host) {
+                return Some(ip);
+            }
+        }
+    }
+    parse_without_zone(token)
+}
+
+fn parse_without_zone(text: &str) -> Option<IpAddr> {
+    let text = text.split_once('%').map_or(text, |(ip, _zone)| ip);
+    text.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Role;
+    use std::borrow::Cow;
+
+    #[test]
+    fn token_grammar() {
+        let cases = [
+            ("203.0.113.7", Some("203.0.113.7")),
+            (" 203.0.113.7 ", Some("203.0.113.7")),
+            ("203.0.113.7:443", Some("203.0.113.7")),
+            ("203.0.113.7/51544", Some("203.0.113.7")),
+            ("2001:db8::1", Some("2001:db8::1")),
+            (
+                "2001:0DB8:0BAD:0001:0000:0000:0000:0007",
+                Some("2001:db8:bad:1::7"),
+            ),
+            ("[2001:db8::1]:443", Some("2001:db8::1")),
+            ("[2001:db8::1]", Some("2001:db8::1")),
+            ("2001:db8::1/443", Some("2001:db8::1")),
+            ("fe80::1%eth0", Some("fe80::1")),
+            ("::ffff:192.0.2.10", Some("192.0.2.10")),
+            ("010.1.1.1", None),
+            ("256.1.1.1", None),
+            ("00:16:3e:aa:bb:cc", None),
+            ("host.example.com", None),
+            ("1.2.3", None),
+            ("[2001:db8::1]x", None),
+            // `ip/port` and a CIDR look alike; address fields hold addresses, so it is the former.
+            ("203.0.113.0/24", Some("203.0.113.0")),
+        ];
+        for (token, want) in cases {
+            let got = parse_ip_token(token).map(|ip| ip.to_string());
+            assert_eq!(got.as_deref(), want, "{token}");
+        }
+    }
+
+    #[test]
+    fn observations_are_unique_per_role_and_invalid_tokens_counted() {
+        let event = Event {
+            addresses: vec![
+                (Role::Source, Cow::Borrowed("203.0.113.7")),
+                (Role::Source, Cow::Borrowed("203.0.113.7:80")),
+                (Role::Unknown, Cow::Borrowed("203.0.113.7")),
+                (Role::Destination, Cow::Borrowed("-")),
+                (Role::Destination, Cow::Borrowed("not-an-ip")),
+            ],
+            ..Event::default()
+        };
+        let mut out = Vec::new();
+        let invalid = extract_ip_observations(&event, &mut out);
+        assert_eq!(invalid, 1);
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(
+            out,
+            vec![
+                IpObservation {
+                    ip,
+                    role: Role::Source
+                },
+                IpObservation {
+                    ip,
+                    role: Role::Unknown
+                },
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn tokens_never_panic_and_roundtrip(a: u8, b: u8, c: u8, d: u8, port in 0u16..) {
+            let text = format!("{a}.{b}.{c}.{d}:{port}");
+            let want = IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+            proptest::prop_assert_eq!(parse_ip_token(&text), Some(want));
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,80}") {
+            let _ = parse_ip_token(&s);
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The stages between the consumer and the producer. Each is plain code with a `//!` contract;
+//! [`process::Processor`] chains them for one message, and `app` runs it on a task.
+//!
+//! ```text
+//! RawEvent ─▶ parse ─▶ extract ─▶ filter ─▶ dedup ─▶ local intel ─▶ score ─▶ [Output]
+//! ```
+
+pub mod dedup;
+pub mod extract;
+pub mod filter;
+pub mod parse;
+pub mod process;
+pub mod score;
+
+use std::time::Instant;
+
+use crate::model::Origin;
+use crate::record::Verdict;
+
+/// Where an output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// A threat record, to the output topic.
+    Record(Verdict),
+    /// A DLQ entry, to the DLQ topic, with its reason label.
+    Dlq(&'static str),
+}
+
+/// One message to produce.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Record or DLQ entry.
+    pub kind: OutputKind,
+    /// Message key (the IP for records; the input key for DLQ entries).
+    pub key: Option<Vec<u8>>,
+    /// Serialized JSON.
+    pub payload: Vec<u8>,
+}
+
+/// Everything one input message produced; the offset is finished when all are delivered.
+#[derive(Debug)]
+pub struct Processed {
+    /// The input message.
+    pub origin: Origin,
+    /// When the consumer received it.
+    pub received: Instant,
+    /// What to produce (possibly nothing).
+    pub outputs: Vec<Output>,
+}

@@ -1,0 +1,414 @@
+//! Process: one Kafka message → the records and DLQ entries it yields. Synchronous.
+//!
+//! * In: a [`RawEvent`]. A payload is one event per line (a multi-line payload that is one
+//!   JSON document counts as one event).
+//! * Out: a [`Processed`] holding zero or more [`Output`]s: one threat record per address seen
+//!   for the first time in the dedup window whose verdict reaches `publish.min_verdict`, and one
+//!   DLQ entry per line that could not be parsed (the whole message when it is empty or not
+//!   UTF-8).
+//! * Dropped and counted, never silently: non-public addresses (`ips_filtered_total{reason}`),
+//!   repeat sightings (`dedup_hits_total`), events without addresses
+//!   (`events_without_ip_total`), records below the publish threshold
+//!   (`records_withheld_total{verdict}`), address fields that are not addresses
+//!   (`ip_tokens_invalid_total`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::intel::feeds::{FeedMatch, LocalFeeds};
+use crate::model::{Event, IpObservation, Observed, Origin, RawEvent, Role};
+use crate::pipeline::dedup::{DedupCache, Sighting};
+use crate::pipeline::extract::extract_ip_observations;
+use crate::pipeline::filter::IpFilter;
+use crate::pipeline::parse::{FormatRegistry, ParseError};
+use crate::pipeline::score::assess;
+use crate::pipeline::{Output, OutputKind, Processed};
+use crate::record::{
+    rfc3339, DlqEntry, Network, ProviderIntel, ProviderStatus, Reason, ThreatRecord, Verdict,
+    THREAT_SCHEMA,
+};
+use crate::telemetry::events::{
+    EventWithoutIp, FeedMatched, IpDeduplicated, IpFiltered, IpsExtracted, LineParseError,
+    LineParsed, MessageConsumed, RecordWithheld,
+};
+use crate::telemetry::Metrics;
+
+/// Options of the processor that come from configuration.
+#[derive(Debug, Clone)]
+pub struct ProcessorOptions {
+    /// Lines longer than this go to the DLQ.
+    pub max_line_bytes: usize,
+    /// Bytes of the original kept in a DLQ entry.
+    pub dlq_max_payload_bytes: usize,
+    /// Lowest verdict published.
+    pub min_verdict: Verdict,
+    /// Score weight of a listing, by feed name.
+    pub feed_weights: HashMap<String, u8>,
+    /// `intel` entries of providers not queried by this build.
+    pub unqueried_providers: BTreeMap<String, ProviderIntel>,
+}
+
+/// Chains parse → extract → filter → dedup → local intel → score for one message.
+pub struct Processor {
+    registry: FormatRegistry,
+    filter: IpFilter,
+    dedup: DedupCache,
+    feeds: Arc<LocalFeeds>,
+    options: ProcessorOptions,
+    metrics: Arc<Metrics>,
+}
+
+impl Processor {
+    /// Assembles a processor from its stages.
+    pub fn new(
+        registry: FormatRegistry,
+        filter: IpFilter,
+        dedup: DedupCache,
+        feeds: Arc<LocalFeeds>,
+        options: ProcessorOptions,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Processor {
+            registry,
+            filter,
+            dedup,
+            feeds,
+            options,
+            metrics,
+        }
+    }
+
+    /// The dedup window (for the entry-count gauge).
+    pub fn dedup(&self) -> &DedupCache {
+        &self.dedup
+    }
+
+    /// Processes one message.
+    pub fn process_message(&self, raw: &RawEvent, received: Instant) -> Processed {
+        MessageConsumed {
+            topic: &raw.origin.topic,
+        }
+        .emit(&self.metrics);
+        let now = SystemTime::now();
+        let mut outputs = Vec::new();
+        let payload = &raw.payload[..];
+        let text = match std::str::from_utf8(payload) {
+            Ok(text) => text,
+            Err(e) => {
+                let error = ParseError::InvalidUtf8 {
+                    at: e.valid_up_to(),
+                };
+                outputs.push(self.dead_letter(raw, None, payload, &error, now));
+                return self.finish(raw, received, outputs);
+            }
+        };
+        if text.trim().is_empty() {
+            outputs.push(self.dead_letter(raw, None, payload, &ParseError::Empty, now));
+            return self.finish(raw, received, outputs);
+        }
+        let seen_at = raw
+            .timestamp_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map_or(now, |ms| UNIX_EPOCH + Duration::from_millis(ms));
+        let lines = split_events(text);
+        let multi = lines.len() > 1;
+        for (index, line) in lines.into_iter().enumerate() {
+            let line_no = multi.then_some(index);
+            if multi && line.trim().is_empty() {
+                continue;
+            }
+            if line.len() > self.options.max_line_bytes {
+                let error = ParseError::TooLarge {
+                    len: line.len(),
+                    limit: self.options.max_line_bytes,
+                };
+                outputs.push(self.dead_letter(raw, line_no, line.as_bytes(), &error, now));
+                continue;
+            }
+            match self.registry.parse_line(line) {
+                Ok(event) => {
+                    LineParsed {
+                        format: event.format,
+                    }
+                    .emit(&self.metrics);
+                    self.enrich_event(&event, &raw.origin, seen_at, now, &mut outputs);
+                }
+                Err(error) => {
+                    outputs.push(self.dead_letter(raw, line_no, line.as_bytes(), &error, now));
+                }
+            }
+        }
+        self.finish(raw, received, outputs)
+    }
+
+    fn finish(&self, raw: &RawEvent, received: Instant, outputs: Vec<Output>) -> Processed {
+        Processed {
+            origin: raw.origin.clone(),
+            received,
+            outputs,
+        }
+    }
+
+    fn dead_letter(
+        &self,
+        raw: &RawEvent,
+        line: Option<usize>,
+        bytes: &[u8],
+        error: &ParseError,
+        now: SystemTime,
+    ) -> Output {
+        let reason = error.kind();
+        let message = error.to_string();
+        LineParseError {
+            kind: reason,
+            error: &message,
+            origin: &raw.origin,
+        }
+        .emit(&self.metrics);
+        let entry = DlqEntry::new(
+            reason,
+            message,
+            &raw.origin,
+            line,
+            raw.timestamp_ms,
+            bytes,
+            self.options.dlq_max_payload_bytes,
+            now,
+        );
+        Output {
+            kind: OutputKind::Dlq(reason),
+            key: raw.key.as_ref().map(|k| k.to_vec()),
+            payload: serde_json::to_vec(&entry).unwrap_or_default(),
+        }
+    }
+
+    fn enrich_event(
+        &self,
+        event: &Event<'_>,
+        origin: &Origin,
+        seen_at: SystemTime,
+        now: SystemTime,
+        outputs: &mut Vec<Output>,
+    ) {
+        let mut observations = Vec::with_capacity(event.addresses.len());
+        let invalid_tokens = extract_ip_observations(event, &mut observations);
+        let roles: Vec<Role> = observations.iter().map(|o| o.role).collect();
+        IpsExtracted {
+            roles: &roles,
+            invalid_tokens,
+        }
+        .emit(&self.metrics);
+        let mut enriched_any = false;
+        let mut done: Vec<IpAddr> = Vec::with_capacity(observations.len());
+        for observation in &observations {
+            if done.contains(&observation.ip) {
+                continue;
+            }
+            done.push(observation.ip);
+            if let Err(reason) = self.filter.check(observation.ip) {
+                IpFiltered { reason }.emit(&self.metrics);
+                continue;
+            }
+            enriched_any = true;
+            let seen = self.dedup.observe(observation.ip, seen_at);
+            IpDeduplicated { first: seen.first }.emit(&self.metrics);
+            if !seen.first {
+                continue;
+            }
+            let record = self.build_record(
+                observation.ip,
+                event,
+                &observations,
+                origin,
+                &seen.sighting,
+                now,
+            );
+            if record.verdict < self.options.min_verdict {
+                RecordWithheld {
+                    verdict: record.verdict,
+                }
+                .emit(&self.metrics);
+                continue;
+            }
+            outputs.push(Output {
+                kind: OutputKind::Record(record.verdict),
+                key: Some(record.ip.clone().into_bytes()),
+                payload: serde_json::to_vec(&record).unwrap_or_default(),
+            });
+        }
+        if !enriched_any {
+            EventWithoutIp.emit(&self.metrics);
+        }
+    }
+
+    fn build_record(
+        &self,
+        ip: IpAddr,
+        event: &Event<'_>,
+        observations: &[IpObservation],
+        origin: &Origin,
+        sighting: &Sighting,
+        now: SystemTime,
+    ) -> ThreatRecord {
+        let feeds = self.feeds.current();
+        let matches = feeds.lookup(ip);
+        let mut reasons = Vec::with_capacity(matches.len());
+        for hit in &matches {
+            FeedMatched { feed: &hit.feed }.emit(&self.metrics);
+            reasons.push(Reason {
+                source: "feeds".to_owned(),
+                detail: describe_match(hit),
+                weight: u32::from(
+                    self.options
+                        .feed_weights
+                        .get(&*hit.feed)
+                        .copied()
+                        .unwrap_or(0),
+                ),
+            });
+        }
+        let assessment = assess(&reasons);
+        let mut roles: Vec<Role> = observations
+            .iter()
+            .filter(|o| o.ip == ip)
+            .map(|o| o.role)
+            .collect();
+        roles.sort();
+        roles.dedup();
+        let mut intel = self.options.unqueried_providers.clone();
+        intel.insert(
+            "feeds".to_owned(),
+            feeds_entry(feeds.feeds().next().is_some(), &matches),
+        );
+        ThreatRecord {
+            schema: THREAT_SCHEMA.to_owned(),
+            ip: ip.to_string(),
+            ip_version: if ip.is_ipv4() { 4 } else { 6 },
+            verdict: assessment.verdict,
+            severity: assessment.severity,
+            score: assessment.score,
+            reasons,
+            indicator: assessment.indicator.to_owned(),
+            first_seen: rfc3339(sighting.first_seen()),
+            last_seen: rfc3339(sighting.last_seen()),
+            sightings: sighting.count(),
+            roles: roles.clone(),
+            observed: Observed {
+                format: event.format.to_owned(),
+                vendor: event.vendor.as_deref().map(str::to_owned),
+                product: event.product.as_deref().map(str::to_owned),
+                action: event.action.as_deref().map(str::to_owned),
+                peer_ip: peer_of(ip, &roles, observations).map(|p| p.to_string()),
+                rule: event.rule.as_deref().map(str::to_owned),
+                topic: origin.topic.to_string(),
+                partition: origin.partition,
+                offset: origin.offset,
+            },
+            network: Network::default(),
+            intel,
+            revision: 1,
+            generated_at: rfc3339(now),
+        }
+    }
+}
+
+/// Splits a payload into events: one per line, unless the whole payload is one JSON document
+/// spread over several lines.
+fn split_events(text: &str) -> Vec<&str> {
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    if !trimmed.contains('\n') {
+        return vec![trimmed];
+    }
+    if trimmed.trim_start().starts_with('{')
+        && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok()
+    {
+        return vec![trimmed];
+    }
+    trimmed
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r'))
+        .collect()
+}
+
+/// The other end of the connection: a destination for a source, a source for a destination.
+fn peer_of(ip: IpAddr, roles: &[Role], observations: &[IpObservation]) -> Option<IpAddr> {
+    let wanted: &[Role] = if roles
+        .iter()
+        .any(|r| matches!(r, Role::Source | Role::Client))
+    {
+        &[Role::Destination]
+    } else if roles.contains(&Role::Destination) {
+        &[Role::Source, Role::Client]
+    } else {
+        &[]
+    };
+    observations
+        .iter()
+        .find(|o| o.ip != ip && wanted.contains(&o.role))
+        .map(|o| o.ip)
+}
+
+fn describe_match(hit: &FeedMatch) -> String {
+    if hit.exact {
+        format!("listed by feed {}", hit.feed)
+    } else {
+        format!("inside {} listed by feed {}", hit.cidr, hit.feed)
+    }
+}
+
+fn feeds_entry(configured: bool, matches: &[FeedMatch]) -> ProviderIntel {
+    if !configured {
+        return ProviderIntel::status(ProviderStatus::Disabled, "no feeds configured");
+    }
+    let listed: Vec<serde_json::Value> = matches
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "feed": &*m.feed,
+                "cidr": m.cidr.to_string(),
+                "match": if m.exact { "exact" } else { "covering" },
+            })
+        })
+        .collect();
+    let mut facts = serde_json::Map::new();
+    facts.insert("matches".to_owned(), serde_json::Value::Array(listed));
+    ProviderIntel {
+        status: ProviderStatus::Ok,
+        detail: None,
+        facts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitting_keeps_one_json_document_whole() {
+        assert_eq!(split_events("a=1\n"), vec!["a=1"]);
+        assert_eq!(split_events("a=1\r\nb=2\n"), vec!["a=1", "b=2"]);
+        assert_eq!(split_events("{\n \"a\": 1\n}\n").len(), 1);
+        assert_eq!(split_events("{\"a\":1}\n{\"b\":2}").len(), 2);
+    }
+
+    #[test]
+    fn peer_is_the_other_end() {
+        let src: IpAddr = "203.0.113.7".parse().unwrap();
+        let dst: IpAddr = "10.0.0.1".parse().unwrap();
+        let obs = [
+            IpObservation {
+                ip: src,
+                role: Role::Source,
+            },
+            IpObservation {
+                ip: dst,
+                role: Role::Destination,
+            },
+        ];
+        assert_eq!(peer_of(src, &[Role::Source], &obs), Some(dst));
+        assert_eq!(peer_of(dst, &[Role::Destination], &obs), Some(src));
+        assert_eq!(peer_of(src, &[Role::Unknown], &obs), None);
+    }
+}

@@ -1,0 +1,731 @@
+//! Configuration: built-in `config/default.toml` → the `--config` file → environment
+//! `THREATSIFT__SECTION__KEY`. Every key lives in `config/default.toml` (embedded in the binary),
+//! unknown keys are errors, and [`Settings::validate`] checks the cross-field rules. Errors name
+//! the key so `main` can exit 2 with a message an operator can act on.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::model::Role;
+use crate::record::Verdict;
+
+/// The defaults, embedded so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of environment overrides (`THREATSIFT__KAFKA__BROKERS`).
+pub const ENV_PREFIX: &str = "THREATSIFT";
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The layers could not be read or did not match the schema.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is present but not acceptable.
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid {
+        /// Dotted key path.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl SettingsError {
+    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        SettingsError::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Short bounded label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SettingsError::Load(_) => "load",
+            SettingsError::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+/// A secret string: never printed, serialised as a redaction marker.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that must hand it to a client library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when no value is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The inline value, or else the trimmed contents of `file` (when a path is configured).
+    pub fn resolve(&self, file: &str, key: &str) -> Result<Secret, SettingsError> {
+        if !self.is_empty() || file.is_empty() {
+            return Ok(self.clone());
+        }
+        std::fs::read_to_string(file)
+            .map(|text| Secret(text.trim().to_owned()))
+            .map_err(|e| {
+                SettingsError::invalid(key, format!("cannot read secret file {file}: {e}"))
+            })
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_empty() {
+            "\"\""
+        } else {
+            "\"<redacted>\""
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.is_empty() { "" } else { "<redacted>" })
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Brokers, topics, security and client tuning.
+    pub kafka: KafkaSettings,
+    /// Stage channel sizes and the delivery window.
+    pub pipeline: PipelineSettings,
+    /// Parser options.
+    pub parse: ParseSettings,
+    /// Which addresses are never enriched.
+    pub filter: FilterSettings,
+    /// The dedup window.
+    pub dedup: DedupSettings,
+    /// Local blocklist feeds.
+    pub feeds: Vec<FeedSettings>,
+    /// Local intelligence housekeeping.
+    pub intel: IntelSettings,
+    /// What is published.
+    pub publish: PublishSettings,
+    /// Dead-letter queue entries.
+    pub dlq: DlqSettings,
+    /// Metrics and health endpoint.
+    pub server: ServerSettings,
+    /// Shutdown deadline.
+    pub shutdown: ShutdownSettings,
+    /// Remote and local intelligence providers.
+    pub providers: ProvidersSettings,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Consumer group.
+    pub group_id: String,
+    /// Topics to read events from.
+    pub input_topics: Vec<String>,
+    /// Topic threat records are published to.
+    pub output_topic: String,
+    /// Topic unparseable input goes to.
+    pub dlq_topic: String,
+    /// `client.id` of both clients.
+    pub client_id: String,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub security_protocol: String,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (SASL protocols only).
+    pub sasl_mechanism: String,
+    /// SASL user name.
+    pub sasl_username: String,
+    /// SASL password (secret).
+    pub sasl_password: Secret,
+    /// File holding the SASL password, used when `sasl_password` is empty.
+    pub sasl_password_file: String,
+    /// CA bundle for TLS.
+    pub ssl_ca_location: String,
+    /// Client certificate for mutual TLS.
+    pub ssl_certificate_location: String,
+    /// Client key for mutual TLS.
+    pub ssl_key_location: String,
+    /// Password of the client key (secret).
+    pub ssl_key_password: Secret,
+    /// Consumer group session timeout.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// How often stored offsets are committed in the background.
+    #[serde(with = "humantime_serde")]
+    pub auto_commit_interval: Duration,
+    /// How often librdkafka statistics (lag, queues) are sampled; 0s disables.
+    #[serde(with = "humantime_serde")]
+    pub statistics_interval: Duration,
+    /// Raw librdkafka properties applied last, as `"name=value"` strings.
+    pub librdkafka: Vec<String>,
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Capacity of each bounded channel between stages, in messages.
+    pub channel_capacity: usize,
+    /// Messages whose outputs may await delivery reports at once.
+    pub max_in_flight: usize,
+}
+
+/// `[parse]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParseSettings {
+    /// A line longer than this goes to the DLQ as `too_large`.
+    pub max_line_bytes: usize,
+    /// Extra JSON field paths holding addresses, with their role.
+    pub json_ip_fields: Vec<JsonIpField>,
+}
+
+/// One configured JSON address field.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonIpField {
+    /// Dotted path, e.g. `data.attacker.addr`.
+    pub path: String,
+    /// `source`, `destination`, `client`, `nat`, `forwarded` or `unknown`.
+    pub role: String,
+}
+
+/// `[filter]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSettings {
+    /// Treat documentation ranges as public (demo and tests only).
+    pub allow_documentation_ranges: bool,
+    /// CIDRs never enriched (your own networks).
+    pub ignore_cidrs: Vec<String>,
+}
+
+/// `[dedup]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupSettings {
+    /// How long an address is remembered after its first sighting.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Most addresses remembered at once.
+    pub max_entries: u64,
+}
+
+/// `[[feeds]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSettings {
+    /// Name shown in records.
+    pub name: String,
+    /// File with one IP or CIDR per line.
+    pub path: String,
+    /// Score contribution of a listing, 0–100.
+    pub weight: u8,
+}
+
+/// `[intel]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntelSettings {
+    /// How often feed files are checked for changes.
+    #[serde(with = "humantime_serde")]
+    pub feeds_reload_interval: Duration,
+}
+
+/// `[publish]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSettings {
+    /// Lowest verdict published: `unknown`, `clean`, `suspicious` or `malicious`.
+    pub min_verdict: Verdict,
+}
+
+/// `[dlq]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlqSettings {
+    /// Original bytes kept in a DLQ entry; longer payloads are truncated and flagged.
+    pub max_payload_bytes: usize,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    pub listen: String,
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// Time allowed to drain, flush and commit after SIGTERM/SIGINT.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+/// `[providers.*]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersSettings {
+    /// VirusTotal v3.
+    pub virustotal: ProviderSettings,
+    /// AbuseIPDB v2.
+    pub abuseipdb: ProviderSettings,
+    /// RDAP via the IANA bootstrap.
+    pub rdap: ProviderSettings,
+    /// Shodan InternetDB.
+    pub internetdb: ProviderSettings,
+    /// GreyNoise community.
+    pub greynoise: ProviderSettings,
+    /// AlienVault OTX.
+    pub otx: ProviderSettings,
+    /// Local MaxMind/DB-IP databases.
+    pub mmdb: ProviderSettings,
+    /// Cisco Talos (no public API).
+    pub talos: ProviderSettings,
+}
+
+impl ProvidersSettings {
+    /// `(name, settings)` for every provider, in a fixed order.
+    pub fn all(&self) -> [(&'static str, &ProviderSettings); 8] {
+        [
+            ("virustotal", &self.virustotal),
+            ("abuseipdb", &self.abuseipdb),
+            ("rdap", &self.rdap),
+            ("internetdb", &self.internetdb),
+            ("greynoise", &self.greynoise),
+            ("otx", &self.otx),
+            ("mmdb", &self.mmdb),
+            ("talos", &self.talos),
+        ]
+    }
+}
+
+/// One provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// Whether lookups are made.
+    pub enabled: bool,
+    /// API root (HTTP providers).
+    pub base_url: String,
+    /// API key (secret); better set through the environment or `api_key_file`.
+    pub api_key: Secret,
+    /// File holding the API key, used when `api_key` is empty.
+    pub api_key_file: String,
+    /// Local database or list file (mmdb, talos).
+    pub path: String,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Requests allowed per minute.
+    pub per_minute: u32,
+    /// Requests allowed per day (0 = no daily budget).
+    pub per_day: u32,
+    /// How long an answer is kept.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// How long a "not found" answer is kept.
+    #[serde(with = "humantime_serde")]
+    pub not_found_ttl: Duration,
+}
+
+impl Settings {
+    /// Loads the layers and validates the result.
+    pub fn load(config_file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::load_with_env(config_file, Environment::with_prefix(ENV_PREFIX))
+    }
+
+    /// Loads the defaults with `overrides` (TOML) on top, without reading the environment; for
+    /// the demo and tests.
+    pub fn from_toml_overrides(overrides: &str) -> Result<Settings, SettingsError> {
+        let settings: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .add_source(File::from_str(overrides, FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn load_with_env(
+        config_file: Option<&Path>,
+        env: Environment,
+    ) -> Result<Settings, SettingsError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = config_file {
+            if !path.is_file() {
+                return Err(SettingsError::invalid(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let env = env
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("kafka.input_topics")
+            .with_list_parse_key("kafka.librdkafka")
+            .with_list_parse_key("filter.ignore_cidrs")
+            .try_parsing(true);
+        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the rules that the types cannot express.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let k = &self.kafka;
+        require_non_empty("kafka.brokers", &k.brokers)?;
+        require_non_empty("kafka.group_id", &k.group_id)?;
+        require_non_empty("kafka.output_topic", &k.output_topic)?;
+        require_non_empty("kafka.dlq_topic", &k.dlq_topic)?;
+        if k.input_topics.is_empty() {
+            return Err(SettingsError::invalid(
+                "kafka.input_topics",
+                "at least one topic is needed",
+            ));
+        }
+        for (i, topic) in k.input_topics.iter().enumerate() {
+            require_non_empty(&format!("kafka.input_topics[{i}]"), topic)?;
+            if topic == &k.output_topic || topic == &k.dlq_topic {
+                return Err(SettingsError::invalid(
+                    format!("kafka.input_topics[{i}]"),
+                    format!("`{topic}` is also the output or DLQ topic; that would loop"),
+                ));
+            }
+        }
+        if k.output_topic == k.dlq_topic {
+            return Err(SettingsError::invalid(
+                "kafka.dlq_topic",
+                "must differ from output_topic",
+            ));
+        }
+        let protocol = k.security_protocol.to_ascii_lowercase();
+        if !["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(&protocol.as_str()) {
+            return Err(SettingsError::invalid(
+                "kafka.security_protocol",
+                "expected plaintext, ssl, sasl_plaintext or sasl_ssl",
+            ));
+        }
+        if protocol.starts_with("sasl")
+            && !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&k.sasl_mechanism.as_str())
+        {
+            return Err(SettingsError::invalid(
+                "kafka.sasl_mechanism",
+                "expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 with a SASL security_protocol",
+            ));
+        }
+        for (i, entry) in k.librdkafka.iter().enumerate() {
+            match entry.split_once('=') {
+                Some((name, _)) if !name.trim().is_empty() => {}
+                _ => {
+                    return Err(SettingsError::invalid(
+                        format!("kafka.librdkafka[{i}]"),
+                        "expected \"name=value\"",
+                    ))
+                }
+            }
+        }
+        if k.session_timeout < Duration::from_secs(6) {
+            return Err(SettingsError::invalid(
+                "kafka.session_timeout",
+                "must be at least 6s",
+            ));
+        }
+        if self.pipeline.channel_capacity == 0 {
+            return Err(SettingsError::invalid(
+                "pipeline.channel_capacity",
+                "must be > 0",
+            ));
+        }
+        if self.pipeline.max_in_flight == 0 {
+            return Err(SettingsError::invalid(
+                "pipeline.max_in_flight",
+                "must be > 0",
+            ));
+        }
+        if self.parse.max_line_bytes == 0 {
+            return Err(SettingsError::invalid(
+                "parse.max_line_bytes",
+                "must be > 0",
+            ));
+        }
+        for (i, field) in self.parse.json_ip_fields.iter().enumerate() {
+            require_non_empty(&format!("parse.json_ip_fields[{i}].path"), &field.path)?;
+            if Role::from_label(&field.role).is_none() {
+                return Err(SettingsError::invalid(
+                    format!("parse.json_ip_fields[{i}].role"),
+                    "expected source, destination, client, nat, forwarded or unknown",
+                ));
+            }
+        }
+        self.ignore_cidrs()?;
+        if self.dedup.max_entries == 0 {
+            return Err(SettingsError::invalid("dedup.max_entries", "must be > 0"));
+        }
+        if self.dedup.ttl.is_zero() {
+            return Err(SettingsError::invalid("dedup.ttl", "must be > 0"));
+        }
+        for (i, feed) in self.feeds.iter().enumerate() {
+            require_non_empty(&format!("feeds[{i}].name"), &feed.name)?;
+            require_non_empty(&format!("feeds[{i}].path"), &feed.path)?;
+            if feed.weight > 100 {
+                return Err(SettingsError::invalid(
+                    format!("feeds[{i}].weight"),
+                    "must be 0–100",
+                ));
+            }
+            if self.feeds[..i].iter().any(|other| other.name == feed.name) {
+                return Err(SettingsError::invalid(
+                    format!("feeds[{i}].name"),
+                    format!("`{}` is used by an earlier feed", feed.name),
+                ));
+            }
+        }
+        if self.intel.feeds_reload_interval.is_zero() {
+            return Err(SettingsError::invalid(
+                "intel.feeds_reload_interval",
+                "must be > 0",
+            ));
+        }
+        self.listen_addr()?;
+        if self.shutdown.drain_timeout.is_zero() {
+            return Err(SettingsError::invalid(
+                "shutdown.drain_timeout",
+                "must be > 0",
+            ));
+        }
+        for (name, provider) in self.providers.all() {
+            if provider.enabled {
+                return Err(SettingsError::invalid(
+                    format!("providers.{name}.enabled"),
+                    "this build has no remote providers yet; set it to false",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `filter.ignore_cidrs`, parsed.
+    pub fn ignore_cidrs(&self) -> Result<Vec<ipnet::IpNet>, SettingsError> {
+        self.filter
+            .ignore_cidrs
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let text = text.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        SettingsError::invalid(
+                            format!("filter.ignore_cidrs[{i}]"),
+                            format!("`{text}` is not an IP address or CIDR"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// `server.listen`, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, SettingsError> {
+        self.server.listen.parse().map_err(|_| {
+            SettingsError::invalid("server.listen", "expected host:port, e.g. 127.0.0.1:9464")
+        })
+    }
+
+    /// `parse.json_ip_fields`, with roles parsed (validated already).
+    pub fn json_ip_fields(&self) -> Vec<(String, Role)> {
+        self.parse
+            .json_ip_fields
+            .iter()
+            .filter_map(|f| Role::from_label(&f.role).map(|role| (f.path.clone(), role)))
+            .collect()
+    }
+
+    /// The effective settings as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+
+    /// `kafka.librdkafka` as pairs.
+    pub fn librdkafka_overrides(&self) -> BTreeMap<String, String> {
+        self.kafka
+            .librdkafka
+            .iter()
+            .filter_map(|entry| entry.split_once('='))
+            .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+            .collect()
+    }
+
+    /// Feed files as the intel module wants them.
+    pub fn feed_paths(&self) -> Vec<(String, PathBuf)> {
+        self.feeds
+            .iter()
+            .map(|f| (f.name.clone(), PathBuf::from(&f.path)))
+            .collect()
+    }
+}
+
+fn require_non_empty(key: &str, value: &str) -> Result<(), SettingsError> {
+    if value.trim().is_empty() {
+        Err(SettingsError::invalid(key, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_from(vars: &[(&str, &str)]) -> Environment {
+        let map = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Environment::with_prefix(ENV_PREFIX).source(Some(map))
+    }
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let settings = Settings::load_with_env(None, env_from(&[])).expect("defaults load");
+        assert_eq!(settings.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(settings.kafka.input_topics, vec!["firewall", "proxy"]);
+        assert_eq!(settings.dedup.ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(settings.publish.min_verdict, Verdict::Suspicious);
+        assert_eq!(settings.feeds.len(), 1);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys_and_lists() {
+        let settings = Settings::load_with_env(
+            None,
+            env_from(&[
+                ("THREATSIFT__KAFKA__BROKERS", "10.1.1.1:9093"),
+                ("THREATSIFT__KAFKA__INPUT_TOPICS", "a,b,c"),
+                ("THREATSIFT__DEDUP__MAX_ENTRIES", "42"),
+                ("THREATSIFT__FILTER__ALLOW_DOCUMENTATION_RANGES", "true"),
+            ]),
+        )
+        .expect("overrides load");
+        assert_eq!(settings.kafka.brokers, "10.1.1.1:9093");
+        assert_eq!(settings.kafka.input_topics, vec!["a", "b", "c"]);
+        assert_eq!(settings.dedup.max_entries, 42);
+        assert!(settings.filter.allow_documentation_ranges);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = Settings::from_toml_overrides("[kafka]\nbrokerz = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("brokerz"), "{err}");
+        let err = Settings::load_with_env(None, env_from(&[("THREATSIFT__DEDUP__TLL", "1h")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("tll"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let cases = [
+            ("[kafka]\ninput_topics = []\n", "kafka.input_topics"),
+            (
+                "[kafka]\ninput_topics = [\"threats\"]\n",
+                "kafka.input_topics[0]",
+            ),
+            (
+                "[filter]\nignore_cidrs = [\"10.0.0.0/8\", \"nope\"]\n",
+                "filter.ignore_cidrs[1]",
+            ),
+            ("[server]\nlisten = \"localhost\"\n", "server.listen"),
+            ("[dedup]\nmax_entries = 0\n", "dedup.max_entries"),
+            (
+                "[kafka]\nsecurity_protocol = \"sasl_ssl\"\n",
+                "kafka.sasl_mechanism",
+            ),
+            (
+                "[kafka]\nlibrdkafka = [\"nonsense\"]\n",
+                "kafka.librdkafka[0]",
+            ),
+            (
+                "[providers.virustotal]\nenabled = true\n",
+                "providers.virustotal.enabled",
+            ),
+        ];
+        for (toml, key) in cases {
+            let err = Settings::from_toml_overrides(toml).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("`{key}`")),
+                "{toml}: {err}"
+            );
+        }
+        let err = Settings::from_toml_overrides("[dedup]\nttl = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("ttl"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_output() {
+        let settings = Settings::from_toml_overrides(
+            "[kafka]\nsasl_password = \"hunter2-secret\"\n[providers.otx]\napi_key = \"k-123456\"\n",
+        )
+        .expect("loads");
+        let rendered = settings.to_redacted_toml();
+        let debug = format!("{settings:?}");
+        for text in [&rendered, &debug] {
+            assert!(!text.contains("hunter2-secret") && !text.contains("k-123456"));
+        }
+        assert!(rendered.contains("<redacted>"));
+        assert_eq!(settings.kafka.sasl_password.expose(), "hunter2-secret");
+    }
+
+    #[test]
+    fn librdkafka_passthrough_keeps_dotted_names() {
+        let settings =
+            Settings::from_toml_overrides("[kafka]\nlibrdkafka = [\"fetch.min.bytes = 10\"]\n")
+                .expect("loads");
+        assert_eq!(
+            settings.librdkafka_overrides().get("fetch.min.bytes"),
+            Some(&"10".into())
+        );
+    }
+
+    #[test]
+    fn secret_file_is_read_when_inline_value_is_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("key");
+        std::fs::write(&path, "s3cret\n").expect("write");
+        let resolved = Secret::default()
+            .resolve(path.to_str().unwrap_or_default(), "k")
+            .unwrap();
+        assert_eq!(resolved.expose(), "s3cret");
+        let err = Secret::default()
+            .resolve("/nonexistent/key", "kafka.x")
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/key"));
+    }
+}

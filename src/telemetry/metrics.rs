@@ -1,0 +1,276 @@
+//! The Prometheus metrics of design §7, registered against a passed [`Registry`] (no global
+//! state, so tests build their own). Children for fixed label sets are resolved once here so the
+//! hot path does no label lookups. No IP address is ever a label value.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+use crate::model::Role;
+use crate::pipeline::filter::FilterReason;
+use crate::record::Verdict;
+
+/// Namespace of every metric.
+pub const NAMESPACE: &str = "threatsift";
+
+/// Every metric the daemon exports.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    /// `events_consumed_total{topic}`: Kafka messages received.
+    pub events_consumed: IntCounterVec,
+    /// `events_parsed_total{format}`: lines parsed into events.
+    pub events_parsed: IntCounterVec,
+    /// `parse_errors_total{kind}`: lines that could not be parsed.
+    pub parse_errors: IntCounterVec,
+    /// `events_without_ip_total`: parsed events with no public address to enrich.
+    pub events_without_ip: IntCounter,
+    /// `ips_extracted_total{role}`: valid addresses found in events.
+    pub ips_extracted: IntCounterVec,
+    /// `ip_tokens_invalid_total`: address fields whose value was not an address.
+    pub ip_tokens_invalid: IntCounter,
+    /// `ips_filtered_total{reason}`: addresses never enriched, by reason.
+    pub ips_filtered: IntCounterVec,
+    /// `dedup_hits_total`: sightings of an address already in the window.
+    pub dedup_hits: IntCounter,
+    /// `dedup_misses_total`: first sightings.
+    pub dedup_misses: IntCounter,
+    /// `cache_entries{cache}`: entries held per cache.
+    pub cache_entries: IntGaugeVec,
+    /// `feed_entries{feed}`: prefixes loaded per feed.
+    pub feed_entries: IntGaugeVec,
+    /// `feed_reloads_total{result}`: feed reload attempts.
+    pub feed_reloads: IntCounterVec,
+    /// `feed_matches_total{feed}`: first sightings listed by a feed.
+    pub feed_matches: IntCounterVec,
+    /// `enrich_requests_total{provider,status}`: provider lookups by outcome.
+    pub enrich_requests: IntCounterVec,
+    /// `enrich_duration_seconds{provider}`: provider lookup latency.
+    pub enrich_duration: HistogramVec,
+    /// `provider_quota_remaining{provider}`: requests left in the provider's budget.
+    pub provider_quota_remaining: IntGaugeVec,
+    /// `provider_up{provider}`: 1 while a provider is usable.
+    pub provider_up: IntGaugeVec,
+    /// `remote_queue_depth`: addresses waiting for remote providers.
+    pub remote_queue_depth: IntGauge,
+    /// `records_published_total{verdict}`: threat records delivered.
+    pub records_published: IntCounterVec,
+    /// `records_withheld_total{verdict}`: records below `publish.min_verdict`.
+    pub records_withheld: IntCounterVec,
+    /// `dlq_messages_total{reason}`: DLQ entries delivered.
+    pub dlq_messages: IntCounterVec,
+    /// `produce_errors_total{kind}`: failed produce attempts (retried unless permanent).
+    pub produce_errors: IntCounterVec,
+    /// `messages_completed_total`: input messages whose outputs are all delivered.
+    pub messages_completed: IntCounter,
+    /// `offsets_stored_total`: offsets handed to the consumer for commit.
+    pub offsets_stored: IntCounter,
+    /// `offsets_committed_total`: successful offset commits.
+    pub offsets_committed: IntCounter,
+    /// `consumer_lag_messages{topic,partition}`: from librdkafka statistics.
+    pub consumer_lag: IntGaugeVec,
+    /// `event_to_record_seconds`: consumption to delivery of a message's outputs.
+    pub event_to_record: Histogram,
+    /// `backpressure_seconds_total{stage}`: time a stage waited on a full downstream channel.
+    pub backpressure_seconds: prometheus::CounterVec,
+    /// `rebalances_total{kind}`: partition assignments and revocations.
+    pub rebalances: IntCounterVec,
+    /// `kafka_errors_total{kind}`: consumer and client errors.
+    pub kafka_errors: IntCounterVec,
+}
+
+impl Metrics {
+    /// Registers every metric with `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help).namespace(NAMESPACE), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::with_opts(Opts::new(name, help).namespace(NAMESPACE))?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help).namespace(NAMESPACE), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok::<_, prometheus::Error>(g)
+        };
+        let metrics = Metrics {
+            events_consumed: counter_vec(
+                "events_consumed_total",
+                "Kafka messages received",
+                &["topic"],
+            )?,
+            events_parsed: counter_vec(
+                "events_parsed_total",
+                "Lines parsed into events",
+                &["format"],
+            )?,
+            parse_errors: counter_vec(
+                "parse_errors_total",
+                "Lines that could not be parsed (each went to the DLQ)",
+                &["kind"],
+            )?,
+            events_without_ip: counter(
+                "events_without_ip_total",
+                "Parsed events with no address to enrich",
+            )?,
+            ips_extracted: counter_vec(
+                "ips_extracted_total",
+                "Valid addresses found in events",
+                &["role"],
+            )?,
+            ip_tokens_invalid: counter(
+                "ip_tokens_invalid_total",
+                "Address fields whose value was not an IP address",
+            )?,
+            ips_filtered: counter_vec(
+                "ips_filtered_total",
+                "Addresses never enriched, by reason",
+                &["reason"],
+            )?,
+            dedup_hits: counter("dedup_hits_total", "Sightings of an address already seen")?,
+            dedup_misses: counter("dedup_misses_total", "First sightings of an address")?,
+            cache_entries: gauge_vec("cache_entries", "Entries held per cache", &["cache"])?,
+            feed_entries: gauge_vec("feed_entries", "Prefixes loaded per feed", &["feed"])?,
+            feed_reloads: counter_vec(
+                "feed_reloads_total",
+                "Feed reload attempts by result",
+                &["result"],
+            )?,
+            feed_matches: counter_vec(
+                "feed_matches_total",
+                "First sightings listed by a feed",
+                &["feed"],
+            )?,
+            enrich_requests: counter_vec(
+                "enrich_requests_total",
+                "Provider lookups by outcome",
+                &["provider", "status"],
+            )?,
+            enrich_duration: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new("enrich_duration_seconds", "Provider lookup latency")
+                        .namespace(NAMESPACE)
+                        .buckets(vec![
+                            0.0001, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
+                        ]),
+                    &["provider"],
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                h
+            },
+            provider_quota_remaining: gauge_vec(
+                "provider_quota_remaining",
+                "Requests left in the provider's budget",
+                &["provider"],
+            )?,
+            provider_up: gauge_vec("provider_up", "1 while a provider is usable", &["provider"])?,
+            remote_queue_depth: {
+                let g = IntGauge::with_opts(
+                    Opts::new(
+                        "remote_queue_depth",
+                        "Addresses waiting for remote providers",
+                    )
+                    .namespace(NAMESPACE),
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            records_published: counter_vec(
+                "records_published_total",
+                "Threat records delivered",
+                &["verdict"],
+            )?,
+            records_withheld: counter_vec(
+                "records_withheld_total",
+                "Records below publish.min_verdict, not published",
+                &["verdict"],
+            )?,
+            dlq_messages: counter_vec("dlq_messages_total", "DLQ entries delivered", &["reason"])?,
+            produce_errors: counter_vec(
+                "produce_errors_total",
+                "Failed produce attempts (retried unless permanent)",
+                &["kind"],
+            )?,
+            messages_completed: counter(
+                "messages_completed_total",
+                "Input messages whose outputs are all delivered",
+            )?,
+            offsets_stored: counter(
+                "offsets_stored_total",
+                "Offsets handed to the consumer for commit",
+            )?,
+            offsets_committed: counter("offsets_committed_total", "Successful offset commits")?,
+            consumer_lag: gauge_vec(
+                "consumer_lag_messages",
+                "Consumer lag from librdkafka statistics",
+                &["topic", "partition"],
+            )?,
+            event_to_record: {
+                let h = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "event_to_record_seconds",
+                        "From consumption to delivery of a message's outputs",
+                    )
+                    .namespace(NAMESPACE)
+                    .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                h
+            },
+            backpressure_seconds: {
+                let c = prometheus::CounterVec::new(
+                    Opts::new(
+                        "backpressure_seconds_total",
+                        "Time a stage waited on a full downstream channel",
+                    )
+                    .namespace(NAMESPACE),
+                    &["stage"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            rebalances: counter_vec(
+                "rebalances_total",
+                "Partition assignments and revocations",
+                &["kind"],
+            )?,
+            kafka_errors: counter_vec(
+                "kafka_errors_total",
+                "Consumer and client errors",
+                &["kind"],
+            )?,
+        };
+        metrics.touch_fixed_children();
+        Ok(metrics)
+    }
+
+    /// Creates the children of fixed label sets so they export 0 before the first event.
+    fn touch_fixed_children(&self) {
+        for role in Role::ALL {
+            self.ips_extracted.with_label_values(&[role.label()]);
+        }
+        for reason in FilterReason::ALL {
+            self.ips_filtered.with_label_values(&[reason.label()]);
+        }
+        for verdict in Verdict::ALL {
+            self.records_published.with_label_values(&[verdict.label()]);
+        }
+        self.cache_entries.with_label_values(&["dedup"]);
+        self.remote_queue_depth.set(0);
+    }
+
+    /// Renders the registry in the text exposition format.
+    pub fn render(registry: &Registry) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        let encoder = prometheus::TextEncoder::new();
+        if encoder.encode(&registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
