@@ -1,0 +1,156 @@
+//! The binary's commands that need no broker: `demo` (on the in-process mock cluster),
+//! `check-config` and `parse`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output, Stdio};
+
+fn threatsift(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_threatsift"));
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("THREATSIFT_CONFIG");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command
+        .stdin(Stdio::null())
+        .output()
+        .expect("run threatsift")
+}
+
+#[test]
+fn demo_prints_a_schema_valid_record_for_every_blocklisted_ip() {
+    let out = threatsift(&["demo"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: serde_json::Value =
+        serde_json::from_str(include_str!("../demo/EXPECTED.json")).unwrap();
+    let expected: BTreeSet<&str> = expected["blocklisted_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let validator = common::record_validator();
+    let mut ips = BTreeSet::new();
+    for line in stdout.lines().filter(|l| l.starts_with('{')) {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        common::assert_valid_record(&validator, &record);
+        ips.insert(record["ip"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        ips.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        expected
+    );
+    assert!(stdout.contains("== threatsift demo summary =="), "{stdout}");
+    assert!(
+        stdout.contains("dead-letter queue: 3 unparseable lines"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("threat records: {} published", expected.len())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_config_redacts_secrets_and_names_bad_keys() {
+    let out = threatsift(
+        &["check-config"],
+        &[
+            ("THREATSIFT__KAFKA__SASL_PASSWORD", "p4ssw0rd-do-not-print"),
+            (
+                "THREATSIFT__PROVIDERS__VIRUSTOTAL__API_KEY",
+                "vt-key-do-not-print",
+            ),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("do-not-print"), "a secret leaked:\n{all}");
+    assert!(all.contains("sasl_password = \"<redacted>\""), "{all}");
+    assert!(all.contains("brokers = \"127.0.0.1:9092\""), "{all}");
+
+    let out = threatsift(
+        &["check-config"],
+        &[("THREATSIFT__DEDUP__MAX_ENTRIES", "0")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dedup.max_entries"));
+
+    let out = threatsift(
+        &["check-config"],
+        &[("THREATSIFT__KAFKA__NO_SUCH_KEY", "1")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_key"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[filter]\nignore_cidrs = [\"10.0.0.0/33\"]\n").unwrap();
+    let out = threatsift(&["check-config", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("filter.ignore_cidrs[0]"));
+
+    let out = threatsift(
+        &["check-config", "--config", "/nonexistent/threatsift.toml"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_feed_that_cannot_be_read_fails_start_up_naming_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[[feeds]]\nname = \"gone\"\npath = \"/nonexistent/feed.txt\"\nweight = 50\n",
+    )
+    .unwrap();
+    let out = threatsift(&["run", "--config", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/feed.txt"));
+}
+
+#[test]
+fn parse_reads_every_line_and_never_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.log");
+    std::fs::write(
+        &file,
+        b"{\"source\":{\"ip\":\"203.0.113.7\"},\"destination\":{\"ip\":\"10.0.0.1\"}}\n\
+          not a log line\n\
+          srcip=2001:0db8::1 dstip=198.51.100.2\n\
+          \xff\xfe\n",
+    )
+    .unwrap();
+    let out = threatsift(&["parse", file.to_str().unwrap()], &[]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["source_ip"], "203.0.113.7");
+    assert_eq!(lines[0]["format"], "ecs_json");
+    assert!(lines[1]["error"].is_string());
+    assert_eq!(lines[2]["source_ip"], "2001:db8::1");
+    assert_eq!(lines[2]["destination_ip"], "198.51.100.2");
+    assert!(lines[3]["error"].as_str().unwrap().contains("UTF-8"));
+}

@@ -1,0 +1,378 @@
+//! Helpers for the integration tests: the real broker that `scripts/broker.sh` starts, unique
+//! topics per test, a producer and a reader, the daemon binary as a child process, and the
+//! record schema.
+#![allow(dead_code)]
+#![allow(clippy::disallowed_methods)] // plain test threads may sleep; no runtime is blocked
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The broker the test script started.
+pub fn brokers() -> String {
+    std::env::var("THREATSIFT_TEST_BROKERS").unwrap_or_else(|_| {
+        panic!(
+            "THREATSIFT_TEST_BROKERS is not set: run the suite with scripts/test.sh, which \
+             installs and starts the broker (or run scripts/broker.sh start and export \
+             THREATSIFT_TEST_BROKERS=127.0.0.1:19092)"
+        )
+    })
+}
+
+/// A name unique to this test run.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Topics of one test.
+pub struct Topics {
+    /// Input topic.
+    pub input: String,
+    /// Output topic.
+    pub output: String,
+    /// DLQ topic.
+    pub dlq: String,
+    /// Consumer group of the daemon.
+    pub group: String,
+}
+
+/// Creates fresh input (with `partitions`), output and DLQ topics.
+pub async fn create_topics(partitions: i32) -> Topics {
+    let topics = Topics {
+        input: unique("in"),
+        output: unique("out"),
+        dlq: unique("dlq"),
+        group: unique("group"),
+    };
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let new = [
+        NewTopic::new(&topics.input, partitions, TopicReplication::Fixed(1)),
+        NewTopic::new(&topics.output, 2, TopicReplication::Fixed(1)),
+        NewTopic::new(&topics.dlq, 1, TopicReplication::Fixed(1)),
+    ];
+    let results = admin
+        .create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topics");
+    for result in results {
+        result.expect("topic created");
+    }
+    topics
+}
+
+/// Produces payloads in order, each to `partition` when given.
+pub async fn produce(topic: &str, partition: Option<i32>, payloads: &[Vec<u8>]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.max.bytes", "4000000")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let sends = payloads.iter().map(|payload| {
+        let mut record = FutureRecord::<(), [u8]>::to(topic).payload(&payload[..]);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        producer.send(record, Timeout::After(Duration::from_secs(30)))
+    });
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|(e, _)| e).expect("produce");
+    }
+}
+
+/// A message read back.
+#[derive(Debug, Clone)]
+pub struct ReadMessage {
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl ReadMessage {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).expect("message is JSON")
+    }
+}
+
+/// Reads every message currently in `topic` (all partitions), from the beginning.
+pub fn read_all(topic: &str) -> Vec<ReadMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    let mut assignment = TopicPartitionList::new();
+    for p in &partitions {
+        assignment
+            .add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut out = Vec::new();
+    let mut at_end = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while at_end.len() < partitions.len() && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                out.push(ReadMessage {
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                });
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Polls `read_all(topic)` until `done` holds or the timeout passes; returns the last read.
+pub fn read_until(
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[ReadMessage]) -> bool,
+) -> Vec<ReadMessage> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let messages = read_all(topic);
+        if done(&messages) || Instant::now() > deadline {
+            return messages;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A blocklist file in a temporary directory.
+pub fn write_blocklist(dir: &Path, lines: &[&str]) -> PathBuf {
+    let path = dir.join("blocklist.txt");
+    std::fs::write(&path, lines.join("\n")).expect("write blocklist");
+    path
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Writes a daemon configuration for `topics`; returns its path and the metrics port.
+pub fn write_config(dir: &Path, topics: &Topics, blocklist: &Path, extra: &str) -> (PathBuf, u16) {
+    let port = free_port();
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+input_topics = ["{input}"]
+output_topic = "{output}"
+dlq_topic = "{dlq}"
+session_timeout = "10s"
+auto_commit_interval = "1s"
+statistics_interval = "1s"
+[filter]
+allow_documentation_ranges = true
+[server]
+listen = "127.0.0.1:{port}"
+[shutdown]
+drain_timeout = "8s"
+[[feeds]]
+name = "test-blocklist"
+path = "{blocklist}"
+weight = 70
+{extra}
+"#,
+        brokers = brokers(),
+        group = topics.group,
+        input = topics.input,
+        output = topics.output,
+        dlq = topics.dlq,
+        blocklist = blocklist.display(),
+    );
+    let path = dir.join(format!("config-{port}.toml"));
+    std::fs::write(&path, text).expect("write config");
+    (path, port)
+}
+
+/// The daemon as a child process; its stderr is kept in a file for failure messages.
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+    pub port: u16,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, port: u16, dir: &Path) -> Daemon {
+        let log = dir.join(format!("daemon-{}.log", unique("log")));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_threatsift"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .env_remove("THREATSIFT_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start daemon");
+        Daemon { child, log, port }
+    }
+
+    /// `GET path` on the metrics listener; `None` while it is not up.
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+        Some((status, body))
+    }
+
+    /// Waits for `/readyz` to answer 200.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited early ({status}):\n{}", self.log_text());
+            }
+            if matches!(self.http_get("/readyz"), Some((200, _))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("daemon not ready within {timeout:?}:\n{}", self.log_text());
+    }
+
+    /// A metric's value from `/metrics` (first sample whose line starts with `name`).
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.http_get("/metrics")?;
+        body.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "daemon did not exit within {timeout:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The record schema, compiled.
+pub fn record_validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/threat-record.schema.json"
+    ))
+    .expect("schema file");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles")
+}
+
+/// Panics with every schema error when `record` does not validate.
+pub fn assert_valid_record(validator: &jsonschema::Validator, record: &serde_json::Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(record)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "record fails the schema: {errors:?}\n{record}"
+    );
+}
+
+/// One ECS firewall event from `source` to `destination`.
+pub fn ecs_event(source: &str, destination: &str) -> Vec<u8> {
+    serde_json::json!({
+        "@timestamp": "2026-11-23T10:00:00Z",
+        "event": {"action": "deny"},
+        "observer": {"vendor": "ExampleVendor", "product": "EdgeFW", "ip": ["192.0.2.1"]},
+        "source": {"ip": source, "port": 51544},
+        "destination": {"ip": destination, "port": 443},
+    })
+    .to_string()
+    .into_bytes()
+}
