@@ -13,14 +13,16 @@
 //! still committed, and the run reports that it did not drain.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use prometheus::Registry;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
+use rdkafka::types::RDKafkaRespErr;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +85,8 @@ pub struct RunSummary {
     pub drained: bool,
     /// Messages consumed but not finished when the run ended.
     pub unfinished: usize,
+    /// True when a stage stopped on its own (a bug) and forced the shutdown.
+    pub stage_failed: bool,
 }
 
 /// Runs the daemon until `shutdown` is cancelled.
@@ -105,6 +109,7 @@ pub async fn run(
         return Ok(RunSummary {
             drained: true,
             unfinished: 0,
+            stage_failed: false,
         });
     }
     health.producer_connected.store(true, Ordering::Relaxed);
@@ -151,28 +156,39 @@ pub async fn run(
     let (raw_tx, raw_rx) = mpsc::channel(settings.pipeline.channel_capacity);
     let (processed_tx, processed_rx) = mpsc::channel(settings.pipeline.channel_capacity);
     let housekeeping_stop = CancellationToken::new();
+    let stage_failed = Arc::new(AtomicBool::new(false));
     let dedup = processor.dedup().clone();
-    let consumer_task = tokio::spawn(consumer_loop(
-        consumer.clone(),
-        tracker.clone(),
-        raw_tx,
-        metrics.clone(),
-        shutdown.clone(),
-    ));
-    let process_task = tokio::spawn(process_loop(
-        processor,
-        raw_rx,
-        processed_tx,
-        metrics.clone(),
-    ));
-    let sink_task = tokio::spawn(sink_loop(
-        processed_rx,
-        publisher,
-        consumer.clone(),
-        tracker.clone(),
-        settings.pipeline.max_in_flight,
-        metrics.clone(),
-    ));
+    let consumer_task = spawn_stage(
+        "consume",
+        consumer_loop(
+            consumer.clone(),
+            tracker.clone(),
+            raw_tx,
+            metrics.clone(),
+            shutdown.clone(),
+        ),
+        &shutdown,
+        &stage_failed,
+    );
+    let process_task = spawn_stage(
+        "process",
+        process_loop(processor, raw_rx, processed_tx, metrics.clone()),
+        &shutdown,
+        &stage_failed,
+    );
+    let mut sink_task = spawn_stage(
+        "sink",
+        sink_loop(
+            processed_rx,
+            publisher,
+            consumer.clone(),
+            tracker.clone(),
+            settings.pipeline.max_in_flight,
+            metrics.clone(),
+        ),
+        &shutdown,
+        &stage_failed,
+    );
     let housekeeping_task = tokio::spawn(housekeeping_loop(
         feeds,
         dedup,
@@ -188,43 +204,84 @@ pub async fn run(
         "draining"
     );
     // The sink finishes last: its end means every consumed message was delivered or given up.
-    let drained = match timeout(settings.shutdown.drain_timeout, sink_task).await {
+    let drained = match timeout(settings.shutdown.drain_timeout, &mut sink_task).await {
         Ok(_) => true,
         Err(_) => {
             warn!("drain deadline passed; committing what is finished");
-            consumer_task.abort();
-            process_task.abort();
+            for task in [&consumer_task, &process_task, &sink_task] {
+                task.abort();
+            }
             false
         }
     };
+    // Aborted tasks release their clients (consumer and producer handles) once joined; the
+    // sink's handle was consumed if it finished.
+    let _ = consumer_task.await;
+    let _ = process_task.await;
+    if !drained {
+        let _ = sink_task.await;
+    }
     housekeeping_stop.cancel();
-    let remaining = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(1));
+    // Flush, commit and leave the group, each bounded by what is left of the deadline (at
+    // least a moment, so a drain that used it all still commits what is finished).
+    let remaining = || {
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(500))
+    };
     let flush_producer = producer.clone();
-    let _ = tokio::task::spawn_blocking(move || flush_producer.flush(remaining)).await;
+    let flush_for = remaining();
+    let flush = tokio::task::spawn_blocking(move || flush_producer.flush(flush_for));
+    let _ = timeout(flush_for, flush).await;
     let commit_consumer = consumer.clone();
     let commit_metrics = metrics.clone();
-    let _ =
-        tokio::task::spawn_blocking(move || commit_stored(&commit_consumer, &commit_metrics)).await;
+    let commit =
+        tokio::task::spawn_blocking(move || commit_stored(&commit_consumer, &commit_metrics));
+    let _ = timeout(remaining(), commit).await;
     let unfinished = tracker
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .in_flight();
     // Leave the group now rather than at drop, so a restarted daemon is assigned at once.
     let close_consumer = consumer;
-    let _ = tokio::task::spawn_blocking(move || {
+    let close = tokio::task::spawn_blocking(move || {
         close_consumer.unsubscribe();
         drop(close_consumer);
-    })
-    .await;
+    });
+    let _ = timeout(remaining(), close).await;
     server_stop.cancel();
-    let _ = server_task.await;
+    let _ = timeout(Duration::from_secs(1), server_task).await;
     let _ = housekeeping_task.await;
-    info!(drained, unfinished, "stopped");
+    let stage_failed = stage_failed.load(Ordering::Relaxed);
+    info!(drained, unfinished, stage_failed, "stopped");
     Ok(RunSummary {
-        drained: drained && unfinished == 0,
+        drained: drained && unfinished == 0 && !stage_failed,
         unfinished,
+        stage_failed,
+    })
+}
+
+/// Spawns a pipeline stage. A stage that ends before shutdown was requested, or panics, is a
+/// bug: it is logged, marked, and shuts the daemon down so that an orchestrator restarts it.
+fn spawn_stage(
+    name: &'static str,
+    stage: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: &CancellationToken,
+    failed: &Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let shutdown = shutdown.clone();
+    let failed = failed.clone();
+    tokio::spawn(async move {
+        let result = std::panic::AssertUnwindSafe(stage).catch_unwind().await;
+        if result.is_err() || !shutdown.is_cancelled() {
+            tracing::error!(
+                stage = name,
+                panicked = result.is_err(),
+                "pipeline stage stopped unexpectedly; shutting down"
+            );
+            failed.store(true, Ordering::Relaxed);
+            shutdown.cancel();
+        }
     })
 }
 
@@ -296,26 +353,43 @@ async fn wait_for_topics(
         .map_err(|e| AppError::Kafka(format!("metadata task failed: {e}")))?;
         match metadata {
             Ok(metadata) => {
-                let present = |name: &str| {
-                    metadata
-                        .topics()
-                        .iter()
-                        .any(|t| t.name() == name && t.error().is_none())
+                // Only "unknown topic" is final; other topic errors (a leader election) pass.
+                let state = |name: &str| match metadata.topics().iter().find(|t| t.name() == name) {
+                    None => TopicState::Missing,
+                    Some(t) => match t.error() {
+                        None => TopicState::Ready,
+                        Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => {
+                            TopicState::Missing
+                        }
+                        Some(_) => TopicState::NotReady,
+                    },
                 };
+                let mut ready = true;
                 for topic in [&settings.kafka.output_topic, &settings.kafka.dlq_topic] {
-                    if !present(topic) {
-                        return Err(AppError::Kafka(format!(
-                            "topic `{topic}` does not exist on {}; create it (scripts/broker.sh does for the tests)",
-                            settings.kafka.brokers
-                        )));
+                    match state(topic) {
+                        TopicState::Ready => {}
+                        TopicState::NotReady => ready = false,
+                        TopicState::Missing => {
+                            return Err(AppError::Kafka(format!(
+                                "topic `{topic}` does not exist on {}; create it (scripts/broker.sh does for the tests)",
+                                settings.kafka.brokers
+                            )))
+                        }
                     }
                 }
-                for topic in &settings.kafka.input_topics {
-                    if !present(topic) {
-                        warn!(topic = %topic, "input topic does not exist yet; waiting for it");
+                if ready {
+                    for topic in &settings.kafka.input_topics {
+                        if state(topic) != TopicState::Ready {
+                            warn!(topic = %topic, "input topic not available yet; waiting for it");
+                        }
                     }
+                    return Ok(true);
                 }
-                return Ok(true);
+                // Cancellation-safe: sleeping holds no state.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(false),
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
             }
             Err(e) => {
                 if !logged {
@@ -330,6 +404,13 @@ async fn wait_for_topics(
             }
         }
     }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum TopicState {
+    Ready,
+    NotReady,
+    Missing,
 }
 
 async fn consumer_loop(
@@ -381,13 +462,21 @@ async fn consumer_loop(
             Err(mpsc::error::TrySendError::Closed(_)) => break,
             Err(mpsc::error::TrySendError::Full(item)) => {
                 let waited_from = Instant::now();
-                // A message dropped here on shutdown was begun but never finished, so its
-                // offset is never stored: it is read again by the next owner.
+                let origin = item.0.origin.clone();
                 let sent = tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => false,
                     result = raw_tx.send(item) => result.is_ok(),
                 };
+                if !sent {
+                    // Dropped on shutdown: abandoned, so its offset is never stored and the
+                    // next owner reads it again; it is not unfinished work.
+                    tracker.lock().unwrap_or_else(|p| p.into_inner()).abandon(
+                        &origin.topic,
+                        origin.partition,
+                        origin.offset,
+                    );
+                }
                 BackpressureWaited {
                     stage: "consume",
                     waited: waited_from.elapsed(),
@@ -408,7 +497,12 @@ async fn process_loop(
     metrics: Arc<Metrics>,
 ) {
     while let Some((raw, received)) = raw_rx.recv().await {
-        let processed = processor.process_message(&raw, received);
+        // A panic on one message is a bug, not a reason to stop the stream: the message goes
+        // to the DLQ as `internal_error` and processing goes on.
+        let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            processor.process_message(&raw, received)
+        }))
+        .unwrap_or_else(|_| processor.dead_letter_internal_error(&raw, received));
         match processed_tx.try_send(processed) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Closed(_)) => break,

@@ -100,6 +100,10 @@ fn run_daemon(config: Option<PathBuf>) -> ExitCode {
     });
     match result {
         Ok(summary) if summary.drained => ExitCode::SUCCESS,
+        Ok(summary) if summary.stage_failed => {
+            eprintln!("threatsift: a pipeline stage failed; see the log");
+            ExitCode::from(1)
+        }
         Ok(summary) => {
             eprintln!(
                 "threatsift: drain deadline passed with {} message(s) unfinished; they will be read again",

@@ -264,13 +264,20 @@ impl DlqEntry {
     }
 }
 
-/// RFC 3339 in UTC with whole seconds.
+/// The last instant RFC 3339 can write (9999-12-31T23:59:59Z), as seconds since the epoch.
+const MAX_RFC3339_SECS: u64 = 253_402_300_799;
+
+/// RFC 3339 in UTC with whole seconds; times past year 9999 are written as its last second.
 pub fn rfc3339(time: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
+    let latest = std::time::UNIX_EPOCH + std::time::Duration::from_secs(MAX_RFC3339_SECS);
+    humantime::format_rfc3339_seconds(time.min(latest)).to_string()
 }
 
+/// RFC 3339 with milliseconds for a Kafka timestamp; `None` when negative or past year 9999.
 fn rfc3339_from_millis(ms: i64) -> Option<String> {
-    let ms = u64::try_from(ms).ok()?;
+    let ms = u64::try_from(ms)
+        .ok()
+        .filter(|ms| ms / 1000 <= MAX_RFC3339_SECS)?;
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     Some(humantime::format_rfc3339_millis(time).to_string())
 }
@@ -342,6 +349,14 @@ mod tests {
         assert!(e.payload_truncated);
         assert_eq!(e.payload_bytes, 1000);
         assert_eq!(e.message_time.as_deref(), Some("1970-01-01T00:00:00.000Z"));
+    }
+
+    #[test]
+    fn absurd_timestamps_do_not_panic() {
+        let far = UNIX_EPOCH + std::time::Duration::from_secs(u64::from(u32::MAX) * 1000);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_from_millis(i64::MAX), None);
+        assert_eq!(rfc3339_from_millis(-1), None);
     }
 
     #[test]

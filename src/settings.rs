@@ -104,6 +104,61 @@ impl Serialize for Secret {
     }
 }
 
+/// The `kafka.librdkafka` passthrough: values of secret-looking properties (passwords, secrets,
+/// tokens, PEM material) are redacted when printed.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Passthrough(#[serde(deserialize_with = "list_or_comma_separated")] pub Vec<String>);
+
+/// A list from a file, or a comma-separated string from the environment. Environment values are
+/// taken verbatim otherwise (no guessing of numbers or booleans, which would mangle secrets).
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match ListOrText::deserialize(deserializer)? {
+        ListOrText::List(items) => items,
+        ListOrText::Text(text) if text.trim().is_empty() => Vec::new(),
+        ListOrText::Text(text) => text.split(',').map(|t| t.trim().to_owned()).collect(),
+    })
+}
+
+impl Passthrough {
+    fn redacted(&self) -> Vec<String> {
+        const SECRET_PARTS: [&str; 5] = ["password", "secret", "token", "pem", "jaas"];
+        self.0
+            .iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((name, _))
+                    if SECRET_PARTS
+                        .iter()
+                        .any(|p| name.to_ascii_lowercase().contains(p)) =>
+                {
+                    format!("{}=<redacted>", name.trim())
+                }
+                _ => entry.clone(),
+            })
+            .collect()
+    }
+}
+
+impl fmt::Debug for Passthrough {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.redacted()).finish()
+    }
+}
+
+impl Serialize for Passthrough {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.redacted().serialize(serializer)
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -142,7 +197,8 @@ pub struct KafkaSettings {
     pub brokers: String,
     /// Consumer group.
     pub group_id: String,
-    /// Topics to read events from.
+    /// Topics to read events from (from the environment: comma-separated).
+    #[serde(deserialize_with = "list_or_comma_separated")]
     pub input_topics: Vec<String>,
     /// Topic threat records are published to.
     pub output_topic: String,
@@ -178,7 +234,7 @@ pub struct KafkaSettings {
     #[serde(with = "humantime_serde")]
     pub statistics_interval: Duration,
     /// Raw librdkafka properties applied last, as `"name=value"` strings.
-    pub librdkafka: Vec<String>,
+    pub librdkafka: Passthrough,
 }
 
 /// `[pipeline]`.
@@ -217,7 +273,8 @@ pub struct JsonIpField {
 pub struct FilterSettings {
     /// Treat documentation ranges as public (demo and tests only).
     pub allow_documentation_ranges: bool,
-    /// CIDRs never enriched (your own networks).
+    /// CIDRs never enriched (your own networks); from the environment: comma-separated.
+    #[serde(deserialize_with = "list_or_comma_separated")]
     pub ignore_cidrs: Vec<String>,
 }
 
@@ -386,14 +443,7 @@ impl Settings {
             }
             builder = builder.add_source(File::from(path).format(FileFormat::Toml));
         }
-        let env = env
-            .prefix_separator("__")
-            .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("kafka.input_topics")
-            .with_list_parse_key("kafka.librdkafka")
-            .with_list_parse_key("filter.ignore_cidrs")
-            .try_parsing(true);
+        let env = env.prefix_separator("__").separator("__");
         let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
@@ -442,7 +492,7 @@ impl Settings {
                 "expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 with a SASL security_protocol",
             ));
         }
-        for (i, entry) in k.librdkafka.iter().enumerate() {
+        for (i, entry) in k.librdkafka.0.iter().enumerate() {
             match entry.split_once('=') {
                 Some((name, _)) if !name.trim().is_empty() => {}
                 _ => {
@@ -578,6 +628,7 @@ impl Settings {
     pub fn librdkafka_overrides(&self) -> BTreeMap<String, String> {
         self.kafka
             .librdkafka
+            .0
             .iter()
             .filter_map(|entry| entry.split_once('='))
             .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
@@ -704,6 +755,40 @@ mod tests {
     }
 
     #[test]
+    fn environment_strings_are_taken_verbatim() {
+        let settings = Settings::load_with_env(
+            None,
+            env_from(&[
+                ("THREATSIFT__KAFKA__SASL_PASSWORD", "0123"),
+                ("THREATSIFT__KAFKA__INPUT_TOPICS", "2024"),
+                ("THREATSIFT__KAFKA__SASL_USERNAME", "True"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(settings.kafka.sasl_password.expose(), "0123");
+        assert_eq!(settings.kafka.input_topics, vec!["2024"]);
+        assert_eq!(settings.kafka.sasl_username, "True");
+    }
+
+    #[test]
+    fn passthrough_secrets_are_redacted() {
+        let settings = Settings::from_toml_overrides(
+            "[kafka]\nlibrdkafka = [\"sasl.password=pw-123\", \"ssl.key.pem=KEY\", \"linger.ms=7\"]\n",
+        )
+        .expect("loads");
+        let shown = format!("{}{:?}", settings.to_redacted_toml(), settings);
+        assert!(
+            !shown.contains("pw-123") && !shown.contains("KEY"),
+            "{shown}"
+        );
+        assert!(shown.contains("linger.ms=7"));
+        assert_eq!(
+            settings.librdkafka_overrides().get("sasl.password"),
+            Some(&"pw-123".into())
+        );
+    }
+
+    #[test]
     fn librdkafka_passthrough_keeps_dotted_names() {
         let settings =
             Settings::from_toml_overrides("[kafka]\nlibrdkafka = [\"fetch.min.bytes = 10\"]\n")
@@ -727,5 +812,23 @@ mod tests {
             .resolve("/nonexistent/key", "kafka.x")
             .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/key"));
+    }
+}
+
+#[cfg(test)]
+mod layering_tests {
+    use super::*;
+
+    #[test]
+    fn a_later_feeds_list_replaces_the_default_one() {
+        let none = Settings::from_toml_overrides("feeds = []\n").expect("loads");
+        assert!(none.feeds.is_empty());
+        let two = Settings::from_toml_overrides(
+            "[[feeds]]\nname = \"a\"\npath = \"a.txt\"\nweight = 10\n\
+             [[feeds]]\nname = \"b\"\npath = \"b.txt\"\nweight = 20\n",
+        )
+        .expect("loads");
+        let names: Vec<&str> = two.feeds.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
     }
 }

@@ -17,7 +17,10 @@ const BLOCKLIST: [&str; 3] = [
 ];
 
 fn listed_v6(i: u32) -> String {
-    format!("2001:db8:bad::{:x}:{:x}", i >> 16, i & 0xffff)
+    let ip: std::net::IpAddr = format!("2001:db8:bad::{:x}:{:x}", i >> 16, i & 0xffff)
+        .parse()
+        .unwrap();
+    ip.to_string()
 }
 
 fn record_ips(messages: &[ReadMessage]) -> BTreeSet<String> {

@@ -77,8 +77,9 @@ impl ClientContext for PipelineConsumerContext {
 impl ConsumerContext for PipelineConsumerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
-            // Commit what is finished before the partitions move; NoOffset means nothing new.
-            match consumer.commit_consumer_state(CommitMode::Sync) {
+            // Commit what is finished before the partitions move. Async: this callback runs
+            // on the polling task, which must not wait for a coordinator round trip.
+            match consumer.commit_consumer_state(CommitMode::Async) {
                 Ok(()) => OffsetsCommitted { error: None }.emit(&self.metrics),
                 Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
                 Err(e) => OffsetsCommitted {

@@ -79,6 +79,17 @@ impl OffsetTracker {
         Some(watermark)
     }
 
+    /// Removes a begun offset that never entered the pipeline (dropped at shutdown while
+    /// waiting for room). Only the newest begun offset of a partition can be abandoned, so
+    /// nothing finished after it can be stored past it.
+    pub fn abandon(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
+        if let Some(state) = self.partitions.get_mut(&(topic.clone(), partition)) {
+            if state.pending.last() == Some(&offset) {
+                state.pending.remove(&offset);
+            }
+        }
+    }
+
     /// Forgets a revoked partition.
     pub fn forget(&mut self, topic: &str, partition: i32) {
         self.partitions
@@ -148,6 +159,19 @@ mod tests {
         tracker.forget("firewall", 0);
         assert_eq!(tracker.complete(&t, 0, 1), None);
         assert_eq!(tracker.in_flight(), 0);
+    }
+
+    #[test]
+    fn an_abandoned_newest_offset_no_longer_counts_as_in_flight() {
+        let t = topic();
+        let mut tracker = OffsetTracker::new();
+        tracker.begin(&t, 0, 1);
+        tracker.begin(&t, 0, 2);
+        tracker.abandon(&t, 0, 1);
+        assert_eq!(tracker.in_flight(), 2, "only the newest may be abandoned");
+        tracker.abandon(&t, 0, 2);
+        assert_eq!(tracker.in_flight(), 1);
+        assert_eq!(tracker.complete(&t, 0, 1), Some(1));
     }
 
     #[test]

@@ -72,7 +72,11 @@ pub fn create_producer(
     context: ProducerStatsContext,
 ) -> Result<OutputProducer, ProducerError> {
     let mut config = base_client_config(settings)?;
-    config.set("linger.ms", "5").set("acks", "all");
+    // Idempotence: librdkafka's internal retries can neither duplicate nor reorder records.
+    config
+        .set("linger.ms", "5")
+        .set("acks", "all")
+        .set("enable.idempotence", "true");
     apply_passthrough(&mut config, settings);
     Ok(config.create_with_context(context)?)
 }

@@ -44,6 +44,9 @@ pub enum ParseError {
     /// No format recognised the line.
     #[error("no known format: neither JSON nor key=value pairs")]
     Unrecognized,
+    /// Processing the message failed inside threatsift (a bug); kept for analysis.
+    #[error("internal error while processing this message")]
+    Internal,
 }
 
 impl ParseError {
@@ -56,6 +59,7 @@ impl ParseError {
             ParseError::InvalidJson(_) => "invalid_json",
             ParseError::NotAnObject => "not_an_object",
             ParseError::Unrecognized => "unrecognized_format",
+            ParseError::Internal => "internal_error",
         }
     }
 }

@@ -35,6 +35,11 @@ use crate::telemetry::events::{
 };
 use crate::telemetry::Metrics;
 
+/// How far in the future a message timestamp may be before processing time is used instead.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 3600);
+/// Input keys longer than this are left out of DLQ entries (the entry must stay producible).
+const MAX_DLQ_KEY_BYTES: usize = 1024;
+
 /// Options of the processor that come from configuration.
 #[derive(Debug, Clone)]
 pub struct ProcessorOptions {
@@ -108,10 +113,13 @@ impl Processor {
             outputs.push(self.dead_letter(raw, None, payload, &ParseError::Empty, now));
             return self.finish(raw, received, outputs);
         }
+        // The producer's timestamp, unless it is absent or implausibly far in the future.
         let seen_at = raw
             .timestamp_ms
             .and_then(|ms| u64::try_from(ms).ok())
-            .map_or(now, |ms| UNIX_EPOCH + Duration::from_millis(ms));
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+            .filter(|t| *t <= now + MAX_CLOCK_SKEW)
+            .unwrap_or(now);
         let lines = split_events(text);
         let multi = lines.len() > 1;
         for (index, line) in lines.into_iter().enumerate() {
@@ -141,6 +149,18 @@ impl Processor {
             }
         }
         self.finish(raw, received, outputs)
+    }
+
+    /// The DLQ entry for a message whose processing panicked: a bug, but the stream goes on.
+    pub fn dead_letter_internal_error(&self, raw: &RawEvent, received: Instant) -> Processed {
+        let output = self.dead_letter(
+            raw,
+            None,
+            &raw.payload,
+            &ParseError::Internal,
+            SystemTime::now(),
+        );
+        self.finish(raw, received, vec![output])
     }
 
     fn finish(&self, raw: &RawEvent, received: Instant, outputs: Vec<Output>) -> Processed {
@@ -179,7 +199,11 @@ impl Processor {
         );
         Output {
             kind: OutputKind::Dlq(reason),
-            key: raw.key.as_ref().map(|k| k.to_vec()),
+            key: raw
+                .key
+                .as_ref()
+                .filter(|k| k.len() <= MAX_DLQ_KEY_BYTES)
+                .map(|k| k.to_vec()),
             payload: serde_json::to_vec(&entry).unwrap_or_default(),
         }
     }
