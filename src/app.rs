@@ -131,17 +131,19 @@ pub async fn run(
         server_stop.clone(),
     ));
 
-    let consumer = Arc::new(
-        create_consumer(
-            &settings,
-            PipelineConsumerContext::new(
-                metrics.clone(),
-                tracker.clone(),
-                health.consumer_assigned.clone(),
-            ),
-        )
-        .map_err(|e| AppError::Kafka(e.to_string()))?,
+    let consumer_settings = settings.clone();
+    let consumer_context = PipelineConsumerContext::new(
+        metrics.clone(),
+        tracker.clone(),
+        health.consumer_assigned.clone(),
     );
+    let assigned_nothing = consumer_context.assigned_nothing();
+    let consumer =
+        tokio::task::spawn_blocking(move || create_consumer(&consumer_settings, consumer_context))
+            .await
+            .map_err(|e| AppError::Kafka(format!("consumer creation failed: {e}")))?
+            .map(Arc::new)
+            .map_err(|e| AppError::Kafka(e.to_string()))?;
     let processor = build_processor(&settings, feeds.clone(), metrics.clone())?;
     let publisher = OutputPublisher::new(producer.clone(), &settings, metrics.clone());
     info!(
@@ -189,6 +191,12 @@ pub async fn run(
         &shutdown,
         &stage_failed,
     );
+    let watchdog_task = tokio::spawn(assignment_watchdog(
+        consumer.clone(),
+        settings.clone(),
+        assigned_nothing,
+        housekeeping_stop.clone(),
+    ));
     let housekeeping_task = tokio::spawn(housekeeping_loop(
         feeds,
         dedup,
@@ -252,6 +260,7 @@ pub async fn run(
     server_stop.cancel();
     let _ = timeout(Duration::from_secs(1), server_task).await;
     let _ = housekeeping_task.await;
+    let _ = watchdog_task.await;
     let stage_failed = stage_failed.load(Ordering::Relaxed);
     info!(drained, unfinished, stage_failed, "stopped");
     Ok(RunSummary {
@@ -569,6 +578,34 @@ async fn sink_loop(
                 }
             }
         }
+    }
+}
+
+/// Checks every 10 s whether the latest assignment was empty, and if so whether the group
+/// lost it (see `rejoin_if_sole_member_unassigned`).
+async fn assignment_watchdog(
+    consumer: Arc<EventConsumer>,
+    settings: Settings,
+    assigned_nothing: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        // Both branches are cancellation-safe.
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if !assigned_nothing.load(Ordering::Relaxed) {
+            continue;
+        }
+        let consumer = consumer.clone();
+        let settings = settings.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::kafka::consumer::rejoin_if_sole_member_unassigned(&consumer, &settings)
+        })
+        .await;
     }
 }
 

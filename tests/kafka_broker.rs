@@ -124,38 +124,64 @@ async fn sigkill_mid_stream_loses_no_record() {
     let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
     let (config, port) = write_config(dir.path(), &topics, &blocklist, "");
 
-    let first: Vec<Vec<u8>> = (0..6000)
+    const FIRST: u32 = 8_000;
+    let first: Vec<Vec<u8>> = (0..FIRST)
         .map(|i| ecs_event(&listed_v6(i), "10.1.1.1"))
         .collect();
     produce(&topics.input, None, &first).await;
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(Duration::from_secs(60));
-    let before_kill = read_until(&topics.output, Duration::from_secs(60), |m| m.len() >= 500).len();
-    daemon.signal("KILL");
+    // Kill as soon as some work is finished, so deliveries and offsets are in flight.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let completed_at_kill = loop {
+        let completed = daemon
+            .metric("threatsift_messages_completed_total")
+            .unwrap_or(0.0);
+        if completed >= 500.0 || std::time::Instant::now() > deadline {
+            daemon.signal("KILL");
+            break completed;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     daemon.wait_exit(Duration::from_secs(10));
     drop(daemon);
+    assert!(
+        (500.0..f64::from(FIRST)).contains(&completed_at_kill),
+        "the kill must land mid-stream (completed {completed_at_kill} of {FIRST})"
+    );
 
     // More input arrives while the daemon is down.
-    let second: Vec<Vec<u8>> = (6000..8000)
+    let second: Vec<Vec<u8>> = (FIRST..FIRST + 2000)
         .map(|i| ecs_event("10.2.2.2", &listed_v6(i)))
         .collect();
     produce(&topics.input, None, &second).await;
 
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(Duration::from_secs(60));
-    let expected: BTreeSet<String> = (0..8000).map(listed_v6).collect();
+    let expected: BTreeSet<String> = (0..FIRST + 2000).map(listed_v6).collect();
     let records = read_until(&topics.output, Duration::from_secs(120), |m| {
         record_ips(m).len() >= expected.len()
     });
     let seen = record_ips(&records);
     let missing: Vec<_> = expected.difference(&seen).take(5).collect();
-    assert!(
-        missing.is_empty(),
-        "records lost across SIGKILL, e.g. {missing:?}"
-    );
+    if !missing.is_empty() {
+        let metrics = daemon
+            .http_get("/metrics")
+            .map(|(_, m)| m)
+            .unwrap_or_default();
+        let interesting: Vec<&str> = metrics
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.ends_with(" 0") && !l.contains("_bucket"))
+            .collect();
+        panic!(
+            "records lost across SIGKILL, e.g. {missing:?}\n{}\n--- log ---\n{}",
+            interesting.join("\n"),
+            daemon.log_text()
+        );
+    }
     assert_eq!(seen, expected);
     eprintln!(
-        "sigkill test: {before_kill} records before the kill, {} records in all for {} IPs ({} repeats)",
+        "sigkill test: killed after {completed_at_kill} of {FIRST} messages; {} records in all for {} IPs ({} repeats)",
         records.len(),
         expected.len(),
         records.len() - expected.len()

@@ -30,6 +30,8 @@ pub struct PipelineConsumerContext {
     metrics: Arc<Metrics>,
     tracker: Arc<Mutex<OffsetTracker>>,
     assigned: Arc<AtomicBool>,
+    /// Set while the latest assignment was empty (see [`rejoin_if_sole_member_unassigned`]).
+    assigned_nothing: Arc<AtomicBool>,
 }
 
 impl PipelineConsumerContext {
@@ -43,7 +45,13 @@ impl PipelineConsumerContext {
             metrics,
             tracker,
             assigned,
+            assigned_nothing: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The flag that is set while the latest assignment was empty.
+    pub fn assigned_nothing(&self) -> Arc<AtomicBool> {
+        self.assigned_nothing.clone()
     }
 }
 
@@ -92,6 +100,7 @@ impl ConsumerContext for PipelineConsumerContext {
                 tracker.forget(element.topic(), element.partition());
             }
             self.assigned.store(false, Ordering::Relaxed);
+            self.assigned_nothing.store(false, Ordering::Relaxed);
             PartitionsRebalanced {
                 kind: "revoke",
                 partitions: partitions.count(),
@@ -105,6 +114,8 @@ impl ConsumerContext for PipelineConsumerContext {
             Rebalance::Assign(partitions) => {
                 self.assigned
                     .store(partitions.count() > 0, Ordering::Relaxed);
+                self.assigned_nothing
+                    .store(partitions.count() == 0, Ordering::Relaxed);
                 PartitionsRebalanced {
                     kind: "assign",
                     partitions: partitions.count(),
@@ -132,7 +143,8 @@ impl ConsumerContext for PipelineConsumerContext {
     }
 }
 
-/// Creates the consumer and subscribes it to the input topics.
+/// Creates the consumer and subscribes it to the input topics. Blocks for up to a few seconds
+/// per topic (metadata); call it from a blocking context.
 pub fn create_consumer(
     settings: &Settings,
     context: PipelineConsumerContext,
@@ -153,12 +165,65 @@ pub fn create_consumer(
             k.session_timeout.as_millis().to_string(),
         )
         // Backpressure can pause consumption for as long as the producer is stalled.
-        .set("max.poll.interval.ms", "600000");
+        .set("max.poll.interval.ms", "600000")
+        // A topic created or grown later is noticed within seconds, not five minutes.
+        .set("topic.metadata.refresh.interval.ms", "10000");
     apply_passthrough(&mut config, settings);
     let consumer: EventConsumer = config.create_with_context(context)?;
+    // Blocking: warm the metadata of the input topics before joining, so the first assignment
+    // sees their partitions (otherwise a join can complete with an empty assignment).
+    for topic in &k.input_topics {
+        if let Err(e) = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(5)) {
+            tracing::warn!(topic = %topic, error = %e, "no metadata for input topic yet");
+        }
+    }
     let topics: Vec<&str> = k.input_topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)
+}
+
+/// Re-joins the group when this consumer is its only member, holds no partitions, and the
+/// input topics have some: no assignor would choose that, so the coordinator lost the
+/// assignment (seen with tansu right after a burst of produce requests). With other members
+/// present an empty assignment is legitimate and nothing is done. Blocking (metadata and group
+/// requests); returns whether it re-subscribed.
+pub fn rejoin_if_sole_member_unassigned(consumer: &EventConsumer, settings: &Settings) -> bool {
+    let timeout = std::time::Duration::from_secs(5);
+    let Ok(groups) = consumer.fetch_group_list(Some(&settings.kafka.group_id), timeout) else {
+        return false;
+    };
+    let members = groups.groups().first().map_or(0, |g| g.members().len());
+    if members > 1 {
+        return false;
+    }
+    let partitions: usize = settings
+        .kafka
+        .input_topics
+        .iter()
+        .filter_map(|t| consumer.fetch_metadata(Some(t), timeout).ok())
+        .map(|m| {
+            m.topics()
+                .iter()
+                .map(|t| t.partitions().len())
+                .sum::<usize>()
+        })
+        .sum();
+    if partitions == 0 {
+        return false;
+    }
+    tracing::warn!(
+        members,
+        partitions,
+        "sole group member was assigned nothing; rejoining"
+    );
+    consumer.unsubscribe();
+    let topics: Vec<&str> = settings
+        .kafka
+        .input_topics
+        .iter()
+        .map(String::as_str)
+        .collect();
+    consumer.subscribe(&topics).is_ok()
 }
 
 /// Takes an owned copy of a message; `topic` is the interned topic name.

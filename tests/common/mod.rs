@@ -212,6 +212,7 @@ dlq_topic = "{dlq}"
 session_timeout = "10s"
 auto_commit_interval = "1s"
 statistics_interval = "1s"
+
 [filter]
 allow_documentation_ranges = true
 [server]
