@@ -304,6 +304,11 @@ async fn load_feeds(settings: &Settings, metrics: &Metrics) -> Result<Arc<LocalF
         .await
         .map_err(|e| AppError::Config(format!("feed loading panicked: {e}")))?
         .map_err(|e| AppError::Config(format!("feeds: {e}")))?;
+    emit_feeds_loaded(&feeds, metrics);
+    Ok(Arc::new(feeds))
+}
+
+fn emit_feeds_loaded(feeds: &LocalFeeds, metrics: &Metrics) {
     for feed in feeds.current().feeds() {
         FeedLoaded {
             feed: feed.name(),
@@ -313,7 +318,6 @@ async fn load_feeds(settings: &Settings, metrics: &Metrics) -> Result<Arc<LocalF
         }
         .emit(metrics);
     }
-    Ok(Arc::new(feeds))
 }
 
 /// Assembles the processing stages from the settings.
@@ -635,15 +639,7 @@ async fn housekeeping_loop(
                         Ok(false) => {}
                         Ok(true) => {
                             FeedReloadFinished { error: None }.emit(&metrics);
-                            for feed in feeds.current().feeds() {
-                                FeedLoaded {
-                                    feed: feed.name(),
-                                    entries: feed.len(),
-                                    skipped_lines: feed.skipped_lines(),
-                                    first_skipped: feed.first_skipped().first(),
-                                }
-                                .emit(&metrics);
-                            }
+                            emit_feeds_loaded(&feeds, &metrics);
                         }
                         Err(e) => FeedReloadFinished { error: Some(&e.to_string()) }.emit(&metrics),
                     }

@@ -1,0 +1,159 @@
+//! Fault injection on librdkafka's in-process mock cluster: the pipeline (`app::run`, the same
+//! code as the daemon) survives a broker outage in the middle of the stream and loses nothing.
+#![allow(clippy::disallowed_methods)] // plain test threads may sleep; no runtime is blocked
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use threatsift::settings::Settings;
+use threatsift::telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
+
+fn read_record_ips(brokers: &str, topic: &str, partitions: i32) -> BTreeSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", common::unique("reader"))
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut ips = BTreeSet::new();
+    let mut at_end = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while at_end < partitions && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let record: serde_json::Value =
+                    serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
+                ips.insert(record["ip"].as_str().unwrap().to_owned());
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => at_end += 1,
+            _ => {}
+        }
+    }
+    ips
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_mid_stream_loses_nothing() {
+    let cluster = MockCluster::new(1).unwrap();
+    for (topic, partitions) in [("firewall", 2), ("threats", 2), ("threatsift-dlq", 1)] {
+        cluster.create_topic(topic, partitions, 1).unwrap();
+    }
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = common::write_blocklist(dir.path(), &["203.0.113.0/24"]);
+    let settings = Settings::from_toml_overrides(&format!(
+        r#"
+        [kafka]
+        brokers = "{brokers}"
+        input_topics = ["firewall"]
+        statistics_interval = "0s"
+        auto_commit_interval = "1s"
+        [filter]
+        allow_documentation_ranges = true
+        [server]
+        listen = "127.0.0.1:0"
+        [[feeds]]
+        name = "t"
+        path = "{}"
+        weight = 80
+        "#,
+        blocklist.display()
+    ))
+    .unwrap();
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let produce = |range: std::ops::Range<u32>| {
+        let producer = producer.clone();
+        async move {
+            for i in range {
+                let payload = common::ecs_event(&format!("203.0.113.{i}"), "10.0.0.1");
+                producer
+                    .send(
+                        FutureRecord::<(), [u8]>::to("firewall").payload(&payload[..]),
+                        Timeout::After(Duration::from_secs(30)),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .unwrap();
+            }
+        }
+    };
+    produce(0..100).await;
+
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(Metrics::new(&registry).unwrap());
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(threatsift::app::run(
+        settings,
+        registry,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let wait_for = |target: u64, limit: Duration| {
+        let metrics = metrics.clone();
+        async move {
+            let deadline = Instant::now() + limit;
+            while metrics.messages_completed.get() < target && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            metrics.messages_completed.get()
+        }
+    };
+    assert!(
+        wait_for(1, Duration::from_secs(30)).await >= 1,
+        "pipeline never started"
+    );
+
+    // The broker goes away while input is still arriving, then comes back.
+    cluster.broker_down(1).unwrap();
+    let more_input = tokio::spawn(produce(100..200));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        metrics
+            .kafka_errors
+            .get_metric_with_label_values(&["all_brokers_down"])
+            .map_or(0, |c| c.get())
+            + metrics
+                .kafka_errors
+                .get_metric_with_label_values(&["transport"])
+                .map_or(0, |c| c.get())
+            > 0,
+        "the outage was noticed"
+    );
+    cluster.broker_up(1).unwrap();
+    more_input.await.unwrap();
+
+    let completed = wait_for(200, Duration::from_secs(60)).await;
+    assert_eq!(completed, 200, "every message finished after the outage");
+    shutdown.cancel();
+    let summary = run.await.unwrap().unwrap();
+    assert!(summary.drained);
+
+    let expected: BTreeSet<String> = (0..200u32).map(|i| format!("203.0.113.{i}")).collect();
+    let brokers_for_read = brokers.clone();
+    let seen =
+        tokio::task::spawn_blocking(move || read_record_ips(&brokers_for_read, "threats", 2))
+            .await
+            .unwrap();
+    assert_eq!(seen, expected);
+    drop(cluster);
+}
