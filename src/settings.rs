@@ -104,11 +104,60 @@ impl Serialize for Secret {
     }
 }
 
-/// The `kafka.librdkafka` passthrough: values of secret-looking properties (passwords, secrets,
-/// tokens, PEM material) are redacted when printed.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Passthrough(#[serde(deserialize_with = "list_or_comma_separated")] pub Vec<String>);
+/// The `kafka.librdkafka` passthrough, as `name=value` entries. Accepted forms: a table
+/// (`[kafka.librdkafka]` with `"fetch.min.bytes" = 65536`; the config crate splits dotted names
+/// into nested tables, which are joined back here), a list of `"name=value"` strings, or, from
+/// the environment, a comma-separated string. Values of secret-looking properties (passwords,
+/// secrets, tokens, PEM material) are redacted when printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Passthrough(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Passthrough {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Leaf {
+            Text(String),
+            Integer(i64),
+            Float(f64),
+            Flag(bool),
+            Table(BTreeMap<String, Leaf>),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            List(Vec<String>),
+            Text(String),
+            Table(BTreeMap<String, Leaf>),
+        }
+        fn flatten(prefix: &str, table: BTreeMap<String, Leaf>, out: &mut Vec<String>) {
+            for (key, leaf) in table {
+                let name = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                match leaf {
+                    Leaf::Text(v) => out.push(format!("{name}={v}")),
+                    Leaf::Integer(v) => out.push(format!("{name}={v}")),
+                    Leaf::Float(v) => out.push(format!("{name}={v}")),
+                    Leaf::Flag(v) => out.push(format!("{name}={v}")),
+                    Leaf::Table(inner) => flatten(&name, inner, out),
+                }
+            }
+        }
+        Ok(Passthrough(match Form::deserialize(deserializer)? {
+            Form::List(items) => items,
+            Form::Text(text) if text.trim().is_empty() => Vec::new(),
+            Form::Text(text) => text.split(',').map(|t| t.trim().to_owned()).collect(),
+            Form::Table(table) => {
+                let mut out = Vec::new();
+                flatten("", table, &mut out);
+                out
+            }
+        }))
+    }
+}
 
 /// A list from a file, or a comma-separated string from the environment. Environment values are
 /// taken verbatim otherwise (no guessing of numbers or booleans, which would mangle secrets).
@@ -785,6 +834,26 @@ mod tests {
         assert_eq!(
             settings.librdkafka_overrides().get("sasl.password"),
             Some(&"pw-123".into())
+        );
+    }
+
+    #[test]
+    fn librdkafka_passthrough_accepts_a_table_with_dotted_names() {
+        let settings = Settings::from_toml_overrides(
+            "[kafka.librdkafka]\n\"fetch.min.bytes\" = 65536\n\"compression.type\" = \"lz4\"\n",
+        )
+        .expect("loads");
+        let overrides = settings.librdkafka_overrides();
+        assert_eq!(overrides.get("fetch.min.bytes"), Some(&"65536".into()));
+        assert_eq!(overrides.get("compression.type"), Some(&"lz4".into()));
+        let from_env = Settings::load_with_env(
+            None,
+            env_from(&[("THREATSIFT__KAFKA__LIBRDKAFKA", "linger.ms=7,acks=all")]),
+        )
+        .expect("loads");
+        assert_eq!(
+            from_env.librdkafka_overrides().get("acks"),
+            Some(&"all".into())
         );
     }
 
