@@ -62,10 +62,13 @@ impl DedupCache {
     /// A window of `ttl` holding at most `max_entries` addresses.
     pub fn new(ttl: Duration, max_entries: u64) -> Self {
         DedupCache {
+            // LRU, not moka's default TinyLFU: TinyLFU may refuse to admit a new address when
+            // full, and a refused address would be enriched (and spend quota) on every sighting.
             cache: Cache::builder()
                 .name("dedup")
                 .max_capacity(max_entries)
                 .time_to_live(ttl)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build(),
         }
     }
@@ -112,6 +115,24 @@ mod tests {
         assert_eq!(second.sighting.last_seen(), t0 + Duration::from_secs(5));
         assert!(cache.observe("203.0.113.8".parse().unwrap(), t0).first);
         assert_eq!(cache.entry_count(), 2);
+    }
+
+    #[test]
+    fn a_full_window_admits_new_addresses_and_forgets_the_oldest() {
+        let cache = DedupCache::new(Duration::from_secs(60), 100);
+        let now = SystemTime::now();
+        let addr = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0100_0000 + i));
+        for i in 0..1000 {
+            assert!(cache.observe(addr(i), now).first);
+            cache.entry_count(); // runs moka's pending admission and eviction
+                                 // Every new address is remembered, even when the window is full.
+            assert!(
+                !cache.observe(addr(i), now).first,
+                "address {i} was not admitted"
+            );
+        }
+        assert!(cache.entry_count() <= 100);
+        assert!(cache.observe(addr(0), now).first, "the oldest was evicted");
     }
 
     #[test]
