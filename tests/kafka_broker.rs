@@ -124,20 +124,24 @@ async fn sigkill_mid_stream_loses_no_record() {
     let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
     let (config, port) = write_config(dir.path(), &topics, &blocklist, "");
 
-    const FIRST: u32 = 8_000;
+    const FIRST: u32 = 20_000;
     let first: Vec<Vec<u8>> = (0..FIRST)
         .map(|i| ecs_event(&listed_v6(i), "10.1.1.1"))
         .collect();
     produce(&topics.input, None, &first).await;
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(Duration::from_secs(60));
-    // Kill as soon as some work is finished, so deliveries and offsets are in flight.
+    // Kill once some work is finished and committed, so the restart resumes from a committed
+    // offset while deliveries and offsets are still in flight.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let completed_at_kill = loop {
         let completed = daemon
             .metric("threatsift_messages_completed_total")
             .unwrap_or(0.0);
-        if completed >= 500.0 || std::time::Instant::now() > deadline {
+        let commits = daemon
+            .metric("threatsift_offsets_committed_total")
+            .unwrap_or(0.0);
+        if (completed >= 500.0 && commits >= 1.0) || std::time::Instant::now() > deadline {
             daemon.signal("KILL");
             break completed;
         }
@@ -145,6 +149,28 @@ async fn sigkill_mid_stream_loses_no_record() {
     };
     daemon.wait_exit(Duration::from_secs(10));
     drop(daemon);
+    // Nothing committed past unfinished work: every offset below a partition's committed
+    // offset produced a record (each input message lists one IP).
+    let committed = committed_offsets(&topics.group, &topics.input);
+    let mut finished: std::collections::BTreeMap<i32, BTreeSet<i64>> = Default::default();
+    for record in read_all(&topics.output).iter().map(ReadMessage::json) {
+        let partition = record["observed"]["partition"].as_i64().unwrap() as i32;
+        let offset = record["observed"]["offset"].as_i64().unwrap();
+        finished.entry(partition).or_default().insert(offset);
+    }
+    for (partition, next) in &committed {
+        let done = finished.get(partition).cloned().unwrap_or_default();
+        let unfinished: Vec<i64> = (0..*next).filter(|o| !done.contains(o)).take(5).collect();
+        assert!(
+            unfinished.is_empty(),
+            "partition {partition} committed {next} but offsets {unfinished:?} have no record"
+        );
+    }
+    eprintln!("sigkill test: committed at kill {committed:?}");
+    assert!(
+        committed.values().any(|o| *o > 0),
+        "the kill came after a commit"
+    );
     assert!(
         (500.0..f64::from(FIRST)).contains(&completed_at_kill),
         "the kill must land mid-stream (completed {completed_at_kill} of {FIRST})"
@@ -185,6 +211,10 @@ async fn sigkill_mid_stream_loses_no_record() {
         records.len(),
         expected.len(),
         records.len() - expected.len()
+    );
+    eprintln!(
+        "sigkill test: restarted daemon rejoined {} time(s)",
+        daemon.log_text().matches("rejoining").count()
     );
     daemon.signal("TERM");
     assert!(daemon.wait_exit(Duration::from_secs(20)).success());
