@@ -7,6 +7,12 @@
 #   scripts/broker.sh stop     stop the broker this script started
 #   scripts/broker.sh status   exit 0 when the broker answers
 #
+# Known tansu 0.6.0 behaviours the tests work around (real Kafka does neither): a fetch from an
+# offset inside a multi-record batch returns the *next* batch (a consumer resuming mid-batch
+# skips records), so tests produce one record per batch; and a member joining while a killed
+# member's session is still open can be handed an empty assignment, which the daemon's
+# assignment watchdog repairs by rejoining.
+#
 # Safe to run any number of times. Port: THREATSIFT_BROKER_PORT (default 19092). State (pid, log)
 # lives in .broker/ in the repository. Tansu does not create topics on first use, so `start`
 # creates the daemon's default topics; tests create their own.
