@@ -44,8 +44,8 @@ use crate::pipeline::Processed;
 use crate::server::{self, Health};
 use crate::settings::Settings;
 use crate::telemetry::events::{
-    BackpressureWaited, FeedLoaded, FeedReloadFinished, KafkaClientError, MessageCompleted,
-    OffsetStored,
+    BackpressureWaited, CacheSampled, FeedLoaded, FeedReloadFinished, KafkaClientError,
+    MessageCompleted, OffsetStored,
 };
 use crate::telemetry::Metrics;
 
@@ -646,8 +646,7 @@ async fn housekeeping_loop(
                 }
             }
             _ = sample.tick() => {
-                let count = i64::try_from(dedup.entry_count()).unwrap_or(i64::MAX);
-                metrics.cache_entries.with_label_values(&["dedup"]).set(count);
+                CacheSampled { cache: "dedup", entries: dedup.entry_count() }.emit(&metrics);
             }
         }
     }

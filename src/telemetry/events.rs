@@ -380,3 +380,20 @@ impl BackpressureWaited {
         );
     }
 }
+
+/// A cache's size was sampled.
+pub struct CacheSampled {
+    /// Cache name (`dedup`).
+    pub cache: &'static str,
+    /// Entries held.
+    pub entries: u64,
+}
+impl CacheSampled {
+    /// Sets the gauge.
+    pub fn emit(&self, m: &Metrics) {
+        let entries = i64::try_from(self.entries).unwrap_or(i64::MAX);
+        m.cache_entries
+            .with_label_values(&[self.cache])
+            .set(entries);
+    }
+}
