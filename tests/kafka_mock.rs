@@ -157,3 +157,83 @@ async fn a_broker_outage_mid_stream_loses_nothing() {
     assert_eq!(seen, expected);
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_broker_refuses_becomes_a_publish_failed_dlq_entry() {
+    let cluster = MockCluster::new(1).unwrap();
+    for (topic, partitions) in [("firewall", 1), ("threats", 1), ("threatsift-dlq", 1)] {
+        cluster.create_topic(topic, partitions, 1).unwrap();
+    }
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = common::write_blocklist(dir.path(), &["203.0.113.0/24"]);
+    // A record (~1.5 kB) exceeds the 1,000-byte limit; its DLQ entry (payload cut to 200
+    // bytes) does not.
+    let settings = Settings::from_toml_overrides(&format!(
+        r#"
+        [kafka]
+        brokers = "{brokers}"
+        input_topics = ["firewall"]
+        statistics_interval = "0s"
+        librdkafka = ["message.max.bytes=1000"]
+        [filter]
+        allow_documentation_ranges = true
+        [dlq]
+        max_payload_bytes = 200
+        [server]
+        listen = "127.0.0.1:0"
+        [[feeds]]
+        name = "t"
+        path = "{}"
+        weight = 80
+        "#,
+        blocklist.display()
+    ))
+    .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let event = common::ecs_event("203.0.113.9", "10.0.0.1");
+    producer
+        .send(
+            FutureRecord::<(), [u8]>::to("firewall").payload(&event[..]),
+            Timeout::After(Duration::from_secs(30)),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(Metrics::new(&registry).unwrap());
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(threatsift::app::run(
+        settings,
+        registry,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metrics.messages_completed.get() < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    assert!(run.await.unwrap().unwrap().drained);
+    assert_eq!(metrics.messages_completed.get(), 1);
+    let failed = metrics
+        .dlq_messages
+        .get_metric_with_label_values(&["publish_failed"])
+        .map_or(0, |c| c.get());
+    assert_eq!(failed, 1, "the refused record went to the DLQ");
+    let published = metrics
+        .records_published
+        .get_metric_with_label_values(&["malicious"])
+        .map_or(0, |c| c.get());
+    assert_eq!(published, 0);
+    let lost = metrics
+        .produce_errors
+        .get_metric_with_label_values(&["output_lost"])
+        .map_or(0, |c| c.get());
+    assert_eq!(lost, 0);
+    drop(cluster);
+}
