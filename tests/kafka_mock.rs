@@ -48,57 +48,72 @@ fn read_record_ips(brokers: &str, topic: &str, partitions: i32) -> BTreeSet<Stri
     ips
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_outage_mid_stream_loses_nothing() {
+/// A one-broker mock cluster with the daemon's topics, and settings pointing the pipeline at it.
+/// `extra` is TOML added to the `[kafka]` table; `tail` is TOML appended after it.
+fn cluster_and_settings(
+    partitions: i32,
+    dir: &std::path::Path,
+    extra_kafka: &str,
+    tail: &str,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    Settings,
+) {
     let cluster = MockCluster::new(1).unwrap();
-    for (topic, partitions) in [("firewall", 2), ("threats", 2), ("threatsift-dlq", 1)] {
-        cluster.create_topic(topic, partitions, 1).unwrap();
+    for topic in ["firewall", "threats", "threatsift-dlq"] {
+        let count = if topic == "threatsift-dlq" {
+            1
+        } else {
+            partitions
+        };
+        cluster.create_topic(topic, count, 1).unwrap();
     }
-    let brokers = cluster.bootstrap_servers();
-    let dir = tempfile::tempdir().unwrap();
-    let blocklist = common::write_blocklist(dir.path(), &["203.0.113.0/24"]);
+    let blocklist = common::write_blocklist(dir, &["203.0.113.0/24"]);
     let settings = Settings::from_toml_overrides(&format!(
         r#"
         [kafka]
         brokers = "{brokers}"
         input_topics = ["firewall"]
         statistics_interval = "0s"
-        auto_commit_interval = "1s"
+        {extra_kafka}
         [filter]
         allow_documentation_ranges = true
         [server]
         listen = "127.0.0.1:0"
         [[feeds]]
         name = "t"
-        path = "{}"
+        path = "{blocklist}"
         weight = 80
+        {tail}
         "#,
-        blocklist.display()
+        brokers = cluster.bootstrap_servers(),
+        blocklist = blocklist.display(),
     ))
     .unwrap();
+    (cluster, settings)
+}
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
+/// Produces one firewall event from `source` to an internal host.
+async fn produce_event(producer: &FutureProducer, source: &str) {
+    let payload = common::ecs_event(source, "10.0.0.1");
+    producer
+        .send(
+            FutureRecord::<(), [u8]>::to("firewall").payload(&payload[..]),
+            Timeout::After(Duration::from_secs(30)),
+        )
+        .await
+        .map_err(|(e, _)| e)
         .unwrap();
-    let produce = |range: std::ops::Range<u32>| {
-        let producer = producer.clone();
-        async move {
-            for i in range {
-                let payload = common::ecs_event(&format!("203.0.113.{i}"), "10.0.0.1");
-                producer
-                    .send(
-                        FutureRecord::<(), [u8]>::to("firewall").payload(&payload[..]),
-                        Timeout::After(Duration::from_secs(30)),
-                    )
-                    .await
-                    .map_err(|(e, _)| e)
-                    .unwrap();
-            }
-        }
-    };
-    produce(0..100).await;
+}
 
+/// Runs `app::run` on a task; returns its metrics, its shutdown token and its handle.
+fn spawn_pipeline(
+    settings: Settings,
+) -> (
+    Arc<Metrics>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<threatsift::app::RunSummary, threatsift::app::AppError>>,
+) {
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(Metrics::new(&registry).unwrap());
     let shutdown = CancellationToken::new();
@@ -108,18 +123,47 @@ async fn a_broker_outage_mid_stream_loses_nothing() {
         metrics.clone(),
         shutdown.clone(),
     ));
-    let wait_for = |target: u64, limit: Duration| {
-        let metrics = metrics.clone();
+    (metrics, shutdown, run)
+}
+
+/// Waits until `target` messages are finished or `limit` passes; returns the count.
+async fn wait_for_completed(metrics: &Metrics, target: u64, limit: Duration) -> u64 {
+    let deadline = Instant::now() + limit;
+    while metrics.messages_completed.get() < target && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    metrics.messages_completed.get()
+}
+
+/// A labelled counter's value (0 when the child does not exist).
+fn counter(vec: &prometheus::IntCounterVec, label: &str) -> u64 {
+    vec.get_metric_with_label_values(&[label])
+        .map_or(0, |c| c.get())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_mid_stream_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, settings) =
+        cluster_and_settings(2, dir.path(), "auto_commit_interval = \"1s\"", "");
+    let brokers = cluster.bootstrap_servers();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let produce = |range: std::ops::Range<u32>| {
+        let producer = producer.clone();
         async move {
-            let deadline = Instant::now() + limit;
-            while metrics.messages_completed.get() < target && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            for i in range {
+                produce_event(&producer, &format!("203.0.113.{i}")).await;
             }
-            metrics.messages_completed.get()
         }
     };
+    produce(0..100).await;
+
+    let (metrics, shutdown, run) = spawn_pipeline(settings);
     assert!(
-        wait_for(1, Duration::from_secs(30)).await >= 1,
+        wait_for_completed(&metrics, 1, Duration::from_secs(30)).await >= 1,
         "pipeline never started"
     );
 
@@ -128,21 +172,15 @@ async fn a_broker_outage_mid_stream_loses_nothing() {
     let more_input = tokio::spawn(produce(100..200));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
-        metrics
-            .kafka_errors
-            .get_metric_with_label_values(&["all_brokers_down"])
-            .map_or(0, |c| c.get())
-            + metrics
-                .kafka_errors
-                .get_metric_with_label_values(&["transport"])
-                .map_or(0, |c| c.get())
+        counter(&metrics.kafka_errors, "all_brokers_down")
+            + counter(&metrics.kafka_errors, "transport")
             > 0,
         "the outage was noticed"
     );
     cluster.broker_up(1).unwrap();
     more_input.await.unwrap();
 
-    let completed = wait_for(200, Duration::from_secs(60)).await;
+    let completed = wait_for_completed(&metrics, 200, Duration::from_secs(60)).await;
     assert_eq!(completed, 200, "every message finished after the outage");
     shutdown.cancel();
     let summary = run.await.unwrap().unwrap();
@@ -160,80 +198,32 @@ async fn a_broker_outage_mid_stream_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_the_broker_refuses_becomes_a_publish_failed_dlq_entry() {
-    let cluster = MockCluster::new(1).unwrap();
-    for (topic, partitions) in [("firewall", 1), ("threats", 1), ("threatsift-dlq", 1)] {
-        cluster.create_topic(topic, partitions, 1).unwrap();
-    }
-    let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let blocklist = common::write_blocklist(dir.path(), &["203.0.113.0/24"]);
     // A record (~1.5 kB) exceeds the 1,000-byte limit; its DLQ entry (payload cut to 200
     // bytes) does not.
-    let settings = Settings::from_toml_overrides(&format!(
-        r#"
-        [kafka]
-        brokers = "{brokers}"
-        input_topics = ["firewall"]
-        statistics_interval = "0s"
-        librdkafka = ["message.max.bytes=1000"]
-        [filter]
-        allow_documentation_ranges = true
-        [dlq]
-        max_payload_bytes = 200
-        [server]
-        listen = "127.0.0.1:0"
-        [[feeds]]
-        name = "t"
-        path = "{}"
-        weight = 80
-        "#,
-        blocklist.display()
-    ))
-    .unwrap();
+    let (cluster, settings) = cluster_and_settings(
+        1,
+        dir.path(),
+        "librdkafka = [\"message.max.bytes=1000\"]",
+        "[dlq]\nmax_payload_bytes = 200",
+    );
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+        .set("bootstrap.servers", cluster.bootstrap_servers())
         .create()
         .unwrap();
-    let event = common::ecs_event("203.0.113.9", "10.0.0.1");
-    producer
-        .send(
-            FutureRecord::<(), [u8]>::to("firewall").payload(&event[..]),
-            Timeout::After(Duration::from_secs(30)),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
+    produce_event(&producer, "203.0.113.9").await;
 
-    let registry = prometheus::Registry::new();
-    let metrics = Arc::new(Metrics::new(&registry).unwrap());
-    let shutdown = CancellationToken::new();
-    let run = tokio::spawn(threatsift::app::run(
-        settings,
-        registry,
-        metrics.clone(),
-        shutdown.clone(),
-    ));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while metrics.messages_completed.get() < 1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (metrics, shutdown, run) = spawn_pipeline(settings);
+    wait_for_completed(&metrics, 1, Duration::from_secs(30)).await;
     shutdown.cancel();
     assert!(run.await.unwrap().unwrap().drained);
     assert_eq!(metrics.messages_completed.get(), 1);
-    let failed = metrics
-        .dlq_messages
-        .get_metric_with_label_values(&["publish_failed"])
-        .map_or(0, |c| c.get());
-    assert_eq!(failed, 1, "the refused record went to the DLQ");
-    let published = metrics
-        .records_published
-        .get_metric_with_label_values(&["malicious"])
-        .map_or(0, |c| c.get());
-    assert_eq!(published, 0);
-    let lost = metrics
-        .produce_errors
-        .get_metric_with_label_values(&["output_lost"])
-        .map_or(0, |c| c.get());
-    assert_eq!(lost, 0);
+    assert_eq!(
+        counter(&metrics.dlq_messages, "publish_failed"),
+        1,
+        "the refused record went to the DLQ"
+    );
+    assert_eq!(counter(&metrics.records_published, "malicious"), 0);
+    assert_eq!(counter(&metrics.produce_errors, "output_lost"), 0);
     drop(cluster);
 }
