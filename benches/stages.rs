@@ -16,7 +16,7 @@ use threatsift::model::{Origin, RawEvent};
 use threatsift::pipeline::dedup::DedupCache;
 use threatsift::pipeline::extract::extract_ip_observations;
 use threatsift::pipeline::filter::IpFilter;
-use threatsift::pipeline::parse::FormatRegistry;
+use threatsift::pipeline::parse::{FormatRegistry, StreamId};
 use threatsift::settings::Settings;
 use threatsift::telemetry::Metrics;
 
@@ -36,7 +36,7 @@ fn sample_lines() -> (Vec<String>, Vec<String>) {
 }
 
 fn bench_parse_extract(c: &mut Criterion) {
-    let registry = FormatRegistry::builtin(Vec::new());
+    let registry = FormatRegistry::builtin(Default::default());
     let (json, kv) = sample_lines();
     let mut group = c.benchmark_group("parse_extract");
     for (name, lines) in [("ecs_json", &json), ("kv", &kv)] {
@@ -53,8 +53,12 @@ fn bench_parse_extract(c: &mut Criterion) {
                 b.iter(|| {
                     for line in lines.iter() {
                         out.clear();
-                        if let Ok(event) = registry.parse_line(black_box(line)) {
-                            extract_ip_observations(&event, &mut out);
+                        if let Ok(parsed) =
+                            registry.parse_line(black_box(line), StreamId::default())
+                        {
+                            for event in &parsed.events {
+                                extract_ip_observations(event, &mut out);
+                            }
                         }
                     }
                     black_box(out.len())

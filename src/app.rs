@@ -330,7 +330,7 @@ pub fn build_processor(
         .ignore_cidrs()
         .map_err(|e| AppError::Config(e.to_string()))?;
     Ok(Processor::new(
-        FormatRegistry::builtin(settings.json_ip_fields()),
+        FormatRegistry::builtin(settings.registry_options()),
         IpFilter::new(settings.filter.allow_documentation_ranges, ignore),
         DedupCache::new(settings.dedup.ttl, settings.dedup.max_entries),
         feeds,

@@ -21,9 +21,11 @@
 
 pub mod app;
 pub mod demo;
+pub mod formats;
 pub mod intel;
 pub mod kafka;
 pub mod model;
+pub mod parse_cmd;
 pub mod pipeline;
 pub mod record;
 pub mod server;

@@ -1,7 +1,7 @@
 //! The `threatsift` binary: parses the command line, loads settings, starts telemetry and hands
 //! over to the library. Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use threatsift::pipeline::extract::extract_ip_observations;
 use threatsift::pipeline::parse::FormatRegistry;
 use threatsift::settings::Settings;
 use threatsift::telemetry::{self, LogFormat, Metrics};
@@ -42,7 +41,14 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Parse raw events, one per line, and print the addresses found, one JSON object per line.
+    /// Formats: see `parse.topic_formats` in config/default.toml and the README.
     Parse {
+        /// Read every line as this format instead of detecting it.
+        #[arg(long)]
+        format: Option<String>,
+        /// Configuration file (for `parse.json_ip_fields`).
+        #[arg(long, env = "THREATSIFT_CONFIG")]
+        config: Option<PathBuf>,
         /// Input file; standard input when absent.
         file: Option<PathBuf>,
     },
@@ -61,7 +67,11 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
-        Command::Parse { file } => parse_lines(file),
+        Command::Parse {
+            format,
+            config,
+            file,
+        } => parse_lines(config, format, file),
     }
 }
 
@@ -135,7 +145,20 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn parse_lines(file: Option<PathBuf>) -> ExitCode {
+fn parse_lines(config: Option<PathBuf>, format: Option<String>, file: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => return config_error(&e),
+    };
+    let registry = FormatRegistry::builtin(settings.registry_options());
+    if let Some(name) = &format {
+        if !registry.knows(name) {
+            return config_error(&format!(
+                "--format: unknown format {name:?}; known formats: {}",
+                registry.names().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
     let input: Box<dyn BufRead> = match &file {
         Some(path) => match std::fs::File::open(path) {
             Ok(f) => Box::new(std::io::BufReader::new(f)),
@@ -143,38 +166,12 @@ fn parse_lines(file: Option<PathBuf>) -> ExitCode {
         },
         None => Box::new(std::io::stdin().lock()),
     };
-    let registry = FormatRegistry::builtin(Vec::new());
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for line in input.split(b'\n') {
-        let Ok(bytes) = line else { break };
-        let value = match std::str::from_utf8(&bytes) {
-            Err(e) => {
-                serde_json::json!({"error": format!("not valid UTF-8 (first bad byte at {})", e.valid_up_to())})
-            }
-            Ok(text) => match registry.parse_line(text.trim_end_matches('\r')) {
-                Err(e) => serde_json::json!({"error": e.to_string(), "kind": e.kind()}),
-                Ok(event) => {
-                    let mut ips = Vec::new();
-                    extract_ip_observations(&event, &mut ips);
-                    let first = |role| {
-                        ips.iter()
-                            .find(|o| o.role == role)
-                            .map(|o| o.ip.to_string())
-                    };
-                    serde_json::json!({
-                        "format": event.format,
-                        "source_ip": first(threatsift::model::Role::Source),
-                        "destination_ip": first(threatsift::model::Role::Destination),
-                        "ips": ips.iter().map(|o| serde_json::json!({"ip": o.ip.to_string(), "role": o.role})).collect::<Vec<_>>(),
-                    })
-                }
-            },
-        };
-        if writeln!(out, "{value}").is_err() {
-            break;
-        }
+    let out = std::io::BufWriter::new(stdout.lock());
+    match threatsift::parse_cmd::run_parse(&registry, format.as_deref(), input, out) {
+        Ok(_) => ExitCode::SUCCESS,
+        // A closed stdout (`| head`) ends the run quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
     }
-    let _ = out.flush();
-    ExitCode::SUCCESS
 }

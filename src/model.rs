@@ -101,6 +101,9 @@ pub struct Event<'a> {
     pub rule: Option<Cow<'a, str>>,
     /// Event time as the device wrote it.
     pub timestamp: Option<Cow<'a, str>>,
+    /// The reporting device (syslog HOSTNAME, `origin`, `dvc`, `fw=`): never a traffic endpoint,
+    /// so it is not among `addresses` and never enriched.
+    pub observer: Option<Cow<'a, str>>,
     /// Address tokens as written, with their role; `extract` validates and canonicalises them.
     pub addresses: Vec<(Role, Cow<'a, str>)>,
 }

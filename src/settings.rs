@@ -304,6 +304,8 @@ pub struct ParseSettings {
     pub max_line_bytes: usize,
     /// Extra JSON field paths holding addresses, with their role.
     pub json_ip_fields: Vec<JsonIpField>,
+    /// Topic → format name: lines from that topic skip format detection.
+    pub topic_formats: BTreeMap<String, String>,
 }
 
 /// One configured JSON address field.
@@ -576,6 +578,20 @@ impl Settings {
                 "must be > 0",
             ));
         }
+        if !self.parse.topic_formats.is_empty() {
+            let registry = crate::pipeline::parse::FormatRegistry::builtin(Default::default());
+            for (topic, name) in &self.parse.topic_formats {
+                if !registry.knows(name) {
+                    return Err(SettingsError::invalid(
+                        format!("parse.topic_formats.{topic}"),
+                        format!(
+                            "unknown format {name:?}; known formats: {}",
+                            registry.names().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
         for (i, field) in self.parse.json_ip_fields.iter().enumerate() {
             require_non_empty(&format!("parse.json_ip_fields[{i}].path"), &field.path)?;
             if Role::from_label(&field.role).is_none() {
@@ -666,6 +682,19 @@ impl Settings {
             .iter()
             .filter_map(|f| Role::from_label(&f.role).map(|role| (f.path.clone(), role)))
             .collect()
+    }
+
+    /// The format registry's options.
+    pub fn registry_options(&self) -> crate::pipeline::parse::RegistryOptions {
+        crate::pipeline::parse::RegistryOptions {
+            json_ip_fields: self.json_ip_fields(),
+            topic_formats: self
+                .parse
+                .topic_formats
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
     }
 
     /// The effective settings as TOML, secrets redacted.

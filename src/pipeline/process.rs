@@ -22,7 +22,7 @@ use crate::model::{Event, IpObservation, Observed, Origin, RawEvent, Role};
 use crate::pipeline::dedup::{DedupCache, Sighting};
 use crate::pipeline::extract::extract_ip_observations;
 use crate::pipeline::filter::IpFilter;
-use crate::pipeline::parse::{FormatRegistry, ParseError};
+use crate::pipeline::parse::{FormatRegistry, ParseError, StreamId};
 use crate::pipeline::score::assess;
 use crate::pipeline::{Output, OutputKind, Processed};
 use crate::record::{
@@ -120,6 +120,11 @@ impl Processor {
             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
             .filter(|t| *t <= now + MAX_CLOCK_SKEW)
             .unwrap_or(now);
+        let stream = StreamId {
+            topic: &raw.origin.topic,
+            partition: raw.origin.partition,
+            key: raw.key.as_deref(),
+        };
         let lines = split_events(text);
         let multi = lines.len() > 1;
         for (index, line) in lines.into_iter().enumerate() {
@@ -135,13 +140,21 @@ impl Processor {
                 outputs.push(self.dead_letter(raw, line_no, line.as_bytes(), &error, now));
                 continue;
             }
-            match self.registry.parse_line(line) {
-                Ok(event) => {
-                    LineParsed {
-                        format: event.format,
+            match self.registry.parse_line(line, stream) {
+                Ok(parsed) => {
+                    if parsed.events.is_empty() {
+                        LineParsed {
+                            format: parsed.format,
+                        }
+                        .emit(&self.metrics);
                     }
-                    .emit(&self.metrics);
-                    self.enrich_event(&event, &raw.origin, seen_at, now, &mut outputs);
+                    for event in &parsed.events {
+                        LineParsed {
+                            format: event.format,
+                        }
+                        .emit(&self.metrics);
+                        self.enrich_event(event, &raw.origin, seen_at, now, &mut outputs);
+                    }
                 }
                 Err(error) => {
                     outputs.push(self.dead_letter(raw, line_no, line.as_bytes(), &error, now));

@@ -1,0 +1,22 @@
+//! TODO: contract (in, out, roles, quirks).
+
+use crate::model::Event;
+use crate::pipeline::parse::json::JsonRef;
+use crate::pipeline::parse::{JsonFormat, ParseError};
+
+/// Format `suricata_eve`.
+pub struct SuricataEve;
+
+impl JsonFormat for SuricataEve {
+    fn name(&self) -> &'static str {
+        "suricata_eve"
+    }
+
+    fn detect(&self, _doc: JsonRef<'_, '_>) -> bool {
+        false
+    }
+
+    fn parse<'a>(&self, _doc: JsonRef<'_, 'a>) -> Result<Event<'a>, ParseError> {
+        Err(ParseError::malformed(self.name(), "not implemented yet"))
+    }
+}

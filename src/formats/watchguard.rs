@@ -1,0 +1,21 @@
+//! TODO: contract (in, out, roles, quirks).
+
+use crate::model::Event;
+use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+/// Format `watchguard`.
+pub struct WatchGuard;
+
+impl LogFormat for WatchGuard {
+    fn name(&self) -> &'static str {
+        "watchguard"
+    }
+
+    fn detect(&self, _line: &Line<'_>) -> bool {
+        false
+    }
+
+    fn parse<'a>(&self, _line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+        Err(ParseError::malformed(self.name(), "not implemented yet"))
+    }
+}

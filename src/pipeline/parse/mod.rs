@@ -1,0 +1,519 @@
+//! Parse: one line of text → the [`Event`]s it holds. Pure and synchronous, apart from the
+//! per-stream header directives it remembers (W3C `#Fields:`, Zeek `#fields`, VPC flow headers).
+//!
+//! * In: a line (already split from its Kafka message, UTF-8 checked) and the stream it came
+//!   from (topic, partition, key).
+//! * Out: [`Parsed`]: zero or more events whose text borrows from the line where it can (a
+//!   cloud batch such as `{"records":[…]}` holds many; a header directive holds none), or a
+//!   [`ParseError`] whose `kind()` is the DLQ reason and the `parse_errors_total{kind}` label.
+//! * Order of work: envelopes are unwrapped (shipper JSON `message`, Azure `records`,
+//!   CloudWatch `logEvents`, Pub/Sub base64 `data`), syslog headers are stripped (repeatedly),
+//!   then the format is picked: the topic's configured hint if there is one, else the first
+//!   format in [`crate::formats`] whose cheap `detect` accepts the line. A generic `key=value`
+//!   reader and a last-resort IP scanner come last.
+//! * The syslog HOSTNAME and a device's own address field become `Event::observer`, never an
+//!   address to enrich.
+
+pub mod fields;
+pub mod headers;
+pub mod json;
+pub mod scan;
+pub mod syslog;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+
+use crate::formats;
+use crate::model::{Event, Role};
+use headers::{FieldsHeader, StreamHeaders};
+use json::{JsonDoc, JsonRef};
+use syslog::SyslogHeader;
+
+/// Envelopes nest at most this deep (a syslog line inside a shipper envelope inside a batch).
+const MAX_ENVELOPE_DEPTH: usize = 3;
+
+/// Why a line could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The message had no bytes (or only whitespace).
+    #[error("empty message")]
+    Empty,
+    /// The bytes are not UTF-8.
+    #[error("not valid UTF-8 (first bad byte at {at})")]
+    InvalidUtf8 {
+        /// Byte index of the first invalid sequence.
+        at: usize,
+    },
+    /// The line is longer than `parse.max_line_bytes`.
+    #[error("line of {len} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// Length of the line.
+        len: usize,
+        /// Configured limit.
+        limit: usize,
+    },
+    /// Looked like JSON, did not parse.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// JSON, but not an object.
+    #[error("JSON value is not an object")]
+    NotAnObject,
+    /// The format was recognised (or configured) but the line does not follow it.
+    #[error("malformed {format} event: {detail}")]
+    Malformed {
+        /// The format that rejected the line.
+        format: &'static str,
+        /// What was wrong, e.g. "8 fields, the source address is field 7".
+        detail: String,
+    },
+    /// No format recognised the line.
+    #[error("no known format recognised the line and it holds no IP address")]
+    Unrecognized,
+    /// Processing the message failed inside threatsift (a bug); kept for analysis.
+    #[error("internal error while processing this message")]
+    Internal,
+}
+
+impl ParseError {
+    /// Bounded label for metrics and the DLQ `reason`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParseError::Empty => "empty",
+            ParseError::InvalidUtf8 { .. } => "invalid_utf8",
+            ParseError::TooLarge { .. } => "too_large",
+            ParseError::InvalidJson(_) => "invalid_json",
+            ParseError::NotAnObject => "not_an_object",
+            ParseError::Malformed { .. } => "malformed",
+            ParseError::Unrecognized => "unrecognized_format",
+            ParseError::Internal => "internal_error",
+        }
+    }
+
+    /// A `Malformed` error.
+    pub fn malformed(format: &'static str, detail: impl Into<String>) -> Self {
+        ParseError::Malformed {
+            format,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A text line as a format sees it: whole, and with its syslog headers stripped.
+#[derive(Debug, Clone)]
+pub struct Line<'a> {
+    /// The whole line, trimmed.
+    pub text: &'a str,
+    /// The message after every syslog header (and tag); `text` when there was none.
+    pub body: &'a str,
+    /// The innermost syslog header, if there was one.
+    pub syslog: Option<SyslogHeader<'a>>,
+    /// The stream's last field-list directive (`#Fields:`, `#fields`, VPC flow header).
+    pub fields: Option<Arc<FieldsHeader>>,
+}
+
+impl<'a> Line<'a> {
+    /// A line with no stream state, its headers stripped (for tests and benches).
+    pub fn new(text: &'a str) -> Self {
+        let (syslog, body) = syslog::strip_headers(text);
+        Line {
+            text,
+            body,
+            syslog,
+            fields: None,
+        }
+    }
+
+    /// The syslog tag or RFC 5424 APP-NAME.
+    pub fn app(&self) -> Option<&'a str> {
+        self.syslog.and_then(|h| h.app)
+    }
+}
+
+/// A text log format: a cheap `detect` and a `parse`.
+pub trait LogFormat: Send + Sync {
+    /// Name used in `observed.format`, `events_parsed_total{format}` and `parse --format`.
+    fn name(&self) -> &'static str;
+    /// Cheap test on the line; no allocation. Detection order is [`crate::formats::text_formats`].
+    fn detect(&self, line: &Line<'_>) -> bool;
+    /// Parses a line (detected, or forced by a hint).
+    fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError>;
+}
+
+/// A JSON log format, tested on the parsed document.
+pub trait JsonFormat: Send + Sync {
+    /// Name used in `observed.format`, `events_parsed_total{format}` and `parse --format`.
+    fn name(&self) -> &'static str;
+    /// Cheap test on the document's keys.
+    fn detect(&self, doc: JsonRef<'_, '_>) -> bool;
+    /// Reads the event out of a document.
+    fn parse<'a>(&self, doc: JsonRef<'_, 'a>) -> Result<Event<'a>, ParseError>;
+}
+
+/// Where a line came from: header directives are remembered per stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamId<'s> {
+    /// Input topic (selects the format hint).
+    pub topic: &'s str,
+    /// Partition.
+    pub partition: i32,
+    /// Message key, if any.
+    pub key: Option<&'s [u8]>,
+}
+
+/// What one line held.
+#[derive(Debug, Default)]
+pub struct Parsed<'a> {
+    /// The format that read the line (the first event's, or the directive's).
+    pub format: &'static str,
+    /// The events, in order; empty for a header directive or an empty batch.
+    pub events: Vec<Event<'a>>,
+}
+
+/// Options of the registry that come from configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Extra JSON paths that hold addresses, for JSON that is not a known format.
+    pub json_ip_fields: Vec<(String, Role)>,
+    /// Topic → format name: lines from that topic skip detection.
+    pub topic_formats: HashMap<String, String>,
+}
+
+enum Forced {
+    Text(usize),
+    Json(usize),
+    GenericJson,
+    Kv,
+    Scan,
+}
+
+/// Every format, in detection order, and the per-stream header state.
+pub struct FormatRegistry {
+    text: Vec<Box<dyn LogFormat>>,
+    json: Vec<Box<dyn JsonFormat>>,
+    generic_json: formats::json::GenericJson,
+    topic_formats: HashMap<String, String>,
+    streams: StreamHeaders,
+}
+
+/// Name of the generic `key=value` reader.
+pub const KV: &str = formats::kv::NAME;
+/// Name of header directive lines.
+pub const DIRECTIVE: &str = "directive";
+
+impl FormatRegistry {
+    /// The built-in formats. Unknown names in `topic_formats` are ignored here; settings
+    /// validation rejects them, naming the key.
+    pub fn builtin(options: RegistryOptions) -> Self {
+        FormatRegistry {
+            text: formats::text_formats(),
+            json: formats::json_formats(),
+            generic_json: formats::json::GenericJson::new(options.json_ip_fields),
+            topic_formats: options.topic_formats,
+            streams: StreamHeaders::default(),
+        }
+    }
+
+    /// Names of every format, in detection order (JSON formats first).
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.json
+            .iter()
+            .map(|f| f.name())
+            .chain([formats::json::ECS, formats::json::GENERIC])
+            .chain(self.text.iter().map(|f| f.name()))
+            .chain([KV, scan::NAME])
+    }
+
+    /// Whether `name` is a format this registry can be forced to.
+    pub fn knows(&self, name: &str) -> bool {
+        self.forced(name).is_some()
+    }
+
+    fn forced(&self, name: &str) -> Option<Forced> {
+        if let Some(i) = self.text.iter().position(|f| f.name() == name) {
+            return Some(Forced::Text(i));
+        }
+        if let Some(i) = self.json.iter().position(|f| f.name() == name) {
+            return Some(Forced::Json(i));
+        }
+        match name {
+            formats::json::ECS | formats::json::GENERIC => Some(Forced::GenericJson),
+            KV => Some(Forced::Kv),
+            scan::NAME => Some(Forced::Scan),
+            _ => None,
+        }
+    }
+
+    /// Parses a line with the topic's hinted format, or the first format that detects it.
+    pub fn parse_line<'a>(
+        &self,
+        line: &'a str,
+        stream: StreamId<'_>,
+    ) -> Result<Parsed<'a>, ParseError> {
+        let forced = self
+            .topic_formats
+            .get(stream.topic)
+            .and_then(|name| self.forced(name));
+        self.parse_with(line, stream, forced)
+    }
+
+    /// Parses a line as the named format (`parse --format NAME`); `None` if the name is unknown.
+    pub fn parse_line_as<'a>(
+        &self,
+        line: &'a str,
+        format: &str,
+        stream: StreamId<'_>,
+    ) -> Option<Result<Parsed<'a>, ParseError>> {
+        let forced = self.forced(format)?;
+        Some(self.parse_with(line, stream, Some(forced)))
+    }
+
+    fn parse_with<'a>(
+        &self,
+        line: &'a str,
+        stream: StreamId<'_>,
+        forced: Option<Forced>,
+    ) -> Result<Parsed<'a>, ParseError> {
+        let mut events = Vec::with_capacity(1);
+        let directive = self.parse_text(line, stream, forced.as_ref(), 0, &mut events)?;
+        let format = events.first().map_or(directive, |e| e.format);
+        Ok(Parsed { format, events })
+    }
+
+    /// Parses one line into `out`; returns the format name to count when no event came out.
+    fn parse_text<'a>(
+        &self,
+        line: &'a str,
+        stream: StreamId<'_>,
+        forced: Option<&Forced>,
+        depth: usize,
+        out: &mut Vec<Event<'a>>,
+    ) -> Result<&'static str, ParseError> {
+        let text = line.trim_start_matches('\u{feff}').trim();
+        if text.is_empty() {
+            return Err(ParseError::Empty);
+        }
+        let json_forced = matches!(forced, Some(Forced::Json(_) | Forced::GenericJson));
+        if text.starts_with('{') && (forced.is_none() || json_forced) {
+            return self.parse_json(text, None, stream, forced, depth, out);
+        }
+        let (syslog, body) = syslog::strip_headers(text);
+        if body.starts_with('{') && (forced.is_none() || json_forced) {
+            // JSON behind a syslog header (Suricata EVE, shippers over syslog).
+            let start = out.len();
+            let format = self.parse_json(body, syslog, stream, forced, depth, out)?;
+            if let Some(observer) = syslog.and_then(|h| h.observer()) {
+                for event in &mut out[start..] {
+                    event.observer.get_or_insert(Cow::Borrowed(observer));
+                }
+            }
+            return Ok(format);
+        }
+        if let Some(name) = self.streams.directive(body, stream) {
+            return Ok(name);
+        }
+        let line = Line {
+            text,
+            body,
+            syslog,
+            fields: self.streams.current(stream),
+        };
+        let mut event = match forced {
+            Some(Forced::Text(i)) => self.text[*i].parse(&line)?,
+            Some(Forced::Kv) => formats::kv::parse(&line)?,
+            Some(Forced::Scan) => scan_line(&line)?,
+            Some(Forced::Json(_) | Forced::GenericJson) => {
+                return Err(ParseError::InvalidJson(
+                    "expected a JSON object (the format is configured as JSON)".to_owned(),
+                ))
+            }
+            None => match self.text.iter().find(|f| f.detect(&line)) {
+                Some(format) => format.parse(&line)?,
+                None => fallback(&line)?,
+            },
+        };
+        if event.observer.is_none() {
+            event.observer = syslog.and_then(|h| h.observer()).map(Cow::Borrowed);
+        }
+        let format = event.format;
+        out.push(event);
+        Ok(format)
+    }
+
+    fn parse_json<'a>(
+        &self,
+        text: &'a str,
+        syslog: Option<SyslogHeader<'a>>,
+        stream: StreamId<'_>,
+        forced: Option<&Forced>,
+        depth: usize,
+        out: &mut Vec<Event<'a>>,
+    ) -> Result<&'static str, ParseError> {
+        let _ = syslog;
+        let doc = JsonDoc::parse(text)?;
+        let root = doc.root();
+        if !root.is_object() {
+            return Err(ParseError::NotAnObject);
+        }
+        match forced {
+            Some(Forced::Json(i)) => {
+                let event = self.json[*i].parse(root)?;
+                let format = event.format;
+                out.push(event);
+                return Ok(format);
+            }
+            Some(Forced::GenericJson) => {
+                let event = self.generic_json.parse(root);
+                let format = event.format;
+                out.push(event);
+                return Ok(format);
+            }
+            _ => {}
+        }
+        // Batches: Azure Event Hub `records`, CloudWatch Logs `logEvents`.
+        if let Some(records) = root.member("records").filter(|r| r.is_array()) {
+            for record in records.items() {
+                if record.is_object() {
+                    let event = self.parse_json_object(record, stream, depth, out)?;
+                    if event.format != formats::json::ENVELOPE {
+                        out.push(event);
+                    }
+                }
+            }
+            return Ok(formats::json::BATCH);
+        }
+        if let Some(log_events) = root.member("logEvents").filter(|r| r.is_array()) {
+            for item in log_events.items() {
+                if let Some(message) = item.get("message").and_then(|m| m.str()) {
+                    self.parse_inner(message, stream, depth, out)?;
+                }
+            }
+            return Ok(formats::json::BATCH);
+        }
+        let event = self.parse_json_object(root, stream, depth, out)?;
+        let format = event.format;
+        if event.format != formats::json::ENVELOPE {
+            out.push(event);
+        }
+        Ok(format)
+    }
+
+    /// One JSON object: a known format, a Pub/Sub or shipper envelope, or generic JSON.
+    /// Envelope contents are pushed to `out` directly and an `ENVELOPE` marker is returned.
+    fn parse_json_object<'a>(
+        &self,
+        object: JsonRef<'_, 'a>,
+        stream: StreamId<'_>,
+        depth: usize,
+        out: &mut Vec<Event<'a>>,
+    ) -> Result<Event<'a>, ParseError> {
+        if let Some(format) = self.json.iter().find(|f| f.detect(object)) {
+            return format.parse(object);
+        }
+        let event = self.generic_json.parse(object);
+        if !event.addresses.is_empty() {
+            return Ok(event);
+        }
+        // Pub/Sub push: `{"message":{"data":"<base64>"}}`.
+        if let Some(data) = object.get("message.data").and_then(|d| d.str()) {
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
+                if let Ok(inner) = String::from_utf8(bytes) {
+                    if self
+                        .parse_inner(Cow::Owned(inner), stream, depth, out)
+                        .is_ok()
+                    {
+                        return Ok(envelope_marker());
+                    }
+                }
+            }
+        }
+        // A shipper envelope (Filebeat, Logstash, Vector): the real line is in `message`.
+        if let Some(message) = object.member("message").and_then(|m| m.str()) {
+            let start = out.len();
+            match self.parse_inner(message, stream, depth, out) {
+                Ok(_) => return Ok(envelope_marker()),
+                Err(ParseError::Unrecognized) => out.truncate(start),
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(event)
+    }
+
+    fn parse_inner<'a>(
+        &self,
+        inner: Cow<'a, str>,
+        stream: StreamId<'_>,
+        depth: usize,
+        out: &mut Vec<Event<'a>>,
+    ) -> Result<&'static str, ParseError> {
+        if depth >= MAX_ENVELOPE_DEPTH {
+            return Err(ParseError::malformed(
+                formats::json::ENVELOPE,
+                "envelopes nested deeper than 3 levels",
+            ));
+        }
+        match inner {
+            Cow::Borrowed(text) => self.parse_text(text, stream, None, depth + 1, out),
+            Cow::Owned(text) => {
+                let mut inner_events = Vec::new();
+                let format = self.parse_text(&text, stream, None, depth + 1, &mut inner_events)?;
+                for event in inner_events {
+                    let owned: Event<'a> = into_owned(event);
+                    out.push(owned);
+                }
+                Ok(format)
+            }
+        }
+    }
+}
+
+fn envelope_marker() -> Event<'static> {
+    Event {
+        format: formats::json::ENVELOPE,
+        ..Event::default()
+    }
+}
+
+/// Generic `key=value`, and when that finds no address, the IP scanner.
+fn fallback<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+    let kv = formats::kv::parse(line);
+    match kv {
+        Ok(event) if !event.addresses.is_empty() => Ok(event),
+        other => match scan_line(line) {
+            Ok(event) => Ok(event),
+            Err(_) => other,
+        },
+    }
+}
+
+fn scan_line<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+    let mut event = Event {
+        format: scan::NAME,
+        ..Event::default()
+    };
+    if scan::scan_addresses(line.body, &mut event) == 0 {
+        return Err(ParseError::Unrecognized);
+    }
+    Ok(event)
+}
+
+/// An event that owns its text (for events read out of an unescaped envelope string).
+pub fn into_owned(event: Event<'_>) -> Event<'static> {
+    let own = |v: Option<Cow<'_, str>>| v.map(|c| Cow::Owned(c.into_owned()));
+    Event {
+        format: event.format,
+        vendor: own(event.vendor),
+        product: own(event.product),
+        action: own(event.action),
+        rule: own(event.rule),
+        timestamp: own(event.timestamp),
+        observer: own(event.observer),
+        addresses: event
+            .addresses
+            .into_iter()
+            .map(|(role, text)| (role, Cow::Owned(text.into_owned())))
+            .collect(),
+    }
+}

@@ -1,0 +1,311 @@
+//! Table-driven format tests: every `tests/fixtures/formats/*.txt` case goes through the
+//! registry twice, once detected and once forced by name (`parse --format`), and must give the
+//! documented format, addresses with roles, observer and context.
+//!
+//! Case syntax (a case starts at `line:`; `//` starts a comment; `<TAB>` is a tab):
+//! ```text
+//! line: <166>Mar 01 2024 12:00:00 asa01 : %ASA-4-106023: Deny tcp src outside:203.0.113.7/51544 …
+//! expect: source=203.0.113.7 destination=192.0.2.10      (or `none`, or `directive`)
+//! observer: asa01        vendor: …   product: …   action: …   rule: …   (each optional)
+//! format: cisco_asa      (optional; defaults to the file name)
+//! error: malformed       (instead of expect: the error kind)
+//! ```
+//! Repeat `expect:` for a line that holds several events. Lines of one file share one stream,
+//! so header directives apply to the cases after them. Set `FIXTURE=name` to run one file.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use threatsift::model::Role;
+use threatsift::pipeline::extract::{extract_ip_observations, parse_ip_token};
+use threatsift::pipeline::parse::{FormatRegistry, Parsed, StreamId};
+
+#[derive(Debug, Default, Clone)]
+struct Case {
+    file: String,
+    at: usize,
+    line: String,
+    format: String,
+    expect: Vec<String>,
+    error: Option<String>,
+    context: BTreeMap<String, String>,
+}
+
+fn load_cases(dir: &Path) -> Vec<Case> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("fixtures directory")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    let filter = std::env::var("FIXTURE").ok();
+    let mut cases = Vec::new();
+    for path in files {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if filter.as_deref().is_some_and(|f| !stem.contains(f)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut current: Option<Case> = None;
+        for (n, raw) in text.lines().enumerate() {
+            if raw.trim().is_empty() || raw.starts_with("//") {
+                continue;
+            }
+            let (key, value) = raw
+                .split_once(": ")
+                .or_else(|| raw.strip_suffix(':').map(|k| (k, "")))
+                .unwrap_or_else(|| panic!("{}:{}: expected `key: value`", path.display(), n + 1));
+            if key == "line" {
+                cases.extend(current.take());
+                current = Some(Case {
+                    file: stem.clone(),
+                    at: n + 1,
+                    line: value.replace("<TAB>", "\t"),
+                    format: stem.clone(),
+                    ..Case::default()
+                });
+                continue;
+            }
+            let case = current.as_mut().unwrap_or_else(|| {
+                panic!("{}:{}: `{key}` before any `line:`", path.display(), n + 1)
+            });
+            match key {
+                "expect" => case.expect.push(value.to_owned()),
+                "error" => case.error = Some(value.to_owned()),
+                "format" => case.format = value.to_owned(),
+                "observer" | "vendor" | "product" | "action" | "rule" => {
+                    case.context.insert(key.to_owned(), value.to_owned());
+                }
+                other => panic!("{}:{}: unknown key {other:?}", path.display(), n + 1),
+            }
+        }
+        cases.extend(current);
+    }
+    cases
+}
+
+fn fixtures_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
+}
+
+fn is_documentation(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            matches!(
+                (o[0], o[1], o[2]),
+                (192, 0, 2) | (198, 51, 100) | (203, 0, 113)
+            )
+        }
+        IpAddr::V6(v6) => v6.segments()[0] == 0x2001 && v6.segments()[1] == 0x0db8,
+    }
+}
+
+/// `role=ip` list of one event, canonical and sorted.
+fn describe_event(parsed: &Parsed<'_>, index: usize) -> String {
+    let mut ips = Vec::new();
+    extract_ip_observations(&parsed.events[index], &mut ips);
+    let mut parts: Vec<String> = ips.iter().map(|o| format!("{}={}", o.role, o.ip)).collect();
+    parts.sort();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
+fn normalise_expect(expect: &str, problems: &mut Vec<String>, case: &Case) -> String {
+    if expect == "none" || expect == "directive" {
+        return expect.to_owned();
+    }
+    let mut parts = Vec::new();
+    for item in expect.split_whitespace() {
+        let Some((role, ip)) = item.split_once('=') else {
+            problems.push(format!(
+                "{}:{}: bad expect item {item:?}",
+                case.file, case.at
+            ));
+            continue;
+        };
+        if Role::from_label(role).is_none() {
+            problems.push(format!("{}:{}: unknown role {role:?}", case.file, case.at));
+        }
+        match ip.parse::<IpAddr>() {
+            Ok(ip) => {
+                let ip = ip.to_canonical();
+                if !is_documentation(ip) {
+                    problems.push(format!(
+                        "{}:{}: {ip} is not a documentation address",
+                        case.file, case.at
+                    ));
+                }
+                parts.push(format!("{role}={ip}"));
+            }
+            Err(_) => problems.push(format!("{}:{}: bad IP {ip:?}", case.file, case.at)),
+        }
+    }
+    parts.sort();
+    parts.join(" ")
+}
+
+fn check(
+    case: &Case,
+    parsed: Result<Parsed<'_>, threatsift::pipeline::parse::ParseError>,
+    how: &str,
+    problems: &mut Vec<String>,
+) {
+    let at = format!("{}:{} ({how})", case.file, case.at);
+    let parsed = match (parsed, &case.error) {
+        (Err(e), Some(kind)) => {
+            if e.kind() != kind {
+                problems.push(format!(
+                    "{at}: expected error {kind}, got {} ({e})",
+                    e.kind()
+                ));
+            }
+            return;
+        }
+        (Err(e), None) => {
+            problems.push(format!("{at}: unexpected error {} ({e})", e.kind()));
+            return;
+        }
+        (Ok(p), Some(kind)) => {
+            problems.push(format!(
+                "{at}: expected error {kind}, got format {}",
+                p.format
+            ));
+            return;
+        }
+        (Ok(p), None) => p,
+    };
+    let expected_format = if case.expect.first().is_some_and(|e| e == "directive") {
+        "directive"
+    } else {
+        case.format.as_str()
+    };
+    if parsed.format != expected_format {
+        problems.push(format!(
+            "{at}: format {} (expected {expected_format})",
+            parsed.format
+        ));
+        return;
+    }
+    if case.expect.first().is_some_and(|e| e == "directive") {
+        if !parsed.events.is_empty() {
+            problems.push(format!(
+                "{at}: directive produced {} events",
+                parsed.events.len()
+            ));
+        }
+        return;
+    }
+    if parsed.events.len() != case.expect.len() {
+        problems.push(format!(
+            "{at}: {} events, expected {}",
+            parsed.events.len(),
+            case.expect.len()
+        ));
+        return;
+    }
+    for (i, expect) in case.expect.iter().enumerate() {
+        let want = normalise_expect(expect, problems, case);
+        let got = describe_event(&parsed, i);
+        if got != want {
+            problems.push(format!("{at}: event {i}: got `{got}`, expected `{want}`"));
+        }
+    }
+    let event = &parsed.events[0];
+    for (key, want) in &case.context {
+        let got = match key.as_str() {
+            "observer" => event
+                .observer
+                .as_deref()
+                .map(|o| parse_ip_token(o).map_or_else(|| o.to_owned(), |ip| ip.to_string())),
+            "vendor" => event.vendor.as_deref().map(str::to_owned),
+            "product" => event.product.as_deref().map(str::to_owned),
+            "action" => event.action.as_deref().map(str::to_owned),
+            "rule" => event.rule.as_deref().map(str::to_owned),
+            _ => unreachable!(),
+        };
+        let want_opt = (want != "-").then(|| want.clone());
+        if got != want_opt {
+            problems.push(format!("{at}: {key} {got:?}, expected {want_opt:?}"));
+        }
+    }
+}
+
+#[test]
+fn fixtures_parse_as_documented() {
+    let cases = load_cases(&fixtures_dir());
+    assert!(!cases.is_empty(), "no fixture cases found");
+    let detected = FormatRegistry::builtin(Default::default());
+    let forced = FormatRegistry::builtin(Default::default());
+    let stream = StreamId {
+        topic: "fixtures",
+        partition: 0,
+        key: None,
+    };
+    let mut problems = Vec::new();
+    let mut last_file = String::new();
+    for case in &cases {
+        // Each file is its own stream.
+        let key = case.file.as_bytes();
+        let stream = StreamId {
+            key: Some(key),
+            ..stream
+        };
+        if case.file != last_file {
+            last_file.clone_from(&case.file);
+        }
+        check(
+            case,
+            detected.parse_line(&case.line, stream),
+            "detected",
+            &mut problems,
+        );
+        if case.error.is_none() && case.expect.first().is_some_and(|e| e == "directive") {
+            let _ = forced.parse_line(&case.line, stream);
+            continue;
+        }
+        match forced.parse_line_as(&case.line, &case.format, stream) {
+            Some(result) => check(case, result, "forced", &mut problems),
+            None => problems.push(format!(
+                "{}:{}: unknown format {}",
+                case.file, case.at, case.format
+            )),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} of {} fixture checks failed:\n{}",
+        problems.len(),
+        cases.len() * 2,
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn every_format_has_five_fixtures() {
+    if std::env::var("FIXTURE").is_ok() {
+        return;
+    }
+    let cases = load_cases(&fixtures_dir());
+    let registry = FormatRegistry::builtin(Default::default());
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for case in &cases {
+        if case.error.is_none() && !case.expect.iter().any(|e| e == "directive") {
+            *counts.entry(case.format.as_str()).or_default() += 1;
+        }
+    }
+    let missing: Vec<String> = registry
+        .names()
+        .filter(|name| counts.get(name).copied().unwrap_or(0) < 5)
+        .map(|name| format!("{name} ({})", counts.get(name).copied().unwrap_or(0)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "formats with fewer than 5 fixtures: {}",
+        missing.join(", ")
+    );
+}
