@@ -309,3 +309,130 @@ fn every_format_has_five_fixtures() {
         missing.join(", ")
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// Properties over every format: mutated fixture lines and arbitrary text.
+
+mod properties {
+    use std::borrow::Cow;
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+
+    fn lines() -> &'static [String] {
+        static LINES: OnceLock<Vec<String>> = OnceLock::new();
+        LINES.get_or_init(|| {
+            let _ = std::env::var("FIXTURE");
+            load_all_lines()
+        })
+    }
+
+    fn load_all_lines() -> Vec<String> {
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(fixtures_dir()).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for raw in text.lines() {
+                if let Some(line) = raw.strip_prefix("line: ") {
+                    lines.push(line.replace("<TAB>", "\t"));
+                }
+            }
+        }
+        lines.sort();
+        lines
+    }
+
+    fn names() -> &'static [&'static str] {
+        static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+        NAMES.get_or_init(|| {
+            FormatRegistry::builtin(Default::default())
+                .names()
+                .collect()
+        })
+    }
+
+    /// A stable rendering of a parse result, to compare two runs.
+    fn render(result: &Result<Parsed<'_>, threatsift::pipeline::parse::ParseError>) -> String {
+        match result {
+            Err(e) => format!("error {}", e.kind()),
+            Ok(parsed) => format!("{} {:?}", parsed.format, parsed.events),
+        }
+    }
+
+    /// No panic; every borrowed address token is text of the input; the same input gives the
+    /// same result from a fresh registry; the same holds when forced to `forced`.
+    fn check_line(line: &str, forced: &str) -> Result<(), TestCaseError> {
+        let stream = StreamId::default();
+        let first = FormatRegistry::builtin(Default::default()).parse_line(line, stream);
+        let second = FormatRegistry::builtin(Default::default()).parse_line(line, stream);
+        prop_assert_eq!(render(&first), render(&second));
+        let as_forced =
+            FormatRegistry::builtin(Default::default()).parse_line_as(line, forced, stream);
+        for result in [Some(first), as_forced].into_iter().flatten() {
+            let Ok(parsed) = result else { continue };
+            for event in &parsed.events {
+                let mut ips = Vec::new();
+                extract_ip_observations(event, &mut ips);
+                for (_, token) in &event.addresses {
+                    if let Cow::Borrowed(text) = token {
+                        prop_assert!(
+                            line.contains(text),
+                            "address token {:?} is not in the input {:?}",
+                            text,
+                            line
+                        );
+                    }
+                }
+                prop_assert!(ips.len() <= event.addresses.len());
+            }
+        }
+        Ok(())
+    }
+
+    fn char_floor(text: &str, mut at: usize) -> usize {
+        at = at.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_fixture_lines(
+            pick in any::<Index>(),
+            at in any::<Index>(),
+            len in 0usize..40,
+            insert in "[ -~\t]{0,16}",
+            mode in 0u8..3,
+            forced in any::<Index>(),
+        ) {
+            let base = &lines()[pick.index(lines().len())];
+            let start = char_floor(base, at.index(base.len() + 1));
+            let end = char_floor(base, start + len).max(start);
+            let mutated = match mode {
+                0 => base[..start].to_owned(),
+                1 => format!("{}{}{}", &base[..start], insert, &base[start..]),
+                _ => format!("{}{}{}", &base[..start], insert, &base[end..]),
+            };
+            check_line(&mutated, names()[forced.index(names().len())])?;
+        }
+
+        #[test]
+        fn arbitrary_text(line in "\\PC{0,300}", forced in any::<Index>()) {
+            check_line(&line, names()[forced.index(names().len())])?;
+        }
+
+        #[test]
+        fn syslog_and_structured_shapes(
+            line in "(<[0-9]{1,3}>)?(Mar  1 12:00:00 [a-z0-9.]{1,12} |1 2024-03-01T12:00:00Z h a - - )?(CEF:0\\||LEEF:2.0\\||%ASA-6-30201[34]: |\\{\"|1,2024/03/01 12:00:00,0,TRAFFIC,)?[a-zA-Z0-9 :=.,/\\[\\]\"{}%|()>\t-]{0,200}",
+            forced in any::<Index>(),
+        ) {
+            check_line(&line, names()[forced.index(names().len())])?;
+        }
+    }
+}

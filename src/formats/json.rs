@@ -20,19 +20,6 @@ pub const BATCH: &str = "json_batch";
 /// Internal marker: the object was an envelope whose contents were already emitted.
 pub const ENVELOPE: &str = "envelope";
 
-/// ECS address fields and their roles.
-const ECS_IP_FIELDS: [(&str, Role); 9] = [
-    ("source.ip", Role::Source),
-    ("destination.ip", Role::Destination),
-    ("client.ip", Role::Client),
-    ("server.ip", Role::Destination),
-    ("source.nat.ip", Role::Nat),
-    ("destination.nat.ip", Role::Nat),
-    ("client.nat.ip", Role::Nat),
-    ("network.forwarded_ip", Role::Forwarded),
-    ("related.ip", Role::Unknown),
-];
-
 /// ECS fields plus configured paths.
 pub struct GenericJson {
     extra_fields: Vec<(String, Role)>,
@@ -44,33 +31,69 @@ impl GenericJson {
         GenericJson { extra_fields }
     }
 
-    /// Reads whatever addresses the document has; never fails.
-    pub fn parse<'a>(&self, doc: JsonRef<'_, 'a>) -> Event<'a> {
+    /// ECS fields, in one walk over the document: `ecs_json` if it has ECS addresses, else
+    /// `json` with whatever context it had.
+    pub fn parse_ecs<'a>(&self, doc: JsonRef<'_, 'a>) -> Event<'a> {
         let mut event = Event {
-            format: ECS,
+            format: GENERIC,
             ..Event::default()
         };
-        // Most documents are flat or nested under a few top-level keys: skip paths whose first
-        // segment is absent without walking them.
-        for (path, role) in ECS_IP_FIELDS {
-            let head = path.split('.').next().unwrap_or(path);
-            if doc.member(head).is_none() && doc.member(path).is_none() {
-                continue;
+        doc.walk_leaves(&mut |path, value| {
+            let role = match path {
+                "source.ip" => Role::Source,
+                "destination.ip" | "server.ip" => Role::Destination,
+                "client.ip" => Role::Client,
+                "source.nat.ip" | "destination.nat.ip" | "client.nat.ip" | "server.nat.ip" => {
+                    Role::Nat
+                }
+                "network.forwarded_ip" => Role::Forwarded,
+                "related.ip" => Role::Unknown,
+                _ => {
+                    let slot = match path {
+                        "observer.vendor" => &mut event.vendor,
+                        "observer.product" => &mut event.product,
+                        "event.action" => &mut event.action,
+                        "rule.name" => &mut event.rule,
+                        "@timestamp" => &mut event.timestamp,
+                        // The device that reported the event, never an endpoint.
+                        "observer.ip" | "host.ip" => &mut event.observer,
+                        _ => return,
+                    };
+                    if slot.is_none() {
+                        *slot = value
+                            .text()
+                            .or_else(|| value.items().next().and_then(|first| first.str()));
+                    }
+                    return;
+                }
+            };
+            if let Some(text) = value.str() {
+                event.addresses.push((role, text));
+            } else {
+                for item in value.items() {
+                    if let Some(text) = item.str() {
+                        event.addresses.push((role, text));
+                    }
+                }
             }
-            doc.get_strings(path, |text| event.addresses.push((role, text)));
+        });
+        if !event.addresses.is_empty() {
+            event.format = ECS;
         }
-        if event.addresses.is_empty() {
-            event.format = GENERIC;
-        }
+        event
+    }
+
+    /// Adds the configured paths' addresses.
+    pub fn add_extra_fields<'a>(&self, doc: JsonRef<'_, 'a>, event: &mut Event<'a>) {
         for (path, role) in &self.extra_fields {
             doc.get_strings(path, |text| event.addresses.push((*role, text)));
         }
-        event.vendor = doc.get_text("observer.vendor");
-        event.product = doc.get_text("observer.product");
-        event.action = doc.get_text("event.action");
-        event.rule = doc.get_text("rule.name");
-        event.timestamp = doc.get_text("@timestamp");
-        event.observer = first_string(doc, "observer.ip").or_else(|| first_string(doc, "host.ip"));
+    }
+
+    /// ECS fields and the configured paths; never fails.
+    pub fn parse<'a>(&self, doc: JsonRef<'_, 'a>) -> Event<'a> {
+        let mut event = self.parse_ecs(doc);
+        self.add_extra_fields(doc, &mut event);
         event
     }
 }

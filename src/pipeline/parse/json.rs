@@ -29,6 +29,11 @@ impl<'a> JsonStr<'a> {
         }
     }
 
+    /// The text between the quotes, escapes as written.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
     /// Whether the value equals `text`, without allocating in the common case.
     pub fn eq_str(&self, text: &str) -> bool {
         if self.escaped {
@@ -215,6 +220,39 @@ impl<'d, 'a> JsonRef<'d, 'a> {
         None
     }
 
+    /// Visits every non-object value under this object with its dotted path (`a.b.c`), in
+    /// document order, without allocating: nested objects and dotted keys give the same path.
+    /// Paths longer than 96 bytes or deeper than 6 levels are not visited.
+    pub fn walk_leaves(&self, visit: &mut impl FnMut(&str, JsonRef<'d, 'a>)) {
+        let mut path = PathBuf {
+            bytes: [0; PATH_MAX],
+            len: 0,
+        };
+        self.walk_into(&mut path, 0, visit);
+    }
+
+    fn walk_into(
+        &self,
+        path: &mut PathBuf,
+        depth: usize,
+        visit: &mut impl FnMut(&str, JsonRef<'d, 'a>),
+    ) {
+        for (key, value) in self.members() {
+            let saved = path.len;
+            if !path.push(key.raw()) {
+                continue;
+            }
+            if value.is_object() {
+                if depth < 6 {
+                    value.walk_into(path, depth + 1, visit);
+                }
+            } else {
+                visit(path.as_str(), value);
+            }
+            path.len = saved;
+        }
+    }
+
     /// Text at a dotted path (string, or number as written).
     pub fn get_text(&self, path: &str) -> Option<Cow<'a, str>> {
         self.get(path).and_then(|v| v.text())
@@ -232,6 +270,34 @@ impl<'d, 'a> JsonRef<'d, 'a> {
                 }
             }
         }
+    }
+}
+
+const PATH_MAX: usize = 96;
+
+struct PathBuf {
+    bytes: [u8; PATH_MAX],
+    len: usize,
+}
+
+impl PathBuf {
+    fn push(&mut self, segment: &str) -> bool {
+        let dot = usize::from(self.len > 0);
+        if self.len + dot + segment.len() > PATH_MAX {
+            return false;
+        }
+        if dot == 1 {
+            self.bytes[self.len] = b'.';
+        }
+        self.bytes[self.len + dot..self.len + dot + segment.len()]
+            .copy_from_slice(segment.as_bytes());
+        self.len += dot + segment.len();
+        true
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole `&str` segments and '.' are copied in, so this is valid UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
     }
 }
 
@@ -501,6 +567,22 @@ mod tests {
         assert_eq!(root.get_text("source.nat.ip").as_deref(), Some("x"));
         assert_eq!(root.get_text("a.b.c").as_deref(), Some("1"));
         assert!(root.get("source.port").is_none());
+    }
+
+    #[test]
+    fn walk_gives_dotted_paths_for_nested_and_dotted_keys() {
+        let doc = JsonDoc::parse(r#"{"a":{"b":1,"c.d":{"e":"x"}},"f.g":[1],"h":{}}"#).unwrap();
+        let mut seen = Vec::new();
+        doc.root()
+            .walk_leaves(&mut |path, value| seen.push((path.to_owned(), value.is_array())));
+        assert_eq!(
+            seen,
+            [
+                ("a.b".to_owned(), false),
+                ("a.c.d.e".to_owned(), false),
+                ("f.g".to_owned(), true)
+            ]
+        );
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! * Out: [`Parsed`]: zero or more events whose text borrows from the line where it can (a
 //!   cloud batch such as `{"records":[…]}` holds many; a header directive holds none), or a
 //!   [`ParseError`] whose `kind()` is the DLQ reason and the `parse_errors_total{kind}` label.
+//! * JSON: ECS fields are read first (one walk over the document); a document without ECS
+//!   addresses goes to the first JSON vendor format whose `detect` accepts it, then to the
+//!   configured `parse.json_ip_fields`, then to envelope unwrapping.
 //! * Order of work: envelopes are unwrapped (shipper JSON `message`, Azure `records`,
 //!   CloudWatch `logEvents`, Pub/Sub base64 `data`), syslog headers are stripped (repeatedly),
 //!   then the format is picked: the topic's configured hint if there is one, else the first
@@ -409,10 +412,16 @@ impl FormatRegistry {
         depth: usize,
         out: &mut Vec<Event<'a>>,
     ) -> Result<Event<'a>, ParseError> {
+        // ECS first: one walk, and the common case for shipped logs.
+        let mut event = self.generic_json.parse_ecs(object);
+        if !event.addresses.is_empty() {
+            self.generic_json.add_extra_fields(object, &mut event);
+            return Ok(event);
+        }
         if let Some(format) = self.json.iter().find(|f| f.detect(object)) {
             return format.parse(object);
         }
-        let event = self.generic_json.parse(object);
+        self.generic_json.add_extra_fields(object, &mut event);
         if !event.addresses.is_empty() {
             return Ok(event);
         }
