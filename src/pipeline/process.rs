@@ -430,6 +430,83 @@ mod tests {
         assert_eq!(split_events("{\"a\":1}\n{\"b\":2}").len(), 2);
     }
 
+    fn processor(overrides: &str) -> (Processor, Arc<Metrics>) {
+        let settings = crate::settings::Settings::from_toml_overrides(overrides).unwrap();
+        let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).unwrap());
+        let feeds = Arc::new(LocalFeeds::load(Vec::new()).unwrap());
+        let processor = crate::app::build_processor(&settings, feeds, metrics.clone()).unwrap();
+        (processor, metrics)
+    }
+
+    fn message(topic: &str, offset: i64, line: &str) -> RawEvent {
+        RawEvent {
+            payload: bytes::Bytes::copy_from_slice(line.as_bytes()),
+            key: None,
+            origin: Origin {
+                topic: topic.into(),
+                partition: 0,
+                offset,
+            },
+            timestamp_ms: None,
+        }
+    }
+
+    fn records(processed: &Processed) -> Vec<serde_json::Value> {
+        processed
+            .outputs
+            .iter()
+            .filter(|o| matches!(o.kind, OutputKind::Record(_)))
+            .map(|o| serde_json::from_slice(&o.payload).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn topic_hint_overrides_detection_and_names_the_format() {
+        let (processor, metrics) = processor(
+            "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n\
+             [parse.topic_formats]\n\"raw-text\" = \"ip_scan\"\n",
+        );
+        let line = "src=203.0.113.7 dst=198.51.100.2";
+        let detected = processor.process_message(&message("fw", 0, line), Instant::now());
+        let hinted = processor.process_message(
+            &message("raw-text", 0, "seen 203.0.113.8 and 198.51.100.3"),
+            Instant::now(),
+        );
+        let detected = records(&detected);
+        let hinted = records(&hinted);
+        assert_eq!(detected.len(), 2);
+        assert_eq!(detected[0]["observed"]["format"], "kv");
+        assert_eq!(detected[0]["roles"], serde_json::json!(["source"]));
+        assert_eq!(hinted.len(), 2);
+        assert_eq!(hinted[0]["observed"]["format"], "ip_scan");
+        assert_eq!(hinted[0]["roles"], serde_json::json!(["unknown"]));
+        let parsed = |format: &str| metrics.events_parsed.with_label_values(&[format]).get();
+        assert_eq!((parsed("kv"), parsed("ip_scan")), (1, 1));
+    }
+
+    #[test]
+    fn a_batch_message_yields_every_event_and_directives_are_counted() {
+        let (processor, metrics) = processor(
+            "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+        );
+        let batch = r#"{"logEvents":[{"message":"src=203.0.113.21 dst=198.51.100.21"},{"message":"src=203.0.113.22"}]}"#;
+        let out = processor.process_message(&message("fw", 0, batch), Instant::now());
+        let ips: Vec<_> = records(&out)
+            .iter()
+            .map(|r| r["ip"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ips, ["203.0.113.21", "198.51.100.21", "203.0.113.22"]);
+        let out = processor.process_message(&message("fw", 1, "#Version: 1.0"), Instant::now());
+        assert!(out.outputs.is_empty());
+        assert_eq!(
+            metrics
+                .events_parsed
+                .with_label_values(&["directive"])
+                .get(),
+            1
+        );
+    }
+
     #[test]
     fn peer_is_the_other_end() {
         let src: IpAddr = "203.0.113.7".parse().unwrap();

@@ -6,7 +6,6 @@
 //! table starts over, and lines fall back to each format's default field order.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -104,12 +103,25 @@ const VPC_FIELDS: &[&str] = &[
     "reject-reason",
 ];
 
+/// FNV-1a over (topic, partition, key): every line pays for this once a directive was seen, so
+/// it must be cheaper than SipHash; streams are not attacker-chosen keys of a large table.
 fn stream_hash(stream: StreamId<'_>) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    stream.topic.hash(&mut hasher);
-    stream.partition.hash(&mut hasher);
-    stream.key.hash(&mut hasher);
-    hasher.finish()
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(stream.topic.as_bytes());
+    feed(&stream.partition.to_le_bytes());
+    match stream.key {
+        Some(key) => {
+            feed(&[1]);
+            feed(key);
+        }
+        None => feed(&[0]),
+    }
+    hash
 }
 
 impl StreamHeaders {

@@ -249,6 +249,29 @@ impl FormatRegistry {
         }
     }
 
+    /// The format detection would pick for a text line, without parsing it (JSON lines give
+    /// `json`, which is decided on the parsed document). For benches and diagnostics.
+    pub fn detect_format(&self, line: &str, stream: StreamId<'_>) -> &'static str {
+        let text = line.trim_start_matches('\u{feff}').trim();
+        let (syslog, body) = syslog::strip_headers(text);
+        if text.starts_with('{') || body.starts_with('{') {
+            return formats::json::GENERIC;
+        }
+        if body.starts_with('#') {
+            return DIRECTIVE;
+        }
+        let line = Line {
+            text,
+            body,
+            syslog,
+            fields: self.streams.current(stream),
+        };
+        self.text
+            .iter()
+            .find(|f| f.detect(&line))
+            .map_or(KV, |f| f.name())
+    }
+
     /// Parses a line with the topic's hinted format, or the first format that detects it.
     pub fn parse_line<'a>(
         &self,

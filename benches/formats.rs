@@ -1,0 +1,179 @@
+//! Criterion benches of parse + extract per format and per format family, and of detection,
+//! over the fixture lines in `tests/fixtures/formats/` (the same lines the table tests check).
+//!
+//! Targets (issue 3, per core): ≥ 1,000,000 events/s for the JSON and key=value families,
+//! ≥ 500,000 for the rest. Run: `cargo bench --bench formats`.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use threatsift::pipeline::extract::extract_ip_observations;
+use threatsift::pipeline::parse::{FormatRegistry, StreamId};
+
+/// Family of each format, as the issue's targets group them.
+fn family(format: &str) -> &'static str {
+    match format {
+        "ecs_json" | "json" | "suricata_eve" | "zeek" | "ocsf" | "gcp_firewall"
+        | "azure_firewall" | "zscaler" | "barracuda" => "json",
+        "kv" | "fortigate" | "sonicwall" | "sophos_xg" | "sophos_utm" | "forcepoint"
+        | "zscaler_kv" | "checkpoint" => "key_value",
+        "cef" | "leef" => "cef_leef",
+        "paloalto" | "pfsense_filterlog" | "umbrella" | "aws_vpc_flow" | "squid"
+        | "squid_combined" | "w3c" | "windows_firewall" | "zeek_tsv" => "delimited",
+        _ => "syslog_text",
+    }
+}
+
+struct FixtureFile {
+    stream_key: String,
+    /// Every line in order (directives included, to prime the stream).
+    all: Vec<String>,
+    /// Event lines by expected format (no directives, no error cases).
+    events: BTreeMap<String, Vec<String>>,
+}
+
+fn load() -> Vec<FixtureFile> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    let mut files = Vec::new();
+    for path in paths {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut file = FixtureFile {
+            stream_key: stem.clone(),
+            all: Vec::new(),
+            events: BTreeMap::new(),
+        };
+        // (line, format, is an event line)
+        let mut cases: Vec<(String, String, bool)> = Vec::new();
+        for raw in text.lines() {
+            if let Some(line) = raw.strip_prefix("line: ") {
+                cases.push((line.replace("<TAB>", "\t"), stem.clone(), true));
+            } else if let Some(case) = cases.last_mut() {
+                if let Some(format) = raw.strip_prefix("format: ") {
+                    case.1 = format.to_owned();
+                } else if raw.starts_with("error:") || raw == "expect: directive" {
+                    case.2 = false;
+                }
+            }
+        }
+        for (line, format, is_event) in cases {
+            file.all.push(line.clone());
+            if is_event {
+                file.events.entry(format).or_default().push(line);
+            }
+        }
+        files.push(file);
+    }
+    files
+}
+
+fn stream(key: &str) -> StreamId<'_> {
+    StreamId {
+        topic: "bench",
+        partition: 0,
+        key: Some(key.as_bytes()),
+    }
+}
+
+/// Parses and extracts every line; returns the address count so nothing is optimised away.
+fn parse_all(registry: &FormatRegistry, lines: &[(String, String)]) -> usize {
+    let mut ips = Vec::with_capacity(8);
+    let mut count = 0;
+    for (key, line) in lines {
+        if let Ok(parsed) = registry.parse_line(black_box(line), stream(key)) {
+            for event in &parsed.events {
+                ips.clear();
+                extract_ip_observations(event, &mut ips);
+                count += ips.len();
+            }
+        }
+    }
+    count
+}
+
+fn bench_formats(c: &mut Criterion) {
+    let files = load();
+    let registry = FormatRegistry::builtin(Default::default());
+    for file in &files {
+        for line in &file.all {
+            let _ = registry.parse_line(line, stream(&file.stream_key));
+        }
+    }
+    let mut by_family: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    let mut by_format: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    for file in &files {
+        for (format, lines) in &file.events {
+            for line in lines {
+                let item = (file.stream_key.clone(), line.clone());
+                by_family
+                    .entry(family(format))
+                    .or_default()
+                    .push(item.clone());
+                by_format.entry(format.as_str()).or_default().push(item);
+            }
+        }
+    }
+    let avg = |lines: &[(String, String)]| {
+        lines.iter().map(|(_, l)| l.len()).sum::<usize>() / lines.len().max(1)
+    };
+
+    let mut group = c.benchmark_group("family");
+    for (name, lines) in &by_family {
+        group.throughput(Throughput::Elements(lines.len() as u64));
+        group.bench_function(
+            format!("{name} ({} lines, {} B avg)", lines.len(), avg(lines)),
+            |b| b.iter(|| parse_all(&registry, lines)),
+        );
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("format");
+    for (name, lines) in &by_format {
+        group.throughput(Throughput::Elements(lines.len() as u64));
+        group.bench_function(format!("{name} ({} B avg)", avg(lines)), |b| {
+            b.iter(|| parse_all(&registry, lines))
+        });
+    }
+    group.finish();
+
+    let every: Vec<(String, String)> = by_family.values().flatten().cloned().collect();
+    let mut group = c.benchmark_group("detect");
+    group.throughput(Throughput::Elements(every.len() as u64));
+    group.bench_function(
+        format!("detect only, all formats ({} lines)", every.len()),
+        |b| {
+            b.iter(|| {
+                every
+                    .iter()
+                    .map(|(key, line)| registry.detect_format(black_box(line), stream(key)).len())
+                    .sum::<usize>()
+            })
+        },
+    );
+    group.bench_function(
+        format!(
+            "detect + parse + extract, all formats ({} lines)",
+            every.len()
+        ),
+        |b| b.iter(|| parse_all(&registry, &every)),
+    );
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = bench_formats
+}
+criterion_main!(benches);
