@@ -336,6 +336,7 @@ pub fn build_processor(
         feeds,
         ProcessorOptions {
             max_line_bytes: settings.parse.max_line_bytes,
+            max_decompressed_bytes: settings.parse.max_decompressed_bytes,
             dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
             min_verdict: settings.publish.min_verdict,
             feed_weights: settings

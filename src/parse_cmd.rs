@@ -3,7 +3,8 @@
 //! * In: lines (stdin or a file), each one raw event; `--format NAME` skips detection.
 //! * Out per line: `{"line", "format", "source_ip", "destination_ip", "ips": [{ip, role}],
 //!   "observer", "vendor", "product", "action", "rule"}`; `"events": N` when the line held a
-//!   batch of N ≠ 1 events (addresses are then the union); or `{"line", "error", "reason"}`.
+//!   batch of N ≠ 1 events (addresses are then the union) and `"errors"` for its unreadable
+//!   items; or `{"line", "error", "reason"}`.
 //! * Never stops on a bad line; the lines of one run share one stream, so W3C/Zeek header
 //!   directives apply to the lines after them.
 
@@ -101,6 +102,14 @@ pub fn describe_line(
             }
             if parsed.events.len() != 1 {
                 object.insert("events".into(), json!(parsed.events.len()));
+            }
+            if !parsed.errors.is_empty() {
+                let errors: Vec<Value> = parsed
+                    .errors
+                    .iter()
+                    .map(|e| json!({"item": e.index, "error": e.error.to_string(), "reason": e.error.kind()}))
+                    .collect();
+                object.insert("errors".into(), Value::Array(errors));
             }
             Value::Object(object)
         }

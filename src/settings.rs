@@ -302,6 +302,8 @@ pub struct PipelineSettings {
 pub struct ParseSettings {
     /// A line longer than this goes to the DLQ as `too_large`.
     pub max_line_bytes: usize,
+    /// A gzip payload decompressing to more than this goes to the DLQ as `invalid_gzip`.
+    pub max_decompressed_bytes: usize,
     /// Extra JSON field paths holding addresses, with their role.
     pub json_ip_fields: Vec<JsonIpField>,
     /// Topic → format name: lines from that topic skip format detection.
@@ -570,6 +572,12 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "pipeline.max_in_flight",
                 "must be > 0",
+            ));
+        }
+        if self.parse.max_decompressed_bytes < self.parse.max_line_bytes {
+            return Err(SettingsError::invalid(
+                "parse.max_decompressed_bytes",
+                "must be at least parse.max_line_bytes",
             ));
         }
         if self.parse.max_line_bytes == 0 {

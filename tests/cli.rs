@@ -153,4 +153,51 @@ fn parse_reads_every_line_and_never_stops() {
     assert_eq!(lines[2]["source_ip"], "2001:db8::1");
     assert_eq!(lines[2]["destination_ip"], "198.51.100.2");
     assert!(lines[3]["error"].as_str().unwrap().contains("UTF-8"));
+    assert_eq!(lines[3]["reason"], "invalid_utf8");
+    assert_eq!(lines[3]["line"], 4);
+}
+
+#[test]
+fn parse_format_forces_a_format_and_header_directives_carry_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.log");
+    std::fs::write(
+        &file,
+        "#Software: Microsoft Windows Firewall\n\
+         #Fields: date time action protocol src-ip dst-ip src-port dst-port size tcpflags tcpsyn tcpack tcpwin icmptype icmpcode info path\n\
+         2024-03-01 12:00:00 DROP TCP 203.0.113.7 192.0.2.10 51544 3389 52 S 1234567890 0 64240 - - - RECEIVE\n\
+         {\"records\":[{\"source.ip\":\"203.0.113.1\"},{\"source.ip\":\"203.0.113.2\"}]}\n",
+    )
+    .unwrap();
+    let out = threatsift(&["parse", file.to_str().unwrap()], &[]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["format"], "directive");
+    assert_eq!(lines[2]["format"], "windows_firewall");
+    assert_eq!(lines[2]["source_ip"], "203.0.113.7");
+    assert_eq!(lines[2]["destination_ip"], "192.0.2.10");
+    assert_eq!(lines[3]["events"], 2);
+    assert_eq!(lines[3]["ips"].as_array().unwrap().len(), 2);
+
+    let forced = threatsift(&["parse", "--format", "ip_scan"], &[]);
+    assert!(forced.status.success());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_threatsift"))
+        .args(["parse", "--format", "ip_scan", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let third: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().nth(2).unwrap()).unwrap();
+    assert_eq!(third["format"], "ip_scan");
+
+    let unknown = threatsift(&["parse", "--format", "no_such_format"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("no_such_format") && stderr.contains("cisco_asa"),
+        "{stderr}"
+    );
 }

@@ -1,11 +1,12 @@
 //! Process: one Kafka message → the records and DLQ entries it yields. Synchronous.
 //!
 //! * In: a [`RawEvent`]. A payload is one event per line (a multi-line payload that is one
-//!   JSON document counts as one event).
+//!   JSON document counts as one event); a gzip payload is decompressed first, up to
+//!   `parse.max_decompressed_bytes`. A line may hold a batch (`records`, `logEvents`).
 //! * Out: a [`Processed`] holding zero or more [`Output`]s: one threat record per address seen
 //!   for the first time in the dedup window whose verdict reaches `publish.min_verdict`, and one
-//!   DLQ entry per line that could not be parsed (the whole message when it is empty or not
-//!   UTF-8).
+//!   DLQ entry per line (or batch item) that could not be parsed (the whole message when it is
+//!   empty, not UTF-8, or bad gzip).
 //! * Dropped and counted, never silently: non-public addresses (`ips_filtered_total{reason}`),
 //!   repeat sightings (`dedup_hits_total`), events without addresses
 //!   (`events_without_ip_total`), records below the publish threshold
@@ -40,11 +41,31 @@ const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 3600);
 /// Input keys longer than this are left out of DLQ entries (the entry must stay producible).
 const MAX_DLQ_KEY_BYTES: usize = 1024;
 
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Decompresses a gzip payload, refusing to produce more than `limit` bytes.
+fn inflate(payload: &[u8], limit: usize) -> Result<Vec<u8>, ParseError> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(payload.len().saturating_mul(4).min(limit));
+    let mut decoder = flate2::read::MultiGzDecoder::new(payload).take(limit as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| ParseError::InvalidGzip(e.to_string()))?;
+    if out.len() > limit {
+        return Err(ParseError::InvalidGzip(format!(
+            "decompresses to more than parse.max_decompressed_bytes ({limit} bytes)"
+        )));
+    }
+    Ok(out)
+}
+
 /// Options of the processor that come from configuration.
 #[derive(Debug, Clone)]
 pub struct ProcessorOptions {
     /// Lines longer than this go to the DLQ.
     pub max_line_bytes: usize,
+    /// A gzip payload may decompress to at most this many bytes.
+    pub max_decompressed_bytes: usize,
     /// Bytes of the original kept in a DLQ entry.
     pub dlq_max_payload_bytes: usize,
     /// Lowest verdict published.
@@ -98,7 +119,22 @@ impl Processor {
         .emit(&self.metrics);
         let now = SystemTime::now();
         let mut outputs = Vec::new();
-        let payload = &raw.payload[..];
+        let inflated;
+        let payload: &[u8] = if raw.payload.starts_with(&GZIP_MAGIC) {
+            // CloudWatch Logs subscriptions and some shippers deliver gzip'd batches.
+            match inflate(&raw.payload, self.options.max_decompressed_bytes) {
+                Ok(bytes) => {
+                    inflated = bytes;
+                    &inflated
+                }
+                Err(error) => {
+                    outputs.push(self.dead_letter(raw, None, &raw.payload, &error, now));
+                    return self.finish(raw, received, outputs);
+                }
+            }
+        } else {
+            &raw.payload
+        };
         let text = match std::str::from_utf8(payload) {
             Ok(text) => text,
             Err(e) => {
@@ -154,6 +190,14 @@ impl Processor {
                         }
                         .emit(&self.metrics);
                         self.enrich_event(event, &raw.origin, seen_at, now, &mut outputs);
+                    }
+                    for item in &parsed.errors {
+                        let bytes = if item.text.is_empty() {
+                            line.as_bytes()
+                        } else {
+                            item.text.as_bytes()
+                        };
+                        outputs.push(self.dead_letter(raw, line_no, bytes, &item.error, now));
                     }
                 }
                 Err(error) => {
@@ -505,6 +549,64 @@ mod tests {
                 .get(),
             1
         );
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn dlq_reasons(processed: &Processed) -> Vec<&'static str> {
+        processed
+            .outputs
+            .iter()
+            .filter_map(|o| match o.kind {
+                OutputKind::Dlq(reason) => Some(reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gzip_cloudwatch_batches_are_read_item_by_item() {
+        let (processor, _) = processor(
+            "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n\
+             [parse]\nmax_line_bytes = 1024\nmax_decompressed_bytes = 4096\n",
+        );
+        let batch = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"2 123456789012 eni-0a1b2c3d4e5f60001 203.0.113.31 198.51.100.31 51544 443 6 9 3920 1709294400 1709294460 ACCEPT OK"},{"id":"2","message":"no address in this one"}]}"#;
+        let mut raw = message("fw", 0, "");
+        raw.payload = gzip(batch.as_bytes()).into();
+        let out = processor.process_message(&raw, Instant::now());
+        let ips: Vec<_> = records(&out)
+            .iter()
+            .map(|r| r["ip"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ips, ["203.0.113.31", "198.51.100.31"]);
+        assert_eq!(dlq_reasons(&out), ["unrecognized_format"]);
+        let dlq: serde_json::Value = serde_json::from_slice(
+            &out.outputs
+                .iter()
+                .find(|o| matches!(o.kind, OutputKind::Dlq(_)))
+                .unwrap()
+                .payload,
+        )
+        .unwrap();
+        assert!(dlq.to_string().contains("no address in this one"), "{dlq}");
+
+        let control = r#"{"messageType":"CONTROL_MESSAGE","logEvents":[{"id":"","message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}"#;
+        raw.payload = gzip(control.as_bytes()).into();
+        let out = processor.process_message(&raw, Instant::now());
+        assert!(out.outputs.is_empty());
+
+        // A compression bomb: 1 MiB of zeros in a few bytes.
+        raw.payload = gzip(&vec![b'0'; 1 << 20]).into();
+        let out = processor.process_message(&raw, Instant::now());
+        assert_eq!(dlq_reasons(&out), ["invalid_gzip"]);
+        raw.payload = bytes::Bytes::from_static(&[0x1f, 0x8b, 8, 0, 1, 2]);
+        let out = processor.process_message(&raw, Instant::now());
+        assert_eq!(dlq_reasons(&out), ["invalid_gzip"]);
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum ParseError {
         /// Configured limit.
         limit: usize,
     },
+    /// A gzip payload that does not decompress, or decompresses to too much.
+    #[error("gzip payload: {0}")]
+    InvalidGzip(String),
     /// Looked like JSON, did not parse.
     #[error("invalid JSON: {0}")]
     InvalidJson(String),
@@ -87,6 +90,7 @@ impl ParseError {
             ParseError::Empty => "empty",
             ParseError::InvalidUtf8 { .. } => "invalid_utf8",
             ParseError::TooLarge { .. } => "too_large",
+            ParseError::InvalidGzip(_) => "invalid_gzip",
             ParseError::InvalidJson(_) => "invalid_json",
             ParseError::NotAnObject => "not_an_object",
             ParseError::Malformed { .. } => "malformed",
@@ -173,6 +177,19 @@ pub struct Parsed<'a> {
     pub format: &'static str,
     /// The events, in order; empty for a header directive or an empty batch.
     pub events: Vec<Event<'a>>,
+    /// Items of a batch (`records`, `logEvents`) that could not be read; the rest were.
+    pub errors: Vec<BatchError>,
+}
+
+/// One unreadable item of a batch line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchError {
+    /// 0-based position in the batch.
+    pub index: usize,
+    /// What was wrong.
+    pub error: ParseError,
+    /// The item's text when it was a string (a CloudWatch `message`), else empty.
+    pub text: String,
 }
 
 /// Options of the registry that come from configuration.
@@ -302,10 +319,14 @@ impl FormatRegistry {
         stream: StreamId<'_>,
         forced: Option<Forced>,
     ) -> Result<Parsed<'a>, ParseError> {
-        let mut events = Vec::with_capacity(1);
-        let directive = self.parse_text(line, stream, forced.as_ref(), 0, &mut events)?;
-        let format = events.first().map_or(directive, |e| e.format);
-        Ok(Parsed { format, events })
+        let mut parsed = Parsed {
+            format: DIRECTIVE,
+            events: Vec::with_capacity(1),
+            errors: Vec::new(),
+        };
+        let format = self.parse_text(line, stream, forced.as_ref(), 0, &mut parsed)?;
+        parsed.format = parsed.events.first().map_or(format, |e| e.format);
+        Ok(parsed)
     }
 
     /// Parses one line into `out`; returns the format name to count when no event came out.
@@ -315,7 +336,7 @@ impl FormatRegistry {
         stream: StreamId<'_>,
         forced: Option<&Forced>,
         depth: usize,
-        out: &mut Vec<Event<'a>>,
+        out: &mut Parsed<'a>,
     ) -> Result<&'static str, ParseError> {
         let text = line.trim_start_matches('\u{feff}').trim();
         if text.is_empty() {
@@ -328,10 +349,10 @@ impl FormatRegistry {
         let (syslog, body) = syslog::strip_headers(text);
         if body.starts_with('{') && (forced.is_none() || json_forced) {
             // JSON behind a syslog header (Suricata EVE, shippers over syslog).
-            let start = out.len();
+            let start = out.events.len();
             let format = self.parse_json(body, syslog, stream, forced, depth, out)?;
             if let Some(observer) = syslog.and_then(|h| h.observer()) {
-                for event in &mut out[start..] {
+                for event in &mut out.events[start..] {
                     event.observer.get_or_insert(Cow::Borrowed(observer));
                 }
             }
@@ -364,7 +385,7 @@ impl FormatRegistry {
             event.observer = syslog.and_then(|h| h.observer()).map(Cow::Borrowed);
         }
         let format = event.format;
-        out.push(event);
+        out.events.push(event);
         Ok(format)
     }
 
@@ -375,7 +396,7 @@ impl FormatRegistry {
         stream: StreamId<'_>,
         forced: Option<&Forced>,
         depth: usize,
-        out: &mut Vec<Event<'a>>,
+        out: &mut Parsed<'a>,
     ) -> Result<&'static str, ParseError> {
         let _ = syslog;
         let doc = JsonDoc::parse(text)?;
@@ -387,33 +408,56 @@ impl FormatRegistry {
             Some(Forced::Json(i)) => {
                 let event = self.json[*i].parse(root)?;
                 let format = event.format;
-                out.push(event);
+                out.events.push(event);
                 return Ok(format);
             }
             Some(Forced::GenericJson) => {
                 let event = self.generic_json.parse(root);
                 let format = event.format;
-                out.push(event);
+                out.events.push(event);
                 return Ok(format);
             }
             _ => {}
         }
         // Batches: Azure Event Hub `records`, CloudWatch Logs `logEvents`.
+        // One bad item is that item's error, not the whole batch's.
         if let Some(records) = root.member("records").filter(|r| r.is_array()) {
-            for record in records.items() {
-                if record.is_object() {
-                    let event = self.parse_json_object(record, stream, depth, out)?;
-                    if event.format != formats::json::ENVELOPE {
-                        out.push(event);
-                    }
+            for (index, record) in records.items().enumerate() {
+                if !record.is_object() {
+                    out.errors.push(BatchError {
+                        index,
+                        error: ParseError::NotAnObject,
+                        text: String::new(),
+                    });
+                    continue;
+                }
+                match self.parse_json_object(record, stream, depth, out) {
+                    Ok(event) if event.format == formats::json::ENVELOPE => {}
+                    Ok(event) => out.events.push(event),
+                    Err(error) => out.errors.push(BatchError {
+                        index,
+                        error,
+                        text: String::new(),
+                    }),
                 }
             }
             return Ok(formats::json::BATCH);
         }
         if let Some(log_events) = root.member("logEvents").filter(|r| r.is_array()) {
-            for item in log_events.items() {
-                if let Some(message) = item.get("message").and_then(|m| m.str()) {
-                    self.parse_inner(message, stream, depth, out)?;
+            // CloudWatch health checks carry no log lines.
+            if root
+                .member("messageType")
+                .is_some_and(|t| t.is_str("CONTROL_MESSAGE"))
+            {
+                return Ok(formats::json::BATCH);
+            }
+            for (index, item) in log_events.items().enumerate() {
+                let Some(message) = item.get("message").and_then(|m| m.str()) else {
+                    continue;
+                };
+                let text = message.to_string();
+                if let Err(error) = self.parse_inner(message, stream, depth, out) {
+                    out.errors.push(BatchError { index, error, text });
                 }
             }
             return Ok(formats::json::BATCH);
@@ -421,7 +465,7 @@ impl FormatRegistry {
         let event = self.parse_json_object(root, stream, depth, out)?;
         let format = event.format;
         if event.format != formats::json::ENVELOPE {
-            out.push(event);
+            out.events.push(event);
         }
         Ok(format)
     }
@@ -433,7 +477,7 @@ impl FormatRegistry {
         object: JsonRef<'_, 'a>,
         stream: StreamId<'_>,
         depth: usize,
-        out: &mut Vec<Event<'a>>,
+        out: &mut Parsed<'a>,
     ) -> Result<Event<'a>, ParseError> {
         // ECS first: one walk, and the common case for shipped logs.
         let mut event = self.generic_json.parse_ecs(object);
@@ -463,10 +507,10 @@ impl FormatRegistry {
         }
         // A shipper envelope (Filebeat, Logstash, Vector): the real line is in `message`.
         if let Some(message) = object.member("message").and_then(|m| m.str()) {
-            let start = out.len();
+            let start = out.events.len();
             match self.parse_inner(message, stream, depth, out) {
                 Ok(_) => return Ok(envelope_marker()),
-                Err(ParseError::Unrecognized) => out.truncate(start),
+                Err(ParseError::Unrecognized) => out.events.truncate(start),
                 Err(other) => return Err(other),
             }
         }
@@ -478,7 +522,7 @@ impl FormatRegistry {
         inner: Cow<'a, str>,
         stream: StreamId<'_>,
         depth: usize,
-        out: &mut Vec<Event<'a>>,
+        out: &mut Parsed<'a>,
     ) -> Result<&'static str, ParseError> {
         if depth >= MAX_ENVELOPE_DEPTH {
             return Err(ParseError::malformed(
@@ -489,12 +533,13 @@ impl FormatRegistry {
         match inner {
             Cow::Borrowed(text) => self.parse_text(text, stream, None, depth + 1, out),
             Cow::Owned(text) => {
-                let mut inner_events = Vec::new();
-                let format = self.parse_text(&text, stream, None, depth + 1, &mut inner_events)?;
-                for event in inner_events {
+                let mut inner = Parsed::default();
+                let format = self.parse_text(&text, stream, None, depth + 1, &mut inner)?;
+                for event in inner.events {
                     let owned: Event<'a> = into_owned(event);
-                    out.push(owned);
+                    out.events.push(owned);
                 }
+                out.errors.extend(inner.errors);
                 Ok(format)
             }
         }
