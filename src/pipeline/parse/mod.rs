@@ -251,6 +251,16 @@ impl FormatRegistry {
         self.forced(name).is_some()
     }
 
+    fn forced_name(&self, forced: &Forced) -> &'static str {
+        match forced {
+            Forced::Text(i) => self.text[*i].name(),
+            Forced::Json(i) => self.json[*i].name(),
+            Forced::GenericJson => formats::json::GENERIC,
+            Forced::Kv => KV,
+            Forced::Scan => scan::NAME,
+        }
+    }
+
     fn forced(&self, name: &str) -> Option<Forced> {
         if let Some(i) = self.text.iter().position(|f| f.name() == name) {
             return Some(Forced::Text(i));
@@ -342,12 +352,13 @@ impl FormatRegistry {
         if text.is_empty() {
             return Err(ParseError::Empty);
         }
-        let json_forced = matches!(forced, Some(Forced::Json(_) | Forced::GenericJson));
-        if text.starts_with('{') && (forced.is_none() || json_forced) {
+        // Envelopes and batches are unwrapped whatever the format; a forced format applies to
+        // the events inside them.
+        if text.starts_with('{') {
             return self.parse_json(text, None, stream, forced, depth, out);
         }
         let (syslog, body) = syslog::strip_headers(text);
-        if body.starts_with('{') && (forced.is_none() || json_forced) {
+        if body.starts_with('{') {
             // JSON behind a syslog header (Suricata EVE, shippers over syslog).
             let start = out.events.len();
             let format = self.parse_json(body, syslog, stream, forced, depth, out)?;
@@ -404,21 +415,6 @@ impl FormatRegistry {
         if !root.is_object() {
             return Err(ParseError::NotAnObject);
         }
-        match forced {
-            Some(Forced::Json(i)) => {
-                let event = self.json[*i].parse(root)?;
-                let format = event.format;
-                out.events.push(event);
-                return Ok(format);
-            }
-            Some(Forced::GenericJson) => {
-                let event = self.generic_json.parse(root);
-                let format = event.format;
-                out.events.push(event);
-                return Ok(format);
-            }
-            _ => {}
-        }
         // Batches: Azure Event Hub `records`, CloudWatch Logs `logEvents`.
         // One bad item is that item's error, not the whole batch's.
         if let Some(records) = root.member("records").filter(|r| r.is_array()) {
@@ -431,7 +427,7 @@ impl FormatRegistry {
                     });
                     continue;
                 }
-                match self.parse_json_object(record, stream, depth, out) {
+                match self.parse_json_object(record, stream, forced, depth, out) {
                     Ok(event) if event.format == formats::json::ENVELOPE => {}
                     Ok(event) => out.events.push(event),
                     Err(error) => out.errors.push(BatchError {
@@ -456,13 +452,13 @@ impl FormatRegistry {
                     continue;
                 };
                 let text = message.to_string();
-                if let Err(error) = self.parse_inner(message, stream, depth, out) {
+                if let Err(error) = self.parse_inner(message, stream, forced, depth, out) {
                     out.errors.push(BatchError { index, error, text });
                 }
             }
             return Ok(formats::json::BATCH);
         }
-        let event = self.parse_json_object(root, stream, depth, out)?;
+        let event = self.parse_json_object(root, stream, forced, depth, out)?;
         let format = event.format;
         if event.format != formats::json::ENVELOPE {
             out.events.push(event);
@@ -476,9 +472,26 @@ impl FormatRegistry {
         &self,
         object: JsonRef<'_, 'a>,
         stream: StreamId<'_>,
+        forced: Option<&Forced>,
         depth: usize,
         out: &mut Parsed<'a>,
     ) -> Result<Event<'a>, ParseError> {
+        match forced {
+            Some(Forced::Json(i)) => return self.json[*i].parse(object),
+            Some(Forced::GenericJson) => return Ok(self.generic_json.parse(object)),
+            // A text format: read the line inside the envelope with it.
+            Some(text_format) => {
+                let Some(inner) = envelope_line(object) else {
+                    return Err(ParseError::malformed(
+                        self.forced_name(text_format),
+                        "a JSON object without a `message` line where a text line was expected",
+                    ));
+                };
+                self.parse_inner(inner, stream, forced, depth, out)?;
+                return Ok(envelope_marker());
+            }
+            None => {}
+        }
         // ECS first: one walk, and the common case for shipped logs.
         let mut event = self.generic_json.parse_ecs(object);
         if !event.addresses.is_empty() {
@@ -492,24 +505,11 @@ impl FormatRegistry {
         if !event.addresses.is_empty() {
             return Ok(event);
         }
-        // Pub/Sub push: `{"message":{"data":"<base64>"}}`.
-        if let Some(data) = object.get("message.data").and_then(|d| d.str()) {
-            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
-                if let Ok(inner) = String::from_utf8(bytes) {
-                    if self
-                        .parse_inner(Cow::Owned(inner), stream, depth, out)
-                        .is_ok()
-                    {
-                        return Ok(envelope_marker());
-                    }
-                }
-            }
-        }
-        // A shipper envelope (Filebeat, Logstash, Vector): the real line is in `message`.
-        if let Some(message) = object.member("message").and_then(|m| m.str()) {
+        if let Some(inner) = envelope_line(object) {
             let start = out.events.len();
-            match self.parse_inner(message, stream, depth, out) {
+            match self.parse_inner(inner, stream, None, depth, out) {
                 Ok(_) => return Ok(envelope_marker()),
+                // Not a log line after all: the object is the event.
                 Err(ParseError::Unrecognized) => out.events.truncate(start),
                 Err(other) => return Err(other),
             }
@@ -521,6 +521,7 @@ impl FormatRegistry {
         &self,
         inner: Cow<'a, str>,
         stream: StreamId<'_>,
+        forced: Option<&Forced>,
         depth: usize,
         out: &mut Parsed<'a>,
     ) -> Result<&'static str, ParseError> {
@@ -531,10 +532,10 @@ impl FormatRegistry {
             ));
         }
         match inner {
-            Cow::Borrowed(text) => self.parse_text(text, stream, None, depth + 1, out),
+            Cow::Borrowed(text) => self.parse_text(text, stream, forced, depth + 1, out),
             Cow::Owned(text) => {
                 let mut inner = Parsed::default();
-                let format = self.parse_text(&text, stream, None, depth + 1, &mut inner)?;
+                let format = self.parse_text(&text, stream, forced, depth + 1, &mut inner)?;
                 for event in inner.events {
                     let owned: Event<'a> = into_owned(event);
                     out.events.push(owned);
@@ -544,6 +545,18 @@ impl FormatRegistry {
             }
         }
     }
+}
+
+/// The log line an envelope carries: Pub/Sub `{"message":{"data":"<base64>"}}`, or a
+/// shipper's (Filebeat, Logstash, Vector) `{"message":"<line>"}`.
+fn envelope_line<'a>(object: JsonRef<'_, 'a>) -> Option<Cow<'a, str>> {
+    if let Some(data) = object.get("message.data").and_then(|d| d.str()) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.as_bytes())
+            .ok()?;
+        return String::from_utf8(bytes).ok().map(Cow::Owned);
+    }
+    object.member("message").and_then(|m| m.str())
 }
 
 fn envelope_marker() -> Event<'static> {
