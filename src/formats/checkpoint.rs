@@ -114,10 +114,8 @@ impl LogFormat for CheckPoint {
             match key {
                 "src" => event.addresses.push((Role::Source, borrowed)),
                 "dst" => event.addresses.push((Role::Destination, borrowed)),
-                "xlatesrc" | "xlatedst" => {
-                    if present(value, &NO_NAT).is_some() {
-                        event.addresses.push((Role::Nat, borrowed));
-                    }
+                "xlatesrc" | "xlatedst" if present(value, &NO_NAT).is_some() => {
+                    event.addresses.push((Role::Nat, borrowed));
                 }
                 "proxy_src_ip" => event.addresses.push((Role::Forwarded, borrowed)),
                 "origin" => event.observer = Some(borrowed),
@@ -153,7 +151,8 @@ mod tests {
                 ("msg", r#"x; y: \"z\" ]"#),
                 ("sys_message", "hi"),
                 ("bare", "2"),
-                ("b", "")
+                // Unterminated: the value runs to the end.
+                ("b", "]")
             ]
         );
         for junk in ["[", "[:", "[a:\"", "[a", "]", "[é:\"ü\""] {

@@ -84,10 +84,8 @@ fn read_pairs<'a>(text: &'a str, found: &mut Found<'a>, event: &mut Event<'a>) {
             "destination-address" => found.dst = Some(value),
             "nat-source-address" => found.nat_src = Some(value),
             "nat-destination-address" => found.nat_dst = Some(value),
-            "policy-name" => {
-                if present(value, &PLACEHOLDERS).is_some() {
-                    event.rule = Some(Cow::Borrowed(value));
-                }
+            "policy-name" if present(value, &PLACEHOLDERS).is_some() => {
+                event.rule = Some(Cow::Borrowed(value));
             }
             "attack-name" => attack = present(value, &PLACEHOLDERS),
             _ => {}

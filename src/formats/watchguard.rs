@@ -137,7 +137,8 @@ impl LogFormat for WatchGuard {
             if word.contains('=') || word.starts_with('(') {
                 break;
             }
-            if parse_ip_token(word).is_some() {
+            // Lengths, protocol names and TTLs have neither `.` nor `:`: skip the parse.
+            if word.contains(['.', ':']) && parse_ip_token(word).is_some() {
                 addresses[found] = Some(word);
                 found += 1;
                 if found == 2 {
