@@ -57,8 +57,10 @@ pub fn scan_addresses<'a>(text: &'a str, event: &mut Event<'a>) -> usize {
 
 fn role_from_keyword(before: &str) -> Role {
     let before = before.trim_end_matches([' ', '=', ':', '(', '[']);
+    // By bytes: the byte after the last non-letter byte always starts a character.
     let word_start = before
-        .rfind(|c: char| !c.is_ascii_alphabetic())
+        .bytes()
+        .rposition(|b| !b.is_ascii_alphabetic())
         .map_or(0, |i| i + 1);
     match before[word_start..].to_ascii_lowercase().as_str() {
         "from" | "src" | "source" => Role::Source,
@@ -95,6 +97,18 @@ mod tests {
             [
                 (Role::Unknown, "2001:db8::7".to_owned()),
                 (Role::Unknown, "::ffff:192.0.2.10".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_multibyte_character_before_an_address_is_fine() {
+        // Found by the fuzzer: the keyword search used to slice inside 'Ͼ'.
+        assert_eq!(
+            scan("hhhϾ192.0.2.1 and ϾFROM 192.0.2.2"),
+            [
+                (Role::Unknown, "192.0.2.1".to_owned()),
+                (Role::Source, "192.0.2.2".to_owned())
             ]
         );
     }
