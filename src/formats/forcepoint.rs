@@ -58,17 +58,13 @@ impl LogFormat for Forcepoint {
                     }
                 }
                 "dst_ip" => destination = present(value, &NO_ADDRESS),
-                "dst" | "dst_host" => {
-                    if destination_fallback.is_none() {
-                        destination_fallback =
-                            present(value, &NO_ADDRESS).filter(|v| parse_ip_token(v).is_some());
-                    }
+                "dst" | "dst_host" if destination_fallback.is_none() => {
+                    destination_fallback =
+                        present(value, &NO_ADDRESS).filter(|v| parse_ip_token(v).is_some());
                 }
                 "action" => event.action = present(value, &["-"]).map(Cow::Borrowed),
-                "policy" | "role" => {
-                    if event.rule.is_none() {
-                        event.rule = present(value, &["-"]).map(Cow::Borrowed);
-                    }
+                "policy" | "role" if event.rule.is_none() => {
+                    event.rule = present(value, &["-"]).map(Cow::Borrowed);
                 }
                 _ => {}
             }

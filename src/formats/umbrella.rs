@@ -8,6 +8,7 @@
 //!      or empty. (Proxy logs have a content type there, firewall logs a protocol number.)
 //!   2. Firewall: column 5 (direction) is not an address and columns 8 and 10 are addresses.
 //!   3. Proxy: columns 3, 4 and 5 are each an address or empty.
+//!
 //!   Anything else is malformed.
 //! * Roles: proxy — 3 internal IP source, 4 external (egress) IP nat, 5 destination; DNS —
 //!   4 internal IP source, 5 external IP nat; firewall — 8 source, 10 destination, and a
