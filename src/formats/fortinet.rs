@@ -1,21 +1,129 @@
-//! TODO: contract (in, out, roles, quirks).
+//! Fortinet FortiGate and FortiProxy `key=value` syslog (reference §2.2, §4.8).
+//!
+//! * In: `line.body`, space-separated pairs (`date=… time=… devname="…" devid="…" logid="…"
+//!   type="…" …`); string values double-quoted, numbers and addresses often bare.
+//! * Detect: `logid=` and then `devid=` or `devname=` in the body. CEF output of FortiOS
+//!   (`FTNTFGT…` keys) is read by `cef`, which is tried first.
+//! * Roles: `srcip`/`srcip6` source, `dstip`/`dstip6` destination (the `*6` keys are accepted
+//!   defensively); `transip` (SNAT) and `tranip` (DNAT) nat; VPN `remip` source (the remote
+//!   peer) and `locip` destination (the local gateway); SSL-VPN `tunnelip`/`assignip` (the
+//!   address handed to the client) nat; the admin address in `ui="https(IP)"` source;
+//!   `forwardedfor` (name unverified) forwarded, first hop. NAT placeholders `0.0.0.0`, `::`,
+//!   `-`, empty are skipped.
+//! * Context: vendor Fortinet, product FortiProxy when `devid` starts with `FPX`, else
+//!   FortiGate; `action`; rule = `policyname`, else `policyid`; timestamp `eventtime`, else
+//!   `date`. `devname` is a name, so the observer stays the syslog header's.
+//! * A `type="traffic"` log without `srcip` is malformed; other log types may hold no address.
 
-use crate::model::Event;
+use std::borrow::Cow;
+
+use crate::model::{Event, Role};
+use crate::pipeline::parse::fields::{present, KvPairs};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+const NAME: &str = "fortigate";
+const NO_ADDRESS: [&str; 3] = ["0.0.0.0", "::", "-"];
 
 /// Format `fortigate`.
 pub struct Fortigate;
 
 impl LogFormat for Fortigate {
     fn name(&self) -> &'static str {
-        "fortigate"
+        NAME
     }
 
-    fn detect(&self, _line: &Line<'_>) -> bool {
-        false
+    fn detect(&self, line: &Line<'_>) -> bool {
+        let body = line.body.as_bytes();
+        memchr::memmem::find(body, b"logid=").is_some()
+            && (memchr::memmem::find(body, b"devid=").is_some()
+                || memchr::memmem::find(body, b"devname=").is_some())
     }
 
-    fn parse<'a>(&self, _line: &Line<'a>) -> Result<Event<'a>, ParseError> {
-        Err(ParseError::malformed(self.name(), "not implemented yet"))
+    fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+        let mut event = Event {
+            format: NAME,
+            vendor: Some(Cow::Borrowed("Fortinet")),
+            product: Some(Cow::Borrowed("FortiGate")),
+            ..Event::default()
+        };
+        let mut policy_id = None;
+        let mut policy_name = None;
+        let mut date = None;
+        let mut is_traffic = false;
+        let mut has_source = false;
+        for (key, value) in KvPairs::new(line.body) {
+            let role = match key {
+                "srcip" | "srcip6" => {
+                    has_source = true;
+                    Role::Source
+                }
+                "dstip" | "dstip6" => Role::Destination,
+                "transip" | "tranip" | "tunnelip" | "assignip" => Role::Nat,
+                "remip" => Role::Source,
+                "locip" => Role::Destination,
+                "ui" => {
+                    // `https(192.0.2.1)`, `ssh(…)`; `console`/`jsconsole` carry no address.
+                    if let Some(inner) = value
+                        .split_once('(')
+                        .and_then(|(_, rest)| rest.split_once(')'))
+                        .map(|(inner, _)| inner)
+                    {
+                        push(&mut event, Role::Source, inner);
+                    }
+                    continue;
+                }
+                "forwardedfor" => {
+                    let first = value.split(',').next().unwrap_or(value);
+                    push(&mut event, Role::Forwarded, first);
+                    continue;
+                }
+                "devid" => {
+                    if value.starts_with("FPX") {
+                        event.product = Some(Cow::Borrowed("FortiProxy"));
+                    }
+                    continue;
+                }
+                "type" => {
+                    is_traffic = value == "traffic";
+                    continue;
+                }
+                "action" => {
+                    event.action = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "policyid" => {
+                    policy_id = present(value, &[]);
+                    continue;
+                }
+                "policyname" => {
+                    policy_name = present(value, &[]);
+                    continue;
+                }
+                "eventtime" => {
+                    event.timestamp = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "date" => {
+                    date = present(value, &[]);
+                    continue;
+                }
+                _ => continue,
+            };
+            push(&mut event, role, value);
+        }
+        if is_traffic && !has_source {
+            return Err(ParseError::malformed(NAME, "traffic log without srcip"));
+        }
+        event.rule = policy_name.or(policy_id).map(Cow::Borrowed);
+        if event.timestamp.is_none() {
+            event.timestamp = date.map(Cow::Borrowed);
+        }
+        Ok(event)
+    }
+}
+
+fn push<'a>(event: &mut Event<'a>, role: Role, value: &'a str) {
+    if let Some(value) = present(value, &NO_ADDRESS) {
+        event.addresses.push((role, Cow::Borrowed(value)));
     }
 }

@@ -1,21 +1,132 @@
-//! TODO: contract (in, out, roles, quirks).
+//! Cisco Umbrella S3 CSV exports: proxy, DNS and cloud-delivered firewall logs (reference §3.5).
+//!
+//! * In: `line.body`, a CSV record (fields double-quoted, RFC 4180; firewall logs also come
+//!   unquoted) whose first column is the timestamp `YYYY-MM-DD hh:mm:ss`.
+//! * Detect: the body starts with `"YYYY-MM-DD hh:mm:ss",` or `YYYY-MM-DD hh:mm:ss,`.
+//! * Which log it is, by shape (1-based columns, first rule that matches):
+//!   1. DNS: column 6 is the action `Allowed`/`Blocked` (any case) and column 4 is an address
+//!      or empty. (Proxy logs have a content type there, firewall logs a protocol number.)
+//!   2. Firewall: column 5 (direction) is not an address and columns 8 and 10 are addresses.
+//!   3. Proxy: columns 3, 4 and 5 are each an address or empty.
+//!
+//!   Anything else is malformed.
+//! * Roles: proxy — 3 internal IP source, 4 external (egress) IP nat, 5 destination; DNS —
+//!   4 internal IP source, 5 external IP nat; firewall — 8 source, 10 destination, and a
+//!   trailing 15th column, when it is an address, the egress IP (nat). An empty internal IP
+//!   means no pre-NAT source.
+//! * Context: vendor Cisco, product Umbrella, timestamp column 1; action = proxy verdict (7),
+//!   DNS action (6), firewall verdict (14); rule = firewall rule id (13).
 
-use crate::model::Event;
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use crate::model::{Event, Role};
+use crate::pipeline::parse::fields::{present, CsvFields};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+const NAME: &str = "umbrella";
+/// Columns read (1-based 1..=15).
+const COLUMNS: usize = 15;
 
 /// Format `umbrella`.
 pub struct Umbrella;
 
+/// `YYYY-MM-DD hh:mm:ss`.
+fn is_timestamp(b: &[u8]) -> bool {
+    b.len() >= 19
+        && b.iter().take(19).enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+fn is_ip(text: &str) -> bool {
+    text.parse::<IpAddr>().is_ok()
+}
+
+fn is_ip_or_empty(text: &str) -> bool {
+    text.is_empty() || is_ip(text)
+}
+
 impl LogFormat for Umbrella {
     fn name(&self) -> &'static str {
-        "umbrella"
+        NAME
     }
 
-    fn detect(&self, _line: &Line<'_>) -> bool {
-        false
+    fn detect(&self, line: &Line<'_>) -> bool {
+        let b = line.body.as_bytes();
+        match b.first() {
+            Some(b'"') => b.len() > 21 && is_timestamp(&b[1..]) && &b[20..22] == b"\",",
+            Some(_) => b.len() > 20 && is_timestamp(b) && b[19] == b',',
+            None => false,
+        }
     }
 
-    fn parse<'a>(&self, _line: &Line<'a>) -> Result<Event<'a>, ParseError> {
-        Err(ParseError::malformed(self.name(), "not implemented yet"))
+    fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+        let mut event = Event {
+            format: NAME,
+            vendor: Some(Cow::Borrowed("Cisco")),
+            product: Some(Cow::Borrowed("Umbrella")),
+            ..Event::default()
+        };
+        // `col[n]` is 1-based column n; missing columns read as empty.
+        let mut col = [""; COLUMNS + 1];
+        let mut count = 0;
+        for (slot, field) in col[1..].iter_mut().zip(CsvFields::new(line.body, b',')) {
+            *slot = field.trim();
+            count += 1;
+        }
+        event.timestamp = present(col[1], &[]).map(Cow::Borrowed);
+        let mut push = |role, text: &'a str| {
+            if !text.is_empty() {
+                event.addresses.push((role, Cow::Borrowed(text)));
+            }
+        };
+        let action;
+        let mut rule = None;
+        if count >= 6
+            && (col[6].eq_ignore_ascii_case("allowed") || col[6].eq_ignore_ascii_case("blocked"))
+            && is_ip_or_empty(col[4])
+        {
+            // DNS.
+            push(Role::Source, col[4]);
+            if is_ip(col[5]) {
+                push(Role::Nat, col[5]);
+            }
+            action = col[6];
+        } else if count >= 10 && !is_ip_or_empty(col[5]) && is_ip(col[8]) && is_ip(col[10]) {
+            // Cloud-delivered firewall.
+            push(Role::Source, col[8]);
+            push(Role::Destination, col[10]);
+            if is_ip(col[15]) {
+                push(Role::Nat, col[15]);
+            }
+            action = col[14];
+            rule = present(col[13], &[]);
+        } else if count >= 5 && is_ip_or_empty(col[3]) && is_ip_or_empty(col[4]) {
+            if !is_ip_or_empty(col[5]) {
+                return Err(ParseError::malformed(
+                    NAME,
+                    "proxy log: column 5 (destination IP) is not an address",
+                ));
+            }
+            push(Role::Source, col[3]);
+            push(Role::Nat, col[4]);
+            push(Role::Destination, col[5]);
+            action = col[7];
+        } else {
+            return Err(ParseError::malformed(
+                NAME,
+                format!(
+                    "{count} columns: not a proxy (IPs in 3-5), DNS (IPs in 4-5) or firewall \
+                     (IPs in 8 and 10) log"
+                ),
+            ));
+        }
+        event.action = present(action, &[]).map(Cow::Borrowed);
+        event.rule = rule.map(Cow::Borrowed);
+        Ok(event)
     }
 }
