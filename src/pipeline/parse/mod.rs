@@ -353,8 +353,11 @@ impl FormatRegistry {
             return Err(ParseError::Empty);
         }
         // Envelopes and batches are unwrapped whatever the format; a forced format applies to
-        // the events inside them.
-        if text.starts_with('{') {
+        // the events inside them. A JSON array is a batch (Vector, HTTP shippers); a text
+        // line that merely starts with `[` is not JSON and goes on below.
+        if text.starts_with('{')
+            || (text.starts_with('[') && text.ends_with(']') && JsonDoc::parse(text).is_ok())
+        {
             return self.parse_json(text, None, stream, forced, depth, out);
         }
         let (syslog, body) = syslog::strip_headers(text);
@@ -412,31 +415,16 @@ impl FormatRegistry {
         let _ = syslog;
         let doc = JsonDoc::parse(text)?;
         let root = doc.root();
+        if root.is_array() {
+            self.parse_batch(root, stream, forced, depth, out);
+            return Ok(formats::json::BATCH);
+        }
         if !root.is_object() {
             return Err(ParseError::NotAnObject);
         }
         // Batches: Azure Event Hub `records`, CloudWatch Logs `logEvents`.
-        // One bad item is that item's error, not the whole batch's.
         if let Some(records) = root.member("records").filter(|r| r.is_array()) {
-            for (index, record) in records.items().enumerate() {
-                if !record.is_object() {
-                    out.errors.push(BatchError {
-                        index,
-                        error: ParseError::NotAnObject,
-                        text: String::new(),
-                    });
-                    continue;
-                }
-                match self.parse_json_object(record, stream, forced, depth, out) {
-                    Ok(event) if event.format == formats::json::ENVELOPE => {}
-                    Ok(event) => out.events.push(event),
-                    Err(error) => out.errors.push(BatchError {
-                        index,
-                        error,
-                        text: String::new(),
-                    }),
-                }
-            }
+            self.parse_batch(records, stream, forced, depth, out);
             return Ok(formats::json::BATCH);
         }
         if let Some(log_events) = root.member("logEvents").filter(|r| r.is_array()) {
@@ -466,6 +454,37 @@ impl FormatRegistry {
         Ok(format)
     }
 
+    /// Items of a JSON array, each an event object; one bad item is that item's error, not
+    /// the whole batch's.
+    fn parse_batch<'a>(
+        &self,
+        records: JsonRef<'_, 'a>,
+        stream: StreamId<'_>,
+        forced: Option<&Forced>,
+        depth: usize,
+        out: &mut Parsed<'a>,
+    ) {
+        for (index, record) in records.items().enumerate() {
+            if !record.is_object() {
+                out.errors.push(BatchError {
+                    index,
+                    error: ParseError::NotAnObject,
+                    text: String::new(),
+                });
+                continue;
+            }
+            match self.parse_json_object(record, stream, forced, depth, out) {
+                Ok(event) if event.format == formats::json::ENVELOPE => {}
+                Ok(event) => out.events.push(event),
+                Err(error) => out.errors.push(BatchError {
+                    index,
+                    error,
+                    text: String::new(),
+                }),
+            }
+        }
+    }
+
     /// One JSON object: a known format, a Pub/Sub or shipper envelope, or generic JSON.
     /// Envelope contents are pushed to `out` directly and an `ENVELOPE` marker is returned.
     fn parse_json_object<'a>(
@@ -477,6 +496,14 @@ impl FormatRegistry {
         out: &mut Parsed<'a>,
     ) -> Result<Event<'a>, ParseError> {
         match forced {
+            // An envelope around the forced format's document is unwrapped first.
+            Some(Forced::Json(i)) if !self.json[*i].detect(object) => {
+                if let Some(inner) = envelope_line(object) {
+                    self.parse_inner(inner, stream, forced, depth, out)?;
+                    return Ok(envelope_marker());
+                }
+                return self.json[*i].parse(object);
+            }
             Some(Forced::Json(i)) => return self.json[*i].parse(object),
             Some(Forced::GenericJson) => return Ok(self.generic_json.parse(object)),
             // A text format: read the line inside the envelope with it.
@@ -605,5 +632,57 @@ pub fn into_owned(event: Event<'_>) -> Event<'static> {
             .into_iter()
             .map(|(role, text)| (role, Cow::Owned(text.into_owned())))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Parsed<'_>, ParseError> {
+        FormatRegistry::builtin(RegistryOptions::default()).parse_line(line, StreamId::default())
+    }
+
+    #[test]
+    fn batch_items_that_are_not_objects_are_item_errors() {
+        let parsed = parse(r#"["a", {"source.ip":"203.0.113.9"}, 3]"#).unwrap();
+        assert_eq!(parsed.events.len(), 1);
+        let errors: Vec<_> = parsed
+            .errors
+            .iter()
+            .map(|e| (e.index, e.error.kind()))
+            .collect();
+        assert_eq!(errors, [(0, "not_an_object"), (2, "not_an_object")]);
+        // Text that starts with `[` is not a batch.
+        assert_eq!(
+            parse("[UFW BLOCK] from 203.0.113.9]").unwrap().format,
+            "ip_scan"
+        );
+    }
+
+    #[test]
+    fn configured_json_fields_and_error_kinds() {
+        let registry = FormatRegistry::builtin(RegistryOptions {
+            json_ip_fields: vec![("data.attacker.addr".into(), Role::Source)],
+            ..RegistryOptions::default()
+        });
+        let parsed = registry
+            .parse_line(
+                r#"{"data":{"attacker":{"addr":"203.0.113.7"}}}"#,
+                StreamId::default(),
+            )
+            .unwrap();
+        assert_eq!(parsed.format, "json");
+        assert_eq!(
+            parsed.events[0].addresses,
+            [(Role::Source, Cow::Borrowed("203.0.113.7"))]
+        );
+        assert_eq!(parse("").unwrap_err().kind(), "empty");
+        assert_eq!(parse("\u{feff} \r").unwrap_err().kind(), "empty");
+        assert_eq!(parse("{\"a\":").unwrap_err().kind(), "invalid_json");
+        assert_eq!(
+            parse("kernel: hello world").unwrap_err().kind(),
+            "unrecognized_format"
+        );
     }
 }
