@@ -91,7 +91,8 @@ fn header_at(text: &str) -> Option<Header<'_>> {
     if b.len() < 9 || !(b'0'..=b'7').contains(&b[0]) || b[1] != b'-' {
         return None;
     }
-    let digits = &rest[2..8];
+    // `get`: byte 8 may fall inside a multi-byte character (found by the fuzzer).
+    let digits = rest.get(2..8)?;
     if !digits.bytes().all(|c| c.is_ascii_digit()) || b[8] != b':' {
         return None;
     }
@@ -580,6 +581,11 @@ impl LogFormat for CiscoAsa {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_with_a_multibyte_character_in_the_id_is_not_a_header() {
+        assert!(header_at("ASA-6-30201ʽ 4402.5Te a00").is_none());
+    }
 
     #[test]
     fn header_forms() {
