@@ -5,8 +5,8 @@
 //!   (it reads like an SD element) or at the start of `line.body` (after a `-` SD); both are
 //!   tried. CEF/LEEF exports (`CEF:0|Check Point|…`) belong to the CEF/LEEF parsers and are not
 //!   claimed: the message must start with `[`.
-//! * Detects: a bracketed message and either the tag/APP-NAME `CheckPoint` (any case) or a
-//!   `loguid:"{0x` pair.
+//! * Detects: a bracketed message and either the tag/APP-NAME `CheckPoint` (any case), a
+//!   `loguid:"{0x` pair or a `product:"VPN-1` pair.
 //! * Pairs: key up to the first `:` (a doubled `::` is accepted), value double-quoted with `\"`
 //!   escapes (left as written; values may hold `;`, `:` and `]`), pairs separated by `;`.
 //! * Roles: `src` source, `dst` destination, `xlatesrc`/`xlatedst` nat unless `0.0.0.0`/`::`
@@ -97,6 +97,7 @@ impl LogFormat for CheckPoint {
         line.app()
             .is_some_and(|a| a.eq_ignore_ascii_case("CheckPoint"))
             || memchr::memmem::find(text.as_bytes(), b"loguid:\"{0x").is_some()
+            || memchr::memmem::find(text.as_bytes(), b"product:\"VPN-1").is_some()
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {

@@ -154,7 +154,7 @@ fn endpoint(text: &str) -> Endpoint<'_> {
     let token = &text[..end];
     let (addr, rest) = if is_ip(token) {
         (Some(token), &text[end..])
-    } else if let Some(colon) = text[..text.len().min(64)].find(':') {
+    } else if let Some(colon) = memchr::memchr(b':', &text.as_bytes()[..text.len().min(64)]) {
         // `ifc:ip/port`; the interface name may contain spaces but never a colon.
         let after = &text[colon + 1..];
         let end = token_end(after);
@@ -254,7 +254,10 @@ fn malformed(id: u32, what: &str) -> ParseError {
 
 impl CiscoAsa {
     /// Remembers (or, with `None`, recalls and forgets) the direction of a connection.
-    fn direction(&self, key: (u64, u64), built: Option<bool>) -> Option<bool> {
+    fn direction(&self, host: Option<u64>, conn: u64, built: Option<bool>) -> Option<bool> {
+        // Without a device name the ids of different firewalls would collide: no memory.
+        let Some(host) = host else { return built };
+        let key = (host, conn);
         let mut map = self
             .directions
             .lock()
@@ -274,7 +277,7 @@ impl CiscoAsa {
     /// 302013–302016: `Built inbound|outbound … connection ID for A to B`, `Teardown …`.
     fn connection<'a>(
         &self,
-        host: u64,
+        host: Option<u64>,
         id: u32,
         message: &'a str,
         out: &mut Out<'a>,
@@ -289,7 +292,7 @@ impl CiscoAsa {
         let a_text = &message[for_at + 5..];
         let b_text = after(a_text, " to ").ok_or_else(|| malformed(id, "no `to B`"))?;
         let (a, b) = (endpoint(a_text), endpoint(b_text));
-        let inbound = self.direction((host, conn), built);
+        let inbound = self.direction(host, conn, built);
         self.place(inbound, a, b, out);
         Ok(())
     }
@@ -297,7 +300,7 @@ impl CiscoAsa {
     /// 302020/302021: `… ICMP connection for faddr F gaddr G laddr L`.
     fn icmp<'a>(
         &self,
-        host: u64,
+        host: Option<u64>,
         id: u32,
         message: &'a str,
         out: &mut Out<'a>,
@@ -314,7 +317,7 @@ impl CiscoAsa {
             gaddr.addr.unwrap_or(""),
             laddr.addr.unwrap_or(""),
         ]);
-        let inbound = self.direction((host, key), built);
+        let inbound = self.direction(host, key, built);
         // gaddr is the global (mapped) view of laddr.
         let laddr = Endpoint {
             mapped: gaddr.addr,
@@ -451,7 +454,13 @@ impl LogFormat for CiscoAsa {
                 ..Event::default()
             },
         };
-        let host = fnv(&[line.syslog.and_then(|h| h.hostname).unwrap_or("")]);
+        // The device whose connection ids these are; none when the header names no device
+        // (`<166>%ASA-…`) or only a loopback address (FTD's `127.0.0.1:`).
+        let host = line
+            .syslog
+            .and_then(|h| h.hostname)
+            .filter(|h| parse_ip_token(h).is_none_or(|ip| !ip.is_loopback()))
+            .map(|h| fnv(&[h]));
         let id = header.id;
         match id {
             302013..=302016 => {

@@ -6,7 +6,9 @@
 //!   (`FTNTFGT…` keys) is read by `cef`, which is tried first.
 //! * Roles: `srcip`/`srcip6` source, `dstip`/`dstip6` destination (the `*6` keys are accepted
 //!   defensively); `transip` (SNAT) and `tranip` (DNAT) nat; VPN `remip` source (the remote
-//!   peer) and `locip` destination (the local gateway); SSL-VPN `tunnelip`/`assignip` (the
+//!   peer) source; `locip` (the FortiGate's own tunnel address) is the observer, never an
+//!   endpoint to enrich (the reference calls it the destination; our rule for a device's own
+//!   address wins); SSL-VPN `tunnelip`/`assignip` (the
 //!   address handed to the client) nat; the admin address in `ui="https(IP)"` source;
 //!   `forwardedfor` (name unverified) forwarded, first hop. NAT placeholders `0.0.0.0`, `::`,
 //!   `-`, empty are skipped.
@@ -51,7 +53,12 @@ impl LogFormat for Fortigate {
         let mut date = None;
         let mut is_traffic = false;
         let mut has_source = false;
-        for (key, value) in KvPairs::new(line.body) {
+        // `set format csv` separates the pairs with commas instead of spaces.
+        let pairs = match memchr::memchr2(b' ', b',', line.body.as_bytes()) {
+            Some(at) if line.body.as_bytes()[at] == b',' => KvPairs::separated_by(line.body, b','),
+            _ => KvPairs::new(line.body),
+        };
+        for (key, value) in pairs {
             let role = match key {
                 "srcip" | "srcip6" => {
                     has_source = true;
@@ -60,7 +67,13 @@ impl LogFormat for Fortigate {
                 "dstip" | "dstip6" => Role::Destination,
                 "transip" | "tranip" | "tunnelip" | "assignip" => Role::Nat,
                 "remip" => Role::Source,
-                "locip" => Role::Destination,
+                // The FortiGate's own tunnel address: the device, not an endpoint to enrich.
+                "locip" => {
+                    if let Some(local) = present(value, &NO_ADDRESS) {
+                        event.observer.get_or_insert(Cow::Borrowed(local));
+                    }
+                    continue;
+                }
                 "ui" => {
                     // `https(192.0.2.1)`, `ssh(…)`; `console`/`jsconsole` carry no address.
                     if let Some(inner) = value

@@ -2,13 +2,14 @@
 //!
 //! * ECS address fields with their roles (`source.ip` source, `destination.ip` and `server.ip`
 //!   destination, `client.ip` client, `*.nat.ip` nat, `network.forwarded_ip` forwarded,
-//!   `related.ip` unknown); `host.ip` and `observer.ip` are the reporting device (observer).
+//!   `related.ip` unknown, only for addresses without another role in the event); `host.ip` and `observer.ip` are the reporting device (observer).
 //! * Then the configured `parse.json_ip_fields`. A document with ECS addresses is `ecs_json`;
 //!   anything else is `json` (an event, possibly without addresses).
 
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
+use crate::pipeline::extract::parse_ip_token;
 use crate::pipeline::parse::json::JsonRef;
 
 /// Name of documents with ECS address fields.
@@ -79,6 +80,7 @@ impl GenericJson {
         });
         if !event.addresses.is_empty() {
             event.format = ECS;
+            drop_known_related(&mut event);
         }
         event
     }
@@ -96,6 +98,23 @@ impl GenericJson {
         self.add_extra_fields(doc, &mut event);
         event
     }
+}
+
+/// `related.ip` is the union of the event's addresses: an entry whose address already has a
+/// role in the event says nothing more.
+fn drop_known_related(event: &mut Event<'_>) {
+    let known: Vec<std::net::IpAddr> = event
+        .addresses
+        .iter()
+        .filter(|(role, _)| *role != Role::Unknown)
+        .filter_map(|(_, text)| parse_ip_token(text))
+        .collect();
+    if known.is_empty() {
+        return;
+    }
+    event.addresses.retain(|(role, text)| {
+        *role != Role::Unknown || parse_ip_token(text).is_none_or(|ip| !known.contains(&ip))
+    });
 }
 
 /// The first string at a path (a string, or the first string of an array).

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
-use crate::pipeline::parse::fields::KvPairs;
+use crate::pipeline::parse::fields::{present, KvPairs};
 use crate::pipeline::parse::{Line, ParseError};
 
 /// Name in `observed.format`.
@@ -61,7 +61,10 @@ pub fn parse<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
             } else {
                 value
             };
-            event.addresses.push((role, Cow::Borrowed(first)));
+            // `0.0.0.0`, `::`, `-`: the vendor's "no address" (no NAT), not an address.
+            if let Some(address) = present(first, &["0.0.0.0", "::", "-"]) {
+                event.addresses.push((role, Cow::Borrowed(address)));
+            }
             continue;
         }
         let slot = if key.eq_ignore_ascii_case("action") || key.eq_ignore_ascii_case("act") {

@@ -7,6 +7,7 @@
 //!   known log type followed by `,`.
 //! * Roles (0-based, TRAFFIC, THREAT incl. url, DECRYPTION): 7 source, 8 destination (both
 //!   pre-NAT), 9 NAT source and 10 NAT destination (nat; `0.0.0.0`/`::`/empty = no NAT),
+//!   a NAT field equal to the original address is not a translation and is skipped;
 //!   THREAT 48 X-Forwarded-For (forwarded, first hop), and a source-user field 12 written as
 //!   `x-fwd-for: IP` (forwarded). Rule 11, action 30; a THREAT's rule is its threat name
 //!   (32) unless it is the URL placeholder `(9999)`. Timestamp: generated time (6).
@@ -18,6 +19,7 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
+use crate::pipeline::extract::parse_ip_token;
 use crate::pipeline::parse::fields::{present, CsvFields};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
 
@@ -132,9 +134,12 @@ impl LogFormat for PanOs {
                 .addresses
                 .push((Role::Destination, Cow::Borrowed(destination)));
         }
-        for nat in [head[9], head[10]] {
+        // PAN-OS repeats the original address when that side was not translated.
+        for (nat, original) in [(head[9], head[7]), (head[10], head[8])] {
             if let Some(nat) = present(nat, &NO_NAT) {
-                event.addresses.push((Role::Nat, Cow::Borrowed(nat)));
+                if !same_address(nat, original) {
+                    event.addresses.push((Role::Nat, Cow::Borrowed(nat)));
+                }
             }
         }
         event.rule = present(head[11], &[]).map(Cow::Borrowed);
@@ -168,5 +173,13 @@ fn push_forwarded<'a>(event: &mut Event<'a>, value: &'a str) {
         event
             .addresses
             .push((Role::Forwarded, Cow::Borrowed(first)));
+    }
+}
+
+/// Whether two address fields name the same address (compared parsed, not as text).
+fn same_address(a: &str, b: &str) -> bool {
+    match (parse_ip_token(a), parse_ip_token(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
     }
 }

@@ -57,10 +57,16 @@ impl LogFormat for Umbrella {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         let b = line.body.as_bytes();
-        match b.first() {
+        let timestamp_first = match b.first() {
             Some(b'"') => b.len() > 21 && is_timestamp(&b[1..]) && &b[20..22] == b"\",",
             Some(_) => b.len() > 20 && is_timestamp(b) && b[19] == b',',
             None => false,
+        };
+        // Other CSV exports start with a timestamp too (Forcepoint cloud): the address columns
+        // must fit one of the three Umbrella shapes.
+        timestamp_first && {
+            let (col, count) = columns(line.body);
+            shape(&col, count).is_some()
         }
     }
 
@@ -71,13 +77,7 @@ impl LogFormat for Umbrella {
             product: Some(Cow::Borrowed("Umbrella")),
             ..Event::default()
         };
-        // `col[n]` is 1-based column n; missing columns read as empty.
-        let mut col = [""; COLUMNS + 1];
-        let mut count = 0;
-        for (slot, field) in col[1..].iter_mut().zip(CsvFields::new(line.body, b',')) {
-            *slot = field.trim();
-            count += 1;
-        }
+        let (col, count) = columns(line.body);
         event.timestamp = present(col[1], &[]).map(Cow::Borrowed);
         let mut push = |role, text: &'a str| {
             if !text.is_empty() {
@@ -86,47 +86,97 @@ impl LogFormat for Umbrella {
         };
         let action;
         let mut rule = None;
-        if count >= 6
-            && (col[6].eq_ignore_ascii_case("allowed") || col[6].eq_ignore_ascii_case("blocked"))
-            && is_ip_or_empty(col[4])
-        {
-            // DNS.
-            push(Role::Source, col[4]);
-            if is_ip(col[5]) {
-                push(Role::Nat, col[5]);
+        match shape(&col, count) {
+            Some(Shape::Dns) => {
+                push(Role::Source, col[4]);
+                if is_ip(col[5]) {
+                    push(Role::Nat, col[5]);
+                }
+                action = col[6];
             }
-            action = col[6];
-        } else if count >= 10 && !is_ip_or_empty(col[5]) && is_ip(col[8]) && is_ip(col[10]) {
-            // Cloud-delivered firewall.
-            push(Role::Source, col[8]);
-            push(Role::Destination, col[10]);
-            if is_ip(col[15]) {
-                push(Role::Nat, col[15]);
+            Some(Shape::Firewall) => {
+                push(Role::Source, col[8]);
+                push(Role::Destination, col[10]);
+                if is_ip(col[15]) {
+                    push(Role::Nat, col[15]);
+                }
+                action = col[14];
+                rule = present(col[13], &[]);
             }
-            action = col[14];
-            rule = present(col[13], &[]);
-        } else if count >= 5 && is_ip_or_empty(col[3]) && is_ip_or_empty(col[4]) {
-            if !is_ip_or_empty(col[5]) {
+            Some(Shape::Proxy) => {
+                push(Role::Source, col[3]);
+                push(Role::Nat, col[4]);
+                push(Role::Destination, col[5]);
+                action = col[7];
+            }
+            None if count >= 5 && is_ip_or_empty(col[3]) && is_ip_or_empty(col[4]) => {
                 return Err(ParseError::malformed(
                     NAME,
                     "proxy log: column 5 (destination IP) is not an address",
                 ));
             }
-            push(Role::Source, col[3]);
-            push(Role::Nat, col[4]);
-            push(Role::Destination, col[5]);
-            action = col[7];
-        } else {
-            return Err(ParseError::malformed(
-                NAME,
-                format!(
-                    "{count} columns: not a proxy (IPs in 3-5), DNS (IPs in 4-5) or firewall \
-                     (IPs in 8 and 10) log"
-                ),
-            ));
+            None => {
+                return Err(ParseError::malformed(
+                    NAME,
+                    format!(
+                        "{count} columns: not a proxy (IPs in 3-5), DNS (IPs in 4-5) or firewall \
+                         (IPs in 8 and 10) log"
+                    ),
+                ))
+            }
         }
         event.action = present(action, &[]).map(Cow::Borrowed);
         event.rule = rule.map(Cow::Borrowed);
         Ok(event)
+    }
+}
+
+/// Which Umbrella export a row is, by where its addresses are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Dns,
+    Firewall,
+    Proxy,
+}
+
+/// 1-based columns (`col[n]`), missing ones empty, and how many there were.
+fn columns(body: &str) -> ([&str; COLUMNS + 1], usize) {
+    let mut col = [""; COLUMNS + 1];
+    let mut count = 0;
+    for (slot, field) in col[1..].iter_mut().zip(CsvFields::new(body, b',')) {
+        *slot = field.trim();
+        count += 1;
+    }
+    (col, count)
+}
+
+fn shape(col: &[&str; COLUMNS + 1], count: usize) -> Option<Shape> {
+    if count >= 6
+        && (col[6].eq_ignore_ascii_case("allowed") || col[6].eq_ignore_ascii_case("blocked"))
+        && is_ip_or_empty(col[4])
+    {
+        Some(Shape::Dns)
+    } else if count >= 10 && !is_ip_or_empty(col[5]) && is_ip(col[8]) && is_ip(col[10]) {
+        Some(Shape::Firewall)
+    } else if count >= 5
+        && is_ip_or_empty(col[3])
+        && is_ip_or_empty(col[4])
+        && is_ip_or_empty(col[5])
+    {
+        Some(Shape::Proxy)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_without_the_address_columns_is_not_detected_and_malformed_when_forced() {
+        let line = Line::new(r#""2024-03-01 12:00:06","alice","not-an-ip","also-not","x""#);
+        assert!(!Umbrella.detect(&line));
+        assert_eq!(Umbrella.parse(&line).unwrap_err().kind(), "malformed");
     }
 }

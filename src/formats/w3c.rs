@@ -60,6 +60,41 @@ fn is_firewall_header(header: &FieldsHeader) -> bool {
         || (header.index("src-ip").is_some() && header.index("path").is_some())
 }
 
+/// IIS's default `#Fields:` (IIS 7 and later), used for data lines without their header.
+fn iis_default_header() -> &'static FieldsHeader {
+    static HEADER: std::sync::OnceLock<FieldsHeader> = std::sync::OnceLock::new();
+    HEADER.get_or_init(|| FieldsHeader {
+        kind: HeaderKind::W3c,
+        names: "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip \
+                cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken"
+            .split(' ')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        separator: b' ',
+        software: Some("Microsoft Internet Information Services".to_owned()),
+    })
+}
+
+/// `YYYY-MM-DD hh:mm:ss <s-ip> <METHOD> …` with at least IIS's 15 default fields (custom
+/// fields such as X-Forwarded-For may follow and are not read without a header).
+fn has_iis_default_shape(body: &str) -> bool {
+    let mut fields = spaced_fields(body);
+    let (Some(date), Some(time), Some(server), Some(method)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    date.len() == 10
+        && date.as_bytes()[4] == b'-'
+        && time.len() >= 8
+        && time.as_bytes()[2] == b':'
+        && crate::pipeline::extract::parse_ip_token(server).is_some()
+        && !method.is_empty()
+        && method.bytes().all(|b| b.is_ascii_uppercase())
+        && fields.take(11).count() == 11
+}
+
 /// Whether `body` has exactly `count` W3C fields.
 fn fits(body: &str, count: usize) -> bool {
     spaced_fields(body).take(count + 1).count() == count
@@ -125,9 +160,8 @@ impl LogFormat for WindowsFirewall {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         match w3c_header(line) {
-            Some(header) if is_firewall_header(header) && fits(line.body, header.names.len()) => {
-                true
-            }
+            // The stream's own field list decides when the line fits it.
+            Some(header) if fits(line.body, header.names.len()) => is_firewall_header(header),
             _ => has_firewall_shape(line.body),
         }
     }
@@ -204,13 +238,25 @@ impl LogFormat for W3c {
     }
 
     fn detect(&self, line: &Line<'_>) -> bool {
-        w3c_header(line).is_some_and(|h| fits(line.body, h.names.len()))
+        match w3c_header(line) {
+            Some(header) => fits(line.body, header.names.len()),
+            None => has_iis_default_shape(line.body),
+        }
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
-        let header = w3c_header(line).ok_or_else(|| {
-            ParseError::malformed(W3C, "no #Fields: directive was seen on this stream")
-        })?;
+        let header = match w3c_header(line) {
+            Some(header) => header,
+            // Shipped without its header: IIS's default field list (reference §1, row 17).
+            None if has_iis_default_shape(line.body) => iis_default_header(),
+            None => {
+                return Err(ParseError::malformed(
+                    W3C,
+                    "no #Fields: directive was seen on this stream and the line is not in \
+                     IIS's default field order",
+                ))
+            }
+        };
         let body = line.body;
         let (vendor, product, mut proxy) =
             software_identity(header.software.as_deref().unwrap_or(""));
@@ -260,7 +306,9 @@ impl LogFormat for W3c {
             }
         }
         let extra = values.count();
-        if count + extra != header.names.len() {
+        // IIS's default list is assumed, not declared: custom fields may follow it.
+        let assumed = w3c_header(line).is_none();
+        if count + extra != header.names.len() && !(assumed && count + extra > header.names.len()) {
             return Err(ParseError::malformed(
                 W3C,
                 format!(

@@ -142,10 +142,17 @@ impl LogFormat for ZscalerKv {
         let bytes = body.as_bytes();
         let mut bits = 0;
         for at in memchr::memmem::find_iter(bytes, b"ip=") {
-            let start = bytes[..at]
+            // Our keys are at most 6 bytes long: look back no further (linear, not quadratic,
+            // on a line of `ip=ip=ip=…`).
+            let from = at.saturating_sub(8);
+            let start = match bytes[from..at]
                 .iter()
                 .rposition(|&b| b == b'\t' || b == b' ')
-                .map_or(0, |i| i + 1);
+            {
+                Some(i) => from + i + 1,
+                None if from == 0 => 0,
+                None => continue,
+            };
             bits |= key_bit(&body[start..at + 2]);
             if is_zscaler_key_set(bits) {
                 return true;

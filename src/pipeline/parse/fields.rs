@@ -6,12 +6,25 @@
 #[derive(Debug, Clone)]
 pub struct KvPairs<'a> {
     rest: &'a str,
+    /// Ends a bare value; `b' '` means a space or a tab.
+    separator: u8,
 }
 
 impl<'a> KvPairs<'a> {
-    /// Pairs in `text`.
+    /// Pairs in `text`, separated by spaces or tabs.
     pub fn new(text: &'a str) -> Self {
-        KvPairs { rest: text }
+        KvPairs {
+            rest: text,
+            separator: b' ',
+        }
+    }
+
+    /// Pairs separated by `separator` (FortiOS `set format csv` uses `,`).
+    pub fn separated_by(text: &'a str, separator: u8) -> Self {
+        KvPairs {
+            rest: text,
+            separator,
+        }
     }
 }
 
@@ -39,7 +52,12 @@ impl<'a> Iterator for KvPairs<'a> {
                     (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
                 }
                 _ => {
-                    let end = memchr::memchr2(b' ', b'\t', after.as_bytes()).unwrap_or(after.len());
+                    let end = if self.separator == b' ' {
+                        memchr::memchr2(b' ', b'\t', after.as_bytes())
+                    } else {
+                        memchr::memchr(self.separator, after.as_bytes())
+                    }
+                    .unwrap_or(after.len());
                     (&after[..end], &after[end..])
                 }
             };
@@ -196,6 +214,12 @@ mod tests {
         ] {
             let _ = KvPairs::new(line).count();
         }
+    }
+
+    #[test]
+    fn kv_with_another_separator() {
+        let pairs: Vec<_> = KvPairs::separated_by("a=1,b=\"x, y\",c=2 3", b',').collect();
+        assert_eq!(pairs, [("a", "1"), ("b", "x, y"), ("c", "2 3")]);
     }
 
     #[test]
