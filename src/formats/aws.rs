@@ -87,6 +87,10 @@ struct Record<'a> {
 }
 
 impl LogFormat for VpcFlow {
+    fn uses_stream_fields(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -23,7 +23,10 @@ use std::borrow::Cow;
 
 use crate::model::{Event, Role};
 use crate::pipeline::parse::fields::present;
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+static CEF: Needle = Needle::new(b"CEF:");
 
 const NAME: &str = "cef";
 const NO_ADDRESS: [&str; 3] = ["0.0.0.0", "::", "-"];
@@ -34,7 +37,7 @@ pub struct Cef;
 /// Byte offset of a `CEF:<digits>|` prefix in `text`.
 fn cef_start(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
-    memchr::memmem::find_iter(bytes, b"CEF:").find(|&at| {
+    CEF.find_iter(bytes).find(|&at| {
         let rest = &bytes[at + 4..];
         let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
         digits > 0 && rest.get(digits) == Some(&b'|')

@@ -20,8 +20,12 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::fields::{find_closing, present};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+static LOGUID_0X: Needle = Needle::new(b"loguid:\"{0x");
+static PRODUCT_VPN_1: Needle = Needle::new(b"product:\"VPN-1");
 
 /// Name in `observed.format`.
 pub const NAME: &str = "checkpoint";
@@ -96,8 +100,8 @@ impl LogFormat for CheckPoint {
         };
         line.app()
             .is_some_and(|a| a.eq_ignore_ascii_case("CheckPoint"))
-            || memchr::memmem::find(text.as_bytes(), b"loguid:\"{0x").is_some()
-            || memchr::memmem::find(text.as_bytes(), b"product:\"VPN-1").is_some()
+            || LOGUID_0X.find(text.as_bytes()).is_some()
+            || PRODUCT_VPN_1.find(text.as_bytes()).is_some()
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {

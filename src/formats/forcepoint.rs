@@ -17,8 +17,11 @@ use std::borrow::Cow;
 
 use crate::model::{Event, Role};
 use crate::pipeline::extract::parse_ip_token;
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::fields::{present, KvPairs};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+static VENDOR: Needle = Needle::new(b"vendor=");
 
 const NAME: &str = "forcepoint";
 const NO_ADDRESS: [&str; 3] = ["-", "0.0.0.0", "::"];
@@ -33,7 +36,7 @@ impl LogFormat for Forcepoint {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         let body = line.body.as_bytes();
-        memchr::memmem::find(body, b"vendor=").is_some_and(|at| {
+        VENDOR.find(body).is_some_and(|at| {
             let value = &body[at + 7..];
             value.starts_with(b"Websense") || value.starts_with(b"Forcepoint")
         })

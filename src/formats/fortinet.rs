@@ -20,8 +20,13 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::fields::{present, KvPairs};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+static DEVID: Needle = Needle::new(b"devid=");
+static DEVNAME: Needle = Needle::new(b"devname=");
+static LOGID: Needle = Needle::new(b"logid=");
 
 const NAME: &str = "fortigate";
 const NO_ADDRESS: [&str; 3] = ["0.0.0.0", "::", "-"];
@@ -36,9 +41,7 @@ impl LogFormat for Fortigate {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         let body = line.body.as_bytes();
-        memchr::memmem::find(body, b"logid=").is_some()
-            && (memchr::memmem::find(body, b"devid=").is_some()
-                || memchr::memmem::find(body, b"devname=").is_some())
+        LOGID.find(body).is_some() && (DEVID.find(body).is_some() || DEVNAME.find(body).is_some())
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {

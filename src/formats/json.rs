@@ -85,6 +85,20 @@ impl GenericJson {
         event
     }
 
+    /// Whether a top-level key starts an ECS address path (`source`, `destination`, `client`,
+    /// `server`, `related`, `network`, nested or dotted): a document without one has no ECS
+    /// address, and vendor JSON formats need not pay for the walk.
+    pub fn may_have_addresses(doc: JsonRef<'_, '_>) -> bool {
+        doc.members().any(|(key, _)| {
+            let raw = key.raw();
+            let head = raw.split('.').next().unwrap_or(raw);
+            matches!(
+                head,
+                "source" | "destination" | "client" | "server" | "related" | "network"
+            )
+        })
+    }
+
     /// Adds the configured paths' addresses.
     pub fn add_extra_fields<'a>(&self, doc: JsonRef<'_, 'a>, event: &mut Event<'a>) {
         for (path, role) in &self.extra_fields {

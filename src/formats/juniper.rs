@@ -27,8 +27,12 @@ use std::borrow::Cow;
 
 use crate::model::{Event, Role};
 use crate::pipeline::extract::parse_ip_token;
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::fields::{present, KvPairs};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+static JUNOS_2636: Needle = Needle::new(b"junos@2636");
+static SOURCE_ADDRESS: Needle = Needle::new(b"source-address=");
 
 /// Name in `observed.format`.
 pub const NAME: &str = "juniper_srx";
@@ -51,7 +55,7 @@ struct Found<'a> {
 fn junos_sd<'a>(line: &Line<'a>) -> Option<&'a str> {
     line.syslog
         .and_then(|h| h.structured_data)
-        .filter(|sd| memchr::memmem::find(sd.as_bytes(), b"junos@2636").is_some())
+        .filter(|sd| JUNOS_2636.find(sd.as_bytes()).is_some())
 }
 
 fn is_event_prefix(text: &str) -> bool {
@@ -199,7 +203,7 @@ impl LogFormat for JuniperSrx {
         let mut found = Found::default();
         if let Some(sd) = junos_sd(line) {
             read_pairs(sd, &mut found, &mut event);
-        } else if memchr::memmem::find(message.as_bytes(), b"source-address=").is_some() {
+        } else if SOURCE_ADDRESS.find(message.as_bytes()).is_some() {
             read_pairs(message, &mut found, &mut event);
         } else {
             read_text(message, &mut found, &mut event);

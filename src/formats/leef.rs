@@ -21,8 +21,11 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::fields::{delimited_pairs, present, KvPairs};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+static LEEF: Needle = Needle::new(b"LEEF:");
 
 const NAME: &str = "leef";
 const NO_ADDRESS: [&str; 3] = ["0.0.0.0", "::", "-"];
@@ -33,11 +36,12 @@ pub struct Leef;
 /// Byte offset of `LEEF:1.0|` / `LEEF:2.0|` in `text`, and whether it is 2.0.
 fn leef_start(text: &str) -> Option<(usize, bool)> {
     let bytes = text.as_bytes();
-    memchr::memmem::find_iter(bytes, b"LEEF:").find_map(|at| match bytes.get(at + 5..at + 9) {
-        Some(b"1.0|") => Some((at, false)),
-        Some(b"2.0|") => Some((at, true)),
-        _ => None,
-    })
+    LEEF.find_iter(bytes)
+        .find_map(|at| match bytes.get(at + 5..at + 9) {
+            Some(b"1.0|") => Some((at, false)),
+            Some(b"2.0|") => Some((at, true)),
+            _ => None,
+        })
 }
 
 /// A 2.0 delimiter field: one character or hex `x09`/`0x09`; empty = TAB.

@@ -2,8 +2,9 @@
 //!
 //! Detection is ordered cheap-and-specific first (reference: `log-formats.md` §1): a format's
 //! `detect` looks at prefixes, the syslog tag or a few keys, never at the whole line twice.
-//! Formats that depend on a stream's header directive (Zeek TSV, W3C) come after every format
-//! with a signature of its own. The generic `key=value` reader and the IP scanner are the
+//! Formats that read a stream's header directive (`uses_stream_fields`: Zeek TSV, Windows
+//! Firewall, W3C, AWS VPC) are tried after every format that does not, whatever their place in
+//! this list, so that most lines never pay for the per-stream lookup. The generic `key=value` reader and the IP scanner are the
 //! registry's fallbacks, not entries here.
 
 pub mod aws;

@@ -15,7 +15,11 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+static IN: Needle = Needle::new(b"IN=");
+static SRC: Needle = Needle::new(b" SRC=");
 
 /// Name in `observed.format`.
 pub const NAME: &str = "netfilter";
@@ -25,7 +29,7 @@ pub struct Netfilter;
 
 /// The log prefix: text before `IN=`, after the uptime stamp.
 fn prefix(body: &str) -> Option<&str> {
-    let end = memchr::memmem::find(body.as_bytes(), b"IN=")?;
+    let end = IN.find(body.as_bytes())?;
     // `kernel:` stays in the message when the line had no syslog header.
     let text = body[..end].trim();
     let mut text = text.strip_prefix("kernel:").unwrap_or(text).trim_start();
@@ -56,8 +60,7 @@ impl LogFormat for Netfilter {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         let body = line.body.as_bytes();
-        memchr::memmem::find(body, b" SRC=").is_some()
-            && (line.app() == Some("kernel") || memchr::memmem::find(body, b"IN=").is_some())
+        SRC.find(body).is_some() && (line.app() == Some("kernel") || IN.find(body).is_some())
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {

@@ -17,8 +17,12 @@ use std::borrow::Cow;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::model::{Event, Role};
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::fields::{present, KvPairs};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+static ID_FIREWALL: Needle = Needle::new(b"id=firewall");
+static SN: Needle = Needle::new(b" sn=");
 
 const NAME: &str = "sonicwall";
 const NO_ADDRESS: [&str; 5] = ["0.0.0.0", "::", "-", "not_an_IP", "N/A"];
@@ -66,8 +70,7 @@ impl LogFormat for SonicWall {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         let body = line.body.as_bytes();
-        memchr::memmem::find(body, b"id=firewall").is_some()
-            && memchr::memmem::find(body, b" sn=").is_some()
+        ID_FIREWALL.find(body).is_some() && SN.find(body).is_some()
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {

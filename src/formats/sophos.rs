@@ -26,8 +26,13 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::fields::{present, KvPairs};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+static LOG_COMPONENT: Needle = Needle::new(b" log_component=");
+static SUB: Needle = Needle::new(b" sub=\"");
+static SYS: Needle = Needle::new(b" sys=\"");
 
 const XG: &str = "sophos_xg";
 const UTM: &str = "sophos_utm";
@@ -43,8 +48,7 @@ impl LogFormat for SophosXg {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         let body = line.body.as_bytes();
-        body.starts_with(b"device=\"SFW\"")
-            || memchr::memmem::find(body, b" log_component=").is_some()
+        body.starts_with(b"device=\"SFW\"") || LOG_COMPONENT.find(body).is_some()
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
@@ -129,9 +133,7 @@ impl LogFormat for SophosUtm {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         let body = line.body.as_bytes();
-        body.starts_with(b"id=\"")
-            && memchr::memmem::find(body, b" sys=\"").is_some()
-            && memchr::memmem::find(body, b" sub=\"").is_some()
+        body.starts_with(b"id=\"") && SYS.find(body).is_some() && SUB.find(body).is_some()
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {

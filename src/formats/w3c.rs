@@ -154,6 +154,10 @@ fn first_hop(value: &str) -> &str {
 }
 
 impl LogFormat for WindowsFirewall {
+    fn uses_stream_fields(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         WINDOWS_FIREWALL
     }
@@ -233,6 +237,10 @@ fn software_identity(software: &str) -> (Option<&'static str>, Option<&'static s
 }
 
 impl LogFormat for W3c {
+    fn uses_stream_fields(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         W3C
     }

@@ -20,8 +20,11 @@ use std::borrow::Cow;
 
 use crate::model::{Event, Role};
 use crate::pipeline::extract::parse_ip_token;
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::fields::{present, KvPairs};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
+
+static MSG_ID: Needle = Needle::new(b"msg_id=\"");
 
 /// Name in `observed.format`.
 pub const NAME: &str = "watchguard";
@@ -82,8 +85,7 @@ impl LogFormat for WatchGuard {
     }
 
     fn detect(&self, line: &Line<'_>) -> bool {
-        stamp(line.body).is_some()
-            && memchr::memmem::find(line.body.as_bytes(), b"msg_id=\"").is_some()
+        stamp(line.body).is_some() && MSG_ID.find(line.body.as_bytes()).is_some()
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {

@@ -96,6 +96,10 @@ impl<'a> Endpoints<'a> {
 }
 
 impl LogFormat for ZeekTsv {
+    fn uses_stream_fields(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         TSV
     }

@@ -22,9 +22,12 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
+use crate::pipeline::parse::fields::Needle;
 use crate::pipeline::parse::fields::{delimited_pairs, present, KvPairs};
 use crate::pipeline::parse::json::JsonRef;
 use crate::pipeline::parse::{JsonFormat, Line, LogFormat, ParseError};
+
+static IP: Needle = Needle::new(b"ip=");
 
 const KV: &str = "zscaler_kv";
 const JSON: &str = "zscaler";
@@ -141,7 +144,7 @@ impl LogFormat for ZscalerKv {
         let body = line.body;
         let bytes = body.as_bytes();
         let mut bits = 0;
-        for at in memchr::memmem::find_iter(bytes, b"ip=") {
+        for at in IP.find_iter(bytes) {
             // Our keys are at most 6 bytes long: look back no further (linear, not quadratic,
             // on a line of `ip=ip=ip=…`).
             let from = at.saturating_sub(8);

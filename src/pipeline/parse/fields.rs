@@ -1,5 +1,40 @@
 //! Field splitters every text format shares. All borrow from the line; none allocates.
 
+use std::sync::OnceLock;
+
+use memchr::memmem::{FindIter, Finder};
+
+/// A substring searcher built once. `memmem::find` builds one on every call, which cost more
+/// than the search itself on short lines, and detection runs many tests on every line.
+pub struct Needle {
+    needle: &'static [u8],
+    finder: OnceLock<Finder<'static>>,
+}
+
+impl Needle {
+    /// A searcher for `needle`, for a `static`.
+    pub const fn new(needle: &'static [u8]) -> Self {
+        Needle {
+            needle,
+            finder: OnceLock::new(),
+        }
+    }
+
+    fn finder(&self) -> &Finder<'static> {
+        self.finder.get_or_init(|| Finder::new(self.needle))
+    }
+
+    /// Position of the first occurrence in `haystack`.
+    pub fn find(&self, haystack: &[u8]) -> Option<usize> {
+        self.finder().find(haystack)
+    }
+
+    /// Positions of every (non-overlapping) occurrence.
+    pub fn find_iter<'h>(&'h self, haystack: &'h [u8]) -> FindIter<'h, 'h> {
+        self.finder().find_iter(haystack)
+    }
+}
+
 /// `key=value` pairs separated by spaces or tabs. A value is double- or single-quoted (quotes
 /// removed, escapes left as written) or runs to the next space or tab. Keys are
 /// `[A-Za-z0-9_.-]+` right before the `=`; text that is not a pair is skipped.

@@ -140,7 +140,11 @@ impl StreamHeaders {
             self.apply(directive, stream);
             return Some(super::DIRECTIVE);
         }
-        if body.starts_with(|c: char| c.is_ascii_lowercase()) && is_vpc_header(body) {
+        // A VPC header is lowercase names only: a line with `=` (every kv line) is not one.
+        if body.starts_with(|c: char| c.is_ascii_lowercase())
+            && memchr::memchr(b'=', body.as_bytes()).is_none()
+            && is_vpc_header(body)
+        {
             let names = body.split_ascii_whitespace().map(str::to_owned).collect();
             self.update(stream, |state| {
                 state.fields = Some(Arc::new(FieldsHeader {

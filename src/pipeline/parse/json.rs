@@ -83,7 +83,8 @@ impl<'a> JsonDoc<'a> {
             text,
             bytes: text.as_bytes(),
             pos: 0,
-            nodes: Vec::with_capacity(32),
+            // Enough for a typical event without growing.
+            nodes: Vec::with_capacity(64),
         };
         parser.nodes.push(Node {
             key: JsonStr {
@@ -225,8 +226,7 @@ impl<'d, 'a> JsonRef<'d, 'a> {
     /// Paths longer than 96 bytes or deeper than 6 levels are not visited.
     pub fn walk_leaves(&self, visit: &mut impl FnMut(&str, JsonRef<'d, 'a>)) {
         let mut path = PathBuf {
-            bytes: [0; PATH_MAX],
-            len: 0,
+            text: String::with_capacity(PATH_MAX),
         };
         self.walk_into(&mut path, 0, visit);
     }
@@ -238,7 +238,7 @@ impl<'d, 'a> JsonRef<'d, 'a> {
         visit: &mut impl FnMut(&str, JsonRef<'d, 'a>),
     ) {
         for (key, value) in self.members() {
-            let saved = path.len;
+            let saved = path.text.len();
             if !path.push(key.raw()) {
                 continue;
             }
@@ -249,7 +249,7 @@ impl<'d, 'a> JsonRef<'d, 'a> {
             } else {
                 visit(path.as_str(), value);
             }
-            path.len = saved;
+            path.text.truncate(saved);
         }
     }
 
@@ -275,29 +275,26 @@ impl<'d, 'a> JsonRef<'d, 'a> {
 
 const PATH_MAX: usize = 96;
 
+/// The dotted path of the walk: one buffer for the whole walk, segments pushed and truncated.
 struct PathBuf {
-    bytes: [u8; PATH_MAX],
-    len: usize,
+    text: String,
 }
 
 impl PathBuf {
     fn push(&mut self, segment: &str) -> bool {
-        let dot = usize::from(self.len > 0);
-        if self.len + dot + segment.len() > PATH_MAX {
+        let dot = usize::from(!self.text.is_empty());
+        if self.text.len() + dot + segment.len() > PATH_MAX {
             return false;
         }
         if dot == 1 {
-            self.bytes[self.len] = b'.';
+            self.text.push('.');
         }
-        self.bytes[self.len + dot..self.len + dot + segment.len()]
-            .copy_from_slice(segment.as_bytes());
-        self.len += dot + segment.len();
+        self.text.push_str(segment);
         true
     }
 
     fn as_str(&self) -> &str {
-        // Only whole `&str` segments and '.' are copied in, so this is valid UTF-8.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+        &self.text
     }
 }
 
@@ -392,7 +389,7 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         let mut escaped = false;
         loop {
-            let Some(offset) = memchr::memchr2(b'"', b'\\', &self.bytes[self.pos..]) else {
+            let Some(offset) = find_quote_or_backslash(&self.bytes[self.pos..]) else {
                 self.pos = self.bytes.len();
                 return Err(self.error("unterminated string"));
             };
@@ -501,6 +498,16 @@ impl<'a> Parser<'a> {
             }
         }
     }
+}
+
+/// The first `"` or `\\`. Most keys and values are a few bytes long, where a plain loop beats
+/// `memchr2`'s set-up; long strings go to `memchr2`.
+fn find_quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    let short = bytes.len().min(24);
+    if let Some(i) = bytes[..short].iter().position(|&b| b == b'"' || b == b'\\') {
+        return Some(i);
+    }
+    memchr::memchr2(b'"', b'\\', &bytes[short..]).map(|i| i + short)
 }
 
 /// Decodes JSON string escapes; invalid surrogates become U+FFFD.

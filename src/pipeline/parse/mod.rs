@@ -147,6 +147,11 @@ pub trait LogFormat: Send + Sync {
     fn detect(&self, line: &Line<'_>) -> bool;
     /// Parses a line (detected, or forced by a hint).
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError>;
+    /// Whether `detect`/`parse` read `Line::fields`. Formats that do are tried after every
+    /// format that does not, so most lines never pay for the per-stream lookup.
+    fn uses_stream_fields(&self) -> bool {
+        false
+    }
 }
 
 /// A JSON log format, tested on the parsed document.
@@ -212,6 +217,8 @@ enum Forced {
 /// Every format, in detection order, and the per-stream header state.
 pub struct FormatRegistry {
     text: Vec<Box<dyn LogFormat>>,
+    /// Index in `text` of the first format that reads the stream's field list.
+    first_headed: usize,
     json: Vec<Box<dyn JsonFormat>>,
     generic_json: formats::json::GenericJson,
     topic_formats: HashMap<String, String>,
@@ -227,8 +234,15 @@ impl FormatRegistry {
     /// The built-in formats. Unknown names in `topic_formats` are ignored here; settings
     /// validation rejects them, naming the key.
     pub fn builtin(options: RegistryOptions) -> Self {
+        // Formats that need the stream's field list go last, in their own order.
+        let (mut text, headed): (Vec<_>, Vec<_>) = formats::text_formats()
+            .into_iter()
+            .partition(|f| !f.uses_stream_fields());
+        let first_headed = text.len();
+        text.extend(headed);
         FormatRegistry {
-            text: formats::text_formats(),
+            first_headed,
+            text,
             json: formats::json_formats(),
             generic_json: formats::json::GenericJson::new(options.json_ip_fields),
             topic_formats: options.topic_formats,
@@ -249,6 +263,17 @@ impl FormatRegistry {
     /// Whether `name` is a format this registry can be forced to.
     pub fn knows(&self, name: &str) -> bool {
         self.forced(name).is_some()
+    }
+
+    /// The first text format whose `detect` accepts the line; the stream's field list is
+    /// looked up only when the formats that read it are reached.
+    fn detect_text(&self, line: &mut Line<'_>, stream: StreamId<'_>) -> Option<&dyn LogFormat> {
+        let (plain, headed) = self.text.split_at(self.first_headed);
+        if let Some(format) = plain.iter().find(|f| f.detect(line)) {
+            return Some(format.as_ref());
+        }
+        line.fields = self.streams.current(stream);
+        headed.iter().find(|f| f.detect(line)).map(|f| f.as_ref())
     }
 
     fn forced_name(&self, forced: &Forced) -> &'static str {
@@ -287,16 +312,13 @@ impl FormatRegistry {
         if body.starts_with('#') {
             return DIRECTIVE;
         }
-        let line = Line {
+        let mut line = Line {
             text,
             body,
             syslog,
-            fields: self.streams.current(stream),
+            fields: None,
         };
-        self.text
-            .iter()
-            .find(|f| f.detect(&line))
-            .map_or(KV, |f| f.name())
+        self.detect_text(&mut line, stream).map_or(KV, |f| f.name())
     }
 
     /// Parses a line with the topic's hinted format, or the first format that detects it.
@@ -375,12 +397,15 @@ impl FormatRegistry {
         if let Some(name) = self.streams.directive(body, stream) {
             return Ok(name);
         }
-        let line = Line {
+        let mut line = Line {
             text,
             body,
             syslog,
-            fields: self.streams.current(stream),
+            fields: None,
         };
+        if forced.is_some() {
+            line.fields = self.streams.current(stream);
+        }
         let mut event = match forced {
             Some(Forced::Text(i)) => self.text[*i].parse(&line)?,
             Some(Forced::Kv) => formats::kv::parse(&line)?,
@@ -390,7 +415,7 @@ impl FormatRegistry {
                     "expected a JSON object (the format is configured as JSON)".to_owned(),
                 ))
             }
-            None => match self.text.iter().find(|f| f.detect(&line)) {
+            None => match self.detect_text(&mut line, stream) {
                 Some(format) => format.parse(&line)?,
                 None => fallback(&line)?,
             },
@@ -520,14 +545,17 @@ impl FormatRegistry {
             None => {}
         }
         // ECS first: one walk, and the common case for shipped logs.
-        let mut event = self.generic_json.parse_ecs(object);
-        if !event.addresses.is_empty() {
-            self.generic_json.add_extra_fields(object, &mut event);
-            return Ok(event);
+        if formats::json::GenericJson::may_have_addresses(object) {
+            let mut event = self.generic_json.parse_ecs(object);
+            if !event.addresses.is_empty() {
+                self.generic_json.add_extra_fields(object, &mut event);
+                return Ok(event);
+            }
         }
         if let Some(format) = self.json.iter().find(|f| f.detect(object)) {
             return format.parse(object);
         }
+        let mut event = self.generic_json.parse_ecs(object);
         self.generic_json.add_extra_fields(object, &mut event);
         if !event.addresses.is_empty() {
             return Ok(event);
