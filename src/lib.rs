@@ -28,6 +28,7 @@ pub mod model;
 pub mod parse_cmd;
 pub mod pipeline;
 pub mod record;
+pub mod report;
 pub mod server;
 pub mod settings;
 pub mod shutdown;

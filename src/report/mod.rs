@@ -1,0 +1,6 @@
+//! Reports: threat records in, the Threat Report and the Actionable Intelligence Report out
+//! (Markdown, HTML, JSON). Pure apart from reading the input; the same records and `--date`
+//! give the same bytes.
+
+pub mod model;
+pub mod render;
