@@ -2,5 +2,7 @@
 //! (Markdown, HTML, JSON). Pure apart from reading the input; the same records and `--date`
 //! give the same bytes.
 
+pub mod build;
+pub mod input;
 pub mod model;
 pub mod render;

@@ -1,0 +1,666 @@
+//! Build: threat records → [`Report`]. Pure and deterministic.
+//!
+//! * In: records in any order, possibly several revisions per address; the report date.
+//! * Out: the latest revision per address (highest `revision`, then newest `generated_at`),
+//!   ranked by score, then severity, then address; actions chosen by rules from verdict,
+//!   roles and the device's action; data gaps from every provider status that is not an
+//!   answer.
+//! * Rules for actions:
+//!   - malicious, and the device let it through (or did not say): **Block** now (inbound from a
+//!     source, outbound to a destination);
+//!   - malicious, already denied by the device: follow up, **Monitor** that the block holds;
+//!   - suspicious: follow up, **Investigate** with the strongest evidence;
+//!   - anything weaker: follow up, **Monitor**.
+//! * A provider failure is a gap in our data, never a statement about an address or a key.
+
+use std::collections::BTreeMap;
+
+use crate::model::Role;
+use crate::record::{ProviderStatus, Severity, ThreatRecord, Verdict};
+
+use super::model::{
+    priority, Action, ActionKind, DataGap, Report, SeenIn, ThreatEntry, VirusTotalStats,
+};
+
+/// Device actions that mean the traffic was stopped.
+const DENIED: [&str; 12] = [
+    "deny",
+    "denied",
+    "drop",
+    "dropped",
+    "block",
+    "blocked",
+    "reject",
+    "rejected",
+    "reset",
+    "close-deny",
+    "server-rst",
+    "discard",
+];
+
+/// Keeps the latest revision of each address.
+pub fn latest_revisions(records: Vec<ThreatRecord>) -> Vec<ThreatRecord> {
+    let mut latest: BTreeMap<String, ThreatRecord> = BTreeMap::new();
+    for record in records {
+        match latest.get(&record.ip) {
+            Some(kept)
+                if (kept.revision, &kept.generated_at)
+                    >= (record.revision, &record.generated_at) => {}
+            _ => {
+                latest.insert(record.ip.clone(), record);
+            }
+        }
+    }
+    latest.into_values().collect()
+}
+
+/// Builds the report of `records` (latest revision per address is taken here). `date` is
+/// `YYYY-MM-DD`; without it, the date of the newest `generated_at` in the records.
+pub fn build_report(records: Vec<ThreatRecord>, date: Option<&str>) -> Report {
+    let mut records = latest_revisions(records);
+    records.sort_by(|a, b| {
+        b.score
+            .cmp(&a.score)
+            .then(b.severity.cmp(&a.severity))
+            .then(a.ip.cmp(&b.ip))
+    });
+    let date = date.map(str::to_owned).unwrap_or_else(|| {
+        records
+            .iter()
+            .map(|r| r.generated_at.get(..10).unwrap_or(&r.generated_at))
+            .max()
+            .unwrap_or("no records")
+            .to_owned()
+    });
+    let threats: Vec<ThreatEntry> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| threat_entry(i + 1, r))
+        .collect();
+    let suspicious_count = records
+        .iter()
+        .filter(|r| r.verdict >= Verdict::Suspicious)
+        .count();
+    let (immediate_actions, follow_up_actions) = actions(&threats);
+    let data_gaps = data_gaps(&records);
+    Report {
+        subject: subject(&records),
+        executive_summary: executive_summary(
+            &threats,
+            suspicious_count,
+            &immediate_actions,
+            &data_gaps,
+        ),
+        date,
+        suspicious_count,
+        total_count: records.len(),
+        threats,
+        immediate_actions,
+        follow_up_actions,
+        data_gaps,
+        narrative: None,
+    }
+}
+
+fn threat_entry(rank: usize, record: &ThreatRecord) -> ThreatEntry {
+    let answered = |provider: &str| {
+        record
+            .intel
+            .get(provider)
+            .filter(|i| i.status == ProviderStatus::Ok)
+    };
+    let text = |provider: &str, field: &str| {
+        answered(provider)
+            .and_then(|i| i.facts.get(field))
+            .and_then(|v| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    };
+    let virustotal = answered("virustotal")
+        .and_then(|i| i.facts.get("last_analysis_stats"))
+        .and_then(|stats| {
+            let count = |key: &str| stats.get(key).and_then(serde_json::Value::as_u64);
+            Some(VirusTotalStats {
+                malicious: count("malicious")?,
+                suspicious: count("suspicious").unwrap_or(0),
+                undetected: count("undetected").unwrap_or(0),
+                harmless: count("harmless").unwrap_or(0),
+                timeout: count("timeout").unwrap_or(0),
+            })
+        });
+    let initiated = record
+        .roles
+        .iter()
+        .any(|r| matches!(r, Role::Source | Role::Client | Role::Forwarded));
+    let source_ip = if initiated {
+        Some(record.ip.clone())
+    } else if record.roles.contains(&Role::Destination) {
+        record.observed.peer_ip.clone()
+    } else {
+        None
+    };
+    ThreatEntry {
+        rank,
+        ip: record.ip.clone(),
+        indicator: record.indicator.clone(),
+        verdict: record.verdict,
+        severity: record.severity,
+        priority: priority(record.severity),
+        score: record.score,
+        critical: record.severity >= Severity::High,
+        source_ip,
+        talos_reputation: text("talos", "reputation"),
+        talos_owner: text("talos", "owner"),
+        virustotal,
+        asn: record.network.asn.map(|asn| format!("AS{asn}")),
+        organization: record.network.as_org.clone(),
+        country: record.network.country.clone(),
+        rir: record.network.rir.clone(),
+        summary: summary(record),
+        evidence: record.reasons.clone(),
+        roles: record.roles.clone(),
+        sightings: record.sightings,
+        first_seen: record.first_seen.clone(),
+        last_seen: record.last_seen.clone(),
+        seen_in: SeenIn {
+            format: record.observed.format.clone(),
+            vendor: record.observed.vendor.clone(),
+            product: record.observed.product.clone(),
+            action: record.observed.action.clone(),
+            rule: record.observed.rule.clone(),
+            peer_ip: record.observed.peer_ip.clone(),
+        },
+    }
+}
+
+fn verdict_word(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Malicious => "Malicious",
+        Verdict::Suspicious => "Suspicious",
+        Verdict::Clean => "Clean",
+        Verdict::Unknown => "Unknown",
+    }
+}
+
+fn severity_word(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Critical => "critical",
+        Severity::High => "high",
+        Severity::Medium => "medium",
+        Severity::Low => "low",
+        Severity::Info => "informational",
+    }
+}
+
+fn roles_text(roles: &[Role]) -> String {
+    let names: Vec<&str> = roles.iter().map(|r| r.label()).collect();
+    if names.is_empty() {
+        "unknown role".to_owned()
+    } else {
+        names.join("/")
+    }
+}
+
+/// `Malicious (score 70, high severity): listed by feed x; seen 3 times as source.`
+fn summary(record: &ThreatRecord) -> String {
+    let evidence = if record.reasons.is_empty() {
+        "no evidence against it in the data".to_owned()
+    } else {
+        record
+            .reasons
+            .iter()
+            .map(|r| r.detail.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    format!(
+        "{} (score {}, {} severity): {}; seen {} time{} as {}.",
+        verdict_word(record.verdict),
+        record.score,
+        severity_word(record.severity),
+        evidence,
+        record.sightings,
+        if record.sightings == 1 { "" } else { "s" },
+        roles_text(&record.roles)
+    )
+}
+
+fn subject(records: &[ThreatRecord]) -> String {
+    let first = records.iter().map(|r| r.first_seen.as_str()).min();
+    let last = records.iter().map(|r| r.last_seen.as_str()).max();
+    match (first, last) {
+        (Some(first), Some(last)) => format!(
+            "Threat intelligence on {} address{} seen between {first} and {last}",
+            records.len(),
+            if records.len() == 1 { "" } else { "es" }
+        ),
+        _ => "Threat intelligence: no threat records in the input".to_owned(),
+    }
+}
+
+fn executive_summary(
+    threats: &[ThreatEntry],
+    suspicious_count: usize,
+    immediate: &[Action],
+    gaps: &[DataGap],
+) -> String {
+    if threats.is_empty() {
+        return "The input held no threat records, so there is nothing to report.".to_owned();
+    }
+    let malicious = threats
+        .iter()
+        .filter(|t| t.verdict == Verdict::Malicious)
+        .count();
+    let mut text = format!(
+        "{} address{} reported: {malicious} malicious, {} suspicious",
+        threats.len(),
+        if threats.len() == 1 {
+            " was"
+        } else {
+            "es were"
+        },
+        suspicious_count - malicious
+    );
+    let weaker = threats.len() - suspicious_count;
+    if weaker > 0 {
+        text.push_str(&format!(", {weaker} with weaker or no evidence"));
+    }
+    let top = &threats[0];
+    text.push_str(&format!(
+        ". The highest score is {} for {} ({}).",
+        top.score, top.ip, top.indicator
+    ));
+    match immediate.len() {
+        0 => text.push_str(" No address needs an immediate block."),
+        1 => text.push_str(" 1 address needs an immediate block."),
+        n => text.push_str(&format!(" {n} addresses need an immediate block.")),
+    }
+    let mut providers: Vec<&str> = gaps
+        .iter()
+        .filter(|g| g.status != ProviderStatus::Disabled)
+        .map(|g| g.provider.as_str())
+        .collect();
+    providers.dedup();
+    if !providers.is_empty() {
+        text.push_str(&format!(
+            " Some providers returned no data ({}); see Data gaps. Their silence is not \
+             evidence either way.",
+            providers.join(", ")
+        ));
+    }
+    text
+}
+
+fn actions(threats: &[ThreatEntry]) -> (Vec<Action>, Vec<Action>) {
+    let mut immediate = Vec::new();
+    let mut follow_up = Vec::new();
+    for threat in threats {
+        let device = match (&threat.seen_in.vendor, &threat.seen_in.product) {
+            (Some(v), Some(p)) => format!("{v} {p}"),
+            (Some(v), None) => v.clone(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => format!("the {} log", threat.seen_in.format),
+        };
+        let denied = threat
+            .seen_in
+            .action
+            .as_deref()
+            .is_some_and(|a| DENIED.iter().any(|d| d.eq_ignore_ascii_case(a)));
+        let inbound = threat
+            .roles
+            .iter()
+            .any(|r| matches!(r, Role::Source | Role::Client | Role::Forwarded));
+        let strongest = threat
+            .evidence
+            .iter()
+            .max_by_key(|r| r.weight)
+            .map_or("no evidence yet", |r| r.detail.as_str());
+        match threat.verdict {
+            Verdict::Malicious if denied => follow_up.push(Action {
+                kind: ActionKind::Monitor,
+                ip: threat.ip.clone(),
+                text: format!(
+                    "Already denied by {device} when first seen ({}); confirm the block covers \
+                     every site and watch for further attempts.",
+                    threat.seen_in.action.as_deref().unwrap_or("deny")
+                ),
+            }),
+            Verdict::Malicious => immediate.push(Action {
+                kind: ActionKind::Block,
+                ip: threat.ip.clone(),
+                text: if inbound {
+                    format!(
+                        "Block inbound traffic from {} at the perimeter: {strongest} (score {}).",
+                        threat.ip, threat.score
+                    )
+                } else {
+                    let peer = threat
+                        .seen_in
+                        .peer_ip
+                        .as_deref()
+                        .map(|p| format!(" (first seen from {p})"))
+                        .unwrap_or_default();
+                    format!(
+                        "Block outbound traffic to {} and check the internal hosts that \
+                         contacted it{peer}: {strongest} (score {}).",
+                        threat.ip, threat.score
+                    )
+                },
+            }),
+            Verdict::Suspicious => follow_up.push(Action {
+                kind: ActionKind::Investigate,
+                ip: threat.ip.clone(),
+                text: format!(
+                    "Investigate {}: {strongest}; seen {} time{} as {} by {device}.",
+                    threat.ip,
+                    threat.sightings,
+                    if threat.sightings == 1 { "" } else { "s" },
+                    roles_text(&threat.roles)
+                ),
+            }),
+            Verdict::Clean | Verdict::Unknown => follow_up.push(Action {
+                kind: ActionKind::Monitor,
+                ip: threat.ip.clone(),
+                text: format!(
+                    "Monitor {}: not enough evidence to act on (score {}).",
+                    threat.ip, threat.score
+                ),
+            }),
+        }
+    }
+    // Stable: investigate before monitor, each in ranking order.
+    follow_up.sort_by_key(|a| a.kind);
+    (immediate, follow_up)
+}
+
+/// Display name of a provider key.
+pub fn provider_name(key: &str) -> &str {
+    match key {
+        "virustotal" => "VirusTotal",
+        "abuseipdb" => "AbuseIPDB",
+        "rdap" => "RDAP",
+        "internetdb" => "Shodan InternetDB",
+        "greynoise" => "GreyNoise",
+        "otx" => "AlienVault OTX",
+        "mmdb" => "GeoIP database",
+        "talos" => "Cisco Talos",
+        "feeds" => "Local feeds",
+        other => other,
+    }
+}
+
+/// What a non-answer means for the reader. Never a claim about the addresses or the key.
+fn gap_message(provider: &str, status: ProviderStatus, detail: Option<&str>) -> String {
+    let why = match status {
+        ProviderStatus::Unauthorized => {
+            "401 Unauthorized — check the configured API key".to_owned()
+        }
+        ProviderStatus::Forbidden => {
+            "403 Forbidden — the API key is not allowed this endpoint or plan".to_owned()
+        }
+        ProviderStatus::RateLimited => {
+            "429 rate limited — lookups resume after the provider's reset".to_owned()
+        }
+        ProviderStatus::QuotaExhausted => {
+            "quota used up — lookups resume when the quota resets".to_owned()
+        }
+        ProviderStatus::Timeout => "timed out — no answer within the configured timeout".to_owned(),
+        ProviderStatus::Unavailable => {
+            "unavailable — server error or connection failure".to_owned()
+        }
+        ProviderStatus::InvalidResponse => {
+            "unexpected response (not the API's JSON) — nothing was taken from it".to_owned()
+        }
+        ProviderStatus::Skipped => format!("skipped — {}", detail.unwrap_or("by policy or budget")),
+        ProviderStatus::Pending => "answer still pending when the record was written".to_owned(),
+        ProviderStatus::Disabled => format!(
+            "not queried — {}",
+            detail.unwrap_or("not enabled in the configuration")
+        ),
+        ProviderStatus::Ok | ProviderStatus::NotFound => "answered".to_owned(),
+    };
+    format!("{provider}: {why}")
+}
+
+fn data_gaps(records: &[ThreatRecord]) -> Vec<DataGap> {
+    // (provider key, status) → (records, first detail seen)
+    let mut gaps: BTreeMap<(String, u8), (ProviderStatus, usize, Option<String>)> = BTreeMap::new();
+    for record in records {
+        for (key, intel) in &record.intel {
+            if intel.status.is_answer() {
+                continue;
+            }
+            let entry = gaps
+                .entry((key.clone(), status_rank(intel.status)))
+                .or_insert((intel.status, 0, intel.detail.clone()));
+            entry.1 += 1;
+        }
+    }
+    gaps.into_iter()
+        .map(|((key, _), (status, count, detail))| {
+            let provider = provider_name(&key).to_owned();
+            DataGap {
+                message: gap_message(&provider, status, detail.as_deref()),
+                provider,
+                status,
+                records: count,
+            }
+        })
+        .collect()
+}
+
+/// Failures first, configuration last, for a stable order.
+fn status_rank(status: ProviderStatus) -> u8 {
+    match status {
+        ProviderStatus::Unauthorized => 0,
+        ProviderStatus::Forbidden => 1,
+        ProviderStatus::QuotaExhausted => 2,
+        ProviderStatus::RateLimited => 3,
+        ProviderStatus::Timeout => 4,
+        ProviderStatus::Unavailable => 5,
+        ProviderStatus::InvalidResponse => 6,
+        ProviderStatus::Pending => 7,
+        ProviderStatus::Skipped => 8,
+        ProviderStatus::Disabled => 9,
+        ProviderStatus::Ok | ProviderStatus::NotFound => 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Observed;
+    use crate::record::{Network, ProviderIntel, Reason, THREAT_SCHEMA};
+
+    fn record(ip: &str, score: u32, verdict: Verdict, severity: Severity) -> ThreatRecord {
+        ThreatRecord {
+            schema: THREAT_SCHEMA.to_owned(),
+            ip: ip.to_owned(),
+            ip_version: 4,
+            verdict,
+            severity,
+            score,
+            reasons: vec![Reason {
+                source: "feeds".into(),
+                detail: format!("listed by feed f{score}"),
+                weight: score,
+            }],
+            indicator: "Malicious IP Detected".into(),
+            first_seen: "2026-11-23T10:00:00Z".into(),
+            last_seen: "2026-11-23T10:05:00Z".into(),
+            sightings: 2,
+            roles: vec![Role::Source],
+            observed: Observed {
+                format: "fortigate".into(),
+                vendor: Some("Fortinet".into()),
+                product: Some("FortiGate".into()),
+                action: Some("accept".into()),
+                peer_ip: Some("192.0.2.10".into()),
+                ..Observed::default()
+            },
+            network: Network::default(),
+            intel: BTreeMap::new(),
+            revision: 1,
+            generated_at: "2026-11-23T10:05:01Z".into(),
+        }
+    }
+
+    #[test]
+    fn latest_revision_per_address_and_ranking() {
+        let mut old = record("203.0.113.7", 90, Verdict::Malicious, Severity::Critical);
+        old.revision = 1;
+        let mut new = record("203.0.113.7", 40, Verdict::Suspicious, Severity::Medium);
+        new.revision = 2;
+        let other = record("198.51.100.9", 75, Verdict::Malicious, Severity::High);
+        let tie = record("198.51.100.1", 75, Verdict::Malicious, Severity::High);
+        let report = build_report(vec![old, other, new, tie], None);
+        let order: Vec<(&str, u32)> = report
+            .threats
+            .iter()
+            .map(|t| (t.ip.as_str(), t.score))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("198.51.100.1", 75),
+                ("198.51.100.9", 75),
+                ("203.0.113.7", 40)
+            ]
+        );
+        assert_eq!(report.suspicious_count, 3);
+        assert_eq!(report.date, "2026-11-23");
+        assert_eq!(
+            build_report(Vec::new(), Some("2026-01-02")).date,
+            "2026-01-02"
+        );
+        assert!(report.threats[0].critical && !report.threats[2].critical);
+        assert_eq!(report.threats[2].priority, priority(Severity::Medium));
+    }
+
+    #[test]
+    fn actions_follow_verdict_roles_and_device_action() {
+        let inbound = record("203.0.113.7", 80, Verdict::Malicious, Severity::High);
+        let mut outbound = record("198.51.100.9", 80, Verdict::Malicious, Severity::High);
+        outbound.roles = vec![Role::Destination];
+        let mut denied = record("198.51.100.10", 80, Verdict::Malicious, Severity::High);
+        denied.observed.action = Some("deny".into());
+        let suspicious = record("198.51.100.11", 35, Verdict::Suspicious, Severity::Low);
+        let report = build_report(vec![inbound, outbound, denied, suspicious], None);
+        let immediate: Vec<(&str, ActionKind)> = report
+            .immediate_actions
+            .iter()
+            .map(|a| (a.ip.as_str(), a.kind))
+            .collect();
+        assert_eq!(
+            immediate,
+            [
+                ("198.51.100.9", ActionKind::Block),
+                ("203.0.113.7", ActionKind::Block)
+            ]
+        );
+        assert!(
+            report.immediate_actions[0].text.contains("outbound")
+                && report.immediate_actions[0].text.contains("192.0.2.10")
+        );
+        assert!(report.immediate_actions[1]
+            .text
+            .starts_with("Block inbound traffic from 203.0.113.7"));
+        let follow: Vec<(&str, ActionKind)> = report
+            .follow_up_actions
+            .iter()
+            .map(|a| (a.ip.as_str(), a.kind))
+            .collect();
+        assert_eq!(
+            follow,
+            [
+                ("198.51.100.11", ActionKind::Investigate),
+                ("198.51.100.10", ActionKind::Monitor)
+            ]
+        );
+    }
+
+    #[test]
+    fn provider_failures_are_data_gaps_never_claims() {
+        let mut records = Vec::new();
+        for ip in ["203.0.113.1", "203.0.113.2"] {
+            let mut r = record(ip, 0, Verdict::Unknown, Severity::Info);
+            r.reasons.clear();
+            for provider in ["virustotal", "abuseipdb", "greynoise"] {
+                r.intel.insert(
+                    provider.into(),
+                    ProviderIntel::status(ProviderStatus::Unauthorized, "HTTP 401"),
+                );
+            }
+            r.intel.insert(
+                "talos".into(),
+                ProviderIntel::status(ProviderStatus::Disabled, "Cisco Talos has no public API"),
+            );
+            records.push(r);
+        }
+        let report = build_report(records, None);
+        let gaps: Vec<(&str, ProviderStatus, usize)> = report
+            .data_gaps
+            .iter()
+            .map(|g| (g.provider.as_str(), g.status, g.records))
+            .collect();
+        assert_eq!(
+            gaps,
+            [
+                ("AbuseIPDB", ProviderStatus::Unauthorized, 2),
+                ("GreyNoise", ProviderStatus::Unauthorized, 2),
+                ("Cisco Talos", ProviderStatus::Disabled, 2),
+                ("VirusTotal", ProviderStatus::Unauthorized, 2),
+            ]
+        );
+        assert_eq!(
+            report.data_gaps[3].message,
+            "VirusTotal: 401 Unauthorized — check the configured API key"
+        );
+        let all_text = serde_json::to_string(&report).unwrap().to_lowercase();
+        for claim in ["compromis", "clean", "leaked", "stolen", "safe"] {
+            assert!(
+                !all_text.contains(claim),
+                "report text claims {claim:?}: {all_text}"
+            );
+        }
+        assert!(report.immediate_actions.is_empty());
+        assert!(report.executive_summary.contains("not evidence either way"));
+    }
+
+    #[test]
+    fn threat_fields_come_from_answers_only() {
+        let mut r = record("203.0.113.7", 80, Verdict::Malicious, Severity::High);
+        r.network.asn = Some(64500);
+        r.network.as_org = Some("EXAMPLE-AS".into());
+        let mut vt = ProviderIntel::status(ProviderStatus::Ok, "");
+        vt.facts.insert(
+            "last_analysis_stats".into(),
+            serde_json::json!({"malicious": 7, "suspicious": 4, "undetected": 26, "harmless": 58, "timeout": 0}),
+        );
+        r.intel.insert("virustotal".into(), vt.clone());
+        let mut talos = ProviderIntel::status(ProviderStatus::Timeout, "");
+        talos.facts.insert("reputation".into(), "Poor".into());
+        r.intel.insert("talos".into(), talos);
+        let entry = &build_report(vec![r.clone()], None).threats[0];
+        assert_eq!(entry.virustotal.unwrap().malicious, 7);
+        assert_eq!(entry.asn.as_deref(), Some("AS64500"));
+        assert_eq!(
+            entry.talos_reputation, None,
+            "a timeout's facts are not data"
+        );
+        assert_eq!(entry.source_ip.as_deref(), Some("203.0.113.7"));
+        r.intel.insert(
+            "virustotal".into(),
+            ProviderIntel {
+                status: ProviderStatus::Unauthorized,
+                ..vt
+            },
+        );
+        r.roles = vec![Role::Destination];
+        let entry = &build_report(vec![r], None).threats[0];
+        assert!(entry.virustotal.is_none());
+        assert_eq!(entry.source_ip.as_deref(), Some("192.0.2.10"));
+    }
+}

@@ -1,0 +1,195 @@
+//! Report input: threat records from a JSON Lines file or from the output topic.
+//!
+//! * File: one record per line; blank lines are skipped; a line that is not a threat record is
+//!   reported (line number and why) and skipped, so one bad line does not lose the report.
+//! * Topic: every partition is read from the beginning (or from `now - since`, by message
+//!   time) up to its high watermark as it was when reading started, then reading stops. No
+//!   consumer group offsets are committed.
+
+use std::io::BufRead;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use crate::record::{ThreatRecord, THREAT_SCHEMA};
+use crate::settings::Settings;
+
+/// Why records could not be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Kafka configuration or connection failed.
+    #[error("{0}")]
+    Kafka(String),
+}
+
+impl InputError {
+    /// Short label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InputError::Io { .. } => "io",
+            InputError::Kafka(_) => "kafka",
+        }
+    }
+}
+
+/// Records read, and the lines or messages skipped (with why).
+#[derive(Debug, Default)]
+pub struct Records {
+    /// The threat records.
+    pub records: Vec<ThreatRecord>,
+    /// One entry per skipped line or message: where, and why.
+    pub skipped: Vec<String>,
+}
+
+/// Parses one record, checking its schema tag.
+pub fn parse_record(bytes: &[u8]) -> Result<ThreatRecord, String> {
+    let record: ThreatRecord =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a threat record: {e}"))?;
+    if record.schema != THREAT_SCHEMA {
+        return Err(format!(
+            "schema {:?}, expected {THREAT_SCHEMA:?}",
+            record.schema
+        ));
+    }
+    Ok(record)
+}
+
+/// Reads a JSON Lines stream of records.
+pub fn read_lines(input: impl BufRead, name: &str) -> Result<Records, InputError> {
+    let mut out = Records::default();
+    for (index, line) in input.split(b'\n').enumerate() {
+        let line = line.map_err(|source| InputError::Io {
+            path: name.to_owned(),
+            source,
+        })?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match parse_record(&line) {
+            Ok(record) => out.records.push(record),
+            Err(why) => out.skipped.push(format!("{name}:{}: {why}", index + 1)),
+        }
+    }
+    Ok(out)
+}
+
+/// Reads `topic` up to its current end, from `since` ago (by message time) or the beginning.
+pub fn read_topic(
+    settings: &Settings,
+    topic: &str,
+    since: Option<Duration>,
+) -> Result<Records, InputError> {
+    let kafka = |e: rdkafka::error::KafkaError| InputError::Kafka(format!("topic {topic}: {e}"));
+    let mut config =
+        crate::kafka::base_client_config(settings).map_err(|e| InputError::Kafka(e.to_string()))?;
+    config
+        .set("group.id", format!("{}-report", settings.kafka.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
+    crate::kafka::apply_passthrough(&mut config, settings);
+    let consumer: BaseConsumer = config.create().map_err(kafka)?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(kafka)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(InputError::Kafka(format!(
+            "topic {topic} does not exist or has no partitions"
+        )));
+    }
+    // Where each partition ends now: reading stops there.
+    let mut ends = Vec::new();
+    for &partition in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, timeout)
+            .map_err(kafka)?;
+        if high > low {
+            ends.push((partition, low, high));
+        }
+    }
+    let mut out = Records::default();
+    if ends.is_empty() {
+        return Ok(out);
+    }
+    let mut assignment = TopicPartitionList::new();
+    for &(partition, _, _) in &ends {
+        let start = match since {
+            Some(since) => {
+                let from = SystemTime::now()
+                    .checked_sub(since)
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as i64);
+                Offset::Offset(from)
+            }
+            None => Offset::Beginning,
+        };
+        assignment
+            .add_partition_offset(topic, partition, start)
+            .map_err(kafka)?;
+    }
+    if since.is_some() {
+        // The offsets above are times; turn them into offsets (end of partition if none).
+        assignment = consumer
+            .offsets_for_times(assignment, timeout)
+            .map_err(kafka)?;
+        for element in assignment.elements() {
+            if element.offset() == Offset::End {
+                ends.retain(|&(p, _, _)| p != element.partition());
+            }
+        }
+    }
+    consumer.assign(&assignment).map_err(kafka)?;
+    let mut remaining: Vec<(i32, i64)> = ends.iter().map(|&(p, _, high)| (p, high)).collect();
+    // Gives up only when nothing arrives for a whole minute, however long the topic.
+    let mut deadline = Instant::now() + Duration::from_secs(60);
+    while !remaining.is_empty() {
+        if Instant::now() > deadline {
+            return Err(InputError::Kafka(format!(
+                "topic {topic}: no progress for 60 s while reading partitions {:?}",
+                remaining.iter().map(|(p, _)| p).collect::<Vec<_>>()
+            )));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let message = message.map_err(kafka)?;
+        deadline = Instant::now() + Duration::from_secs(60);
+        let (partition, offset) = (message.partition(), message.offset());
+        let Some(slot) = remaining.iter().position(|&(p, _)| p == partition) else {
+            continue;
+        };
+        if offset >= remaining[slot].1 {
+            remaining.swap_remove(slot);
+            continue;
+        }
+        match message.payload().map(parse_record) {
+            Some(Ok(record)) => out.records.push(record),
+            Some(Err(why)) => out
+                .skipped
+                .push(format!("{topic}/{partition}@{offset}: {why}")),
+            None => out
+                .skipped
+                .push(format!("{topic}/{partition}@{offset}: empty message")),
+        }
+        if offset + 1 >= remaining[slot].1 {
+            remaining.swap_remove(slot);
+        }
+    }
+    Ok(out)
+}
