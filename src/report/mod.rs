@@ -5,4 +5,5 @@
 pub mod build;
 pub mod input;
 pub mod model;
+pub mod narrative;
 pub mod render;
