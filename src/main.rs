@@ -41,6 +41,30 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Parse raw events, one per line, and print the addresses found, one JSON object per line.
+    /// Write the Threat Report and the Actionable Intelligence Report of threat records.
+    Report {
+        /// JSON Lines file of threat records (`-` for standard input).
+        #[arg(long, conflicts_with = "topic", required_unless_present = "topic")]
+        input: Option<PathBuf>,
+        /// Read the records from this topic (the output topic) instead.
+        #[arg(long)]
+        topic: Option<String>,
+        /// With --topic: only records produced this long ago or later (e.g. 24h).
+        #[arg(long, requires = "topic", value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// md, json or html.
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// The report date (YYYY-MM-DD); default: the newest record's date.
+        #[arg(long)]
+        date: Option<String>,
+        /// Configuration file (Kafka connection, `[report.narrative]`).
+        #[arg(long, env = "THREATSIFT_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Formats: see `parse.topic_formats` in config/default.toml and the README.
     Parse {
         /// Read every line as this format instead of detecting it.
@@ -67,6 +91,23 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
+        Command::Report {
+            input,
+            topic,
+            since,
+            format,
+            output,
+            date,
+            config,
+        } => write_report(ReportArgs {
+            input,
+            topic,
+            since,
+            format,
+            output,
+            date,
+            config,
+        }),
         Command::Parse {
             format,
             config,
@@ -171,6 +212,84 @@ fn parse_lines(config: Option<PathBuf>, format: Option<String>, file: Option<Pat
     match threatsift::parse_cmd::run_parse(&registry, format.as_deref(), input, out) {
         Ok(_) => ExitCode::SUCCESS,
         // A closed stdout (`| head`) ends the run quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+struct ReportArgs {
+    input: Option<PathBuf>,
+    topic: Option<String>,
+    since: Option<std::time::Duration>,
+    format: String,
+    output: Option<PathBuf>,
+    date: Option<String>,
+    config: Option<PathBuf>,
+}
+
+fn write_report(args: ReportArgs) -> ExitCode {
+    use threatsift::report::{self, input, ReportFormat};
+    let settings = match Settings::load(args.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => return config_error(&e),
+    };
+    let format: ReportFormat = match args.format.parse() {
+        Ok(format) => format,
+        Err(e) => return config_error(&format!("--format: {e}")),
+    };
+    if let Some(date) = &args.date {
+        if !report::is_report_date(date) {
+            return config_error(&format!("--date: {date:?} is not YYYY-MM-DD"));
+        }
+    }
+    let records = match (&args.input, &args.topic) {
+        (Some(path), _) if path.as_os_str() == "-" => {
+            input::read_lines(std::io::stdin().lock(), "stdin")
+        }
+        (Some(path), _) => match std::fs::File::open(path) {
+            Ok(file) => {
+                input::read_lines(std::io::BufReader::new(file), &path.display().to_string())
+            }
+            Err(e) => return config_error(&format!("cannot read {}: {e}", path.display())),
+        },
+        (None, Some(topic)) => input::read_topic(&settings, topic, args.since),
+        (None, None) => return config_error(&"give --input FILE or --topic TOPIC"),
+    };
+    let records = match records {
+        Ok(records) => records,
+        Err(e) => return fail(&e),
+    };
+    if !records.skipped.is_empty() {
+        eprintln!(
+            "threatsift: skipped {} input line(s) that are not threat records; first: {}",
+            records.skipped.len(),
+            records.skipped[0]
+        );
+    }
+    let mut built = report::build::build_report(records.records, args.date.as_deref());
+    if settings.report.narrative.enabled {
+        let runtime = match runtime() {
+            Ok(runtime) => runtime,
+            Err(e) => return fail(&e),
+        };
+        if let Some(error) = runtime.block_on(report::add_narrative(
+            &mut built,
+            &settings.report.narrative,
+        )) {
+            eprintln!("threatsift: report written without the narrative: {error}");
+        }
+    }
+    let text = report::render_report(&built, format);
+    let written = match &args.output {
+        Some(path) => std::fs::write(path, text.as_bytes()),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            std::io::Write::write_all(&mut stdout, text.as_bytes())
+                .and_then(|()| std::io::Write::flush(&mut stdout))
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }

@@ -71,15 +71,33 @@ pub(super) fn paragraphs(text: &str, cap: usize) -> Vec<String> {
 }
 
 /// Backslash before every Markdown-special character. Expects text from [`one_line`].
+///
+/// To keep addresses and numbers readable in the raw file, a `.` between two digits
+/// (`203.0.113.7`, `1.5`) is left alone (digits never autolink), and `-`/`+` are escaped only
+/// where they could start a list item (at the start or after a space); `!` needs no escape
+/// because `[` always gets one.
 pub(super) fn markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
-    for (index, ch) in text.char_indices() {
-        // `scheme://` also gets one, so GitHub's extension does not turn a bare URL into a link.
-        let starts_url = ch == ':' && text[index + 1..].starts_with("//");
-        if MARKDOWN_SPECIAL.contains(&ch) || starts_url {
+    let mut previous: Option<char> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((index, ch)) = chars.next() {
+        let next = chars.peek().map(|&(_, c)| c);
+        let escape = match ch {
+            // `scheme://` also gets one, so GitHub does not turn a bare URL into a link.
+            ':' => text[index + 1..].starts_with("//"),
+            '.' => {
+                !(previous.is_some_and(|p| p.is_ascii_digit())
+                    && next.is_some_and(|n| n.is_ascii_digit()))
+            }
+            '-' | '+' => previous.is_none_or(|p| p == ' '),
+            '!' => false,
+            _ => MARKDOWN_SPECIAL.contains(&ch),
+        };
+        if escape {
             out.push('\\');
         }
         out.push(ch);
+        previous = Some(ch);
     }
     out
 }
@@ -210,7 +228,11 @@ mod tests {
             markdown("# a|b `c` ~d~ *e* _f_"),
             r"\# a\|b \`c\` \~d\~ \*e\* \_f\_"
         );
-        assert_eq!(markdown(r"1. +-!{}\&$"), r"1\. \+\-\!\{\}\\\&\$");
+        assert_eq!(markdown(r"1. +-!{}\&$"), r"1\. \+-!\{\}\\\&\$");
+        assert_eq!(
+            markdown("203.0.113.7 v1.5 sample-blocklist - www.evil.example -x"),
+            r"203.0.113.7 v1.5 sample-blocklist \- www\.evil\.example \-x"
+        );
         assert_eq!(markdown("plain words 42"), "plain words 42");
     }
 
