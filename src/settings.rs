@@ -599,6 +599,30 @@ impl ScoringSettings {
                 ));
             }
         }
+        // Severity must not outrank the verdict: `unknown` stays at most low, `suspicious` at
+        // most medium, so report wording cannot contradict itself.
+        let floors = [
+            (
+                "severity_medium_at",
+                self.severity_medium_at,
+                "suspicious_at",
+                self.suspicious_at,
+            ),
+            (
+                "severity_high_at",
+                self.severity_high_at,
+                "malicious_at",
+                self.malicious_at,
+            ),
+        ];
+        for (key, band, threshold_key, threshold) in floors {
+            if band < threshold {
+                return Err(SettingsError::invalid(
+                    format!("scoring.{key}"),
+                    format!("must be at least scoring.{threshold_key} ({threshold})"),
+                ));
+            }
+        }
         Ok(())
     }
 }

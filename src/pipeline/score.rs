@@ -406,12 +406,15 @@ mod tests {
         );
     }
 
+    /// (source, detail, weight).
+    type ExpectedReason = (&'static str, &'static str, u32);
+
     /// Each source alone, with the default weights: (intel entry, reasons as (source, detail,
     /// weight)).
     #[test]
     fn every_source_alone() {
         let model = model();
-        let cases: Vec<(&str, Value, Vec<(&str, &str, u32)>)> = vec![
+        let cases: Vec<(&str, Value, Vec<ExpectedReason>)> = vec![
             (
                 "virustotal",
                 vt(7, 4, 0),
@@ -681,6 +684,14 @@ mod tests {
             ),
             (
                 "[scoring]\nseverity_critical_at = 70\n",
+                "scoring.severity_high_at",
+            ),
+            (
+                "[scoring]\nseverity_medium_at = 25\nseverity_low_at = 10\n",
+                "scoring.severity_medium_at",
+            ),
+            (
+                "[scoring]\nseverity_high_at = 60\n",
                 "scoring.severity_high_at",
             ),
         ];
