@@ -40,6 +40,7 @@ use crate::pipeline::dedup::DedupCache;
 use crate::pipeline::filter::IpFilter;
 use crate::pipeline::parse::FormatRegistry;
 use crate::pipeline::process::{Processor, ProcessorOptions};
+use crate::pipeline::score::ScoringModel;
 use crate::pipeline::Processed;
 use crate::server::{self, Health};
 use crate::settings::Settings;
@@ -339,11 +340,7 @@ pub fn build_processor(
             max_decompressed_bytes: settings.parse.max_decompressed_bytes,
             dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
             min_verdict: settings.publish.min_verdict,
-            feed_weights: settings
-                .feeds
-                .iter()
-                .map(|f| (f.name.clone(), f.weight))
-                .collect(),
+            scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
             unqueried_providers: unqueried_provider_entries(&settings.providers),
         },
         metrics,

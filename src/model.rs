@@ -99,6 +99,9 @@ pub struct Event<'a> {
     pub action: Option<Cow<'a, str>>,
     /// Rule, policy or threat name.
     pub rule: Option<Cow<'a, str>>,
+    /// The vendor's threat or signature name when the event is a threat or IPS detection
+    /// (Suricata alert, PAN-OS THREAT, SRX RT_IDP, …), not plain traffic. It is evidence.
+    pub threat: Option<Cow<'a, str>>,
     /// Event time as the device wrote it.
     pub timestamp: Option<Cow<'a, str>>,
     /// The reporting device (syslog HOSTNAME, `origin`, `dvc`, `fw=`): never a traffic endpoint,

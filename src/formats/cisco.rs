@@ -30,7 +30,8 @@
 //! * action: `Built`/`Teardown`/`Deny`/`Denied`, 106100 `permitted`/`denied`/`est-allowed`,
 //!   710xxx `permitted`/`denied`/`discarded`, 113xxx `Successful`/`Rejected`, 430xxx
 //!   `AccessControlRuleAction`; rule: 106023 access-group, 106100 access-list, 430xxx
-//!   `AccessControlRuleName`, 733100 the object name when it is not an address.
+//!   `AccessControlRuleName`, 733100 the object name when it is not an address. threat: FTD
+//!   430001 (intrusion event) `Message` (key name unverified).
 //! * Malformed: no message header, or a table id whose keywords are missing (e.g. 302013
 //!   without `for … to …`).
 
@@ -388,8 +389,9 @@ fn src_dst<'a>(message: &'a str, out: &mut Out<'a>) -> bool {
     true
 }
 
-/// 430001–430005: `Key: value, Key: value, …`.
-fn ftd_event<'a>(message: &'a str, out: &mut Out<'a>) {
+/// 430001–430005: `Key: value, Key: value, …`; a 430001 intrusion event's `Message` (the rule
+/// message) is its threat.
+fn ftd_event<'a>(id: u32, message: &'a str, out: &mut Out<'a>) {
     let (mut src, mut dst, mut nat_src, mut nat_dst) = (None, None, None, None);
     for item in message.split(", ") {
         let Some((key, value)) = item.split_once(": ") else {
@@ -404,6 +406,9 @@ fn ftd_event<'a>(message: &'a str, out: &mut Out<'a>) {
             "AccessControlRuleAction" => out.action(Some(value)),
             "AccessControlRuleName" => out.rule(Some(value)),
             "FirstPacketSecond" => out.event.timestamp = Some(Cow::Borrowed(value)),
+            "Message" if id == 430001 && !value.is_empty() => {
+                out.event.threat = Some(Cow::Borrowed(value));
+            }
             _ => {}
         }
     }
@@ -574,7 +579,7 @@ impl LogFormat for CiscoAsa {
                 let addr = after(message, " IP <").and_then(|r| r.split('>').next());
                 out.push(Role::Source, addr.filter(|t| is_ip(t)));
             }
-            430001..=430005 => ftd_event(message, &mut out),
+            430001..=430005 => ftd_event(id, message, &mut out),
             _ => {
                 out.action(
                     leading_word(message)

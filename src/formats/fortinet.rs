@@ -15,6 +15,8 @@
 //! * Context: vendor Fortinet, product FortiProxy when `devid` starts with `FPX`, else
 //!   FortiGate; `action`; rule = `policyname`, else `policyid`; timestamp `eventtime`, else
 //!   `date`. `devname` is a name, so the observer stays the syslog header's.
+//! * Threat: a `type="utm"` log of subtype `ips`, `virus` or `anomaly` (older FortiOS:
+//!   `type="ips"`, …) is a detection; its threat is `attack`, else `virus`, else `logdesc`.
 //! * A `type="traffic"` log without `srcip` is malformed; other log types may hold no address.
 
 use std::borrow::Cow;
@@ -55,6 +57,8 @@ impl LogFormat for Fortigate {
         let mut policy_name = None;
         let mut date = None;
         let mut is_traffic = false;
+        let (mut log_type, mut subtype) = ("", "");
+        let (mut attack, mut virus, mut logdesc) = (None, None, None);
         let mut has_source = false;
         // `set format csv` separates the pairs with commas instead of spaces.
         let pairs = match memchr::memchr2(b' ', b',', line.body.as_bytes()) {
@@ -101,6 +105,23 @@ impl LogFormat for Fortigate {
                 }
                 "type" => {
                     is_traffic = value == "traffic";
+                    log_type = value;
+                    continue;
+                }
+                "subtype" => {
+                    subtype = value;
+                    continue;
+                }
+                "attack" => {
+                    attack = present(value, &[]);
+                    continue;
+                }
+                "virus" => {
+                    virus = present(value, &[]);
+                    continue;
+                }
+                "logdesc" => {
+                    logdesc = present(value, &[]);
                     continue;
                 }
                 "action" => {
@@ -131,6 +152,11 @@ impl LogFormat for Fortigate {
             return Err(ParseError::malformed(NAME, "traffic log without srcip"));
         }
         event.rule = policy_name.or(policy_id).map(Cow::Borrowed);
+        // FortiOS 5.4+ writes `type=utm subtype=ips`; older releases `type=ips`.
+        let detection = |kind: &str| matches!(kind, "ips" | "virus" | "anomaly");
+        if (log_type == "utm" && detection(subtype)) || detection(log_type) {
+            event.threat = attack.or(virus).or(logdesc).map(Cow::Borrowed);
+        }
         if event.timestamp.is_none() {
             event.timestamp = date.map(Cow::Borrowed);
         }

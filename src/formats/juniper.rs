@@ -20,6 +20,7 @@
 //!   `policy-name` (else `attack-name`); in the text format the policy is the word after the
 //!   protocol number (`6` / `6(0)`) that follows the last tuple — a heuristic over the fixed
 //!   field order. The syslog HOSTNAME is the observer.
+//! * Threat: an RT_IDP event's `attack-name` (text format: `name=` after `attack:`).
 //! * Malformed: an `RT_FLOW_SESSION_CREATE|CLOSE|DENY` event without a source address; a forced line with neither
 //!   an event name nor addresses.
 
@@ -50,6 +51,8 @@ struct Found<'a> {
     dst: Option<&'a str>,
     nat_src: Option<&'a str>,
     nat_dst: Option<&'a str>,
+    /// IDP `attack-name` (or the text format's `name=`).
+    attack: Option<&'a str>,
 }
 
 fn junos_sd<'a>(line: &Line<'a>) -> Option<&'a str> {
@@ -81,7 +84,6 @@ fn same_ip(a: &str, b: &str) -> bool {
 
 /// Reads the structured-data (or flattened) pairs.
 fn read_pairs<'a>(text: &'a str, found: &mut Found<'a>, event: &mut Event<'a>) {
-    let mut attack = None;
     for (key, value) in KvPairs::new(text) {
         match key {
             "source-address" => found.src = Some(value),
@@ -91,12 +93,12 @@ fn read_pairs<'a>(text: &'a str, found: &mut Found<'a>, event: &mut Event<'a>) {
             "policy-name" if present(value, &PLACEHOLDERS).is_some() => {
                 event.rule = Some(Cow::Borrowed(value));
             }
-            "attack-name" => attack = present(value, &PLACEHOLDERS),
+            "attack-name" => found.attack = present(value, &PLACEHOLDERS),
             _ => {}
         }
     }
     if event.rule.is_none() {
-        event.rule = attack.map(Cow::Borrowed);
+        event.rule = found.attack.map(Cow::Borrowed);
     }
 }
 
@@ -139,6 +141,17 @@ fn policy_after(text: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// The text format's attack name: `… attack: repeat=0, action=DROP, threat-severity=HIGH,
+/// name=HTTP:INVALID:MSNG-HTTP-VER, NAT …`.
+fn text_attack_name(message: &str) -> Option<&str> {
+    let attack = &message[message.find("attack: ")?..];
+    let rest = &attack[attack.find(" name=")? + " name=".len()..];
+    present(
+        rest[..rest.find(',').unwrap_or(rest.len())].trim(),
+        &PLACEHOLDERS,
+    )
 }
 
 /// The text format: session tuples, or RT_SCREEN `source: IP, destination: IP`.
@@ -207,6 +220,12 @@ impl LogFormat for JuniperSrx {
             read_pairs(message, &mut found, &mut event);
         } else {
             read_text(message, &mut found, &mut event);
+            found.attack = text_attack_name(message);
+        }
+        let idp = line.syslog.and_then(|h| h.app) == Some("RT_IDP")
+            || name.is_some_and(|n| n.starts_with("RT_IDP") || n.starts_with("IDP_"));
+        if idp {
+            event.threat = found.attack.map(Cow::Borrowed);
         }
         let src = found.src.and_then(|v| present(v, &PLACEHOLDERS));
         let dst = found.dst.and_then(|v| present(v, &PLACEHOLDERS));

@@ -11,6 +11,8 @@
 //!   THREAT 48 X-Forwarded-For (forwarded, first hop), and a source-user field 12 written as
 //!   `x-fwd-for: IP` (forwarded). Rule 11, action 30; a THREAT's rule is its threat name
 //!   (32) unless it is the URL placeholder `(9999)`. Timestamp: generated time (6).
+//! * Threat: a THREAT log's threat name (32) when its subtype (4) is a detection (virus,
+//!   spyware, vulnerability, scan, flood, wildfire, …), not `url`, `file` or `data`.
 //! * Other log types (SYSTEM, CONFIG, GLOBALPROTECT, USERID, …) use other layouts: the event
 //!   has no traffic addresses (the reference does not pin a client-IP column for them).
 //! * Only the fields needed are split; extra trailing columns of newer releases are ignored,
@@ -45,6 +47,9 @@ const LOG_TYPES: [&str; 15] = [
     "GTP",
     "AUDIT",
 ];
+/// THREAT subtypes (field 4) that record policy (URL filtering, file blocking, data
+/// filtering), not a threat detection: their field 32 is no threat name.
+const NOT_DETECTIONS: [&str; 3] = ["url", "file", "data"];
 /// Values of the NAT columns that mean "no translation".
 const NO_NAT: [&str; 3] = ["0.0.0.0", "::", "-"];
 
@@ -156,6 +161,9 @@ impl LogFormat for PanOs {
                 32 => {
                     if let Some(name) = present(field, &[]).filter(|n| !n.starts_with('(')) {
                         event.rule = Some(Cow::Borrowed(name));
+                        if !NOT_DETECTIONS.contains(&head[4]) {
+                            event.threat = Some(Cow::Borrowed(name));
+                        }
                     }
                 }
                 48 => push_forwarded(&mut event, field),

@@ -11,7 +11,8 @@
 //!   has already replaced `src_ip`/`dest_ip` by the XFF value; the record does not say so.
 //!   `alert.source`/`alert.target` (rule-metadata roles) are not read.
 //! * Context: vendor `OISF`, product `Suricata`; action = `alert.action`, rule =
-//!   `alert.signature`, timestamp = `timestamp`.
+//!   `alert.signature`, timestamp = `timestamp`; an `event_type: "alert"` record's threat is
+//!   `alert.signature`.
 //! * `stats` and other records without a flow carry no addresses; a record with a `flow_id`
 //!   but no addresses is malformed.
 
@@ -63,6 +64,10 @@ impl JsonFormat for SuricataEve {
         if let Some(alert) = doc.member("alert") {
             event.action = alert.member("action").and_then(|a| a.str());
             event.rule = alert.member("signature").and_then(|s| s.str());
+            // Only an alert record is a detection; http/flow/… records may embed rule metadata.
+            if doc.member("event_type").is_some_and(|t| t.is_str("alert")) {
+                event.threat = event.rule.clone();
+            }
         }
         // Suricata 7: the flow's initiator/responder, whatever the packet's direction.
         let flow = doc.member("flow");

@@ -13,7 +13,7 @@
 //!   (`records_withheld_total{verdict}`), address fields that are not addresses
 //!   (`ip_tokens_invalid_total`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,11 +24,10 @@ use crate::pipeline::dedup::{DedupCache, Sighting};
 use crate::pipeline::extract::extract_ip_observations;
 use crate::pipeline::filter::IpFilter;
 use crate::pipeline::parse::{FormatRegistry, ParseError, StreamId};
-use crate::pipeline::score::assess;
+use crate::pipeline::score::{EvidenceInput, ScoringModel};
 use crate::pipeline::{Output, OutputKind, Processed};
 use crate::record::{
-    rfc3339, DlqEntry, Network, ProviderIntel, ProviderStatus, Reason, ThreatRecord, Verdict,
-    THREAT_SCHEMA,
+    rfc3339, DlqEntry, Network, ProviderIntel, ProviderStatus, ThreatRecord, Verdict, THREAT_SCHEMA,
 };
 use crate::telemetry::events::{
     EventWithoutIp, FeedMatched, IpDeduplicated, IpFiltered, IpsExtracted, LineParseError,
@@ -70,8 +69,8 @@ pub struct ProcessorOptions {
     pub dlq_max_payload_bytes: usize,
     /// Lowest verdict published.
     pub min_verdict: Verdict,
-    /// Score weight of a listing, by feed name.
-    pub feed_weights: HashMap<String, u8>,
+    /// Weights, thresholds and severity bands (`[scoring]` and the feed weights).
+    pub scoring: ScoringModel,
     /// `intel` entries of providers not queried by this build.
     pub unqueried_providers: BTreeMap<String, ProviderIntel>,
 }
@@ -335,22 +334,23 @@ impl Processor {
     ) -> ThreatRecord {
         let feeds = self.feeds.current();
         let matches = feeds.lookup(ip);
-        let mut reasons = Vec::with_capacity(matches.len());
         for hit in &matches {
             FeedMatched { feed: &hit.feed }.emit(&self.metrics);
-            reasons.push(Reason {
-                source: "feeds".to_owned(),
-                detail: describe_match(hit),
-                weight: u32::from(
-                    self.options
-                        .feed_weights
-                        .get(&*hit.feed)
-                        .copied()
-                        .unwrap_or(0),
-                ),
-            });
         }
-        let assessment = assess(&reasons);
+        let mut intel = self.options.unqueried_providers.clone();
+        intel.insert(
+            "feeds".to_owned(),
+            feeds_entry(feeds.feeds().next().is_some(), &matches),
+        );
+        // Remote providers will fill `intel` in a later stage and score again the same way.
+        let scored = self.options.scoring.score(&EvidenceInput {
+            feed_matches: &matches,
+            intel: &intel,
+            threat: event.threat.as_deref(),
+            reporter: event.product.as_deref().or(event.vendor.as_deref()),
+            sightings: sighting.count(),
+        });
+        let assessment = scored.assessment;
         let mut roles: Vec<Role> = observations
             .iter()
             .filter(|o| o.ip == ip)
@@ -358,11 +358,6 @@ impl Processor {
             .collect();
         roles.sort();
         roles.dedup();
-        let mut intel = self.options.unqueried_providers.clone();
-        intel.insert(
-            "feeds".to_owned(),
-            feeds_entry(feeds.feeds().next().is_some(), &matches),
-        );
         ThreatRecord {
             schema: THREAT_SCHEMA.to_owned(),
             ip: ip.to_string(),
@@ -370,8 +365,8 @@ impl Processor {
             verdict: assessment.verdict,
             severity: assessment.severity,
             score: assessment.score,
-            reasons,
-            indicator: assessment.indicator.to_owned(),
+            reasons: scored.reasons,
+            indicator: assessment.indicator,
             first_seen: rfc3339(sighting.first_seen()),
             last_seen: rfc3339(sighting.last_seen()),
             sightings: sighting.count(),
@@ -429,14 +424,6 @@ fn peer_of(ip: IpAddr, roles: &[Role], observations: &[IpObservation]) -> Option
         .iter()
         .find(|o| o.ip != ip && wanted.contains(&o.role))
         .map(|o| o.ip)
-}
-
-fn describe_match(hit: &FeedMatch) -> String {
-    if hit.exact {
-        format!("listed by feed {}", hit.feed)
-    } else {
-        format!("inside {} listed by feed {}", hit.cidr, hit.feed)
-    }
 }
 
 fn feeds_entry(configured: bool, matches: &[FeedMatch]) -> ProviderIntel {
@@ -607,6 +594,99 @@ mod tests {
         raw.payload = bytes::Bytes::from_static(&[0x1f, 0x8b, 8, 0, 1, 2]);
         let out = processor.process_message(&raw, Instant::now());
         assert_eq!(dlq_reasons(&out), ["invalid_gzip"]);
+    }
+
+    #[test]
+    fn a_suricata_alert_record_carries_the_vendor_threat() {
+        let (processor, _) = processor(
+            "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+        );
+        let alert = r#"{"timestamp":"2024-03-01T12:00:00.123456+0000","flow_id":1,"event_type":"alert","src_ip":"203.0.113.70","src_port":51544,"dest_ip":"198.51.100.70","dest_port":22,"proto":"TCP","alert":{"action":"allowed","signature_id":2001219,"signature":"ET SCAN Potential SSH Scan","severity":2}}"#;
+        let out = records(&processor.process_message(&message("ids", 0, alert), Instant::now()));
+        assert_eq!(out.len(), 2);
+        let record = &out[0];
+        assert_eq!(record["ip"], "203.0.113.70");
+        assert_eq!(record["indicator"], "ET SCAN Potential SSH Scan");
+        assert_eq!(
+            record["reasons"],
+            serde_json::json!([{
+                "source": "vendor",
+                "detail": "Suricata reported threat \"ET SCAN Potential SSH Scan\"",
+                "weight": 40
+            }])
+        );
+        assert_eq!(
+            (&record["score"], &record["verdict"], &record["severity"]),
+            (
+                &serde_json::json!(40),
+                &serde_json::json!("suspicious"),
+                &serde_json::json!("medium")
+            )
+        );
+        // The same flow as plain traffic is no evidence.
+        let flow = r#"{"timestamp":"2024-03-01T12:00:00.123456+0000","flow_id":2,"event_type":"flow","src_ip":"203.0.113.71","dest_ip":"198.51.100.71","proto":"TCP"}"#;
+        let out = records(&processor.process_message(&message("ids", 1, flow), Instant::now()));
+        assert_eq!(out[0]["indicator"], "IP Observed");
+        assert_eq!(out[0]["reasons"], serde_json::json!([]));
+        assert_eq!(out[0]["score"], 0);
+    }
+
+    /// Which events each vendor format marks as a threat detection, and the name it gives.
+    #[test]
+    fn vendor_threat_names_by_format() {
+        let (processor, _) = processor("");
+        let cases: [(&str, Option<&str>); 10] = [
+            (
+                r#"{"event_type":"alert","src_ip":"203.0.113.7","dest_ip":"192.0.2.10","alert":{"action":"allowed","signature":"EXAMPLE SSH scan"}}"#,
+                Some("EXAMPLE SSH scan"),
+            ),
+            (
+                r#"{"event_type":"http","src_ip":"203.0.113.7","dest_ip":"192.0.2.10","alert":{"signature":"not an alert record"}}"#,
+                None,
+            ),
+            (
+                r#"<14>Mar  1 12:00:06 PA-VM-01 1,2024/03/01 12:00:06,012345678901,THREAT,vulnerability,2816,2024/03/01 12:00:06,203.0.113.7,192.0.2.10,,198.51.100.30,inbound-web,,,web-browsing,vsys1,untrust,dmz,ethernet1/1,ethernet1/3,fwd-siem,2024/03/01 12:00:06,33014,1,51546,80,0,8080,0x2000,tcp,reset-both,"/cgi-bin/a,b.cgi",Example Exploit Attempt(91234),any,critical,client-to-server,7301234569,0x2000000000000000,United States,192.0.2.0-192.0.2.255,0,,0,,,0,,,,,,,,0"#,
+                Some("Example Exploit Attempt(91234)"),
+            ),
+            (
+                r#"<14>Mar  1 12:00:06 PA-VM-01 1,2024/03/01 12:00:06,012345678901,THREAT,url,2816,2024/03/01 12:00:06,203.0.113.7,192.0.2.10,,198.51.100.30,inbound-web,,,web-browsing,vsys1,untrust,dmz,ethernet1/1,ethernet1/3,fwd-siem,2024/03/01 12:00:06,33014,1,51546,80,0,8080,0x2000,tcp,alert,"www.example.com/",Some Category Page(12345),any,informational,client-to-server,7301234569,0x2000000000000000,United States,192.0.2.0-192.0.2.255,0,,0,,,0,,,,,,,,0"#,
+                None,
+            ),
+            (
+                r#"<14>1 2024-03-01T12:00:06Z srx01 RT_IDP - IDP_ATTACK_LOG_EVENT [junos@2636.1.1.1.2.129 source-address="203.0.113.9" destination-address="192.0.2.13" policy-name="Recommended" attack-name="HTTP:INVALID:MSNG-HTTP-VER" action="DROP"]"#,
+                Some("HTTP:INVALID:MSNG-HTTP-VER"),
+            ),
+            (
+                "<14>Mar  1 12:00:06 srx01 RT_IDP: RT_IDP_ATTACK_LOG_EVENT: IDP: at 1709294406, SIG Attack log <203.0.113.9/51544->192.0.2.13/80> for TCP protocol and service HTTP application HTTP by rule 1 of rulebase IPS in policy Recommended. attack: repeat=0, action=DROP, threat-severity=HIGH, name=HTTP:INVALID:MSNG-HTTP-VER, NAT <0.0.0.0:0->0.0.0.0:0>, time-elapsed=0",
+                Some("HTTP:INVALID:MSNG-HTTP-VER"),
+            ),
+            (
+                r#"<14>1 2024-03-01T12:00:00.000Z srx01 RT_FLOW - RT_FLOW_SESSION_CREATE [junos@2636.1.1.1.2.129 source-address="192.0.2.10" destination-address="198.51.100.20" policy-name="allow-web"]"#,
+                None,
+            ),
+            (
+                r#"<185>date=2024-03-01 time=12:00:00 devname="FGT-EDGE" devid="FGT60F0000000000" logid="0419016384" type="utm" subtype="ips" eventtype="signature" level="alert" srcip=203.0.113.50 dstip=192.0.2.10 action="dropped" attack="Nmap.Script.Scanner" msg="web_misc: Nmap.Script.Scanner,""#,
+                Some("Nmap.Script.Scanner"),
+            ),
+            (
+                r#"<185>date=2024-03-01 time=12:00:00 devname="FGT-EDGE" devid="FGT60F0000000000" logid="0211008192" type="utm" subtype="virus" eventtype="infected" srcip=203.0.113.51 dstip=192.0.2.10 action="blocked" virus="EICAR_TEST_FILE""#,
+                Some("EICAR_TEST_FILE"),
+            ),
+            (
+                "<113>Mar 01 2024 12:00:09 ftd01 : %FTD-1-430001: EventPriority: High, SrcIP: 203.0.113.52, DstIP: 192.0.2.10, SrcPort: 51544, DstPort: 80, Protocol: tcp, SignatureID: 1:58722:1, Message: SERVER-WEBAPP Example exploit attempt, Classification: Attempted Administrator Privilege Gain",
+                Some("SERVER-WEBAPP Example exploit attempt"),
+            ),
+        ];
+        for (line, threat) in cases {
+            let stream = StreamId {
+                topic: "fw",
+                partition: 0,
+                key: None,
+            };
+            let parsed = processor.registry.parse_line(line, stream).expect(line);
+            assert_eq!(parsed.events.len(), 1, "{line}");
+            assert_eq!(parsed.events[0].threat.as_deref(), threat, "{line}");
+        }
     }
 
     #[test]

@@ -653,6 +653,7 @@ pub fn into_owned(event: Event<'_>) -> Event<'static> {
         product: own(event.product),
         action: own(event.action),
         rule: own(event.rule),
+        threat: own(event.threat),
         timestamp: own(event.timestamp),
         observer: own(event.observer),
         addresses: event
