@@ -368,11 +368,11 @@ fn addresses_below_the_suspicious_level_are_counted() {
     let mut report = one_threat_report();
     report.total_count = 2;
     assert!(markdown(&report)
-        .contains("\n\n1 more address was seen below that level (verdict clean or unknown).\n"));
+        .contains("\n\n1 more address was seen with weaker or no evidence (below suspicious).\n"));
     report.total_count = 5;
     let md = markdown(&report);
-    assert!(md.contains("4 more addresses were seen below that level"));
-    assert!(html(&report).contains("4 more addresses were seen below that level"));
+    assert!(md.contains("4 more addresses were seen with weaker or no evidence"));
+    assert!(html(&report).contains("4 more addresses were seen with weaker or no evidence"));
     report.total_count = 1;
     assert!(!markdown(&report).contains("below that level"));
 }

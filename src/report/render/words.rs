@@ -37,9 +37,9 @@ pub(super) fn found_line(suspicious: usize) -> String {
 pub(super) fn below_level_line(suspicious: usize, total: usize) -> Option<String> {
     let more = total.checked_sub(suspicious).filter(|more| *more > 0)?;
     Some(if more == 1 {
-        "1 more address was seen below that level (verdict clean or unknown).".to_owned()
+        "1 more address was seen with weaker or no evidence (below suspicious).".to_owned()
     } else {
-        format!("{more} more addresses were seen below that level (verdict clean or unknown).")
+        format!("{more} more addresses were seen with weaker or no evidence (below suspicious).")
     })
 }
 
