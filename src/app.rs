@@ -42,6 +42,7 @@ use crate::pipeline::parse::FormatRegistry;
 use crate::pipeline::process::{Processor, ProcessorOptions};
 use crate::pipeline::score::ScoringModel;
 use crate::pipeline::Processed;
+use crate::report::scheduled::{run_scheduled_reports, ReportFeed};
 use crate::server::{self, Health};
 use crate::settings::Settings;
 use crate::telemetry::events::{
@@ -179,11 +180,26 @@ pub async fn run(
         &shutdown,
         &stage_failed,
     );
+    // Scheduled reports (off when report.interval is 0): fed by the sink, stopped after it.
+    let report_stop = CancellationToken::new();
+    let (report_feed, report_task) = if settings.report.interval.is_zero() {
+        (None, None)
+    } else {
+        let (feed, receiver) = ReportFeed::new(metrics.clone());
+        let task = tokio::spawn(run_scheduled_reports(
+            settings.report.clone(),
+            receiver,
+            report_stop.clone(),
+            metrics.clone(),
+        ));
+        (Some(feed), Some(task))
+    };
     let mut sink_task = spawn_stage(
         "sink",
         sink_loop(
             processed_rx,
             publisher,
+            report_feed,
             consumer.clone(),
             tracker.clone(),
             settings.pipeline.max_in_flight,
@@ -231,6 +247,11 @@ pub async fn run(
         let _ = sink_task.await;
     }
     housekeeping_stop.cancel();
+    // The last interval's report holds every record the sink published.
+    report_stop.cancel();
+    if let Some(task) = report_task {
+        let _ = timeout(Duration::from_secs(30), task).await;
+    }
     // Flush, commit and leave the group, each bounded by what is left of the deadline (at
     // least a moment, so a drain that used it all still commits what is finished).
     let remaining = || {
@@ -535,6 +556,7 @@ async fn process_loop(
 async fn sink_loop(
     mut processed_rx: mpsc::Receiver<Processed>,
     publisher: OutputPublisher,
+    report_feed: Option<ReportFeed>,
     consumer: Arc<EventConsumer>,
     tracker: Arc<Mutex<OffsetTracker>>,
     max_in_flight: usize,
@@ -569,10 +591,16 @@ async fn sink_loop(
                 match next {
                     Some(processed) => {
                         let publisher = publisher.clone();
+                        let report_feed = report_feed.clone();
                         in_flight.push(async move {
                             let Processed { origin, received, outputs } = processed;
                             let deliveries = outputs.into_iter().map(|o| publisher.deliver(o, &origin));
-                            futures::future::join_all(deliveries).await;
+                            let published = futures::future::join_all(deliveries).await;
+                            if let Some(feed) = &report_feed {
+                                for payload in published.into_iter().flatten() {
+                                    feed.offer(payload);
+                                }
+                            }
                             (origin, received)
                         });
                     }

@@ -353,3 +353,67 @@ async fn sigterm_commits_so_a_restart_does_not_redo_work() {
     daemon.signal("TERM");
     assert!(daemon.wait_exit(Duration::from_secs(20)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_reports_name_every_published_address() {
+    let topics = create_topics(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
+    let extra = format!(
+        "[report]\ninterval = \"1s\"\ndirectory = \"{}\"\nformat = \"json\"\n",
+        reports.display()
+    );
+    let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
+    let events: Vec<Vec<u8>> = (0..40)
+        .map(|i| ecs_event(&listed_v6(i), "10.0.0.1"))
+        .collect();
+    produce(&topics.input, None, &events).await;
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(Duration::from_secs(60));
+    let records = read_until(&topics.output, Duration::from_secs(60), |m| m.len() >= 40);
+    // A few more after the first interval has passed: they land in a later file.
+    std::thread::sleep(Duration::from_millis(1500));
+    let later: Vec<Vec<u8>> = (40..45)
+        .map(|i| ecs_event(&listed_v6(i), "10.0.0.1"))
+        .collect();
+    produce(&topics.input, None, &later).await;
+    let records_after = read_until(&topics.output, Duration::from_secs(60), |m| m.len() >= 45);
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(records.len(), 40);
+
+    let mut reported = std::collections::BTreeSet::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&reports).expect("report directory") {
+        let path = entry.unwrap().path();
+        assert_eq!(
+            path.extension().unwrap(),
+            "json",
+            "no partial files left: {path:?}"
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(report["schema"], "threatsift.report/1");
+        for threat in report["threats"].as_array().unwrap() {
+            assert!(
+                reported.insert(threat["ip"].as_str().unwrap().to_owned()),
+                "{path:?}: an address in two intervals"
+            );
+        }
+        files += 1;
+    }
+    assert!(
+        files >= 2,
+        "one report per interval with records, and the last one at shutdown"
+    );
+    assert_eq!(
+        reported,
+        record_ips(&records_after),
+        "every published address is in a report"
+    );
+}

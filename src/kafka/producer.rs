@@ -126,8 +126,9 @@ impl OutputPublisher {
     }
 
     /// Delivers one output of the message at `origin`; returns once it has a successful
-    /// delivery report, or once it has been given up (counted and logged).
-    pub async fn deliver(&self, output: Output, origin: &Origin) {
+    /// delivery report, or once it has been given up (counted and logged). Returns the
+    /// record's payload when a threat record reached the output topic (for scheduled reports).
+    pub async fn deliver(&self, output: Output, origin: &Origin) -> Option<Vec<u8>> {
         let mut output = output;
         let mut backoff = RETRY_START;
         loop {
@@ -146,13 +147,16 @@ impl OutputPublisher {
                 .await
             {
                 Ok(_) => {
-                    match output.kind {
+                    return match output.kind {
                         OutputKind::Record(verdict) => {
-                            RecordPublished { verdict }.emit(&self.metrics)
+                            RecordPublished { verdict }.emit(&self.metrics);
+                            Some(std::mem::take(&mut output.payload))
                         }
-                        OutputKind::Dlq(reason) => DlqEntryPublished { reason }.emit(&self.metrics),
-                    }
-                    return;
+                        OutputKind::Dlq(reason) => {
+                            DlqEntryPublished { reason }.emit(&self.metrics);
+                            None
+                        }
+                    };
                 }
                 Err((error, _message)) => error,
             };
@@ -178,7 +182,7 @@ impl OutputPublisher {
                             error: &text,
                         }
                         .emit(&self.metrics);
-                        return;
+                        return None;
                     }
                 }
             }

@@ -7,6 +7,7 @@ pub mod input;
 pub mod model;
 pub mod narrative;
 pub mod render;
+pub mod scheduled;
 
 use std::str::FromStr;
 

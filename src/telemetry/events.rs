@@ -397,3 +397,68 @@ impl CacheSampled {
             .set(entries);
     }
 }
+
+/// A scheduled report was written, or could not be.
+pub struct ScheduledReportWritten<'a> {
+    /// The file.
+    pub path: &'a str,
+    /// Addresses in it.
+    pub records: usize,
+    /// Why it failed.
+    pub error: Option<&'a str>,
+}
+impl ScheduledReportWritten<'_> {
+    /// Counts it; logs the file, or the error.
+    pub fn emit(&self, m: &Metrics) {
+        match self.error {
+            None => {
+                m.reports_written.with_label_values(&["ok"]).inc();
+                info!(
+                    path = self.path,
+                    records = self.records,
+                    "scheduled report written"
+                );
+            }
+            Some(error) => {
+                m.reports_written.with_label_values(&["error"]).inc();
+                warn!(path = self.path, error, "scheduled report not written");
+            }
+        }
+    }
+}
+
+/// A published record could not be kept for the scheduled report (the report task is behind,
+/// or the record did not parse back). The record itself was published.
+pub struct ReportRecordDropped<'a> {
+    /// Why.
+    pub why: &'a str,
+}
+impl ReportRecordDropped<'_> {
+    /// Counts it; warns (rate-limited by the caller's volume: one line per drop is fine here
+    /// because drops mean the report task is stuck).
+    pub fn emit(&self, m: &Metrics) {
+        m.report_records_dropped.inc();
+        warn!(
+            why = self.why,
+            "a published record was left out of the scheduled report"
+        );
+    }
+}
+
+/// The scheduled report's narrative failed; the report was written without it.
+pub struct ReportNarrativeFailed<'a> {
+    /// The error kind.
+    pub kind: &'static str,
+    /// The error.
+    pub error: &'a str,
+}
+impl ReportNarrativeFailed<'_> {
+    /// Warns.
+    pub fn emit(&self) {
+        warn!(
+            kind = self.kind,
+            error = self.error,
+            "report written without the narrative"
+        );
+    }
+}

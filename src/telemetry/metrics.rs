@@ -41,6 +41,10 @@ pub struct Metrics {
     pub feed_entries: IntGaugeVec,
     /// `feed_reloads_total{result}`: feed reload attempts.
     pub feed_reloads: IntCounterVec,
+    /// `reports_written_total{result}`: scheduled reports written (`ok`) or failed (`error`).
+    pub reports_written: IntCounterVec,
+    /// `report_records_dropped_total`: published records left out of a scheduled report.
+    pub report_records_dropped: IntCounter,
     /// `feed_matches_total{feed}`: first sightings listed by a feed.
     pub feed_matches: IntCounterVec,
     /// `enrich_requests_total{provider,status}`: provider lookups by outcome.
@@ -139,6 +143,15 @@ impl Metrics {
                 "feed_reloads_total",
                 "Feed reload attempts by result",
                 &["result"],
+            )?,
+            reports_written: counter_vec(
+                "reports_written_total",
+                "Scheduled reports by result",
+                &["result"],
+            )?,
+            report_records_dropped: counter(
+                "report_records_dropped_total",
+                "Published records left out of a scheduled report",
             )?,
             feed_matches: counter_vec(
                 "feed_matches_total",

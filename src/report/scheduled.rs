@@ -1,0 +1,158 @@
+//! Scheduled reports: every `report.interval`, the report of the records the daemon published
+//! in that interval, written to `report.directory`.
+//!
+//! * In: payloads of threat records that reached the output topic (from the sink, through a
+//!   bounded channel; a full channel is counted as `report_records_dropped_total`, the record
+//!   itself is published regardless).
+//! * Out: one file per interval with at least one record, `threatsift-report-<end>.<ext>`,
+//!   written to a temporary name and renamed, so readers never see half a report; the last,
+//!   partial interval is written at shutdown.
+//! * The latest revision per address is kept, so memory is bounded by the addresses of one
+//!   interval, and at most [`MAX_RECORDS`] of them (more are counted as dropped).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{add_narrative, build::build_report, render_report, ReportFormat};
+use crate::record::{rfc3339, ThreatRecord};
+use crate::settings::ReportSettings;
+use crate::telemetry::events::{
+    ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten,
+};
+use crate::telemetry::Metrics;
+
+/// Addresses kept per interval.
+pub const MAX_RECORDS: usize = 100_000;
+/// Capacity of the channel from the sink.
+pub const CHANNEL_CAPACITY: usize = 10_000;
+
+/// Hands published records to the report task without ever blocking the sink.
+#[derive(Clone)]
+pub struct ReportFeed {
+    sender: mpsc::Sender<Vec<u8>>,
+    metrics: Arc<Metrics>,
+}
+
+impl ReportFeed {
+    /// A feed and the receiver for [`run_scheduled_reports`].
+    pub fn new(metrics: Arc<Metrics>) -> (ReportFeed, mpsc::Receiver<Vec<u8>>) {
+        let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
+        (ReportFeed { sender, metrics }, receiver)
+    }
+
+    /// Offers one published record's payload.
+    pub fn offer(&self, payload: Vec<u8>) {
+        if self.sender.try_send(payload).is_err() {
+            ReportRecordDropped {
+                why: "report task behind (channel full)",
+            }
+            .emit(&self.metrics);
+        }
+    }
+}
+
+/// Collects records and writes a report every `settings.interval` until `stop`, then writes
+/// the last interval's report and returns.
+pub async fn run_scheduled_reports(
+    settings: ReportSettings,
+    mut receiver: mpsc::Receiver<Vec<u8>>,
+    stop: CancellationToken,
+    metrics: Arc<Metrics>,
+) {
+    let format: ReportFormat = settings.format.parse().unwrap_or(ReportFormat::Markdown);
+    let mut ticker = tokio::time::interval(settings.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut records: BTreeMap<String, ThreatRecord> = BTreeMap::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = ticker.tick() => {
+                write_interval(&settings, format, std::mem::take(&mut records), &metrics).await;
+            }
+            received = receiver.recv() => match received {
+                Some(payload) => keep(&mut records, &payload, &metrics),
+                None => break,
+            },
+        }
+    }
+    while let Ok(payload) = receiver.try_recv() {
+        keep(&mut records, &payload, &metrics);
+    }
+    write_interval(&settings, format, records, &metrics).await;
+}
+
+fn keep(records: &mut BTreeMap<String, ThreatRecord>, payload: &[u8], metrics: &Metrics) {
+    let Ok(record) = super::input::parse_record(payload) else {
+        ReportRecordDropped {
+            why: "published record did not parse back",
+        }
+        .emit(metrics);
+        return;
+    };
+    if records.len() >= MAX_RECORDS && !records.contains_key(&record.ip) {
+        ReportRecordDropped {
+            why: "more addresses in one interval than report.MAX_RECORDS",
+        }
+        .emit(metrics);
+        return;
+    }
+    match records.get(&record.ip) {
+        Some(kept)
+            if (kept.revision, &kept.generated_at) >= (record.revision, &record.generated_at) => {}
+        _ => {
+            records.insert(record.ip.clone(), record);
+        }
+    }
+}
+
+async fn write_interval(
+    settings: &ReportSettings,
+    format: ReportFormat,
+    records: BTreeMap<String, ThreatRecord>,
+    metrics: &Metrics,
+) {
+    if records.is_empty() {
+        return;
+    }
+    let end = rfc3339(SystemTime::now());
+    let count = records.len();
+    let mut report = build_report(records.into_values().collect(), Some(&end[..10]));
+    if let Some(error) = add_narrative(&mut report, &settings.narrative).await {
+        ReportNarrativeFailed {
+            kind: error.kind(),
+            error: &error.to_string(),
+        }
+        .emit();
+    }
+    let name = format!(
+        "threatsift-report-{}.{}",
+        end.replace(':', ""),
+        format.extension()
+    );
+    let path = Path::new(&settings.directory).join(name);
+    let text = render_report(&report, format);
+    let result = write_atomically(&path, text.as_bytes());
+    let shown = path.display().to_string();
+    ScheduledReportWritten {
+        path: &shown,
+        records: count,
+        error: result.as_ref().err().map(String::as_str),
+    }
+    .emit(metrics);
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let temporary: PathBuf = path.with_extension("partial");
+    std::fs::write(&temporary, bytes)
+        .map_err(|e| format!("cannot write {}: {e}", temporary.display()))?;
+    std::fs::rename(&temporary, path)
+        .map_err(|e| format!("cannot rename to {}: {e}", path.display()))
+}
