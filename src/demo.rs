@@ -1,6 +1,6 @@
 //! `threatsift demo`: the real pipeline (the same `app::run` as the daemon) against librdkafka's
 //! in-process mock cluster, fed with the bundled sample events and blocklist. No network, no
-//! setup; it prints the threat records and a summary and exits.
+//! setup; it prints the threat records, the report and a summary and exits.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -130,6 +130,14 @@ async fn run_with_cluster(
     for record in &records {
         writeln!(out, "{}", serde_json::to_string(record)?)?;
     }
+    // The report analysts read, from the same records (`threatsift report` does the same).
+    let report = crate::report::build::build_report(records.clone(), None);
+    writeln!(out)?;
+    write!(
+        out,
+        "{}",
+        crate::report::render_report(&report, crate::report::ReportFormat::Markdown)
+    )?;
     let demo = DemoSummary {
         events,
         records,

@@ -1068,13 +1068,15 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_debug_and_output() {
         let settings = Settings::from_toml_overrides(
-            "[kafka]\nsasl_password = \"hunter2-secret\"\n[providers.otx]\napi_key = \"k-123456\"\n",
+            "[kafka]\nsasl_password = \"hunter2-secret\"\n[providers.otx]\napi_key = \"k-123456\"\n\
+             [report.narrative]\napi_key = \"sk-narrative-777\"\n",
         )
         .expect("loads");
         let rendered = settings.to_redacted_toml();
         let debug = format!("{settings:?}");
         for text in [&rendered, &debug] {
             assert!(!text.contains("hunter2-secret") && !text.contains("k-123456"));
+            assert!(!text.contains("sk-narrative-777"));
         }
         assert!(rendered.contains("<redacted>"));
         assert_eq!(settings.kafka.sasl_password.expose(), "hunter2-secret");

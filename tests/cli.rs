@@ -51,6 +51,17 @@ fn demo_prints_a_schema_valid_record_for_every_blocklisted_ip() {
     );
     assert!(stdout.contains("== threatsift demo summary =="), "{stdout}");
     assert!(
+        stdout.contains(&format!(
+            "Summary: Found {} suspicious IP addresses.",
+            expected.len()
+        )),
+        "the demo prints the report: {stdout}"
+    );
+    assert!(
+        stdout.contains("Actionable Intelligence Report"),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains("dead-letter queue: 3 unparseable lines"),
         "{stdout}"
     );
