@@ -250,7 +250,11 @@ pub async fn run(
     // The last interval's report holds every record the sink published.
     report_stop.cancel();
     if let Some(task) = report_task {
-        let _ = timeout(Duration::from_secs(30), task).await;
+        // Room for the last report's narrative call (bounded by its own timeout) and a write.
+        let wait = settings.report.narrative.timeout + Duration::from_secs(10);
+        if timeout(wait, task).await.is_err() {
+            warn!("the last scheduled report was not finished in time");
+        }
     }
     // Flush, commit and leave the group, each bounded by what is left of the deadline (at
     // least a moment, so a drain that used it all still commits what is finished).

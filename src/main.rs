@@ -40,7 +40,6 @@ enum Command {
         #[arg(long, env = "THREATSIFT_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Parse raw events, one per line, and print the addresses found, one JSON object per line.
     /// Write the Threat Report and the Actionable Intelligence Report of threat records.
     Report {
         /// JSON Lines file of threat records (`-` for standard input).
@@ -65,7 +64,7 @@ enum Command {
         #[arg(long, env = "THREATSIFT_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Formats: see `parse.topic_formats` in config/default.toml and the README.
+    /// Parse raw events, one per line, and print the addresses found, one JSON object per line.
     Parse {
         /// Read every line as this format instead of detecting it.
         #[arg(long)]

@@ -1,13 +1,15 @@
 //! Build: threat records → [`Report`]. Pure and deterministic.
 //!
 //! * In: records in any order, possibly several revisions per address; the report date.
-//! * Out: the latest revision per address (highest `revision`, then newest `generated_at`),
+//! * Out: the latest revision per address (newest `generated_at`, then highest `revision`:
+//!   revision numbers restart with the daemon's memory, times do not),
 //!   ranked by score, then severity, then address; actions chosen by rules from verdict,
 //!   roles and the device's action; data gaps from every provider status that is not an
 //!   answer.
 //! * Rules for actions:
-//!   - malicious, and the device let it through (or did not say): **Block** now (inbound from a
-//!     source, outbound to a destination);
+//!   - malicious with high or critical severity, and the device let it through (or did not
+//!     say): **Block** now (inbound from a source, outbound to a destination);
+//!   - malicious below high severity (possible with custom bands): follow up, **Investigate**;
 //!   - malicious, already denied by the device: follow up, **Monitor** that the block holds;
 //!   - suspicious: follow up, **Investigate** with the strongest evidence;
 //!   - anything weaker: follow up, **Monitor**.
@@ -22,21 +24,15 @@ use super::model::{
     priority, Action, ActionKind, DataGap, Report, SeenIn, ThreatEntry, VirusTotalStats,
 };
 
-/// Device actions that mean the traffic was stopped.
-const DENIED: [&str; 12] = [
-    "deny",
-    "denied",
-    "drop",
-    "dropped",
-    "block",
-    "blocked",
-    "reject",
-    "rejected",
-    "reset",
-    "close-deny",
-    "server-rst",
-    "discard",
-];
+/// Words in a device's action that mean the traffic was stopped (`deny`, `drop`, `reset-both`,
+/// `RT_FLOW_SESSION_DENY`, `blocked`, …), matched case-insensitively anywhere in the action.
+const DENIED: [&str; 6] = ["deny", "denied", "drop", "block", "reject", "reset"];
+
+/// Whether the device's action stopped the traffic.
+fn was_denied(action: &str) -> bool {
+    let action = action.to_ascii_lowercase();
+    DENIED.iter().any(|word| action.contains(word)) || action == "discard"
+}
 
 /// Keeps the latest revision of each address.
 pub fn latest_revisions(records: Vec<ThreatRecord>) -> Vec<ThreatRecord> {
@@ -44,8 +40,8 @@ pub fn latest_revisions(records: Vec<ThreatRecord>) -> Vec<ThreatRecord> {
     for record in records {
         match latest.get(&record.ip) {
             Some(kept)
-                if (kept.revision, &kept.generated_at)
-                    >= (record.revision, &record.generated_at) => {}
+                if (&kept.generated_at, kept.revision)
+                    >= (&record.generated_at, record.revision) => {}
             _ => {
                 latest.insert(record.ip.clone(), record);
             }
@@ -273,7 +269,7 @@ fn executive_summary(
         top.score, top.ip, top.indicator
     ));
     match immediate.len() {
-        0 => text.push_str(" No address needs an immediate block."),
+        0 => text.push_str(" On the data available, no address calls for an immediate block."),
         1 => text.push_str(" 1 address needs an immediate block."),
         n => text.push_str(&format!(" {n} addresses need an immediate block.")),
     }
@@ -303,11 +299,7 @@ fn actions(threats: &[ThreatEntry]) -> (Vec<Action>, Vec<Action>) {
             (None, Some(p)) => p.clone(),
             (None, None) => format!("the {} log", threat.seen_in.format),
         };
-        let denied = threat
-            .seen_in
-            .action
-            .as_deref()
-            .is_some_and(|a| DENIED.iter().any(|d| d.eq_ignore_ascii_case(a)));
+        let denied = threat.seen_in.action.as_deref().is_some_and(was_denied);
         let inbound = threat
             .roles
             .iter()
@@ -325,6 +317,16 @@ fn actions(threats: &[ThreatEntry]) -> (Vec<Action>, Vec<Action>) {
                     "Already denied by {device} when first seen ({}); confirm the block covers \
                      every site and watch for further attempts.",
                     threat.seen_in.action.as_deref().unwrap_or("deny")
+                ),
+            }),
+            // A malicious verdict below high severity (bands set that way): look before blocking.
+            Verdict::Malicious if !threat.critical => follow_up.push(Action {
+                kind: ActionKind::Investigate,
+                ip: threat.ip.clone(),
+                text: format!(
+                    "Investigate {} before blocking: malicious but only {} severity: {strongest}.",
+                    threat.ip,
+                    severity_word(threat.severity)
                 ),
             }),
             Verdict::Malicious => immediate.push(Action {
@@ -579,6 +581,51 @@ mod tests {
                 ("198.51.100.10", ActionKind::Monitor)
             ]
         );
+    }
+
+    #[test]
+    fn stopped_traffic_and_lower_severity_are_not_blocked_now() {
+        let mut reset = record("203.0.113.31", 80, Verdict::Malicious, Severity::High);
+        reset.observed.action = Some("reset-both".into());
+        let mut srx = record("203.0.113.32", 80, Verdict::Malicious, Severity::High);
+        srx.observed.action = Some("RT_FLOW_SESSION_DENY".into());
+        let medium = record("203.0.113.33", 75, Verdict::Malicious, Severity::Medium);
+        let report = build_report(vec![reset, srx, medium], None);
+        assert!(
+            report.immediate_actions.is_empty(),
+            "{:?}",
+            report.immediate_actions
+        );
+        let kinds: Vec<(&str, ActionKind)> = report
+            .follow_up_actions
+            .iter()
+            .map(|a| (a.ip.as_str(), a.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("203.0.113.33", ActionKind::Investigate),
+                ("203.0.113.31", ActionKind::Monitor),
+                ("203.0.113.32", ActionKind::Monitor)
+            ]
+        );
+        assert!(!report
+            .executive_summary
+            .contains("needs an immediate block"));
+    }
+
+    #[test]
+    fn the_newest_record_wins_even_with_a_lower_revision() {
+        // Revision numbers restart with the daemon; times do not.
+        let mut before = record("203.0.113.40", 90, Verdict::Malicious, Severity::Critical);
+        before.revision = 3;
+        before.generated_at = "2026-11-23T10:00:00Z".into();
+        let mut after = record("203.0.113.40", 35, Verdict::Suspicious, Severity::Low);
+        after.revision = 1;
+        after.generated_at = "2026-11-23T11:00:00Z".into();
+        let report = build_report(vec![after, before], None);
+        assert_eq!(report.threats.len(), 1);
+        assert_eq!(report.threats[0].score, 35);
     }
 
     #[test]

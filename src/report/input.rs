@@ -149,7 +149,14 @@ pub fn read_topic(
             .offsets_for_times(assignment, timeout)
             .map_err(kafka)?;
         for element in assignment.elements() {
-            if element.offset() == Offset::End {
+            if let Err(e) = element.error() {
+                return Err(InputError::Kafka(format!(
+                    "topic {topic} partition {}: cannot find the offset for --since: {e}",
+                    element.partition()
+                )));
+            }
+            // No message at or after that time: nothing to read there.
+            if matches!(element.offset(), Offset::End | Offset::Invalid) {
                 ends.retain(|&(p, _, _)| p != element.partition());
             }
         }
@@ -158,17 +165,39 @@ pub fn read_topic(
     let mut remaining: Vec<(i32, i64)> = ends.iter().map(|&(p, _, high)| (p, high)).collect();
     // Gives up only when nothing arrives for a whole minute, however long the topic.
     let mut deadline = Instant::now() + Duration::from_secs(60);
+    let mut last_error: Option<String> = None;
     while !remaining.is_empty() {
         if Instant::now() > deadline {
             return Err(InputError::Kafka(format!(
-                "topic {topic}: no progress for 60 s while reading partitions {:?}",
-                remaining.iter().map(|(p, _)| p).collect::<Vec<_>>()
+                "topic {topic}: no progress for 60 s while reading partitions {:?}{}",
+                remaining.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+                last_error
+                    .as_deref()
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
             )));
         }
         let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            // A transaction's control record at the end is never delivered: the position
+            // tells that the partition is read to its end all the same.
+            if let Ok(positions) = consumer.position() {
+                remaining.retain(|&(partition, high)| {
+                    let at = positions
+                        .find_partition(topic, partition)
+                        .and_then(|p| p.offset().to_raw());
+                    !at.is_some_and(|at| at >= high)
+                });
+            }
             continue;
         };
-        let message = message.map_err(kafka)?;
+        // Transient errors (a broker restarting) are retried until the no-progress deadline.
+        let message = match message {
+            Ok(message) => message,
+            Err(e) => {
+                last_error = Some(e.to_string());
+                continue;
+            }
+        };
         deadline = Instant::now() + Duration::from_secs(60);
         let (partition, offset) = (message.partition(), message.offset());
         let Some(slot) = remaining.iter().position(|&(p, _)| p == partition) else {

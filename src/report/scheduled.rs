@@ -69,22 +69,28 @@ pub async fn run_scheduled_reports(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut records: BTreeMap<String, ThreatRecord> = BTreeMap::new();
+    // Writing (and the narrative call) runs beside the loop, so the channel keeps draining.
+    let mut writes = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = ticker.tick() => {
-                write_interval(&settings, format, std::mem::take(&mut records), &metrics).await;
+                let interval = std::mem::take(&mut records);
+                let (settings, metrics) = (settings.clone(), metrics.clone());
+                writes.spawn(async move { write_interval(&settings, format, interval, &metrics).await });
             }
             received = receiver.recv() => match received {
                 Some(payload) => keep(&mut records, &payload, &metrics),
                 None => break,
             },
         }
+        while writes.try_join_next().is_some() {}
     }
     while let Ok(payload) = receiver.try_recv() {
         keep(&mut records, &payload, &metrics);
     }
     write_interval(&settings, format, records, &metrics).await;
+    while writes.join_next().await.is_some() {}
 }
 
 fn keep(records: &mut BTreeMap<String, ThreatRecord>, payload: &[u8], metrics: &Metrics) {
@@ -104,7 +110,7 @@ fn keep(records: &mut BTreeMap<String, ThreatRecord>, payload: &[u8], metrics: &
     }
     match records.get(&record.ip) {
         Some(kept)
-            if (kept.revision, &kept.generated_at) >= (record.revision, &record.generated_at) => {}
+            if (&kept.generated_at, kept.revision) >= (&record.generated_at, record.revision) => {}
         _ => {
             records.insert(record.ip.clone(), record);
         }
@@ -130,12 +136,11 @@ async fn write_interval(
         }
         .emit();
     }
-    let name = format!(
-        "threatsift-report-{}.{}",
-        end.replace(':', ""),
-        format.extension()
+    let path = unused_path(
+        &settings.directory,
+        &end.replace(':', ""),
+        format.extension(),
     );
-    let path = Path::new(&settings.directory).join(name);
     let text = render_report(&report, format);
     let result = write_atomically(&path, text.as_bytes());
     let shown = path.display().to_string();
@@ -147,10 +152,30 @@ async fn write_interval(
     .emit(metrics);
 }
 
+/// `threatsift-report-<stamp>.<ext>`, or `…-<stamp>-2.<ext>` and so on when a report of the
+/// same second (the shutdown write right after a tick, another daemon) already has that name:
+/// a report never replaces another.
+fn unused_path(directory: &str, stamp: &str, extension: &str) -> PathBuf {
+    let dir = Path::new(directory);
+    let mut path = dir.join(format!("threatsift-report-{stamp}.{extension}"));
+    let mut n = 2;
+    while path.exists() {
+        path = dir.join(format!("threatsift-report-{stamp}-{n}.{extension}"));
+        n += 1;
+    }
+    path
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let temporary: PathBuf = path.with_extension("partial");
+    if path.exists() {
+        return Err(format!(
+            "{} appeared meanwhile; not replacing it",
+            path.display()
+        ));
+    }
     std::fs::write(&temporary, bytes)
         .map_err(|e| format!("cannot write {}: {e}", temporary.display()))?;
     std::fs::rename(&temporary, path)

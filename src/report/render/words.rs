@@ -15,7 +15,7 @@ pub(super) const ACTIONABLE_TITLE: &str = "Actionable Intelligence Report";
 /// Said when no entry is critical.
 pub(super) const NO_CRITICAL: &str = "No address reached high or critical severity.";
 /// Said when there is nothing to do now.
-pub(super) const NO_IMMEDIATE: &str = "No immediate actions: no malicious address was let through.";
+pub(super) const NO_IMMEDIATE: &str = "No immediate actions: no address reached the malicious threshold with high severity on the data available, or the devices already denied it.";
 /// Said when there is nothing to do next.
 pub(super) const NO_FOLLOW_UP: &str = "No follow-up actions.";
 /// Said when no provider left a gap.
