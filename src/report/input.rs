@@ -185,7 +185,7 @@ pub fn read_topic(
                     let at = positions
                         .find_partition(topic, partition)
                         .and_then(|p| p.offset().to_raw());
-                    !at.is_some_and(|at| at >= high)
+                    at.is_none_or(|at| at < high)
                 });
             }
             continue;
