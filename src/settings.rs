@@ -531,6 +531,8 @@ pub struct ScoringSettings {
     pub virustotal_negative_reputation: u32,
     /// Percentage of the AbuseIPDB confidence score that counts as points.
     pub abuseipdb_confidence_percent: u32,
+    /// Points per 10 AbuseIPDB reports (`total_reports`), within `abuseipdb_max`.
+    pub abuseipdb_per_10_reports: u32,
     /// Most points AbuseIPDB adds.
     pub abuseipdb_max: u32,
     /// Points for a GreyNoise `malicious` classification.
@@ -551,7 +553,7 @@ pub struct ScoringSettings {
 
 impl ScoringSettings {
     /// The point values, by key, for the 0–100 check.
-    fn points(&self) -> [(&'static str, u32); 19] {
+    fn points(&self) -> [(&'static str, u32); 20] {
         [
             ("malicious_at", self.malicious_at),
             ("suspicious_at", self.suspicious_at),
@@ -576,6 +578,7 @@ impl ScoringSettings {
                 "abuseipdb_confidence_percent",
                 self.abuseipdb_confidence_percent,
             ),
+            ("abuseipdb_per_10_reports", self.abuseipdb_per_10_reports),
             ("abuseipdb_max", self.abuseipdb_max),
             ("greynoise_malicious", self.greynoise_malicious),
             ("greynoise_suspicious", self.greynoise_suspicious),

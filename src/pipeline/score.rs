@@ -256,7 +256,12 @@ impl ScoringModel {
             return;
         };
         let confidence = confidence.min(100);
+        let reports = facts
+            .get("total_reports")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let points = (confidence * u64::from(w.abuseipdb_confidence_percent) / 100)
+            .saturating_add((reports / 10).saturating_mul(u64::from(w.abuseipdb_per_10_reports)))
             .min(u64::from(w.abuseipdb_max));
         let detail = match facts.get("total_reports").and_then(Value::as_u64) {
             Some(1) => format!("abuse confidence {confidence}%, 1 report"),
@@ -440,8 +445,14 @@ mod tests {
             ("virustotal", vt(0, 0, 5), vec![]),
             (
                 "abuseipdb",
-                json!({"abuse_confidence_score": 80, "total_reports": 120}),
-                vec![("abuseipdb", "abuse confidence 80%, 120 reports", 40)],
+                json!({"abuse_confidence_score": 80, "total_reports": 60}),
+                vec![("abuseipdb", "abuse confidence 80%, 60 reports", 46)],
+            ),
+            (
+                // The report count counts too, within the cap.
+                "abuseipdb",
+                json!({"abuse_confidence_score": 0, "total_reports": 35}),
+                vec![("abuseipdb", "abuse confidence 0%, 35 reports", 3)],
             ),
             (
                 "abuseipdb",
