@@ -1,17 +1,23 @@
 //! Threat intelligence: local feeds (in [`feeds`]) and the seam remote providers plug into.
 //!
 //! A remote provider is one module implementing [`Provider`] plus one registration line; its
-//! answer becomes the provider's `intel` entry and, only when the status is `ok`, reasons that
-//! change the score. Errors map to a status (design §3) and are never evidence.
+//! answer becomes the provider's `intel` entry. Scoring derives reasons from the facts of `ok`
+//! entries only. Errors map to a status (design §3) and are never evidence.
+//!
+//! Remote providers so far: [`virustotal`] and [`abuseipdb`], on the shared client code in
+//! [`http`]. They are not wired into the daemon yet.
 
+pub mod abuseipdb;
 pub mod feeds;
+pub mod http;
+pub mod virustotal;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use futures::future::BoxFuture;
 
-use crate::record::{Network, ProviderIntel, ProviderStatus, Reason};
+use crate::record::{Network, ProviderIntel, ProviderStatus};
 use crate::settings::ProvidersSettings;
 
 /// A provider's answer about one address.
@@ -19,10 +25,8 @@ use crate::settings::ProvidersSettings;
 pub enum Lookup {
     /// The provider knows the address.
     Found {
-        /// Facts for the record's `intel.<provider>` entry.
+        /// Facts for the record's `intel.<provider>` entry; scoring reads them.
         facts: serde_json::Map<String, serde_json::Value>,
-        /// Evidence that changes the score.
-        reasons: Vec<Reason>,
         /// Network facts, where the provider has them.
         network: Network,
     },
@@ -92,29 +96,20 @@ pub trait Provider: Send + Sync {
     fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>>;
 }
 
-/// Turns a lookup result into the record's `intel` entry and the reasons it contributes.
-/// Only `ok` contributes reasons; an error contributes none.
-pub fn intel_entry(result: &Result<Lookup, ProviderError>) -> (ProviderIntel, Vec<Reason>) {
+/// Turns a lookup result into the record's `intel` entry. Only `ok` carries facts; an error
+/// carries its status and a short detail.
+pub fn intel_entry(result: &Result<Lookup, ProviderError>) -> ProviderIntel {
     match result {
-        Ok(Lookup::Found { facts, reasons, .. }) => (
-            ProviderIntel {
-                status: ProviderStatus::Ok,
-                detail: None,
-                facts: facts.clone(),
-            },
-            reasons.clone(),
+        Ok(Lookup::Found { facts, .. }) => ProviderIntel {
+            status: ProviderStatus::Ok,
+            detail: None,
+            facts: facts.clone(),
+        },
+        Ok(Lookup::NotFound) => ProviderIntel::status(
+            ProviderStatus::NotFound,
+            "no information about this address",
         ),
-        Ok(Lookup::NotFound) => (
-            ProviderIntel::status(
-                ProviderStatus::NotFound,
-                "no information about this address",
-            ),
-            Vec::new(),
-        ),
-        Err(error) => (
-            ProviderIntel::status(error.status(), error.to_string()),
-            Vec::new(),
-        ),
+        Err(error) => ProviderIntel::status(error.status(), error.to_string()),
     }
 }
 
@@ -155,13 +150,30 @@ mod tests {
             ProviderError::InvalidResponse("html".into()),
         ];
         for error in errors {
-            let (entry, reasons) = intel_entry(&Err(error.clone()));
-            assert!(reasons.is_empty());
+            let entry = intel_entry(&Err(error.clone()));
+            assert!(entry.facts.is_empty());
             assert_eq!(entry.status, error.status());
+            assert_eq!(entry.detail, Some(error.to_string()));
             assert!(!entry.status.is_answer());
             assert_eq!(error.kind(), serde_json::to_value(error.status()).unwrap());
         }
-        let (entry, reasons) = intel_entry(&Ok(Lookup::NotFound));
-        assert_eq!((entry.status, reasons.len()), (ProviderStatus::NotFound, 0));
+        let entry = intel_entry(&Ok(Lookup::NotFound));
+        assert_eq!(
+            (entry.status, entry.facts.len()),
+            (ProviderStatus::NotFound, 0)
+        );
+    }
+
+    #[test]
+    fn found_carries_the_facts_and_no_detail() {
+        let mut facts = serde_json::Map::new();
+        facts.insert("reputation".into(), serde_json::json!(-11));
+        let entry = intel_entry(&Ok(Lookup::Found {
+            facts: facts.clone(),
+            network: Network::default(),
+        }));
+        assert_eq!(entry.status, ProviderStatus::Ok);
+        assert_eq!(entry.detail, None);
+        assert_eq!(entry.facts, facts);
     }
 }
