@@ -692,6 +692,23 @@ async fn a_key_echoed_by_the_server_is_redacted() {
 }
 
 #[tokio::test]
+async fn redirects_are_not_followed_so_the_key_never_travels() {
+    let (elsewhere, seen_elsewhere) = mock(json_answer(200, vt_full_report())).await;
+    let location: &'static str =
+        Box::leak(format!("{elsewhere}/api/v3/ip_addresses/203.0.113.45").into_boxed_str());
+    let mut redirect = json_answer(302, json!({}));
+    redirect.headers = vec![("location", location)];
+    let error = error_of(vt(redirect.clone(), VT_KEY, "203.0.113.45").await.0);
+    assert_eq!(
+        error.to_string(),
+        "invalid response: HTTP 302 redirect, not followed (the API key is never sent elsewhere)"
+    );
+    let error = error_of(abuse(redirect, ABUSE_KEY, "203.0.113.45").await.0);
+    assert_eq!(error.kind(), "invalid_response");
+    assert!(seen_elsewhere.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_bad_base_url_is_a_settings_error_naming_the_key() {
     let error =
         VirusTotal::new(&settings("ftp://127.0.0.1", VT_KEY, Duration::from_secs(1))).unwrap_err();

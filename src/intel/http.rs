@@ -1,6 +1,8 @@
 //! Shared HTTP plumbing for the remote providers.
 //!
-//! * [`client`] builds one reqwest client per provider with the configured timeout.
+//! * [`client`] builds one reqwest client per provider with the configured timeout. It follows
+//!   no redirects: reqwest strips only standard auth headers on a cross-host redirect, so a
+//!   custom key header (`x-apikey`, `Key`) would travel to wherever a `Location` points.
 //! * [`path_segment`] / [`query_value`] put an address into a URL. IPv6 colons stay literal in a
 //!   path segment (RFC 3986 `pchar` allows `:`; VirusTotal's own `links.self` shows them so) and
 //!   become `%3A` in a query value (AbuseIPDB documents URL-encoding IPv6 in `ipAddress`).
@@ -30,10 +32,12 @@ const MAX_MESSAGE_CHARS: usize = 120;
 /// Connect timeout ceiling: a provider that cannot be reached in this long is unavailable.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A reqwest client for one provider: total timeout as configured, connect timeout at most 5 s.
+/// A reqwest client for one provider: total timeout as configured, connect timeout at most 5 s,
+/// no redirects followed (a 3xx is an invalid response).
 pub fn client(provider: &str, timeout: Duration) -> Result<reqwest::Client, SettingsError> {
     reqwest::Client::builder()
         .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
         .user_agent(concat!("threatsift/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -185,6 +189,11 @@ pub async fn fetch_json(
             )));
         }
         bytes.extend_from_slice(&chunk);
+    }
+    if (300..400).contains(&status) {
+        return Err(ProviderError::InvalidResponse(format!(
+            "HTTP {status} redirect, not followed (the API key is never sent elsewhere)"
+        )));
     }
     let html = content_type.contains("html") || looks_like_html(&bytes);
     if status >= 500 {

@@ -94,6 +94,7 @@ fn classify_error(reply: &Reply, key: &Secret) -> Result<Lookup, ProviderError> 
         .and_then(Value::as_str)
         .map(|m| http::provider_text(m, key))
         .unwrap_or_default();
+    let limits = reply.limits.suffix();
     let no_key = if !key.is_empty() {
         ""
     } else {
@@ -115,13 +116,13 @@ fn classify_error(reply: &Reply, key: &Secret) -> Result<Lookup, ProviderError> 
             "the key lacks the privilege for IP reports (ForbiddenError)".to_owned(),
         ),
         // Reference §10: QuotaExceededError is a spent minute/daily/monthly quota.
-        "QuotaExceededError" => ProviderError::QuotaExhausted(
-            "VirusTotal quota exceeded (QuotaExceededError); the daily quota resets at 00:00 UTC"
-                .to_owned(),
-        ),
-        "TooManyRequestsError" => ProviderError::RateLimited(
-            "VirusTotal throttled the request (TooManyRequestsError)".to_owned(),
-        ),
+        "QuotaExceededError" => ProviderError::QuotaExhausted(format!(
+            "VirusTotal quota exceeded (QuotaExceededError); the daily quota resets at 00:00 UTC\
+             {limits}"
+        )),
+        "TooManyRequestsError" => ProviderError::RateLimited(format!(
+            "VirusTotal throttled the request (TooManyRequestsError){limits}"
+        )),
         "" => http::by_status("VirusTotal", reply, " without an error code"),
         code => {
             let what = if message.is_empty() {
@@ -148,7 +149,7 @@ fn ip_report(body: &Map<String, Value>) -> Result<Lookup, ProviderError> {
             .get(key)
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
+            .map(http::short_message)
     };
     let asn = attributes
         .get("asn")
