@@ -719,3 +719,66 @@ async fn a_bad_base_url_is_a_settings_error_naming_the_key() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn default_settings_reach_the_documented_paths_and_scoring_reads_the_facts() {
+    use std::collections::BTreeMap;
+    use threatsift::pipeline::score::{EvidenceInput, ScoringModel};
+    use threatsift::settings::Settings;
+
+    let mut settings = Settings::from_toml_overrides("").unwrap();
+    assert_eq!(
+        settings.providers.greynoise.base_url,
+        "https://api.greynoise.io/v3/community"
+    );
+    assert_eq!(
+        settings.providers.otx.base_url,
+        "https://otx.alienvault.com/api/v1"
+    );
+    let gn_body = json!({"ip": "203.0.113.45", "noise": true, "riot": false,
+        "classification": "malicious", "last_seen": "2026-01-04", "message": "Success"});
+    let (gn_url, gn_seen) = mock(json_answer(200, gn_body)).await;
+    let otx_body = otx_general(vec![otx_pulse("SSH honeypot attackers")], 7, json!([]));
+    let (otx_url, otx_seen) = mock(json_answer(200, otx_body)).await;
+    settings.providers.greynoise.base_url = format!("{gn_url}/v3/community");
+    settings.providers.otx.base_url = format!("{otx_url}/api/v1");
+    let gn = GreyNoise::new(&settings.providers.greynoise).unwrap();
+    let otx = Otx::new(&settings.providers.otx).unwrap();
+
+    let address = ip("203.0.113.45");
+    let mut intel = BTreeMap::new();
+    intel.insert(
+        "greynoise".to_owned(),
+        intel_entry(&gn.lookup(address).await),
+    );
+    intel.insert("otx".to_owned(), intel_entry(&otx.lookup(address).await));
+    assert_eq!(
+        gn_seen.lock().unwrap()[0].path_and_query,
+        "/v3/community/203.0.113.45"
+    );
+    assert_eq!(
+        otx_seen.lock().unwrap()[0].path_and_query,
+        "/api/v1/indicators/IPv4/203.0.113.45/general"
+    );
+
+    let model = ScoringModel::new(&settings.scoring, &settings.feeds);
+    let reasons = model.evidence(&EvidenceInput {
+        feed_matches: &[],
+        intel: &intel,
+        threat: None,
+        reporter: None,
+        sightings: 1,
+    });
+    let reasons: Vec<(&str, &str)> = reasons
+        .iter()
+        .map(|r| (r.source.as_str(), r.detail.as_str()))
+        .collect();
+    assert!(
+        reasons.contains(&("greynoise", "GreyNoise classifies it malicious")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&("otx", "listed in 7 OTX pulses")),
+        "{reasons:?}"
+    );
+}
