@@ -9,7 +9,9 @@
 
 pub mod abuseipdb;
 pub mod feeds;
+pub mod greynoise;
 pub mod http;
+pub mod otx;
 pub mod virustotal;
 
 use std::collections::BTreeMap;
