@@ -10,6 +10,8 @@
 pub mod abuseipdb;
 pub mod feeds;
 pub mod http;
+pub mod mmdb;
+pub mod talos;
 pub mod virustotal;
 
 use std::collections::BTreeMap;
