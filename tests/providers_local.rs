@@ -366,6 +366,27 @@ fn mmdb_settings_errors_name_the_path() {
     assert_eq!(mmdb::split_paths("a.mmdb,b.mmdb").len(), 2);
 }
 
+#[tokio::test]
+async fn mmdb_undecodable_record_is_invalid_response_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("odd.mmdb");
+    write(
+        &path,
+        &mmdb_writer::build(4, "Odd", &[("203.0.113.0/24", json!("not a map"))]),
+    );
+    let provider = Mmdb::open(vec![path]).expect("readable");
+    let result = provider.lookup(ip("203.0.113.45")).await;
+    let error = result.clone().expect_err("undecodable");
+    assert_eq!(error.kind(), "invalid_response");
+    assert!(error.to_string().contains("odd.mmdb"), "{error}");
+    assert!(intel_entry(&result).facts.is_empty());
+    // Elsewhere in the same file: nothing held, an answer.
+    assert_eq!(
+        provider.lookup(ip("198.51.100.1")).await,
+        Ok(Lookup::NotFound)
+    );
+}
+
 #[test]
 fn generated_databases_pass_the_crate_verifier() {
     for db in [asn_db(64500), country_db()] {
@@ -459,7 +480,7 @@ mod mmdb_writer {
         nodes[node][usize::from(*last)] = Child::Data(offset);
     }
 
-    const POINTER_STRING: u8 = 2;
+    const UTF8_STRING: u8 = 2;
     const DOUBLE: u8 = 3;
     const UINT16: u8 = 5;
     const UINT32: u8 = 6;
@@ -487,7 +508,7 @@ mod mmdb_writer {
     }
 
     fn string(out: &mut Vec<u8>, text: &str) {
-        control(out, POINTER_STRING, text.len());
+        control(out, UTF8_STRING, text.len());
         out.extend_from_slice(text.as_bytes());
     }
 

@@ -16,8 +16,9 @@
 //!   `as_org` and `country`. An address that no file holds, or whose records have none of
 //!   these fields, is `NotFound`. An IPv6 address asked of an IPv4-only file counts as not held
 //!   by that file. IPv4-mapped IPv6 is looked up as IPv4.
-//! * **Errors:** a record that does not decode (a corrupt file) is `invalid_response`, naming
-//!   the file.
+//!   Text values are cut to one line of at most 120 characters.
+//! * **Errors:** a record that does not decode (a corrupt file, or one of another kind whose
+//!   records are not maps) is `invalid_response`, naming the file.
 //! * **Reload:** [`Mmdb::reload_if_changed`] re-reads all files when any file's modification
 //!   time, length or inode changed, and swaps them in only when every file loads; otherwise
 //!   the old databases stay in use. Blocking I/O: call it off the async runtime, like
@@ -115,12 +116,18 @@ impl Answer {
             }
         }
         if self.as_org.is_none() {
+            // Bounded like the remote providers' text facts: the file is not ours.
             self.as_org = record
                 .autonomous_system_organization
-                .filter(|org| !org.trim().is_empty());
+                .map(|org| super::http::short_message(&org))
+                .filter(|org| !org.is_empty());
         }
         if self.country.is_none() {
-            let iso = |c: Option<MmdbCountry>| c.and_then(|c| c.iso_code).filter(|c| !c.is_empty());
+            let iso = |c: Option<MmdbCountry>| {
+                c.and_then(|c| c.iso_code)
+                    .map(|code| super::http::short_message(&code))
+                    .filter(|code| !code.is_empty())
+            };
             if let Some(code) = iso(record.country) {
                 self.country = Some(code);
                 self.country_source = Some("country");
