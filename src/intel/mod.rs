@@ -11,7 +11,9 @@ pub mod abuseipdb;
 pub mod feeds;
 pub mod greynoise;
 pub mod http;
+pub mod mmdb;
 pub mod otx;
+pub mod talos;
 pub mod virustotal;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,576 @@
+//! The local providers: Cisco Talos (a list file, or disabled) and MaxMind DB files.
+//!
+//! The `.mmdb` databases are generated here by a minimal MaxMind DB writer ([`mmdb_writer`]:
+//! search tree with 24-bit records, data section, metadata), never downloaded. Talos is checked
+//! to make no network request: a listening socket is configured as its `base_url` and must see
+//! no connection.
+
+use std::net::{IpAddr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use threatsift::intel::mmdb::{self, Mmdb};
+use threatsift::intel::talos::{self, Talos};
+use threatsift::intel::{intel_entry, unqueried_provider_entries, Lookup, Provider, ProviderError};
+use threatsift::record::ProviderStatus;
+use threatsift::settings::{ProviderSettings, Secret, Settings};
+
+fn settings(path: &str, base_url: &str) -> ProviderSettings {
+    ProviderSettings {
+        enabled: false,
+        base_url: base_url.to_owned(),
+        api_key: Secret::new(""),
+        api_key_file: String::new(),
+        path: path.to_owned(),
+        timeout: Duration::from_secs(1),
+        per_minute: 0,
+        per_day: 0,
+        ttl: Duration::from_secs(86_400),
+        not_found_ttl: Duration::from_secs(86_400),
+    }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// Replaces `path` by renaming a new file over it (a new inode, as `geoipupdate` does).
+fn replace(path: &Path, bytes: &[u8]) {
+    let staging = path.with_extension("tmp");
+    write(&staging, bytes);
+    std::fs::rename(&staging, path).expect("rename");
+}
+
+/// A local socket that must never be connected to; its URL.
+fn silent_listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    (listener, url)
+}
+
+fn assert_no_connection(listener: &TcpListener) {
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(e) => panic!("accept: {e}"),
+        Ok((_, peer)) => panic!("the provider connected from {peer}"),
+    }
+}
+
+fn found(
+    result: Result<Lookup, ProviderError>,
+) -> (serde_json::Map<String, Value>, threatsift::record::Network) {
+    match result {
+        Ok(Lookup::Found { facts, network }) => (facts, network),
+        other => panic!("expected Found, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Talos
+
+#[tokio::test]
+async fn talos_without_a_file_is_disabled_and_makes_no_request() {
+    let (listener, url) = silent_listener();
+    let provider = Talos::new(&settings("", &url)).expect("settings");
+    assert_eq!(provider.name(), "talos");
+    assert_eq!(provider.disabled_reason(), Some(talos::DISABLED_REASON));
+    assert!(talos::DISABLED_REASON.contains("no public API"));
+    // The same words as the entry the daemon writes today for an unqueried Talos.
+    let defaults = Settings::from_toml_overrides("").expect("defaults");
+    assert_eq!(
+        unqueried_provider_entries(&defaults.providers)["talos"]
+            .detail
+            .as_deref(),
+        Some(talos::DISABLED_REASON)
+    );
+
+    // Called anyway: not evidence, not "not found", and nothing on the wire.
+    let result = provider.lookup(ip("203.0.113.45")).await;
+    assert_eq!(
+        result,
+        Err(ProviderError::Unavailable(
+            talos::DISABLED_REASON.to_owned()
+        ))
+    );
+    let entry = intel_entry(&result);
+    assert!(entry.facts.is_empty());
+    assert!(!entry.status.is_answer());
+    assert_no_connection(&listener);
+    assert!(!provider.reload_if_changed().expect("reload"));
+}
+
+#[tokio::test]
+async fn talos_list_file_listed_and_unlisted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ip-filter.blf");
+    write(
+        &path,
+        b"# Talos IP blocklist\r\n203.0.113.45\r\n198.51.100.0/24\r\n2001:db8:bad::/48\r\n\r\n",
+    );
+    let (listener, url) = silent_listener();
+    let provider = Talos::new(&settings(path.to_str().unwrap(), &url)).expect("settings");
+    assert_eq!(provider.disabled_reason(), None);
+
+    let result = provider.lookup(ip("203.0.113.45")).await;
+    let entry = intel_entry(&result);
+    assert_eq!(entry.status, ProviderStatus::Ok);
+    let (facts, network) = found(result);
+    assert_eq!(
+        Value::Object(facts),
+        json!({
+            "reputation": "Poor",
+            "listed_in": "ip-filter.blf",
+            "cidr": "203.0.113.45/32",
+            "exact": true
+        })
+    );
+    assert_eq!(network, threatsift::record::Network::default());
+
+    let (facts, _) = found(provider.lookup(ip("198.51.100.7")).await);
+    assert_eq!(facts["cidr"], "198.51.100.0/24");
+    assert_eq!(facts["exact"], false);
+    let (facts, _) = found(provider.lookup(ip("::ffff:198.51.100.7")).await);
+    assert_eq!(facts["listed_in"], "ip-filter.blf");
+    let (facts, _) = found(provider.lookup(ip("2001:db8:bad:1::9")).await);
+    assert_eq!(facts["cidr"], "2001:db8:bad::/48");
+
+    let result = provider.lookup(ip("203.0.113.46")).await;
+    assert_eq!(result, Ok(Lookup::NotFound));
+    assert_eq!(intel_entry(&result).status, ProviderStatus::NotFound);
+    assert_eq!(
+        provider.lookup(ip("2001:db8::1")).await,
+        Ok(Lookup::NotFound)
+    );
+    assert_no_connection(&listener);
+}
+
+#[tokio::test]
+async fn talos_list_file_is_reloaded_when_it_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("talos.txt");
+    write(&path, b"203.0.113.45\n");
+    let provider = Talos::new(&settings(path.to_str().unwrap(), "")).expect("settings");
+    assert!(!provider.reload_if_changed().expect("unchanged"));
+
+    write(&path, b"198.51.100.7\n192.0.2.0/24\n");
+    assert!(provider.reload_if_changed().expect("changed"));
+    assert_eq!(
+        provider.lookup(ip("203.0.113.45")).await,
+        Ok(Lookup::NotFound)
+    );
+    found(provider.lookup(ip("198.51.100.7")).await);
+    assert!(!provider.reload_if_changed().expect("unchanged again"));
+
+    // Same length, new inode.
+    replace(&path, b"198.51.100.8\n192.0.2.0/24\n");
+    assert!(provider.reload_if_changed().expect("replaced"));
+    found(provider.lookup(ip("198.51.100.8")).await);
+
+    // A broken rewrite keeps the old list.
+    write(&path, b"# emptied\n");
+    let error = provider.reload_if_changed().expect_err("empty list");
+    assert_eq!(error.kind(), "empty_feed");
+    found(provider.lookup(ip("198.51.100.8")).await);
+}
+
+#[test]
+fn talos_missing_file_is_a_settings_error_naming_the_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("absent.txt");
+    let error = Talos::new(&settings(path.to_str().unwrap(), "")).expect_err("missing");
+    let text = error.to_string();
+    assert!(text.contains("providers.talos.path"), "{text}");
+    assert!(text.contains(path.to_str().unwrap()), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// MaxMind DB
+
+/// An IPv6 ASN database (IPv4 under `::/96`, as GeoLite2 does).
+fn asn_db(asn_for_203: u32) -> Vec<u8> {
+    mmdb_writer::build(
+        6,
+        "GeoLite2-ASN",
+        &[
+            (
+                "203.0.113.0/24",
+                json!({
+                    "autonomous_system_number": asn_for_203,
+                    "autonomous_system_organization": "Example Hosting Ltd"
+                }),
+            ),
+            (
+                "2001:db8:100::/40",
+                json!({
+                    "autonomous_system_number": 64501,
+                    "autonomous_system_organization": "Example IPv6 Net"
+                }),
+            ),
+        ],
+    )
+}
+
+/// An IPv4-only country database in the GeoLite2-Country shape.
+fn country_db() -> Vec<u8> {
+    mmdb_writer::build(
+        4,
+        "DBIP-Country-Lite",
+        &[
+            (
+                "203.0.113.0/25",
+                json!({
+                    "continent": {"code": "EU", "geoname_id": 6255148, "names": {"en": "Europe"}},
+                    "country": {
+                        "geoname_id": 2750405,
+                        "is_in_european_union": true,
+                        "iso_code": "NL",
+                        "names": {"en": "Netherlands", "de": "Niederlande"}
+                    },
+                    "registered_country": {"iso_code": "NL"}
+                }),
+            ),
+            (
+                "198.51.100.0/24",
+                json!({"registered_country": {"iso_code": "DE", "names": {"en": "Germany"}}}),
+            ),
+            ("192.0.2.0/28", json!({"continent": {"code": "EU"}})),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn mmdb_asn_and_country_from_two_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let asn = dir.path().join("GeoLite2-ASN.mmdb");
+    let country = dir.path().join("dbip-country-lite.mmdb");
+    write(&asn, &asn_db(64500));
+    write(&country, &country_db());
+    let path = format!("{} , {}", asn.display(), country.display());
+    let provider = Mmdb::new(&settings(&path, "")).expect("settings");
+    assert_eq!(provider.name(), "mmdb");
+    assert_eq!(provider.paths(), [asn.clone(), country.clone()]);
+
+    let result = provider.lookup(ip("203.0.113.45")).await;
+    assert_eq!(intel_entry(&result).status, ProviderStatus::Ok);
+    let (facts, network) = found(result);
+    assert_eq!(
+        Value::Object(facts),
+        json!({
+            "asn": 64500,
+            "as_org": "Example Hosting Ltd",
+            "asn_network": "203.0.113.0/24",
+            "country": "NL",
+            "country_source": "country"
+        })
+    );
+    assert_eq!(network.asn, Some(64500));
+    assert_eq!(network.as_org.as_deref(), Some("Example Hosting Ltd"));
+    assert_eq!(network.country.as_deref(), Some("NL"));
+
+    // In the ASN file only (outside the country file's /25).
+    let (facts, network) = found(provider.lookup(ip("203.0.113.200")).await);
+    assert_eq!(facts.get("country"), None);
+    assert_eq!(network.asn, Some(64500));
+    // IPv4-mapped IPv6 is the IPv4 address.
+    let (facts, _) = found(provider.lookup(ip("::ffff:203.0.113.45")).await);
+    assert_eq!(facts["country"], "NL");
+
+    // Country file only, registered country as the fallback.
+    let (facts, network) = found(provider.lookup(ip("198.51.100.7")).await);
+    assert_eq!(
+        Value::Object(facts),
+        json!({"country": "DE", "country_source": "registered_country"})
+    );
+    assert_eq!(
+        (network.asn, network.country.as_deref()),
+        (None, Some("DE"))
+    );
+
+    // IPv6: the IPv4-only country file does not hold it, the ASN file does.
+    let (facts, _) = found(provider.lookup(ip("2001:db8:1ff::1")).await);
+    assert_eq!(facts["asn"], 64501);
+    assert_eq!(facts["asn_network"], "2001:db8:100::/40");
+
+    // Not in any file, or only a record without our fields: an answer, "not found".
+    for absent in ["192.0.2.200", "192.0.2.1", "2001:db8:200::1", "10.0.0.1"] {
+        let result = provider.lookup(ip(absent)).await;
+        assert_eq!(result, Ok(Lookup::NotFound), "{absent}");
+        assert_eq!(intel_entry(&result).status, ProviderStatus::NotFound);
+    }
+}
+
+#[tokio::test]
+async fn mmdb_single_file_and_reload_after_a_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("GeoLite2-ASN.mmdb");
+    write(&path, &asn_db(64500));
+    let provider = Mmdb::new(&settings(path.to_str().unwrap(), "")).expect("settings");
+    let (facts, _) = found(provider.lookup(ip("203.0.113.45")).await);
+    assert_eq!(facts["asn"], 64500);
+    assert!(!provider.reload_if_changed().expect("unchanged"));
+
+    // A new release (same size here: only the new inode tells).
+    replace(&path, &asn_db(64502));
+    assert!(provider.reload_if_changed().expect("changed"));
+    let (facts, _) = found(provider.lookup(ip("203.0.113.45")).await);
+    assert_eq!(facts["asn"], 64502);
+    assert!(!provider.reload_if_changed().expect("unchanged again"));
+
+    // A broken download: error naming the file, the old database stays in use.
+    write(&path, b"<html>not a database</html>");
+    let error = provider.reload_if_changed().expect_err("not an mmdb");
+    assert!(
+        error.to_string().contains(path.to_str().unwrap()),
+        "{error}"
+    );
+    let (facts, _) = found(provider.lookup(ip("203.0.113.45")).await);
+    assert_eq!(facts["asn"], 64502);
+    // Deleted: still an error, still serving.
+    std::fs::remove_file(&path).expect("remove");
+    assert!(provider.reload_if_changed().is_err());
+    found(provider.lookup(ip("203.0.113.45")).await);
+    // Restored.
+    write(&path, &asn_db(64503));
+    assert!(provider.reload_if_changed().expect("restored"));
+    let (facts, _) = found(provider.lookup(ip("203.0.113.45")).await);
+    assert_eq!(facts["asn"], 64503);
+}
+
+#[test]
+fn mmdb_settings_errors_name_the_path() {
+    let error = Mmdb::new(&settings(" , ", "")).expect_err("no file");
+    assert!(error.to_string().contains("providers.mmdb.path"), "{error}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("asn.mmdb");
+    write(&good, &asn_db(64500));
+    let missing = dir.path().join("country.mmdb");
+    let path = format!("{},{}", good.display(), missing.display());
+    let error = Mmdb::new(&settings(&path, "")).expect_err("missing second file");
+    assert!(
+        error.to_string().contains(missing.to_str().unwrap()),
+        "{error}"
+    );
+
+    let text = dir.path().join("feed.txt");
+    write(&text, b"203.0.113.0/24\n");
+    let error = Mmdb::open(vec![text.clone()]).expect_err("not an mmdb");
+    assert_eq!(error.path, text);
+    assert_eq!(mmdb::split_paths("a.mmdb,b.mmdb").len(), 2);
+}
+
+#[tokio::test]
+async fn mmdb_undecodable_record_is_invalid_response_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("odd.mmdb");
+    write(
+        &path,
+        &mmdb_writer::build(4, "Odd", &[("203.0.113.0/24", json!("not a map"))]),
+    );
+    let provider = Mmdb::open(vec![path]).expect("readable");
+    let result = provider.lookup(ip("203.0.113.45")).await;
+    let error = result.clone().expect_err("undecodable");
+    assert_eq!(error.kind(), "invalid_response");
+    assert!(error.to_string().contains("odd.mmdb"), "{error}");
+    assert!(intel_entry(&result).facts.is_empty());
+    // Elsewhere in the same file: nothing held, an answer.
+    assert_eq!(
+        provider.lookup(ip("198.51.100.1")).await,
+        Ok(Lookup::NotFound)
+    );
+}
+
+#[test]
+fn generated_databases_pass_the_crate_verifier() {
+    for db in [asn_db(64500), country_db()] {
+        let reader = maxminddb::Reader::from_source(db).expect("readable");
+        reader.verify().expect("valid MaxMind DB");
+    }
+}
+
+/// A minimal MaxMind DB writer for test fixtures (format: MaxMind DB File Format
+/// Specification 2.0): a binary search tree with 24-bit records, 16 zero bytes, the data
+/// section, then `\xAB\xCD\xEFMaxMind.com` and the metadata map. Networks must not overlap.
+mod mmdb_writer {
+    use ipnet::IpNet;
+    use serde_json::Value;
+
+    #[derive(Clone, Copy)]
+    enum Child {
+        Empty,
+        Node(usize),
+        Data(usize),
+    }
+
+    /// A database of `ip_version` 4 or 6 holding `records` (CIDR → JSON value).
+    pub fn build(ip_version: u16, database_type: &str, records: &[(&str, Value)]) -> Vec<u8> {
+        let mut nodes = vec![[Child::Empty; 2]];
+        let mut data = Vec::new();
+        for (cidr, record) in records {
+            let net: IpNet = cidr.parse().expect("cidr");
+            let bits = key_bits(net, ip_version);
+            let offset = data.len();
+            encode(record, &mut data);
+            insert(&mut nodes, &bits, offset);
+        }
+        let node_count = nodes.len();
+        let mut out = Vec::new();
+        for node in &nodes {
+            for child in node {
+                let value = match *child {
+                    Child::Empty => node_count,
+                    Child::Node(index) => index,
+                    Child::Data(offset) => node_count + 16 + offset,
+                };
+                let value = u32::try_from(value).expect("fits");
+                assert!(value < 1 << 24, "24-bit record overflow");
+                out.extend_from_slice(&value.to_be_bytes()[1..]);
+            }
+        }
+        out.extend_from_slice(&[0; 16]);
+        out.extend_from_slice(&data);
+        out.extend_from_slice(b"\xAB\xCD\xEFMaxMind.com");
+        metadata(&mut out, ip_version, database_type, node_count);
+        out
+    }
+
+    /// The network's bits, most significant first; IPv4 goes under `::/96` in an IPv6 tree.
+    fn key_bits(net: IpNet, ip_version: u16) -> Vec<bool> {
+        let (value, width, len) = match net {
+            IpNet::V4(v4) => (u128::from(u32::from(v4.network())), 32, v4.prefix_len()),
+            IpNet::V6(v6) => {
+                assert_eq!(ip_version, 6, "IPv6 network in an IPv4 database");
+                (u128::from(v6.network()), 128, v6.prefix_len())
+            }
+        };
+        let mut bits: Vec<bool> = (0..len)
+            .map(|i| (value >> (width - 1 - u32::from(i))) & 1 == 1)
+            .collect();
+        if ip_version == 6 && width == 32 {
+            let mut prefixed = vec![false; 96];
+            prefixed.append(&mut bits);
+            bits = prefixed;
+        }
+        assert!(!bits.is_empty(), "a /0 record is not supported");
+        bits
+    }
+
+    fn insert(nodes: &mut Vec<[Child; 2]>, bits: &[bool], offset: usize) {
+        let mut node = 0;
+        let (last, path) = bits.split_last().expect("bits");
+        for &bit in path {
+            node = match nodes[node][usize::from(bit)] {
+                Child::Node(next) => next,
+                Child::Empty => {
+                    nodes.push([Child::Empty; 2]);
+                    let next = nodes.len() - 1;
+                    nodes[node][usize::from(bit)] = Child::Node(next);
+                    next
+                }
+                Child::Data(_) => panic!("overlapping networks"),
+            };
+        }
+        nodes[node][usize::from(*last)] = Child::Data(offset);
+    }
+
+    const UTF8_STRING: u8 = 2;
+    const DOUBLE: u8 = 3;
+    const UINT16: u8 = 5;
+    const UINT32: u8 = 6;
+    const MAP: u8 = 7;
+    const UINT64: u8 = 9;
+    const ARRAY: u8 = 11;
+    const BOOLEAN: u8 = 14;
+
+    /// Control byte (plus extended type byte and size bytes).
+    fn control(out: &mut Vec<u8>, kind: u8, size: usize) {
+        let type_bits = if kind <= 7 { kind << 5 } else { 0 };
+        let (size_bits, extra): (u8, Vec<u8>) = if size < 29 {
+            (u8::try_from(size).expect("small"), Vec::new())
+        } else if size < 29 + 256 {
+            (29, vec![u8::try_from(size - 29).expect("byte")])
+        } else {
+            let rest = u16::try_from(size - 285).expect("size");
+            (30, rest.to_be_bytes().to_vec())
+        };
+        out.push(type_bits | size_bits);
+        if kind > 7 {
+            out.push(kind - 7);
+        }
+        out.extend_from_slice(&extra);
+    }
+
+    fn string(out: &mut Vec<u8>, text: &str) {
+        control(out, UTF8_STRING, text.len());
+        out.extend_from_slice(text.as_bytes());
+    }
+
+    fn unsigned(out: &mut Vec<u8>, kind: u8, value: u64) {
+        let bytes = value.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        control(out, kind, 8 - skip);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+
+    fn encode(value: &Value, out: &mut Vec<u8>) {
+        match value {
+            Value::String(text) => string(out, text),
+            Value::Bool(flag) => control(out, BOOLEAN, usize::from(*flag)),
+            Value::Number(number) => match (number.as_u64(), number.as_f64()) {
+                (Some(n), _) if n <= u64::from(u32::MAX) => unsigned(out, UINT32, n),
+                (Some(n), _) => unsigned(out, UINT64, n),
+                (None, Some(f)) => {
+                    control(out, DOUBLE, 8);
+                    out.extend_from_slice(&f.to_be_bytes());
+                }
+                (None, None) => panic!("unsupported number {number}"),
+            },
+            Value::Array(items) => {
+                control(out, ARRAY, items.len());
+                for item in items {
+                    encode(item, out);
+                }
+            }
+            Value::Object(map) => {
+                control(out, MAP, map.len());
+                for (key, item) in map {
+                    string(out, key);
+                    encode(item, out);
+                }
+            }
+            Value::Null => panic!("MaxMind DB has no null"),
+        }
+    }
+
+    fn metadata(out: &mut Vec<u8>, ip_version: u16, database_type: &str, node_count: usize) {
+        control(out, MAP, 9);
+        string(out, "binary_format_major_version");
+        unsigned(out, UINT16, 2);
+        string(out, "binary_format_minor_version");
+        unsigned(out, UINT16, 0);
+        string(out, "build_epoch");
+        unsigned(out, UINT64, 1_767_225_600);
+        string(out, "database_type");
+        string(out, database_type);
+        string(out, "description");
+        control(out, MAP, 1);
+        string(out, "en");
+        string(out, "threatsift test fixture");
+        string(out, "ip_version");
+        unsigned(out, UINT16, u64::from(ip_version));
+        string(out, "languages");
+        control(out, ARRAY, 1);
+        string(out, "en");
+        string(out, "node_count");
+        unsigned(out, UINT32, node_count as u64);
+        string(out, "record_size");
+        unsigned(out, UINT16, 24);
+    }
+}
