@@ -10,6 +10,8 @@
 pub mod abuseipdb;
 pub mod feeds;
 pub mod http;
+pub mod internetdb;
+pub mod rdap;
 pub mod virustotal;
 
 use std::collections::BTreeMap;
