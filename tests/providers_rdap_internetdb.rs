@@ -265,6 +265,15 @@ async fn rdap_mocks(bootstrap_status: u16) -> RdapMocks {
             },
             "/registry/ip/203.0.113.50" => rdap_answer(503, json!({"errorCode": 503})),
             "/registry/ip/203.0.113.51" => rdap_answer(200, json!({"objectClassName": "autnum"})),
+            "/registry/ip/203.0.113.52" => Answer {
+                status: 302,
+                ..rdap_answer(302, json!({}))
+            },
+            "/registry/ip/203.0.113.53" => Answer {
+                content_type: "text/plain",
+                body: "not found".to_owned(),
+                ..rdap_not_found()
+            },
             _ => rdap_not_found(),
         }),
     );
@@ -469,6 +478,17 @@ async fn rdap_errors_html_throttling_5xx_and_wrong_objects() {
 
     let error = error_of(provider.lookup(ip("203.0.113.51")).await);
     assert_eq!(error.kind(), "invalid_response", "{error}");
+
+    // A 3xx without a Location cannot be followed.
+    let error = error_of(provider.lookup(ip("203.0.113.52")).await);
+    assert_eq!(error.kind(), "invalid_response", "{error}");
+    assert!(error.to_string().contains("Location"), "{error}");
+
+    // RFC 7480 does not require a JSON error body: a plain-text 404 is still "not registered".
+    assert_eq!(
+        provider.lookup(ip("203.0.113.53")).await,
+        Ok(Lookup::NotFound)
+    );
 }
 
 #[tokio::test]

@@ -13,12 +13,14 @@
 //!   registries answered, but with no result, and the loop is their data being out of step,
 //!   which is fixed on their side and may be gone on a later try.
 //! * 200 → `Found` with facts `name`, `handle`, `cidrs` (from `cidr0_cidrs`, else computed from
-//!   `startAddress`/`endAddress`), `country`, `type`, `owner` (vCard `fn` of the `registrant`
-//!   entity), `abuse_email` (vCard `email` of the `abuse` entity, nested ones included),
+//!   `startAddress`/`endAddress`), `country`, `type`, `owner` (vCard `fn` of the first
+//!   `registrant` entity that has one), `abuse_email` (vCard `email` of the first `abuse`
+//!   entity that has one; nested entities are searched too, ARIN nests abuse in the registrant),
 //!   `rir` and `rdap_server` (host that answered after redirects), each only when present.
 //!   `rir` is read from `port43`, else from the answering host, else from the bootstrap host.
 //!   Network: `rir`, `country`, `cidr` (the first), `as_org` (the owner).
-//! * 404 → `NotFound`; 429 → `rate_limited` with `Retry-After`; 5xx, timeouts and connection
+//! * 404 → `NotFound` (also with a non-JSON body, which RFC 7480 allows); a 3xx that cannot
+//!   be followed (no `Location`) → `invalid_response`; 429 → `rate_limited` with `Retry-After`; 5xx, timeouts and connection
 //!   failures → `unavailable`/`timeout`; HTML, non-JSON, or JSON that is not an IP network →
 //!   `invalid_response`; other statuses by [`super::http::by_status`].
 
@@ -358,15 +360,11 @@ fn ip_network(
         facts.insert("cidrs".into(), cidrs.clone().into());
     }
     let entities = body.get("entities").and_then(Value::as_array);
-    let owner = entities
-        .and_then(|e| entity_with_role(e, "registrant", 0))
-        .and_then(|e| vcard_text(e, "fn"));
+    let owner = entities.and_then(|e| role_vcard_text(e, "registrant", "fn", 0));
     if let Some(owner) = &owner {
         facts.insert("owner".into(), owner.clone().into());
     }
-    let abuse_email = entities
-        .and_then(|e| entity_with_role(e, "abuse", 0))
-        .and_then(|e| vcard_text(e, "email"));
+    let abuse_email = entities.and_then(|e| role_vcard_text(e, "abuse", "email", 0));
     if let Some(email) = abuse_email {
         facts.insert("abuse_email".into(), email.into());
     }
@@ -460,8 +458,10 @@ fn network_cidrs(body: &Map<String, Value>) -> Vec<String> {
     }
 }
 
-/// The first entity (depth first, nested ones included) that has `role`.
-fn entity_with_role<'a>(entities: &'a [Value], role: &str, depth: usize) -> Option<&'a Value> {
+/// The vCard property `property` of the first entity with `role` that has it: entities at
+/// one level first, then the nested ones (ARIN puts abuse inside the registrant). An entity
+/// with the role but no vCard (common at RIPE) is passed over.
+fn role_vcard_text(entities: &[Value], role: &str, property: &str, depth: usize) -> Option<String> {
     if depth > MAX_ENTITY_DEPTH {
         return None;
     }
@@ -476,13 +476,16 @@ fn entity_with_role<'a>(entities: &'a [Value], role: &str, depth: usize) -> Opti
                     .any(|r| r.eq_ignore_ascii_case(role))
             })
     };
-    if let Some(found) = entities.iter().find(|e| has_role(e)) {
-        return Some(found);
-    }
-    entities.iter().find_map(|entity| {
-        let nested = entity.get("entities").and_then(Value::as_array)?;
-        entity_with_role(nested, role, depth + 1)
-    })
+    entities
+        .iter()
+        .filter(|e| has_role(e))
+        .find_map(|e| vcard_text(e, property))
+        .or_else(|| {
+            entities.iter().find_map(|entity| {
+                let nested = entity.get("entities").and_then(Value::as_array)?;
+                role_vcard_text(nested, role, property, depth + 1)
+            })
+        })
 }
 
 /// The text value of the first vCard property `name` (jCard, RFC 7095:
@@ -573,22 +576,37 @@ mod tests {
                                       ["FN", {}, "text", "  Example Hosting Ltd "]]],
              "entities": [{"roles": ["abuse"], "vcardArray": ["vcard", [
                  ["adr", {"label": "x"}, "text", ["", ""]],
-                 ["email", {}, "text", "abuse@example-hosting.test"]]]}]}
+                 ["email", {}, "text", "abuse@example-hosting.test"]]]}]},
+            {"handle": "ORG-EX", "roles": ["technical", "Registrant"],
+             "vcardArray": ["vcard", [["fn", {}, "text", "Example Org"]]]}
         ]);
         let entities = entities.as_array().unwrap();
-        let registrant = entity_with_role(entities, "registrant", 0).unwrap();
-        assert_eq!(vcard_text(registrant, "fn"), None);
-        let admin = entity_with_role(entities, "administrative", 0).unwrap();
+        // The first registrant has no vCard; the next one with a name is the owner.
         assert_eq!(
-            vcard_text(admin, "fn").as_deref(),
+            role_vcard_text(entities, "registrant", "fn", 0).as_deref(),
+            Some("Example Org")
+        );
+        assert_eq!(
+            role_vcard_text(entities, "administrative", "fn", 0).as_deref(),
             Some("Example Hosting Ltd")
         );
-        let abuse = entity_with_role(entities, "abuse", 0).unwrap();
         assert_eq!(
-            vcard_text(abuse, "email").as_deref(),
+            role_vcard_text(entities, "abuse", "email", 0).as_deref(),
             Some("abuse@example-hosting.test")
         );
-        assert_eq!(vcard_text(abuse, "adr"), None);
+        // A structured value (adr) is not text.
+        assert_eq!(role_vcard_text(entities, "abuse", "adr", 0), None);
+        assert_eq!(role_vcard_text(entities, "noc", "fn", 0), None);
+        // Nesting deeper than the limit is not searched.
+        let mut deep = json!([{"roles": ["abuse"],
+                               "vcardArray": ["vcard", [["email", {}, "text", "deep@x.test"]]]}]);
+        for _ in 0..=MAX_ENTITY_DEPTH {
+            deep = json!([{"roles": ["registrant"], "entities": deep}]);
+        }
+        assert_eq!(
+            role_vcard_text(deep.as_array().unwrap(), "abuse", "email", 0),
+            None
+        );
     }
 
     #[test]
