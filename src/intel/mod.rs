@@ -4,15 +4,19 @@
 //! answer becomes the provider's `intel` entry. Scoring derives reasons from the facts of `ok`
 //! entries only. Errors map to a status (design §3) and are never evidence.
 //!
-//! Remote providers so far: [`virustotal`] and [`abuseipdb`], on the shared client code in
-//! [`http`]. They are not wired into the daemon yet.
+//! Providers so far: [`virustotal`], [`abuseipdb`], [`greynoise`], [`otx`], [`internetdb`] and
+//! [`rdap`] (remote, on the shared client code in [`http`]; RDAP follows redirects, keyed
+//! providers never do), [`mmdb`] (local GeoLite2/DB-IP files) and [`talos`] (a Talos-format list
+//! file only: Talos has no public API). They are not wired into the daemon yet.
 
 pub mod abuseipdb;
 pub mod feeds;
 pub mod greynoise;
 pub mod http;
+pub mod internetdb;
 pub mod mmdb;
 pub mod otx;
+pub mod rdap;
 pub mod talos;
 pub mod virustotal;
 
