@@ -494,12 +494,20 @@ fn hostile_values_stay_plain_text_in_markdown() {
         for ch in ['<', '>', '`', '[', ']', '!', '~', '*', '_', '&', '$'] {
             assert_eq!(specials.get(&ch), None, "{name}: unescaped {ch:?}\n{md}");
         }
-        for line in md.lines() {
+        let our_headings = [
+            "# Threat Report",
+            "# Actionable Intelligence Report",
+            "## Executive Summary",
+            "## Critical Threats",
+            "## Immediate Actions",
+            "## Follow-up Actions",
+            "## Data Gaps",
+            "## Narrative (written by a language model: ",
+            "### Threat #",
+        ];
+        for line in md.lines().filter(|line| line.starts_with('#')) {
             assert!(
-                !line.starts_with('#')
-                    || line.starts_with("# ")
-                    || line.starts_with("## ")
-                    || line.starts_with("### Threat #"),
+                our_headings.iter().any(|ours| line.starts_with(ours)),
                 "{name}: injected heading {line:?}"
             );
         }
@@ -618,7 +626,7 @@ fn a_long_value_is_capped_at_300_characters_ending_in_an_ellipsis() {
     let md = markdown(&report);
     assert!(md.contains(&format!("| Indicator | {kept} |\n")));
     assert!(md.contains(&format!("### Threat #1 - {kept}\n")));
-    assert!(!md.contains(&too_much) || md.contains(&"A".repeat(1_000)));
+    assert!(!before(&md, "## Executive Summary").contains(&too_much));
     let page = html(&report);
     assert!(page.contains(&format!(
         "<tr><th scope=\"row\">Indicator</th><td>{kept}</td></tr>"
