@@ -4,18 +4,18 @@
 //! mock saw (path, headers), and that the API key appears in no error text, `Debug` output or
 //! `intel` detail.
 
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+mod mock_api;
+
+use mock_api::*;
+
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::{json, Value};
 
 use threatsift::intel::greynoise::GreyNoise;
 use threatsift::intel::otx::Otx;
 use threatsift::intel::{intel_entry, Lookup, Provider, ProviderError};
 use threatsift::record::{Network, ProviderStatus};
-use threatsift::settings::{ProviderSettings, Secret};
 
 /// A GreyNoise-looking key.
 const GN_KEY: &str = "gnK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefGHIJ";
@@ -23,116 +23,6 @@ const GN_KEY: &str = "gnK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefGHIJ";
 const OTX_KEY: &str = "9a8b7c6d5e4f30211203f4e5d6c7b8a99a8b7c6d5e4f30211203f4e5d6c7b8a9";
 
 const NOT_OBSERVED: &str = "IP not observed scanning the internet or contained in RIOT data set.";
-
-/// One canned answer.
-#[derive(Clone)]
-struct Canned {
-    status: u16,
-    content_type: &'static str,
-    body: String,
-    headers: Vec<(&'static str, &'static str)>,
-    delay: Duration,
-}
-
-fn json_answer(status: u16, body: Value) -> Canned {
-    Canned {
-        status,
-        content_type: "application/json",
-        body: body.to_string(),
-        headers: Vec::new(),
-        delay: Duration::ZERO,
-    }
-}
-
-fn html_answer(status: u16) -> Canned {
-    Canned {
-        status,
-        content_type: "text/html; charset=UTF-8",
-        body: "<!DOCTYPE html><html><head><title>Just a moment...</title></head>\
-               <body>Checking your browser</body></html>"
-            .to_owned(),
-        headers: Vec::new(),
-        delay: Duration::ZERO,
-    }
-}
-
-/// What the mock saw of one request.
-#[derive(Debug, Clone)]
-struct Seen {
-    path_and_query: String,
-    headers: HeaderMap,
-}
-
-type SeenLog = Arc<Mutex<Vec<Seen>>>;
-
-/// A mock answering every request with `canned`; returns its root URL and what it saw.
-async fn mock(canned: Canned) -> (String, SeenLog) {
-    let seen: SeenLog = Arc::default();
-    let log = seen.clone();
-    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-        let canned = canned.clone();
-        let log = log.clone();
-        async move {
-            log.lock().unwrap().push(Seen {
-                path_and_query: uri
-                    .path_and_query()
-                    .map(|p| p.as_str().to_owned())
-                    .unwrap_or_default(),
-                headers,
-            });
-            tokio::time::sleep(canned.delay).await;
-            let mut builder = axum::http::Response::builder()
-                .status(StatusCode::from_u16(canned.status).unwrap())
-                .header("content-type", canned.content_type);
-            for (name, value) in &canned.headers {
-                builder = builder.header(*name, *value);
-            }
-            builder.body(axum::body::Body::from(canned.body)).unwrap()
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
-}
-
-fn settings(base_url: &str, key: &str, timeout: Duration) -> ProviderSettings {
-    ProviderSettings {
-        enabled: false,
-        base_url: base_url.to_owned(),
-        api_key: Secret::new(key),
-        api_key_file: String::new(),
-        path: String::new(),
-        timeout,
-        per_minute: 4,
-        per_day: 10,
-        ttl: Duration::from_secs(86_400),
-        not_found_ttl: Duration::from_secs(3_600),
-    }
-}
-
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
-}
-
-/// The key is in no error text, no `Debug` of the result or provider, no `intel` detail.
-fn assert_key_hidden(
-    result: &Result<Lookup, ProviderError>,
-    provider: &dyn std::fmt::Debug,
-    key: &str,
-) {
-    let mut texts = vec![format!("{result:?}"), format!("{provider:?}")];
-    if let Err(error) = result {
-        texts.push(error.to_string());
-        texts.push(format!("{error:?}"));
-    }
-    let entry = intel_entry(result);
-    texts.push(entry.detail.clone().unwrap_or_default());
-    texts.push(serde_json::to_string(&entry).unwrap());
-    for text in texts {
-        assert!(!text.contains(key), "key leaked in: {text}");
-    }
-}
 
 /// Looks `address` up on a GreyNoise mock answering `canned`.
 async fn greynoise(
@@ -172,24 +62,6 @@ async fn otx(
     assert_key_hidden(&result, &provider, OTX_KEY);
     let seen = seen.lock().unwrap().clone();
     (result, seen)
-}
-
-fn header<'a>(seen: &'a Seen, name: &str) -> Option<&'a str> {
-    seen.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn error_of(result: Result<Lookup, ProviderError>) -> ProviderError {
-    match result {
-        Err(error) => error,
-        Ok(answer) => panic!("expected an error, got {answer:?}"),
-    }
-}
-
-fn facts_of(result: Result<Lookup, ProviderError>) -> (Value, Network) {
-    match result {
-        Ok(Lookup::Found { facts, network }) => (Value::Object(facts), network),
-        other => panic!("expected Found, got {other:?}"),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
