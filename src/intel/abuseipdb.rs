@@ -20,7 +20,6 @@
 //!   [`super::http::fetch_json`] first.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
@@ -39,41 +38,36 @@ pub const MAX_AGE_IN_DAYS: u32 = 90;
 /// The AbuseIPDB v2 client.
 #[derive(Debug)]
 pub struct AbuseIpDb {
-    client: reqwest::Client,
-    base_url: String,
-    key: Secret,
-    timeout: Duration,
+    endpoint: http::Endpoint,
 }
 
 impl AbuseIpDb {
     /// A client from the `[providers.abuseipdb]` settings (base URL checked, key resolved).
     pub fn new(settings: &ProviderSettings) -> Result<Self, SettingsError> {
         Ok(AbuseIpDb {
-            client: http::client(NAME, settings.timeout)?,
-            base_url: http::base_url(NAME, &settings.base_url)?,
-            key: http::api_key(NAME, settings)?,
-            timeout: settings.timeout,
+            endpoint: http::Endpoint::new(NAME, settings)?,
         })
     }
 
     async fn lookup_ip(&self, ip: IpAddr) -> Result<Lookup, ProviderError> {
         let url = format!(
             "{}/check?ipAddress={}&maxAgeInDays={MAX_AGE_IN_DAYS}&verbose",
-            self.base_url,
+            self.endpoint.base_url,
             http::query_value(ip)
         );
         let mut request = self
+            .endpoint
             .client
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json");
-        if !self.key.is_empty() {
-            request = request.header("Key", self.key.expose());
+        if !self.endpoint.key.is_empty() {
+            request = request.header("Key", self.endpoint.key.expose());
         }
-        let reply = http::fetch_json(request, self.timeout).await?;
+        let reply = http::fetch_json(request, self.endpoint.timeout).await?;
         if reply.status == 200 {
             return check_report(&reply.body);
         }
-        Err(classify_error(&reply, &self.key))
+        Err(classify_error(&reply, &self.endpoint.key))
     }
 }
 
@@ -86,7 +80,7 @@ impl Provider for AbuseIpDb {
         Box::pin(async move {
             self.lookup_ip(ip)
                 .await
-                .map_err(|e| http::redact(e, &self.key))
+                .map_err(|e| http::redact(e, &self.endpoint.key))
         })
     }
 }

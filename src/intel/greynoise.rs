@@ -23,7 +23,6 @@
 //!   [`super::http::fetch_json`] first.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
@@ -39,10 +38,7 @@ pub const NAME: &str = "greynoise";
 /// The GreyNoise Community client.
 #[derive(Debug)]
 pub struct GreyNoise {
-    client: reqwest::Client,
-    base_url: String,
-    key: Secret,
-    timeout: Duration,
+    endpoint: http::Endpoint,
 }
 
 impl GreyNoise {
@@ -50,10 +46,7 @@ impl GreyNoise {
     /// empty key is allowed).
     pub fn new(settings: &ProviderSettings) -> Result<Self, SettingsError> {
         Ok(GreyNoise {
-            client: http::client(NAME, settings.timeout)?,
-            base_url: http::base_url(NAME, &settings.base_url)?,
-            key: http::api_key(NAME, settings)?,
-            timeout: settings.timeout,
+            endpoint: http::Endpoint::new(NAME, settings)?,
         })
     }
 
@@ -67,19 +60,20 @@ impl GreyNoise {
         if !Self::covers(ip) {
             return Ok(Lookup::NotFound);
         }
-        let url = format!("{}/{}", self.base_url, http::path_segment(ip));
+        let url = format!("{}/{}", self.endpoint.base_url, http::path_segment(ip));
         let mut request = self
+            .endpoint
             .client
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json");
-        if !self.key.is_empty() {
-            request = request.header("key", self.key.expose());
+        if !self.endpoint.key.is_empty() {
+            request = request.header("key", self.endpoint.key.expose());
         }
-        let reply = http::fetch_json(request, self.timeout).await?;
+        let reply = http::fetch_json(request, self.endpoint.timeout).await?;
         match reply.status {
             200 => community_answer(&reply.body),
             404 if is_not_observed(&reply.body) => Ok(Lookup::NotFound),
-            _ => Err(classify_error(&reply, &self.key)),
+            _ => Err(classify_error(&reply, &self.endpoint.key)),
         }
     }
 }
@@ -93,7 +87,7 @@ impl Provider for GreyNoise {
         Box::pin(async move {
             self.lookup_ip(ip)
                 .await
-                .map_err(|e| http::redact(e, &self.key))
+                .map_err(|e| http::redact(e, &self.endpoint.key))
         })
     }
 }

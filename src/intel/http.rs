@@ -71,6 +71,35 @@ pub fn api_key(
     )
 }
 
+/// What a keyed provider holds: its client, checked base URL, resolved key and timeout.
+/// `Debug` shows the key as `<redacted>`.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The provider's client (no redirects).
+    pub client: reqwest::Client,
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    /// The API key; may be empty (then no key header is sent).
+    pub key: Secret,
+    /// Total request timeout.
+    pub timeout: Duration,
+}
+
+impl Endpoint {
+    /// From `[providers.<provider>]`: base URL checked, key resolved, client built.
+    pub fn new(
+        provider: &str,
+        settings: &crate::settings::ProviderSettings,
+    ) -> Result<Self, SettingsError> {
+        Ok(Endpoint {
+            client: client(provider, settings.timeout)?,
+            base_url: base_url(provider, &settings.base_url)?,
+            key: api_key(provider, settings)?,
+            timeout: settings.timeout,
+        })
+    }
+}
+
 /// The address as one URL path segment: colons stay literal (allowed in a segment).
 pub fn path_segment(ip: IpAddr) -> String {
     percent_encode(&ip.to_string(), b":")

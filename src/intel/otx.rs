@@ -21,7 +21,6 @@
 //! * An IPv4-mapped IPv6 address is asked as its IPv4 address, under the IPv4 section.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
@@ -43,10 +42,7 @@ pub const MAX_VALIDATION_ENTRIES: usize = 10;
 /// The AlienVault OTX client.
 #[derive(Debug)]
 pub struct Otx {
-    client: reqwest::Client,
-    base_url: String,
-    key: Secret,
-    timeout: Duration,
+    endpoint: http::Endpoint,
 }
 
 impl Otx {
@@ -54,27 +50,25 @@ impl Otx {
     /// key is allowed).
     pub fn new(settings: &ProviderSettings) -> Result<Self, SettingsError> {
         Ok(Otx {
-            client: http::client(NAME, settings.timeout)?,
-            base_url: http::base_url(NAME, &settings.base_url)?,
-            key: http::api_key(NAME, settings)?,
-            timeout: settings.timeout,
+            endpoint: http::Endpoint::new(NAME, settings)?,
         })
     }
 
     async fn lookup_ip(&self, ip: IpAddr) -> Result<Lookup, ProviderError> {
-        let url = general_url(&self.base_url, ip);
+        let url = general_url(&self.endpoint.base_url, ip);
         let mut request = self
+            .endpoint
             .client
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json");
-        if !self.key.is_empty() {
-            request = request.header("X-OTX-API-KEY", self.key.expose());
+        if !self.endpoint.key.is_empty() {
+            request = request.header("X-OTX-API-KEY", self.endpoint.key.expose());
         }
-        let reply = http::fetch_json(request, self.timeout).await?;
+        let reply = http::fetch_json(request, self.endpoint.timeout).await?;
         match reply.status {
             200 => general_section(&reply.body),
             404 => Ok(Lookup::NotFound),
-            _ => Err(classify_error(&reply, &self.key)),
+            _ => Err(classify_error(&reply, &self.endpoint.key)),
         }
     }
 }
@@ -88,7 +82,7 @@ impl Provider for Otx {
         Box::pin(async move {
             self.lookup_ip(ip)
                 .await
-                .map_err(|e| http::redact(e, &self.key))
+                .map_err(|e| http::redact(e, &self.endpoint.key))
         })
     }
 }

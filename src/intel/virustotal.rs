@@ -15,7 +15,6 @@
 //!   what VirusTotal answered; the detail says no key was configured.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
@@ -34,37 +33,36 @@ pub const MAX_FLAGGED_BY: usize = 20;
 /// The VirusTotal v3 client.
 #[derive(Debug)]
 pub struct VirusTotal {
-    client: reqwest::Client,
-    base_url: String,
-    key: Secret,
-    timeout: Duration,
+    endpoint: http::Endpoint,
 }
 
 impl VirusTotal {
     /// A client from the `[providers.virustotal]` settings (base URL checked, key resolved).
     pub fn new(settings: &ProviderSettings) -> Result<Self, SettingsError> {
         Ok(VirusTotal {
-            client: http::client(NAME, settings.timeout)?,
-            base_url: http::base_url(NAME, &settings.base_url)?,
-            key: http::api_key(NAME, settings)?,
-            timeout: settings.timeout,
+            endpoint: http::Endpoint::new(NAME, settings)?,
         })
     }
 
     async fn lookup_ip(&self, ip: IpAddr) -> Result<Lookup, ProviderError> {
-        let url = format!("{}/ip_addresses/{}", self.base_url, http::path_segment(ip));
+        let url = format!(
+            "{}/ip_addresses/{}",
+            self.endpoint.base_url,
+            http::path_segment(ip)
+        );
         let mut request = self
+            .endpoint
             .client
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json");
-        if !self.key.is_empty() {
-            request = request.header("x-apikey", self.key.expose());
+        if !self.endpoint.key.is_empty() {
+            request = request.header("x-apikey", self.endpoint.key.expose());
         }
-        let reply = http::fetch_json(request, self.timeout).await?;
+        let reply = http::fetch_json(request, self.endpoint.timeout).await?;
         if reply.status == 200 {
             return ip_report(&reply.body);
         }
-        classify_error(&reply, &self.key)
+        classify_error(&reply, &self.endpoint.key)
     }
 }
 
@@ -77,7 +75,7 @@ impl Provider for VirusTotal {
         Box::pin(async move {
             self.lookup_ip(ip)
                 .await
-                .map_err(|e| http::redact(e, &self.key))
+                .map_err(|e| http::redact(e, &self.endpoint.key))
         })
     }
 }
