@@ -23,28 +23,12 @@ use std::borrow::Cow;
 
 use crate::model::{Event, Role};
 use crate::pipeline::parse::fields::present;
-use crate::pipeline::parse::headers::{FieldsHeader, HeaderKind};
+use crate::pipeline::parse::headers::{
+    FieldsHeader, HeaderKind, VPC_DEFAULT_FIELD_COUNT, VPC_FIELDS,
+};
 use crate::pipeline::parse::{Line, LogFormat, ParseError};
 
 const NAME: &str = "aws_vpc_flow";
-
-/// Field names of the default (v2) record, in order.
-const DEFAULT_FIELDS: [&str; 14] = [
-    "version",
-    "account-id",
-    "interface-id",
-    "srcaddr",
-    "dstaddr",
-    "srcport",
-    "dstport",
-    "protocol",
-    "packets",
-    "bytes",
-    "start",
-    "end",
-    "action",
-    "log-status",
-];
 
 /// Format `aws_vpc_flow`.
 pub struct VpcFlow;
@@ -115,7 +99,7 @@ impl LogFormat for VpcFlow {
             count += 1;
             let name = match header {
                 Some(h) => h.names.get(i).map(String::as_str),
-                None => DEFAULT_FIELDS.get(i).copied(),
+                None => VPC_FIELDS[..VPC_DEFAULT_FIELD_COUNT].get(i).copied(),
             };
             let Some(name) = name else { break };
             let value_present = present(value, &["-"]);

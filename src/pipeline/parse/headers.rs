@@ -59,8 +59,9 @@ pub struct StreamHeaders {
     streams: Mutex<HashMap<u64, StreamState>>,
 }
 
-/// Field names of AWS VPC flow logs (versions 2–5).
-const VPC_FIELDS: &[&str] = &[
+/// Field names of AWS VPC flow logs (versions 2–5); the first
+/// [`VPC_DEFAULT_FIELD_COUNT`] are the default (v2) record, in order.
+pub const VPC_FIELDS: &[&str] = &[
     "version",
     "account-id",
     "interface-id",
@@ -105,6 +106,9 @@ const VPC_FIELDS: &[&str] = &[
 
 /// FNV-1a over (topic, partition, key): every line pays for this once a directive was seen, so
 /// it must be cheaper than SipHash; streams are not attacker-chosen keys of a large table.
+/// How many of [`VPC_FIELDS`] make the default (v2) record.
+pub const VPC_DEFAULT_FIELD_COUNT: usize = 14;
+
 fn stream_hash(stream: StreamId<'_>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
