@@ -10,6 +10,7 @@
 //! file only: Talos has no public API). They are not wired into the daemon yet.
 
 pub mod abuseipdb;
+pub mod budget;
 pub mod feeds;
 pub mod greynoise;
 pub mod http;
