@@ -194,10 +194,36 @@ pub async fn fetch_json(
     request: reqwest::RequestBuilder,
     timeout: Duration,
 ) -> Result<Reply, ProviderError> {
-    let mut response = request
+    let response = request
         .send()
         .await
         .map_err(|e| transport_error(&e, timeout))?;
+    read_json(response, timeout, &KEYED).await
+}
+
+/// How [`read_json`] judges what differs between providers.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadRules {
+    /// The detail of a 3xx answer (keyed providers follow none; RDAP gets one only without a
+    /// usable `Location`).
+    pub redirect_detail: &'static str,
+    /// Whether a 404 whose body is not JSON is an empty answer (RFC 7480 allows it for RDAP).
+    pub plain_404_is_empty: bool,
+}
+
+/// The rules of providers that send an API key.
+pub const KEYED: ReadRules = ReadRules {
+    redirect_detail: "redirect, not followed (the API key is never sent elsewhere)",
+    plain_404_is_empty: false,
+};
+
+/// Reads a response body (at most [`MAX_BODY_BYTES`]) into a [`Reply`]: 3xx and HTML pages are
+/// invalid responses, 5xx is unavailable, and the body must be a JSON object.
+pub async fn read_json(
+    mut response: reqwest::Response,
+    timeout: Duration,
+    rules: &ReadRules,
+) -> Result<Reply, ProviderError> {
     let status = response.status().as_u16();
     let limits = RateLimitHints::from_headers(response.headers());
     let content_type = response
@@ -221,7 +247,8 @@ pub async fn fetch_json(
     }
     if (300..400).contains(&status) {
         return Err(ProviderError::InvalidResponse(format!(
-            "HTTP {status} redirect, not followed (the API key is never sent elsewhere)"
+            "HTTP {status} {}",
+            rules.redirect_detail
         )));
     }
     let html = content_type.contains("html") || looks_like_html(&bytes);
@@ -246,6 +273,11 @@ pub async fn fetch_json(
         Ok(_) => Err(ProviderError::InvalidResponse(format!(
             "HTTP {status} with JSON that is not an object"
         ))),
+        Err(_) if status == 404 && rules.plain_404_is_empty => Ok(Reply {
+            status,
+            limits,
+            body: serde_json::Map::new(),
+        }),
         Err(_) => Err(ProviderError::InvalidResponse(format!(
             "HTTP {status} with a body that is not JSON"
         ))),

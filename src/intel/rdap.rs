@@ -33,7 +33,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv4Subnets, Ipv6Net, Ipv6Subnets};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use super::http::{self, RateLimitHints, Reply};
+use super::http::{self, Reply};
 use super::{Lookup, Provider, ProviderError};
 use crate::record::Network;
 use crate::settings::{ProviderSettings, SettingsError};
@@ -160,14 +160,18 @@ fn redirecting_client(timeout: Duration) -> Result<reqwest::Client, SettingsErro
         })
 }
 
-/// Sends `request` (redirects followed by the client) and classifies the outcome like
-/// [`http::fetch_json`] does, which cannot be used here: it would report a redirect loop as an
-/// anonymous "request failed" and a 3xx as a refused redirect. Returns the final URL too.
+/// Sends `request` on RDAP's redirect-following client; returns the reply and the URL that
+/// finally answered. Body rules are the shared ones, except that a 3xx reaching us had no
+/// usable `Location`, and a plain-text 404 is "no such registration" (RFC 7480).
 async fn fetch(
     request: reqwest::RequestBuilder,
     timeout: Duration,
 ) -> Result<(Reply, reqwest::Url), ProviderError> {
-    let mut response = request.send().await.map_err(|e| {
+    const RULES: http::ReadRules = http::ReadRules {
+        redirect_detail: "redirect without a usable Location",
+        plain_404_is_empty: true,
+    };
+    let response = request.send().await.map_err(|e| {
         if e.is_redirect() {
             ProviderError::Unavailable(format!(
                 "the RDAP registries redirected more than {MAX_REDIRECTS} times (a redirect loop)"
@@ -176,77 +180,9 @@ async fn fetch(
             http::transport_error(&e, timeout)
         }
     })?;
-    let status = response.status().as_u16();
     let final_url = response.url().clone();
-    let limits = RateLimitHints::from_headers(response.headers());
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| http::transport_error(&e, timeout))?
-    {
-        if bytes.len() + chunk.len() > http::MAX_BODY_BYTES {
-            return Err(ProviderError::InvalidResponse(format!(
-                "HTTP {status}: body larger than {} bytes",
-                http::MAX_BODY_BYTES
-            )));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    if (300..400).contains(&status) {
-        return Err(ProviderError::InvalidResponse(format!(
-            "HTTP {status} redirect without a usable Location"
-        )));
-    }
-    let html = content_type.contains("html") || starts_like_html(&bytes);
-    if status >= 500 {
-        let what = if html { " (HTML page)" } else { "" };
-        return Err(ProviderError::Unavailable(format!(
-            "HTTP {status}{what}{}",
-            limits.suffix()
-        )));
-    }
-    if html {
-        return Err(ProviderError::InvalidResponse(format!(
-            "HTTP {status} with an HTML page where JSON was expected"
-        )));
-    }
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(body)) => Ok((
-            Reply {
-                status,
-                limits,
-                body,
-            },
-            final_url,
-        )),
-        Ok(_) => Err(ProviderError::InvalidResponse(format!(
-            "HTTP {status} with JSON that is not an object"
-        ))),
-        // An RFC 9083 error answer is JSON; a 404 with a plain-text body is still "no such
-        // registration" (RFC 7480 allows an empty or non-JSON error body).
-        Err(_) if status == 404 => Ok((
-            Reply {
-                status,
-                limits,
-                body: Map::new(),
-            },
-            final_url,
-        )),
-        Err(_) => Err(ProviderError::InvalidResponse(format!(
-            "HTTP {status} with a body that is not JSON"
-        ))),
-    }
-}
-
-fn starts_like_html(bytes: &[u8]) -> bool {
-    bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+    let reply = http::read_json(response, timeout, &RULES).await?;
+    Ok((reply, final_url))
 }
 
 /// Says the error came from the bootstrap file, not from a registry.

@@ -423,6 +423,16 @@ impl<'a> Parser<'a> {
         (self.nodes.len() - 1) as u32
     }
 
+    /// Appends node `index` to the sibling list running from `first` to `last`.
+    fn link(&mut self, first: &mut u32, last: &mut u32, index: u32) {
+        if *last == NONE {
+            *first = index;
+        } else {
+            self.nodes[*last as usize].next = index;
+        }
+        *last = index;
+    }
+
     fn object(&mut self, depth: usize) -> Result<Value<'a>, ParseError> {
         let mut first = NONE;
         let mut last = NONE;
@@ -447,12 +457,7 @@ impl<'a> Parser<'a> {
             let index = self.push(key);
             let value = self.value(depth)?;
             self.nodes[index as usize].value = value;
-            if last == NONE {
-                first = index;
-            } else {
-                self.nodes[last as usize].next = index;
-            }
-            last = index;
+            self.link(&mut first, &mut last, index);
             self.skip_ws();
             match self.bytes.get(self.pos) {
                 Some(b',') => self.pos += 1,
@@ -481,12 +486,7 @@ impl<'a> Parser<'a> {
             });
             let value = self.value(depth)?;
             self.nodes[index as usize].value = value;
-            if last == NONE {
-                first = index;
-            } else {
-                self.nodes[last as usize].next = index;
-            }
-            last = index;
+            self.link(&mut first, &mut last, index);
             self.skip_ws();
             match self.bytes.get(self.pos) {
                 Some(b',') => self.pos += 1,
