@@ -99,9 +99,15 @@ fn classify_error(reply: &Reply, key: &Secret) -> ProviderError {
             "no API key is configured and AbuseIPDB requires one".to_owned(),
         ),
         429 if daily_limit_spent(reply, &detail) => {
-            ProviderError::QuotaExhausted(format!("AbuseIPDB daily check limit spent{limits}"))
+            ProviderError::QuotaExhausted(
+                format!("AbuseIPDB daily check limit spent{limits}"),
+                reply.limits.wait(),
+            )
         }
-        429 => ProviderError::RateLimited(format!("AbuseIPDB throttled the request{limits}")),
+        429 => ProviderError::RateLimited(
+            format!("AbuseIPDB throttled the request{limits}"),
+            reply.limits.wait(),
+        ),
         422 => ProviderError::InvalidResponse(format!(
             "AbuseIPDB refused the address as invalid (HTTP 422){}",
             if detail.is_empty() {

@@ -1,4 +1,6 @@
-//! Spend policy per provider: a per-minute token bucket, a daily budget reset at 00:00 UTC,
+//! Spend policy per provider: a per-minute token bucket whose tokens come back one minute after
+//! they were spent (a sliding window: no 60 s span ever sees more than `per_minute` requests,
+//! where a bucket refilled continuously would let through up to twice that), a daily budget reset at 00:00 UTC,
 //! and a hold set from a provider's own `Retry-After` / reset time. Pure: every call takes the
 //! time, so tests need no clock.
 //!
@@ -9,9 +11,11 @@
 //!   said to wait: 429 with `Retry-After`, or its quota reset time).
 //! * Nothing here sleeps or queues; the remote queue decides what to do with a refusal.
 
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const DAY: u64 = 86_400;
+const MINUTE: Duration = Duration::from_secs(60);
 
 /// Whether a lookup may be made now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +41,8 @@ pub enum Spend {
 pub struct Budget {
     per_minute: u32,
     per_day: u32,
-    /// Tokens left in the minute bucket (fractional: refilled continuously).
-    tokens: f64,
-    refilled_at: SystemTime,
+    /// Times of the grants of the last minute, oldest first (at most `per_minute`).
+    recent: VecDeque<SystemTime>,
     /// Day number (days since the epoch, UTC) the daily count belongs to.
     day: u64,
     used_today: u32,
@@ -62,16 +65,15 @@ impl Budget {
         Budget {
             per_minute,
             per_day,
-            tokens: f64::from(per_minute),
-            refilled_at: now,
+            recent: VecDeque::with_capacity(per_minute.min(1024) as usize),
             day: day_of(now),
             used_today: 0,
             held_until: None,
         }
     }
 
-    /// Takes one lookup's worth of budget if there is one.
-    pub fn try_spend(&mut self, now: SystemTime) -> Spend {
+    /// Whether a lookup could be made now, without taking anything.
+    pub fn check(&mut self, now: SystemTime) -> Spend {
         if let Some(until) = self.held_until {
             if now < until {
                 return Spend::Held { until };
@@ -88,27 +90,36 @@ impl Budget {
             };
         }
         if self.per_minute > 0 {
-            self.refill(now);
-            if self.tokens < 1.0 {
-                let missing = 1.0 - self.tokens;
-                let wait = Duration::from_secs_f64(missing * 60.0 / f64::from(self.per_minute));
-                return Spend::Throttled(wait);
+            // A grant's token comes back one minute after it was spent, so no 60 s window,
+            // however placed, ever holds more than `per_minute` grants.
+            while self
+                .recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t).is_ok_and(|age| age >= MINUTE))
+            {
+                self.recent.pop_front();
             }
-            self.tokens -= 1.0;
+            if self.recent.len() >= self.per_minute as usize {
+                let oldest = self.recent.front().copied().unwrap_or(now);
+                let back_at = oldest + MINUTE;
+                return Spend::Throttled(back_at.duration_since(now).unwrap_or(MINUTE));
+            }
         }
-        self.used_today += 1;
         Spend::Granted
     }
 
-    fn refill(&mut self, now: SystemTime) {
-        // A clock that went backwards refills nothing.
-        let elapsed = now
-            .duration_since(self.refilled_at)
-            .unwrap_or(Duration::ZERO);
-        let per_second = f64::from(self.per_minute) / 60.0;
-        self.tokens =
-            (self.tokens + elapsed.as_secs_f64() * per_second).min(f64::from(self.per_minute));
-        self.refilled_at = now.max(self.refilled_at);
+    /// Takes one lookup's worth of budget if there is one.
+    pub fn try_spend(&mut self, now: SystemTime) -> Spend {
+        let spend = self.check(now);
+        if spend == Spend::Granted {
+            if self.per_minute > 0 {
+                // A clock that went backwards must not let a grant leave the window early.
+                let at = self.recent.back().map_or(now, |last| now.max(*last));
+                self.recent.push_back(at);
+            }
+            self.used_today += 1;
+        }
+        spend
     }
 
     /// The provider said to wait until `until` (429 `Retry-After`, a quota reset time); the
@@ -117,7 +128,7 @@ impl Budget {
         self.held_until = Some(self.held_until.map_or(until, |held| held.max(until)));
     }
 
-    /// Lookups left today (`None` without a daily limit), for `provider_quota_remaining`.
+    /// Lookups left today (`None` without a daily limit).
     pub fn remaining_today(&self, now: SystemTime) -> Option<u32> {
         (self.per_day > 0).then(|| {
             if day_of(now) != self.day {
@@ -125,6 +136,21 @@ impl Budget {
             } else {
                 self.per_day.saturating_sub(self.used_today)
             }
+        })
+    }
+
+    /// For `provider_quota_remaining`: lookups left today, else left in the current minute,
+    /// else `None` (no limit at all).
+    pub fn remaining(&self, now: SystemTime) -> Option<u32> {
+        self.remaining_today(now).or_else(|| {
+            (self.per_minute > 0).then(|| {
+                let in_window = self
+                    .recent
+                    .iter()
+                    .filter(|t| now.duration_since(**t).map_or(true, |age| age < MINUTE))
+                    .count();
+                self.per_minute.saturating_sub(in_window as u32)
+            })
         })
     }
 }
@@ -146,14 +172,16 @@ mod tests {
         }
         assert_eq!(
             budget.try_spend(at(0)),
-            Spend::Throttled(Duration::from_secs(15))
+            Spend::Throttled(Duration::from_secs(60))
         );
         assert_eq!(
-            budget.try_spend(at(14)),
+            budget.try_spend(at(59)),
             Spend::Throttled(Duration::from_secs(1))
         );
-        assert_eq!(budget.try_spend(at(15)), Spend::Granted);
-        assert_eq!(budget.remaining_today(at(15)), Some(495));
+        assert_eq!(budget.check(at(60)), Spend::Granted);
+        assert_eq!(budget.remaining_today(at(60)), Some(496), "check takes nothing");
+        assert_eq!(budget.try_spend(at(60)), Spend::Granted);
+        assert_eq!(budget.remaining_today(at(60)), Some(495));
     }
 
     #[test]
@@ -189,16 +217,25 @@ mod tests {
     #[test]
     fn a_burst_never_exceeds_the_minute_budget() {
         let mut budget = Budget::new(10, 0, at(0));
-        let mut granted = 0;
-        // 10,000 attempts within one minute, 6 ms apart.
-        for i in 0..10_000u64 {
-            if budget.try_spend(at(0) + Duration::from_millis(i * 6)) == Spend::Granted {
-                granted += 1;
+        let mut grants = Vec::new();
+        // 30,000 attempts over three minutes, 6 ms apart.
+        for i in 0..30_000u64 {
+            let now = at(0) + Duration::from_millis(i * 6);
+            if budget.try_spend(now) == Spend::Granted {
+                grants.push(now);
             }
         }
-        // 10 at the start plus 10 refilled over the 60 s: never more than the budget allows.
-        assert!(granted <= 20, "{granted}");
-        assert!(granted >= 19, "{granted}");
+        assert_eq!(grants.len(), 30, "10 per minute, used in full");
+        // No 60 s window, wherever it starts, holds more than 10 grants.
+        for (i, start) in grants.iter().enumerate() {
+            let within = grants[i..]
+                .iter()
+                .take_while(|t| t.duration_since(*start).unwrap() < MINUTE)
+                .count();
+            assert!(within <= 10, "{within} grants within a minute of grant {i}");
+        }
+        assert_eq!(budget.remaining(at(150)), Some(0));
+        assert_eq!(budget.remaining(at(200)), Some(10));
     }
 
     #[test]
@@ -206,6 +243,7 @@ mod tests {
         let mut budget = Budget::new(1, 0, at(100));
         assert_eq!(budget.try_spend(at(100)), Spend::Granted);
         assert!(matches!(budget.try_spend(at(50)), Spend::Throttled(_)));
+        assert!(matches!(budget.try_spend(at(159)), Spend::Throttled(_)));
         assert_eq!(budget.try_spend(at(160)), Spend::Granted);
     }
 }

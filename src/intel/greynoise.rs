@@ -136,13 +136,17 @@ fn classify_error(reply: &Reply, key: &Secret) -> ProviderError {
             let allowance = text("rate-limit")
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
-            ProviderError::QuotaExhausted(format!(
-                "GreyNoise lookup allowance of the {plan} plan spent{allowance}{no_key}{limits}"
-            ))
+            ProviderError::QuotaExhausted(
+                format!(
+                    "GreyNoise lookup allowance of the {plan} plan spent{allowance}{no_key}{limits}"
+                ),
+                reply.limits.wait(),
+            )
         }
-        429 => ProviderError::RateLimited(format!(
-            "GreyNoise throttled the request (HTTP 429){no_key}{limits}"
-        )),
+        429 => ProviderError::RateLimited(
+            format!("GreyNoise throttled the request (HTTP 429){no_key}{limits}"),
+            reply.limits.wait(),
+        ),
         400 => ProviderError::InvalidResponse(format!(
             "GreyNoise refused the address (HTTP 400){}",
             message.map(|m| format!(": {m}")).unwrap_or_default()

@@ -171,6 +171,13 @@ impl RateLimitHints {
         parts.iter().map(|p| format!("; {p}")).collect()
     }
 
+    /// How long the provider asked us to wait: `Retry-After`, else until `X-RateLimit-Reset`.
+    pub fn wait(&self) -> Option<Duration> {
+        self.retry_after_secs
+            .map(Duration::from_secs)
+            .or_else(|| self.reset_in(SystemTime::now()))
+    }
+
     /// Seconds from `now` until the reset, when a reset time was sent.
     pub fn reset_in(&self, now: SystemTime) -> Option<Duration> {
         let at = UNIX_EPOCH + Duration::from_secs(self.reset_epoch?);
@@ -339,7 +346,10 @@ pub fn by_status(provider: &str, reply: &Reply, what: &str) -> ProviderError {
     match status {
         401 => ProviderError::Unauthorized(format!("{provider} answered HTTP 401{what}")),
         403 => ProviderError::Forbidden(format!("{provider} answered HTTP 403{what}")),
-        429 => ProviderError::RateLimited(format!("{provider} answered HTTP 429{what}{limits}")),
+        429 => ProviderError::RateLimited(
+            format!("{provider} answered HTTP 429{what}{limits}"),
+            reply.limits.wait(),
+        ),
         _ => ProviderError::InvalidResponse(format!("{provider} answered HTTP {status}{what}")),
     }
 }
@@ -351,16 +361,7 @@ pub fn redact(error: ProviderError, key: &Secret) -> ProviderError {
     if key.is_empty() {
         return error;
     }
-    let clean = |text: String| text.replace(key, "<redacted>");
-    match error {
-        ProviderError::Unauthorized(t) => ProviderError::Unauthorized(clean(t)),
-        ProviderError::Forbidden(t) => ProviderError::Forbidden(clean(t)),
-        ProviderError::RateLimited(t) => ProviderError::RateLimited(clean(t)),
-        ProviderError::QuotaExhausted(t) => ProviderError::QuotaExhausted(clean(t)),
-        ProviderError::Timeout(d) => ProviderError::Timeout(d),
-        ProviderError::Unavailable(t) => ProviderError::Unavailable(clean(t)),
-        ProviderError::InvalidResponse(t) => ProviderError::InvalidResponse(clean(t)),
-    }
+    error.map_text(|text| text.replace(key, "<redacted>"))
 }
 
 #[cfg(test)]
@@ -418,8 +419,8 @@ mod tests {
         let errors = [
             ProviderError::Unauthorized(text.clone()),
             ProviderError::Forbidden(text.clone()),
-            ProviderError::RateLimited(text.clone()),
-            ProviderError::QuotaExhausted(text.clone()),
+            ProviderError::RateLimited(text.clone(), None),
+            ProviderError::QuotaExhausted(text.clone(), Some(Duration::from_secs(5))),
             ProviderError::Timeout(Duration::from_secs(1)),
             ProviderError::Unavailable(text.clone()),
             ProviderError::InvalidResponse(text.clone()),

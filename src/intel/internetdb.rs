@@ -60,11 +60,14 @@ impl InternetDb {
         match reply.status {
             200 => host_report(&reply.body),
             404 => Ok(Lookup::NotFound),
-            429 => Err(ProviderError::RateLimited(format!(
-                "InternetDB throttled the request (sustained use can get the client address \
-                 banned for about an hour){}",
-                reply.limits.suffix()
-            ))),
+            429 => Err(ProviderError::RateLimited(
+                format!(
+                    "InternetDB throttled the request (sustained use can get the client address \
+                     banned for about an hour){}",
+                    reply.limits.suffix()
+                ),
+                reply.limits.wait(),
+            )),
             _ => Err(classify_error(&reply)),
         }
     }

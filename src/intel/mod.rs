@@ -52,12 +52,12 @@ pub enum ProviderError {
     /// 403: not allowed for this account.
     #[error("forbidden: {0}")]
     Forbidden(String),
-    /// 429: throttled.
+    /// 429: throttled; the wait the provider asked for (`Retry-After`, `X-RateLimit-Reset`).
     #[error("rate limited: {0}")]
-    RateLimited(String),
-    /// Daily or monthly budget spent.
+    RateLimited(String, Option<std::time::Duration>),
+    /// Daily or monthly budget spent; the wait until the provider's reset, when it said.
     #[error("quota exhausted: {0}")]
-    QuotaExhausted(String),
+    QuotaExhausted(String, Option<std::time::Duration>),
     /// No answer in time.
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
@@ -75,11 +75,24 @@ impl ProviderError {
         match self {
             ProviderError::Unauthorized(_) => "unauthorized",
             ProviderError::Forbidden(_) => "forbidden",
-            ProviderError::RateLimited(_) => "rate_limited",
-            ProviderError::QuotaExhausted(_) => "quota_exhausted",
+            ProviderError::RateLimited(..) => "rate_limited",
+            ProviderError::QuotaExhausted(..) => "quota_exhausted",
             ProviderError::Timeout(_) => "timeout",
             ProviderError::Unavailable(_) => "unavailable",
             ProviderError::InvalidResponse(_) => "invalid_response",
+        }
+    }
+
+    /// The same error with its text passed through `edit` (redaction, a prefix).
+    pub fn map_text(self, edit: impl Fn(String) -> String) -> ProviderError {
+        match self {
+            ProviderError::Unauthorized(t) => ProviderError::Unauthorized(edit(t)),
+            ProviderError::Forbidden(t) => ProviderError::Forbidden(edit(t)),
+            ProviderError::RateLimited(t, wait) => ProviderError::RateLimited(edit(t), wait),
+            ProviderError::QuotaExhausted(t, wait) => ProviderError::QuotaExhausted(edit(t), wait),
+            ProviderError::Timeout(d) => ProviderError::Timeout(d),
+            ProviderError::Unavailable(t) => ProviderError::Unavailable(edit(t)),
+            ProviderError::InvalidResponse(t) => ProviderError::InvalidResponse(edit(t)),
         }
     }
 
@@ -88,8 +101,8 @@ impl ProviderError {
         match self {
             ProviderError::Unauthorized(_) => ProviderStatus::Unauthorized,
             ProviderError::Forbidden(_) => ProviderStatus::Forbidden,
-            ProviderError::RateLimited(_) => ProviderStatus::RateLimited,
-            ProviderError::QuotaExhausted(_) => ProviderStatus::QuotaExhausted,
+            ProviderError::RateLimited(..) => ProviderStatus::RateLimited,
+            ProviderError::QuotaExhausted(..) => ProviderStatus::QuotaExhausted,
             ProviderError::Timeout(_) => ProviderStatus::Timeout,
             ProviderError::Unavailable(_) => ProviderStatus::Unavailable,
             ProviderError::InvalidResponse(_) => ProviderStatus::InvalidResponse,
@@ -152,8 +165,8 @@ mod tests {
         let errors = [
             ProviderError::Unauthorized("401".into()),
             ProviderError::Forbidden("403".into()),
-            ProviderError::RateLimited("429".into()),
-            ProviderError::QuotaExhausted("daily".into()),
+            ProviderError::RateLimited("429".into(), None),
+            ProviderError::QuotaExhausted("daily".into(), None),
             ProviderError::Timeout(std::time::Duration::from_secs(1)),
             ProviderError::Unavailable("503".into()),
             ProviderError::InvalidResponse("html".into()),

@@ -119,9 +119,10 @@ fn classify_error(reply: &Reply, key: &Secret) -> ProviderError {
             "OTX refused the request without an API key (HTTP 403); no API key is configured"
                 .to_owned(),
         ),
-        429 => ProviderError::RateLimited(format!(
-            "OTX throttled the request (HTTP 429){no_key}{limits}"
-        )),
+        429 => ProviderError::RateLimited(
+            format!("OTX throttled the request (HTTP 429){no_key}{limits}"),
+            reply.limits.wait(),
+        ),
         _ => match detail {
             Some(d) => http::by_status("OTX", reply, &format!(" ({d})")),
             None => http::by_status("OTX", reply, ""),

@@ -126,10 +126,13 @@ impl Rdap {
         match reply.status {
             200 => ip_network(&reply.body, &final_url, registry),
             404 => Ok(Lookup::NotFound),
-            429 => Err(ProviderError::RateLimited(format!(
-                "the RDAP registry throttled the request{}",
-                reply.limits.suffix()
-            ))),
+            429 => Err(ProviderError::RateLimited(
+                format!(
+                    "the RDAP registry throttled the request{}",
+                    reply.limits.suffix()
+                ),
+                reply.limits.wait(),
+            )),
             _ => Err(http::by_status("the RDAP registry", &reply, "")),
         }
     }
@@ -187,16 +190,7 @@ async fn fetch(
 
 /// Says the error came from the bootstrap file, not from a registry.
 fn in_bootstrap(error: ProviderError, file: &str) -> ProviderError {
-    let prefix = |text: String| format!("IANA bootstrap {file}: {text}");
-    match error {
-        ProviderError::Unauthorized(t) => ProviderError::Unauthorized(prefix(t)),
-        ProviderError::Forbidden(t) => ProviderError::Forbidden(prefix(t)),
-        ProviderError::RateLimited(t) => ProviderError::RateLimited(prefix(t)),
-        ProviderError::QuotaExhausted(t) => ProviderError::QuotaExhausted(prefix(t)),
-        ProviderError::Timeout(d) => ProviderError::Timeout(d),
-        ProviderError::Unavailable(t) => ProviderError::Unavailable(prefix(t)),
-        ProviderError::InvalidResponse(t) => ProviderError::InvalidResponse(prefix(t)),
-    }
+    error.map_text(|text| format!("IANA bootstrap {file}: {text}"))
 }
 
 /// The `services` of a bootstrap file for `ip`'s family. Entries that do not parse are skipped

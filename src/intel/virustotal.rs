@@ -114,13 +114,17 @@ fn classify_error(reply: &Reply, key: &Secret) -> Result<Lookup, ProviderError> 
             "the key lacks the privilege for IP reports (ForbiddenError)".to_owned(),
         ),
         // Reference §10: QuotaExceededError is a spent minute/daily/monthly quota.
-        "QuotaExceededError" => ProviderError::QuotaExhausted(format!(
-            "VirusTotal quota exceeded (QuotaExceededError); the daily quota resets at 00:00 UTC\
-             {limits}"
-        )),
-        "TooManyRequestsError" => ProviderError::RateLimited(format!(
-            "VirusTotal throttled the request (TooManyRequestsError){limits}"
-        )),
+        "QuotaExceededError" => ProviderError::QuotaExhausted(
+            format!(
+                "VirusTotal quota exceeded (QuotaExceededError); the daily quota resets at \
+                 00:00 UTC{limits}"
+            ),
+            reply.limits.wait(),
+        ),
+        "TooManyRequestsError" => ProviderError::RateLimited(
+            format!("VirusTotal throttled the request (TooManyRequestsError){limits}"),
+            reply.limits.wait(),
+        ),
         "" => http::by_status("VirusTotal", reply, " without an error code"),
         code => {
             let what = if message.is_empty() {
