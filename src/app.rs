@@ -29,7 +29,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::intel::feeds::{FeedSpec, LocalFeeds};
-use crate::intel::unqueried_provider_entries;
+use crate::intel::mmdb::Mmdb;
+use crate::intel::remote::{Patience, ProviderSlot, SlotLimits};
+use crate::intel::talos::Talos;
+use crate::intel::ConfiguredProviders;
 use crate::kafka::consumer::{
     commit_stored, create_consumer, raw_event_from, EventConsumer, PipelineConsumerContext,
 };
@@ -41,7 +44,10 @@ use crate::pipeline::filter::IpFilter;
 use crate::pipeline::parse::FormatRegistry;
 use crate::pipeline::process::{Processor, ProcessorOptions};
 use crate::pipeline::score::ScoringModel;
-use crate::pipeline::Processed;
+use crate::pipeline::remote::{RemoteStage, RevisionRules, RevisionSink};
+use crate::pipeline::{Output, Processed};
+use crate::model::Origin;
+use futures::future::BoxFuture;
 use crate::report::scheduled::{run_scheduled_reports, ReportFeed};
 use crate::server::{self, Health};
 use crate::settings::Settings;
@@ -146,7 +152,9 @@ pub async fn run(
             .map_err(|e| AppError::Kafka(format!("consumer creation failed: {e}")))?
             .map(Arc::new)
             .map_err(|e| AppError::Kafka(e.to_string()))?;
-    let processor = build_processor(&settings, feeds.clone(), metrics.clone())?;
+    let providers = build_providers(&settings).await?;
+    let processor =
+        build_processor_with(&settings, feeds.clone(), &providers, metrics.clone())?;
     let publisher = OutputPublisher::new(producer.clone(), &settings, metrics.clone());
     info!(
         brokers = %settings.kafka.brokers,
@@ -194,12 +202,27 @@ pub async fn run(
         ));
         (Some(feed), Some(task))
     };
+    // Remote providers (none enabled: no stage): revisions go out through the same publisher.
+    let remote = build_remote_stage(
+        &settings,
+        &providers,
+        Arc::new(PublishRevisions {
+            publisher: publisher.clone(),
+            report_feed: report_feed.clone(),
+        }),
+        metrics.clone(),
+    )?;
+    let remote_stop = CancellationToken::new();
+    let mut remote_tasks = remote
+        .as_ref()
+        .map(|stage| stage.spawn_dispatchers(&remote_stop));
     let mut sink_task = spawn_stage(
         "sink",
         sink_loop(
             processed_rx,
             publisher,
             report_feed,
+            remote.clone(),
             consumer.clone(),
             tracker.clone(),
             settings.pipeline.max_in_flight,
@@ -216,6 +239,8 @@ pub async fn run(
     ));
     let housekeeping_task = tokio::spawn(housekeeping_loop(
         feeds,
+        providers.mmdb.clone(),
+        providers.talos.clone(),
         dedup,
         settings.intel.feeds_reload_interval,
         metrics.clone(),
@@ -247,6 +272,24 @@ pub async fn run(
         let _ = sink_task.await;
     }
     housekeeping_stop.cancel();
+    // Remote lookups already sent get a moment to land their revisions; queued ones are lost
+    // with the process (their records keep `pending`).
+    remote_stop.cancel();
+    if let Some(tasks) = remote_tasks.as_mut() {
+        let grace = deadline
+            .saturating_duration_since(Instant::now())
+            .min(REMOTE_GRACE);
+        if timeout(grace, async { while tasks.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            warn!(
+                waiting = remote.as_ref().map_or(0, |r| r.waiting()),
+                "remote lookups still running at shutdown were abandoned"
+            );
+            tasks.abort_all();
+        }
+    }
     // The last interval's report holds every record the sink published.
     report_stop.cancel();
     if let Some(task) = report_task {
@@ -346,10 +389,89 @@ fn emit_feeds_loaded(feeds: &LocalFeeds, metrics: &Metrics) {
     }
 }
 
-/// Assembles the processing stages from the settings.
+/// How long lookups already sent may finish after the sink drained.
+const REMOTE_GRACE: Duration = Duration::from_secs(5);
+
+/// Builds the enabled providers (reads keys and local files: blocking I/O, off the runtime).
+pub async fn build_providers(settings: &Settings) -> Result<ConfiguredProviders, AppError> {
+    let providers = settings.providers.clone();
+    tokio::task::spawn_blocking(move || ConfiguredProviders::build(&providers))
+        .await
+        .map_err(|e| AppError::Config(format!("provider set-up panicked: {e}")))?
+        .map_err(|e| AppError::Config(e.to_string()))
+}
+
+/// The remote stage over the enabled remote providers, or `None` when there are none.
+pub fn build_remote_stage(
+    settings: &Settings,
+    providers: &ConfiguredProviders,
+    sink: Arc<dyn RevisionSink>,
+    metrics: Arc<Metrics>,
+) -> Result<Option<Arc<RemoteStage>>, AppError> {
+    if providers.remote.is_empty() {
+        return Ok(None);
+    }
+    let slots = providers
+        .remote
+        .iter()
+        .map(|(provider, provider_settings)| {
+            Arc::new(ProviderSlot::new(
+                provider.clone(),
+                SlotLimits::from_settings(provider_settings, settings.intel.provider_cache_entries),
+                metrics.clone(),
+            ))
+        })
+        .collect();
+    Ok(Some(Arc::new(RemoteStage::new(
+        slots,
+        settings.intel.remote_queue_capacity,
+        RevisionRules {
+            scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
+            min_verdict: settings.publish.min_verdict,
+        },
+        sink,
+        Patience {
+            max_wait: settings.intel.remote_max_wait,
+        },
+        metrics,
+    ))))
+}
+
+/// Revised records go to the output topic (and the scheduled report) like first records.
+struct PublishRevisions {
+    publisher: OutputPublisher,
+    report_feed: Option<ReportFeed>,
+}
+
+impl RevisionSink for PublishRevisions {
+    fn publish(&self, output: Output, origin: Origin) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(payload) = self.publisher.deliver(output, &origin).await {
+                if let Some(feed) = &self.report_feed {
+                    feed.offer(payload);
+                }
+            }
+        })
+    }
+}
+
+/// Assembles the processing stages from the settings, building the providers it enables
+/// (tests and benches; the daemon shares one set with the remote stage).
 pub fn build_processor(
     settings: &Settings,
     feeds: Arc<LocalFeeds>,
+    metrics: Arc<Metrics>,
+) -> Result<Processor, AppError> {
+    let providers = ConfiguredProviders::build(&settings.providers)
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    build_processor_with(settings, feeds, &providers, metrics)
+}
+
+/// Assembles the processing stages from the settings and the built providers.
+pub fn build_processor_with(
+    settings: &Settings,
+    feeds: Arc<LocalFeeds>,
+    providers: &ConfiguredProviders,
     metrics: Arc<Metrics>,
 ) -> Result<Processor, AppError> {
     let ignore = settings
@@ -366,7 +488,9 @@ pub fn build_processor(
             dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
             min_verdict: settings.publish.min_verdict,
             scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
-            unqueried_providers: unqueried_provider_entries(&settings.providers),
+            provider_entries: providers.entries.clone(),
+            local_providers: providers.local.clone(),
+            remote: !providers.remote.is_empty(),
         },
         metrics,
     ))
@@ -561,6 +685,7 @@ async fn sink_loop(
     mut processed_rx: mpsc::Receiver<Processed>,
     publisher: OutputPublisher,
     report_feed: Option<ReportFeed>,
+    remote: Option<Arc<RemoteStage>>,
     consumer: Arc<EventConsumer>,
     tracker: Arc<Mutex<OffsetTracker>>,
     max_in_flight: usize,
@@ -596,13 +721,20 @@ async fn sink_loop(
                     Some(processed) => {
                         let publisher = publisher.clone();
                         let report_feed = report_feed.clone();
+                        let remote = remote.clone();
                         in_flight.push(async move {
-                            let Processed { origin, received, outputs } = processed;
+                            let Processed { origin, received, outputs, remote: jobs } = processed;
                             let deliveries = outputs.into_iter().map(|o| publisher.deliver(o, &origin));
                             let published = futures::future::join_all(deliveries).await;
                             if let Some(feed) = &report_feed {
                                 for payload in published.into_iter().flatten() {
                                     feed.offer(payload);
+                                }
+                            }
+                            // Queued only now: a revision can never overtake its first record.
+                            if let Some(remote) = &remote {
+                                for job in jobs {
+                                    remote.offer(job).await;
                                 }
                             }
                             (origin, received)
@@ -645,6 +777,8 @@ async fn assignment_watchdog(
 
 async fn housekeeping_loop(
     feeds: Arc<LocalFeeds>,
+    mmdb: Option<Arc<Mmdb>>,
+    talos: Option<Arc<Talos>>,
     dedup: DedupCache,
     reload_every: Duration,
     metrics: Arc<Metrics>,
@@ -659,11 +793,28 @@ async fn housekeeping_loop(
             _ = stop.cancelled() => break,
             _ = reload.tick() => {
                 let feeds = feeds.clone();
+                let (mmdb, talos) = (mmdb.clone(), talos.clone());
                 let result = tokio::task::spawn_blocking(move || {
                     let changed = feeds.reload_if_changed();
-                    (changed, feeds)
+                    // The mmdb and Talos files are reloaded when they change; on error the
+                    // old data stays in use and the error is reported like a feed's.
+                    let local = [
+                        mmdb.map(|m| m.reload_if_changed().map_err(|e| e.to_string())),
+                        talos.map(|t| t.reload_if_changed().map_err(|e| e.to_string())),
+                    ];
+                    (changed, feeds, local)
                 })
                 .await;
+                let result = result.map(|(changed, feeds, local)| {
+                    for outcome in local.into_iter().flatten() {
+                        match outcome {
+                            Ok(false) => {}
+                            Ok(true) => FeedReloadFinished { error: None }.emit(&metrics),
+                            Err(e) => FeedReloadFinished { error: Some(&e) }.emit(&metrics),
+                        }
+                    }
+                    (changed, feeds)
+                });
                 if let Ok((changed, feeds)) = result {
                     match changed {
                         Ok(false) => {}

@@ -142,3 +142,13 @@ pub struct Observed {
     /// Input offset.
     pub offset: i64,
 }
+
+/// Words in a device's action that mean the traffic was stopped (`deny`, `drop`, `reset-both`,
+/// `RT_FLOW_SESSION_DENY`, `blocked`, …), matched case-insensitively anywhere in the action.
+const DENIED: [&str; 6] = ["deny", "denied", "drop", "block", "reject", "reset"];
+
+/// Whether the device's action stopped the traffic.
+pub fn action_denied(action: &str) -> bool {
+    let action = action.to_ascii_lowercase();
+    DENIED.iter().any(|word| action.contains(word)) || action == "discard"
+}

@@ -38,7 +38,7 @@ pub enum SettingsError {
 }
 
 impl SettingsError {
-    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
         SettingsError::Invalid {
             key: key.into(),
             problem: problem.into(),
@@ -399,9 +399,17 @@ pub struct FeedSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntelSettings {
-    /// How often feed files are checked for changes.
+    /// How often feed files (and the mmdb and Talos files) are checked for changes.
     #[serde(with = "humantime_serde")]
     pub feeds_reload_interval: Duration,
+    /// Addresses each remote provider's queue holds; past it the lowest priority is skipped.
+    pub remote_queue_capacity: usize,
+    /// Answers each remote provider's cache keeps (`ok` and `not_found`).
+    pub provider_cache_entries: u64,
+    /// Longest the remote queue waits for a provider's budget, hold or open circuit before the
+    /// waiting addresses are reported `skipped`/`unavailable`.
+    #[serde(with = "humantime_serde")]
+    pub remote_max_wait: Duration,
 }
 
 /// `[publish]`.
@@ -867,6 +875,18 @@ impl Settings {
                 "must be > 0",
             ));
         }
+        if self.intel.remote_queue_capacity == 0 {
+            return Err(SettingsError::invalid(
+                "intel.remote_queue_capacity",
+                "must be > 0",
+            ));
+        }
+        if self.intel.provider_cache_entries == 0 {
+            return Err(SettingsError::invalid(
+                "intel.provider_cache_entries",
+                "must be > 0",
+            ));
+        }
         self.listen_addr()?;
         if self.shutdown.drain_timeout.is_zero() {
             return Err(SettingsError::invalid(
@@ -876,11 +896,42 @@ impl Settings {
         }
         self.scoring.validate()?;
         for (name, provider) in self.providers.all() {
-            if provider.enabled {
-                return Err(SettingsError::invalid(
-                    format!("providers.{name}.enabled"),
-                    "this build has no remote providers yet; set it to false",
-                ));
+            if !provider.enabled {
+                continue;
+            }
+            let key = |field: &str| format!("providers.{name}.{field}");
+            match name {
+                "mmdb" if provider.path.trim().is_empty() => {
+                    return Err(SettingsError::invalid(
+                        key("path"),
+                        "required when enabled: one or more GeoLite2/DB-IP .mmdb files, \
+                         comma-separated",
+                    ))
+                }
+                // Talos without a list file reports `disabled` with the reason; no error.
+                "mmdb" | "talos" => {}
+                _ => {
+                    if provider.timeout.is_zero() {
+                        return Err(SettingsError::invalid(key("timeout"), "must be > 0"));
+                    }
+                    if provider.ttl.is_zero() || provider.not_found_ttl.is_zero() {
+                        return Err(SettingsError::invalid(
+                            key(if provider.ttl.is_zero() { "ttl" } else { "not_found_ttl" }),
+                            "must be > 0 (answers must be kept to spend no quota twice)",
+                        ));
+                    }
+                    let keyed = matches!(name, "virustotal" | "abuseipdb");
+                    if keyed && provider.api_key.is_empty() && provider.api_key_file.is_empty() {
+                        return Err(SettingsError::invalid(
+                            key("api_key"),
+                            format!(
+                                "required when enabled: set THREATSIFT__PROVIDERS__{}__API_KEY \
+                                 or providers.{name}.api_key_file",
+                                name.to_ascii_uppercase()
+                            ),
+                        ));
+                    }
+                }
             }
         }
         Ok(())

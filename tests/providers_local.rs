@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use threatsift::intel::mmdb::{self, Mmdb};
 use threatsift::intel::talos::{self, Talos};
-use threatsift::intel::{intel_entry, unqueried_provider_entries, Lookup, Provider, ProviderError};
+use threatsift::intel::{intel_entry, ConfiguredProviders, Lookup, Provider, ProviderError};
 use threatsift::record::ProviderStatus;
 use threatsift::settings::{ProviderSettings, Secret, Settings};
 
@@ -85,7 +85,9 @@ async fn talos_without_a_file_is_disabled_and_makes_no_request() {
     // The same words as the entry the daemon writes today for an unqueried Talos.
     let defaults = Settings::from_toml_overrides("").expect("defaults");
     assert_eq!(
-        unqueried_provider_entries(&defaults.providers)["talos"]
+        ConfiguredProviders::build(&defaults.providers)
+            .expect("defaults build")
+            .entries["talos"]
             .detail
             .as_deref(),
         Some(talos::DISABLED_REASON)

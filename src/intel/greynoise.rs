@@ -83,6 +83,10 @@ impl Provider for GreyNoise {
         NAME
     }
 
+    fn not_covered(&self, ip: IpAddr) -> Option<&'static str> {
+        (!Self::covers(ip)).then_some("the GreyNoise community API covers IPv4 only")
+    }
+
     fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>> {
         Box::pin(async move {
             self.lookup_ip(ip)

@@ -10,6 +10,7 @@
 //! file only: Talos has no public API). They are not wired into the daemon yet.
 
 pub mod abuseipdb;
+pub mod breaker;
 pub mod budget;
 pub mod feeds;
 pub mod greynoise;
@@ -18,6 +19,7 @@ pub mod internetdb;
 pub mod mmdb;
 pub mod otx;
 pub mod rdap;
+pub mod remote;
 pub mod talos;
 pub mod virustotal;
 
@@ -26,8 +28,10 @@ use std::net::IpAddr;
 
 use futures::future::BoxFuture;
 
+use std::sync::Arc;
+
 use crate::record::{Network, ProviderIntel, ProviderStatus};
-use crate::settings::ProvidersSettings;
+use crate::settings::{ProviderSettings, ProvidersSettings, SettingsError};
 
 /// A provider's answer about one address.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,11 +115,16 @@ impl ProviderError {
 }
 
 /// A source of intelligence about an address.
-pub trait Provider: Send + Sync {
+pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Name used as the `intel` key and metric label.
     fn name(&self) -> &'static str;
     /// Looks one address up.
     fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>>;
+    /// `None` when the provider can know about `ip`; otherwise why not (the lookup is then
+    /// `skipped` without spending budget).
+    fn not_covered(&self, _ip: IpAddr) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Turns a lookup result into the record's `intel` entry. Only `ok` carries facts; an error
@@ -135,25 +144,87 @@ pub fn intel_entry(result: &Result<Lookup, ProviderError>) -> ProviderIntel {
     }
 }
 
-/// The `intel` entries of the providers this build does not query, with the reason.
-pub fn unqueried_provider_entries(
-    providers: &ProvidersSettings,
-) -> BTreeMap<String, ProviderIntel> {
-    providers
-        .all()
-        .into_iter()
-        .map(|(name, settings)| {
-            let detail = match (name, settings.enabled) {
-                ("talos", _) => "Cisco Talos has no public API; no Talos-format list configured",
-                (_, false) => "not enabled in the configuration",
-                (_, true) => "not available in this build",
+/// `detail` of a remote provider's first status: it is asked after the record is published.
+pub const PENDING_DETAIL: &str =
+    "asked after the first record was published; an updated revision follows if the answer \
+     changes the score";
+
+/// The providers the configuration enables, built and checked.
+#[derive(Debug, Default)]
+pub struct ConfiguredProviders {
+    /// The first `intel` entry of every provider that is not asked locally: `disabled` with
+    /// the reason, or `pending` for the remote ones.
+    pub entries: BTreeMap<String, ProviderIntel>,
+    /// Asked synchronously while the record is built (mmdb, the Talos list).
+    pub local: Vec<Arc<dyn Provider>>,
+    /// Asked in the background queue, with their settings.
+    pub remote: Vec<(Arc<dyn Provider>, ProviderSettings)>,
+    /// The mmdb provider, for reloading its files.
+    pub mmdb: Option<Arc<mmdb::Mmdb>>,
+    /// The Talos list, for reloading it.
+    pub talos: Option<Arc<talos::Talos>>,
+}
+
+impl ConfiguredProviders {
+    /// Builds every enabled provider from `[providers.*]`: base URLs checked, keys read, local
+    /// files loaded. Errors name the key.
+    pub fn build(settings: &ProvidersSettings) -> Result<Self, SettingsError> {
+        let mut built = ConfiguredProviders::default();
+        for (name, provider) in settings.all() {
+            if name == talos::NAME {
+                let talos = talos::Talos::new(provider)?;
+                match (provider.enabled, talos.disabled_reason()) {
+                    (true, None) => {
+                        let talos = Arc::new(talos);
+                        built.local.push(talos.clone());
+                        built.talos = Some(talos);
+                    }
+                    (_, Some(reason)) => {
+                        built.disabled(name, reason);
+                    }
+                    (false, None) => built.disabled(name, "not enabled in the configuration"),
+                }
+                continue;
+            }
+            if !provider.enabled {
+                built.disabled(name, "not enabled in the configuration");
+                continue;
+            }
+            let remote: Arc<dyn Provider> = match name {
+                virustotal::NAME => Arc::new(virustotal::VirusTotal::new(provider)?),
+                abuseipdb::NAME => Arc::new(abuseipdb::AbuseIpDb::new(provider)?),
+                rdap::NAME => Arc::new(rdap::Rdap::new(provider)?),
+                internetdb::NAME => Arc::new(internetdb::InternetDb::new(provider)?),
+                greynoise::NAME => Arc::new(greynoise::GreyNoise::new(provider)?),
+                otx::NAME => Arc::new(otx::Otx::new(provider)?),
+                mmdb::NAME => {
+                    let mmdb = Arc::new(mmdb::Mmdb::new(provider)?);
+                    built.local.push(mmdb.clone());
+                    built.mmdb = Some(mmdb);
+                    continue;
+                }
+                other => {
+                    return Err(SettingsError::invalid(
+                        format!("providers.{other}"),
+                        "unknown provider",
+                    ))
+                }
             };
-            (
+            built.entries.insert(
                 name.to_owned(),
-                ProviderIntel::status(ProviderStatus::Disabled, detail),
-            )
-        })
-        .collect()
+                ProviderIntel::status(ProviderStatus::Pending, PENDING_DETAIL),
+            );
+            built.remote.push((remote, provider.clone()));
+        }
+        Ok(built)
+    }
+
+    fn disabled(&mut self, name: &str, reason: &str) {
+        self.entries.insert(
+            name.to_owned(),
+            ProviderIntel::status(ProviderStatus::Disabled, reason),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -134,9 +134,9 @@ mod tests {
     #[test]
     fn the_reason_matches_the_unqueried_entry() {
         let settings = crate::settings::Settings::from_toml_overrides("").expect("defaults");
-        let entries = super::super::unqueried_provider_entries(&settings.providers);
+        let built = super::super::ConfiguredProviders::build(&settings.providers).unwrap();
         assert_eq!(
-            entries.get(NAME).and_then(|e| e.detail.as_deref()),
+            built.entries.get(NAME).and_then(|e| e.detail.as_deref()),
             Some(DISABLED_REASON)
         );
     }

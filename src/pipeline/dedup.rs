@@ -9,11 +9,13 @@
 //!   caller sees `first == true`.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use moka::sync::Cache;
+
+use crate::record::Verdict;
 
 /// What the window knows about an address.
 #[derive(Debug)]
@@ -24,7 +26,16 @@ pub struct Sighting {
     last_seen: AtomicU64,
     /// Sightings so far.
     count: AtomicU64,
+    /// Revisions of this address's record published in the window.
+    revisions: AtomicU32,
+    /// Score and verdict of the latest published revision (`NOTHING_PUBLISHED` before one).
+    published: AtomicU32,
+    /// Seconds since the epoch after which remote lookups that got no answer may be tried
+    /// again on the next sighting (0: nothing to retry).
+    retry_at: AtomicU64,
 }
+
+const NOTHING_PUBLISHED: u32 = u32::MAX;
 
 impl Sighting {
     /// Time of the first sighting.
@@ -40,6 +51,44 @@ impl Sighting {
     /// Sightings so far.
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// Takes the next revision number and remembers what it published. The caller publishes
+    /// the address's revisions one at a time (the processor the first, then its remote job).
+    pub fn next_revision(&self, score: u32, verdict: Verdict) -> u32 {
+        self.published
+            .store(score.min(0xFFFF) << 8 | verdict as u32, Ordering::Relaxed);
+        self.revisions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Score and verdict of the latest published revision, if any.
+    pub fn published(&self) -> Option<(u32, Verdict)> {
+        let packed = self.published.load(Ordering::Relaxed);
+        (packed != NOTHING_PUBLISHED).then(|| {
+            let verdict = Verdict::ALL
+                .into_iter()
+                .find(|v| *v as u32 == packed & 0xFF)
+                .unwrap_or_default();
+            (packed >> 8, verdict)
+        })
+    }
+
+    /// Remote lookups without an answer may be tried again from `at`.
+    pub fn retry_from(&self, at: SystemTime) {
+        let secs = at.duration_since(UNIX_EPOCH).map_or(1, |d| d.as_secs().max(1));
+        self.retry_at.store(secs, Ordering::Relaxed);
+    }
+
+    /// True once per due retry: the caller looks the address up again.
+    pub fn take_due_retry(&self, now: SystemTime) -> bool {
+        let due = self.retry_at.load(Ordering::Relaxed);
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        due != 0
+            && now >= due
+            && self
+                .retry_at
+                .compare_exchange(due, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 }
 
@@ -81,6 +130,9 @@ impl DedupCache {
                 first_seen: secs,
                 last_seen: AtomicU64::new(secs),
                 count: AtomicU64::new(0),
+                revisions: AtomicU32::new(0),
+                published: AtomicU32::new(NOTHING_PUBLISHED),
+                retry_at: AtomicU64::new(0),
             })
         });
         let first = entry.is_fresh();
@@ -143,6 +195,25 @@ mod tests {
         #[allow(clippy::disallowed_methods)] // a plain thread, no runtime to block
         std::thread::sleep(Duration::from_millis(120));
         assert!(cache.observe(ip, SystemTime::now()).first);
+    }
+
+    #[test]
+    fn revisions_count_up_and_remember_what_was_published() {
+        let cache = DedupCache::new(Duration::from_secs(60), 100);
+        let seen = cache.observe("198.51.100.10".parse().unwrap(), SystemTime::now());
+        assert_eq!(seen.sighting.published(), None);
+        assert_eq!(seen.sighting.next_revision(48, Verdict::Suspicious), 1);
+        assert_eq!(seen.sighting.next_revision(100, Verdict::Malicious), 2);
+        assert_eq!(
+            seen.sighting.published(),
+            Some((100, Verdict::Malicious))
+        );
+        let t = UNIX_EPOCH + Duration::from_secs(5000);
+        assert!(!seen.sighting.take_due_retry(t));
+        seen.sighting.retry_from(t);
+        assert!(!seen.sighting.take_due_retry(t - Duration::from_secs(1)));
+        assert!(seen.sighting.take_due_retry(t));
+        assert!(!seen.sighting.take_due_retry(t), "once");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod filter;
 pub mod parse;
 pub mod process;
+pub mod remote;
 pub mod score;
 
 use std::time::Instant;
@@ -46,4 +47,6 @@ pub struct Processed {
     pub received: Instant,
     /// What to produce (possibly nothing).
     pub outputs: Vec<Output>,
+    /// Addresses for the remote providers, queued once `outputs` are delivered.
+    pub remote: Vec<remote::RemoteJob>,
 }

@@ -18,7 +18,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::FutureExt;
+
 use crate::intel::feeds::{FeedMatch, LocalFeeds};
+use crate::intel::{intel_entry, Lookup, Provider, ProviderError};
+use crate::model::action_denied;
+use crate::pipeline::remote::{merge_network, Priority, RemoteJob, Tracked};
 use crate::model::{Event, IpObservation, Observed, Origin, RawEvent, Role};
 use crate::pipeline::dedup::{DedupCache, Sighting};
 use crate::pipeline::extract::extract_ip_observations;
@@ -71,8 +76,13 @@ pub struct ProcessorOptions {
     pub min_verdict: Verdict,
     /// Weights, thresholds and severity bands (`[scoring]` and the feed weights).
     pub scoring: ScoringModel,
-    /// `intel` entries of providers not queried by this build.
-    pub unqueried_providers: BTreeMap<String, ProviderIntel>,
+    /// The first `intel` entry of every provider: `disabled` with the reason, or `pending`
+    /// for the remote providers asked after publish.
+    pub provider_entries: BTreeMap<String, ProviderIntel>,
+    /// Local providers asked synchronously (mmdb, Talos list).
+    pub local_providers: Vec<Arc<dyn Provider>>,
+    /// Whether remote providers are asked (each first sighting then yields a [`RemoteJob`]).
+    pub remote: bool,
 }
 
 /// Chains parse → extract → filter → dedup → local intel → score for one message.
@@ -118,6 +128,7 @@ impl Processor {
         .emit(&self.metrics);
         let now = SystemTime::now();
         let mut outputs = Vec::new();
+        let mut jobs = Vec::new();
         let inflated;
         let payload: &[u8] = if raw.payload.starts_with(&GZIP_MAGIC) {
             // CloudWatch Logs subscriptions and some shippers deliver gzip'd batches.
@@ -188,7 +199,14 @@ impl Processor {
                             format: event.format,
                         }
                         .emit(&self.metrics);
-                        self.enrich_event(event, &raw.origin, seen_at, now, &mut outputs);
+                        self.enrich_event(
+                            event,
+                            &raw.origin,
+                            seen_at,
+                            now,
+                            &mut outputs,
+                            &mut jobs,
+                        );
                     }
                     for item in &parsed.errors {
                         let bytes = if item.text.is_empty() {
@@ -204,7 +222,7 @@ impl Processor {
                 }
             }
         }
-        self.finish(raw, received, outputs)
+        self.finish_with_jobs(raw, received, outputs, jobs)
     }
 
     /// The DLQ entry for a message whose processing panicked: a bug, but the stream goes on.
@@ -220,10 +238,21 @@ impl Processor {
     }
 
     fn finish(&self, raw: &RawEvent, received: Instant, outputs: Vec<Output>) -> Processed {
+        self.finish_with_jobs(raw, received, outputs, Vec::new())
+    }
+
+    fn finish_with_jobs(
+        &self,
+        raw: &RawEvent,
+        received: Instant,
+        outputs: Vec<Output>,
+        remote: Vec<RemoteJob>,
+    ) -> Processed {
         Processed {
             origin: raw.origin.clone(),
             received,
             outputs,
+            remote,
         }
     }
 
@@ -271,6 +300,7 @@ impl Processor {
         seen_at: SystemTime,
         now: SystemTime,
         outputs: &mut Vec<Output>,
+        jobs: &mut Vec<RemoteJob>,
     ) {
         let mut observations = Vec::with_capacity(event.addresses.len());
         let invalid_tokens = extract_ip_observations(event, &mut observations);
@@ -294,10 +324,13 @@ impl Processor {
             enriched_any = true;
             let seen = self.dedup.observe(observation.ip, seen_at);
             IpDeduplicated { first: seen.first }.emit(&self.metrics);
-            if !seen.first {
+            // A repeat sighting is looked up again only when remote lookups that got no
+            // answer (budget, queue full, provider error) may be retried by now.
+            let retry = !seen.first && self.options.remote && seen.sighting.take_due_retry(now);
+            if !seen.first && !retry {
                 continue;
             }
-            let record = self.build_record(
+            let (mut record, matches) = self.build_record(
                 observation.ip,
                 event,
                 &observations,
@@ -305,18 +338,43 @@ impl Processor {
                 &seen.sighting,
                 now,
             );
-            if record.verdict < self.options.min_verdict {
+            let publish = seen.first && record.verdict >= self.options.min_verdict;
+            if publish {
+                record.revision = seen.sighting.next_revision(record.score, record.verdict);
+                outputs.push(Output {
+                    kind: OutputKind::Record(record.verdict),
+                    key: Some(record.ip.clone().into_bytes()),
+                    payload: serde_json::to_vec(&record).unwrap_or_default(),
+                });
+            } else if seen.first {
                 RecordWithheld {
                     verdict: record.verdict,
                 }
                 .emit(&self.metrics);
-                continue;
             }
-            outputs.push(Output {
-                kind: OutputKind::Record(record.verdict),
-                key: Some(record.ip.clone().into_bytes()),
-                payload: serde_json::to_vec(&record).unwrap_or_default(),
-            });
+            if self.options.remote {
+                let priority = Priority {
+                    locally_suspicious: record.verdict >= Verdict::Suspicious,
+                    sightings: seen.sighting.count(),
+                    allowed: !event.action.as_deref().is_some_and(action_denied),
+                };
+                jobs.push(RemoteJob {
+                    ip: observation.ip,
+                    priority,
+                    tracked: Arc::new(tokio::sync::Mutex::new(Tracked::new(
+                        record,
+                        matches,
+                        event.threat.as_deref().map(str::to_owned),
+                        event
+                            .product
+                            .as_deref()
+                            .or(event.vendor.as_deref())
+                            .map(str::to_owned),
+                        seen.sighting.clone(),
+                        origin.clone(),
+                    ))),
+                });
+            }
         }
         if !enriched_any {
             EventWithoutIp.emit(&self.metrics);
@@ -331,17 +389,29 @@ impl Processor {
         origin: &Origin,
         sighting: &Sighting,
         now: SystemTime,
-    ) -> ThreatRecord {
+    ) -> (ThreatRecord, Vec<FeedMatch>) {
         let feeds = self.feeds.current();
         let matches = feeds.lookup(ip);
         for hit in &matches {
             FeedMatched { feed: &hit.feed }.emit(&self.metrics);
         }
-        let mut intel = self.options.unqueried_providers.clone();
+        let mut intel = self.options.provider_entries.clone();
         intel.insert(
             "feeds".to_owned(),
             feeds_entry(feeds.feeds().next().is_some(), &matches),
         );
+        let mut network = Network::default();
+        for provider in &self.options.local_providers {
+            // Local providers answer at once (a memory-mapped file, an in-memory list).
+            let result = provider
+                .lookup(ip)
+                .now_or_never()
+                .unwrap_or_else(|| Err(ProviderError::Unavailable("not a local provider".into())));
+            if let Ok(Lookup::Found { network: found, .. }) = &result {
+                merge_network(&mut network, found);
+            }
+            intel.insert(provider.name().to_owned(), intel_entry(&result));
+        }
         // Remote providers will fill `intel` in a later stage and score again the same way.
         let scored = self.options.scoring.score(&EvidenceInput {
             feed_matches: &matches,
@@ -358,7 +428,7 @@ impl Processor {
             .collect();
         roles.sort();
         roles.dedup();
-        ThreatRecord {
+        let record = ThreatRecord {
             schema: THREAT_SCHEMA.to_owned(),
             ip: ip.to_string(),
             ip_version: if ip.is_ipv4() { 4 } else { 6 },
@@ -382,11 +452,12 @@ impl Processor {
                 partition: origin.partition,
                 offset: origin.offset,
             },
-            network: Network::default(),
+            network,
             intel,
             revision: 1,
             generated_at: rfc3339(now),
-        }
+        };
+        (record, matches)
     }
 }
 

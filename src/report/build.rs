@@ -24,15 +24,7 @@ use super::model::{
     priority, Action, ActionKind, DataGap, Report, SeenIn, ThreatEntry, VirusTotalStats,
 };
 
-/// Words in a device's action that mean the traffic was stopped (`deny`, `drop`, `reset-both`,
-/// `RT_FLOW_SESSION_DENY`, `blocked`, …), matched case-insensitively anywhere in the action.
-const DENIED: [&str; 6] = ["deny", "denied", "drop", "block", "reject", "reset"];
-
-/// Whether the device's action stopped the traffic.
-fn was_denied(action: &str) -> bool {
-    let action = action.to_ascii_lowercase();
-    DENIED.iter().any(|word| action.contains(word)) || action == "discard"
-}
+use crate::model::action_denied as was_denied;
 
 /// Keeps the latest revision of each address.
 pub fn latest_revisions(records: Vec<ThreatRecord>) -> Vec<ThreatRecord> {

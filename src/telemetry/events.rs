@@ -462,3 +462,156 @@ impl ReportNarrativeFailed<'_> {
         );
     }
 }
+
+/// A request to a provider finished (one HTTP request; retries are separate requests).
+pub struct ProviderRequested<'a> {
+    /// Provider name.
+    pub provider: &'a str,
+    /// Status label of the outcome (`ok`, `not_found`, `timeout`, …).
+    pub status: &'static str,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+impl ProviderRequested<'_> {
+    /// Counts it, observes the latency, logs at debug.
+    pub fn emit(&self, m: &Metrics) {
+        m.enrich_requests
+            .with_label_values(&[self.provider, self.status])
+            .inc();
+        m.enrich_duration
+            .with_label_values(&[self.provider])
+            .observe(self.elapsed.as_secs_f64());
+        debug!(provider = self.provider, status = self.status, "provider request finished");
+    }
+}
+
+/// A provider request failed for a reason an operator should see (timeout, 5xx, throttled,
+/// unreadable answer).
+pub struct ProviderRequestError<'a> {
+    /// Provider name.
+    pub provider: &'a str,
+    /// Status label.
+    pub status: &'static str,
+    /// The error text (never holds a key: provider errors are redacted at the source).
+    pub error: &'a str,
+}
+impl ProviderRequestError<'_> {
+    /// Warns, rate-limited per provider error.
+    pub fn emit(&self, _m: &Metrics) {
+        if let Some(suppressed) = warnings().allow("provider_request_error") {
+            warn!(
+                provider = self.provider,
+                status = self.status,
+                error = self.error,
+                suppressed,
+                "provider request failed"
+            );
+        }
+    }
+}
+
+/// A lookup was not made.
+pub struct ProviderSkipped<'a> {
+    /// Provider name.
+    pub provider: &'a str,
+    /// Bounded reason (`budget_day`, `queue_full`, `provider_down`, …).
+    pub reason: &'static str,
+}
+impl ProviderSkipped<'_> {
+    /// Counts it.
+    pub fn emit(&self, m: &Metrics) {
+        m.enrich_skipped
+            .with_label_values(&[self.provider, self.reason])
+            .inc();
+    }
+}
+
+/// A lookup was answered from the provider's answer cache.
+pub struct ProviderCacheHit<'a> {
+    /// Provider name.
+    pub provider: &'a str,
+}
+impl ProviderCacheHit<'_> {
+    /// Counts it.
+    pub fn emit(&self, m: &Metrics) {
+        m.enrich_cache_hits.with_label_values(&[self.provider]).inc();
+    }
+}
+
+/// A provider refused our credentials (401/403): no further requests until restart.
+pub struct ProviderDown<'a> {
+    /// Provider name.
+    pub provider: &'a str,
+    /// Status label (`unauthorized`, `forbidden`).
+    pub status: &'static str,
+    /// What it said (redacted).
+    pub error: &'a str,
+}
+impl ProviderDown<'_> {
+    /// Sets `provider_up` to 0 and logs once at error.
+    pub fn emit(&self, m: &Metrics) {
+        m.provider_up.with_label_values(&[self.provider]).set(0);
+        error!(
+            provider = self.provider,
+            status = self.status,
+            error = self.error,
+            "provider refused the credentials; no further requests to it until restart \
+             (this says nothing about any address)"
+        );
+    }
+}
+
+/// A provider is configured and usable, or its budget changed.
+pub struct ProviderState<'a> {
+    /// Provider name.
+    pub provider: &'a str,
+    /// Lookups left in its budget (today, else this minute), when it has one.
+    pub quota_remaining: Option<u32>,
+}
+impl ProviderState<'_> {
+    /// Sets `provider_up` to 1 and the quota gauge.
+    pub fn emit_up(&self, m: &Metrics) {
+        m.provider_up.with_label_values(&[self.provider]).set(1);
+        self.emit_quota(m);
+    }
+
+    /// Sets the quota gauge.
+    pub fn emit_quota(&self, m: &Metrics) {
+        if let Some(left) = self.quota_remaining {
+            m.provider_quota_remaining
+                .with_label_values(&[self.provider])
+                .set(i64::from(left));
+        }
+    }
+}
+
+/// Addresses waiting for remote providers changed.
+pub struct RemoteQueueChanged {
+    /// Addresses with at least one lookup outstanding.
+    pub depth: i64,
+}
+impl RemoteQueueChanged {
+    /// Sets the gauge.
+    pub fn emit(&self, m: &Metrics) {
+        m.remote_queue_depth.set(self.depth);
+    }
+}
+
+/// An updated record (a new revision) was handed to the producer.
+pub struct RecordRevised<'a> {
+    /// Provider whose answer changed the record.
+    pub provider: &'a str,
+    /// The new revision.
+    pub revision: u32,
+}
+impl RecordRevised<'_> {
+    /// Counts it.
+    pub fn emit(&self, m: &Metrics) {
+        m.record_revisions.inc();
+        debug!(
+            provider = self.provider,
+            revision = self.revision,
+            "record revised by a provider answer"
+        );
+    }
+}

@@ -57,6 +57,13 @@ pub struct Metrics {
     pub provider_up: IntGaugeVec,
     /// `remote_queue_depth`: addresses waiting for remote providers.
     pub remote_queue_depth: IntGauge,
+    /// `enrich_skipped_total{provider,reason}`: lookups not made (budget, queue full, provider
+    /// down, circuit open, address not covered).
+    pub enrich_skipped: IntCounterVec,
+    /// `enrich_cache_hits_total{provider}`: lookups answered from the provider's answer cache.
+    pub enrich_cache_hits: IntCounterVec,
+    /// `record_revisions_total`: updated records published because an answer changed them.
+    pub record_revisions: IntCounter,
     /// `records_published_total{verdict}`: threat records delivered.
     pub records_published: IntCounterVec,
     /// `records_withheld_total{verdict}`: records below `publish.min_verdict`.
@@ -192,6 +199,20 @@ impl Metrics {
                 registry.register(Box::new(g.clone()))?;
                 g
             },
+            enrich_skipped: counter_vec(
+                "enrich_skipped_total",
+                "Provider lookups not made, by reason",
+                &["provider", "reason"],
+            )?,
+            enrich_cache_hits: counter_vec(
+                "enrich_cache_hits_total",
+                "Provider lookups answered from the answer cache",
+                &["provider"],
+            )?,
+            record_revisions: counter(
+                "record_revisions_total",
+                "Updated records published because a provider answer changed them",
+            )?,
             records_published: counter_vec(
                 "records_published_total",
                 "Threat records delivered",

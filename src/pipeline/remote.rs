@@ -1,0 +1,425 @@
+//! Remote: the background stage after publish (design §1). Remote providers are asked about
+//! addresses in a bounded, prioritised queue per provider; when an answer changes an address's
+//! score or verdict, an updated record is published under the same key with the next revision.
+//!
+//! * In: [`RemoteJob`]s, one per address seen for the first time in the dedup window (or seen
+//!   again once a lookup that got no answer may be retried), offered only after the address's
+//!   first record was delivered, so a revision can never overtake it.
+//! * Order: each provider's queue hands out the address that matters most first: already
+//!   suspicious from local intelligence (feeds, vendor threat events, the Talos list), then
+//!   most sightings when queued, then allowed traffic before denied, then oldest.
+//! * Out: revised records through a [`RevisionSink`] (the output topic in the daemon), one at a
+//!   time per address, published only when the score or verdict differs from the last published
+//!   revision and the verdict reaches `publish.min_verdict`.
+//! * Dropped and counted, never silently: when a queue is full the lowest-priority address is
+//!   answered `skipped` (`enrich_skipped_total{reason="queue_full"}`) and retried when seen
+//!   again; lookups the provider's budget refuses are `skipped` with the reason (see
+//!   [`crate::intel::remote`]). Queued lookups not started when the daemon stops are lost with
+//!   the process: the published record keeps `pending` for them.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::intel::feeds::FeedMatch;
+use crate::intel::remote::{Admission, Outcome, Patience, ProviderSlot};
+use crate::model::Origin;
+use crate::pipeline::dedup::Sighting;
+use crate::pipeline::score::{EvidenceInput, ScoringModel};
+use crate::pipeline::{Output, OutputKind};
+use crate::record::{rfc3339, Network, ProviderIntel, ProviderStatus, ThreatRecord, Verdict};
+use crate::telemetry::events::{ProviderSkipped, RecordRevised, RemoteQueueChanged};
+use crate::telemetry::Metrics;
+
+/// Lookups in flight per provider.
+pub const LOOKUPS_IN_FLIGHT: usize = 4;
+
+/// Where revised records go.
+pub trait RevisionSink: Send + Sync {
+    /// Publishes one revised record; returns when it is delivered (or given up as the producer
+    /// decides), so that revisions of one address go out in order.
+    fn publish(&self, output: Output, origin: Origin) -> BoxFuture<'_, ()>;
+}
+
+/// A sink that publishes nothing (one-shot `enrich`, which prints the final record).
+#[derive(Debug, Default)]
+pub struct NoRevisions;
+
+impl RevisionSink for NoRevisions {
+    fn publish(&self, _output: Output, _origin: Origin) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Queue order: higher is asked first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Priority {
+    /// Suspicious or worse from local intelligence alone.
+    pub locally_suspicious: bool,
+    /// Sightings in the window when queued.
+    pub sightings: u64,
+    /// The device let the traffic through.
+    pub allowed: bool,
+}
+
+/// An address's record while remote answers come in.
+#[derive(Debug)]
+pub struct Tracked {
+    /// The current record (the revision last built, published or not).
+    pub record: ThreatRecord,
+    /// Local evidence, kept to score again as answers arrive.
+    pub feed_matches: Vec<FeedMatch>,
+    /// The vendor's threat name, when the event was a detection.
+    pub threat: Option<String>,
+    /// Product or vendor that reported the event.
+    pub reporter: Option<String>,
+    /// The dedup window's state of the address (sightings, revisions).
+    pub sighting: Arc<Sighting>,
+    /// The message the first record came from (for a DLQ entry if a revision is refused).
+    pub origin: Origin,
+    outstanding: usize,
+    retry_at: Option<SystemTime>,
+}
+
+impl Tracked {
+    /// A record waiting for remote answers.
+    pub fn new(
+        record: ThreatRecord,
+        feed_matches: Vec<FeedMatch>,
+        threat: Option<String>,
+        reporter: Option<String>,
+        sighting: Arc<Sighting>,
+        origin: Origin,
+    ) -> Self {
+        Tracked {
+            record,
+            feed_matches,
+            threat,
+            reporter,
+            sighting,
+            origin,
+            outstanding: 0,
+            retry_at: None,
+        }
+    }
+}
+
+/// One address waiting for remote providers.
+#[derive(Debug, Clone)]
+pub struct RemoteJob {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its place in the queues.
+    pub priority: Priority,
+    /// Its record, shared by every provider's lookup.
+    pub tracked: Arc<tokio::sync::Mutex<Tracked>>,
+}
+
+/// Scoring and publishing rules the stage applies to every answer.
+#[derive(Debug, Clone)]
+pub struct RevisionRules {
+    /// The scoring model (the same one the processor uses).
+    pub scoring: ScoringModel,
+    /// Lowest verdict published.
+    pub min_verdict: Verdict,
+}
+
+/// Folds one provider's outcome into the record and scores again. Returns the revised record
+/// to publish when the score or verdict differs from the last published revision and the
+/// verdict reaches the publish threshold. Pure apart from the sighting's revision counter.
+pub fn apply_outcome(
+    tracked: &mut Tracked,
+    provider: &str,
+    outcome: Outcome,
+    rules: &RevisionRules,
+    now: SystemTime,
+) -> Option<Output> {
+    if let Some(network) = &outcome.network {
+        merge_network(&mut tracked.record.network, network);
+    }
+    if let Some(at) = outcome.retry_at {
+        tracked.retry_at = Some(tracked.retry_at.map_or(at, |t| t.min(at)));
+    }
+    tracked
+        .record
+        .intel
+        .insert(provider.to_owned(), outcome.intel);
+    let sighting = &tracked.sighting;
+    let scored = rules.scoring.score(&EvidenceInput {
+        feed_matches: &tracked.feed_matches,
+        intel: &tracked.record.intel,
+        threat: tracked.threat.as_deref(),
+        reporter: tracked.reporter.as_deref(),
+        sightings: sighting.count(),
+    });
+    let record = &mut tracked.record;
+    let assessment = scored.assessment;
+    record.score = assessment.score;
+    record.verdict = assessment.verdict;
+    record.severity = assessment.severity;
+    record.indicator = assessment.indicator;
+    record.reasons = scored.reasons;
+    record.sightings = sighting.count();
+    record.last_seen = rfc3339(sighting.last_seen());
+    let published = sighting.published();
+    if record.verdict < rules.min_verdict || published == Some((record.score, record.verdict)) {
+        return None;
+    }
+    record.revision = sighting.next_revision(record.score, record.verdict);
+    record.generated_at = rfc3339(now);
+    Some(Output {
+        kind: OutputKind::Record(record.verdict),
+        key: Some(record.ip.clone().into_bytes()),
+        payload: serde_json::to_vec(&*record).unwrap_or_default(),
+    })
+}
+
+/// Fills the fields `into` does not know yet; what an earlier source said is kept.
+pub fn merge_network(into: &mut Network, from: &Network) {
+    fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+        if slot.is_none() {
+            slot.clone_from(value);
+        }
+    }
+    fill(&mut into.asn, &from.asn);
+    fill(&mut into.as_org, &from.as_org);
+    fill(&mut into.country, &from.country);
+    fill(&mut into.rir, &from.rir);
+    fill(&mut into.cidr, &from.cidr);
+}
+
+/// One provider's waiting addresses: highest priority first, oldest first among equals.
+#[derive(Debug)]
+struct ProviderQueue {
+    entries: Mutex<BTreeMap<(Priority, Reverse<u64>), RemoteJob>>,
+    ready: Notify,
+}
+
+impl ProviderQueue {
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Priority, Reverse<u64>), RemoteJob>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The remote stage: one slot and one queue per enabled remote provider.
+pub struct RemoteStage {
+    slots: Vec<Arc<ProviderSlot>>,
+    queues: Vec<Arc<ProviderQueue>>,
+    capacity: usize,
+    rules: RevisionRules,
+    sink: Arc<dyn RevisionSink>,
+    patience: Patience,
+    next_seq: AtomicU64,
+    waiting: AtomicI64,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for RemoteStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStage")
+            .field("slots", &self.slots)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteStage {
+    /// A stage over `slots`, each queue holding at most `capacity` addresses.
+    pub fn new(
+        slots: Vec<Arc<ProviderSlot>>,
+        capacity: usize,
+        rules: RevisionRules,
+        sink: Arc<dyn RevisionSink>,
+        patience: Patience,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let queues = slots
+            .iter()
+            .map(|_| {
+                Arc::new(ProviderQueue {
+                    entries: Mutex::new(BTreeMap::new()),
+                    ready: Notify::new(),
+                })
+            })
+            .collect();
+        RemoteStage {
+            slots,
+            queues,
+            capacity: capacity.max(1),
+            rules,
+            sink,
+            patience,
+            next_seq: AtomicU64::new(0),
+            waiting: AtomicI64::new(0),
+            metrics,
+        }
+    }
+
+    /// Names of the providers this stage asks (their first status is `pending`).
+    pub fn provider_names(&self) -> Vec<&'static str> {
+        self.slots.iter().map(|s| s.name()).collect()
+    }
+
+    /// Addresses with at least one lookup outstanding.
+    pub fn waiting(&self) -> i64 {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Queues `job` with every provider. When a queue is full, the lowest-priority address
+    /// (possibly this one) is answered `skipped` for that provider.
+    pub async fn offer(&self, job: RemoteJob) {
+        job.tracked.lock().await.outstanding += self.slots.len();
+        self.waiting_changed(1);
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        for (index, queue) in self.queues.iter().enumerate() {
+            let refused = {
+                let mut entries = queue.entries();
+                entries.insert((job.priority, Reverse(seq)), job.clone());
+                if entries.len() > self.capacity {
+                    entries.pop_first().map(|(_, lowest)| lowest)
+                } else {
+                    None
+                }
+            };
+            queue.ready.notify_one();
+            if let Some(lowest) = refused {
+                let slot = &self.slots[index];
+                ProviderSkipped {
+                    provider: slot.name(),
+                    reason: "queue_full",
+                }
+                .emit(&self.metrics);
+                let outcome = Outcome {
+                    intel: ProviderIntel::status(
+                        ProviderStatus::Skipped,
+                        format!(
+                            "remote queue full ({} addresses waiting for {}); looked up when \
+                             seen again",
+                            self.capacity,
+                            slot.name()
+                        ),
+                    ),
+                    network: None,
+                    retry_at: Some(SystemTime::now()),
+                };
+                self.finish(&lowest, slot.name(), outcome).await;
+            }
+        }
+    }
+
+    /// Asks every provider about `job` now, waiting for budget within the stage's patience,
+    /// and returns the final record (one-shot `enrich`: the same lookups and scoring as the
+    /// daemon's queues, without queueing).
+    pub async fn enrich_now(&self, job: RemoteJob) -> ThreatRecord {
+        job.tracked.lock().await.outstanding += self.slots.len();
+        self.waiting_changed(1);
+        let lookups = self.slots.iter().map(|slot| {
+            let job = &job;
+            async move {
+                let outcome = slot.lookup(job.ip, self.patience).await;
+                self.finish(job, slot.name(), outcome).await;
+            }
+        });
+        futures::future::join_all(lookups).await;
+        let tracked = job.tracked.lock().await;
+        tracked.record.clone()
+    }
+
+    /// Runs one dispatcher per provider until `stop`; lookups in flight then get until the
+    /// returned set is awaited or aborted.
+    pub fn spawn_dispatchers(self: &Arc<Self>, stop: &CancellationToken) -> JoinSet<()> {
+        let mut set = JoinSet::new();
+        for index in 0..self.slots.len() {
+            set.spawn(self.clone().dispatch(index, stop.clone()));
+        }
+        set
+    }
+
+    async fn dispatch(self: Arc<Self>, index: usize, stop: CancellationToken) {
+        let slot = self.slots[index].clone();
+        let queue = self.queues[index].clone();
+        let in_flight = Arc::new(Semaphore::new(LOOKUPS_IN_FLIGHT));
+        let mut lookups = JoinSet::new();
+        loop {
+            // Cancellation-safe: acquiring a permit and waiting on Notify hold no state.
+            let permit = tokio::select! {
+                _ = stop.cancelled() => break,
+                permit = in_flight.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let next = queue.entries().pop_last();
+            let Some(((priority, seq), job)) = next else {
+                drop(permit);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = queue.ready.notified() => continue,
+                }
+            };
+            while lookups.try_join_next().is_some() {}
+            let now = SystemTime::now();
+            if !slot.has_answer(job.ip) {
+                if let Admission::Wait(wait) = slot.admission(now) {
+                    if wait <= self.patience.max_wait {
+                        // Back in line: when budget returns, the best address then goes first.
+                        queue.entries().insert((priority, seq), job);
+                        drop(permit);
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => continue,
+                        }
+                    }
+                }
+            }
+            let stage = self.clone();
+            let slot = slot.clone();
+            lookups.spawn(async move {
+                let outcome = slot.lookup(job.ip, stage.patience).await;
+                stage.finish(&job, slot.name(), outcome).await;
+                drop(permit);
+            });
+        }
+        // Lookups already sent finish (their revisions are published) unless the caller aborts.
+        while lookups.join_next().await.is_some() {}
+    }
+
+    async fn finish(&self, job: &RemoteJob, provider: &str, outcome: Outcome) {
+        let mut tracked = job.tracked.lock().await;
+        if let Some(output) = apply_outcome(
+            &mut tracked,
+            provider,
+            outcome,
+            &self.rules,
+            SystemTime::now(),
+        ) {
+            RecordRevised {
+                provider,
+                revision: tracked.record.revision,
+            }
+            .emit(&self.metrics);
+            // Published under the lock: revisions of one address leave in order.
+            self.sink.publish(output, tracked.origin.clone()).await;
+        }
+        tracked.outstanding = tracked.outstanding.saturating_sub(1);
+        if tracked.outstanding == 0 {
+            if let Some(at) = tracked.retry_at.take() {
+                tracked.sighting.retry_from(at);
+            }
+            self.waiting_changed(-1);
+        }
+    }
+
+    fn waiting_changed(&self, by: i64) {
+        let depth = self.waiting.fetch_add(by, Ordering::Relaxed) + by;
+        RemoteQueueChanged { depth }.emit(&self.metrics);
+    }
+}
