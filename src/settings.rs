@@ -1105,7 +1105,20 @@ mod tests {
             ),
             (
                 "[providers.virustotal]\nenabled = true\n",
-                "providers.virustotal.enabled",
+                "providers.virustotal.api_key",
+            ),
+            (
+                "[providers.abuseipdb]\nenabled = true\n",
+                "providers.abuseipdb.api_key",
+            ),
+            ("[providers.mmdb]\nenabled = true\n", "providers.mmdb.path"),
+            (
+                "[providers.rdap]\nenabled = true\nttl = \"0s\"\n",
+                "providers.rdap.ttl",
+            ),
+            (
+                "[intel]\nremote_queue_capacity = 0\n",
+                "intel.remote_queue_capacity",
             ),
         ];
         for (toml, key) in cases {
