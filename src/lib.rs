@@ -21,6 +21,7 @@
 
 pub mod app;
 pub mod demo;
+pub mod enrich_cmd;
 pub mod formats;
 pub mod intel;
 pub mod kafka;

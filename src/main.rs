@@ -64,6 +64,15 @@ enum Command {
         #[arg(long, env = "THREATSIFT_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Look addresses up with the configured providers; one threat record per address on stdout.
+    Enrich {
+        /// Configuration file (TOML) layered over the built-in defaults.
+        #[arg(long, env = "THREATSIFT_CONFIG")]
+        config: Option<PathBuf>,
+        /// IPv4 or IPv6 addresses.
+        #[arg(required = true)]
+        ips: Vec<String>,
+    },
     /// Parse raw events, one per line, and print the addresses found, one JSON object per line.
     Parse {
         /// Read every line as this format instead of detecting it.
@@ -112,6 +121,37 @@ fn main() -> ExitCode {
             config,
             file,
         } => parse_lines(config, format, file),
+        Command::Enrich { config, ips } => enrich(config, &ips),
+    }
+}
+
+fn enrich(config: Option<PathBuf>, args: &[String]) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => return config_error(&e),
+    };
+    let ips = match threatsift::enrich_cmd::parse_addresses(args) {
+        Ok(ips) => ips,
+        Err(e) => return config_error(&e),
+    };
+    let metrics = match Metrics::new(&prometheus::Registry::new()) {
+        Ok(metrics) => Arc::new(metrics),
+        Err(e) => return fail(&e),
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&e),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match runtime.block_on(threatsift::enrich_cmd::run_enrich(
+        settings, &ips, metrics, &mut out,
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("threatsift: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
     }
 }
 
