@@ -38,16 +38,15 @@ use crate::kafka::consumer::{
 };
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::producer::{create_producer, OutputPublisher, ProducerStatsContext};
+use crate::model::Origin;
 use crate::model::RawEvent;
 use crate::pipeline::dedup::DedupCache;
 use crate::pipeline::filter::IpFilter;
 use crate::pipeline::parse::FormatRegistry;
 use crate::pipeline::process::{Processor, ProcessorOptions};
-use crate::pipeline::score::ScoringModel;
 use crate::pipeline::remote::{RemoteStage, RevisionRules, RevisionSink};
+use crate::pipeline::score::ScoringModel;
 use crate::pipeline::{Output, Processed};
-use crate::model::Origin;
-use futures::future::BoxFuture;
 use crate::report::scheduled::{run_scheduled_reports, ReportFeed};
 use crate::server::{self, Health};
 use crate::settings::Settings;
@@ -56,6 +55,7 @@ use crate::telemetry::events::{
     MessageCompleted, OffsetStored,
 };
 use crate::telemetry::Metrics;
+use futures::future::BoxFuture;
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -153,8 +153,7 @@ pub async fn run(
             .map(Arc::new)
             .map_err(|e| AppError::Kafka(e.to_string()))?;
     let providers = build_providers(&settings).await?;
-    let processor =
-        build_processor_with(&settings, feeds.clone(), &providers, metrics.clone())?;
+    let processor = build_processor_with(&settings, feeds.clone(), &providers, metrics.clone())?;
     let publisher = OutputPublisher::new(producer.clone(), &settings, metrics.clone());
     info!(
         brokers = %settings.kafka.brokers,

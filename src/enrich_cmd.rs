@@ -61,8 +61,7 @@ pub async fn run_enrich(
         .map_err(|e| AppError::Config(format!("feed loading panicked: {e}")))?
         .map_err(|e| AppError::Config(format!("feeds: {e}")))?;
     let providers = build_providers(&settings).await?;
-    let processor =
-        build_processor_with(&settings, Arc::new(feeds), &providers, metrics.clone())?;
+    let processor = build_processor_with(&settings, Arc::new(feeds), &providers, metrics.clone())?;
     let remote = build_remote_stage(&settings, &providers, Arc::new(NoRevisions), metrics)?;
     let ignore = settings
         .ignore_cidrs()

@@ -916,7 +916,11 @@ impl Settings {
                     }
                     if provider.ttl.is_zero() || provider.not_found_ttl.is_zero() {
                         return Err(SettingsError::invalid(
-                            key(if provider.ttl.is_zero() { "ttl" } else { "not_found_ttl" }),
+                            key(if provider.ttl.is_zero() {
+                                "ttl"
+                            } else {
+                                "not_found_ttl"
+                            }),
                             "must be > 0 (answers must be kept to spend no quota twice)",
                         ));
                     }

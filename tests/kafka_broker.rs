@@ -1,8 +1,10 @@
 //! The daemon binary against the real broker started by `scripts/broker.sh` (tansu): records
-//! out for known IPs, nothing lost across SIGKILL, poison input to the DLQ, SIGTERM commits.
+//! out for known IPs, nothing lost across SIGKILL, poison input to the DLQ, SIGTERM commits,
+//! provider answers published as revisions.
 #![allow(clippy::disallowed_methods)] // plain test threads may sleep; no runtime is blocked
 
 mod common;
+mod mock_api;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -415,5 +417,183 @@ async fn scheduled_reports_name_every_published_address() {
         reported,
         record_ips(&records_after),
         "every published address is in a report"
+    );
+}
+
+/// VirusTotal's IP object for an address 4 engines flag malicious, 1 suspicious, reputation -11:
+/// 20 + 2 + 10 = 32 points with the default scoring, enough for `suspicious` alone.
+fn vt_flagged(ip: &str) -> serde_json::Value {
+    serde_json::json!({"data": {"id": ip, "type": "ip_address", "attributes": {
+        "as_owner": "Example Hosting Ltd", "asn": 64500, "country": "NL",
+        "network": "198.51.100.0/24", "regional_internet_registry": "RIPE NCC",
+        "reputation": -11,
+        "last_analysis_stats": {"harmless": 58, "malicious": 4, "suspicious": 1, "undetected": 31, "timeout": 0},
+        "last_analysis_results": {
+            "ExampleAV": {"category": "malicious", "engine_name": "ExampleAV", "method": "blacklist", "result": "malware"}
+        }
+    }}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_answers_are_published_as_revisions() {
+    const KEY: &str = "k3y-daemon-SECRET-7777";
+    let topics = create_topics(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
+    let (vt_url, vt_seen) =
+        mock_api::mock(mock_api::json_answer(200, vt_flagged("198.51.100.7"))).await;
+    let (abuse_url, abuse_seen) = mock_api::mock(mock_api::json_answer(
+        401,
+        serde_json::json!({"errors": [{"detail": "Authentication failed. Your API key is either \
+            missing, incorrect, or revoked. Note: The APIv2 key differs from the APIv1 key.",
+            "status": 401}]}),
+    ))
+    .await;
+    let extra = format!(
+        "[providers.virustotal]\nenabled = true\nbase_url = \"{vt_url}/api/v3\"\n\
+         api_key = \"{KEY}\"\nper_minute = 60\n\
+         [providers.abuseipdb]\nenabled = true\nbase_url = \"{abuse_url}/api/v2\"\n\
+         api_key = \"{KEY}\"\n"
+    );
+    let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
+    // Listed (malicious locally, then VirusTotal adds points) and unlisted (withheld until
+    // VirusTotal's answer makes it suspicious); each seen twice.
+    let events = vec![
+        ecs_event("203.0.113.5", "10.0.0.1"),
+        ecs_event("198.51.100.7", "10.0.0.2"),
+        ecs_event("203.0.113.5", "10.0.0.3"),
+        ecs_event("198.51.100.7", "10.0.0.4"),
+    ];
+    produce(&topics.input, None, &events).await;
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(Duration::from_secs(60));
+    let records = read_until(&topics.output, Duration::from_secs(60), |m| m.len() >= 3);
+    std::thread::sleep(Duration::from_secs(2));
+    let records_after = read_all(&topics.output);
+    assert_eq!(records_after.len(), records.len(), "records kept coming");
+    let validator = record_validator();
+    let json: Vec<serde_json::Value> = records.iter().map(|m| m.json()).collect();
+    for (message, record) in records.iter().zip(&json) {
+        assert_valid_record(&validator, record);
+        assert_eq!(message.key.as_deref(), record["ip"].as_str(), "keyed by IP");
+    }
+    let mut summary: Vec<(String, u64, u64, String, String)> = json
+        .iter()
+        .map(|r| {
+            (
+                r["ip"].as_str().unwrap().to_owned(),
+                r["revision"].as_u64().unwrap(),
+                r["score"].as_u64().unwrap(),
+                r["intel"]["virustotal"]["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                r["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // Revisions of an address leave in order: its first record is never overtaken.
+    let listed: Vec<u64> = summary
+        .iter()
+        .filter(|r| r.0 == "203.0.113.5")
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(listed, [1, 2], "{json:#?}");
+    summary.sort();
+    // VirusTotal's 32 points, plus 1 when the second sighting was counted before the answer.
+    let unlisted_score = summary[0].2;
+    assert!((32..=33).contains(&unlisted_score), "{json:#?}");
+    assert_eq!(
+        summary,
+        vec![
+            // Withheld at first (no local evidence); published once VirusTotal flagged it.
+            (
+                "198.51.100.7".into(),
+                1,
+                unlisted_score,
+                "ok".into(),
+                "suspicious".into()
+            ),
+            // The first record, before any answer; then the revision VirusTotal's answer made
+            // (the AbuseIPDB 401 published nothing).
+            (
+                "203.0.113.5".into(),
+                1,
+                70,
+                "pending".into(),
+                "malicious".into()
+            ),
+            (
+                "203.0.113.5".into(),
+                2,
+                100,
+                "ok".into(),
+                "malicious".into()
+            ),
+        ],
+        "{json:#?}"
+    );
+    let revised = json.iter().find(|r| r["ip"] == "198.51.100.7").unwrap();
+    // The 401 is no evidence: the score is VirusTotal's points alone. (Which of the two
+    // answers came first decides whether this revision already shows the 401.)
+    let abuse = revised["intel"]["abuseipdb"]["status"].as_str().unwrap();
+    assert!(["unauthorized", "pending"].contains(&abuse), "{revised:#}");
+    assert_eq!(revised["network"]["asn"], 64500);
+    assert!(revised["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["source"] != "abuseipdb"));
+
+    // One request per address to VirusTotal; AbuseIPDB is not asked after its 401.
+    let vt_paths: BTreeSet<String> = vt_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.path_and_query.clone())
+        .collect();
+    assert_eq!(vt_seen.lock().unwrap().len(), 2, "{vt_paths:?}");
+    let abuse_requests = abuse_seen.lock().unwrap().len();
+    assert!(
+        (1..=2).contains(&abuse_requests),
+        "{abuse_requests} AbuseIPDB requests"
+    );
+    assert_eq!(
+        daemon.metric("threatsift_provider_up{provider=\"abuseipdb\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        daemon.metric("threatsift_provider_up{provider=\"virustotal\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        daemon.metric("threatsift_record_revisions_total"),
+        Some(2.0)
+    );
+
+    let (_, metrics) = daemon.http_get("/metrics").unwrap();
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        daemon.log_text()
+    );
+    let log = daemon.log_text();
+    assert_eq!(
+        log.matches("provider refused the credentials").count(),
+        1,
+        "{log}"
+    );
+    for text in [log.as_str(), metrics.as_str()].into_iter().chain(
+        records
+            .iter()
+            .map(|m| std::str::from_utf8(&m.payload).unwrap()),
+    ) {
+        assert!(!text.contains(KEY), "the API key leaked");
+    }
+    assert_eq!(
+        mock_api::header(&vt_seen.lock().unwrap()[0], "x-apikey"),
+        Some(KEY),
+        "the key was sent to the provider"
     );
 }

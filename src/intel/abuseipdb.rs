@@ -98,12 +98,10 @@ fn classify_error(reply: &Reply, key: &Secret) -> ProviderError {
         401 => ProviderError::Unauthorized(
             "no API key is configured and AbuseIPDB requires one".to_owned(),
         ),
-        429 if daily_limit_spent(reply, &detail) => {
-            ProviderError::QuotaExhausted(
-                format!("AbuseIPDB daily check limit spent{limits}"),
-                reply.limits.wait(),
-            )
-        }
+        429 if daily_limit_spent(reply, &detail) => ProviderError::QuotaExhausted(
+            format!("AbuseIPDB daily check limit spent{limits}"),
+            reply.limits.wait(),
+        ),
         429 => ProviderError::RateLimited(
             format!("AbuseIPDB throttled the request{limits}"),
             reply.limits.wait(),

@@ -164,7 +164,10 @@ mod tests {
         for attempt in 0..10 {
             let ceiling = base.saturating_mul(1 << attempt).min(cap);
             let wait = retry_backoff(attempt, base, cap);
-            assert!(wait >= ceiling / 2 && wait <= ceiling, "{attempt}: {wait:?}");
+            assert!(
+                wait >= ceiling / 2 && wait <= ceiling,
+                "{attempt}: {wait:?}"
+            );
         }
         let samples: std::collections::HashSet<_> =
             (0..20).map(|_| retry_backoff(3, base, cap)).collect();

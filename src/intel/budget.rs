@@ -179,7 +179,11 @@ mod tests {
             Spend::Throttled(Duration::from_secs(1))
         );
         assert_eq!(budget.check(at(60)), Spend::Granted);
-        assert_eq!(budget.remaining_today(at(60)), Some(496), "check takes nothing");
+        assert_eq!(
+            budget.remaining_today(at(60)),
+            Some(496),
+            "check takes nothing"
+        );
         assert_eq!(budget.try_spend(at(60)), Spend::Granted);
         assert_eq!(budget.remaining_today(at(60)), Some(495));
     }

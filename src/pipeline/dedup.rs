@@ -75,7 +75,9 @@ impl Sighting {
 
     /// Remote lookups without an answer may be tried again from `at`.
     pub fn retry_from(&self, at: SystemTime) {
-        let secs = at.duration_since(UNIX_EPOCH).map_or(1, |d| d.as_secs().max(1));
+        let secs = at
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs().max(1));
         self.retry_at.store(secs, Ordering::Relaxed);
     }
 
@@ -204,10 +206,7 @@ mod tests {
         assert_eq!(seen.sighting.published(), None);
         assert_eq!(seen.sighting.next_revision(48, Verdict::Suspicious), 1);
         assert_eq!(seen.sighting.next_revision(100, Verdict::Malicious), 2);
-        assert_eq!(
-            seen.sighting.published(),
-            Some((100, Verdict::Malicious))
-        );
+        assert_eq!(seen.sighting.published(), Some((100, Verdict::Malicious)));
         let t = UNIX_EPOCH + Duration::from_secs(5000);
         assert!(!seen.sighting.take_due_retry(t));
         seen.sighting.retry_from(t);

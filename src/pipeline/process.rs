@@ -23,12 +23,12 @@ use futures::FutureExt;
 use crate::intel::feeds::{FeedMatch, LocalFeeds};
 use crate::intel::{intel_entry, Lookup, Provider, ProviderError};
 use crate::model::action_denied;
-use crate::pipeline::remote::{merge_network, Priority, RemoteJob, Tracked};
 use crate::model::{Event, IpObservation, Observed, Origin, RawEvent, Role};
 use crate::pipeline::dedup::{DedupCache, Sighting};
 use crate::pipeline::extract::extract_ip_observations;
 use crate::pipeline::filter::IpFilter;
 use crate::pipeline::parse::{FormatRegistry, ParseError, StreamId};
+use crate::pipeline::remote::{merge_network, Priority, RemoteJob, Tracked};
 use crate::pipeline::score::{EvidenceInput, ScoringModel};
 use crate::pipeline::{Output, OutputKind, Processed};
 use crate::record::{

@@ -132,9 +132,11 @@ pub struct RevisionRules {
     pub min_verdict: Verdict,
 }
 
-/// Folds one provider's outcome into the record and scores again. Returns the revised record
-/// to publish when the score or verdict differs from the last published revision and the
-/// verdict reaches the publish threshold. Pure apart from the sighting's revision counter.
+/// Folds one provider's outcome into the record. An `ok` answer is scored again (with the
+/// sightings so far); the revised record is returned for publishing when its score or verdict
+/// differs from the last published revision and the verdict reaches the publish threshold.
+/// Any other status is recorded and publishes nothing. Pure apart from the sighting's
+/// revision counter.
 pub fn apply_outcome(
     tracked: &mut Tracked,
     provider: &str,
@@ -148,10 +150,16 @@ pub fn apply_outcome(
     if let Some(at) = outcome.retry_at {
         tracked.retry_at = Some(tracked.retry_at.map_or(at, |t| t.min(at)));
     }
+    let answered = outcome.intel.status == ProviderStatus::Ok;
     tracked
         .record
         .intel
         .insert(provider.to_owned(), outcome.intel);
+    if !answered {
+        // Not evidence: the status is kept for the next revision, and nothing is scored or
+        // published because of it (not even new sightings).
+        return None;
+    }
     let sighting = &tracked.sighting;
     let scored = rules.scoring.score(&EvidenceInput {
         feed_matches: &tracked.feed_matches,

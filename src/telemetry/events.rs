@@ -481,7 +481,11 @@ impl ProviderRequested<'_> {
         m.enrich_duration
             .with_label_values(&[self.provider])
             .observe(self.elapsed.as_secs_f64());
-        debug!(provider = self.provider, status = self.status, "provider request finished");
+        debug!(
+            provider = self.provider,
+            status = self.status,
+            "provider request finished"
+        );
     }
 }
 
@@ -534,7 +538,9 @@ pub struct ProviderCacheHit<'a> {
 impl ProviderCacheHit<'_> {
     /// Counts it.
     pub fn emit(&self, m: &Metrics) {
-        m.enrich_cache_hits.with_label_values(&[self.provider]).inc();
+        m.enrich_cache_hits
+            .with_label_values(&[self.provider])
+            .inc();
     }
 }
 
