@@ -169,24 +169,6 @@ pub async fn run(
     let housekeeping_stop = CancellationToken::new();
     let stage_failed = Arc::new(AtomicBool::new(false));
     let dedup = processor.dedup().clone();
-    let consumer_task = spawn_stage(
-        "consume",
-        consumer_loop(
-            consumer.clone(),
-            tracker.clone(),
-            raw_tx,
-            metrics.clone(),
-            shutdown.clone(),
-        ),
-        &shutdown,
-        &stage_failed,
-    );
-    let process_task = spawn_stage(
-        "process",
-        process_loop(processor, raw_rx, processed_tx, metrics.clone()),
-        &shutdown,
-        &stage_failed,
-    );
     // Scheduled reports (off when report.interval is 0): fed by the sink, stopped after it.
     let report_stop = CancellationToken::new();
     let (report_feed, report_task) = if settings.report.interval.is_zero() {
@@ -215,6 +197,29 @@ pub async fn run(
     let mut remote_tasks = remote
         .as_ref()
         .map(|stage| stage.spawn_dispatchers(&remote_stop));
+    let consumer_task = spawn_stage(
+        "consume",
+        consumer_loop(
+            consumer.clone(),
+            tracker.clone(),
+            raw_tx,
+            metrics.clone(),
+            shutdown.clone(),
+        ),
+        &shutdown,
+        &stage_failed,
+    );
+    let process_task = spawn_stage(
+        "process",
+        process_loop(
+            processor.with_remote_stage(remote.clone()),
+            raw_rx,
+            processed_tx,
+            metrics.clone(),
+        ),
+        &shutdown,
+        &stage_failed,
+    );
     let mut sink_task = spawn_stage(
         "sink",
         sink_loop(

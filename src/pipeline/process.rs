@@ -28,7 +28,7 @@ use crate::pipeline::dedup::{DedupCache, Sighting};
 use crate::pipeline::extract::extract_ip_observations;
 use crate::pipeline::filter::IpFilter;
 use crate::pipeline::parse::{FormatRegistry, ParseError, StreamId};
-use crate::pipeline::remote::{merge_network, Priority, RemoteJob, Tracked};
+use crate::pipeline::remote::{merge_network, Priority, RemoteJob, RemoteStage, Tracked};
 use crate::pipeline::score::{EvidenceInput, ScoringModel};
 use crate::pipeline::{Output, OutputKind, Processed};
 use crate::record::{
@@ -93,6 +93,8 @@ pub struct Processor {
     feeds: Arc<LocalFeeds>,
     options: ProcessorOptions,
     metrics: Arc<Metrics>,
+    /// The remote stage, told of repeat sightings so waiting addresses move up its queues.
+    remote: Option<Arc<RemoteStage>>,
 }
 
 impl Processor {
@@ -112,7 +114,14 @@ impl Processor {
             feeds,
             options,
             metrics,
+            remote: None,
         }
+    }
+
+    /// Tells `stage` of repeat sightings (its queues order by them).
+    pub fn with_remote_stage(mut self, stage: Option<Arc<RemoteStage>>) -> Self {
+        self.remote = stage;
+        self
     }
 
     /// The dedup window (for the entry-count gauge).
@@ -328,6 +337,10 @@ impl Processor {
             // answer (budget, queue full, provider error) may be retried by now.
             let retry = !seen.first && self.options.remote && seen.sighting.take_due_retry(now);
             if !seen.first && !retry {
+                let count = seen.sighting.count();
+                if let (Some(stage), true) = (&self.remote, count.is_power_of_two()) {
+                    stage.sighted(observation.ip, count);
+                }
                 continue;
             }
             let (mut record, matches) = self.build_record(
@@ -355,7 +368,7 @@ impl Processor {
             if self.options.remote {
                 let priority = Priority {
                     locally_suspicious: record.verdict >= Verdict::Suspicious,
-                    sightings: seen.sighting.count(),
+                    sightings_order: Priority::sightings_order(seen.sighting.count()),
                     allowed: !event.action.as_deref().is_some_and(action_denied),
                 };
                 jobs.push(RemoteJob {

@@ -18,7 +18,7 @@
 //!   the process: the published record keeps `pending` for them.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,10 +64,18 @@ impl RevisionSink for NoRevisions {
 pub struct Priority {
     /// Suspicious or worse from local intelligence alone.
     pub locally_suspicious: bool,
-    /// Sightings in the window when queued.
-    pub sightings: u64,
+    /// Sightings in the window, as ⌊log2⌋+1 (1, 2–3, 4–7, …): raised while the address waits
+    /// (see [`RemoteStage::sighted`]), so the most-seen addresses move up.
+    pub sightings_order: u8,
     /// The device let the traffic through.
     pub allowed: bool,
+}
+
+impl Priority {
+    /// The order of a sighting count.
+    pub fn sightings_order(sightings: u64) -> u8 {
+        (u64::BITS - sightings.leading_zeros()) as u8
+    }
 }
 
 /// An address's record while remote answers come in.
@@ -204,15 +212,62 @@ pub fn merge_network(into: &mut Network, from: &Network) {
     fill(&mut into.cidr, &from.cidr);
 }
 
+type QueueKey = (Priority, Reverse<u64>);
+
 /// One provider's waiting addresses: highest priority first, oldest first among equals.
-#[derive(Debug)]
+#[derive(Debug, Default)]
+struct Waiting {
+    ordered: BTreeMap<QueueKey, RemoteJob>,
+    /// Where each address is in `ordered`.
+    keys: HashMap<IpAddr, QueueKey>,
+}
+
+impl Waiting {
+    fn insert(&mut self, key: QueueKey, job: RemoteJob) {
+        self.keys.insert(job.ip, key);
+        self.ordered.insert(key, job);
+    }
+
+    fn pop_highest(&mut self) -> Option<(QueueKey, RemoteJob)> {
+        let (key, job) = self.ordered.pop_last()?;
+        self.keys.remove(&job.ip);
+        Some((key, job))
+    }
+
+    fn pop_lowest(&mut self) -> Option<RemoteJob> {
+        let (_, job) = self.ordered.pop_first()?;
+        self.keys.remove(&job.ip);
+        Some(job)
+    }
+
+    /// Moves `ip` up to `order` of sightings, if it waits with a lower one.
+    fn raise(&mut self, ip: IpAddr, order: u8) {
+        let Some(key) = self.keys.get(&ip).copied() else {
+            return;
+        };
+        if key.0.sightings_order >= order {
+            return;
+        }
+        if let Some(mut job) = self.ordered.remove(&key) {
+            job.priority.sightings_order = order;
+            let raised = (job.priority, key.1);
+            self.insert(raised, job);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ordered.len()
+    }
+}
+
+#[derive(Debug, Default)]
 struct ProviderQueue {
-    entries: Mutex<BTreeMap<(Priority, Reverse<u64>), RemoteJob>>,
+    entries: Mutex<Waiting>,
     ready: Notify,
 }
 
 impl ProviderQueue {
-    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Priority, Reverse<u64>), RemoteJob>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, Waiting> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -251,12 +306,7 @@ impl RemoteStage {
     ) -> Self {
         let queues = slots
             .iter()
-            .map(|_| {
-                Arc::new(ProviderQueue {
-                    entries: Mutex::new(BTreeMap::new()),
-                    ready: Notify::new(),
-                })
-            })
+            .map(|_| Arc::new(ProviderQueue::default()))
             .collect();
         RemoteStage {
             slots,
@@ -268,6 +318,15 @@ impl RemoteStage {
             next_seq: AtomicU64::new(0),
             waiting: AtomicI64::new(0),
             metrics,
+        }
+    }
+
+    /// A repeat sighting of `ip` (called by the processor when the count reaches a power of
+    /// two, so at most ~40 times per address): an address waiting in a queue moves up.
+    pub fn sighted(&self, ip: IpAddr, sightings: u64) {
+        let order = Priority::sightings_order(sightings);
+        for queue in &self.queues {
+            queue.entries().raise(ip, order);
         }
     }
 
@@ -292,7 +351,7 @@ impl RemoteStage {
                 let mut entries = queue.entries();
                 entries.insert((job.priority, Reverse(seq)), job.clone());
                 if entries.len() > self.capacity {
-                    entries.pop_first().map(|(_, lowest)| lowest)
+                    entries.pop_lowest()
                 } else {
                     None
                 }
@@ -365,7 +424,7 @@ impl RemoteStage {
                     Err(_) => break,
                 },
             };
-            let next = queue.entries().pop_last();
+            let next = queue.entries().pop_highest();
             let Some(((priority, seq), job)) = next else {
                 drop(permit);
                 tokio::select! {
@@ -429,5 +488,245 @@ impl RemoteStage {
     fn waiting_changed(&self, by: i64) {
         let depth = self.waiting.fetch_add(by, Ordering::Relaxed) + by;
         RemoteQueueChanged { depth }.emit(&self.metrics);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::dedup::DedupCache;
+    use crate::settings::Settings;
+
+    fn tracked(ip: &str) -> Tracked {
+        let dedup = DedupCache::new(Duration::from_secs(60), 10);
+        let sighting = dedup
+            .observe(ip.parse().unwrap(), SystemTime::now())
+            .sighting;
+        let record: ThreatRecord = serde_json::from_value(serde_json::json!({
+            "schema": "threatsift.threat/1", "ip": ip, "ip_version": 4,
+            "verdict": "unknown", "severity": "info", "score": 0, "reasons": [],
+            "indicator": "IP Observed", "first_seen": "2026-11-23T10:00:00Z",
+            "last_seen": "2026-11-23T10:00:00Z", "sightings": 1, "roles": ["source"],
+            "observed": {"format": "kv", "topic": "t", "partition": 0, "offset": 1},
+            "network": {"asn": null, "as_org": null, "country": null, "rir": null, "cidr": null},
+            "intel": {"virustotal": {"status": "pending"}},
+            "revision": 1, "generated_at": "2026-11-23T10:00:00Z"
+        }))
+        .unwrap();
+        Tracked::new(
+            record,
+            Vec::new(),
+            None,
+            None,
+            sighting,
+            Origin {
+                topic: "t".into(),
+                partition: 0,
+                offset: 1,
+            },
+        )
+    }
+
+    fn rules() -> RevisionRules {
+        let settings = Settings::from_toml_overrides("").unwrap();
+        RevisionRules {
+            scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
+            min_verdict: Verdict::Suspicious,
+        }
+    }
+
+    fn vt_answer(malicious: u32) -> Outcome {
+        let mut facts = serde_json::Map::new();
+        facts.insert(
+            "last_analysis_stats".into(),
+            serde_json::json!({"malicious": malicious, "suspicious": 0, "harmless": 50, "undetected": 20, "timeout": 0}),
+        );
+        Outcome {
+            intel: ProviderIntel {
+                status: ProviderStatus::Ok,
+                detail: None,
+                facts,
+            },
+            network: Some(Network {
+                asn: Some(64500),
+                country: Some("NL".into()),
+                ..Network::default()
+            }),
+            retry_at: None,
+        }
+    }
+
+    #[test]
+    fn an_answer_that_lifts_the_verdict_is_published_as_the_next_revision() {
+        let mut t = tracked("198.51.100.7");
+        let output = apply_outcome(
+            &mut t,
+            "virustotal",
+            vt_answer(8),
+            &rules(),
+            SystemTime::now(),
+        )
+        .expect("published");
+        let record: ThreatRecord = serde_json::from_slice(&output.payload).unwrap();
+        assert_eq!((record.score, record.verdict), (40, Verdict::Suspicious));
+        assert_eq!(record.revision, 1, "nothing was published before");
+        assert_eq!(record.network.asn, Some(64500));
+        assert_eq!(output.key.as_deref(), Some(&b"198.51.100.7"[..]));
+        // The same score again publishes nothing.
+        assert!(apply_outcome(
+            &mut t,
+            "virustotal",
+            vt_answer(8),
+            &rules(),
+            SystemTime::now()
+        )
+        .is_none());
+        let more = apply_outcome(
+            &mut t,
+            "virustotal",
+            vt_answer(12),
+            &rules(),
+            SystemTime::now(),
+        )
+        .expect("a higher score is news");
+        let record: ThreatRecord = serde_json::from_slice(&more.payload).unwrap();
+        assert_eq!((record.score, record.revision), (60, 2));
+    }
+
+    #[test]
+    fn failures_and_weak_answers_publish_nothing() {
+        let mut t = tracked("198.51.100.8");
+        for status in [
+            ProviderStatus::Unauthorized,
+            ProviderStatus::RateLimited,
+            ProviderStatus::Timeout,
+            ProviderStatus::Skipped,
+            ProviderStatus::NotFound,
+        ] {
+            let outcome = Outcome {
+                intel: ProviderIntel::status(status, "no"),
+                network: None,
+                retry_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(100)),
+            };
+            assert!(
+                apply_outcome(&mut t, "abuseipdb", outcome, &rules(), SystemTime::now()).is_none()
+            );
+            assert_eq!(
+                t.record.intel["abuseipdb"].status, status,
+                "the status is kept"
+            );
+            assert_eq!(t.record.score, 0);
+        }
+        assert_eq!(
+            t.retry_at,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(100))
+        );
+        // One engine: 5 points, below suspicious: kept, not published.
+        assert!(apply_outcome(
+            &mut t,
+            "virustotal",
+            vt_answer(1),
+            &rules(),
+            SystemTime::now()
+        )
+        .is_none());
+        assert_eq!(t.record.score, 5);
+        assert_eq!(t.sighting.published(), None);
+    }
+
+    #[test]
+    fn network_facts_fill_gaps_and_keep_what_was_known() {
+        let mut network = Network {
+            country: Some("DE".into()),
+            ..Network::default()
+        };
+        merge_network(
+            &mut network,
+            &Network {
+                asn: Some(1),
+                country: Some("NL".into()),
+                ..Network::default()
+            },
+        );
+        assert_eq!(
+            (network.asn, network.country.as_deref()),
+            (Some(1), Some("DE"))
+        );
+    }
+
+    fn job(ip: &str, priority: Priority) -> RemoteJob {
+        RemoteJob {
+            ip: ip.parse().unwrap(),
+            priority,
+            tracked: Arc::new(tokio::sync::Mutex::new(tracked(ip))),
+        }
+    }
+
+    fn priority(locally_suspicious: bool, sightings: u64, allowed: bool) -> Priority {
+        Priority {
+            locally_suspicious,
+            sightings_order: Priority::sightings_order(sightings),
+            allowed,
+        }
+    }
+
+    #[test]
+    fn the_queue_orders_by_local_suspicion_then_sightings_then_allowed_then_age() {
+        let mut waiting = Waiting::default();
+        let entries = [
+            ("192.0.2.1", priority(false, 1, false)),
+            ("192.0.2.2", priority(false, 1, true)),
+            ("192.0.2.3", priority(false, 9, false)),
+            ("192.0.2.4", priority(true, 1, false)),
+            ("192.0.2.5", priority(false, 1, true)),
+        ];
+        for (seq, (ip, p)) in entries.iter().enumerate() {
+            waiting.insert((*p, Reverse(seq as u64)), job(ip, *p));
+        }
+        // .1 is seen 4 times while it waits: it overtakes every unsuspicious address.
+        waiting.raise("192.0.2.1".parse().unwrap(), Priority::sightings_order(16));
+        waiting.raise("192.0.2.4".parse().unwrap(), Priority::sightings_order(1));
+        let order: Vec<String> = std::iter::from_fn(|| waiting.pop_highest())
+            .map(|(_, j)| j.ip.to_string())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "192.0.2.4",
+                "192.0.2.1",
+                "192.0.2.3",
+                "192.0.2.2",
+                "192.0.2.5"
+            ]
+        );
+        assert!(waiting.keys.is_empty());
+    }
+
+    #[test]
+    fn a_full_queue_gives_up_the_lowest_and_newest() {
+        let mut waiting = Waiting::default();
+        waiting.insert(
+            (priority(false, 1, false), Reverse(0)),
+            job("192.0.2.1", priority(false, 1, false)),
+        );
+        waiting.insert(
+            (priority(false, 1, false), Reverse(1)),
+            job("192.0.2.2", priority(false, 1, false)),
+        );
+        waiting.insert(
+            (priority(true, 1, false), Reverse(2)),
+            job("192.0.2.3", priority(true, 1, false)),
+        );
+        assert_eq!(waiting.pop_lowest().unwrap().ip.to_string(), "192.0.2.2");
+        assert_eq!(waiting.len(), 2);
+        assert_eq!(waiting.keys.len(), 2);
+    }
+
+    #[test]
+    fn sightings_orders_are_powers_of_two() {
+        assert_eq!(
+            [1, 2, 3, 4, 7, 8, 1000].map(Priority::sightings_order),
+            [1, 2, 2, 3, 3, 4, 10]
+        );
     }
 }
