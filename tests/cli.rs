@@ -1,7 +1,9 @@
 //! The binary's commands that need no broker: `demo` (on the in-process mock cluster),
-//! `check-config` and `parse`.
+//! `check-config`, `parse` and `enrich` (against mock provider APIs on 127.0.0.1).
 
 mod common;
+mod mmdb_writer;
+mod mock_api;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
@@ -211,4 +213,115 @@ fn parse_format_forces_a_format_and_header_directives_carry_over() {
         stderr.contains("no_such_format") && stderr.contains("cisco_asa"),
         "{stderr}"
     );
+}
+
+#[test]
+fn enrich_prints_one_record_per_address_with_every_provider_status() {
+    const KEY: &str = "k3y-enrich-SECRET-31337";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vt_body = serde_json::json!({"data": {"id": "203.0.113.9", "type": "ip_address", "attributes": {
+        "as_owner": "Example Hosting Ltd", "asn": 64500, "country": "NL",
+        "network": "203.0.113.0/24", "regional_internet_registry": "RIPE NCC", "reputation": -11,
+        "last_analysis_stats": {"harmless": 58, "malicious": 4, "suspicious": 1, "undetected": 31, "timeout": 0},
+        "last_analysis_results": {}
+    }}});
+    let (vt_url, vt_seen) = runtime.block_on(mock_api::mock(mock_api::json_answer(200, vt_body)));
+    let (abuse_url, abuse_seen) = runtime.block_on(mock_api::mock(mock_api::json_answer(
+        401,
+        serde_json::json!({"errors": [{"detail": "Authentication failed. Your API key is either \
+            missing, incorrect, or revoked. Note: The APIv2 key differs from the APIv1 key.",
+            "status": 401}]}),
+    )));
+    let dir = tempfile::tempdir().unwrap();
+    let asn = dir.path().join("GeoLite2-ASN.mmdb");
+    std::fs::write(
+        &asn,
+        mmdb_writer::build(
+            6,
+            "GeoLite2-ASN",
+            &[(
+                "203.0.113.0/24",
+                serde_json::json!({"autonomous_system_number": 64511,
+                    "autonomous_system_organization": "Local DB Org"}),
+            )],
+        ),
+    )
+    .unwrap();
+    let talos = dir.path().join("talos.txt");
+    std::fs::write(&talos, "203.0.113.9\n").unwrap();
+    let config = dir.path().join("enrich.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "feeds = []\n[filter]\nallow_documentation_ranges = true\n\
+             [providers.virustotal]\nenabled = true\nbase_url = \"{vt_url}/api/v3\"\n\
+             api_key = \"{KEY}\"\n\
+             [providers.abuseipdb]\nenabled = true\nbase_url = \"{abuse_url}/api/v2\"\n\
+             api_key_file = \"{key_file}\"\n\
+             [providers.mmdb]\nenabled = true\npath = \"{asn}\"\n\
+             [providers.talos]\nenabled = true\npath = \"{talos}\"\n",
+            key_file = {
+                let path = dir.path().join("abuse.key");
+                std::fs::write(&path, format!("{KEY}\n")).unwrap();
+                path.display().to_string()
+            },
+            asn = asn.display(),
+            talos = talos.display(),
+        ),
+    )
+    .unwrap();
+    let out = threatsift(
+        &[
+            "enrich",
+            "--config",
+            config.to_str().unwrap(),
+            "203.0.113.9",
+            "10.1.2.3",
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let record = &lines[0];
+    common::assert_valid_record(&common::record_validator(), record);
+    assert_eq!(record["ip"], "203.0.113.9");
+    // VirusTotal's 32 points; the AbuseIPDB 401, the Talos listing and mmdb add none.
+    assert_eq!(record["score"], 32, "{record:#}");
+    assert_eq!(record["verdict"], "suspicious");
+    assert_eq!(record["intel"]["virustotal"]["status"], "ok");
+    assert_eq!(record["intel"]["abuseipdb"]["status"], "unauthorized");
+    assert_eq!(record["intel"]["mmdb"]["status"], "ok");
+    assert_eq!(record["intel"]["talos"]["status"], "ok");
+    assert_eq!(record["intel"]["talos"]["reputation"], "Poor");
+    assert_eq!(record["intel"]["rdap"]["status"], "disabled");
+    // The local database answered first; VirusTotal's network facts fill only the gaps.
+    assert_eq!(record["network"]["asn"], 64511);
+    assert_eq!(record["network"]["cidr"], "203.0.113.0/24");
+    assert_eq!(record["observed"]["topic"], "enrich");
+    assert_eq!(
+        lines[1],
+        serde_json::json!({"input": "10.1.2.3", "error": "not enriched: private"})
+    );
+    assert_eq!(vt_seen.lock().unwrap().len(), 1);
+    assert_eq!(abuse_seen.lock().unwrap().len(), 1);
+    assert_eq!(
+        mock_api::header(&abuse_seen.lock().unwrap()[0], "key"),
+        Some(KEY),
+        "the key from api_key_file was sent"
+    );
+    assert!(
+        !stdout.contains(KEY) && !stderr.contains(KEY),
+        "the key leaked"
+    );
+
+    let bad = threatsift(&["enrich", "203.0.113.9", "not-an-ip"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("\"not-an-ip\" is not an IPv4 or IPv6 address"));
 }
