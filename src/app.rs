@@ -224,9 +224,11 @@ pub async fn run(
         "sink",
         sink_loop(
             processed_rx,
-            publisher,
-            report_feed,
-            remote.clone(),
+            SinkTargets {
+                publisher,
+                report_feed,
+                remote: remote.clone(),
+            },
             consumer.clone(),
             tracker.clone(),
             settings.pipeline.max_in_flight,
@@ -685,11 +687,18 @@ async fn process_loop(
     }
 }
 
-async fn sink_loop(
-    mut processed_rx: mpsc::Receiver<Processed>,
+/// Where the sink hands what it delivered: the producer, then the scheduled report and the
+/// remote stage.
+#[derive(Clone)]
+struct SinkTargets {
     publisher: OutputPublisher,
     report_feed: Option<ReportFeed>,
     remote: Option<Arc<RemoteStage>>,
+}
+
+async fn sink_loop(
+    mut processed_rx: mpsc::Receiver<Processed>,
+    targets: SinkTargets,
     consumer: Arc<EventConsumer>,
     tracker: Arc<Mutex<OffsetTracker>>,
     max_in_flight: usize,
@@ -723,9 +732,7 @@ async fn sink_loop(
             next = processed_rx.recv(), if input_open && in_flight.len() < max_in_flight => {
                 match next {
                     Some(processed) => {
-                        let publisher = publisher.clone();
-                        let report_feed = report_feed.clone();
-                        let remote = remote.clone();
+                        let SinkTargets { publisher, report_feed, remote } = targets.clone();
                         in_flight.push(async move {
                             let Processed { origin, received, outputs, remote: jobs } = processed;
                             let deliveries = outputs.into_iter().map(|o| publisher.deliver(o, &origin));

@@ -6,8 +6,15 @@
 //! consumer ──raw──▶ process (parse → extract → filter → dedup → local intel → score) ──out──▶ sink
 //!    ▲                                                                                         │
 //!    └──────────── offsets stored only when every output of a message is delivered ◀──────────┘
+//!                                                                                              │
+//!                      remote stage ◀── jobs, queued once the first record is delivered ◀─────┘
+//!   (per provider: bounded priority queue → budget → breaker → answer cache → HTTP)
+//!      └──▶ revised record (same key, next revision) when an answer changes the score
 //! ```
 //!
+//! * The remote stage ([`pipeline::remote`], [`intel::remote`]) never blocks the consumer: its
+//!   queues are bounded and give up the lowest-priority address (answered `skipped`) when full.
+//!   Offsets do not wait for remote answers: a crash loses queued lookups, never a first record.
 //! * The stages under [`pipeline`] are plain synchronous code; [`app`] is the only place that
 //!   creates channels and spawns tasks.
 //! * Channels are bounded: a slow producer fills the sink's in-flight window, which fills the

@@ -1,13 +1,15 @@
 //! Threat intelligence: local feeds (in [`feeds`]) and the seam remote providers plug into.
 //!
-//! A remote provider is one module implementing [`Provider`] plus one registration line; its
-//! answer becomes the provider's `intel` entry. Scoring derives reasons from the facts of `ok`
-//! entries only. Errors map to a status (design §3) and are never evidence.
+//! A provider is one module implementing [`Provider`] plus one line in
+//! [`ConfiguredProviders::build`]; its answer becomes the provider's `intel` entry. Scoring
+//! derives reasons from the facts of `ok` entries only. Errors map to a status (design §3) and
+//! are never evidence.
 //!
-//! Providers so far: [`virustotal`], [`abuseipdb`], [`greynoise`], [`otx`], [`internetdb`] and
-//! [`rdap`] (remote, on the shared client code in [`http`]; RDAP follows redirects, keyed
-//! providers never do), [`mmdb`] (local GeoLite2/DB-IP files) and [`talos`] (a Talos-format list
-//! file only: Talos has no public API). They are not wired into the daemon yet.
+//! Remote: [`virustotal`], [`abuseipdb`], [`greynoise`], [`otx`], [`internetdb`] and [`rdap`],
+//! on the shared client code in [`http`] (RDAP follows redirects, keyed providers never do),
+//! each asked through a [`remote::ProviderSlot`] ([`budget`], [`breaker`], answer cache) from
+//! the remote stage's queues. Local, asked while the record is built: [`mmdb`] (GeoLite2/DB-IP
+//! files) and [`talos`] (a Talos-format list file only: Talos has no public API).
 
 pub mod abuseipdb;
 pub mod breaker;

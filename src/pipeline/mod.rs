@@ -2,7 +2,8 @@
 //! [`process::Processor`] chains them for one message, and `app` runs it on a task.
 //!
 //! ```text
-//! RawEvent ─▶ parse ─▶ extract ─▶ filter ─▶ dedup ─▶ local intel ─▶ score ─▶ [Output]
+//! RawEvent ─▶ parse ─▶ extract ─▶ filter ─▶ dedup ─▶ local intel ─▶ score ─▶ [Output] + [RemoteJob]
+//! RemoteJob ─▶ remote (after delivery) ─▶ revised Output
 //! ```
 
 pub mod dedup;
