@@ -160,6 +160,8 @@ pub async fn run(
         topics = ?settings.kafka.input_topics,
         output = %settings.kafka.output_topic,
         dlq = %settings.kafka.dlq_topic,
+        remote_providers = ?providers.remote.iter().map(|(p, _)| p.name()).collect::<Vec<_>>(),
+        local_providers = ?providers.local.iter().map(|p| p.name()).collect::<Vec<_>>(),
         "threatsift running"
     );
 
