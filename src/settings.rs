@@ -551,6 +551,8 @@ pub struct ScoringSettings {
     pub otx_per_pulse: u32,
     /// Most points OTX adds.
     pub otx_max: u32,
+    /// Points when the configured Talos-format list lists the address.
+    pub talos_listed: u32,
     /// Points when the device itself reported a threat or IPS detection for the event.
     pub vendor_threat_event: u32,
     /// Points per sighting in the dedup window beyond the first.
@@ -561,7 +563,7 @@ pub struct ScoringSettings {
 
 impl ScoringSettings {
     /// The point values, by key, for the 0–100 check.
-    fn points(&self) -> [(&'static str, u32); 20] {
+    fn points(&self) -> [(&'static str, u32); 21] {
         [
             ("malicious_at", self.malicious_at),
             ("suspicious_at", self.suspicious_at),
@@ -592,6 +594,7 @@ impl ScoringSettings {
             ("greynoise_suspicious", self.greynoise_suspicious),
             ("otx_per_pulse", self.otx_per_pulse),
             ("otx_max", self.otx_max),
+            ("talos_listed", self.talos_listed),
             ("vendor_threat_event", self.vendor_threat_event),
             ("sightings_per", self.sightings_per),
             ("sightings_max", self.sightings_max),

@@ -291,9 +291,16 @@ fn enrich_prints_one_record_per_address_with_every_provider_status() {
     let record = &lines[0];
     common::assert_valid_record(&common::record_validator(), record);
     assert_eq!(record["ip"], "203.0.113.9");
-    // VirusTotal's 32 points; the AbuseIPDB 401, the Talos listing and mmdb add none.
-    assert_eq!(record["score"], 32, "{record:#}");
-    assert_eq!(record["verdict"], "suspicious");
+    // VirusTotal's 32 points and the Talos listing's 50; the AbuseIPDB 401 and mmdb add none.
+    assert_eq!(record["score"], 82, "{record:#}");
+    assert_eq!(record["verdict"], "malicious");
+    let sources: Vec<&str> = record["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["virustotal", "virustotal", "talos"], "{record:#}");
     assert_eq!(record["intel"]["virustotal"]["status"], "ok");
     assert_eq!(record["intel"]["abuseipdb"]["status"], "unauthorized");
     assert_eq!(record["intel"]["mmdb"]["status"], "ok");

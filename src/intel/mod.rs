@@ -122,6 +122,12 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Looks one address up.
     fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>>;
+    /// Whether a 401/403 from this provider is about our credentials (then the provider is
+    /// marked down until restart). Providers that take no key say no: for them it is a block
+    /// (an address ban, a proxy), held for an hour like a throttle.
+    fn sends_credentials(&self) -> bool {
+        true
+    }
     /// `None` when the provider can know about `ip`; otherwise why not (the lookup is then
     /// `skipped` without spending budget).
     fn not_covered(&self, _ip: IpAddr) -> Option<&'static str> {
@@ -174,17 +180,16 @@ impl ConfiguredProviders {
         let mut built = ConfiguredProviders::default();
         for (name, provider) in settings.all() {
             if name == talos::NAME {
-                let talos = talos::Talos::new(provider)?;
-                match (provider.enabled, talos.disabled_reason()) {
-                    (true, None) => {
-                        let talos = Arc::new(talos);
-                        built.local.push(talos.clone());
-                        built.talos = Some(talos);
-                    }
-                    (_, Some(reason)) => {
-                        built.disabled(name, reason);
-                    }
-                    (false, None) => built.disabled(name, "not enabled in the configuration"),
+                // Without a list file Talos is `disabled` with the reason, enabled or not; a
+                // list file is read only when the provider is enabled.
+                if provider.path.trim().is_empty() {
+                    built.disabled(name, talos::DISABLED_REASON);
+                } else if !provider.enabled {
+                    built.disabled(name, "not enabled in the configuration");
+                } else {
+                    let talos = Arc::new(talos::Talos::new(provider)?);
+                    built.local.push(talos.clone());
+                    built.talos = Some(talos);
                 }
                 continue;
             }

@@ -143,6 +143,10 @@ impl Provider for Rdap {
         NAME
     }
 
+    fn sends_credentials(&self) -> bool {
+        false
+    }
+
     fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>> {
         Box::pin(self.lookup_ip(ip))
     }

@@ -12,7 +12,8 @@
 //!   provider's coverage (`not_covered`), provider down after a 401/403 (`provider_down`), daily
 //!   budget spent (`budget_day`), a hold or throttle longer than the caller's patience
 //!   (`budget_wait`), circuit open (`circuit_open`).
-//! * 401/403: the provider is marked down: `provider_up` 0, one error log, no request after.
+//! * 401/403: the provider is marked down: `provider_up` 0, one error log, no request after
+//!   (for RDAP and InternetDB, which take no key, it is a block instead: held for an hour).
 //!   429: the budget is held until the provider's `Retry-After`/reset (60 s when it gave none).
 //!   Quota exhausted: held until its reset, else 00:00 UTC. Timeouts, 5xx and connection
 //!   failures: up to [`MAX_RETRIES`] retries with capped, jittered exponential backoff, each
@@ -41,6 +42,8 @@ const RETRY_BASE: Duration = Duration::from_millis(500);
 const RETRY_CAP: Duration = Duration::from_secs(8);
 /// Hold after a 429 that named no time.
 const DEFAULT_429_HOLD: Duration = Duration::from_secs(60);
+/// Hold after a 401/403 from a provider that takes no key (a ban of our address, a proxy).
+const KEYLESS_BLOCK_HOLD: Duration = Duration::from_secs(3600);
 
 /// How long a caller waits for budget before the lookup is reported as not made.
 #[derive(Debug, Clone, Copy)]
@@ -300,17 +303,14 @@ impl ProviderSlot {
         } else {
             state.budget.check(now)
         };
+        // Kept current on every check, so the daily figure is back up after 00:00 UTC.
+        ProviderState {
+            provider: self.name,
+            quota_remaining: state.budget.remaining(now),
+        }
+        .emit_quota(&self.metrics);
         match spend {
-            Spend::Granted => {
-                if take {
-                    ProviderState {
-                        provider: self.name,
-                        quota_remaining: state.budget.remaining(now),
-                    }
-                    .emit_quota(&self.metrics);
-                }
-                Admission::Go
-            }
+            Spend::Granted => Admission::Go,
             Spend::Throttled(wait) => Admission::Wait(wait),
             Spend::Held { until } => Admission::Wait(until.duration_since(now).unwrap_or_default()),
             Spend::DayExhausted { resets_at } => Admission::Refused {
@@ -418,10 +418,16 @@ impl ProviderSlot {
                 Err(error) => error,
             };
             let now = SystemTime::now();
+            let credentials = self.provider.sends_credentials();
             let retry_at = match &error {
-                ProviderError::Unauthorized(_) | ProviderError::Forbidden(_) => {
+                ProviderError::Unauthorized(_) | ProviderError::Forbidden(_) if credentials => {
                     self.mark_down(&error);
                     None
+                }
+                ProviderError::Unauthorized(_) | ProviderError::Forbidden(_) => {
+                    let until = now + KEYLESS_BLOCK_HOLD;
+                    self.state().budget.hold_until(until);
+                    Some(until)
                 }
                 ProviderError::RateLimited(_, wait) => {
                     let until = now + wait.unwrap_or(DEFAULT_429_HOLD);
@@ -453,10 +459,12 @@ impl ProviderSlot {
                     None
                 }
             };
-            if !matches!(
-                error,
-                ProviderError::Unauthorized(_) | ProviderError::Forbidden(_)
-            ) {
+            let marked_down = credentials
+                && matches!(
+                    error,
+                    ProviderError::Unauthorized(_) | ProviderError::Forbidden(_)
+                );
+            if !marked_down {
                 ProviderRequestError {
                     provider: self.name,
                     status: error.kind(),

@@ -15,6 +15,7 @@
 //!   what VirusTotal answered; the detail says no key was configured.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
@@ -114,12 +115,15 @@ fn classify_error(reply: &Reply, key: &Secret) -> Result<Lookup, ProviderError> 
             "the key lacks the privilege for IP reports (ForbiddenError)".to_owned(),
         ),
         // Reference §10: QuotaExceededError is a spent minute/daily/monthly quota.
+        // The same code covers the minute, daily and monthly quotas and VirusTotal sends no
+        // reset time: held a minute, which a spent minute quota needs and a spent daily quota
+        // costs one refused request a minute (refusals spend no quota).
         "QuotaExceededError" => ProviderError::QuotaExhausted(
             format!(
-                "VirusTotal quota exceeded (QuotaExceededError); the daily quota resets at \
-                 00:00 UTC{limits}"
+                "VirusTotal quota exceeded (QuotaExceededError: minute, daily or monthly quota; \
+                 the daily quota resets at 00:00 UTC){limits}"
             ),
-            reply.limits.wait(),
+            reply.limits.wait().or(Some(Duration::from_secs(60))),
         ),
         "TooManyRequestsError" => ProviderError::RateLimited(
             format!("VirusTotal throttled the request (TooManyRequestsError){limits}"),

@@ -13,7 +13,8 @@
 //! * Facts read (names as the record carries them): VirusTotal `last_analysis_stats`
 //!   {`malicious`, `suspicious`, `undetected`, `harmless`, `timeout`} and `reputation`;
 //!   AbuseIPDB `abuse_confidence_score`, `total_reports`; GreyNoise `classification`; OTX
-//!   `pulse_count` (or `pulse_info.count`, the API's own shape).
+//!   `pulse_count` (or `pulse_info.count`, the API's own shape); Talos: any `ok` entry (the
+//!   configured list lists the address).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -162,6 +163,17 @@ impl ScoringModel {
         }
         if let Some(facts) = answered("otx") {
             self.otx(facts, &mut add);
+        }
+        if let Some(facts) = answered("talos") {
+            let list = facts
+                .get("listed_in")
+                .and_then(Value::as_str)
+                .unwrap_or("the Talos list");
+            add(
+                "talos",
+                self.weights.talos_listed,
+                format!("listed in {list} (Talos reputation Poor)"),
+            );
         }
         let repeats = input.sightings.saturating_sub(1);
         add(
