@@ -21,9 +21,9 @@ use crate::record::Verdict;
 #[derive(Debug)]
 pub struct Sighting {
     /// Seconds since the epoch of the first sighting.
-    first_seen: u64,
+    first_seen: u32,
     /// Seconds since the epoch of the latest sighting.
-    last_seen: AtomicU64,
+    last_seen: AtomicU32,
     /// Sightings so far.
     count: AtomicU64,
     /// Revisions of this address's record published in the window.
@@ -32,20 +32,27 @@ pub struct Sighting {
     published: AtomicU32,
     /// Seconds since the epoch after which remote lookups that got no answer may be tried
     /// again on the next sighting (0: nothing to retry).
-    retry_at: AtomicU64,
+    retry_at: AtomicU32,
 }
 
 const NOTHING_PUBLISHED: u32 = u32::MAX;
 
+/// Seconds since the epoch as 32 bits (good until 2106): times are kept small because there is
+/// one `Sighting` per remembered address.
+fn epoch_secs(time: SystemTime) -> u32 {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
 impl Sighting {
     /// Time of the first sighting.
     pub fn first_seen(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.first_seen)
+        UNIX_EPOCH + Duration::from_secs(u64::from(self.first_seen))
     }
 
     /// Time of the latest sighting.
     pub fn last_seen(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.last_seen.load(Ordering::Relaxed))
+        UNIX_EPOCH + Duration::from_secs(u64::from(self.last_seen.load(Ordering::Relaxed)))
     }
 
     /// Sightings so far.
@@ -75,16 +82,14 @@ impl Sighting {
 
     /// Remote lookups without an answer may be tried again from `at`.
     pub fn retry_from(&self, at: SystemTime) {
-        let secs = at
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs().max(1));
-        self.retry_at.store(secs, Ordering::Relaxed);
+        self.retry_at
+            .store(epoch_secs(at).max(1), Ordering::Relaxed);
     }
 
     /// True once per due retry: the caller looks the address up again.
     pub fn take_due_retry(&self, now: SystemTime) -> bool {
         let due = self.retry_at.load(Ordering::Relaxed);
-        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = epoch_secs(now);
         due != 0
             && now >= due
             && self
@@ -126,15 +131,15 @@ impl DedupCache {
 
     /// Records a sighting of `ip` at `now`.
     pub fn observe(&self, ip: IpAddr, now: SystemTime) -> Observation {
-        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let secs = epoch_secs(now);
         let entry = self.cache.entry(ip).or_insert_with(|| {
             Arc::new(Sighting {
                 first_seen: secs,
-                last_seen: AtomicU64::new(secs),
+                last_seen: AtomicU32::new(secs),
                 count: AtomicU64::new(0),
                 revisions: AtomicU32::new(0),
                 published: AtomicU32::new(NOTHING_PUBLISHED),
-                retry_at: AtomicU64::new(0),
+                retry_at: AtomicU32::new(0),
             })
         });
         let first = entry.is_fresh();
@@ -197,6 +202,12 @@ mod tests {
         #[allow(clippy::disallowed_methods)] // a plain thread, no runtime to block
         std::thread::sleep(Duration::from_millis(120));
         assert!(cache.observe(ip, SystemTime::now()).first);
+    }
+
+    #[test]
+    fn a_sighting_stays_small() {
+        // One per remembered address: with Arc's two counters it fits a 48-byte allocation.
+        assert!(std::mem::size_of::<Sighting>() <= 32);
     }
 
     #[test]
