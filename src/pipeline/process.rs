@@ -791,4 +791,53 @@ mod tests {
         assert_eq!(peer_of(dst, &[Role::Destination], &obs), Some(src));
         assert_eq!(peer_of(src, &[Role::Unknown], &obs), None);
     }
+
+    #[test]
+    fn remote_jobs_for_every_first_sighting_and_retries_once_due() {
+        let (processor, _) = processor(
+            "[filter]\nallow_documentation_ranges = true\n[providers.rdap]\nenabled = true\n",
+        );
+        let out = processor.process_message(
+            &message("fw", 0, "src=203.0.113.7 dst=198.51.100.2"),
+            Instant::now(),
+        );
+        // No local evidence: both withheld (unknown), both still looked up, rdap pending.
+        assert!(records(&out).is_empty());
+        let jobs: Vec<String> = out.remote.iter().map(|j| j.ip.to_string()).collect();
+        assert_eq!(jobs, ["203.0.113.7", "198.51.100.2"]);
+        let first = out.remote[1].tracked.try_lock().unwrap();
+        assert_eq!(first.record.intel["rdap"].status, ProviderStatus::Pending);
+        assert!(!out.remote[1].priority.locally_suspicious);
+        assert!(out.remote[1].priority.allowed, "no action: not denied");
+        let sighting = first.sighting.clone();
+        drop(first);
+
+        // Seen again: nothing to retry yet, so no job.
+        let again =
+            processor.process_message(&message("fw", 1, "src=198.51.100.2"), Instant::now());
+        assert!(again.remote.is_empty() && again.outputs.is_empty());
+        // A lookup got no answer and may be retried from now: the next sighting queues it
+        // again (once), without publishing a record by itself.
+        sighting.retry_from(SystemTime::now());
+        let retried =
+            processor.process_message(&message("fw", 2, "src=198.51.100.2"), Instant::now());
+        assert_eq!(retried.remote.len(), 1);
+        assert!(retried.outputs.is_empty());
+        let after =
+            processor.process_message(&message("fw", 3, "src=198.51.100.2"), Instant::now());
+        assert!(after.remote.is_empty());
+    }
+
+    #[test]
+    fn without_remote_providers_no_jobs() {
+        let (processor, _) = processor(
+            "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+        );
+        let out = processor.process_message(
+            &message("fw", 0, "src=203.0.113.7 dst=198.51.100.2"),
+            Instant::now(),
+        );
+        assert!(out.remote.is_empty());
+        assert_eq!(records(&out)[0]["intel"]["rdap"]["status"], "disabled");
+    }
 }
