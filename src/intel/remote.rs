@@ -247,9 +247,24 @@ impl ProviderSlot {
         Some(Outcome::answer(lookup))
     }
 
+    /// Takes one request's worth of budget now if there is one (the remote queue reserves it
+    /// before it starts a lookup, so it never starts more lookups than the budget covers).
+    pub fn reserve(&self, now: SystemTime) -> Admission {
+        self.admit(now, true)
+    }
+
+    /// Like [`lookup`](Self::lookup), with the first request's budget already reserved.
+    pub async fn lookup_reserved(&self, ip: IpAddr, patience: Patience) -> Outcome {
+        self.lookup_inner(ip, patience, true).await
+    }
+
     /// Looks `ip` up: from the cache, else with one upstream request shared by every
     /// concurrent caller, waiting up to `patience` for budget.
     pub async fn lookup(&self, ip: IpAddr, patience: Patience) -> Outcome {
+        self.lookup_inner(ip, patience, false).await
+    }
+
+    async fn lookup_inner(&self, ip: IpAddr, patience: Patience, reserved: bool) -> Outcome {
         if let Some(reason) = self.provider.not_covered(ip) {
             ProviderSkipped {
                 provider: self.name,
@@ -268,7 +283,7 @@ impl ProviderSlot {
         }
         match self
             .answers
-            .try_get_with(ip, self.fetch(ip, patience))
+            .try_get_with(ip, self.fetch(ip, patience, reserved))
             .await
         {
             Ok(lookup) => Outcome::answer(lookup),
@@ -368,11 +383,22 @@ impl ProviderSlot {
         }
     }
 
-    async fn fetch(&self, ip: IpAddr, patience: Patience) -> Result<Lookup, Failure> {
+    async fn fetch(
+        &self,
+        ip: IpAddr,
+        patience: Patience,
+        reserved: bool,
+    ) -> Result<Lookup, Failure> {
         let mut attempt = 0;
+        let mut reserved = reserved;
         loop {
             let now = SystemTime::now();
-            match self.admit(now, true) {
+            let admission = if std::mem::take(&mut reserved) {
+                Admission::Go
+            } else {
+                self.admit(now, true)
+            };
+            match admission {
                 Admission::Go => {}
                 Admission::Wait(wait) if wait <= patience.max_wait => {
                     tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
@@ -495,9 +521,10 @@ impl ProviderSlot {
         .emit(&self.metrics);
     }
 
-    /// True when an answer for `ip` is cached (no budget needed).
-    pub fn has_answer(&self, ip: IpAddr) -> bool {
-        self.answers.contains_key(&ip)
+    /// True when a lookup of `ip` would send a request: no cached answer and the address is
+    /// one the provider covers.
+    pub fn needs_request(&self, ip: IpAddr) -> bool {
+        !self.answers.contains_key(&ip) && self.provider.not_covered(ip).is_none()
     }
 
     /// True after a 401/403.

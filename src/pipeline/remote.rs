@@ -434,9 +434,11 @@ impl RemoteStage {
             };
             while lookups.try_join_next().is_some() {}
             let now = SystemTime::now();
-            if !slot.has_answer(job.ip) {
-                if let Admission::Wait(wait) = slot.admission(now) {
-                    if wait <= self.patience.max_wait {
+            let mut reserved = false;
+            if slot.needs_request(job.ip) {
+                match slot.reserve(now) {
+                    Admission::Go => reserved = true,
+                    Admission::Wait(wait) if wait <= self.patience.max_wait => {
                         // Back in line: when budget returns, the best address then goes first.
                         queue.entries().insert((priority, seq), job);
                         drop(permit);
@@ -445,12 +447,18 @@ impl RemoteStage {
                             _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => continue,
                         }
                     }
+                    // Refused, or a wait past patience: the lookup reports it without a request.
+                    _ => {}
                 }
             }
             let stage = self.clone();
             let slot = slot.clone();
             lookups.spawn(async move {
-                let outcome = slot.lookup(job.ip, stage.patience).await;
+                let outcome = if reserved {
+                    slot.lookup_reserved(job.ip, stage.patience).await
+                } else {
+                    slot.lookup(job.ip, stage.patience).await
+                };
                 stage.finish(&job, slot.name(), outcome).await;
                 drop(permit);
             });

@@ -493,16 +493,16 @@ impl ProviderRequested<'_> {
 /// unreadable answer).
 pub struct ProviderRequestError<'a> {
     /// Provider name.
-    pub provider: &'a str,
+    pub provider: &'static str,
     /// Status label.
     pub status: &'static str,
     /// The error text (never holds a key: provider errors are redacted at the source).
     pub error: &'a str,
 }
 impl ProviderRequestError<'_> {
-    /// Warns, rate-limited per provider error.
+    /// Warns, rate-limited per provider and status.
     pub fn emit(&self, _m: &Metrics) {
-        if let Some(suppressed) = warnings().allow("provider_request_error") {
+        if let Some(suppressed) = warnings().allow_each(self.provider, self.status) {
             warn!(
                 provider = self.provider,
                 status = self.status,

@@ -34,11 +34,14 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+type WarnKey = (&'static str, &'static str);
+
 /// Lets a repeated warning through at most once per interval per key, counting the rest.
 #[derive(Debug)]
 pub struct WarnLimiter {
     interval: Duration,
-    last: Mutex<HashMap<&'static str, (Instant, u64)>>,
+    /// (key, detail) → when one was last let through, and how many were held back since.
+    last: Mutex<HashMap<WarnKey, (Instant, u64)>>,
 }
 
 impl WarnLimiter {
@@ -52,12 +55,19 @@ impl WarnLimiter {
 
     /// `Some(suppressed since the last one)` when this warning may be logged now.
     pub fn allow(&self, key: &'static str) -> Option<u64> {
+        self.allow_each(key, "")
+    }
+
+    /// Like [`WarnLimiter::allow`], limited separately for each `detail` of `key` (a provider
+    /// and a status, say).
+    pub fn allow_each(&self, key: &'static str, detail: &'static str) -> Option<u64> {
+        let key = (key, detail);
         let now = Instant::now();
         let mut last = self
             .last
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match last.get_mut(key) {
+        match last.get_mut(&key) {
             Some((at, suppressed)) if now.duration_since(*at) < self.interval => {
                 *suppressed += 1;
                 None
