@@ -146,7 +146,7 @@ fn bench_remote(c: &mut Criterion) {
         ))
     })
     .collect();
-    let stage = RemoteStage::new(
+    let stage = Arc::new(RemoteStage::new(
         slots,
         1000,
         rules(),
@@ -155,7 +155,7 @@ fn bench_remote(c: &mut Criterion) {
             max_wait: Duration::ZERO,
         },
         metrics.clone(),
-    );
+    ));
     let dedup = DedupCache::new(Duration::from_secs(3600), 10_000_000);
     let mut next = 0u32;
     runtime.block_on(async {

@@ -593,6 +593,20 @@ async fn internetdb_errors_map_to_statuses() {
     let (result, _) = internetdb(html_answer(200), "203.0.113.45").await;
     assert_eq!(error_of(result).kind(), "invalid_response");
 
+    // Cloudflare's rate-limit page (error 1015) is HTML: throttled all the same, and its
+    // Retry-After is what the slot holds the provider for.
+    let mut throttled = html_answer(429);
+    throttled.headers.push(("retry-after", "3600".to_owned()));
+    let (result, _) = internetdb(throttled, "203.0.113.45").await;
+    assert_eq!(
+        result,
+        Err(ProviderError::RateLimited(
+            "HTTP 429 with an HTML page (rate limited by a proxy or CDN); retry after 3600 s"
+                .to_owned(),
+            Some(Duration::from_secs(3600))
+        ))
+    );
+
     let (result, _) = internetdb(html_answer(503), "203.0.113.45").await;
     assert_eq!(error_of(result).kind(), "unavailable");
 

@@ -21,6 +21,9 @@ pub const BASE_COOLDOWN: Duration = Duration::from_secs(30);
 pub const MAX_COOLDOWN: Duration = Duration::from_secs(600);
 /// While a trial request is out, others wait this long before asking again.
 const TRIAL_WAIT: Duration = Duration::from_secs(1);
+/// A trial with no outcome after this long is taken as lost (its caller never sent it, or was
+/// cancelled), and the next caller may try: the circuit can never stay half-open for good.
+pub const TRIAL_EXPIRY: Duration = Duration::from_secs(120);
 
 /// One provider's circuit.
 #[derive(Debug, Clone)]
@@ -28,7 +31,8 @@ pub struct Breaker {
     failures: u32,
     open_until: Option<SystemTime>,
     cooldown: Duration,
-    trial_out: bool,
+    /// When the half-open trial was handed out, while it has no outcome.
+    trial_since: Option<SystemTime>,
 }
 
 impl Default for Breaker {
@@ -37,7 +41,7 @@ impl Default for Breaker {
             failures: 0,
             open_until: None,
             cooldown: BASE_COOLDOWN,
-            trial_out: false,
+            trial_since: None,
         }
     }
 }
@@ -46,9 +50,9 @@ impl Breaker {
     /// Whether a request could go now, without taking the half-open trial: `Err(until)` when
     /// the circuit is open.
     pub fn check(&self, now: SystemTime) -> Result<(), SystemTime> {
-        match self.open_until {
-            Some(until) if now < until => Err(until),
-            Some(_) if self.trial_out => Err(now + TRIAL_WAIT),
+        match (self.open_until, self.trial_since) {
+            (Some(until), _) if now < until => Err(until),
+            (Some(_), Some(since)) if now < since + TRIAL_EXPIRY => Err(now + TRIAL_WAIT),
             _ => Ok(()),
         }
     }
@@ -57,7 +61,7 @@ impl Breaker {
     pub fn permit(&mut self, now: SystemTime) -> Result<(), SystemTime> {
         self.check(now)?;
         if self.open_until.is_some() {
-            self.trial_out = true;
+            self.trial_since = Some(now);
         }
         Ok(())
     }
@@ -70,8 +74,7 @@ impl Breaker {
     /// A timeout, 5xx or connection failure.
     pub fn failure(&mut self, now: SystemTime) {
         self.failures = self.failures.saturating_add(1);
-        if self.trial_out {
-            self.trial_out = false;
+        if self.trial_since.take().is_some() {
             self.cooldown = (self.cooldown * 2).min(MAX_COOLDOWN);
             self.open_until = Some(now + self.cooldown);
         } else if self.open_until.is_none() && self.failures >= FAILURE_THRESHOLD {
@@ -119,6 +122,10 @@ mod tests {
         // Cool-down over: exactly one trial.
         assert_eq!(breaker.permit(at(30)), Ok(()));
         assert_eq!(breaker.permit(at(30)), Err(at(31)));
+        // A trial that never reports is taken as lost after TRIAL_EXPIRY.
+        let mut lost = breaker.clone();
+        assert_eq!(lost.check(at(30) + TRIAL_EXPIRY), Ok(()));
+        assert_eq!(lost.permit(at(30) + TRIAL_EXPIRY), Ok(()));
         // The trial fails: open twice as long.
         breaker.failure(at(31));
         assert_eq!(breaker.check(at(31)), Err(at(91)));

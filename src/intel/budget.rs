@@ -122,6 +122,22 @@ impl Budget {
         spend
     }
 
+    /// A request granted at `granted_at` finished at `finished_at`: its minute token is dated
+    /// from the later time, since the provider may have counted it as late as that (a slow
+    /// connection set-up must not let the next minute's requests land inside the provider's
+    /// minute).
+    pub fn request_finished(&mut self, granted_at: SystemTime, finished_at: SystemTime) {
+        let Some(index) = self.recent.iter().position(|t| *t == granted_at) else {
+            return;
+        };
+        if finished_at <= granted_at {
+            return;
+        }
+        self.recent.remove(index);
+        let at = self.recent.partition_point(|t| *t <= finished_at);
+        self.recent.insert(at, finished_at);
+    }
+
     /// The provider said to wait until `until` (429 `Retry-After`, a quota reset time); the
     /// longer of two holds wins.
     pub fn hold_until(&mut self, until: SystemTime) {
@@ -240,6 +256,25 @@ mod tests {
         }
         assert_eq!(budget.remaining(at(150)), Some(0));
         assert_eq!(budget.remaining(at(200)), Some(10));
+    }
+
+    #[test]
+    fn a_token_comes_back_a_minute_after_its_request_finished() {
+        let mut budget = Budget::new(2, 0, at(0));
+        assert_eq!(budget.try_spend(at(0)), Spend::Granted);
+        assert_eq!(budget.try_spend(at(1)), Spend::Granted);
+        // The first took 5 s to complete.
+        budget.request_finished(at(0), at(5));
+        // At 61 s the second's token is back, the first's not until 65 s.
+        assert_eq!(budget.try_spend(at(61)), Spend::Granted);
+        assert_eq!(
+            budget.try_spend(at(62)),
+            Spend::Throttled(Duration::from_secs(3))
+        );
+        assert_eq!(budget.try_spend(at(65)), Spend::Granted);
+        // Unknown grants change nothing.
+        budget.request_finished(at(1000), at(1001));
+        assert_eq!(budget.remaining(at(66)), Some(0));
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   become `%3A` in a query value (AbuseIPDB documents URL-encoding IPv6 in `ipAddress`).
 //! * [`fetch_json`] sends one request and classifies what came back before any provider logic:
 //!   timeout → `Timeout`; connection failure → `Unavailable`; 5xx → `Unavailable` whatever the
-//!   body; HTML or anything else that is not a JSON object → `InvalidResponse` (a bot challenge
-//!   or proxy page is never an auth problem). Everything else is handed back as a [`Reply`] for
+//!   body; an HTML 429 → `RateLimited` with its `Retry-After`; other HTML or anything else that
+//!   is not a JSON object → `InvalidResponse` (a bot challenge or proxy page is never an auth
+//!   problem). Everything else is handed back as a [`Reply`] for
 //!   the provider to map by its own error codes.
 //! * Error details are short, single-line, and [`redact`] removes the API key from them, so no
 //!   error text, `Debug` output or `intel` detail can carry it.
@@ -265,6 +266,16 @@ pub async fn read_json(
             "HTTP {status}{what}{}",
             limits.suffix()
         )));
+    }
+    if html && status == 429 {
+        // A CDN's or proxy's rate-limit page: throttled all the same, and its Retry-After holds.
+        return Err(ProviderError::RateLimited(
+            format!(
+                "HTTP 429 with an HTML page (rate limited by a proxy or CDN){}",
+                limits.suffix()
+            ),
+            limits.wait(),
+        ));
     }
     if html {
         return Err(ProviderError::InvalidResponse(format!(

@@ -17,7 +17,9 @@
 //!   429: the budget is held until the provider's `Retry-After`/reset (60 s when it gave none).
 //!   Quota exhausted: held until its reset, else 00:00 UTC. Timeouts, 5xx and connection
 //!   failures: up to [`MAX_RETRIES`] retries with capped, jittered exponential backoff, each
-//!   retry spending budget like any request; they feed the circuit breaker.
+//!   retry spending budget like any request; they feed the circuit breaker, and so do
+//!   unreadable answers (HTML pages), which are not retried. Any other answer closes it.
+//! * A minute token is dated from when its request finished, not when it was granted.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -253,18 +255,31 @@ impl ProviderSlot {
         self.admit(now, true)
     }
 
-    /// Like [`lookup`](Self::lookup), with the first request's budget already reserved.
-    pub async fn lookup_reserved(&self, ip: IpAddr, patience: Patience) -> Outcome {
-        self.lookup_inner(ip, patience, true).await
+    /// Like [`lookup`](Self::lookup), with the first request's budget already reserved at
+    /// `granted_at` by [`reserve`](Self::reserve). (Answered from the cache or by a request
+    /// already under way, the reservation goes unused: budget is never overspent, at worst a
+    /// token is spent for nothing.)
+    pub async fn lookup_reserved(
+        &self,
+        ip: IpAddr,
+        patience: Patience,
+        granted_at: SystemTime,
+    ) -> Outcome {
+        self.lookup_inner(ip, patience, Some(granted_at)).await
     }
 
     /// Looks `ip` up: from the cache, else with one upstream request shared by every
     /// concurrent caller, waiting up to `patience` for budget.
     pub async fn lookup(&self, ip: IpAddr, patience: Patience) -> Outcome {
-        self.lookup_inner(ip, patience, false).await
+        self.lookup_inner(ip, patience, None).await
     }
 
-    async fn lookup_inner(&self, ip: IpAddr, patience: Patience, reserved: bool) -> Outcome {
+    async fn lookup_inner(
+        &self,
+        ip: IpAddr,
+        patience: Patience,
+        reserved: Option<SystemTime>,
+    ) -> Outcome {
         if let Some(reason) = self.provider.not_covered(ip) {
             ProviderSkipped {
                 provider: self.name,
@@ -305,12 +320,7 @@ impl ProviderSlot {
                 reason: "provider_down",
             };
         }
-        let breaker = if take {
-            state.breaker.permit(now)
-        } else {
-            state.breaker.check(now)
-        };
-        if let Err(until) = breaker {
+        if let Err(until) = state.breaker.check(now) {
             return Admission::Wait(until.duration_since(now).unwrap_or_default());
         }
         let spend = if take {
@@ -318,6 +328,11 @@ impl ProviderSlot {
         } else {
             state.budget.check(now)
         };
+        if take && spend == Spend::Granted {
+            // Only a request that will go out takes the half-open trial (checked just above,
+            // under the same lock, so this cannot refuse).
+            let _ = state.breaker.permit(now);
+        }
         // Kept current on every check, so the daily figure is back up after 00:00 UTC.
         ProviderState {
             provider: self.name,
@@ -387,16 +402,15 @@ impl ProviderSlot {
         &self,
         ip: IpAddr,
         patience: Patience,
-        reserved: bool,
+        reserved: Option<SystemTime>,
     ) -> Result<Lookup, Failure> {
         let mut attempt = 0;
         let mut reserved = reserved;
         loop {
             let now = SystemTime::now();
-            let admission = if std::mem::take(&mut reserved) {
-                Admission::Go
-            } else {
-                self.admit(now, true)
+            let (admission, granted_at) = match reserved.take() {
+                Some(granted_at) => (Admission::Go, granted_at),
+                None => (self.admit(now, true), now),
             };
             match admission {
                 Admission::Go => {}
@@ -425,6 +439,9 @@ impl ProviderSlot {
             }
             let started = Instant::now();
             let result = self.provider.lookup(ip).await;
+            self.state()
+                .budget
+                .request_finished(granted_at, SystemTime::now());
             let status_label = match &result {
                 Ok(Lookup::Found { .. }) => "ok",
                 Ok(Lookup::NotFound) => "not_found",
@@ -445,6 +462,16 @@ impl ProviderSlot {
             };
             let now = SystemTime::now();
             let credentials = self.provider.sends_credentials();
+            if matches!(
+                error,
+                ProviderError::Unauthorized(_)
+                    | ProviderError::Forbidden(_)
+                    | ProviderError::RateLimited(..)
+                    | ProviderError::QuotaExhausted(..)
+            ) {
+                // The provider is up and answering, whatever it answered.
+                self.state().breaker.success();
+            }
             let retry_at = match &error {
                 ProviderError::Unauthorized(_) | ProviderError::Forbidden(_) if credentials => {
                     self.mark_down(&error);
@@ -479,9 +506,11 @@ impl ProviderSlot {
                     }
                     Some(now + backoff)
                 }
-                // An HTML challenge or a shape we cannot read: asking again soon is no help.
+                // An HTML challenge or block page, or a shape we cannot read: not retried (asking
+                // again at once is no help), but it counts towards the circuit breaker, so a
+                // provider that keeps sending pages is left alone for a while.
                 ProviderError::InvalidResponse(_) => {
-                    self.state().breaker.success();
+                    self.state().breaker.failure(now);
                     None
                 }
             };
@@ -519,6 +548,21 @@ impl ProviderSlot {
             error: &error.to_string(),
         }
         .emit(&self.metrics);
+    }
+
+    /// The status a lookup of `ip` would certainly end with, without asking: provider down,
+    /// address not covered, daily budget spent. `None` when the lookup may still be made (the
+    /// record then says `pending`).
+    pub fn known_without_asking(&self, ip: IpAddr, now: SystemTime) -> Option<ProviderIntel> {
+        if let Some(reason) = self.provider.not_covered(ip) {
+            return Some(ProviderIntel::status(ProviderStatus::Skipped, reason));
+        }
+        match self.admission(now) {
+            Admission::Refused { status, detail, .. } => {
+                Some(ProviderIntel::status(status, detail))
+            }
+            Admission::Go | Admission::Wait(_) => None,
+        }
     }
 
     /// True when a lookup of `ip` would send a request: no cached answer and the address is

@@ -425,6 +425,11 @@ impl Processor {
             }
             intel.insert(provider.name().to_owned(), intel_entry(&result));
         }
+        if let Some(stage) = &self.remote {
+            for (name, entry) in stage.known_statuses(ip, now) {
+                intel.insert(name.to_owned(), entry);
+            }
+        }
         // Remote providers will fill `intel` in a later stage and score again the same way.
         let scored = self.options.scoring.score(&EvidenceInput {
             feed_matches: &matches,

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +37,9 @@ use crate::pipeline::dedup::Sighting;
 use crate::pipeline::score::{EvidenceInput, ScoringModel};
 use crate::pipeline::{Output, OutputKind};
 use crate::record::{rfc3339, Network, ProviderIntel, ProviderStatus, ThreatRecord, Verdict};
-use crate::telemetry::events::{ProviderSkipped, RecordRevised, RemoteQueueChanged};
+use crate::telemetry::events::{
+    ProviderRequestError, ProviderSkipped, RecordRevised, RemoteQueueChanged,
+};
 use crate::telemetry::Metrics;
 
 /// Lookups in flight per provider.
@@ -141,8 +144,8 @@ pub struct RevisionRules {
 }
 
 /// Folds one provider's outcome into the record. An `ok` answer is scored again (with the
-/// sightings so far); the revised record is returned for publishing when its score or verdict
-/// differs from the last published revision and the verdict reaches the publish threshold.
+/// sightings so far); the revised record is returned for publishing when its score is higher
+/// than the last published revision's and the verdict reaches the publish threshold.
 /// Any other status is recorded and publishes nothing. Pure apart from the sighting's
 /// revision counter.
 pub fn apply_outcome(
@@ -185,8 +188,12 @@ pub fn apply_outcome(
     record.reasons = scored.reasons;
     record.sightings = sighting.count();
     record.last_seen = rfc3339(sighting.last_seen());
-    let published = sighting.published();
-    if record.verdict < rules.min_verdict || published == Some((record.score, record.verdict)) {
+    // Published only when the evidence grew past what consumers last saw: a retry job starts
+    // from the local evidence again, and its first answers must not publish a lower score.
+    let rises = sighting
+        .published()
+        .is_none_or(|(score, _)| record.score > score);
+    if record.verdict < rules.min_verdict || !rises {
         return None;
     }
     record.revision = sighting.next_revision(record.score, record.verdict);
@@ -198,15 +205,22 @@ pub fn apply_outcome(
     })
 }
 
-/// Fills the fields `into` does not know yet; what an earlier source said is kept.
+/// Fills the fields `into` does not know yet; what an earlier source said is kept. The AS
+/// number and its organisation go together, from the first source that has a number (an
+/// organisation named without a number, like an RDAP registrant, gives way to it), so a
+/// record never pairs one source's AS number with another's organisation.
 pub fn merge_network(into: &mut Network, from: &Network) {
     fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
         if slot.is_none() {
             slot.clone_from(value);
         }
     }
-    fill(&mut into.asn, &from.asn);
-    fill(&mut into.as_org, &from.as_org);
+    if into.asn.is_none() && from.asn.is_some() {
+        into.asn = from.asn;
+        into.as_org.clone_from(&from.as_org);
+    } else if into.asn.is_none() {
+        fill(&mut into.as_org, &from.as_org);
+    }
     fill(&mut into.country, &from.country);
     fill(&mut into.rir, &from.rir);
     fill(&mut into.cidr, &from.cidr);
@@ -330,6 +344,20 @@ impl RemoteStage {
         }
     }
 
+    /// For a new record: the providers whose lookup of `ip` is already settled without asking
+    /// (down, not covered, daily budget spent) and that status, so that the record does not
+    /// say `pending` for a lookup that will not be made.
+    pub fn known_statuses(
+        &self,
+        ip: IpAddr,
+        now: SystemTime,
+    ) -> Vec<(&'static str, ProviderIntel)> {
+        self.slots
+            .iter()
+            .filter_map(|slot| Some((slot.name(), slot.known_without_asking(ip, now)?)))
+            .collect()
+    }
+
     /// Names of the providers this stage asks (their first status is `pending`).
     pub fn provider_names(&self) -> Vec<&'static str> {
         self.slots.iter().map(|s| s.name()).collect()
@@ -342,7 +370,7 @@ impl RemoteStage {
 
     /// Queues `job` with every provider. When a queue is full, the lowest-priority address
     /// (possibly this one) is answered `skipped` for that provider.
-    pub async fn offer(&self, job: RemoteJob) {
+    pub async fn offer(self: &Arc<Self>, job: RemoteJob) {
         job.tracked.lock().await.outstanding += self.slots.len();
         self.waiting_changed(1);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
@@ -377,7 +405,11 @@ impl RemoteStage {
                     network: None,
                     retry_at: Some(SystemTime::now()),
                 };
-                self.finish(&lowest, slot.name(), outcome).await;
+                // Not awaited here: the evicted record's lock may be held by a revision waiting
+                // for the broker, and the sink must not wait for an unrelated address.
+                let stage = self.clone();
+                let provider = slot.name();
+                tokio::spawn(async move { stage.finish(&lowest, provider, outcome).await });
             }
         }
     }
@@ -434,10 +466,10 @@ impl RemoteStage {
             };
             while lookups.try_join_next().is_some() {}
             let now = SystemTime::now();
-            let mut reserved = false;
+            let mut reserved = None;
             if slot.needs_request(job.ip) {
                 match slot.reserve(now) {
-                    Admission::Go => reserved = true,
+                    Admission::Go => reserved = Some(now),
                     Admission::Wait(wait) if wait <= self.patience.max_wait => {
                         // Back in line: when budget returns, the best address then goes first.
                         queue.entries().insert((priority, seq), job);
@@ -454,11 +486,35 @@ impl RemoteStage {
             let stage = self.clone();
             let slot = slot.clone();
             lookups.spawn(async move {
-                let outcome = if reserved {
-                    slot.lookup_reserved(job.ip, stage.patience).await
-                } else {
-                    slot.lookup(job.ip, stage.patience).await
+                let lookup = async {
+                    match reserved {
+                        Some(granted_at) => {
+                            slot.lookup_reserved(job.ip, stage.patience, granted_at)
+                                .await
+                        }
+                        None => slot.lookup(job.ip, stage.patience).await,
+                    }
                 };
+                // A bug in a lookup must not leave the address counted as waiting forever.
+                let outcome = std::panic::AssertUnwindSafe(lookup)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| {
+                        ProviderRequestError {
+                            provider: slot.name(),
+                            status: "internal_error",
+                            error: "the lookup panicked (a bug)",
+                        }
+                        .emit(&stage.metrics);
+                        Outcome {
+                            intel: ProviderIntel::status(
+                                ProviderStatus::Unavailable,
+                                "internal error during the lookup (a bug; see the log)",
+                            ),
+                            network: None,
+                            retry_at: Some(SystemTime::now() + Duration::from_secs(60)),
+                        }
+                    });
                 stage.finish(&job, slot.name(), outcome).await;
                 drop(permit);
             });
@@ -736,5 +792,138 @@ mod tests {
             [1, 2, 3, 4, 7, 8, 1000].map(Priority::sightings_order),
             [1, 2, 2, 3, 3, 4, 10]
         );
+    }
+
+    #[test]
+    fn a_retry_never_publishes_less_than_was_published() {
+        let mut t = tracked("198.51.100.9");
+        // An earlier job published 40 (VirusTotal, 8 engines).
+        t.sighting.next_revision(40, Verdict::Suspicious);
+        // The retry job starts from local evidence again; an answer worth less, or the same,
+        // is not news.
+        for engines in [1, 8] {
+            let outcome = vt_answer(engines);
+            assert!(
+                apply_outcome(&mut t, "virustotal", outcome, &rules(), SystemTime::now()).is_none()
+            );
+        }
+        // Only more than 40 is published, as revision 2.
+        let output = apply_outcome(
+            &mut t,
+            "virustotal",
+            vt_answer(12),
+            &rules(),
+            SystemTime::now(),
+        )
+        .expect("published");
+        let record: ThreatRecord = serde_json::from_slice(&output.payload).unwrap();
+        assert_eq!((record.score, record.revision), (60, 2));
+    }
+
+    #[test]
+    fn the_as_number_and_its_organisation_come_from_one_source() {
+        let mut network = Network {
+            as_org: Some("Acme Ltd (RDAP registrant)".into()),
+            ..Network::default()
+        };
+        merge_network(
+            &mut network,
+            &Network {
+                asn: Some(16509),
+                as_org: Some("AMAZON-02".into()),
+                ..Network::default()
+            },
+        );
+        assert_eq!(
+            (network.asn, network.as_org.as_deref()),
+            (Some(16509), Some("AMAZON-02"))
+        );
+        merge_network(
+            &mut network,
+            &Network {
+                asn: Some(64500),
+                as_org: Some("Other".into()),
+                ..Network::default()
+            },
+        );
+        assert_eq!(network.asn, Some(16509), "the first number stays");
+    }
+
+    /// Answers 401 to everything and covers IPv4 only.
+    #[derive(Debug)]
+    struct Refusing;
+
+    impl crate::intel::Provider for Refusing {
+        fn name(&self) -> &'static str {
+            "virustotal"
+        }
+        fn lookup(
+            &self,
+            _ip: IpAddr,
+        ) -> BoxFuture<'_, Result<crate::intel::Lookup, crate::intel::ProviderError>> {
+            Box::pin(async {
+                Err(crate::intel::ProviderError::Unauthorized(
+                    "wrong key".into(),
+                ))
+            })
+        }
+        fn not_covered(&self, ip: IpAddr) -> Option<&'static str> {
+            ip.is_ipv6().then_some("IPv4 only")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_record_shows_what_is_already_settled_instead_of_pending() {
+        let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).unwrap());
+        let slot = Arc::new(ProviderSlot::new(
+            Arc::new(Refusing),
+            crate::intel::remote::SlotLimits {
+                per_minute: 0,
+                per_day: 0,
+                ttl: Duration::from_secs(60),
+                not_found_ttl: Duration::from_secs(60),
+                max_answers: 10,
+            },
+            metrics.clone(),
+        ));
+        let stage = RemoteStage::new(
+            vec![slot.clone()],
+            10,
+            rules(),
+            Arc::new(NoRevisions),
+            Patience {
+                max_wait: Duration::ZERO,
+            },
+            metrics,
+        );
+        let v4: IpAddr = "198.51.100.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let now = SystemTime::now();
+        assert!(
+            stage.known_statuses(v4, now).is_empty(),
+            "not asked yet: pending"
+        );
+        assert_eq!(
+            stage.known_statuses(v6, now)[0].1.status,
+            ProviderStatus::Skipped
+        );
+        let outcome = slot
+            .lookup(
+                v4,
+                Patience {
+                    max_wait: Duration::ZERO,
+                },
+            )
+            .await;
+        assert_eq!(outcome.intel.status, ProviderStatus::Unauthorized);
+        let known = stage.known_statuses("198.51.100.2".parse().unwrap(), now);
+        assert_eq!(known.len(), 1);
+        assert_eq!(known[0].1.status, ProviderStatus::Unauthorized);
+        assert!(known[0]
+            .1
+            .detail
+            .as_deref()
+            .unwrap()
+            .starts_with("not asked"));
     }
 }
