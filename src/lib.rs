@@ -9,7 +9,7 @@
 //!                                                                                              │
 //!                      remote stage ◀── jobs, queued once the first record is delivered ◀─────┘
 //!   (per provider: bounded priority queue → budget → breaker → answer cache → HTTP)
-//!      └──▶ revised record (same key, next revision) when an answer changes the score
+//!      └──▶ revised record (same key, next revision) when an answer raises the score
 //! ```
 //!
 //! * The remote stage ([`pipeline::remote`], [`intel::remote`]) never blocks the consumer: its

@@ -155,7 +155,7 @@ pub fn intel_entry(result: &Result<Lookup, ProviderError>) -> ProviderIntel {
 /// `detail` of a remote provider's first status: it is asked after the record is published.
 pub const PENDING_DETAIL: &str =
     "asked after the first record was published; an updated revision follows if the answer \
-     changes the score";
+     raises the score";
 
 /// The providers the configuration enables, built and checked.
 #[derive(Debug, Default)]

@@ -1,16 +1,16 @@
 //! Remote: the background stage after publish (design §1). Remote providers are asked about
-//! addresses in a bounded, prioritised queue per provider; when an answer changes an address's
-//! score or verdict, an updated record is published under the same key with the next revision.
+//! addresses in a bounded, prioritised queue per provider; when an answer raises an address's
+//! score, an updated record is published under the same key with the next revision.
 //!
 //! * In: [`RemoteJob`]s, one per address seen for the first time in the dedup window (or seen
 //!   again once a lookup that got no answer may be retried), offered only after the address's
 //!   first record was delivered, so a revision can never overtake it.
 //! * Order: each provider's queue hands out the address that matters most first: already
 //!   suspicious from local intelligence (feeds, vendor threat events, the Talos list), then
-//!   most sightings when queued, then allowed traffic before denied, then oldest.
+//!   most sightings (raised while waiting), then allowed traffic before denied, then oldest.
 //! * Out: revised records through a [`RevisionSink`] (the output topic in the daemon), one at a
-//!   time per address, published only when the score or verdict differs from the last published
-//!   revision and the verdict reaches `publish.min_verdict`.
+//!   time per address, published only when an `ok` answer raises the score above the last
+//!   published revision's and the verdict reaches `publish.min_verdict`.
 //! * Dropped and counted, never silently: when a queue is full the lowest-priority address is
 //!   answered `skipped` (`enrich_skipped_total{reason="queue_full"}`) and retried when seen
 //!   again; lookups the provider's budget refuses are `skipped` with the reason (see
