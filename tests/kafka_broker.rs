@@ -597,3 +597,74 @@ async fn provider_answers_are_published_as_revisions() {
         "the key was sent to the provider"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_provider_budget_never_holds_up_the_stream() {
+    let topics = create_topics(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
+    let (vt_url, vt_seen) =
+        mock_api::mock(mock_api::json_answer(200, vt_flagged("198.51.100.7"))).await;
+    // VirusTotal's free tier, a queue of 50: 3,000 new addresses must still all be consumed,
+    // published or withheld, and committed, while VirusTotal is asked 4 times.
+    let extra = format!(
+        "[intel]\nremote_queue_capacity = 50\n\
+         [providers.virustotal]\nenabled = true\nbase_url = \"{vt_url}/api/v3\"\n\
+         api_key = \"k3y-budget\"\nper_minute = 4\n"
+    );
+    let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
+    let events: Vec<Vec<u8>> = (0..3000u32)
+        .map(|i| {
+            ecs_event(
+                &format!("45.{}.{}.{}", 1 + (i >> 16), (i >> 8) & 0xff, i & 0xff),
+                "10.0.0.1",
+            )
+        })
+        .collect();
+    produce(&topics.input, None, &events).await;
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(Duration::from_secs(60));
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while daemon.metric("threatsift_messages_completed_total") < Some(3000.0)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(
+        daemon.metric("threatsift_messages_completed_total"),
+        Some(3000.0),
+        "{}",
+        daemon.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, metrics) = daemon.http_get("/metrics").unwrap();
+    let skipped: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("threatsift_enrich_skipped_total")
+                && l.contains("reason=\"queue_full\"")
+                && l.contains("provider=\"virustotal\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    let requests = vt_seen.lock().unwrap().len();
+    println!("3000 new addresses, VirusTotal at 4/min: {requests} requests, {skipped} skipped as queue_full");
+    assert!(requests <= 4, "{requests} requests within the first minute");
+    assert!(
+        requests >= 1,
+        "the most important addresses were still asked"
+    );
+    // Every address was either asked, is waiting (at most the queue), or was skipped.
+    assert!(skipped >= (3000 - 50 - 4) as f64, "{skipped} skipped");
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        daemon.log_text()
+    );
+    let committed: i64 = committed_offsets(&topics.group, &topics.input)
+        .values()
+        .sum();
+    assert_eq!(committed, 3000, "every message committed");
+}
