@@ -83,6 +83,11 @@ impl Provider for GreyNoise {
         NAME
     }
 
+    /// Without a key a 401/403 is GreyNoise refusing keyless use for now, not a bad key.
+    fn sends_credentials(&self) -> bool {
+        !self.endpoint.key.is_empty()
+    }
+
     fn not_covered(&self, ip: IpAddr) -> Option<&'static str> {
         (!Self::covers(ip)).then_some("the GreyNoise community API covers IPv4 only")
     }

@@ -123,8 +123,8 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Looks one address up.
     fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>>;
     /// Whether a 401/403 from this provider is about our credentials (then the provider is
-    /// marked down until restart). Providers that take no key say no: for them it is a block
-    /// (an address ban, a proxy), held for an hour like a throttle.
+    /// marked down until restart). Providers that take no key, or have none configured, say
+    /// no: for them it is a block (an address ban, keyless use refused), held for an hour.
     fn sends_credentials(&self) -> bool {
         true
     }

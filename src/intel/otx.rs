@@ -78,6 +78,11 @@ impl Provider for Otx {
         NAME
     }
 
+    /// Without a key a 403 is OTX refusing keyless use for now, not a bad key.
+    fn sends_credentials(&self) -> bool {
+        !self.endpoint.key.is_empty()
+    }
+
     fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>> {
         Box::pin(async move {
             self.lookup_ip(ip)
