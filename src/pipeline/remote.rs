@@ -405,11 +405,7 @@ impl RemoteStage {
                     network: None,
                     retry_at: Some(SystemTime::now()),
                 };
-                // Not awaited here: the evicted record's lock may be held by a revision waiting
-                // for the broker, and the sink must not wait for an unrelated address.
-                let stage = self.clone();
-                let provider = slot.name();
-                tokio::spawn(async move { stage.finish(&lowest, provider, outcome).await });
+                self.finish_evicted(lowest, slot.name(), outcome);
             }
         }
     }
@@ -540,6 +536,11 @@ impl RemoteStage {
             // Published under the lock: revisions of one address leave in order.
             self.sink.publish(output, tracked.origin.clone()).await;
         }
+        self.count_done(&mut tracked);
+    }
+
+    /// One provider of the job is done with it; the last one schedules any retry.
+    fn count_done(&self, tracked: &mut Tracked) {
         tracked.outstanding = tracked.outstanding.saturating_sub(1);
         if tracked.outstanding == 0 {
             if let Some(at) = tracked.retry_at.take() {
@@ -547,6 +548,27 @@ impl RemoteStage {
             }
             self.waiting_changed(-1);
         }
+    }
+
+    /// Records that `job` was evicted from `provider`'s queue. A `skipped` status never
+    /// publishes, so this needs no await when the record's lock is free (the usual case); when
+    /// it is held (a revision of that address waiting for the broker) it is left to a task, so
+    /// that the sink never waits for an unrelated address.
+    fn finish_evicted(self: &Arc<Self>, job: RemoteJob, provider: &'static str, outcome: Outcome) {
+        if let Ok(mut tracked) = job.tracked.try_lock() {
+            let published = apply_outcome(
+                &mut tracked,
+                provider,
+                outcome,
+                &self.rules,
+                SystemTime::now(),
+            );
+            debug_assert!(published.is_none(), "a skipped status publishes nothing");
+            self.count_done(&mut tracked);
+            return;
+        }
+        let stage = self.clone();
+        tokio::spawn(async move { stage.finish(&job, provider, outcome).await });
     }
 
     fn waiting_changed(&self, by: i64) {
