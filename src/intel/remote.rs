@@ -33,8 +33,8 @@ use super::{intel_entry, Lookup, Provider, ProviderError};
 use crate::record::{rfc3339, Network, ProviderIntel, ProviderStatus};
 use crate::settings::ProviderSettings;
 use crate::telemetry::events::{
-    ProviderCacheHit, ProviderDown, ProviderRequestError, ProviderRequested, ProviderSkipped,
-    ProviderState,
+    ProviderBudgetWaiting, ProviderCacheHit, ProviderDown, ProviderRequestError, ProviderRequested,
+    ProviderSkipped, ProviderState,
 };
 use crate::telemetry::Metrics;
 
@@ -415,6 +415,12 @@ impl ProviderSlot {
             match admission {
                 Admission::Go => {}
                 Admission::Wait(wait) if wait <= patience.max_wait => {
+                    ProviderBudgetWaiting {
+                        provider: self.name,
+                        wait,
+                        until: &rfc3339(now + wait),
+                    }
+                    .emit(&self.metrics);
                     tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
                     continue;
                 }

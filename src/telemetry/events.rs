@@ -621,3 +621,31 @@ impl RecordRevised<'_> {
         );
     }
 }
+
+/// A lookup waits for its provider's budget, hold or circuit (one-shot `enrich`, mostly: the
+/// daemon's queues wait before they start a lookup).
+pub struct ProviderBudgetWaiting<'a> {
+    /// Provider name.
+    pub provider: &'static str,
+    /// How long.
+    pub wait: Duration,
+    /// Until when, RFC 3339.
+    pub until: &'a str,
+}
+impl ProviderBudgetWaiting<'_> {
+    /// Logs at info when the wait is noticeable (≥ 1 s), at most once per 10 s per provider.
+    pub fn emit(&self, _m: &Metrics) {
+        if self.wait < Duration::from_secs(1) {
+            return;
+        }
+        if let Some(suppressed) = warnings().allow_each(self.provider, "budget_wait") {
+            info!(
+                provider = self.provider,
+                wait_secs = self.wait.as_secs(),
+                until = self.until,
+                suppressed,
+                "waiting for the provider's budget"
+            );
+        }
+    }
+}
