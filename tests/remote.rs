@@ -20,14 +20,13 @@
 
 mod mock_api;
 
-use mock_api::{html_answer, json_answer, settings, Canned, Seen, SeenLog};
+use mock_api::{html_answer, json_answer, settings, Canned, Mock};
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::http::{HeaderMap, StatusCode, Uri};
 use futures::future::BoxFuture;
 use prometheus::Registry;
 use serde_json::{json, Value};
@@ -51,88 +50,6 @@ use threatsift::record::{
 use threatsift::settings::Settings;
 use threatsift::telemetry::metrics::NAMESPACE;
 use threatsift::telemetry::Metrics;
-
-// ---------------------------------------------------------------------------------------------
-// Mock API: a switchable answer, every request logged
-
-type Responder = Arc<dyn Fn(&str) -> Canned + Send + Sync>;
-
-/// An HTTP mock whose answer can be changed while it runs and may depend on the path.
-struct Mock {
-    url: String,
-    seen: SeenLog,
-    responder: Arc<Mutex<Responder>>,
-}
-
-impl Mock {
-    /// A mock answering every request with `canned`.
-    async fn start(canned: Canned) -> Mock {
-        Mock::by_path(move |_| canned.clone()).await
-    }
-
-    /// A mock whose answer depends on the request path.
-    async fn by_path(respond: impl Fn(&str) -> Canned + Send + Sync + 'static) -> Mock {
-        let seen: SeenLog = Arc::default();
-        let responder: Arc<Mutex<Responder>> = Arc::new(Mutex::new(Arc::new(respond)));
-        let (log, answer) = (seen.clone(), responder.clone());
-        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-            let (log, answer) = (log.clone(), answer.clone());
-            async move {
-                let path = uri
-                    .path_and_query()
-                    .map(|p| p.as_str().to_owned())
-                    .unwrap_or_default();
-                let responder = answer.lock().unwrap().clone();
-                let canned = responder(&path);
-                log.lock().unwrap().push(Seen {
-                    path_and_query: path,
-                    headers,
-                });
-                tokio::time::sleep(canned.delay).await;
-                let mut builder = axum::http::Response::builder()
-                    .status(StatusCode::from_u16(canned.status).unwrap())
-                    .header("content-type", canned.content_type);
-                for (name, value) in &canned.headers {
-                    builder = builder.header(*name, *value);
-                }
-                builder.body(axum::body::Body::from(canned.body)).unwrap()
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Mock {
-            url,
-            seen,
-            responder,
-        }
-    }
-
-    /// From now on every request gets `canned`.
-    fn answer(&self, canned: Canned) {
-        *self.responder.lock().unwrap() = Arc::new(move |_| canned.clone());
-    }
-
-    /// Requests received so far.
-    fn requests(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// The address each request asked about (the last path segment), in arrival order.
-    fn asked(&self) -> Vec<String> {
-        self.seen()
-            .iter()
-            .map(|s| {
-                let path = s.path_and_query.split('?').next().unwrap_or("");
-                path.rsplit('/').next().unwrap_or("").to_owned()
-            })
-            .collect()
-    }
-}
 
 fn with_delay(mut canned: Canned, delay: Duration) -> Canned {
     canned.delay = delay;
