@@ -358,11 +358,6 @@ impl RemoteStage {
             .collect()
     }
 
-    /// Names of the providers this stage asks (their first status is `pending`).
-    pub fn provider_names(&self) -> Vec<&'static str> {
-        self.slots.iter().map(|s| s.name()).collect()
-    }
-
     /// Addresses with at least one lookup outstanding.
     pub fn waiting(&self) -> i64 {
         self.waiting.load(Ordering::Relaxed)
