@@ -55,15 +55,7 @@ impl AbuseIpDb {
             self.endpoint.base_url,
             http::query_value(ip)
         );
-        let mut request = self
-            .endpoint
-            .client
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if !self.endpoint.key.is_empty() {
-            request = request.header("Key", self.endpoint.key.expose());
-        }
-        let reply = http::fetch_json(request, self.endpoint.timeout).await?;
+        let reply = self.endpoint.get_json(url, "Key").await?;
         if reply.status == 200 {
             return check_report(&reply.body);
         }

@@ -61,15 +61,7 @@ impl GreyNoise {
             return Ok(Lookup::NotFound);
         }
         let url = format!("{}/{}", self.endpoint.base_url, http::path_segment(ip));
-        let mut request = self
-            .endpoint
-            .client
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if !self.endpoint.key.is_empty() {
-            request = request.header("key", self.endpoint.key.expose());
-        }
-        let reply = http::fetch_json(request, self.endpoint.timeout).await?;
+        let reply = self.endpoint.get_json(url, "key").await?;
         match reply.status {
             200 => community_answer(&reply.body),
             404 if is_not_observed(&reply.body) => Ok(Lookup::NotFound),
@@ -85,7 +77,7 @@ impl Provider for GreyNoise {
 
     /// Without a key a 401/403 is GreyNoise refusing keyless use for now, not a bad key.
     fn sends_credentials(&self) -> bool {
-        !self.endpoint.key.is_empty()
+        self.endpoint.has_key()
     }
 
     fn not_covered(&self, ip: IpAddr) -> Option<&'static str> {

@@ -101,6 +101,26 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// True when a key is configured (then 401/403 are about it).
+    pub fn has_key(&self) -> bool {
+        !self.key.is_empty()
+    }
+
+    /// GETs `url` asking for JSON, with the key in `key_header` when one is configured, and
+    /// classifies the answer as [`fetch_json`] does.
+    pub async fn get_json(&self, url: String, key_header: &str) -> Result<Reply, ProviderError> {
+        let mut request = self
+            .client
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if self.has_key() {
+            request = request.header(key_header, self.key.expose());
+        }
+        fetch_json(request, self.timeout).await
+    }
+}
+
 /// The address as one URL path segment: colons stay literal (allowed in a segment).
 pub fn path_segment(ip: IpAddr) -> String {
     percent_encode(&ip.to_string(), b":")

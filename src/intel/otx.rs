@@ -56,15 +56,7 @@ impl Otx {
 
     async fn lookup_ip(&self, ip: IpAddr) -> Result<Lookup, ProviderError> {
         let url = general_url(&self.endpoint.base_url, ip);
-        let mut request = self
-            .endpoint
-            .client
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if !self.endpoint.key.is_empty() {
-            request = request.header("X-OTX-API-KEY", self.endpoint.key.expose());
-        }
-        let reply = http::fetch_json(request, self.endpoint.timeout).await?;
+        let reply = self.endpoint.get_json(url, "X-OTX-API-KEY").await?;
         match reply.status {
             200 => general_section(&reply.body),
             404 => Ok(Lookup::NotFound),
@@ -80,7 +72,7 @@ impl Provider for Otx {
 
     /// Without a key a 403 is OTX refusing keyless use for now, not a bad key.
     fn sends_credentials(&self) -> bool {
-        !self.endpoint.key.is_empty()
+        self.endpoint.has_key()
     }
 
     fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>> {

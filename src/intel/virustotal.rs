@@ -51,15 +51,7 @@ impl VirusTotal {
             self.endpoint.base_url,
             http::path_segment(ip)
         );
-        let mut request = self
-            .endpoint
-            .client
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if !self.endpoint.key.is_empty() {
-            request = request.header("x-apikey", self.endpoint.key.expose());
-        }
-        let reply = http::fetch_json(request, self.endpoint.timeout).await?;
+        let reply = self.endpoint.get_json(url, "x-apikey").await?;
         if reply.status == 200 {
             return ip_report(&reply.body);
         }
