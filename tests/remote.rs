@@ -310,6 +310,30 @@ fn job(
     }
 }
 
+/// Offers `jobs`, runs the dispatchers for `run`, then stops them as the daemon does at
+/// shutdown: lookups already sent get `grace`, then are aborted. True when they stopped in time
+/// (only a lookup parked inside the slot waiting for budget needs the grace).
+async fn offer_and_dispatch(
+    stage: &Arc<RemoteStage>,
+    jobs: &[RemoteJob],
+    run: Duration,
+    grace: Duration,
+) -> bool {
+    for job in jobs {
+        stage.offer(job.clone()).await;
+    }
+    let stop = CancellationToken::new();
+    let mut dispatchers = stage.spawn_dispatchers(&stop);
+    tokio::time::sleep(run).await;
+    stop.cancel();
+    let joined = tokio::time::timeout(grace, async {
+        while dispatchers.join_next().await.is_some() {}
+    })
+    .await;
+    dispatchers.abort_all();
+    joined.is_ok()
+}
+
 fn plain() -> Priority {
     Priority {
         locally_suspicious: false,
@@ -478,23 +502,13 @@ async fn a_burst_of_10000_addresses_spends_the_minute_budget_on_the_most_suspici
             priority,
         ));
     }
-    for job in &jobs {
-        stage.offer(job.clone()).await;
-    }
-
-    let stop = CancellationToken::new();
-    let mut dispatchers = stage.spawn_dispatchers(&stop);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.cancel();
-    // As the daemon does at shutdown: lookups already sent get a grace period, then are
-    // aborted. Only a lookup parked inside the slot waiting for budget would need it.
-    let joined = tokio::time::timeout(Duration::from_secs(5), async {
-        while dispatchers.join_next().await.is_some() {}
-    })
+    let stopped = offer_and_dispatch(
+        &stage,
+        &jobs,
+        Duration::from_secs(3),
+        Duration::from_secs(5),
+    )
     .await;
-    if joined.is_err() {
-        dispatchers.abort_all();
-    }
 
     let text = rendered(&registry);
     let queue_full = metric(
@@ -561,7 +575,7 @@ async fn a_burst_of_10000_addresses_spends_the_minute_budget_on_the_most_suspici
         "the per-minute budget was not spent on the locally suspicious addresses"
     );
     assert!(
-        joined.is_ok(),
+        stopped,
         "a lookup was still waiting for budget inside the slot 5 s after the stop"
     );
 }
@@ -614,24 +628,18 @@ async fn a_single_token_goes_to_the_highest_priority_and_the_rest_stay_queued() 
             plain(),
         ));
     }
-    for job in &jobs {
-        stage.offer(job.clone()).await;
-    }
-
-    let stop = CancellationToken::new();
-    let mut dispatchers = stage.spawn_dispatchers(&stop);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.cancel();
-    let joined = tokio::time::timeout(Duration::from_secs(3), async {
-        while dispatchers.join_next().await.is_some() {}
-    })
+    let stopped = offer_and_dispatch(
+        &stage,
+        &jobs,
+        Duration::from_secs(1),
+        Duration::from_secs(3),
+    )
     .await;
-    dispatchers.abort_all();
     println!(
         "one token, four waiting: upstream requests {}, asked {:?}, dispatchers stopped: {}",
         mock.requests(),
         mock.asked(),
-        joined.is_ok()
+        stopped
     );
     assert_eq!(
         mock.asked(),
@@ -639,7 +647,7 @@ async fn a_single_token_goes_to_the_highest_priority_and_the_rest_stay_queued() 
         "the only token was not spent on the highest-priority address"
     );
     assert!(
-        joined.is_ok(),
+        stopped,
         "lookups started past the budget were still waiting inside the slot after the stop"
     );
 }
