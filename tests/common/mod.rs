@@ -84,19 +84,12 @@ pub async fn create_topics(partitions: i32) -> Topics {
     topics
 }
 
-/// Produces payloads in order, each to `partition` when given.
-///
-/// One record per batch: tansu 0.6.0 answers a fetch from an offset inside a multi-record
-/// batch with the *next* batch, so a consumer resuming from a committed offset mid-batch skips
-/// the rest of that batch (measured here: a fetch from offset 100 returned offset 2589 first).
-/// Real Kafka returns the containing batch. With single-record batches every offset is a batch
-/// start, so the restart tests exercise the daemon, not that broker bug.
+/// Produces payloads in order, each to `partition` when given, batched the way real producers
+/// batch (librdkafka's defaults), so consumers resume from offsets inside multi-record batches.
 pub async fn produce(topic: &str, partition: Option<i32>, payloads: &[Vec<u8>]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("message.max.bytes", "4000000")
-        .set("linger.ms", "0")
-        .set("batch.num.messages", "1")
         .create()
         .expect("producer");
     let sends = payloads.iter().map(|payload| {
@@ -216,7 +209,7 @@ group_id = "{group}"
 input_topics = ["{input}"]
 output_topic = "{output}"
 dlq_topic = "{dlq}"
-session_timeout = "10s"
+session_timeout = "6s"
 auto_commit_interval = "1s"
 statistics_interval = "1s"
 
