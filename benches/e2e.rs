@@ -49,7 +49,7 @@ async fn prepare(brokers: &str, events: usize) -> (String, String, String) {
         .set("batch.num.messages", "10000")
         .create()
         .expect("producer");
-    let lines: Vec<&str> = threatsift::demo::SAMPLE_EVENTS.lines().collect();
+    let lines: Vec<&str> = threatsift::cli::demo::SAMPLE_EVENTS.lines().collect();
     let mut pending = Vec::with_capacity(10_000);
     for i in 0..events {
         let line = lines[i % lines.len()];
@@ -94,7 +94,7 @@ async fn drain_daemon(brokers: &str, topics: &(String, String, String), events: 
     let dir = std::env::temp_dir().join(unique("e2e-feed"));
     std::fs::create_dir_all(&dir).expect("dir");
     let feed = dir.join("feed.txt");
-    std::fs::write(&feed, threatsift::demo::SAMPLE_BLOCKLIST).expect("feed");
+    std::fs::write(&feed, threatsift::cli::demo::SAMPLE_BLOCKLIST).expect("feed");
     let settings = Settings::from_toml_overrides(&format!(
         r#"
         [kafka]
@@ -123,7 +123,7 @@ async fn drain_daemon(brokers: &str, topics: &(String, String, String), events: 
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(Metrics::new(&registry).expect("metrics"));
     let shutdown = CancellationToken::new();
-    let run = tokio::spawn(threatsift::app::run(
+    let run = tokio::spawn(threatsift::topology::run(
         settings,
         registry,
         metrics.clone(),

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use threatsift::pipeline::extract::extract_ip_observations;
-use threatsift::pipeline::parse::{FormatRegistry, StreamId};
+use threatsift::stages::extract::extract_ip_observations;
+use threatsift::stages::parse::{FormatRegistry, StreamId};
 
 /// Family of each format, as the targets group them.
 fn family(format: &str) -> &'static str {

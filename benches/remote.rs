@@ -11,16 +11,16 @@ use std::time::{Duration, SystemTime};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use futures::future::BoxFuture;
 
-use threatsift::intel::remote::{Outcome, Patience, ProviderSlot, SlotLimits};
 use threatsift::intel::{Lookup, Provider, ProviderError};
 use threatsift::model::Origin;
-use threatsift::pipeline::dedup::DedupCache;
-use threatsift::pipeline::remote::{
+use threatsift::model::{Network, ProviderIntel, ProviderStatus, ThreatRecord, Verdict};
+use threatsift::remote::slot::{Outcome, Patience, ProviderSlot, SlotLimits};
+use threatsift::remote::{
     apply_outcome, NoRevisions, Priority, RemoteJob, RemoteStage, RevisionRules, Tracked,
 };
-use threatsift::pipeline::score::ScoringModel;
-use threatsift::record::{Network, ProviderIntel, ProviderStatus, ThreatRecord, Verdict};
 use threatsift::settings::Settings;
+use threatsift::stages::dedup::DedupCache;
+use threatsift::stages::score::ScoringModel;
 use threatsift::telemetry::Metrics;
 
 /// Answers every address at once with VirusTotal-shaped facts.

@@ -26,18 +26,13 @@
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
-pub mod app;
-pub mod demo;
-pub mod enrich_cmd;
-pub mod formats;
+pub mod cli;
 pub mod intel;
 pub mod kafka;
 pub mod model;
-pub mod parse_cmd;
-pub mod pipeline;
-pub mod record;
+pub mod remote;
 pub mod report;
-pub mod server;
 pub mod settings;
-pub mod shutdown;
+pub mod stages;
 pub mod telemetry;
+pub mod topology;

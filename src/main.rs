@@ -9,8 +9,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use threatsift::pipeline::parse::FormatRegistry;
 use threatsift::settings::Settings;
+use threatsift::stages::parse::FormatRegistry;
 use threatsift::telemetry::{self, LogFormat, Metrics};
 
 /// Kafka firewall and proxy events in, scored threat records out.
@@ -130,7 +130,7 @@ fn enrich(config: Option<PathBuf>, args: &[String]) -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return config_error(&e),
     };
-    let ips = match threatsift::enrich_cmd::parse_addresses(args) {
+    let ips = match threatsift::cli::enrich::parse_addresses(args) {
         Ok(ips) => ips,
         Err(e) => return config_error(&e),
     };
@@ -144,7 +144,7 @@ fn enrich(config: Option<PathBuf>, args: &[String]) -> ExitCode {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match runtime.block_on(threatsift::enrich_cmd::run_enrich(
+    match runtime.block_on(threatsift::cli::enrich::run_enrich(
         settings, &ips, metrics, &mut out,
     )) {
         Ok(()) => ExitCode::SUCCESS,
@@ -185,8 +185,8 @@ fn run_daemon(config: Option<PathBuf>) -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        threatsift::shutdown::watch_signals(shutdown.clone());
-        threatsift::app::run(settings, registry, metrics, shutdown).await
+        threatsift::topology::signals::watch_signals(shutdown.clone());
+        threatsift::topology::run(settings, registry, metrics, shutdown).await
     });
     match result {
         Ok(summary) if summary.drained => ExitCode::SUCCESS,
@@ -214,7 +214,7 @@ fn run_demo() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let stdout = std::io::stdout();
-    match runtime.block_on(threatsift::demo::run_demo(&mut stdout.lock())) {
+    match runtime.block_on(threatsift::cli::demo::run_demo(&mut stdout.lock())) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -248,7 +248,7 @@ fn parse_lines(config: Option<PathBuf>, format: Option<String>, file: Option<Pat
     };
     let stdout = std::io::stdout();
     let out = std::io::BufWriter::new(stdout.lock());
-    match threatsift::parse_cmd::run_parse(&registry, format.as_deref(), input, out) {
+    match threatsift::cli::parse::run_parse(&registry, format.as_deref(), input, out) {
         Ok(_) => ExitCode::SUCCESS,
         // A closed stdout (`| head`) ends the run quietly.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

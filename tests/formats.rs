@@ -18,8 +18,8 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use threatsift::model::Role;
-use threatsift::pipeline::extract::{extract_ip_observations, parse_ip_token};
-use threatsift::pipeline::parse::{FormatRegistry, Parsed, StreamId};
+use threatsift::stages::extract::{extract_ip_observations, parse_ip_token};
+use threatsift::stages::parse::{FormatRegistry, Parsed, StreamId};
 
 #[derive(Debug, Default, Clone)]
 struct Case {
@@ -151,7 +151,7 @@ fn normalise_expect(expect: &str, problems: &mut Vec<String>, case: &Case) -> St
 
 fn check(
     case: &Case,
-    parsed: Result<Parsed<'_>, threatsift::pipeline::parse::ParseError>,
+    parsed: Result<Parsed<'_>, threatsift::stages::parse::ParseError>,
     how: &str,
     problems: &mut Vec<String>,
 ) {
@@ -354,7 +354,7 @@ mod properties {
     }
 
     /// A stable rendering of a parse result, to compare two runs.
-    fn render(result: &Result<Parsed<'_>, threatsift::pipeline::parse::ParseError>) -> String {
+    fn render(result: &Result<Parsed<'_>, threatsift::stages::parse::ParseError>) -> String {
         match result {
             Err(e) => format!("error {}", e.kind()),
             Ok(parsed) => format!("{} {:?}", parsed.format, parsed.events),

@@ -112,12 +112,14 @@ fn spawn_pipeline(
 ) -> (
     Arc<Metrics>,
     CancellationToken,
-    tokio::task::JoinHandle<Result<threatsift::app::RunSummary, threatsift::app::AppError>>,
+    tokio::task::JoinHandle<
+        Result<threatsift::topology::RunSummary, threatsift::topology::AppError>,
+    >,
 ) {
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(Metrics::new(&registry).unwrap());
     let shutdown = CancellationToken::new();
-    let run = tokio::spawn(threatsift::app::run(
+    let run = tokio::spawn(threatsift::topology::run(
         settings,
         registry,
         metrics.clone(),

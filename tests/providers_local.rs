@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use threatsift::intel::mmdb::{self, Mmdb};
 use threatsift::intel::talos::{self, Talos};
 use threatsift::intel::{intel_entry, ConfiguredProviders, Lookup, Provider, ProviderError};
-use threatsift::record::ProviderStatus;
+use threatsift::model::ProviderStatus;
 use threatsift::settings::{ProviderSettings, Secret, Settings};
 
 fn settings(path: &str, base_url: &str) -> ProviderSettings {
@@ -65,7 +65,7 @@ fn assert_no_connection(listener: &TcpListener) {
 
 fn found(
     result: Result<Lookup, ProviderError>,
-) -> (serde_json::Map<String, Value>, threatsift::record::Network) {
+) -> (serde_json::Map<String, Value>, threatsift::model::Network) {
     match result {
         Ok(Lookup::Found { facts, network }) => (facts, network),
         other => panic!("expected Found, got {other:?}"),
@@ -133,7 +133,7 @@ async fn talos_list_file_listed_and_unlisted() {
             "exact": true
         })
     );
-    assert_eq!(network, threatsift::record::Network::default());
+    assert_eq!(network, threatsift::model::Network::default());
 
     let (facts, _) = found(provider.lookup(ip("198.51.100.7")).await);
     assert_eq!(facts["cidr"], "198.51.100.0/24");

@@ -10,10 +10,10 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::{json, Value};
 
-use threatsift::intel::internetdb::InternetDb;
-use threatsift::intel::rdap::Rdap;
+use threatsift::intel::providers::internetdb::InternetDb;
+use threatsift::intel::providers::rdap::Rdap;
 use threatsift::intel::{intel_entry, Lookup, Provider, ProviderError};
-use threatsift::record::{Network, ProviderStatus};
+use threatsift::model::{Network, ProviderStatus};
 use threatsift::settings::{ProviderSettings, Secret};
 
 /// One answer of a mock.

@@ -32,22 +32,20 @@ use prometheus::Registry;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use threatsift::intel::breaker::FAILURE_THRESHOLD;
-use threatsift::intel::internetdb::InternetDb;
-use threatsift::intel::remote::{Outcome, Patience, ProviderSlot, SlotLimits, MAX_RETRIES};
-use threatsift::intel::virustotal::VirusTotal;
+use threatsift::intel::providers::internetdb::InternetDb;
+use threatsift::intel::providers::virustotal::VirusTotal;
 use threatsift::intel::{Provider, PENDING_DETAIL};
-use threatsift::model::{Observed, Origin, Role};
-use threatsift::pipeline::dedup::DedupCache;
-use threatsift::pipeline::remote::{
-    Priority, RemoteJob, RemoteStage, RevisionRules, RevisionSink, Tracked,
-};
-use threatsift::pipeline::score::{EvidenceInput, ScoringModel};
-use threatsift::pipeline::{Output, OutputKind};
-use threatsift::record::{
+use threatsift::model::{
     rfc3339, Network, ProviderIntel, ProviderStatus, ThreatRecord, Verdict, THREAT_SCHEMA,
 };
+use threatsift::model::{Observed, Origin, Role};
+use threatsift::model::{Output, OutputKind};
+use threatsift::remote::breaker::FAILURE_THRESHOLD;
+use threatsift::remote::slot::{Outcome, Patience, ProviderSlot, SlotLimits, MAX_RETRIES};
+use threatsift::remote::{Priority, RemoteJob, RemoteStage, RevisionRules, RevisionSink, Tracked};
 use threatsift::settings::Settings;
+use threatsift::stages::dedup::DedupCache;
+use threatsift::stages::score::{EvidenceInput, ScoringModel};
 use threatsift::telemetry::metrics::NAMESPACE;
 use threatsift::telemetry::Metrics;
 

@@ -11,19 +11,13 @@
 //! the remote stage's queues. Local, asked while the record is built: [`mmdb`] (GeoLite2/DB-IP
 //! files) and [`talos`] (a Talos-format list file only: Talos has no public API).
 
-pub mod abuseipdb;
-pub mod breaker;
-pub mod budget;
 pub mod feeds;
-pub mod greynoise;
 pub mod http;
-pub mod internetdb;
 pub mod mmdb;
-pub mod otx;
-pub mod rdap;
-pub mod remote;
+pub mod providers;
+
+use providers::{abuseipdb, greynoise, internetdb, otx, rdap, virustotal};
 pub mod talos;
-pub mod virustotal;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -32,7 +26,7 @@ use futures::future::BoxFuture;
 
 use std::sync::Arc;
 
-use crate::record::{Network, ProviderIntel, ProviderStatus};
+use crate::model::{Network, ProviderIntel, ProviderStatus};
 use crate::settings::{ProviderSettings, ProvidersSettings, SettingsError};
 
 /// A provider's answer about one address.

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 
 use super::feeds::{FeedError, FeedSpec, LocalFeeds};
 use super::{Lookup, Provider, ProviderError};
-use crate::record::Network;
+use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn the_reason_matches_the_unqueried_entry() {
         let settings = crate::settings::Settings::from_toml_overrides("").expect("defaults");
-        let built = super::super::ConfiguredProviders::build(&settings.providers).unwrap();
+        let built = crate::intel::ConfiguredProviders::build(&settings.providers).unwrap();
         assert_eq!(
             built.entries.get(NAME).and_then(|e| e.detail.as_deref()),
             Some(DISABLED_REASON)

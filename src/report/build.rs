@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::Role;
-use crate::record::{ProviderStatus, Severity, ThreatRecord, Verdict};
+use crate::model::{ProviderStatus, Severity, ThreatRecord, Verdict};
 
 use super::model::{
     priority, Action, ActionKind, DataGap, Report, SeenIn, ThreatEntry, VirusTotalStats,
@@ -466,7 +466,7 @@ fn status_rank(status: ProviderStatus) -> u8 {
 mod tests {
     use super::*;
     use crate::model::Observed;
-    use crate::record::{Network, ProviderIntel, Reason, THREAT_SCHEMA};
+    use crate::model::{Network, ProviderIntel, Reason, THREAT_SCHEMA};
 
     fn record(ip: &str, score: u32, verdict: Verdict, severity: Severity) -> ThreatRecord {
         ThreatRecord {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::record::{ThreatRecord, THREAT_SCHEMA};
+use crate::model::{ThreatRecord, THREAT_SCHEMA};
 use crate::settings::Settings;
 
 /// Why records could not be read at all.

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::model::Role;
-use crate::record::{ProviderStatus, Reason, Severity, Verdict};
+use crate::model::{ProviderStatus, Reason, Severity, Verdict};
 
 /// Both reports of one run: the Threat Report and the Actionable Intelligence Report.
 #[derive(Debug, Clone, PartialEq, Serialize)]

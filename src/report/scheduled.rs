@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{add_narrative, build::build_report, render_report, ReportFormat};
-use crate::record::{rfc3339, ThreatRecord};
+use crate::model::{rfc3339, ThreatRecord};
 use crate::settings::ReportSettings;
 use crate::telemetry::events::{
     ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten,

@@ -8,8 +8,8 @@ use prometheus::{
 };
 
 use crate::model::Role;
-use crate::pipeline::filter::FilterReason;
-use crate::record::Verdict;
+use crate::model::Verdict;
+use crate::stages::filter::FilterReason;
 
 /// Namespace of every metric.
 pub const NAMESPACE: &str = "threatsift";

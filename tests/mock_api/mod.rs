@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::Value;
 
 use threatsift::intel::{intel_entry, Lookup, ProviderError};
-use threatsift::record::Network;
+use threatsift::model::Network;
 use threatsift::settings::{ProviderSettings, Secret};
 
 /// One canned answer.

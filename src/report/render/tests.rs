@@ -3,7 +3,7 @@
 
 use super::{html, json, markdown, REPORT_SCHEMA};
 use crate::model::Role;
-use crate::record::{ProviderStatus, Reason, Severity, Verdict};
+use crate::model::{ProviderStatus, Reason, Severity, Verdict};
 use crate::report::model::{
     priority, Action, ActionKind, DataGap, Narrative, Report, SeenIn, ThreatEntry, VirusTotalStats,
 };

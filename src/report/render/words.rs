@@ -2,7 +2,7 @@
 //! thing. Nothing here takes outside text: callers escape values separately.
 
 use crate::model::Role;
-use crate::record::{Severity, Verdict};
+use crate::model::{Severity, Verdict};
 use crate::report::model::{ActionKind, ThreatEntry, VirusTotalStats};
 
 /// Written wherever a value is missing.

@@ -1,0 +1,124 @@
+//! `threatsift enrich IP...`: one-shot enrichment with the configured providers.
+//!
+//! * In: address arguments. Text that is not an address is a usage error, reported before any
+//!   lookup is made.
+//! * The daemon's code path: each address goes through the processor as a one-line message
+//!   (parse, extract, filter, dedup, local intelligence, score), then every enabled remote
+//!   provider is asked through the same provider slots (budget, breaker, answer cache, one
+//!   request per address) and the record is scored again as each answer arrives. Lookups wait
+//!   for per-minute budget up to `intel.remote_max_wait`.
+//! * Out: one line per argument on stdout, in order: the final threat record (whatever its
+//!   verdict: `publish.min_verdict` does not apply here), or `{"input", "error"}` for an
+//!   address the daemon would never enrich (private, ignored, documentation ranges). Nothing is
+//!   published to Kafka.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::intel::feeds::{FeedSpec, LocalFeeds};
+use crate::model::OutputKind;
+use crate::model::{Origin, RawEvent};
+use crate::model::{ThreatRecord, Verdict};
+use crate::remote::NoRevisions;
+use crate::settings::Settings;
+use crate::stages::filter::IpFilter;
+use crate::telemetry::Metrics;
+use crate::topology::{build_processor_with, build_providers, build_remote_stage, AppError};
+
+/// Topic name in the records' `observed` block.
+pub const ENRICH_TOPIC: &str = "enrich";
+
+/// Checks that every argument is an address; the error names the first that is not.
+pub fn parse_addresses(args: &[String]) -> Result<Vec<IpAddr>, String> {
+    args.iter()
+        .map(|text| {
+            text.trim()
+                .parse::<IpAddr>()
+                .map(|ip| ip.to_canonical())
+                .map_err(|_| format!("{text:?} is not an IPv4 or IPv6 address"))
+        })
+        .collect()
+}
+
+/// Enriches `ips` and writes one JSON line per address to `out`.
+pub async fn run_enrich(
+    mut settings: Settings,
+    ips: &[IpAddr],
+    metrics: Arc<Metrics>,
+    out: &mut impl Write,
+) -> Result<(), AppError> {
+    // Every record is printed, whatever its verdict.
+    settings.publish.min_verdict = Verdict::Unknown;
+    let specs: Vec<FeedSpec> = settings
+        .feed_paths()
+        .into_iter()
+        .map(|(name, path)| FeedSpec { name, path })
+        .collect();
+    let feeds = tokio::task::spawn_blocking(move || LocalFeeds::load(specs))
+        .await
+        .map_err(|e| AppError::Config(format!("feed loading panicked: {e}")))?
+        .map_err(|e| AppError::Config(format!("feeds: {e}")))?;
+    let providers = build_providers(&settings).await?;
+    let processor = build_processor_with(&settings, Arc::new(feeds), &providers, metrics.clone())?;
+    let remote = build_remote_stage(&settings, &providers, Arc::new(NoRevisions), metrics)?;
+    let ignore = settings
+        .ignore_cidrs()
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    let filter = IpFilter::new(settings.filter.allow_documentation_ranges, ignore);
+    let topic: Arc<str> = Arc::from(ENRICH_TOPIC);
+
+    let lookups = ips.iter().enumerate().map(|(index, ip)| {
+        let processor = &processor;
+        let remote = remote.clone();
+        let filter = &filter;
+        let topic = topic.clone();
+        async move {
+            if let Err(reason) = filter.check(*ip) {
+                return serde_json::json!({
+                    "input": ip.to_string(),
+                    "error": format!("not enriched: {}", reason.label()),
+                })
+                .to_string();
+            }
+            let raw = RawEvent {
+                payload: ip.to_string().into_bytes().into(),
+                key: None,
+                timestamp_ms: None,
+                origin: Origin {
+                    topic,
+                    partition: 0,
+                    offset: i64::try_from(index).unwrap_or(i64::MAX),
+                },
+            };
+            let processed = processor.process_message(&raw, Instant::now());
+            let first: Option<ThreatRecord> = processed
+                .outputs
+                .iter()
+                .find(|o| matches!(o.kind, OutputKind::Record(_)))
+                .and_then(|o| serde_json::from_slice(&o.payload).ok());
+            let record = match (remote, processed.remote.into_iter().next()) {
+                (Some(stage), Some(job)) => Some(stage.enrich_now(job).await),
+                _ => first,
+            };
+            match record {
+                // Field order as the daemon publishes it.
+                Some(record) => serde_json::to_string(&record).unwrap_or_default(),
+                // The same address twice on the command line: one record, then this.
+                None => serde_json::json!({
+                    "input": ip.to_string(),
+                    "error": "not enriched: already enriched above",
+                })
+                .to_string(),
+            }
+        }
+    });
+    // Every address at once: the provider slots pace the requests and share them.
+    for line in futures::future::join_all(lookups).await {
+        writeln!(out, "{line}").map_err(|e| AppError::Config(format!("stdout: {e}")))?;
+    }
+    out.flush()
+        .map_err(|e| AppError::Config(format!("stdout: {e}")))?;
+    Ok(())
+}

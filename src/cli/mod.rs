@@ -1,0 +1,5 @@
+//! The subcommands other than the daemon's own loop.
+
+pub mod demo;
+pub mod enrich;
+pub mod parse;

@@ -1,0 +1,147 @@
+//! `threatsift parse`: raw events in, one JSON object per input line out, in the same order.
+//!
+//! * In: lines (stdin or a file), each one raw event; `--format NAME` skips detection.
+//! * Out per line: `{"line", "format", "source_ip", "destination_ip", "ips": [{ip, role}],
+//!   "observer", "vendor", "product", "action", "rule"}`; `"events": N` when the line held a
+//!   batch of N ≠ 1 events (addresses are then the union) and `"errors"` for its unreadable
+//!   items; or `{"line", "error", "reason"}`.
+//! * Never stops on a bad line; the lines of one run share one stream, so W3C/Zeek header
+//!   directives apply to the lines after them.
+
+use std::io::{BufRead, Write};
+
+use serde_json::{json, Map, Value};
+
+use crate::model::{Event, IpObservation, Role};
+use crate::stages::extract::{extract_ip_observations, parse_ip_token};
+use crate::stages::parse::{FormatRegistry, ParseError, StreamId};
+
+/// Counts of one run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ParseSummary {
+    /// Lines read.
+    pub lines: u64,
+    /// Lines that produced an error object.
+    pub errors: u64,
+}
+
+/// Reads `input` to the end, writing one object per line to `out`.
+pub fn run_parse(
+    registry: &FormatRegistry,
+    format: Option<&str>,
+    input: impl BufRead,
+    mut out: impl Write,
+) -> std::io::Result<ParseSummary> {
+    let mut summary = ParseSummary::default();
+    for line in input.split(b'\n') {
+        let bytes = line?;
+        summary.lines += 1;
+        let value = describe_line(registry, format, &bytes, summary.lines);
+        if value.get("error").is_some() {
+            summary.errors += 1;
+        }
+        serde_json::to_writer(&mut out, &value)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(summary)
+}
+
+/// The output object for one raw line (1-based `number`).
+pub fn describe_line(
+    registry: &FormatRegistry,
+    format: Option<&str>,
+    bytes: &[u8],
+    number: u64,
+) -> Value {
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            return error_object(
+                number,
+                &ParseError::InvalidUtf8 {
+                    at: e.valid_up_to(),
+                },
+            )
+        }
+    };
+    let stream = StreamId::default();
+    let parsed = match format {
+        Some(name) => registry
+            .parse_line_as(text, name, stream)
+            .unwrap_or(Err(ParseError::Unrecognized)),
+        None => registry.parse_line(text, stream),
+    };
+    match parsed {
+        Err(error) => error_object(number, &error),
+        Ok(parsed) => {
+            let mut ips = Vec::new();
+            for event in &parsed.events {
+                extract_ip_observations(event, &mut ips);
+            }
+            let mut object = Map::new();
+            object.insert("line".into(), json!(number));
+            object.insert("format".into(), json!(parsed.format));
+            object.insert(
+                "source_ip".into(),
+                json!(first(&ips, &[Role::Source, Role::Client])),
+            );
+            object.insert(
+                "destination_ip".into(),
+                json!(first(&ips, &[Role::Destination])),
+            );
+            object.insert(
+                "ips".into(),
+                ips.iter()
+                    .map(|o| json!({"ip": o.ip.to_string(), "role": o.role}))
+                    .collect(),
+            );
+            if let Some(event) = parsed.events.first() {
+                describe_context(event, &mut object);
+            }
+            if parsed.events.len() != 1 {
+                object.insert("events".into(), json!(parsed.events.len()));
+            }
+            if !parsed.errors.is_empty() {
+                let errors: Vec<Value> = parsed
+                    .errors
+                    .iter()
+                    .map(|e| json!({"item": e.index, "error": e.error.to_string(), "reason": e.error.kind()}))
+                    .collect();
+                object.insert("errors".into(), Value::Array(errors));
+            }
+            Value::Object(object)
+        }
+    }
+}
+
+fn first(ips: &[IpObservation], roles: &[Role]) -> Option<String> {
+    roles.iter().find_map(|role| {
+        ips.iter()
+            .find(|o| o.role == *role)
+            .map(|o| o.ip.to_string())
+    })
+}
+
+fn describe_context(event: &Event<'_>, object: &mut Map<String, Value>) {
+    if let Some(observer) = &event.observer {
+        let shown =
+            parse_ip_token(observer).map_or_else(|| observer.to_string(), |ip| ip.to_string());
+        object.insert("observer".into(), json!(shown));
+    }
+    for (key, value) in [
+        ("vendor", &event.vendor),
+        ("product", &event.product),
+        ("action", &event.action),
+        ("rule", &event.rule),
+    ] {
+        if let Some(value) = value {
+            object.insert(key.into(), json!(value));
+        }
+    }
+}
+
+fn error_object(number: u64, error: &ParseError) -> Value {
+    json!({"line": number, "error": error.to_string(), "reason": error.kind()})
+}

@@ -1,0 +1,10 @@
+//! The types that cross stages: the raw message and its origin, the parsed event and its roles,
+//! the threat record and the DLQ entry, and what one message produces.
+
+mod event;
+mod output;
+mod record;
+
+pub use event::*;
+pub use output::*;
+pub use record::*;

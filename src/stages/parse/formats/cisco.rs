@@ -1,0 +1,643 @@
+//! Cisco ASA / FTD / FWSM / PIX syslog (reference §2.3).
+//!
+//! * Reads: a message `%ASA-<sev>-<id>: text` (also `%FTD-`, `%FWSM-`, `%PIX-`, and the class
+//!   form `%FTD-session-5-106100:`) anywhere in the first 128 bytes of the header-stripped body.
+//!   Detection looks only for that prefix. vendor `Cisco`, product `ASA`/`FTD`/`FWSM`/`PIX` from
+//!   the prefix; the syslog HOSTNAME (set by the registry) is the observer.
+//! * Address notation: `ifname:ip/port`, `ip/port`, `(ip)`; interface names may contain spaces, so
+//!   every endpoint is anchored on a keyword (`for`, `to`, `from`, `src`, `dst`, `faddr`, `gaddr`,
+//!   `laddr`). A mapped address in parentheses right after the real one is role `nat` when it
+//!   differs from the real address; user/FQDN annotations `(LOCAL\alice)` are ignored. A hostname
+//!   in place of the address (`dmz:OCSP_Server/5678`) and the unspecified address `0.0.0.0`/`::`
+//!   (106016 spoof from `(0.0.0.0)`) are not pushed: they are no endpoint to enrich.
+//! * Roles by message id: from/to and src/dst messages (106001/6/7/10/14/15/16/21/23, 313001,
+//!   419002, 710002/3/5, 304002 `SRC`/`DEST`) give source/destination; 106100
+//!   `ifc/ip(port) -> ifc/ip(port)` left = source; 305011/305012 real = source, mapped = nat;
+//!   304001 `IP Accessed URL IP:url`; 733100 `[ IP]` = source (LOW confidence: the object is the
+//!   host the rate applies to, usually the sender); 733101 attacking = source, targeted =
+//!   destination; 113004/113005 server = destination (and 113005 `user IP` = source);
+//!   716039/722051 `IP <ip>` = source (the assigned pool address is not pushed); FTD 430001–430005
+//!   `Key: value, …` with `SrcIP`/`DstIP` and `NAT_Initiator*`/`NAT_Responder*` (key names
+//!   unverified). Any other id: `src … dst …`, else `from … to …`, else an event without
+//!   addresses (not an error).
+//! * Built/Teardown (302013–302016, ICMP 302020/302021): `for A to B`; `inbound` means A
+//!   initiated (A source, B destination), `outbound` swaps them. Teardown lines have no direction
+//!   word: the direction of the Built line is remembered per (syslog hostname, connection id) —
+//!   for ICMP, which has no id, per (hostname, faddr, gaddr, laddr) — in a map cleared when it
+//!   exceeds 65,536 entries. A Teardown whose Built line was not seen (other consumer instance,
+//!   restart, cleared map) reports both endpoints with role `unknown`: the line itself does not
+//!   say who initiated.
+//! * action: `Built`/`Teardown`/`Deny`/`Denied`, 106100 `permitted`/`denied`/`est-allowed`,
+//!   710xxx `permitted`/`denied`/`discarded`, 113xxx `Successful`/`Rejected`, 430xxx
+//!   `AccessControlRuleAction`; rule: 106023 access-group, 106100 access-list, 430xxx
+//!   `AccessControlRuleName`, 733100 the object name when it is not an address. threat: FTD
+//!   430001 (intrusion event) `Message` (key name unverified).
+//! * Malformed: no message header, or a table id whose keywords are missing (e.g. 302013
+//!   without `for … to …`).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::model::{Event, Role};
+use crate::stages::extract::parse_ip_token;
+use crate::stages::parse::{Line, LogFormat, ParseError};
+
+/// Name in `observed.format`.
+pub const NAME: &str = "cisco_asa";
+
+/// Built directions remembered at most; the map is cleared beyond this.
+const MAX_CONNECTIONS: usize = 65_536;
+
+/// Format `cisco_asa`. Remembers the direction of Built lines for their Teardown.
+#[derive(Default)]
+pub struct CiscoAsa {
+    /// (hash of hostname, connection key) → inbound?
+    directions: Mutex<HashMap<(u64, u64), bool>>,
+}
+
+/// The parsed `%ASA-6-302013:` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header<'a> {
+    product: &'a str,
+    id: u32,
+    message: &'a str,
+}
+
+/// Finds and splits the message header in the first 128 bytes of `body`.
+fn header(body: &str) -> Option<Header<'_>> {
+    let window = &body.as_bytes()[..body.len().min(128)];
+    for at in memchr::memchr_iter(b'%', window) {
+        if let Some(header) = header_at(&body[at + 1..]) {
+            return Some(header);
+        }
+    }
+    None
+}
+
+/// `ASA-6-302013: text` or `FTD-session-5-106100: text` (after the `%`).
+fn header_at(text: &str) -> Option<Header<'_>> {
+    let product_len = ["ASA-", "FTD-", "FWSM-", "PIX-"]
+        .iter()
+        .find(|p| text.starts_with(*p))?
+        .len();
+    let product = &text[..product_len - 1];
+    let mut rest = &text[product_len..];
+    // Optional class: `session-`.
+    let class_len = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+    if class_len > 0 {
+        rest = rest[class_len..].strip_prefix('-')?;
+    }
+    let b = rest.as_bytes();
+    if b.len() < 9 || !(b'0'..=b'7').contains(&b[0]) || b[1] != b'-' {
+        return None;
+    }
+    // `get`: byte 8 may fall inside a multi-byte character (found by the fuzzer).
+    let digits = rest.get(2..8)?;
+    if !digits.bytes().all(|c| c.is_ascii_digit()) || b[8] != b':' {
+        return None;
+    }
+    let id = digits.parse().ok()?;
+    Some(Header {
+        product,
+        id,
+        message: rest[9..].trim_start_matches(' '),
+    })
+}
+
+/// One endpoint as written after a keyword.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Endpoint<'a> {
+    /// The real address token (`ip`, `ip/port`), if it is an address.
+    addr: Option<&'a str>,
+    /// The mapped address in parentheses right after it, if it is an address.
+    mapped: Option<&'a str>,
+}
+
+impl<'a> Endpoint<'a> {
+    /// The mapped address when it differs from the real one.
+    fn nat(&self) -> Option<&'a str> {
+        let mapped = self.mapped?;
+        match self.addr {
+            Some(addr) if same_ip(addr, mapped) => None,
+            _ => Some(mapped),
+        }
+    }
+}
+
+fn is_ip(token: &str) -> bool {
+    parse_ip_token(token).is_some_and(|ip| !ip.is_unspecified())
+}
+
+fn same_ip(a: &str, b: &str) -> bool {
+    parse_ip_token(a).is_some() && parse_ip_token(a) == parse_ip_token(b)
+}
+
+/// End of an address token: a space, a parenthesis or a comma.
+fn token_end(text: &str) -> usize {
+    text.bytes()
+        .position(|b| matches!(b, b' ' | b'(' | b')' | b',' | b';'))
+        .unwrap_or(text.len())
+}
+
+/// Reads `[ifc:]ip[/port] [(mapped[/port])] [(annotation)]…` or `(ip)` at the start of `text`.
+fn endpoint(text: &str) -> Endpoint<'_> {
+    let text = text.trim_start_matches(' ');
+    if let Some(inner) = text.strip_prefix('(') {
+        let end = inner.find(')').unwrap_or(inner.len());
+        let addr = &inner[..end];
+        return Endpoint {
+            addr: is_ip(addr).then_some(addr),
+            mapped: None,
+        };
+    }
+    let end = token_end(text);
+    let token = &text[..end];
+    let (addr, rest) = if is_ip(token) {
+        (Some(token), &text[end..])
+    } else if let Some(colon) = memchr::memchr(b':', &text.as_bytes()[..text.len().min(64)]) {
+        // `ifc:ip/port`; the interface name may contain spaces but never a colon.
+        let after = &text[colon + 1..];
+        let end = token_end(after);
+        let candidate = &after[..end];
+        let spaces = text[..colon].bytes().filter(|&b| b == b' ').count();
+        let addr = (spaces <= 3 && is_ip(candidate)).then_some(candidate);
+        (addr, &after[end..])
+    } else {
+        (None, &text[end..])
+    };
+    let rest = rest.trim_start_matches(' ');
+    let mapped = rest.strip_prefix('(').and_then(|inner| {
+        let candidate = &inner[..inner.find(')')?];
+        is_ip(candidate).then_some(candidate)
+    });
+    Endpoint { addr, mapped }
+}
+
+/// The text after the first `keyword` in `text`.
+fn after<'a>(text: &'a str, keyword: &str) -> Option<&'a str> {
+    text.find(keyword).map(|at| &text[at + keyword.len()..])
+}
+
+/// 106100's `ifc/ip(port)` (interface names may hold spaces, addresses never hold `/` or `(`).
+fn slash_endpoint(text: &str) -> Option<&str> {
+    let text = text.trim_start_matches(' ');
+    let open = text.find('(').unwrap_or_else(|| token_end(text));
+    let head = &text[..open];
+    let addr = head.rsplit_once('/').map_or(head, |(_, ip)| ip);
+    is_ip(addr).then_some(addr)
+}
+
+/// The word right after `keyword`, e.g. the access-list name.
+fn word_after<'a>(text: &'a str, keyword: &str) -> Option<&'a str> {
+    let rest = after(text, keyword)?.trim_start_matches(' ');
+    let end = rest.find(' ').unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
+/// The first of `words` that occurs in `text`, borrowed from `text`.
+fn first_word<'a>(text: &'a str, words: &[&str]) -> Option<&'a str> {
+    words
+        .iter()
+        .filter_map(|w| text.find(w).map(|at| (at, w.len())))
+        .min()
+        .map(|(at, len)| &text[at..at + len])
+}
+
+/// FNV-1a, for map keys that must not allocate.
+fn fnv(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain([0xff]) {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// Collects addresses and context while a message is read.
+struct Out<'a> {
+    event: Event<'a>,
+}
+
+impl<'a> Out<'a> {
+    fn push(&mut self, role: Role, addr: Option<&'a str>) {
+        if let Some(addr) = addr {
+            self.event.addresses.push((role, Cow::Borrowed(addr)));
+        }
+    }
+
+    fn action(&mut self, action: Option<&'a str>) {
+        if let Some(action) = action {
+            self.event.action = Some(Cow::Borrowed(action));
+        }
+    }
+
+    fn rule(&mut self, rule: Option<&'a str>) {
+        if let Some(rule) = rule {
+            self.event.rule = Some(Cow::Borrowed(rule));
+        }
+    }
+
+    /// Source and destination endpoints, each followed by its NAT view.
+    fn pair(&mut self, source: Endpoint<'a>, destination: Endpoint<'a>) {
+        self.push(Role::Source, source.addr);
+        self.push(Role::Destination, destination.addr);
+        self.push(Role::Nat, source.nat());
+        self.push(Role::Nat, destination.nat());
+    }
+}
+
+fn malformed(id: u32, what: &str) -> ParseError {
+    ParseError::malformed(NAME, format!("message {id:06}: {what}"))
+}
+
+impl CiscoAsa {
+    /// Remembers (or, with `None`, recalls and forgets) the direction of a connection.
+    fn direction(&self, host: Option<u64>, conn: u64, built: Option<bool>) -> Option<bool> {
+        // Without a device name the ids of different firewalls would collide: no memory.
+        let Some(host) = host else { return built };
+        let key = (host, conn);
+        let mut map = self
+            .directions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match built {
+            Some(inbound) => {
+                if map.len() >= MAX_CONNECTIONS {
+                    map.clear();
+                }
+                map.insert(key, inbound);
+                Some(inbound)
+            }
+            None => map.remove(&key),
+        }
+    }
+
+    /// 302013–302016: `Built inbound|outbound … connection ID for A to B`, `Teardown …`.
+    fn connection<'a>(
+        &self,
+        host: Option<u64>,
+        id: u32,
+        message: &'a str,
+        out: &mut Out<'a>,
+    ) -> Result<(), ParseError> {
+        let built = direction_word(message);
+        let conn = word_after(message, "connection ")
+            .and_then(|w| w.parse::<u64>().ok())
+            .ok_or_else(|| malformed(id, "no connection id"))?;
+        let for_at = message
+            .find(" for ")
+            .ok_or_else(|| malformed(id, "no `for A to B`"))?;
+        let a_text = &message[for_at + 5..];
+        let b_text = after(a_text, " to ").ok_or_else(|| malformed(id, "no `to B`"))?;
+        let (a, b) = (endpoint(a_text), endpoint(b_text));
+        let inbound = self.direction(host, conn, built);
+        self.place(inbound, a, b, out);
+        Ok(())
+    }
+
+    /// 302020/302021: `… ICMP connection for faddr F gaddr G laddr L`.
+    fn icmp<'a>(
+        &self,
+        host: Option<u64>,
+        id: u32,
+        message: &'a str,
+        out: &mut Out<'a>,
+    ) -> Result<(), ParseError> {
+        let built = direction_word(message);
+        let faddr = after(message, "faddr ").map(endpoint);
+        let laddr = after(message, "laddr ").map(endpoint);
+        let (Some(faddr), Some(laddr)) = (faddr, laddr) else {
+            return Err(malformed(id, "no `faddr … laddr …`"));
+        };
+        let gaddr = after(message, "gaddr ").map(endpoint).unwrap_or_default();
+        let key = fnv(&[
+            faddr.addr.unwrap_or(""),
+            gaddr.addr.unwrap_or(""),
+            laddr.addr.unwrap_or(""),
+        ]);
+        let inbound = self.direction(host, key, built);
+        // gaddr is the global (mapped) view of laddr.
+        let laddr = Endpoint {
+            mapped: gaddr.addr,
+            ..laddr
+        };
+        self.place(inbound, faddr, laddr, out);
+        Ok(())
+    }
+
+    /// Applies the direction rule to `for A to B` (or faddr/laddr).
+    fn place<'a>(
+        &self,
+        inbound: Option<bool>,
+        a: Endpoint<'a>,
+        b: Endpoint<'a>,
+        out: &mut Out<'a>,
+    ) {
+        match inbound {
+            Some(true) => out.pair(a, b),
+            Some(false) => out.pair(b, a),
+            None => {
+                out.push(Role::Unknown, a.addr);
+                out.push(Role::Unknown, b.addr);
+                out.push(Role::Nat, a.nat());
+                out.push(Role::Nat, b.nat());
+            }
+        }
+    }
+}
+
+/// `Some(true)` for `Built inbound`, `Some(false)` for `Built outbound`, else `None`.
+fn direction_word(message: &str) -> Option<bool> {
+    let rest = message.strip_prefix("Built ")?;
+    if rest.starts_with("inbound") {
+        Some(true)
+    } else if rest.starts_with("outbound") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The first word of the message, as the action.
+fn leading_word(message: &str) -> Option<&str> {
+    let end = message.find(' ').unwrap_or(message.len());
+    (end > 0).then(|| &message[..end])
+}
+
+/// `from A to B` (to optional).
+fn from_to<'a>(message: &'a str, out: &mut Out<'a>) -> bool {
+    let Some(rest) = after(message, "from ") else {
+        return false;
+    };
+    let source = endpoint(rest);
+    let destination = after(rest, " to ").map(endpoint).unwrap_or_default();
+    out.pair(source, destination);
+    true
+}
+
+/// `src A dst B`.
+fn src_dst<'a>(message: &'a str, out: &mut Out<'a>) -> bool {
+    let Some(rest) = after(message, "src ") else {
+        return false;
+    };
+    let source = endpoint(rest);
+    let destination = after(rest, " dst ").map(endpoint).unwrap_or_default();
+    out.pair(source, destination);
+    true
+}
+
+/// 430001–430005: `Key: value, Key: value, …`; a 430001 intrusion event's `Message` (the rule
+/// message) is its threat.
+fn ftd_event<'a>(id: u32, message: &'a str, out: &mut Out<'a>) {
+    let (mut src, mut dst, mut nat_src, mut nat_dst) = (None, None, None, None);
+    for item in message.split(", ") {
+        let Some((key, value)) = item.split_once(": ") else {
+            continue;
+        };
+        let value = value.trim();
+        match key.trim() {
+            "SrcIP" => src = Some(value),
+            "DstIP" => dst = Some(value),
+            "NAT_InitiatorAddress" => nat_src = Some(value),
+            "NAT_ResponderAddress" => nat_dst = Some(value),
+            "AccessControlRuleAction" => out.action(Some(value)),
+            "AccessControlRuleName" => out.rule(Some(value)),
+            "FirstPacketSecond" => out.event.timestamp = Some(Cow::Borrowed(value)),
+            "Message" if id == 430001 && !value.is_empty() => {
+                out.event.threat = Some(Cow::Borrowed(value));
+            }
+            _ => {}
+        }
+    }
+    let keep = |v: Option<&'a str>| v.filter(|v| is_ip(v));
+    let source = Endpoint {
+        addr: keep(src),
+        mapped: keep(nat_src),
+    };
+    let destination = Endpoint {
+        addr: keep(dst),
+        mapped: keep(nat_dst),
+    };
+    out.pair(source, destination);
+}
+
+/// 304001: `IP Accessed URL IP:url` (the server address runs to the colon before the URL).
+fn accessed_url<'a>(message: &'a str, out: &mut Out<'a>) {
+    let client = message.split(' ').next().filter(|t| is_ip(t));
+    out.push(Role::Source, client);
+    if let Some(rest) = after(message, "URL ") {
+        let token = &rest[..rest.find(' ').unwrap_or(rest.len())];
+        let server = token
+            .match_indices(':')
+            .map(|(at, _)| &token[..at])
+            .find(|t| is_ip(t));
+        out.push(Role::Destination, server);
+    }
+}
+
+impl LogFormat for CiscoAsa {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn detect(&self, line: &Line<'_>) -> bool {
+        header(line.body).is_some()
+    }
+
+    fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+        let header = header(line.body)
+            .ok_or_else(|| ParseError::malformed(NAME, "no %ASA-/%FTD-<sev>-<id>: header"))?;
+        let message = header.message;
+        let mut out = Out {
+            event: Event {
+                format: NAME,
+                vendor: Some(Cow::Borrowed("Cisco")),
+                product: Some(Cow::Borrowed(header.product)),
+                ..Event::default()
+            },
+        };
+        // The device whose connection ids these are; none when the header names no device
+        // (`<166>%ASA-…`) or only a loopback address (FTD's `127.0.0.1:`).
+        let host = line
+            .syslog
+            .and_then(|h| h.hostname)
+            .filter(|h| parse_ip_token(h).is_none_or(|ip| !ip.is_loopback()))
+            .map(|h| fnv(&[h]));
+        let id = header.id;
+        match id {
+            302013..=302016 => {
+                out.action(leading_word(message));
+                self.connection(host, id, message, &mut out)?;
+            }
+            302020 | 302021 => {
+                out.action(leading_word(message));
+                self.icmp(host, id, message, &mut out)?;
+            }
+            106010 | 106014 | 106023 => {
+                out.action(leading_word(message));
+                if !src_dst(message, &mut out) {
+                    return Err(malformed(id, "no `src … dst …`"));
+                }
+                if let Some(acl) = after(message, "access-group \"") {
+                    out.rule(acl.split('"').next());
+                }
+            }
+            106001 | 106006 | 106007 | 106015 | 106016 | 106021 | 313001 | 419002 | 710002
+            | 710003 | 710005 => {
+                let action = match id {
+                    106001 | 710002 | 710003 | 710005 => {
+                        first_word(message, &["permitted", "denied", "discarded"])
+                    }
+                    419002 => None,
+                    _ => leading_word(message),
+                };
+                out.action(action);
+                if !from_to(message, &mut out) {
+                    return Err(malformed(id, "no `from …`"));
+                }
+            }
+            106100 => {
+                // `access-list ACL ACTION PROTO ifc/ip(port) -> ifc/ip(port) hit-cnt …`
+                let rest = after(message, "access-list ").unwrap_or("");
+                let mut words = rest.splitn(4, ' ');
+                out.rule(words.next());
+                out.action(words.next());
+                let left = words.nth(1).unwrap_or("");
+                let right = after(left, "->")
+                    .ok_or_else(|| malformed(id, "no `ifc/ip(port) -> ifc/ip(port)`"))?;
+                out.push(Role::Source, slash_endpoint(left));
+                out.push(Role::Destination, slash_endpoint(right));
+            }
+            305011 | 305012 => {
+                out.action(leading_word(message));
+                let rest = after(message, "from ").ok_or_else(|| malformed(id, "no `from`"))?;
+                let real = endpoint(rest);
+                let mapped = after(rest, " to ").map(endpoint).unwrap_or_default();
+                out.push(Role::Source, real.addr);
+                if !mapped
+                    .addr
+                    .is_some_and(|m| real.addr.is_some_and(|r| same_ip(r, m)))
+                {
+                    out.push(Role::Nat, mapped.addr);
+                }
+            }
+            304001 => {
+                out.action(Some("Accessed"));
+                accessed_url(message, &mut out);
+            }
+            304002 => {
+                out.action(
+                    message
+                        .starts_with("Access denied")
+                        .then_some("Access denied"),
+                );
+                out.push(
+                    Role::Source,
+                    after(message, "SRC ").and_then(|r| endpoint(r).addr),
+                );
+                out.push(
+                    Role::Destination,
+                    after(message, "DEST ").and_then(|r| endpoint(r).addr),
+                );
+            }
+            733100 => {
+                let object = message
+                    .strip_prefix('[')
+                    .and_then(|r| r.split_once(']'))
+                    .map(|(object, _)| object.trim());
+                match object {
+                    Some(object) if is_ip(object) => out.push(Role::Source, Some(object)),
+                    other => out.rule(other),
+                }
+            }
+            733101 => {
+                let addr = word_after(message, "Host ")
+                    .or_else(|| word_after(message, "Subnet "))
+                    .filter(|t| is_ip(t));
+                let role = if message.contains(" is targeted") {
+                    Role::Destination
+                } else {
+                    Role::Source
+                };
+                out.push(role, addr);
+            }
+            113004 | 113005 => {
+                out.action(first_word(message, &["Successful", "Rejected"]));
+                let field = |name: &str| {
+                    after(message, name)
+                        .map(|r| r.trim_start_matches(' '))
+                        .map(|r| &r[..token_end(r)])
+                        .filter(|t| is_ip(t))
+                };
+                out.push(Role::Source, field("user IP = "));
+                out.push(Role::Destination, field("server = "));
+            }
+            716039 | 722051 => {
+                let addr = after(message, " IP <").and_then(|r| r.split('>').next());
+                out.push(Role::Source, addr.filter(|t| is_ip(t)));
+            }
+            430001..=430005 => ftd_event(id, message, &mut out),
+            _ => {
+                out.action(
+                    leading_word(message)
+                        .filter(|w| matches!(*w, "Built" | "Teardown" | "Deny" | "Denied")),
+                );
+                let _ = src_dst(message, &mut out) || from_to(message, &mut out);
+            }
+        }
+        Ok(out.event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_with_a_multibyte_character_in_the_id_is_not_a_header() {
+        assert!(header_at("ASA-6-30201ʽ 4402.5Te a00").is_none());
+    }
+
+    #[test]
+    fn header_forms() {
+        let h = header("%FTD-session-5-106100: access-list x").unwrap();
+        assert_eq!(
+            (h.product, h.id, h.message),
+            ("FTD", 106100, "access-list x")
+        );
+        let h = header("asa01 %ASA-6-302013: Built").unwrap();
+        assert_eq!((h.product, h.id), ("ASA", 302013));
+        for bad in [
+            "%ASA-8-302013: x",
+            "%ASA-6-30201: x",
+            "%ASA-",
+            "%XYZ-6-302013: x",
+            "%é",
+        ] {
+            assert_eq!(header(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoint_notation() {
+        let e = endpoint("outside:203.0.113.7/51544 (198.51.100.7/40212) to x");
+        assert_eq!(e.addr, Some("203.0.113.7/51544"));
+        assert_eq!(e.nat(), Some("198.51.100.7/40212"));
+        let e = endpoint("inside:192.0.2.10/80 (192.0.2.10/80)(LOCAL\\alice)");
+        assert_eq!((e.addr, e.nat()), (Some("192.0.2.10/80"), None));
+        let e = endpoint("outside:2001:db8::7/51544 to");
+        assert_eq!(e.addr, Some("2001:db8::7/51544"));
+        let e = endpoint("NP Identity Ifc:192.0.2.1/53 dst x");
+        assert_eq!(e.addr, Some("192.0.2.1/53"));
+        assert_eq!(endpoint("(0.0.0.0) to").addr, None);
+        assert_eq!(endpoint("dmz:OCSP_Server/5678").addr, None);
+        assert_eq!(endpoint("").addr, None);
+        assert_eq!(
+            slash_endpoint("outside/2001:db8::7(5353) hit"),
+            Some("2001:db8::7")
+        );
+    }
+}

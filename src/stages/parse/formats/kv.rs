@@ -1,0 +1,92 @@
+//! Generic `key=value` lines: the text reader of last resort before the IP scanner.
+//!
+//! Keys are matched case-insensitively against common names (`src`, `srcip`, `src_ip`, …);
+//! an X-Forwarded-For list gives its first hop. A line with no pair is not this format.
+
+use std::borrow::Cow;
+
+use crate::model::{Event, Role};
+use crate::stages::parse::fields::{present, KvPairs};
+use crate::stages::parse::{Line, ParseError};
+
+/// Name in `observed.format`.
+pub const NAME: &str = "kv";
+
+/// The role of an address key, if it is one.
+fn address_role(key: &str) -> Option<Role> {
+    let mut lower = [0u8; 24];
+    if key.len() > lower.len() {
+        return None;
+    }
+    for (dst, src) in lower.iter_mut().zip(key.bytes()) {
+        *dst = src.to_ascii_lowercase();
+    }
+    Some(match &lower[..key.len()] {
+        b"src" | b"srcip" | b"src_ip" | b"source_ip" | b"sourceip" | b"source_address"
+        | b"src_addr" | b"saddr" | b"srcaddr" | b"sourceaddress" => Role::Source,
+        b"dst"
+        | b"dstip"
+        | b"dst_ip"
+        | b"dest"
+        | b"dest_ip"
+        | b"destip"
+        | b"destination_ip"
+        | b"destinationip"
+        | b"dst_addr"
+        | b"daddr"
+        | b"dstaddr"
+        | b"destinationaddress" => Role::Destination,
+        b"client_ip" | b"clientip" | b"c-ip" => Role::Client,
+        b"transip" | b"tranip" | b"nat_src_ip" | b"nat_dst_ip" | b"xlatesrc" | b"xlatedst" => {
+            Role::Nat
+        }
+        b"x_forwarded_for" | b"xff" | b"forwarded_for" => Role::Forwarded,
+        _ => return None,
+    })
+}
+
+/// Parses generic pairs; `Unrecognized` when there are none.
+pub fn parse<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+    let mut event = Event {
+        format: NAME,
+        ..Event::default()
+    };
+    let mut pairs = 0usize;
+    for (key, value) in KvPairs::new(line.body) {
+        pairs += 1;
+        if let Some(role) = address_role(key) {
+            // XFF may list several hops: the first is the original client.
+            let first = if role == Role::Forwarded {
+                value.split(',').next().unwrap_or(value).trim()
+            } else {
+                value
+            };
+            // `0.0.0.0`, `::`, `-`: the vendor's "no address" (no NAT), not an address.
+            if let Some(address) = present(first, &["0.0.0.0", "::", "-"]) {
+                event.addresses.push((role, Cow::Borrowed(address)));
+            }
+            continue;
+        }
+        let slot = if key.eq_ignore_ascii_case("action") || key.eq_ignore_ascii_case("act") {
+            &mut event.action
+        } else if ["rule", "rule_name", "policy", "policyname", "policyid"]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(key))
+        {
+            &mut event.rule
+        } else if key.eq_ignore_ascii_case("vendor") {
+            &mut event.vendor
+        } else if key.eq_ignore_ascii_case("product") {
+            &mut event.product
+        } else if key.eq_ignore_ascii_case("timestamp") || key.eq_ignore_ascii_case("eventtime") {
+            &mut event.timestamp
+        } else {
+            continue;
+        };
+        slot.get_or_insert(Cow::Borrowed(value));
+    }
+    if pairs == 0 {
+        return Err(ParseError::Unrecognized);
+    }
+    Ok(event)
+}

@@ -1,0 +1,77 @@
+//! Vendor and generic log formats, and the order in which they are tried.
+//!
+//! Detection is ordered cheap-and-specific first (reference: `log-formats.md` §1): a format's
+//! `detect` looks at prefixes, the syslog tag or a few keys, never at the whole line twice.
+//! Formats that read a stream's header directive (`uses_stream_fields`: Zeek TSV, Windows
+//! Firewall, W3C, AWS VPC) are tried after every format that does not, whatever their place in
+//! this list, so that most lines never pay for the per-stream lookup. The generic `key=value` reader and the IP scanner are the
+//! registry's fallbacks, not entries here.
+
+pub mod aws;
+pub mod barracuda;
+pub mod cef;
+pub mod checkpoint;
+pub mod cisco;
+pub mod cloud;
+pub mod forcepoint;
+pub mod fortinet;
+pub mod json;
+pub mod juniper;
+pub mod kv;
+pub mod leef;
+pub mod netfilter;
+pub mod ocsf;
+pub mod paloalto;
+pub mod pfsense;
+pub mod sonicwall;
+pub mod sophos;
+pub mod squid;
+pub mod suricata;
+pub mod umbrella;
+pub mod w3c;
+pub mod watchguard;
+pub mod zeek;
+pub mod zscaler;
+
+use crate::stages::parse::{JsonFormat, LogFormat};
+
+/// Text formats in detection order.
+pub fn text_formats() -> Vec<Box<dyn LogFormat>> {
+    vec![
+        Box::new(cef::Cef),
+        Box::new(leef::Leef),
+        Box::new(cisco::CiscoAsa::default()),
+        Box::new(juniper::JuniperSrx),
+        Box::new(pfsense::Filterlog),
+        Box::new(netfilter::Netfilter),
+        Box::new(fortinet::Fortigate),
+        Box::new(sonicwall::SonicWall),
+        Box::new(sophos::SophosXg),
+        Box::new(sophos::SophosUtm),
+        Box::new(checkpoint::CheckPoint),
+        Box::new(watchguard::WatchGuard),
+        Box::new(paloalto::PanOs),
+        Box::new(squid::SquidNative),
+        Box::new(squid::SquidCombined),
+        Box::new(zeek::ZeekTsv),
+        Box::new(w3c::WindowsFirewall),
+        Box::new(w3c::W3c),
+        Box::new(aws::VpcFlow),
+        Box::new(umbrella::Umbrella),
+        Box::new(forcepoint::Forcepoint),
+        Box::new(zscaler::ZscalerKv),
+    ]
+}
+
+/// JSON formats in detection order; ECS and generic JSON come after all of them.
+pub fn json_formats() -> Vec<Box<dyn JsonFormat>> {
+    vec![
+        Box::new(suricata::SuricataEve),
+        Box::new(zeek::ZeekJson),
+        Box::new(ocsf::Ocsf),
+        Box::new(cloud::GcpFirewall),
+        Box::new(cloud::AzureFirewall),
+        Box::new(zscaler::ZscalerJson),
+        Box::new(barracuda::Barracuda),
+    ]
+}

@@ -1,0 +1,377 @@
+//! W3C extended / ELFF access logs (IIS, Blue Coat ProxySG, generic) and the Windows Defender
+//! Firewall `pfirewall.log` (reference §3.4, §3.7, §2.11).
+//!
+//! * In: space-separated data lines (`"…"` quotes a value, `-` is empty) read by the stream's
+//!   `#Fields:` list (`line.fields`, kind [`HeaderKind::W3c`]). The directives themselves
+//!   (`#Software:`, `#Fields:`, `#Version:`) are taken by the registry and never reach us.
+//! * Detection: `w3c` only when the stream has a W3C `#Fields:` list and the line has exactly
+//!   that many fields. `windows_firewall` when the list comes from Windows Firewall
+//!   (`#Software: Microsoft Windows Firewall`, or a list with `src-ip` and `path`) and fits, or,
+//!   with no such header, when the line has the default shape
+//!   `YYYY-MM-DD hh:mm:ss (ALLOW|DROP|INFO-EVENTS-LOST) …` (files are often shipped without
+//!   their header; the default field order is then used).
+//! * Roles, `w3c`: `c-ip` source (the connection peer: a load balancer or downstream proxy may
+//!   sit there); `X-Forwarded-For` / `cs(X-Forwarded-For)` forwarded (first hop). `s-ip`
+//!   depends on who wrote the log: for a web server (IIS, generic) it is the server that was
+//!   contacted → destination; for a proxy (ProxySG: `#Software: SGOS …`, or a list with
+//!   `s-action`, `r-ip` or `s-supplier-ip`) it is the proxy's own address → observer, and the
+//!   origin is `r-ip` → destination. `s-supplier-ip` (the upstream actually contacted) is the
+//!   destination when there is no `r-ip`; when it differs from `r-ip` it is a parent proxy, not
+//!   the origin → unknown. Host names (`cs-host`) are ignored.
+//! * Roles, `windows_firewall`: `src-ip` source, `dst-ip` destination, whatever the `path`
+//!   (SEND: the local host initiated, RECEIVE: the remote one; the packet's source is the
+//!   initiator either way). `INFO-EVENTS-LOST` lines carry no addresses.
+//! * Context: `date`+`time` timestamp (one slice of the line when adjacent), ProxySG `s-action`
+//!   and the firewall's `action` as action; vendor/product from `#Software:` where known.
+
+use std::borrow::Cow;
+
+use crate::model::{Event, Role};
+use crate::stages::parse::fields::{present, spaced_fields};
+use crate::stages::parse::headers::{FieldsHeader, HeaderKind};
+use crate::stages::parse::{Line, LogFormat, ParseError};
+
+const W3C: &str = "w3c";
+const WINDOWS_FIREWALL: &str = "windows_firewall";
+
+/// Field order of `pfirewall.log` when its header is missing.
+const FIREWALL_DEFAULT_FIELDS: [&str; 17] = [
+    "date", "time", "action", "protocol", "src-ip", "dst-ip", "src-port", "dst-port", "size",
+    "tcpflags", "tcpsyn", "tcpack", "tcpwin", "icmptype", "icmpcode", "info", "path",
+];
+
+/// Format `windows_firewall`.
+pub struct WindowsFirewall;
+
+/// Format `w3c`.
+pub struct W3c;
+
+/// The stream's `#Fields:` list, if it is a W3C one.
+fn w3c_header<'h>(line: &'h Line<'_>) -> Option<&'h FieldsHeader> {
+    line.fields.as_deref().filter(|h| h.kind == HeaderKind::W3c)
+}
+
+/// Whether a W3C field list was written by Windows Firewall.
+fn is_firewall_header(header: &FieldsHeader) -> bool {
+    header
+        .software
+        .as_deref()
+        .is_some_and(|s| s.contains("Windows Firewall"))
+        || (header.index("src-ip").is_some() && header.index("path").is_some())
+}
+
+/// IIS's default `#Fields:` (IIS 7 and later), used for data lines without their header.
+fn iis_default_header() -> &'static FieldsHeader {
+    static HEADER: std::sync::OnceLock<FieldsHeader> = std::sync::OnceLock::new();
+    HEADER.get_or_init(|| FieldsHeader {
+        kind: HeaderKind::W3c,
+        names: "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip \
+                cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken"
+            .split(' ')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        separator: b' ',
+        software: Some("Microsoft Internet Information Services".to_owned()),
+    })
+}
+
+/// `YYYY-MM-DD hh:mm:ss <s-ip> <METHOD> …` with at least IIS's 15 default fields (custom
+/// fields such as X-Forwarded-For may follow and are not read without a header).
+fn has_iis_default_shape(body: &str) -> bool {
+    let mut fields = spaced_fields(body);
+    let (Some(date), Some(time), Some(server), Some(method)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return false;
+    };
+    date.len() == 10
+        && date.as_bytes()[4] == b'-'
+        && time.len() >= 8
+        && time.as_bytes()[2] == b':'
+        && crate::stages::extract::parse_ip_token(server).is_some()
+        && !method.is_empty()
+        && method.bytes().all(|b| b.is_ascii_uppercase())
+        && fields.take(11).count() == 11
+}
+
+/// Whether `body` has exactly `count` W3C fields.
+fn fits(body: &str, count: usize) -> bool {
+    spaced_fields(body).take(count + 1).count() == count
+}
+
+/// `YYYY-MM-DD hh:mm:ss (ALLOW|DROP|INFO-EVENTS-LOST) `: a headerless `pfirewall.log` line.
+fn has_firewall_shape(body: &str) -> bool {
+    let b = body.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    if !(digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && b.get(10) == Some(&b' ')
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16)
+        && b.get(16) == Some(&b':')
+        && digits(17..19)
+        && b.get(19) == Some(&b' '))
+    {
+        return false;
+    }
+    let rest = &body[20..];
+    rest.starts_with("ALLOW ") || rest.starts_with("DROP ") || rest.starts_with("INFO-EVENTS-LOST ")
+}
+
+/// The slice of `body` from the start of `first` to the end of `last` (both sub-slices of it).
+fn span<'a>(body: &'a str, first: &str, last: &str) -> Option<&'a str> {
+    let base = body.as_ptr() as usize;
+    let start = (first.as_ptr() as usize).checked_sub(base)?;
+    let end = (last.as_ptr() as usize).checked_sub(base)? + last.len();
+    body.get(start..end)
+}
+
+/// `date` and `time` as one borrowed timestamp when they are adjacent in the line.
+fn timestamp<'a>(body: &'a str, date: Option<&'a str>, time: Option<&'a str>) -> Option<&'a str> {
+    match (date, time) {
+        (Some(date), Some(time)) => {
+            span(body, date, time).filter(|s| s.len() == date.len() + 1 + time.len())
+        }
+        (date, time) => date.or(time),
+    }
+}
+
+/// The first hop of an X-Forwarded-For value (IIS writes spaces as `+`).
+fn first_hop(value: &str) -> &str {
+    value
+        .split(',')
+        .next()
+        .unwrap_or(value)
+        .trim_matches(|c| c == ' ' || c == '+')
+}
+
+impl LogFormat for WindowsFirewall {
+    fn uses_stream_fields(&self) -> bool {
+        true
+    }
+
+    fn name(&self) -> &'static str {
+        WINDOWS_FIREWALL
+    }
+
+    fn detect(&self, line: &Line<'_>) -> bool {
+        match w3c_header(line) {
+            // The stream's own field list decides when the line fits it.
+            Some(header) if fits(line.body, header.names.len()) => is_firewall_header(header),
+            _ => has_firewall_shape(line.body),
+        }
+    }
+
+    fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+        let body = line.body;
+        // The header's order only when it is Windows Firewall's and the line fits it.
+        let header =
+            w3c_header(line).filter(|h| is_firewall_header(h) && fits(body, h.names.len()));
+        let mut event = Event {
+            format: WINDOWS_FIREWALL,
+            vendor: Some(Cow::Borrowed("Microsoft")),
+            product: Some(Cow::Borrowed("Windows Firewall")),
+            ..Event::default()
+        };
+        let (mut date, mut time, mut source, mut destination) = (None, None, None, None);
+        let mut count = 0;
+        for (i, value) in spaced_fields(body).enumerate() {
+            count += 1;
+            let name = match header {
+                Some(h) => h.names.get(i).map(String::as_str),
+                None => FIREWALL_DEFAULT_FIELDS.get(i).copied(),
+            };
+            match name {
+                Some("date") => date = Some(value),
+                Some("time") => time = Some(value),
+                Some("action") => event.action = present(value, &["-"]).map(Cow::Borrowed),
+                Some("src-ip") => source = Some(value),
+                Some("dst-ip") => destination = Some(value),
+                _ => {}
+            }
+        }
+        event.timestamp = timestamp(body, date, time).map(Cow::Borrowed);
+        if event.action.as_deref() == Some("INFO-EVENTS-LOST") {
+            return Ok(event);
+        }
+        let (Some(source), Some(destination)) = (source, destination) else {
+            return Err(ParseError::malformed(
+                WINDOWS_FIREWALL,
+                format!(
+                    "{count} fields, src-ip and dst-ip are fields 5 and 6 (or named by #Fields:)"
+                ),
+            ));
+        };
+        if let Some(source) = present(source, &["-"]) {
+            event.addresses.push((Role::Source, Cow::Borrowed(source)));
+        }
+        if let Some(destination) = present(destination, &["-"]) {
+            event
+                .addresses
+                .push((Role::Destination, Cow::Borrowed(destination)));
+        }
+        Ok(event)
+    }
+}
+
+/// Vendor and product named by `#Software:`, and whether that software is a proxy.
+fn software_identity(software: &str) -> (Option<&'static str>, Option<&'static str>, bool) {
+    if software.starts_with("SGOS")
+        || software.contains("ProxySG")
+        || software.contains("Blue Coat")
+    {
+        (Some("Symantec"), Some("ProxySG"), true)
+    } else if software.contains("Internet Information Services") {
+        (Some("Microsoft"), Some("IIS"), false)
+    } else {
+        (None, None, false)
+    }
+}
+
+impl LogFormat for W3c {
+    fn uses_stream_fields(&self) -> bool {
+        true
+    }
+
+    fn name(&self) -> &'static str {
+        W3C
+    }
+
+    fn detect(&self, line: &Line<'_>) -> bool {
+        match w3c_header(line) {
+            Some(header) => fits(line.body, header.names.len()),
+            None => has_iis_default_shape(line.body),
+        }
+    }
+
+    fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+        let header = match w3c_header(line) {
+            Some(header) => header,
+            // Shipped without its header: IIS's default field list (reference §1, row 17).
+            None if has_iis_default_shape(line.body) => iis_default_header(),
+            None => {
+                return Err(ParseError::malformed(
+                    W3C,
+                    "no #Fields: directive was seen on this stream and the line is not in \
+                     IIS's default field order",
+                ))
+            }
+        };
+        let body = line.body;
+        let (vendor, product, mut proxy) =
+            software_identity(header.software.as_deref().unwrap_or(""));
+        let mut event = Event {
+            format: W3C,
+            vendor: vendor.map(Cow::Borrowed),
+            product: product.map(Cow::Borrowed),
+            ..Event::default()
+        };
+        let (mut date, mut time) = (None, None);
+        let (mut server, mut remote, mut supplier) = (None, None, None);
+        let mut values = spaced_fields(body);
+        let mut count = 0;
+        for (name, value) in header.names.iter().zip(values.by_ref()) {
+            count += 1;
+            let value = present(value, &["-"]);
+            match name.as_str() {
+                "date" => date = value,
+                "time" => time = value,
+                "c-ip" => {
+                    if let Some(ip) = value {
+                        event.addresses.push((Role::Source, Cow::Borrowed(ip)));
+                    }
+                }
+                "s-ip" => server = value,
+                "r-ip" => {
+                    proxy = true;
+                    remote = value;
+                }
+                "s-supplier-ip" => {
+                    proxy = true;
+                    supplier = value;
+                }
+                "s-action" => {
+                    proxy = true;
+                    event.action = value.map(Cow::Borrowed);
+                }
+                other
+                    if other.eq_ignore_ascii_case("cs(X-Forwarded-For)")
+                        || other.eq_ignore_ascii_case("X-Forwarded-For") =>
+                {
+                    if let Some(hop) = value.map(first_hop).filter(|h| !h.is_empty()) {
+                        event.addresses.push((Role::Forwarded, Cow::Borrowed(hop)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let extra = values.count();
+        // IIS's default list is assumed, not declared: custom fields may follow it.
+        let assumed = w3c_header(line).is_none();
+        if count + extra != header.names.len() && !(assumed && count + extra > header.names.len()) {
+            return Err(ParseError::malformed(
+                W3C,
+                format!(
+                    "{} fields, the #Fields: directive names {}",
+                    count + extra,
+                    header.names.len()
+                ),
+            ));
+        }
+        if proxy {
+            // The proxy's own address is the reporting device.
+            event.observer = server.map(Cow::Borrowed);
+            if let Some(remote) = remote {
+                event
+                    .addresses
+                    .push((Role::Destination, Cow::Borrowed(remote)));
+            }
+            match (supplier, remote) {
+                (Some(supplier), None) => event
+                    .addresses
+                    .push((Role::Destination, Cow::Borrowed(supplier))),
+                (Some(supplier), Some(remote)) if supplier != remote => {
+                    // A parent proxy between this proxy and the origin server.
+                    event
+                        .addresses
+                        .push((Role::Unknown, Cow::Borrowed(supplier)));
+                }
+                _ => {}
+            }
+        } else if let Some(server) = server {
+            event
+                .addresses
+                .push((Role::Destination, Cow::Borrowed(server)));
+        }
+        event.timestamp = timestamp(body, date, time).map(Cow::Borrowed);
+        Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firewall_shape_and_timestamp_span() {
+        assert!(has_firewall_shape(
+            "2024-03-01 12:00:00 DROP TCP 203.0.113.7 192.0.2.10"
+        ));
+        assert!(!has_firewall_shape("2024-03-01 12:00:00 198.51.100.20 GET"));
+        assert!(!has_firewall_shape("2024-03-01 12:00:0é DROP"));
+        let body = "2024-03-01 12:00:00 x";
+        assert_eq!(
+            timestamp(body, Some(&body[..10]), Some(&body[11..19])),
+            Some("2024-03-01 12:00:00")
+        );
+        assert_eq!(first_hop("192.0.2.10,+203.0.113.1"), "192.0.2.10");
+    }
+}
