@@ -185,7 +185,7 @@ fn run_daemon(config: Option<PathBuf>) -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        threatsift::topology::signals::watch_signals(shutdown.clone());
+        threatsift::topology::watch_signals(shutdown.clone());
         threatsift::topology::run(settings, registry, metrics, shutdown).await
     });
     match result {

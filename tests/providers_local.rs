@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use threatsift::intel::mmdb::{self, Mmdb};
 use threatsift::intel::talos::{self, Talos};
-use threatsift::intel::{intel_entry, ConfiguredProviders, Lookup, Provider, ProviderError};
+use threatsift::intel::{intel_entry, ConfiguredProviders, LocalProvider, Lookup, ProviderError};
 use threatsift::model::ProviderStatus;
 use threatsift::settings::{ProviderSettings, Secret, Settings};
 
@@ -94,7 +94,7 @@ async fn talos_without_a_file_is_disabled_and_makes_no_request() {
     );
 
     // Called anyway: not evidence, not "not found", and nothing on the wire.
-    let result = provider.lookup(ip("203.0.113.45")).await;
+    let result = provider.lookup(ip("203.0.113.45"));
     assert_eq!(
         result,
         Err(ProviderError::Unavailable(
@@ -120,7 +120,7 @@ async fn talos_list_file_listed_and_unlisted() {
     let provider = Talos::new(&settings(path.to_str().unwrap(), &url)).expect("settings");
     assert_eq!(provider.disabled_reason(), None);
 
-    let result = provider.lookup(ip("203.0.113.45")).await;
+    let result = provider.lookup(ip("203.0.113.45"));
     let entry = intel_entry(&result);
     assert_eq!(entry.status, ProviderStatus::Ok);
     let (facts, network) = found(result);
@@ -135,21 +135,18 @@ async fn talos_list_file_listed_and_unlisted() {
     );
     assert_eq!(network, threatsift::model::Network::default());
 
-    let (facts, _) = found(provider.lookup(ip("198.51.100.7")).await);
+    let (facts, _) = found(provider.lookup(ip("198.51.100.7")));
     assert_eq!(facts["cidr"], "198.51.100.0/24");
     assert_eq!(facts["exact"], false);
-    let (facts, _) = found(provider.lookup(ip("::ffff:198.51.100.7")).await);
+    let (facts, _) = found(provider.lookup(ip("::ffff:198.51.100.7")));
     assert_eq!(facts["listed_in"], "ip-filter.blf");
-    let (facts, _) = found(provider.lookup(ip("2001:db8:bad:1::9")).await);
+    let (facts, _) = found(provider.lookup(ip("2001:db8:bad:1::9")));
     assert_eq!(facts["cidr"], "2001:db8:bad::/48");
 
-    let result = provider.lookup(ip("203.0.113.46")).await;
+    let result = provider.lookup(ip("203.0.113.46"));
     assert_eq!(result, Ok(Lookup::NotFound));
     assert_eq!(intel_entry(&result).status, ProviderStatus::NotFound);
-    assert_eq!(
-        provider.lookup(ip("2001:db8::1")).await,
-        Ok(Lookup::NotFound)
-    );
+    assert_eq!(provider.lookup(ip("2001:db8::1")), Ok(Lookup::NotFound));
     assert_no_connection(&listener);
 }
 
@@ -163,23 +160,20 @@ async fn talos_list_file_is_reloaded_when_it_changes() {
 
     write(&path, b"198.51.100.7\n192.0.2.0/24\n");
     assert!(provider.reload_if_changed().expect("changed"));
-    assert_eq!(
-        provider.lookup(ip("203.0.113.45")).await,
-        Ok(Lookup::NotFound)
-    );
-    found(provider.lookup(ip("198.51.100.7")).await);
+    assert_eq!(provider.lookup(ip("203.0.113.45")), Ok(Lookup::NotFound));
+    found(provider.lookup(ip("198.51.100.7")));
     assert!(!provider.reload_if_changed().expect("unchanged again"));
 
     // Same length, new inode.
     replace(&path, b"198.51.100.8\n192.0.2.0/24\n");
     assert!(provider.reload_if_changed().expect("replaced"));
-    found(provider.lookup(ip("198.51.100.8")).await);
+    found(provider.lookup(ip("198.51.100.8")));
 
     // A broken rewrite keeps the old list.
     write(&path, b"# emptied\n");
     let error = provider.reload_if_changed().expect_err("empty list");
     assert_eq!(error.kind(), "empty_feed");
-    found(provider.lookup(ip("198.51.100.8")).await);
+    found(provider.lookup(ip("198.51.100.8")));
 }
 
 #[test]
@@ -259,7 +253,7 @@ async fn mmdb_asn_and_country_from_two_files() {
     assert_eq!(provider.name(), "mmdb");
     assert_eq!(provider.paths(), [asn.clone(), country.clone()]);
 
-    let result = provider.lookup(ip("203.0.113.45")).await;
+    let result = provider.lookup(ip("203.0.113.45"));
     assert_eq!(intel_entry(&result).status, ProviderStatus::Ok);
     let (facts, network) = found(result);
     assert_eq!(
@@ -277,15 +271,15 @@ async fn mmdb_asn_and_country_from_two_files() {
     assert_eq!(network.country.as_deref(), Some("NL"));
 
     // In the ASN file only (outside the country file's /25).
-    let (facts, network) = found(provider.lookup(ip("203.0.113.200")).await);
+    let (facts, network) = found(provider.lookup(ip("203.0.113.200")));
     assert_eq!(facts.get("country"), None);
     assert_eq!(network.asn, Some(64500));
     // IPv4-mapped IPv6 is the IPv4 address.
-    let (facts, _) = found(provider.lookup(ip("::ffff:203.0.113.45")).await);
+    let (facts, _) = found(provider.lookup(ip("::ffff:203.0.113.45")));
     assert_eq!(facts["country"], "NL");
 
     // Country file only, registered country as the fallback.
-    let (facts, network) = found(provider.lookup(ip("198.51.100.7")).await);
+    let (facts, network) = found(provider.lookup(ip("198.51.100.7")));
     assert_eq!(
         Value::Object(facts),
         json!({"country": "DE", "country_source": "registered_country"})
@@ -296,13 +290,13 @@ async fn mmdb_asn_and_country_from_two_files() {
     );
 
     // IPv6: the IPv4-only country file does not hold it, the ASN file does.
-    let (facts, _) = found(provider.lookup(ip("2001:db8:1ff::1")).await);
+    let (facts, _) = found(provider.lookup(ip("2001:db8:1ff::1")));
     assert_eq!(facts["asn"], 64501);
     assert_eq!(facts["asn_network"], "2001:db8:100::/40");
 
     // Not in any file, or only a record without our fields: an answer, "not found".
     for absent in ["192.0.2.200", "192.0.2.1", "2001:db8:200::1", "10.0.0.1"] {
-        let result = provider.lookup(ip(absent)).await;
+        let result = provider.lookup(ip(absent));
         assert_eq!(result, Ok(Lookup::NotFound), "{absent}");
         assert_eq!(intel_entry(&result).status, ProviderStatus::NotFound);
     }
@@ -314,14 +308,14 @@ async fn mmdb_single_file_and_reload_after_a_change() {
     let path = dir.path().join("GeoLite2-ASN.mmdb");
     write(&path, &asn_db(64500));
     let provider = Mmdb::new(&settings(path.to_str().unwrap(), "")).expect("settings");
-    let (facts, _) = found(provider.lookup(ip("203.0.113.45")).await);
+    let (facts, _) = found(provider.lookup(ip("203.0.113.45")));
     assert_eq!(facts["asn"], 64500);
     assert!(!provider.reload_if_changed().expect("unchanged"));
 
     // A new release (same size here: only the new inode tells).
     replace(&path, &asn_db(64502));
     assert!(provider.reload_if_changed().expect("changed"));
-    let (facts, _) = found(provider.lookup(ip("203.0.113.45")).await);
+    let (facts, _) = found(provider.lookup(ip("203.0.113.45")));
     assert_eq!(facts["asn"], 64502);
     assert!(!provider.reload_if_changed().expect("unchanged again"));
 
@@ -332,16 +326,16 @@ async fn mmdb_single_file_and_reload_after_a_change() {
         error.to_string().contains(path.to_str().unwrap()),
         "{error}"
     );
-    let (facts, _) = found(provider.lookup(ip("203.0.113.45")).await);
+    let (facts, _) = found(provider.lookup(ip("203.0.113.45")));
     assert_eq!(facts["asn"], 64502);
     // Deleted: still an error, still serving.
     std::fs::remove_file(&path).expect("remove");
     assert!(provider.reload_if_changed().is_err());
-    found(provider.lookup(ip("203.0.113.45")).await);
+    found(provider.lookup(ip("203.0.113.45")));
     // Restored.
     write(&path, &asn_db(64503));
     assert!(provider.reload_if_changed().expect("restored"));
-    let (facts, _) = found(provider.lookup(ip("203.0.113.45")).await);
+    let (facts, _) = found(provider.lookup(ip("203.0.113.45")));
     assert_eq!(facts["asn"], 64503);
 }
 
@@ -377,16 +371,13 @@ async fn mmdb_undecodable_record_is_invalid_response_naming_the_file() {
         &mmdb_writer::build(4, "Odd", &[("203.0.113.0/24", json!("not a map"))]),
     );
     let provider = Mmdb::open(vec![path]).expect("readable");
-    let result = provider.lookup(ip("203.0.113.45")).await;
+    let result = provider.lookup(ip("203.0.113.45"));
     let error = result.clone().expect_err("undecodable");
     assert_eq!(error.kind(), "invalid_response");
     assert!(error.to_string().contains("odd.mmdb"), "{error}");
     assert!(intel_entry(&result).facts.is_empty());
     // Elsewhere in the same file: nothing held, an answer.
-    assert_eq!(
-        provider.lookup(ip("198.51.100.1")).await,
-        Ok(Lookup::NotFound)
-    );
+    assert_eq!(provider.lookup(ip("198.51.100.1")), Ok(Lookup::NotFound));
 }
 
 #[test]

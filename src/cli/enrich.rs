@@ -58,14 +58,15 @@ pub async fn run_enrich(
         .collect();
     let feeds = tokio::task::spawn_blocking(move || LocalFeeds::load(specs))
         .await
-        .map_err(|e| AppError::Config(format!("feed loading panicked: {e}")))?
-        .map_err(|e| AppError::Config(format!("feeds: {e}")))?;
+        .map_err(|source| AppError::Panicked {
+            what: "feed loading",
+            source,
+        })?
+        .map_err(AppError::Feeds)?;
     let providers = build_providers(&settings).await?;
     let processor = build_processor_with(&settings, Arc::new(feeds), &providers, metrics.clone())?;
     let remote = build_remote_stage(&settings, &providers, Arc::new(NoRevisions), metrics)?;
-    let ignore = settings
-        .ignore_cidrs()
-        .map_err(|e| AppError::Config(e.to_string()))?;
+    let ignore = settings.ignore_cidrs()?;
     let filter = IpFilter::new(settings.filter.allow_documentation_ranges, ignore);
     let topic: Arc<str> = Arc::from(ENRICH_TOPIC);
 
@@ -99,7 +100,7 @@ pub async fn run_enrich(
                 .find(|o| matches!(o.kind, OutputKind::Record(_)))
                 .and_then(|o| serde_json::from_slice(&o.payload).ok());
             let record = match (remote, processed.remote.into_iter().next()) {
-                (Some(stage), Some(job)) => Some(stage.enrich_now(job).await),
+                (Some(stage), Some(job)) => Some(stage.enrich_now(job.into()).await),
                 _ => first,
             };
             match record {
@@ -116,9 +117,8 @@ pub async fn run_enrich(
     });
     // Every address at once: the provider slots pace the requests and share them.
     for line in futures::future::join_all(lookups).await {
-        writeln!(out, "{line}").map_err(|e| AppError::Config(format!("stdout: {e}")))?;
+        writeln!(out, "{line}").map_err(AppError::Stdout)?;
     }
-    out.flush()
-        .map_err(|e| AppError::Config(format!("stdout: {e}")))?;
+    out.flush().map_err(AppError::Stdout)?;
     Ok(())
 }

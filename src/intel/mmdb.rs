@@ -33,12 +33,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use futures::future::BoxFuture;
 use maxminddb::{MaxMindDbError, Reader};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Lookup, Provider, ProviderError};
+use super::{LocalProvider, Lookup, ProviderError};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
@@ -256,13 +255,13 @@ impl Mmdb {
     }
 }
 
-impl Provider for Mmdb {
+impl LocalProvider for Mmdb {
     fn name(&self) -> &'static str {
         NAME
     }
 
-    fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>> {
-        Box::pin(async move { self.lookup_ip(ip) })
+    fn lookup(&self, ip: IpAddr) -> Result<Lookup, ProviderError> {
+        self.lookup_ip(ip)
     }
 }
 

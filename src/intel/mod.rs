@@ -129,6 +129,15 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// A provider answered from local data (a memory-mapped file, an in-memory list): asked
+/// synchronously while a record is built, in microseconds.
+pub trait LocalProvider: Send + Sync + std::fmt::Debug {
+    /// Stable name (the `intel` key and the metrics label).
+    fn name(&self) -> &'static str;
+    /// What the local data says about `ip`.
+    fn lookup(&self, ip: IpAddr) -> Result<Lookup, ProviderError>;
+}
+
 /// Turns a lookup result into the record's `intel` entry. Only `ok` carries facts; an error
 /// carries its status and a short detail.
 pub fn intel_entry(result: &Result<Lookup, ProviderError>) -> ProviderIntel {
@@ -158,7 +167,7 @@ pub struct ConfiguredProviders {
     /// the reason, or `pending` for the remote ones.
     pub entries: BTreeMap<String, ProviderIntel>,
     /// Asked synchronously while the record is built (mmdb, the Talos list).
-    pub local: Vec<Arc<dyn Provider>>,
+    pub local: Vec<Arc<dyn LocalProvider>>,
     /// Asked in the background queue, with their settings.
     pub remote: Vec<(Arc<dyn Provider>, ProviderSettings)>,
     /// The mmdb provider, for reloading its files.

@@ -4,7 +4,7 @@
 //!
 //! * **No list file** (`[providers.talos] path` empty): the provider is disabled.
 //!   [`Talos::disabled_reason`] returns [`DISABLED_REASON`]; the daemon should then write
-//!   `intel.talos = {status: "disabled", detail: <reason>}` and not call [`Provider::lookup`].
+//!   `intel.talos = {status: "disabled", detail: <reason>}` and not call [`LocalProvider::lookup`](crate::intel::LocalProvider::lookup).
 //!   If it is called anyway it answers `unavailable` with the same reason (never evidence,
 //!   never `not_found`, which would claim Talos was asked).
 //! * **List file**: the format of the former Talos IP blocklist (`snort.org` `ip-block-list`),
@@ -23,11 +23,10 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::feeds::{FeedError, FeedSpec, LocalFeeds};
-use super::{Lookup, Provider, ProviderError};
+use super::{LocalProvider, Lookup, ProviderError};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
@@ -117,13 +116,13 @@ impl Talos {
     }
 }
 
-impl Provider for Talos {
+impl LocalProvider for Talos {
     fn name(&self) -> &'static str {
         NAME
     }
 
-    fn lookup(&self, ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>> {
-        Box::pin(async move { self.lookup_ip(ip) })
+    fn lookup(&self, ip: IpAddr) -> Result<Lookup, ProviderError> {
+        self.lookup_ip(ip)
     }
 }
 

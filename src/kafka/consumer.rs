@@ -226,6 +226,32 @@ pub fn rejoin_if_sole_member_unassigned(consumer: &EventConsumer, settings: &Set
     consumer.subscribe(&topics).is_ok()
 }
 
+/// Topic names, interned: every event of a topic shares one `Arc<str>`.
+#[derive(Debug, Default)]
+pub struct TopicNames(std::collections::HashMap<String, Arc<str>>);
+
+impl TopicNames {
+    /// The shared name of `topic`.
+    pub fn intern(&mut self, topic: &str) -> Arc<str> {
+        if let Some(name) = self.0.get(topic) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(topic);
+        self.0.insert(topic.to_owned(), name.clone());
+        name
+    }
+}
+
+/// Waits for the next message and takes an owned copy of it. Cancellation-safe.
+pub async fn next_event(
+    consumer: &EventConsumer,
+    topics: &mut TopicNames,
+) -> Result<RawEvent, KafkaError> {
+    let message = consumer.recv().await?;
+    let topic = topics.intern(message.topic());
+    Ok(raw_event_from(&message, topic))
+}
+
 /// Takes an owned copy of a message; `topic` is the interned topic name.
 pub fn raw_event_from(message: &BorrowedMessage<'_>, topic: Arc<str>) -> RawEvent {
     RawEvent {

@@ -4,6 +4,7 @@
 pub mod consumer;
 pub mod offsets;
 pub mod producer;
+pub mod topics;
 
 use rdkafka::ClientConfig;
 

@@ -1,9 +1,5 @@
-//! What one input message produces: the messages to publish and the remote jobs to queue once
-//! they are delivered.
+//! One message to produce: a threat record or a DLQ entry.
 
-use std::time::Instant;
-
-use crate::model::Origin;
 use crate::model::Verdict;
 
 /// Where an output goes.
@@ -24,17 +20,4 @@ pub struct Output {
     pub key: Option<Vec<u8>>,
     /// Serialized JSON.
     pub payload: Vec<u8>,
-}
-
-/// Everything one input message produced; the offset is finished when all are delivered.
-#[derive(Debug)]
-pub struct Processed {
-    /// The input message.
-    pub origin: Origin,
-    /// When the consumer received it.
-    pub received: Instant,
-    /// What to produce (possibly nothing).
-    pub outputs: Vec<Output>,
-    /// Addresses for the remote providers, queued once `outputs` are delivered.
-    pub remote: Vec<crate::remote::RemoteJob>,
 }

@@ -4,7 +4,16 @@
 
 pub mod breaker;
 pub mod budget;
+mod queue;
+mod revision;
 pub mod slot;
 mod stage;
 
-pub use stage::*;
+pub use crate::stages::local::merge_network;
+pub use crate::stages::process::Priority;
+pub use queue::QueueKey;
+pub use revision::{apply_outcome, NoRevisions, RemoteJob, RevisionRules, RevisionSink, Tracked};
+pub use stage::{Eviction, RemoteStage, LOOKUPS_IN_FLIGHT};
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::{add_narrative, build::build_report, render_report, ReportFormat};
 use crate::model::{rfc3339, ThreatRecord};
@@ -39,7 +38,7 @@ pub struct ReportFeed {
 }
 
 impl ReportFeed {
-    /// A feed and the receiver for [`run_scheduled_reports`].
+    /// A feed and the receiver for the report task.
     pub fn new(metrics: Arc<Metrics>) -> (ReportFeed, mpsc::Receiver<Vec<u8>>) {
         let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
         (ReportFeed { sender, metrics }, receiver)
@@ -56,44 +55,8 @@ impl ReportFeed {
     }
 }
 
-/// Collects records and writes a report every `settings.interval` until `stop`, then writes
-/// the last interval's report and returns.
-pub async fn run_scheduled_reports(
-    settings: ReportSettings,
-    mut receiver: mpsc::Receiver<Vec<u8>>,
-    stop: CancellationToken,
-    metrics: Arc<Metrics>,
-) {
-    let format: ReportFormat = settings.format.parse().unwrap_or(ReportFormat::Markdown);
-    let mut ticker = tokio::time::interval(settings.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    let mut records: BTreeMap<String, ThreatRecord> = BTreeMap::new();
-    // Writing (and the narrative call) runs beside the loop, so the channel keeps draining.
-    let mut writes = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = ticker.tick() => {
-                let interval = std::mem::take(&mut records);
-                let (settings, metrics) = (settings.clone(), metrics.clone());
-                writes.spawn(async move { write_interval(&settings, format, interval, &metrics).await });
-            }
-            received = receiver.recv() => match received {
-                Some(payload) => keep(&mut records, &payload, &metrics),
-                None => break,
-            },
-        }
-        while writes.try_join_next().is_some() {}
-    }
-    while let Ok(payload) = receiver.try_recv() {
-        keep(&mut records, &payload, &metrics);
-    }
-    write_interval(&settings, format, records, &metrics).await;
-    while writes.join_next().await.is_some() {}
-}
-
-fn keep(records: &mut BTreeMap<String, ThreatRecord>, payload: &[u8], metrics: &Metrics) {
+/// Keeps the latest revision of `payload`'s address for this interval.
+pub fn keep(records: &mut BTreeMap<String, ThreatRecord>, payload: &[u8], metrics: &Metrics) {
     let Ok(record) = super::input::parse_record(payload) else {
         ReportRecordDropped {
             why: "published record did not parse back",
@@ -117,7 +80,8 @@ fn keep(records: &mut BTreeMap<String, ThreatRecord>, payload: &[u8], metrics: &
     }
 }
 
-async fn write_interval(
+/// Writes one interval's report (nothing when it has no record).
+pub async fn write_interval(
     settings: &ReportSettings,
     format: ReportFormat,
     records: BTreeMap<String, ThreatRecord>,

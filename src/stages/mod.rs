@@ -3,12 +3,16 @@
 //! `topology` runs it on a task.
 //!
 //! ```text
-//! RawEvent ─▶ parse ─▶ extract ─▶ filter ─▶ dedup ─▶ local intel ─▶ score ─▶ [Output] + [RemoteJob]
+//! RawEvent ─▶ frame ─▶ parse ─▶ extract ─▶ filter ─▶ dedup ─▶ local intel ─▶ score ─▶ record
+//!          ─▶ [Output] + [LookupRequest]
 //! ```
 
 pub mod dedup;
 pub mod extract;
 pub mod filter;
+pub mod frame;
+pub mod local;
 pub mod parse;
 pub mod process;
+pub mod record;
 pub mod score;

@@ -1,4 +1,6 @@
-//! Process: one Kafka message → the records and DLQ entries it yields. Synchronous.
+//! Process: one Kafka message → the records and DLQ entries it yields, and the addresses for
+//! the remote providers. Synchronous; chains the stages in data-path order:
+//! frame → parse → extract → filter → dedup → local intel → score → record.
 //!
 //! * In: a [`RawEvent`]. A payload is one event per line (a multi-line payload that is one
 //!   JSON document counts as one event); a gzip payload is decompressed first, up to
@@ -6,62 +8,36 @@
 //! * Out: a [`Processed`] holding zero or more [`Output`]s: one threat record per address seen
 //!   for the first time in the dedup window whose verdict reaches `publish.min_verdict`, and one
 //!   DLQ entry per line (or batch item) that could not be parsed (the whole message when it is
-//!   empty, not UTF-8, or bad gzip).
+//!   empty, not UTF-8, or bad gzip); and one [`LookupRequest`] per first sighting (or due
+//!   retry) when remote providers are enabled.
 //! * Dropped and counted, never silently: non-public addresses (`ips_filtered_total{reason}`),
 //!   repeat sightings (`dedup_hits_total`), events without addresses
 //!   (`events_without_ip_total`), records below the publish threshold
 //!   (`records_withheld_total{verdict}`), address fields that are not addresses
 //!   (`ip_tokens_invalid_total`).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
-use futures::FutureExt;
-
-use crate::intel::feeds::{FeedMatch, LocalFeeds};
-use crate::intel::{intel_entry, Lookup, Provider, ProviderError};
-use crate::model::action_denied;
-use crate::model::{
-    rfc3339, DlqEntry, Network, ProviderIntel, ProviderStatus, ThreatRecord, Verdict, THREAT_SCHEMA,
-};
-use crate::model::{Event, IpObservation, Observed, Origin, RawEvent, Role};
-use crate::model::{Output, OutputKind, Processed};
-use crate::remote::{merge_network, Priority, RemoteJob, RemoteStage, Tracked};
+use crate::intel::feeds::FeedMatch;
+use crate::model::{action_denied, DlqEntry, Output, OutputKind, DLQ_SCHEMA};
+use crate::model::{Event, Origin, ProviderIntel, RawEvent, ThreatRecord, Verdict};
 use crate::stages::dedup::{DedupCache, Sighting};
 use crate::stages::extract::extract_ip_observations;
 use crate::stages::filter::IpFilter;
+use crate::stages::local::LocalIntel;
 use crate::stages::parse::{FormatRegistry, ParseError, StreamId};
 use crate::stages::score::{EvidenceInput, ScoringModel};
+use crate::stages::{frame, record};
 use crate::telemetry::events::{
-    EventWithoutIp, FeedMatched, IpDeduplicated, IpFiltered, IpsExtracted, LineParseError,
-    LineParsed, MessageConsumed, RecordWithheld,
+    EventWithoutIp, IpDeduplicated, IpFiltered, IpsExtracted, LineParseError, LineParsed,
+    MessageConsumed, RecordWithheld,
 };
 use crate::telemetry::Metrics;
 
-/// How far in the future a message timestamp may be before processing time is used instead.
-const MAX_CLOCK_SKEW: Duration = Duration::from_secs(24 * 3600);
 /// Input keys longer than this are left out of DLQ entries (the entry must stay producible).
 const MAX_DLQ_KEY_BYTES: usize = 1024;
-
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Decompresses a gzip payload, refusing to produce more than `limit` bytes.
-fn inflate(payload: &[u8], limit: usize) -> Result<Vec<u8>, ParseError> {
-    use std::io::Read;
-    let mut out = Vec::with_capacity(payload.len().saturating_mul(4).min(limit));
-    let mut decoder = flate2::read::MultiGzDecoder::new(payload).take(limit as u64 + 1);
-    decoder
-        .read_to_end(&mut out)
-        .map_err(|e| ParseError::InvalidGzip(e.to_string()))?;
-    if out.len() > limit {
-        return Err(ParseError::InvalidGzip(format!(
-            "decompresses to more than parse.max_decompressed_bytes ({limit} bytes)"
-        )));
-    }
-    Ok(out)
-}
 
 /// Options of the processor that come from configuration.
 #[derive(Debug, Clone)]
@@ -76,25 +52,83 @@ pub struct ProcessorOptions {
     pub min_verdict: Verdict,
     /// Weights, thresholds and severity bands (`[scoring]` and the feed weights).
     pub scoring: ScoringModel,
-    /// The first `intel` entry of every provider: `disabled` with the reason, or `pending`
-    /// for the remote providers asked after publish.
-    pub provider_entries: BTreeMap<String, ProviderIntel>,
-    /// Local providers asked synchronously (mmdb, Talos list).
-    pub local_providers: Vec<Arc<dyn Provider>>,
-    /// Whether remote providers are asked (each first sighting then yields a [`RemoteJob`]).
+    /// Whether remote providers are asked (each first sighting then yields a
+    /// [`LookupRequest`]).
     pub remote: bool,
 }
 
-/// Chains parse → extract → filter → dedup → local intel → score for one message.
+/// Everything one input message produced; the offset is finished when all outputs are
+/// delivered.
+#[derive(Debug)]
+pub struct Processed {
+    /// The input message.
+    pub origin: Origin,
+    /// When the consumer received it.
+    pub received: Instant,
+    /// What to produce (possibly nothing).
+    pub outputs: Vec<Output>,
+    /// Addresses for the remote providers, queued once `outputs` are delivered.
+    pub remote: Vec<LookupRequest>,
+}
+
+/// Queue order for the remote providers: higher is asked first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Priority {
+    /// Suspicious or worse from local intelligence alone.
+    pub locally_suspicious: bool,
+    /// Sightings in the window, as ⌊log2⌋+1 (1, 2–3, 4–7, …): raised while the address waits
+    /// (see [`RemoteQueues::sighted`]), so the most-seen addresses move up.
+    pub sightings_order: u8,
+    /// The device let the traffic through.
+    pub allowed: bool,
+}
+
+impl Priority {
+    /// The order of a sighting count.
+    pub fn sightings_order(sightings: u64) -> u8 {
+        (u64::BITS - sightings.leading_zeros()) as u8
+    }
+}
+
+/// An address for the remote providers, with the record their answers revise.
+#[derive(Debug, Clone)]
+pub struct LookupRequest {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its place in the queues.
+    pub priority: Priority,
+    /// The record as first built (published or withheld).
+    pub record: ThreatRecord,
+    /// Local evidence, kept to score again as answers arrive.
+    pub feed_matches: Vec<FeedMatch>,
+    /// The vendor's threat name, when the event was a detection.
+    pub threat: Option<String>,
+    /// Product or vendor that reported the event.
+    pub reporter: Option<String>,
+    /// The dedup window's state of the address (sightings, revisions).
+    pub sighting: Arc<Sighting>,
+    /// The message the first record came from.
+    pub origin: Origin,
+}
+
+/// What the processor asks of the remote stage while it builds records; synchronous.
+pub trait RemoteQueues: Send + Sync {
+    /// A repeat sighting of `ip` whose count reached a power of two.
+    fn sighted(&self, ip: IpAddr, sightings: u64);
+    /// The providers whose lookup of `ip` is already settled without asking, and how.
+    fn known_statuses(&self, ip: IpAddr, now: SystemTime) -> Vec<(&'static str, ProviderIntel)>;
+}
+
+/// Chains the stages for one message.
 pub struct Processor {
     registry: FormatRegistry,
     filter: IpFilter,
     dedup: DedupCache,
-    feeds: Arc<LocalFeeds>,
+    local: LocalIntel,
     options: ProcessorOptions,
     metrics: Arc<Metrics>,
     /// The remote stage, told of repeat sightings so waiting addresses move up its queues.
-    remote: Option<Arc<RemoteStage>>,
+    remote: Option<Arc<dyn RemoteQueues>>,
 }
 
 impl Processor {
@@ -103,7 +137,7 @@ impl Processor {
         registry: FormatRegistry,
         filter: IpFilter,
         dedup: DedupCache,
-        feeds: Arc<LocalFeeds>,
+        local: LocalIntel,
         options: ProcessorOptions,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -111,16 +145,17 @@ impl Processor {
             registry,
             filter,
             dedup,
-            feeds,
+            local,
             options,
             metrics,
             remote: None,
         }
     }
 
-    /// Tells `stage` of repeat sightings (its queues order by them).
-    pub fn with_remote_stage(mut self, stage: Option<Arc<RemoteStage>>) -> Self {
-        self.remote = stage;
+    /// Tells `queues` of repeat sightings (they order by them) and asks them which lookups
+    /// are settled.
+    pub fn with_remote_queues(mut self, queues: Option<Arc<dyn RemoteQueues>>) -> Self {
+        self.remote = queues;
         self
     }
 
@@ -136,51 +171,35 @@ impl Processor {
         }
         .emit(&self.metrics);
         let now = SystemTime::now();
-        let mut outputs = Vec::new();
-        let mut jobs = Vec::new();
-        let inflated;
-        let payload: &[u8] = if raw.payload.starts_with(&GZIP_MAGIC) {
-            // CloudWatch Logs subscriptions and some shippers deliver gzip'd batches.
-            match inflate(&raw.payload, self.options.max_decompressed_bytes) {
-                Ok(bytes) => {
-                    inflated = bytes;
-                    &inflated
-                }
-                Err(error) => {
-                    outputs.push(self.dead_letter(raw, None, &raw.payload, &error, now));
-                    return self.finish(raw, received, outputs);
-                }
-            }
-        } else {
-            &raw.payload
+        let mut out = Processed {
+            origin: raw.origin.clone(),
+            received,
+            outputs: Vec::new(),
+            remote: Vec::new(),
         };
-        let text = match std::str::from_utf8(payload) {
+        let payload = match frame::decompress(&raw.payload, self.options.max_decompressed_bytes) {
+            Ok(payload) => payload,
+            Err(error) => {
+                out.outputs
+                    .push(self.dead_letter(raw, None, &raw.payload, &error, now));
+                return out;
+            }
+        };
+        let text = match frame::text(&payload) {
             Ok(text) => text,
-            Err(e) => {
-                let error = ParseError::InvalidUtf8 {
-                    at: e.valid_up_to(),
-                };
-                outputs.push(self.dead_letter(raw, None, payload, &error, now));
-                return self.finish(raw, received, outputs);
+            Err(error) => {
+                out.outputs
+                    .push(self.dead_letter(raw, None, &payload, &error, now));
+                return out;
             }
         };
-        if text.trim().is_empty() {
-            outputs.push(self.dead_letter(raw, None, payload, &ParseError::Empty, now));
-            return self.finish(raw, received, outputs);
-        }
-        // The producer's timestamp, unless it is absent or implausibly far in the future.
-        let seen_at = raw
-            .timestamp_ms
-            .and_then(|ms| u64::try_from(ms).ok())
-            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
-            .filter(|t| *t <= now + MAX_CLOCK_SKEW)
-            .unwrap_or(now);
+        let seen_at = frame::seen_at(raw.timestamp_ms, now);
         let stream = StreamId {
             topic: &raw.origin.topic,
             partition: raw.origin.partition,
             key: raw.key.as_deref(),
         };
-        let lines = split_events(text);
+        let lines = frame::split_events(text);
         let multi = lines.len() > 1;
         for (index, line) in lines.into_iter().enumerate() {
             let line_no = multi.then_some(index);
@@ -192,7 +211,8 @@ impl Processor {
                     len: line.len(),
                     limit: self.options.max_line_bytes,
                 };
-                outputs.push(self.dead_letter(raw, line_no, line.as_bytes(), &error, now));
+                out.outputs
+                    .push(self.dead_letter(raw, line_no, line.as_bytes(), &error, now));
                 continue;
             }
             match self.registry.parse_line(line, stream) {
@@ -208,14 +228,15 @@ impl Processor {
                             format: event.format,
                         }
                         .emit(&self.metrics);
-                        self.enrich_event(
-                            event,
-                            &raw.origin,
-                            seen_at,
-                            now,
-                            &mut outputs,
-                            &mut jobs,
-                        );
+                        if let Err(error) = self.enrich_event(event, seen_at, now, &mut out) {
+                            out.outputs.push(self.dead_letter(
+                                raw,
+                                line_no,
+                                line.as_bytes(),
+                                &error,
+                                now,
+                            ));
+                        }
                     }
                     for item in &parsed.errors {
                         let bytes = if item.text.is_empty() {
@@ -223,15 +244,17 @@ impl Processor {
                         } else {
                             item.text.as_bytes()
                         };
-                        outputs.push(self.dead_letter(raw, line_no, bytes, &item.error, now));
+                        out.outputs
+                            .push(self.dead_letter(raw, line_no, bytes, &item.error, now));
                     }
                 }
                 Err(error) => {
-                    outputs.push(self.dead_letter(raw, line_no, line.as_bytes(), &error, now));
+                    out.outputs
+                        .push(self.dead_letter(raw, line_no, line.as_bytes(), &error, now));
                 }
             }
         }
-        self.finish_with_jobs(raw, received, outputs, jobs)
+        out
     }
 
     /// The DLQ entry for a message whose processing panicked: a bug, but the stream goes on.
@@ -243,25 +266,11 @@ impl Processor {
             &ParseError::Internal,
             SystemTime::now(),
         );
-        self.finish(raw, received, vec![output])
-    }
-
-    fn finish(&self, raw: &RawEvent, received: Instant, outputs: Vec<Output>) -> Processed {
-        self.finish_with_jobs(raw, received, outputs, Vec::new())
-    }
-
-    fn finish_with_jobs(
-        &self,
-        raw: &RawEvent,
-        received: Instant,
-        outputs: Vec<Output>,
-        remote: Vec<RemoteJob>,
-    ) -> Processed {
         Processed {
             origin: raw.origin.clone(),
             received,
-            outputs,
-            remote,
+            outputs: vec![output],
+            remote: Vec::new(),
         }
     }
 
@@ -298,22 +307,22 @@ impl Processor {
                 .as_ref()
                 .filter(|k| k.len() <= MAX_DLQ_KEY_BYTES)
                 .map(|k| k.to_vec()),
-            payload: serde_json::to_vec(&entry).unwrap_or_default(),
+            payload: serde_json::to_vec(&entry).unwrap_or_else(|e| unencodable_entry(reason, &e)),
         }
     }
 
+    /// Extract → filter → dedup → local intel → score → record for one event. A record that
+    /// cannot be serialised is an internal error, for the caller to dead-letter.
     fn enrich_event(
         &self,
         event: &Event<'_>,
-        origin: &Origin,
         seen_at: SystemTime,
         now: SystemTime,
-        outputs: &mut Vec<Output>,
-        jobs: &mut Vec<RemoteJob>,
-    ) {
+        out: &mut Processed,
+    ) -> Result<(), ParseError> {
         let mut observations = Vec::with_capacity(event.addresses.len());
         let invalid_tokens = extract_ip_observations(event, &mut observations);
-        let roles: Vec<Role> = observations.iter().map(|o| o.role).collect();
+        let roles: Vec<_> = observations.iter().map(|o| o.role).collect();
         IpsExtracted {
             roles: &roles,
             invalid_tokens,
@@ -321,234 +330,119 @@ impl Processor {
         .emit(&self.metrics);
         let mut enriched_any = false;
         let mut done: Vec<IpAddr> = Vec::with_capacity(observations.len());
+        let mut failed = None;
         for observation in &observations {
-            if done.contains(&observation.ip) {
+            let ip = observation.ip;
+            if done.contains(&ip) {
                 continue;
             }
-            done.push(observation.ip);
-            if let Err(reason) = self.filter.check(observation.ip) {
+            done.push(ip);
+            if let Err(reason) = self.filter.check(ip) {
                 IpFiltered { reason }.emit(&self.metrics);
                 continue;
             }
             enriched_any = true;
-            let seen = self.dedup.observe(observation.ip, seen_at);
+            let seen = self.dedup.observe(ip, seen_at);
             IpDeduplicated { first: seen.first }.emit(&self.metrics);
             // A repeat sighting is looked up again only when remote lookups that got no
             // answer (budget, queue full, provider error) may be retried by now.
             let retry = !seen.first && self.options.remote && seen.sighting.take_due_retry(now);
             if !seen.first && !retry {
                 let count = seen.sighting.count();
-                if let (Some(stage), true) = (&self.remote, count.is_power_of_two()) {
-                    stage.sighted(observation.ip, count);
+                if let (Some(remote), true) = (&self.remote, count.is_power_of_two()) {
+                    remote.sighted(ip, count);
                 }
                 continue;
             }
-            let (mut record, matches) = self.build_record(
-                observation.ip,
+            let mut local = self.local.lookup(ip, &self.metrics);
+            if let Some(remote) = &self.remote {
+                local.intel.extend(
+                    remote
+                        .known_statuses(ip, now)
+                        .into_iter()
+                        .map(|(name, entry)| (name.to_owned(), entry)),
+                );
+            }
+            let reporter = event.product.as_deref().or(event.vendor.as_deref());
+            // Remote providers fill `intel` later and score again the same way.
+            let scored = self.options.scoring.score(&EvidenceInput {
+                feed_matches: &local.matches,
+                intel: &local.intel,
+                threat: event.threat.as_deref(),
+                reporter,
+                sightings: seen.sighting.count(),
+            });
+            let matches = std::mem::take(&mut local.matches);
+            let mut threat_record = record::first_record(
+                ip,
                 event,
                 &observations,
-                origin,
+                &out.origin,
                 &seen.sighting,
+                local,
+                scored,
                 now,
             );
-            let publish = seen.first && record.verdict >= self.options.min_verdict;
+            let publish = seen.first && threat_record.verdict >= self.options.min_verdict;
             if publish {
-                record.revision = seen.sighting.next_revision(record.score, record.verdict);
-                outputs.push(Output {
-                    kind: OutputKind::Record(record.verdict),
-                    key: Some(record.ip.clone().into_bytes()),
-                    payload: serde_json::to_vec(&record).unwrap_or_default(),
-                });
+                threat_record.revision = seen
+                    .sighting
+                    .next_revision(threat_record.score, threat_record.verdict);
+                match record::encode(&threat_record) {
+                    Ok(output) => out.outputs.push(output),
+                    Err(error) => {
+                        failed = Some(ParseError::Encode(error.to_string()));
+                        continue;
+                    }
+                }
             } else if seen.first {
                 RecordWithheld {
-                    verdict: record.verdict,
+                    verdict: threat_record.verdict,
                 }
                 .emit(&self.metrics);
             }
             if self.options.remote {
-                let priority = Priority {
-                    locally_suspicious: record.verdict >= Verdict::Suspicious,
-                    sightings_order: Priority::sightings_order(seen.sighting.count()),
-                    allowed: !event.action.as_deref().is_some_and(action_denied),
-                };
-                jobs.push(RemoteJob {
-                    ip: observation.ip,
-                    priority,
-                    tracked: Arc::new(tokio::sync::Mutex::new(Tracked::new(
-                        record,
-                        matches,
-                        event.threat.as_deref().map(str::to_owned),
-                        event
-                            .product
-                            .as_deref()
-                            .or(event.vendor.as_deref())
-                            .map(str::to_owned),
-                        seen.sighting.clone(),
-                        origin.clone(),
-                    ))),
+                out.remote.push(LookupRequest {
+                    ip,
+                    priority: Priority {
+                        locally_suspicious: threat_record.verdict >= Verdict::Suspicious,
+                        sightings_order: Priority::sightings_order(seen.sighting.count()),
+                        allowed: !event.action.as_deref().is_some_and(action_denied),
+                    },
+                    record: threat_record,
+                    feed_matches: matches,
+                    threat: event.threat.as_deref().map(str::to_owned),
+                    reporter: reporter.map(str::to_owned),
+                    sighting: seen.sighting.clone(),
+                    origin: out.origin.clone(),
                 });
             }
         }
         if !enriched_any {
             EventWithoutIp.emit(&self.metrics);
         }
-    }
-
-    fn build_record(
-        &self,
-        ip: IpAddr,
-        event: &Event<'_>,
-        observations: &[IpObservation],
-        origin: &Origin,
-        sighting: &Sighting,
-        now: SystemTime,
-    ) -> (ThreatRecord, Vec<FeedMatch>) {
-        let feeds = self.feeds.current();
-        let matches = feeds.lookup(ip);
-        for hit in &matches {
-            FeedMatched { feed: &hit.feed }.emit(&self.metrics);
-        }
-        let mut intel = self.options.provider_entries.clone();
-        intel.insert(
-            "feeds".to_owned(),
-            feeds_entry(feeds.feeds().next().is_some(), &matches),
-        );
-        let mut network = Network::default();
-        for provider in &self.options.local_providers {
-            // Local providers answer at once (a memory-mapped file, an in-memory list).
-            let result = provider
-                .lookup(ip)
-                .now_or_never()
-                .unwrap_or_else(|| Err(ProviderError::Unavailable("not a local provider".into())));
-            if let Ok(Lookup::Found { network: found, .. }) = &result {
-                merge_network(&mut network, found);
-            }
-            intel.insert(provider.name().to_owned(), intel_entry(&result));
-        }
-        if let Some(stage) = &self.remote {
-            for (name, entry) in stage.known_statuses(ip, now) {
-                intel.insert(name.to_owned(), entry);
-            }
-        }
-        // Remote providers will fill `intel` in a later stage and score again the same way.
-        let scored = self.options.scoring.score(&EvidenceInput {
-            feed_matches: &matches,
-            intel: &intel,
-            threat: event.threat.as_deref(),
-            reporter: event.product.as_deref().or(event.vendor.as_deref()),
-            sightings: sighting.count(),
-        });
-        let assessment = scored.assessment;
-        let mut roles: Vec<Role> = observations
-            .iter()
-            .filter(|o| o.ip == ip)
-            .map(|o| o.role)
-            .collect();
-        roles.sort();
-        roles.dedup();
-        let record = ThreatRecord {
-            schema: THREAT_SCHEMA.to_owned(),
-            ip: ip.to_string(),
-            ip_version: if ip.is_ipv4() { 4 } else { 6 },
-            verdict: assessment.verdict,
-            severity: assessment.severity,
-            score: assessment.score,
-            reasons: scored.reasons,
-            indicator: assessment.indicator,
-            first_seen: rfc3339(sighting.first_seen()),
-            last_seen: rfc3339(sighting.last_seen()),
-            sightings: sighting.count(),
-            roles: roles.clone(),
-            observed: Observed {
-                format: event.format.to_owned(),
-                vendor: event.vendor.as_deref().map(str::to_owned),
-                product: event.product.as_deref().map(str::to_owned),
-                action: event.action.as_deref().map(str::to_owned),
-                peer_ip: peer_of(ip, &roles, observations).map(|p| p.to_string()),
-                rule: event.rule.as_deref().map(str::to_owned),
-                topic: origin.topic.to_string(),
-                partition: origin.partition,
-                offset: origin.offset,
-            },
-            network,
-            intel,
-            revision: 1,
-            generated_at: rfc3339(now),
-        };
-        (record, matches)
+        failed.map_or(Ok(()), Err)
     }
 }
 
-/// Splits a payload into events: one per line, unless the whole payload is one JSON document
-/// spread over several lines.
-fn split_events(text: &str) -> Vec<&str> {
-    let trimmed = text.trim_end_matches(['\n', '\r']);
-    if !trimmed.contains('\n') {
-        return vec![trimmed];
-    }
-    if trimmed.trim_start().starts_with('{')
-        && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok()
-    {
-        return vec![trimmed];
-    }
-    trimmed
-        .split('\n')
-        .map(|l| l.trim_end_matches('\r'))
-        .collect()
-}
-
-/// The other end of the connection: a destination for a source, a source for a destination.
-fn peer_of(ip: IpAddr, roles: &[Role], observations: &[IpObservation]) -> Option<IpAddr> {
-    let wanted: &[Role] = if roles
-        .iter()
-        .any(|r| matches!(r, Role::Source | Role::Client))
-    {
-        &[Role::Destination]
-    } else if roles.contains(&Role::Destination) {
-        &[Role::Source, Role::Client]
-    } else {
-        &[]
-    };
-    observations
-        .iter()
-        .find(|o| o.ip != ip && wanted.contains(&o.role))
-        .map(|o| o.ip)
-}
-
-fn feeds_entry(configured: bool, matches: &[FeedMatch]) -> ProviderIntel {
-    if !configured {
-        return ProviderIntel::status(ProviderStatus::Disabled, "no feeds configured");
-    }
-    let listed: Vec<serde_json::Value> = matches
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "feed": &*m.feed,
-                "cidr": m.cidr.to_string(),
-                "match": if m.exact { "exact" } else { "covering" },
-            })
-        })
-        .collect();
-    let mut facts = serde_json::Map::new();
-    facts.insert("matches".to_owned(), serde_json::Value::Array(listed));
-    ProviderIntel {
-        status: ProviderStatus::Ok,
-        detail: None,
-        facts,
-    }
+/// A DLQ entry that serde could not write (it cannot happen with these plain fields): still a
+/// readable entry naming the problem, never an empty payload.
+fn unencodable_entry(reason: &str, error: &serde_json::Error) -> Vec<u8> {
+    serde_json::json!({
+        "schema": DLQ_SCHEMA,
+        "reason": reason,
+        "error": format!("the DLQ entry could not be serialised: {error}"),
+    })
+    .to_string()
+    .into_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splitting_keeps_one_json_document_whole() {
-        assert_eq!(split_events("a=1\n"), vec!["a=1"]);
-        assert_eq!(split_events("a=1\r\nb=2\n"), vec!["a=1", "b=2"]);
-        assert_eq!(split_events("{\n \"a\": 1\n}\n").len(), 1);
-        assert_eq!(split_events("{\"a\":1}\n{\"b\":2}").len(), 2);
-    }
+    use crate::intel::feeds::LocalFeeds;
+    use crate::model::{IpObservation, ProviderStatus, Role};
+    use crate::stages::record::peer_of;
 
     fn processor(overrides: &str) -> (Processor, Arc<Metrics>) {
         let settings = crate::settings::Settings::from_toml_overrides(overrides).unwrap();
@@ -811,12 +705,11 @@ mod tests {
         assert!(records(&out).is_empty());
         let jobs: Vec<String> = out.remote.iter().map(|j| j.ip.to_string()).collect();
         assert_eq!(jobs, ["203.0.113.7", "198.51.100.2"]);
-        let first = out.remote[1].tracked.try_lock().unwrap();
+        let first = &out.remote[1];
         assert_eq!(first.record.intel["rdap"].status, ProviderStatus::Pending);
         assert!(!out.remote[1].priority.locally_suspicious);
         assert!(out.remote[1].priority.allowed, "no action: not denied");
         let sighting = first.sighting.clone();
-        drop(first);
 
         // Seen again: nothing to retry yet, so no job.
         let again =

@@ -81,6 +81,9 @@ pub enum ParseError {
     /// Processing the message failed inside threatsift (a bug); kept for analysis.
     #[error("internal error while processing this message")]
     Internal,
+    /// A record made from this line could not be serialised (a bug); kept for analysis.
+    #[error("internal error: {0}")]
+    Encode(String),
 }
 
 impl ParseError {
@@ -95,7 +98,7 @@ impl ParseError {
             ParseError::NotAnObject => "not_an_object",
             ParseError::Malformed { .. } => "malformed",
             ParseError::Unrecognized => "unrecognized_format",
-            ParseError::Internal => "internal_error",
+            ParseError::Internal | ParseError::Encode(_) => "internal_error",
         }
     }
 

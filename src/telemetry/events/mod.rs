@@ -622,6 +622,24 @@ impl RecordRevised<'_> {
     }
 }
 
+/// A revised record could not be serialised (a bug): logged, nothing published.
+pub struct RevisionNotEncoded<'a> {
+    /// Provider whose answer revised the record.
+    pub provider: &'a str,
+    /// The error.
+    pub error: &'a dyn std::error::Error,
+}
+impl RevisionNotEncoded<'_> {
+    /// Logs it.
+    pub fn emit(&self, _m: &Metrics) {
+        tracing::error!(
+            provider = self.provider,
+            error = %self.error,
+            "a revised record could not be serialised; nothing published (a bug)"
+        );
+    }
+}
+
 /// A lookup waits for its provider's budget, hold or circuit (one-shot `enrich`, mostly: the
 /// daemon's queues wait before they start a lookup).
 pub struct ProviderBudgetWaiting<'a> {

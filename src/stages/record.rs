@@ -1,0 +1,132 @@
+//! Record: the one place a threat record's fields are set, for the first record of an address
+//! and for every revision. Pure.
+//!
+//! * In: the address, the event it was first seen in, its sighting, what local intelligence
+//!   said, and the score of the evidence.
+//! * Out: a [`ThreatRecord`], and its [`Output`] for the output topic (key = the address).
+//! * Refused with an [`EncodeError`], never an empty payload, if the record cannot be
+//!   serialised.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use crate::model::{
+    rfc3339, Event, IpObservation, Observed, Origin, Output, OutputKind, Role, ThreatRecord,
+    THREAT_SCHEMA,
+};
+use crate::stages::dedup::Sighting;
+use crate::stages::local::LocalAnswer;
+use crate::stages::score::Scored;
+
+/// A record or DLQ entry that could not be serialised (a bug: every field is plain data).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serialise the {what}: {source}")]
+pub struct EncodeError {
+    /// What was being serialised.
+    pub what: &'static str,
+    /// The serialiser's error.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+impl EncodeError {
+    /// Bounded label.
+    pub fn kind(&self) -> &'static str {
+        "encode"
+    }
+}
+
+/// The first record of `ip`, seen in `event` (revision 1 until it is published).
+pub fn first_record(
+    ip: IpAddr,
+    event: &Event<'_>,
+    observations: &[IpObservation],
+    origin: &Origin,
+    sighting: &Sighting,
+    local: LocalAnswer,
+    scored: Scored,
+    now: SystemTime,
+) -> ThreatRecord {
+    let mut roles: Vec<Role> = observations
+        .iter()
+        .filter(|o| o.ip == ip)
+        .map(|o| o.role)
+        .collect();
+    roles.sort();
+    roles.dedup();
+    let mut record = ThreatRecord {
+        schema: THREAT_SCHEMA.to_owned(),
+        ip: ip.to_string(),
+        ip_version: if ip.is_ipv4() { 4 } else { 6 },
+        verdict: scored.assessment.verdict,
+        severity: scored.assessment.severity,
+        score: 0,
+        reasons: Vec::new(),
+        indicator: String::new(),
+        first_seen: rfc3339(sighting.first_seen()),
+        last_seen: String::new(),
+        sightings: 0,
+        observed: Observed {
+            format: event.format.to_owned(),
+            vendor: event.vendor.as_deref().map(str::to_owned),
+            product: event.product.as_deref().map(str::to_owned),
+            action: event.action.as_deref().map(str::to_owned),
+            peer_ip: peer_of(ip, &roles, observations).map(|p| p.to_string()),
+            rule: event.rule.as_deref().map(str::to_owned),
+            topic: origin.topic.to_string(),
+            partition: origin.partition,
+            offset: origin.offset,
+        },
+        roles,
+        network: local.network,
+        intel: local.intel,
+        revision: 1,
+        generated_at: rfc3339(now),
+    };
+    assess(&mut record, scored, sighting);
+    record
+}
+
+/// Sets the score, verdict, severity, indicator and reasons from `scored`, and the sightings
+/// so far.
+pub fn assess(record: &mut ThreatRecord, scored: Scored, sighting: &Sighting) {
+    let assessment = scored.assessment;
+    record.score = assessment.score;
+    record.verdict = assessment.verdict;
+    record.severity = assessment.severity;
+    record.indicator = assessment.indicator;
+    record.reasons = scored.reasons;
+    record.sightings = sighting.count();
+    record.last_seen = rfc3339(sighting.last_seen());
+}
+
+/// The record as a message for the output topic.
+pub fn encode(record: &ThreatRecord) -> Result<Output, EncodeError> {
+    let payload = serde_json::to_vec(record).map_err(|source| EncodeError {
+        what: "threat record",
+        source,
+    })?;
+    Ok(Output {
+        kind: OutputKind::Record(record.verdict),
+        key: Some(record.ip.clone().into_bytes()),
+        payload,
+    })
+}
+
+/// The other end of the connection: a destination for a source, a source for a destination.
+pub fn peer_of(ip: IpAddr, roles: &[Role], observations: &[IpObservation]) -> Option<IpAddr> {
+    let wanted: &[Role] = if roles
+        .iter()
+        .any(|r| matches!(r, Role::Source | Role::Client))
+    {
+        &[Role::Destination]
+    } else if roles.contains(&Role::Destination) {
+        &[Role::Source, Role::Client]
+    } else {
+        &[]
+    };
+    observations
+        .iter()
+        .find(|o| o.ip != ip && wanted.contains(&o.role))
+        .map(|o| o.ip)
+}

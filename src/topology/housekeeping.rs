@@ -1,0 +1,103 @@
+//! Housekeeping: reloads the feeds, the mmdb files and the Talos list when they change, samples
+//! the dedup window's size, and watches for an empty assignment the group lost.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::intel::feeds::LocalFeeds;
+use crate::intel::mmdb::Mmdb;
+use crate::intel::talos::Talos;
+use crate::kafka::consumer::EventConsumer;
+use crate::settings::Settings;
+use crate::stages::dedup::DedupCache;
+use crate::telemetry::events::{CacheSampled, FeedReloadFinished};
+use crate::telemetry::Metrics;
+
+/// Checks every 10 s whether the latest assignment was empty, and if so whether the group
+/// lost it (see `rejoin_if_sole_member_unassigned`).
+pub(super) async fn assignment_watchdog(
+    consumer: Arc<EventConsumer>,
+    settings: Settings,
+    assigned_nothing: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        // Both branches are cancellation-safe.
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if !assigned_nothing.load(Ordering::Relaxed) {
+            continue;
+        }
+        let consumer = consumer.clone();
+        let settings = settings.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::kafka::consumer::rejoin_if_sole_member_unassigned(&consumer, &settings)
+        })
+        .await;
+    }
+}
+
+pub(super) async fn housekeeping_loop(
+    feeds: Arc<LocalFeeds>,
+    mmdb: Option<Arc<Mmdb>>,
+    talos: Option<Arc<Talos>>,
+    dedup: DedupCache,
+    reload_every: Duration,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let mut reload = tokio::time::interval(reload_every);
+    let mut sample = tokio::time::interval(Duration::from_secs(5));
+    reload.tick().await;
+    loop {
+        // Ticks and cancellation are all cancellation-safe.
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = reload.tick() => {
+                let feeds = feeds.clone();
+                let (mmdb, talos) = (mmdb.clone(), talos.clone());
+                let result = tokio::task::spawn_blocking(move || {
+                    let changed = feeds.reload_if_changed();
+                    // The mmdb and Talos files are reloaded when they change; on error the
+                    // old data stays in use and the error is reported like a feed's.
+                    let local = [
+                        mmdb.map(|m| m.reload_if_changed().map_err(|e| e.to_string())),
+                        talos.map(|t| t.reload_if_changed().map_err(|e| e.to_string())),
+                    ];
+                    (changed, feeds, local)
+                })
+                .await;
+                let result = result.map(|(changed, feeds, local)| {
+                    for outcome in local.into_iter().flatten() {
+                        match outcome {
+                            Ok(false) => {}
+                            Ok(true) => FeedReloadFinished { error: None }.emit(&metrics),
+                            Err(e) => FeedReloadFinished { error: Some(&e) }.emit(&metrics),
+                        }
+                    }
+                    (changed, feeds)
+                });
+                if let Ok((changed, feeds)) = result {
+                    match changed {
+                        Ok(false) => {}
+                        Ok(true) => {
+                            FeedReloadFinished { error: None }.emit(&metrics);
+                            super::build::emit_feeds_loaded(&feeds, &metrics);
+                        }
+                        Err(e) => FeedReloadFinished { error: Some(&e.to_string()) }.emit(&metrics),
+                    }
+                }
+            }
+            _ = sample.tick() => {
+                CacheSampled { cache: "dedup", entries: dedup.entry_count() }.emit(&metrics);
+            }
+        }
+    }
+}
