@@ -1,15 +1,14 @@
 //! The Prometheus metrics of design §7, registered against a passed [`Registry`] (no global
-//! state, so tests build their own). Children for fixed label sets are resolved once here so the
-//! hot path does no label lookups. No IP address is ever a label value.
+//! state, so tests build their own). The children the hot path counts are resolved once, in
+//! [`Metrics::handles`] (see [`super::handles`]), so an event does no `with_label_values`. No IP
+//! address is ever a label value.
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
 };
 
-use crate::model::Role;
-use crate::model::Verdict;
-use crate::stages::filter::FilterReason;
+use super::handles::{Handles, Vecs};
 
 /// Namespace of every metric.
 pub const NAMESPACE: &str = "threatsift";
@@ -88,6 +87,8 @@ pub struct Metrics {
     pub rebalances: IntCounterVec,
     /// `kafka_errors_total{kind}`: consumer and client errors.
     pub kafka_errors: IntCounterVec,
+    /// Children of the vecs above resolved once, for the events on the hot path.
+    pub handles: Handles,
 }
 
 impl Metrics {
@@ -108,40 +109,134 @@ impl Metrics {
             registry.register(Box::new(g.clone()))?;
             Ok::<_, prometheus::Error>(g)
         };
+        let events_consumed = counter_vec(
+            "events_consumed_total",
+            "Kafka messages received",
+            &["topic"],
+        )?;
+        let events_parsed = counter_vec(
+            "events_parsed_total",
+            "Lines parsed into events",
+            &["format"],
+        )?;
+        let parse_errors = counter_vec(
+            "parse_errors_total",
+            "Lines that could not be parsed (each went to the DLQ)",
+            &["kind"],
+        )?;
+        let ips_extracted = counter_vec(
+            "ips_extracted_total",
+            "Valid addresses found in events",
+            &["role"],
+        )?;
+        let ips_filtered = counter_vec(
+            "ips_filtered_total",
+            "Addresses never enriched, by reason",
+            &["reason"],
+        )?;
+        let feed_matches = counter_vec(
+            "feed_matches_total",
+            "First sightings listed by a feed",
+            &["feed"],
+        )?;
+        let enrich_requests = counter_vec(
+            "enrich_requests_total",
+            "Provider lookups by outcome",
+            &["provider", "status"],
+        )?;
+        let enrich_duration = {
+            let h = HistogramVec::new(
+                HistogramOpts::new("enrich_duration_seconds", "Provider lookup latency")
+                    .namespace(NAMESPACE)
+                    .buckets(vec![
+                        0.0001, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
+                    ]),
+                &["provider"],
+            )?;
+            registry.register(Box::new(h.clone()))?;
+            h
+        };
+        let provider_quota_remaining = gauge_vec(
+            "provider_quota_remaining",
+            "Requests left in the provider's budget",
+            &["provider"],
+        )?;
+        let enrich_skipped = counter_vec(
+            "enrich_skipped_total",
+            "Provider lookups not made, by reason",
+            &["provider", "reason"],
+        )?;
+        let enrich_cache_hits = counter_vec(
+            "enrich_cache_hits_total",
+            "Provider lookups answered from the answer cache",
+            &["provider"],
+        )?;
+        let records_published = counter_vec(
+            "records_published_total",
+            "Threat records delivered",
+            &["verdict"],
+        )?;
+        let records_withheld = counter_vec(
+            "records_withheld_total",
+            "Records below publish.min_verdict, not published",
+            &["verdict"],
+        )?;
+        let dlq_messages = counter_vec("dlq_messages_total", "DLQ entries delivered", &["reason"])?;
+        let produce_errors = counter_vec(
+            "produce_errors_total",
+            "Failed produce attempts (retried unless permanent)",
+            &["kind"],
+        )?;
+        let backpressure_seconds = {
+            let c = prometheus::CounterVec::new(
+                Opts::new(
+                    "backpressure_seconds_total",
+                    "Time a stage waited on a full downstream channel",
+                )
+                .namespace(NAMESPACE),
+                &["stage"],
+            )?;
+            registry.register(Box::new(c.clone()))?;
+            c
+        };
+        let kafka_errors = counter_vec(
+            "kafka_errors_total",
+            "Consumer and client errors",
+            &["kind"],
+        )?;
+        let handles = Handles::new(Vecs {
+            events_consumed: &events_consumed,
+            events_parsed: &events_parsed,
+            parse_errors: &parse_errors,
+            ips_extracted: &ips_extracted,
+            ips_filtered: &ips_filtered,
+            feed_matches: &feed_matches,
+            records_published: &records_published,
+            records_withheld: &records_withheld,
+            dlq_messages: &dlq_messages,
+            produce_errors: &produce_errors,
+            kafka_errors: &kafka_errors,
+            backpressure_seconds: &backpressure_seconds,
+            enrich_requests: &enrich_requests,
+            enrich_duration: &enrich_duration,
+            enrich_skipped: &enrich_skipped,
+            enrich_cache_hits: &enrich_cache_hits,
+            provider_quota_remaining: &provider_quota_remaining,
+        });
         let metrics = Metrics {
-            events_consumed: counter_vec(
-                "events_consumed_total",
-                "Kafka messages received",
-                &["topic"],
-            )?,
-            events_parsed: counter_vec(
-                "events_parsed_total",
-                "Lines parsed into events",
-                &["format"],
-            )?,
-            parse_errors: counter_vec(
-                "parse_errors_total",
-                "Lines that could not be parsed (each went to the DLQ)",
-                &["kind"],
-            )?,
+            events_consumed,
+            events_parsed,
+            parse_errors,
             events_without_ip: counter(
                 "events_without_ip_total",
                 "Parsed events with no address to enrich",
             )?,
-            ips_extracted: counter_vec(
-                "ips_extracted_total",
-                "Valid addresses found in events",
-                &["role"],
-            )?,
+            ips_extracted,
             ip_tokens_invalid: counter(
                 "ip_tokens_invalid_total",
                 "Address fields whose value was not an IP address",
             )?,
-            ips_filtered: counter_vec(
-                "ips_filtered_total",
-                "Addresses never enriched, by reason",
-                &["reason"],
-            )?,
+            ips_filtered,
             dedup_hits: counter("dedup_hits_total", "Sightings of an address already seen")?,
             dedup_misses: counter("dedup_misses_total", "First sightings of an address")?,
             cache_entries: gauge_vec("cache_entries", "Entries held per cache", &["cache"])?,
@@ -160,33 +255,10 @@ impl Metrics {
                 "report_records_dropped_total",
                 "Published records left out of a scheduled report",
             )?,
-            feed_matches: counter_vec(
-                "feed_matches_total",
-                "First sightings listed by a feed",
-                &["feed"],
-            )?,
-            enrich_requests: counter_vec(
-                "enrich_requests_total",
-                "Provider lookups by outcome",
-                &["provider", "status"],
-            )?,
-            enrich_duration: {
-                let h = HistogramVec::new(
-                    HistogramOpts::new("enrich_duration_seconds", "Provider lookup latency")
-                        .namespace(NAMESPACE)
-                        .buckets(vec![
-                            0.0001, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
-                        ]),
-                    &["provider"],
-                )?;
-                registry.register(Box::new(h.clone()))?;
-                h
-            },
-            provider_quota_remaining: gauge_vec(
-                "provider_quota_remaining",
-                "Requests left in the provider's budget",
-                &["provider"],
-            )?,
+            feed_matches,
+            enrich_requests,
+            enrich_duration,
+            provider_quota_remaining,
             provider_up: gauge_vec("provider_up", "1 while a provider is usable", &["provider"])?,
             remote_queue_depth: {
                 let g = IntGauge::with_opts(
@@ -199,36 +271,16 @@ impl Metrics {
                 registry.register(Box::new(g.clone()))?;
                 g
             },
-            enrich_skipped: counter_vec(
-                "enrich_skipped_total",
-                "Provider lookups not made, by reason",
-                &["provider", "reason"],
-            )?,
-            enrich_cache_hits: counter_vec(
-                "enrich_cache_hits_total",
-                "Provider lookups answered from the answer cache",
-                &["provider"],
-            )?,
+            enrich_skipped,
+            enrich_cache_hits,
             record_revisions: counter(
                 "record_revisions_total",
                 "Updated records published because a provider answer changed them",
             )?,
-            records_published: counter_vec(
-                "records_published_total",
-                "Threat records delivered",
-                &["verdict"],
-            )?,
-            records_withheld: counter_vec(
-                "records_withheld_total",
-                "Records below publish.min_verdict, not published",
-                &["verdict"],
-            )?,
-            dlq_messages: counter_vec("dlq_messages_total", "DLQ entries delivered", &["reason"])?,
-            produce_errors: counter_vec(
-                "produce_errors_total",
-                "Failed produce attempts (retried unless permanent)",
-                &["kind"],
-            )?,
+            records_published,
+            records_withheld,
+            dlq_messages,
+            produce_errors,
             messages_completed: counter(
                 "messages_completed_total",
                 "Input messages whose outputs are all delivered",
@@ -255,44 +307,22 @@ impl Metrics {
                 registry.register(Box::new(h.clone()))?;
                 h
             },
-            backpressure_seconds: {
-                let c = prometheus::CounterVec::new(
-                    Opts::new(
-                        "backpressure_seconds_total",
-                        "Time a stage waited on a full downstream channel",
-                    )
-                    .namespace(NAMESPACE),
-                    &["stage"],
-                )?;
-                registry.register(Box::new(c.clone()))?;
-                c
-            },
+            backpressure_seconds,
             rebalances: counter_vec(
                 "rebalances_total",
                 "Partition assignments and revocations",
                 &["kind"],
             )?,
-            kafka_errors: counter_vec(
-                "kafka_errors_total",
-                "Consumer and client errors",
-                &["kind"],
-            )?,
+            kafka_errors,
+            handles,
         };
         metrics.touch_fixed_children();
         Ok(metrics)
     }
 
-    /// Creates the children of fixed label sets so they export 0 before the first event.
+    /// Creates the children of fixed label sets so they export 0 before the first event (roles,
+    /// filter reasons and published verdicts are created by [`Handles::new`]).
     fn touch_fixed_children(&self) {
-        for role in Role::ALL {
-            self.ips_extracted.with_label_values(&[role.label()]);
-        }
-        for reason in FilterReason::ALL {
-            self.ips_filtered.with_label_values(&[reason.label()]);
-        }
-        for verdict in Verdict::ALL {
-            self.records_published.with_label_values(&[verdict.label()]);
-        }
         self.cache_entries.with_label_values(&["dedup"]);
         self.remote_queue_depth.set(0);
     }

@@ -3,6 +3,7 @@
 //! event from [`events`], which does both.
 
 pub mod events;
+pub mod handles;
 pub mod metrics;
 
 use std::collections::HashMap;

@@ -87,6 +87,19 @@ pub enum ParseError {
 }
 
 impl ParseError {
+    /// Every [`ParseError::kind`], for resolving metric children once.
+    pub const KINDS: [&'static str; 9] = [
+        "empty",
+        "invalid_utf8",
+        "too_large",
+        "invalid_gzip",
+        "invalid_json",
+        "not_an_object",
+        "malformed",
+        "unrecognized_format",
+        "internal_error",
+    ];
+
     /// Bounded label for metrics and the DLQ `reason`.
     pub fn kind(&self) -> &'static str {
         match self {

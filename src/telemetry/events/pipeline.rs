@@ -1,0 +1,411 @@
+//! Pipeline events: messages consumed, lines parsed or not, addresses extracted, filtered and
+//! deduplicated, records published or withheld, DLQ entries, backpressure and latency.
+
+use std::time::Duration;
+
+use tracing::{debug, warn};
+
+use crate::model::{Origin, Role, Verdict};
+use crate::stages::filter::FilterReason;
+use crate::telemetry::handles::{filter_index, role_index, verdict_index};
+use crate::telemetry::{warnings, Metrics};
+
+/// A Kafka message was received.
+pub struct MessageConsumed<'a> {
+    /// Its topic.
+    pub topic: &'a str,
+}
+impl MessageConsumed<'_> {
+    /// Counts it.
+    pub fn emit(&self, m: &Metrics) {
+        m.handles.events_consumed.with(self.topic, |c| c.inc());
+    }
+}
+
+/// A line was parsed.
+pub struct LineParsed {
+    /// Format that parsed it.
+    pub format: &'static str,
+}
+impl LineParsed {
+    /// Counts it.
+    pub fn emit(&self, m: &Metrics) {
+        m.handles.events_parsed.with(self.format, |c| c.inc());
+    }
+}
+
+/// A line could not be parsed; it goes to the DLQ.
+pub struct LineParseError<'a> {
+    /// Bounded kind.
+    pub kind: &'static str,
+    /// The error text.
+    pub error: &'a str,
+    /// Where the message came from.
+    pub origin: &'a Origin,
+}
+impl LineParseError<'_> {
+    /// Counts it and warns (rate-limited).
+    pub fn emit(&self, m: &Metrics) {
+        m.handles.parse_errors.with(self.kind, |c| c.inc());
+        if let Some(suppressed) = warnings().allow("parse_error") {
+            warn!(
+                kind = self.kind,
+                error = self.error,
+                topic = %self.origin.topic,
+                partition = self.origin.partition,
+                offset = self.origin.offset,
+                suppressed,
+                "unparseable input sent to the dlq"
+            );
+        }
+    }
+}
+
+/// A parsed event had no address that could be enriched.
+pub struct EventWithoutIp;
+impl EventWithoutIp {
+    /// Counts it.
+    pub fn emit(&self, m: &Metrics) {
+        m.events_without_ip.inc();
+    }
+}
+
+/// Addresses were extracted from an event.
+pub struct IpsExtracted<'a> {
+    /// The role of each valid address.
+    pub roles: &'a [Role],
+    /// Address fields whose value was not an address.
+    pub invalid_tokens: u64,
+}
+impl IpsExtracted<'_> {
+    /// Counts them.
+    pub fn emit(&self, m: &Metrics) {
+        for role in self.roles {
+            m.handles.ips_extracted.at(role_index(*role)).inc();
+        }
+        if self.invalid_tokens > 0 {
+            m.ip_tokens_invalid.inc_by(self.invalid_tokens);
+        }
+    }
+}
+
+/// An address was dropped before enrichment.
+pub struct IpFiltered {
+    /// Why.
+    pub reason: FilterReason,
+}
+impl IpFiltered {
+    /// Counts it.
+    pub fn emit(&self, m: &Metrics) {
+        m.handles.ips_filtered.at(filter_index(self.reason)).inc();
+    }
+}
+
+/// An address was looked up in the dedup window.
+pub struct IpDeduplicated {
+    /// True for the first sighting in the window.
+    pub first: bool,
+}
+impl IpDeduplicated {
+    /// Counts a hit or a miss.
+    pub fn emit(&self, m: &Metrics) {
+        if self.first {
+            m.dedup_misses.inc();
+        } else {
+            m.dedup_hits.inc();
+        }
+    }
+}
+
+/// A record was below `publish.min_verdict` and was not published.
+pub struct RecordWithheld {
+    /// Its verdict.
+    pub verdict: Verdict,
+}
+impl RecordWithheld {
+    /// Counts it.
+    pub fn emit(&self, m: &Metrics) {
+        m.handles
+            .records_withheld
+            .at(verdict_index(self.verdict))
+            .inc();
+    }
+}
+
+/// A threat record was delivered.
+pub struct RecordPublished {
+    /// Its verdict.
+    pub verdict: Verdict,
+}
+impl RecordPublished {
+    /// Counts it.
+    pub fn emit(&self, m: &Metrics) {
+        m.handles
+            .records_published
+            .at(verdict_index(self.verdict))
+            .inc();
+    }
+}
+
+/// A DLQ entry was delivered.
+pub struct DlqEntryPublished<'a> {
+    /// Its reason label.
+    pub reason: &'a str,
+}
+impl DlqEntryPublished<'_> {
+    /// Counts it.
+    pub fn emit(&self, m: &Metrics) {
+        m.handles.dlq_messages.with(self.reason, |c| c.inc());
+    }
+}
+
+/// Every output of an input message was delivered.
+pub struct MessageCompleted {
+    /// From consumption to the last delivery report.
+    pub elapsed: Duration,
+}
+impl MessageCompleted {
+    /// Counts it and observes the latency.
+    pub fn emit(&self, m: &Metrics) {
+        m.messages_completed.inc();
+        m.event_to_record.observe(self.elapsed.as_secs_f64());
+    }
+}
+
+/// A stage waited on a full downstream channel.
+pub struct BackpressureWaited {
+    /// The waiting stage.
+    pub stage: &'static str,
+    /// How long.
+    pub waited: Duration,
+}
+impl BackpressureWaited {
+    /// Adds the time.
+    pub fn emit(&self, m: &Metrics) {
+        m.handles
+            .backpressure_seconds
+            .with(self.stage, |c| c.inc_by(self.waited.as_secs_f64()));
+        debug!(
+            stage = self.stage,
+            waited_ms = self.waited.as_millis() as u64,
+            "backpressure"
+        );
+    }
+}
+
+/// A cache's size was sampled.
+pub struct CacheSampled {
+    /// Cache name (`dedup`).
+    pub cache: &'static str,
+    /// Entries held.
+    pub entries: u64,
+}
+impl CacheSampled {
+    /// Sets the gauge.
+    pub fn emit(&self, m: &Metrics) {
+        let entries = i64::try_from(self.entries).unwrap_or(i64::MAX);
+        // Once per sampling interval: not worth a cached handle.
+        m.cache_entries
+            .with_label_values(&[self.cache])
+            .set(entries);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::parse::ParseError;
+    use crate::telemetry::events::tests::{metrics, sample};
+    use crate::telemetry::handles::DLQ_PUBLISH_FAILED;
+
+    fn origin() -> Origin {
+        Origin {
+            topic: "fw".into(),
+            partition: 0,
+            offset: 7,
+        }
+    }
+
+    #[test]
+    fn consumed_and_parsed_count_per_topic_and_format() {
+        let (registry, m) = metrics();
+        for topic in ["fw", "proxy", "fw"] {
+            MessageConsumed { topic }.emit(&m);
+        }
+        for format in ["kv", "cef", "kv", "kv"] {
+            LineParsed { format }.emit(&m);
+        }
+        let consumed = |topic| sample(&registry, "events_consumed_total", &[("topic", topic)]);
+        assert_eq!((consumed("fw"), consumed("proxy")), (Some(2.0), Some(1.0)));
+        let parsed = |format| sample(&registry, "events_parsed_total", &[("format", format)]);
+        assert_eq!((parsed("kv"), parsed("cef")), (Some(3.0), Some(1.0)));
+        assert_eq!(m.events_parsed.with_label_values(&["kv"]).get(), 3);
+    }
+
+    #[test]
+    fn every_role_and_filter_reason_has_its_own_handle() {
+        let (registry, m) = metrics();
+        for role in Role::ALL {
+            assert_eq!(
+                sample(&registry, "ips_extracted_total", &[("role", role.label())]),
+                Some(0.0),
+                "{role:?} exports 0 before the first event"
+            );
+        }
+        for (i, role) in Role::ALL.into_iter().enumerate() {
+            let roles = vec![role; i + 1];
+            IpsExtracted {
+                roles: &roles,
+                invalid_tokens: 2,
+            }
+            .emit(&m);
+        }
+        for (i, role) in Role::ALL.into_iter().enumerate() {
+            let got = sample(&registry, "ips_extracted_total", &[("role", role.label())]);
+            assert_eq!(got, Some((i + 1) as f64), "{role:?}");
+        }
+        assert_eq!(
+            sample(&registry, "ip_tokens_invalid_total", &[]),
+            Some(12.0)
+        );
+        for (i, reason) in FilterReason::ALL.into_iter().enumerate() {
+            for _ in 0..=i {
+                IpFiltered { reason }.emit(&m);
+            }
+        }
+        for (i, reason) in FilterReason::ALL.into_iter().enumerate() {
+            let got = sample(
+                &registry,
+                "ips_filtered_total",
+                &[("reason", reason.label())],
+            );
+            assert_eq!(got, Some((i + 1) as f64), "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn verdicts_published_are_eager_and_withheld_appear_on_first_use() {
+        let (registry, m) = metrics();
+        for verdict in Verdict::ALL {
+            let labels = [("verdict", verdict.label())];
+            assert_eq!(
+                sample(&registry, "records_published_total", &labels),
+                Some(0.0)
+            );
+            assert_eq!(sample(&registry, "records_withheld_total", &labels), None);
+        }
+        for (i, verdict) in Verdict::ALL.into_iter().enumerate() {
+            for _ in 0..=i {
+                RecordPublished { verdict }.emit(&m);
+            }
+            RecordWithheld { verdict }.emit(&m);
+        }
+        for (i, verdict) in Verdict::ALL.into_iter().enumerate() {
+            let labels = [("verdict", verdict.label())];
+            let published = sample(&registry, "records_published_total", &labels);
+            assert_eq!(published, Some((i + 1) as f64), "{verdict:?}");
+            assert_eq!(
+                sample(&registry, "records_withheld_total", &labels),
+                Some(1.0)
+            );
+        }
+    }
+
+    #[test]
+    fn parse_error_kinds_and_dlq_reasons_have_handles_and_strangers_still_count() {
+        let every = [
+            ParseError::Empty,
+            ParseError::InvalidUtf8 { at: 0 },
+            ParseError::TooLarge { len: 2, limit: 1 },
+            ParseError::InvalidGzip(String::new()),
+            ParseError::InvalidJson(String::new()),
+            ParseError::NotAnObject,
+            ParseError::malformed("kv", ""),
+            ParseError::Unrecognized,
+            ParseError::Internal,
+        ];
+        let kinds: Vec<_> = every.iter().map(ParseError::kind).collect();
+        assert_eq!(kinds, ParseError::KINDS);
+        let (registry, m) = metrics();
+        assert_eq!(
+            sample(&registry, "parse_errors_total", &[("kind", "empty")]),
+            None
+        );
+        let origin = origin();
+        for (i, error) in every.iter().enumerate() {
+            for _ in 0..=i {
+                LineParseError {
+                    kind: error.kind(),
+                    error: "x",
+                    origin: &origin,
+                }
+                .emit(&m);
+                DlqEntryPublished {
+                    reason: error.kind(),
+                }
+                .emit(&m);
+            }
+        }
+        DlqEntryPublished {
+            reason: DLQ_PUBLISH_FAILED,
+        }
+        .emit(&m);
+        DlqEntryPublished { reason: "novel" }.emit(&m);
+        for (i, kind) in ParseError::KINDS.into_iter().enumerate() {
+            let want = Some((i + 1) as f64);
+            assert_eq!(
+                sample(&registry, "parse_errors_total", &[("kind", kind)]),
+                want
+            );
+            assert_eq!(
+                sample(&registry, "dlq_messages_total", &[("reason", kind)]),
+                want
+            );
+        }
+        let dlq = |reason| sample(&registry, "dlq_messages_total", &[("reason", reason)]);
+        assert_eq!(
+            (dlq("publish_failed"), dlq("novel")),
+            (Some(1.0), Some(1.0))
+        );
+    }
+
+    #[test]
+    fn dedup_backpressure_latency_and_cache_size_are_counted() {
+        let (registry, m) = metrics();
+        IpDeduplicated { first: true }.emit(&m);
+        IpDeduplicated { first: false }.emit(&m);
+        IpDeduplicated { first: false }.emit(&m);
+        EventWithoutIp.emit(&m);
+        for _ in 0..2 {
+            BackpressureWaited {
+                stage: "process",
+                waited: Duration::from_millis(250),
+            }
+            .emit(&m);
+        }
+        MessageCompleted {
+            elapsed: Duration::from_millis(3),
+        }
+        .emit(&m);
+        CacheSampled {
+            cache: "dedup",
+            entries: 5,
+        }
+        .emit(&m);
+        assert_eq!(sample(&registry, "dedup_misses_total", &[]), Some(1.0));
+        assert_eq!(sample(&registry, "dedup_hits_total", &[]), Some(2.0));
+        assert_eq!(sample(&registry, "events_without_ip_total", &[]), Some(1.0));
+        let waited = sample(
+            &registry,
+            "backpressure_seconds_total",
+            &[("stage", "process")],
+        );
+        assert_eq!(waited, Some(0.5));
+        assert_eq!(
+            sample(&registry, "messages_completed_total", &[]),
+            Some(1.0)
+        );
+        let entries = sample(&registry, "cache_entries", &[("cache", "dedup")]);
+        assert_eq!(entries, Some(5.0));
+    }
+}
