@@ -321,7 +321,7 @@ async fn offer_and_dispatch(
         stage.offer(job.clone()).await;
     }
     let stop = CancellationToken::new();
-    let mut dispatchers = threatsift::topology::spawn_dispatchers(&stage, &stop);
+    let mut dispatchers = threatsift::topology::spawn_dispatchers(stage, &stop);
     tokio::time::sleep(run).await;
     stop.cancel();
     let joined = tokio::time::timeout(grace, async {

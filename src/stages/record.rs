@@ -36,17 +36,31 @@ impl EncodeError {
     }
 }
 
-/// The first record of `ip`, seen in `event` (revision 1 until it is published).
+/// Where an address was first seen: the event, every address in it, and the message.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenIn<'a> {
+    /// The event.
+    pub event: &'a Event<'a>,
+    /// Every address the event holds, with its role.
+    pub observations: &'a [IpObservation],
+    /// The message the event came from.
+    pub origin: &'a Origin,
+}
+
+/// The first record of `ip`, seen in `seen` (revision 1 until it is published).
 pub fn first_record(
     ip: IpAddr,
-    event: &Event<'_>,
-    observations: &[IpObservation],
-    origin: &Origin,
+    seen: SeenIn<'_>,
     sighting: &Sighting,
     local: LocalAnswer,
     scored: Scored,
     now: SystemTime,
 ) -> ThreatRecord {
+    let SeenIn {
+        event,
+        observations,
+        origin,
+    } = seen;
     let mut roles: Vec<Role> = observations
         .iter()
         .filter(|o| o.ip == ip)

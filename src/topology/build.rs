@@ -30,10 +30,7 @@ use crate::remote::{RemoteStage, RevisionRules, RevisionSink};
 use crate::report::scheduled::ReportFeed;
 use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::DedupCache;
-use crate::stages::filter::IpFilter;
-use crate::stages::local::LocalIntel;
-use crate::stages::parse::FormatRegistry;
-use crate::stages::process::{Processor, ProcessorOptions};
+use crate::stages::process::Processor;
 use crate::stages::score::ScoringModel;
 use crate::telemetry::events::FeedLoaded;
 use crate::telemetry::Metrics;
@@ -227,22 +224,9 @@ pub fn build_processor_with(
     providers: &ConfiguredProviders,
     metrics: Arc<Metrics>,
 ) -> Result<Processor, AppError> {
-    let ignore = settings.ignore_cidrs()?;
-    Ok(Processor::new(
-        FormatRegistry::builtin(settings.registry_options()),
-        IpFilter::new(settings.filter.allow_documentation_ranges, ignore),
-        DedupCache::new(settings.dedup.ttl, settings.dedup.max_entries),
-        LocalIntel::new(feeds, providers.local.clone(), providers.entries.clone()),
-        ProcessorOptions {
-            max_line_bytes: settings.parse.max_line_bytes,
-            max_decompressed_bytes: settings.parse.max_decompressed_bytes,
-            dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
-            min_verdict: settings.publish.min_verdict,
-            scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
-            remote: !providers.remote.is_empty(),
-        },
-        metrics,
-    ))
+    Ok(Processor::from_settings(
+        settings, feeds, providers, metrics,
+    )?)
 }
 
 /// Waits until the brokers answer, then checks that the output and DLQ topics exist.

@@ -1,0 +1,91 @@
+use super::*;
+use crate::remote::breaker::FAILURE_THRESHOLD;
+
+/// Answers every lookup with one fixed error.
+#[derive(Debug)]
+struct Failing {
+    error: ProviderError,
+    keyed: bool,
+}
+
+impl Provider for Failing {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+    fn lookup(&self, _ip: IpAddr) -> futures::future::BoxFuture<'_, Result<Lookup, ProviderError>> {
+        let error = self.error.clone();
+        Box::pin(async move { Err(error) })
+    }
+    fn sends_credentials(&self) -> bool {
+        self.keyed
+    }
+}
+
+fn slot(error: ProviderError, keyed: bool) -> ProviderSlot {
+    let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).unwrap());
+    ProviderSlot::new(
+        Arc::new(Failing { error, keyed }),
+        SlotLimits {
+            per_minute: 0,
+            per_day: 0,
+            ttl: Duration::from_secs(60),
+            not_found_ttl: Duration::from_secs(60),
+            max_answers: 100,
+        },
+        metrics,
+    )
+}
+
+const NOW: Patience = Patience {
+    max_wait: Duration::ZERO,
+};
+
+fn ip(i: u8) -> IpAddr {
+    IpAddr::from([198, 51, 100, i])
+}
+
+#[tokio::test]
+async fn a_rejected_key_marks_the_provider_down() {
+    let slot = slot(ProviderError::Unauthorized("bad key".into()), true);
+    assert_eq!(
+        slot.lookup(ip(1), NOW).await.intel.status,
+        ProviderStatus::Unauthorized
+    );
+    assert!(slot.is_down());
+    let later = slot.lookup(ip(2), NOW).await;
+    assert_eq!(later.intel.status, ProviderStatus::Unauthorized);
+    assert_eq!(later.retry_at, None, "not retried before a restart");
+}
+
+#[tokio::test]
+async fn a_403_without_a_key_is_a_one_hour_hold() {
+    let slot = slot(ProviderError::Forbidden("blocked".into()), false);
+    let outcome = slot.lookup(ip(1), NOW).await;
+    assert_eq!(outcome.intel.status, ProviderStatus::Forbidden);
+    assert!(!slot.is_down());
+    let Admission::Wait(wait) = slot.admission(SystemTime::now()) else {
+        panic!("held");
+    };
+    assert!(wait > Duration::from_secs(3500), "{wait:?}");
+    assert!(outcome.retry_at.is_some());
+    assert_eq!(
+        slot.lookup(ip(2), NOW).await.intel.status,
+        ProviderStatus::Skipped
+    );
+}
+
+#[tokio::test]
+async fn unreadable_answers_open_the_circuit_without_retries() {
+    let slot = slot(ProviderError::InvalidResponse("HTML page".into()), true);
+    for i in 0..FAILURE_THRESHOLD {
+        let outcome = slot.lookup(ip(i as u8), NOW).await;
+        assert_eq!(outcome.intel.status, ProviderStatus::InvalidResponse);
+    }
+    assert!(matches!(
+        slot.admission(SystemTime::now()),
+        Admission::Wait(_)
+    ));
+    let refused = slot.lookup(ip(99), NOW).await;
+    assert_eq!(refused.intel.status, ProviderStatus::Unavailable);
+    assert!(refused.intel.detail.unwrap().contains("circuit open"));
+}

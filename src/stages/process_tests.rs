@@ -1,0 +1,302 @@
+use super::*;
+use crate::intel::feeds::LocalFeeds;
+use crate::model::{IpObservation, ProviderStatus, Role};
+use crate::stages::record::peer_of;
+
+fn processor(overrides: &str) -> (Processor, Arc<Metrics>) {
+    let settings = crate::settings::Settings::from_toml_overrides(overrides).unwrap();
+    let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).unwrap());
+    let feeds = Arc::new(LocalFeeds::load(Vec::new()).unwrap());
+    let processor = Processor::from_settings(
+        &settings,
+        feeds,
+        &ConfiguredProviders::build(&settings.providers).unwrap(),
+        metrics.clone(),
+    )
+    .unwrap();
+    (processor, metrics)
+}
+
+fn message(topic: &str, offset: i64, line: &str) -> RawEvent {
+    RawEvent {
+        payload: bytes::Bytes::copy_from_slice(line.as_bytes()),
+        key: None,
+        origin: Origin {
+            topic: topic.into(),
+            partition: 0,
+            offset,
+        },
+        timestamp_ms: None,
+    }
+}
+
+fn records(processed: &Processed) -> Vec<serde_json::Value> {
+    processed
+        .outputs
+        .iter()
+        .filter(|o| matches!(o.kind, OutputKind::Record(_)))
+        .map(|o| serde_json::from_slice(&o.payload).unwrap())
+        .collect()
+}
+
+#[test]
+fn topic_hint_overrides_detection_and_names_the_format() {
+    let (processor, metrics) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n\
+         [parse.topic_formats]\n\"raw-text\" = \"ip_scan\"\n",
+    );
+    let line = "src=203.0.113.7 dst=198.51.100.2";
+    let detected = processor.process_message(&message("fw", 0, line), Instant::now());
+    let hinted = processor.process_message(
+        &message("raw-text", 0, "seen 203.0.113.8 and 198.51.100.3"),
+        Instant::now(),
+    );
+    let detected = records(&detected);
+    let hinted = records(&hinted);
+    assert_eq!(detected.len(), 2);
+    assert_eq!(detected[0]["observed"]["format"], "kv");
+    assert_eq!(detected[0]["roles"], serde_json::json!(["source"]));
+    assert_eq!(hinted.len(), 2);
+    assert_eq!(hinted[0]["observed"]["format"], "ip_scan");
+    assert_eq!(hinted[0]["roles"], serde_json::json!(["unknown"]));
+    let parsed = |format: &str| metrics.events_parsed.with_label_values(&[format]).get();
+    assert_eq!((parsed("kv"), parsed("ip_scan")), (1, 1));
+}
+
+#[test]
+fn a_batch_message_yields_every_event_and_directives_are_counted() {
+    let (processor, metrics) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+    );
+    let batch = r#"{"logEvents":[{"message":"src=203.0.113.21 dst=198.51.100.21"},{"message":"src=203.0.113.22"}]}"#;
+    let out = processor.process_message(&message("fw", 0, batch), Instant::now());
+    let ips: Vec<_> = records(&out)
+        .iter()
+        .map(|r| r["ip"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ips, ["203.0.113.21", "198.51.100.21", "203.0.113.22"]);
+    let out = processor.process_message(&message("fw", 1, "#Version: 1.0"), Instant::now());
+    assert!(out.outputs.is_empty());
+    assert_eq!(
+        metrics
+            .events_parsed
+            .with_label_values(&["directive"])
+            .get(),
+        1
+    );
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn dlq_reasons(processed: &Processed) -> Vec<&'static str> {
+    processed
+        .outputs
+        .iter()
+        .filter_map(|o| match o.kind {
+            OutputKind::Dlq(reason) => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn gzip_cloudwatch_batches_are_read_item_by_item() {
+    let (processor, _) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n\
+         [parse]\nmax_line_bytes = 1024\nmax_decompressed_bytes = 4096\n",
+    );
+    let batch = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","message":"2 123456789012 eni-0a1b2c3d4e5f60001 203.0.113.31 198.51.100.31 51544 443 6 9 3920 1709294400 1709294460 ACCEPT OK"},{"id":"2","message":"no address in this one"}]}"#;
+    let mut raw = message("fw", 0, "");
+    raw.payload = gzip(batch.as_bytes()).into();
+    let out = processor.process_message(&raw, Instant::now());
+    let ips: Vec<_> = records(&out)
+        .iter()
+        .map(|r| r["ip"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ips, ["203.0.113.31", "198.51.100.31"]);
+    assert_eq!(dlq_reasons(&out), ["unrecognized_format"]);
+    let dlq: serde_json::Value = serde_json::from_slice(
+        &out.outputs
+            .iter()
+            .find(|o| matches!(o.kind, OutputKind::Dlq(_)))
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    assert!(dlq.to_string().contains("no address in this one"), "{dlq}");
+
+    let control = r#"{"messageType":"CONTROL_MESSAGE","logEvents":[{"id":"","message":"CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."}]}"#;
+    raw.payload = gzip(control.as_bytes()).into();
+    let out = processor.process_message(&raw, Instant::now());
+    assert!(out.outputs.is_empty());
+
+    // A compression bomb: 1 MiB of zeros in a few bytes.
+    raw.payload = gzip(&vec![b'0'; 1 << 20]).into();
+    let out = processor.process_message(&raw, Instant::now());
+    assert_eq!(dlq_reasons(&out), ["invalid_gzip"]);
+    raw.payload = bytes::Bytes::from_static(&[0x1f, 0x8b, 8, 0, 1, 2]);
+    let out = processor.process_message(&raw, Instant::now());
+    assert_eq!(dlq_reasons(&out), ["invalid_gzip"]);
+}
+
+#[test]
+fn a_suricata_alert_record_carries_the_vendor_threat() {
+    let (processor, _) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+    );
+    let alert = r#"{"timestamp":"2024-03-01T12:00:00.123456+0000","flow_id":1,"event_type":"alert","src_ip":"203.0.113.70","src_port":51544,"dest_ip":"198.51.100.70","dest_port":22,"proto":"TCP","alert":{"action":"allowed","signature_id":2001219,"signature":"ET SCAN Potential SSH Scan","severity":2}}"#;
+    let out = records(&processor.process_message(&message("ids", 0, alert), Instant::now()));
+    assert_eq!(out.len(), 2);
+    let record = &out[0];
+    assert_eq!(record["ip"], "203.0.113.70");
+    assert_eq!(record["indicator"], "ET SCAN Potential SSH Scan");
+    assert_eq!(
+        record["reasons"],
+        serde_json::json!([{
+            "source": "vendor",
+            "detail": "Suricata reported threat \"ET SCAN Potential SSH Scan\"",
+            "weight": 40
+        }])
+    );
+    assert_eq!(
+        (&record["score"], &record["verdict"], &record["severity"]),
+        (
+            &serde_json::json!(40),
+            &serde_json::json!("suspicious"),
+            &serde_json::json!("medium")
+        )
+    );
+    // The same flow as plain traffic is no evidence.
+    let flow = r#"{"timestamp":"2024-03-01T12:00:00.123456+0000","flow_id":2,"event_type":"flow","src_ip":"203.0.113.71","dest_ip":"198.51.100.71","proto":"TCP"}"#;
+    let out = records(&processor.process_message(&message("ids", 1, flow), Instant::now()));
+    assert_eq!(out[0]["indicator"], "IP Observed");
+    assert_eq!(out[0]["reasons"], serde_json::json!([]));
+    assert_eq!(out[0]["score"], 0);
+}
+
+/// Which events each vendor format marks as a threat detection, and the name it gives.
+#[test]
+fn vendor_threat_names_by_format() {
+    let (processor, _) = processor("");
+    let cases: [(&str, Option<&str>); 10] = [
+        (
+            r#"{"event_type":"alert","src_ip":"203.0.113.7","dest_ip":"192.0.2.10","alert":{"action":"allowed","signature":"EXAMPLE SSH scan"}}"#,
+            Some("EXAMPLE SSH scan"),
+        ),
+        (
+            r#"{"event_type":"http","src_ip":"203.0.113.7","dest_ip":"192.0.2.10","alert":{"signature":"not an alert record"}}"#,
+            None,
+        ),
+        (
+            r#"<14>Mar  1 12:00:06 PA-VM-01 1,2024/03/01 12:00:06,012345678901,THREAT,vulnerability,2816,2024/03/01 12:00:06,203.0.113.7,192.0.2.10,,198.51.100.30,inbound-web,,,web-browsing,vsys1,untrust,dmz,ethernet1/1,ethernet1/3,fwd-siem,2024/03/01 12:00:06,33014,1,51546,80,0,8080,0x2000,tcp,reset-both,"/cgi-bin/a,b.cgi",Example Exploit Attempt(91234),any,critical,client-to-server,7301234569,0x2000000000000000,United States,192.0.2.0-192.0.2.255,0,,0,,,0,,,,,,,,0"#,
+            Some("Example Exploit Attempt(91234)"),
+        ),
+        (
+            r#"<14>Mar  1 12:00:06 PA-VM-01 1,2024/03/01 12:00:06,012345678901,THREAT,url,2816,2024/03/01 12:00:06,203.0.113.7,192.0.2.10,,198.51.100.30,inbound-web,,,web-browsing,vsys1,untrust,dmz,ethernet1/1,ethernet1/3,fwd-siem,2024/03/01 12:00:06,33014,1,51546,80,0,8080,0x2000,tcp,alert,"www.example.com/",Some Category Page(12345),any,informational,client-to-server,7301234569,0x2000000000000000,United States,192.0.2.0-192.0.2.255,0,,0,,,0,,,,,,,,0"#,
+            None,
+        ),
+        (
+            r#"<14>1 2024-03-01T12:00:06Z srx01 RT_IDP - IDP_ATTACK_LOG_EVENT [junos@2636.1.1.1.2.129 source-address="203.0.113.9" destination-address="192.0.2.13" policy-name="Recommended" attack-name="HTTP:INVALID:MSNG-HTTP-VER" action="DROP"]"#,
+            Some("HTTP:INVALID:MSNG-HTTP-VER"),
+        ),
+        (
+            "<14>Mar  1 12:00:06 srx01 RT_IDP: RT_IDP_ATTACK_LOG_EVENT: IDP: at 1709294406, SIG Attack log <203.0.113.9/51544->192.0.2.13/80> for TCP protocol and service HTTP application HTTP by rule 1 of rulebase IPS in policy Recommended. attack: repeat=0, action=DROP, threat-severity=HIGH, name=HTTP:INVALID:MSNG-HTTP-VER, NAT <0.0.0.0:0->0.0.0.0:0>, time-elapsed=0",
+            Some("HTTP:INVALID:MSNG-HTTP-VER"),
+        ),
+        (
+            r#"<14>1 2024-03-01T12:00:00.000Z srx01 RT_FLOW - RT_FLOW_SESSION_CREATE [junos@2636.1.1.1.2.129 source-address="192.0.2.10" destination-address="198.51.100.20" policy-name="allow-web"]"#,
+            None,
+        ),
+        (
+            r#"<185>date=2024-03-01 time=12:00:00 devname="FGT-EDGE" devid="FGT60F0000000000" logid="0419016384" type="utm" subtype="ips" eventtype="signature" level="alert" srcip=203.0.113.50 dstip=192.0.2.10 action="dropped" attack="Nmap.Script.Scanner" msg="web_misc: Nmap.Script.Scanner,""#,
+            Some("Nmap.Script.Scanner"),
+        ),
+        (
+            r#"<185>date=2024-03-01 time=12:00:00 devname="FGT-EDGE" devid="FGT60F0000000000" logid="0211008192" type="utm" subtype="virus" eventtype="infected" srcip=203.0.113.51 dstip=192.0.2.10 action="blocked" virus="EICAR_TEST_FILE""#,
+            Some("EICAR_TEST_FILE"),
+        ),
+        (
+            "<113>Mar 01 2024 12:00:09 ftd01 : %FTD-1-430001: EventPriority: High, SrcIP: 203.0.113.52, DstIP: 192.0.2.10, SrcPort: 51544, DstPort: 80, Protocol: tcp, SignatureID: 1:58722:1, Message: SERVER-WEBAPP Example exploit attempt, Classification: Attempted Administrator Privilege Gain",
+            Some("SERVER-WEBAPP Example exploit attempt"),
+        ),
+    ];
+    for (line, threat) in cases {
+        let stream = StreamId {
+            topic: "fw",
+            partition: 0,
+            key: None,
+        };
+        let parsed = processor.registry.parse_line(line, stream).expect(line);
+        assert_eq!(parsed.events.len(), 1, "{line}");
+        assert_eq!(parsed.events[0].threat.as_deref(), threat, "{line}");
+    }
+}
+
+#[test]
+fn peer_is_the_other_end() {
+    let src: IpAddr = "203.0.113.7".parse().unwrap();
+    let dst: IpAddr = "10.0.0.1".parse().unwrap();
+    let obs = [
+        IpObservation {
+            ip: src,
+            role: Role::Source,
+        },
+        IpObservation {
+            ip: dst,
+            role: Role::Destination,
+        },
+    ];
+    assert_eq!(peer_of(src, &[Role::Source], &obs), Some(dst));
+    assert_eq!(peer_of(dst, &[Role::Destination], &obs), Some(src));
+    assert_eq!(peer_of(src, &[Role::Unknown], &obs), None);
+}
+
+#[test]
+fn remote_jobs_for_every_first_sighting_and_retries_once_due() {
+    let (processor, _) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[providers.rdap]\nenabled = true\n",
+    );
+    let out = processor.process_message(
+        &message("fw", 0, "src=203.0.113.7 dst=198.51.100.2"),
+        Instant::now(),
+    );
+    // No local evidence: both withheld (unknown), both still looked up, rdap pending.
+    assert!(records(&out).is_empty());
+    let jobs: Vec<String> = out.remote.iter().map(|j| j.ip.to_string()).collect();
+    assert_eq!(jobs, ["203.0.113.7", "198.51.100.2"]);
+    let first = &out.remote[1];
+    assert_eq!(first.record.intel["rdap"].status, ProviderStatus::Pending);
+    assert!(!out.remote[1].priority.locally_suspicious);
+    assert!(out.remote[1].priority.allowed, "no action: not denied");
+    let sighting = first.sighting.clone();
+
+    // Seen again: nothing to retry yet, so no job.
+    let again = processor.process_message(&message("fw", 1, "src=198.51.100.2"), Instant::now());
+    assert!(again.remote.is_empty() && again.outputs.is_empty());
+    // A lookup got no answer and may be retried from now: the next sighting queues it
+    // again (once), without publishing a record by itself.
+    sighting.retry_from(SystemTime::now());
+    let retried = processor.process_message(&message("fw", 2, "src=198.51.100.2"), Instant::now());
+    assert_eq!(retried.remote.len(), 1);
+    assert!(retried.outputs.is_empty());
+    let after = processor.process_message(&message("fw", 3, "src=198.51.100.2"), Instant::now());
+    assert!(after.remote.is_empty());
+}
+
+#[test]
+fn without_remote_providers_no_jobs() {
+    let (processor, _) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+    );
+    let out = processor.process_message(
+        &message("fw", 0, "src=203.0.113.7 dst=198.51.100.2"),
+        Instant::now(),
+    );
+    assert!(out.remote.is_empty());
+    assert_eq!(records(&out)[0]["intel"]["rdap"]["status"], "disabled");
+}
