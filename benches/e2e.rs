@@ -5,7 +5,6 @@
 //! e2e` uses 200,000 events; as a test it uses 2,000 and only checks that both drain. Rates are
 //! measured from the first message to the last, so the consumer-group join is not counted.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -15,15 +14,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::ClientConfig;
 use threatsift::settings::Settings;
-use threatsift::telemetry::Metrics;
-use tokio_util::sync::CancellationToken;
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
+use threatsift::test_support::pipeline::spawn_pipeline;
+use threatsift::test_support::{brokers, unique};
 
 async fn prepare(brokers: &str, events: usize) -> (String, String, String) {
     let (input, output, dlq) = (unique("e2e-in"), unique("e2e-out"), unique("e2e-dlq"));
@@ -120,15 +112,7 @@ async fn drain_daemon(brokers: &str, topics: &(String, String, String), events: 
         feed = feed.display(),
     ))
     .expect("settings");
-    let registry = prometheus::Registry::new();
-    let metrics = Arc::new(Metrics::new(&registry).expect("metrics"));
-    let shutdown = CancellationToken::new();
-    let run = tokio::spawn(threatsift::topology::run(
-        settings,
-        registry,
-        metrics.clone(),
-        shutdown.clone(),
-    ));
+    let (metrics, shutdown, run) = spawn_pipeline(settings);
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut first = None;
     while (metrics.messages_completed.get() as usize) < events && Instant::now() < deadline {
@@ -152,9 +136,7 @@ async fn drain_daemon(brokers: &str, topics: &(String, String, String), events: 
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let Ok(brokers) = std::env::var("THREATSIFT_TEST_BROKERS") else {
-        panic!("THREATSIFT_TEST_BROKERS is not set: start the broker with scripts/broker.sh");
-    };
+    let brokers = brokers();
     let full = std::env::args().any(|a| a == "--bench");
     let events = if full { 200_000 } else { 2_000 };
     let topics = prepare(&brokers, events).await;

@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use threatsift::stages::extract::extract_ip_observations;
 use threatsift::stages::parse::{FormatRegistry, StreamId};
+use threatsift::test_support::fixtures::{fixtures_dir, load_cases};
 
 /// Family of each format, as the targets group them.
 fn family(format: &str) -> &'static str {
@@ -36,41 +36,20 @@ struct FixtureFile {
 }
 
 fn load() -> Vec<FixtureFile> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats");
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    let mut files = Vec::new();
-    for path in paths {
-        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut file = FixtureFile {
-            stream_key: stem.clone(),
-            all: Vec::new(),
-            events: BTreeMap::new(),
-        };
-        // (line, format, is an event line)
-        let mut cases: Vec<(String, String, bool)> = Vec::new();
-        for raw in text.lines() {
-            if let Some(line) = raw.strip_prefix("line: ") {
-                cases.push((line.replace("<TAB>", "\t"), stem.clone(), true));
-            } else if let Some(case) = cases.last_mut() {
-                if let Some(format) = raw.strip_prefix("format: ") {
-                    case.1 = format.to_owned();
-                } else if raw.starts_with("error:") || raw == "expect: directive" {
-                    case.2 = false;
-                }
-            }
+    let mut files: Vec<FixtureFile> = Vec::new();
+    for case in load_cases(&fixtures_dir(), None) {
+        if files.last().is_none_or(|f| f.stream_key != case.file) {
+            files.push(FixtureFile {
+                stream_key: case.file.clone(),
+                all: Vec::new(),
+                events: BTreeMap::new(),
+            });
         }
-        for (line, format, is_event) in cases {
-            file.all.push(line.clone());
-            if is_event {
-                file.events.entry(format).or_default().push(line);
-            }
+        let file = files.last_mut().expect("a file per case");
+        file.all.push(case.line.clone());
+        if case.is_event() {
+            file.events.entry(case.format).or_default().push(case.line);
         }
-        files.push(file);
     }
     files
 }

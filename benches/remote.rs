@@ -13,15 +13,13 @@ use futures::future::BoxFuture;
 
 use threatsift::intel::{Lookup, Provider, ProviderError};
 use threatsift::model::Origin;
-use threatsift::model::{Network, ProviderIntel, ProviderStatus, ThreatRecord, Verdict};
-use threatsift::remote::slot::{Outcome, Patience, ProviderSlot, SlotLimits};
-use threatsift::remote::{
-    apply_outcome, NoRevisions, Priority, RemoteJob, RemoteStage, RevisionRules, Tracked,
-};
-use threatsift::settings::Settings;
+use threatsift::model::{Network, ProviderIntel, ProviderStatus, ThreatRecord};
+use threatsift::remote::slot::{Outcome, ProviderSlot, SlotLimits};
+use threatsift::remote::{apply_outcome, NoRevisions, Priority, RemoteJob, RemoteStage};
 use threatsift::stages::dedup::DedupCache;
-use threatsift::stages::score::ScoringModel;
-use threatsift::telemetry::Metrics;
+use threatsift::test_support::remote::{
+    self, defaults, new_metrics, now_patience, remote_job, rules,
+};
 
 /// Answers every address at once with VirusTotal-shaped facts.
 #[derive(Debug)]
@@ -79,43 +77,32 @@ fn addr(i: u32) -> IpAddr {
 fn job(dedup: &DedupCache, i: u32) -> RemoteJob {
     let ip = addr(i);
     let sighting = dedup.observe(ip, SystemTime::now()).sighting;
-    RemoteJob {
+    let priority = Priority {
+        locally_suspicious: i % 7 == 0,
+        sightings_order: 1,
+        allowed: i % 2 == 0,
+    };
+    let origin = Origin {
+        topic: "firewall".into(),
+        partition: 0,
+        offset: i64::from(i),
+    };
+    remote_job(
         ip,
-        priority: Priority {
-            locally_suspicious: i % 7 == 0,
-            sightings_order: 1,
-            allowed: i % 2 == 0,
-        },
-        tracked: Arc::new(tokio::sync::Mutex::new(Tracked::new(
-            template(ip),
-            Vec::new(),
-            None,
-            Some("FortiGate".into()),
-            sighting,
-            Origin {
-                topic: "firewall".into(),
-                partition: 0,
-                offset: i64::from(i),
-            },
-        ))),
-    }
+        priority,
+        template(ip),
+        None,
+        Some("FortiGate".into()),
+        sighting,
+        origin,
+    )
 }
 
-fn rules() -> RevisionRules {
-    let settings = Settings::from_toml_overrides("").expect("defaults");
-    RevisionRules {
-        scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
-        min_verdict: Verdict::Suspicious,
-    }
-}
-
+/// No budgets; `not_found` answers cached as long as the others.
 fn limits() -> SlotLimits {
     SlotLimits {
-        per_minute: 0,
-        per_day: 0,
-        ttl: Duration::from_secs(3600),
         not_found_ttl: Duration::from_secs(3600),
-        max_answers: 100_000,
+        ..remote::limits(0, 0)
     }
 }
 
@@ -124,7 +111,7 @@ fn bench_remote(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).expect("metrics"));
+    let (_, metrics) = new_metrics();
     let mut group = c.benchmark_group("remote");
     group.throughput(Throughput::Elements(1));
 
@@ -149,11 +136,9 @@ fn bench_remote(c: &mut Criterion) {
     let stage = Arc::new(RemoteStage::new(
         slots,
         1000,
-        rules(),
+        rules(&defaults()),
         Arc::new(NoRevisions),
-        Patience {
-            max_wait: Duration::ZERO,
-        },
+        now_patience(),
         metrics.clone(),
     ));
     let dedup = DedupCache::new(Duration::from_secs(3600), 10_000_000);
@@ -180,9 +165,7 @@ fn bench_remote(c: &mut Criterion) {
         limits(),
         metrics.clone(),
     );
-    let patience = Patience {
-        max_wait: Duration::ZERO,
-    };
+    let patience = now_patience();
     runtime.block_on(async {
         for i in 0..1000 {
             slot.lookup(addr(i), patience).await;
@@ -196,7 +179,7 @@ fn bench_remote(c: &mut Criterion) {
         })
     });
 
-    let rules = rules();
+    let rules = rules(&defaults());
     group.bench_function("apply_answer_rescore_serialise", |b| {
         b.iter_batched(
             || {

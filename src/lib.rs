@@ -34,4 +34,5 @@ pub mod report;
 pub mod settings;
 pub mod stages;
 pub mod telemetry;
+pub mod test_support;
 pub mod topology;

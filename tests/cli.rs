@@ -6,22 +6,8 @@ mod mmdb_writer;
 mod mock_api;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
 
-fn threatsift(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_threatsift"));
-    command
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("THREATSIFT_CONFIG");
-    for (k, v) in envs {
-        command.env(k, v);
-    }
-    command
-        .stdin(Stdio::null())
-        .output()
-        .expect("run threatsift")
-}
+use common::threatsift;
 
 #[test]
 fn demo_prints_a_schema_valid_record_for_every_blocklisted_ip() {

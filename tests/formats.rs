@@ -20,73 +20,12 @@ use std::path::Path;
 use threatsift::model::Role;
 use threatsift::stages::extract::{extract_ip_observations, parse_ip_token};
 use threatsift::stages::parse::{FormatRegistry, Parsed, StreamId};
+use threatsift::test_support::fixtures::{fixtures_dir, FixtureCase as Case};
 
-#[derive(Debug, Default, Clone)]
-struct Case {
-    file: String,
-    at: usize,
-    line: String,
-    format: String,
-    expect: Vec<String>,
-    error: Option<String>,
-    context: BTreeMap<String, String>,
-}
-
+/// Every case, or with `FIXTURE=name` those of the matching files.
 fn load_cases(dir: &Path) -> Vec<Case> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("fixtures directory")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    let filter = std::env::var("FIXTURE").ok();
-    let mut cases = Vec::new();
-    for path in files {
-        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-        if filter.as_deref().is_some_and(|f| !stem.contains(f)) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut current: Option<Case> = None;
-        for (n, raw) in text.lines().enumerate() {
-            if raw.trim().is_empty() || raw.starts_with("//") {
-                continue;
-            }
-            let (key, value) = raw
-                .split_once(": ")
-                .or_else(|| raw.strip_suffix(':').map(|k| (k, "")))
-                .unwrap_or_else(|| panic!("{}:{}: expected `key: value`", path.display(), n + 1));
-            if key == "line" {
-                cases.extend(current.take());
-                current = Some(Case {
-                    file: stem.clone(),
-                    at: n + 1,
-                    line: value.replace("<TAB>", "\t"),
-                    format: stem.clone(),
-                    ..Case::default()
-                });
-                continue;
-            }
-            let case = current.as_mut().unwrap_or_else(|| {
-                panic!("{}:{}: `{key}` before any `line:`", path.display(), n + 1)
-            });
-            match key {
-                "expect" => case.expect.push(value.to_owned()),
-                "error" => case.error = Some(value.to_owned()),
-                "format" => case.format = value.to_owned(),
-                "observer" | "vendor" | "product" | "action" | "rule" => {
-                    case.context.insert(key.to_owned(), value.to_owned());
-                }
-                other => panic!("{}:{}: unknown key {other:?}", path.display(), n + 1),
-            }
-        }
-        cases.extend(current);
-    }
-    cases
-}
-
-fn fixtures_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
+    let only = std::env::var("FIXTURE").ok();
+    threatsift::test_support::fixtures::load_cases(dir, only.as_deref())
 }
 
 fn is_documentation(ip: IpAddr) -> bool {
@@ -331,15 +270,8 @@ mod properties {
     }
 
     fn load_all_lines() -> Vec<String> {
-        let mut lines = Vec::new();
-        for entry in std::fs::read_dir(fixtures_dir()).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            for raw in text.lines() {
-                if let Some(line) = raw.strip_prefix("line: ") {
-                    lines.push(line.replace("<TAB>", "\t"));
-                }
-            }
-        }
+        let cases = threatsift::test_support::fixtures::load_cases(&fixtures_dir(), None);
+        let mut lines: Vec<String> = cases.into_iter().map(|case| case.line).collect();
         lines.sort();
         lines
     }

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -16,7 +15,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use threatsift::settings::Settings;
 use threatsift::telemetry::Metrics;
-use tokio_util::sync::CancellationToken;
+use threatsift::test_support::pipeline::spawn_pipeline;
 
 fn read_record_ips(brokers: &str, topic: &str, partitions: i32) -> BTreeSet<String> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -104,28 +103,6 @@ async fn produce_event(producer: &FutureProducer, source: &str) {
         .await
         .map_err(|(e, _)| e)
         .unwrap();
-}
-
-/// Runs `app::run` on a task; returns its metrics, its shutdown token and its handle.
-fn spawn_pipeline(
-    settings: Settings,
-) -> (
-    Arc<Metrics>,
-    CancellationToken,
-    tokio::task::JoinHandle<
-        Result<threatsift::topology::RunSummary, threatsift::topology::AppError>,
-    >,
-) {
-    let registry = prometheus::Registry::new();
-    let metrics = Arc::new(Metrics::new(&registry).unwrap());
-    let shutdown = CancellationToken::new();
-    let run = tokio::spawn(threatsift::topology::run(
-        settings,
-        registry,
-        metrics.clone(),
-        shutdown.clone(),
-    ));
-    (metrics, shutdown, run)
 }
 
 /// Waits until `target` messages are finished or `limit` passes; returns the count.

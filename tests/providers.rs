@@ -29,18 +29,16 @@ async fn vt(
     key: &str,
     address: &str,
 ) -> (Result<Lookup, ProviderError>, Vec<Seen>) {
-    let (url, seen) = mock(canned).await;
-    let provider = VirusTotal::new(&settings(
-        &format!("{url}/api/v3"),
+    lookup_once(
+        VirusTotal::new,
+        "/api/v3",
+        "virustotal",
+        VT_KEY,
+        canned,
         key,
-        Duration::from_secs(5),
-    ))
-    .unwrap();
-    assert_eq!(provider.name(), "virustotal");
-    let result = provider.lookup(ip(address)).await;
-    assert_key_hidden(&result, &provider, VT_KEY);
-    let seen = seen.lock().unwrap().clone();
-    (result, seen)
+        address,
+    )
+    .await
 }
 
 /// Looks `address` up on an AbuseIPDB mock answering `canned`.
@@ -49,18 +47,16 @@ async fn abuse(
     key: &str,
     address: &str,
 ) -> (Result<Lookup, ProviderError>, Vec<Seen>) {
-    let (url, seen) = mock(canned).await;
-    let provider = AbuseIpDb::new(&settings(
-        &format!("{url}/api/v2/"),
+    lookup_once(
+        AbuseIpDb::new,
+        "/api/v2/",
+        "abuseipdb",
+        ABUSE_KEY,
+        canned,
         key,
-        Duration::from_secs(5),
-    ))
-    .unwrap();
-    assert_eq!(provider.name(), "abuseipdb");
-    let result = provider.lookup(ip(address)).await;
-    assert_key_hidden(&result, &provider, ABUSE_KEY);
-    let seen = seen.lock().unwrap().clone();
-    (result, seen)
+        address,
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

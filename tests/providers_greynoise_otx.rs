@@ -30,18 +30,16 @@ async fn greynoise(
     key: &str,
     address: &str,
 ) -> (Result<Lookup, ProviderError>, Vec<Seen>) {
-    let (url, seen) = mock(canned).await;
-    let provider = GreyNoise::new(&settings(
-        &format!("{url}/v3/community/"),
+    lookup_once(
+        GreyNoise::new,
+        "/v3/community/",
+        "greynoise",
+        GN_KEY,
+        canned,
         key,
-        Duration::from_secs(5),
-    ))
-    .unwrap();
-    assert_eq!(provider.name(), "greynoise");
-    let result = provider.lookup(ip(address)).await;
-    assert_key_hidden(&result, &provider, GN_KEY);
-    let seen = seen.lock().unwrap().clone();
-    (result, seen)
+        address,
+    )
+    .await
 }
 
 /// Looks `address` up on an OTX mock answering `canned`.
@@ -50,18 +48,7 @@ async fn otx(
     key: &str,
     address: &str,
 ) -> (Result<Lookup, ProviderError>, Vec<Seen>) {
-    let (url, seen) = mock(canned).await;
-    let provider = Otx::new(&settings(
-        &format!("{url}/api/v1"),
-        key,
-        Duration::from_secs(5),
-    ))
-    .unwrap();
-    assert_eq!(provider.name(), "otx");
-    let result = provider.lookup(ip(address)).await;
-    assert_key_hidden(&result, &provider, OTX_KEY);
-    let seen = seen.lock().unwrap().clone();
-    (result, seen)
+    lookup_once(Otx::new, "/api/v1", "otx", OTX_KEY, canned, key, address).await
 }
 
 // ---------------------------------------------------------------------------------------------

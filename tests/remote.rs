@@ -20,7 +20,7 @@
 
 mod mock_api;
 
-use mock_api::{html_answer, json_answer, settings, Canned, Mock};
+use mock_api::{html_answer, ip, json_answer, settings, Canned, Mock};
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -42,12 +42,15 @@ use threatsift::model::{Observed, Origin, Role};
 use threatsift::model::{Output, OutputKind};
 use threatsift::remote::breaker::FAILURE_THRESHOLD;
 use threatsift::remote::slot::{Outcome, Patience, ProviderSlot, SlotLimits, MAX_RETRIES};
-use threatsift::remote::{Priority, RemoteJob, RemoteStage, RevisionRules, RevisionSink, Tracked};
+use threatsift::remote::{Priority, RemoteJob, RemoteStage, RevisionSink};
 use threatsift::settings::Settings;
 use threatsift::stages::dedup::DedupCache;
-use threatsift::stages::score::{EvidenceInput, ScoringModel};
+use threatsift::stages::score::EvidenceInput;
 use threatsift::telemetry::metrics::NAMESPACE;
 use threatsift::telemetry::Metrics;
+use threatsift::test_support::remote::{
+    defaults, limits, new_metrics, now_patience, patience, remote_job, rules,
+};
 
 fn with_delay(mut canned: Canned, delay: Duration) -> Canned {
     canned.delay = delay;
@@ -109,34 +112,6 @@ fn vt_wrong_key() -> Canned {
 
 const VT_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
-fn now_patience() -> Patience {
-    Patience {
-        max_wait: Duration::ZERO,
-    }
-}
-
-fn patience(secs: u64) -> Patience {
-    Patience {
-        max_wait: Duration::from_secs(secs),
-    }
-}
-
-fn limits(per_minute: u32, per_day: u32) -> SlotLimits {
-    SlotLimits {
-        per_minute,
-        per_day,
-        ttl: Duration::from_secs(3_600),
-        not_found_ttl: Duration::from_secs(600),
-        max_answers: 100_000,
-    }
-}
-
-fn new_metrics() -> (Registry, Arc<Metrics>) {
-    let registry = Registry::new();
-    let metrics = Arc::new(Metrics::new(&registry).unwrap());
-    (registry, metrics)
-}
-
 fn virustotal(mock: &Mock, key: &str) -> Arc<dyn Provider> {
     Arc::new(
         VirusTotal::new(&settings(
@@ -163,17 +138,6 @@ fn slot(
 /// A VirusTotal slot on `mock` without limits.
 fn slot_for(mock: &Mock, metrics: &Arc<Metrics>) -> Arc<ProviderSlot> {
     slot(virustotal(mock, VT_KEY), limits(0, 0), metrics)
-}
-
-fn defaults() -> Settings {
-    Settings::from_toml_overrides("").expect("the defaults load")
-}
-
-fn rules(settings: &Settings) -> RevisionRules {
-    RevisionRules {
-        scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
-        min_verdict: settings.publish.min_verdict,
-    }
 }
 
 /// Collects what the stage publishes.
@@ -294,18 +258,15 @@ fn job(
     if record.verdict >= settings.publish.min_verdict {
         record.revision = seen.sighting.next_revision(record.score, record.verdict);
     }
-    RemoteJob {
+    remote_job(
         ip,
         priority,
-        tracked: Arc::new(tokio::sync::Mutex::new(Tracked::new(
-            record,
-            Vec::new(),
-            threat.map(str::to_owned),
-            reporter.map(str::to_owned),
-            seen.sighting,
-            origin(),
-        ))),
-    }
+        record,
+        threat.map(str::to_owned),
+        reporter.map(str::to_owned),
+        seen.sighting,
+        origin(),
+    )
 }
 
 /// Offers `jobs`, runs the dispatchers for `run`, then stops them as the daemon does at
@@ -338,10 +299,6 @@ fn plain() -> Priority {
         sightings_order: Priority::sightings_order(1),
         allowed: true,
     }
-}
-
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
 }
 
 /// The value of one sample in the Prometheus text, matched by name (without the `threatsift_`

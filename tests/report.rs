@@ -7,26 +7,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-fn threatsift(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_threatsift"));
-    command
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("THREATSIFT_CONFIG");
-    for (k, v) in envs {
-        command.env(k, v);
-    }
-    command
-        .stdin(Stdio::null())
-        .output()
-        .expect("run threatsift")
-}
+use common::threatsift;
 
 fn record(ip: &str, score: u32, verdict: &str, severity: &str, status: &str) -> Value {
     let provider = |detail: &str| json!({"status": status, "detail": detail});

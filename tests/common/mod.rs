@@ -1,14 +1,14 @@
 //! Helpers for the integration tests: the real broker that `scripts/broker.sh` starts, unique
 //! topics per test, a producer and a reader, the daemon binary as a child process, and the
-//! record schema.
+//! record schema. What the benches need too (`unique`, `brokers`) is in
+//! `threatsift::test_support`, re-exported here.
 #![allow(dead_code)]
 #![allow(clippy::disallowed_methods)] // plain test threads may sleep; no runtime is blocked
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -18,29 +18,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-/// The broker the test script started.
-pub fn brokers() -> String {
-    std::env::var("THREATSIFT_TEST_BROKERS").unwrap_or_else(|_| {
-        panic!(
-            "THREATSIFT_TEST_BROKERS is not set: run the suite with scripts/test.sh, which \
-             installs and starts the broker (or run scripts/broker.sh start and export \
-             THREATSIFT_TEST_BROKERS=127.0.0.1:19092)"
-        )
-    })
-}
-
-/// A name unique to this test run.
-pub fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
+pub use threatsift::test_support::{brokers, unique};
 
 /// Topics of one test.
 pub struct Topics {
@@ -235,6 +213,23 @@ weight = 70
     let path = dir.join(format!("config-{port}.toml"));
     std::fs::write(&path, text).expect("write config");
     (path, port)
+}
+
+/// Runs the binary with `args` and the extra `envs` (no stdin, `RUST_LOG=warn`, no
+/// `THREATSIFT_CONFIG`) to its end.
+pub fn threatsift(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_threatsift"));
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("THREATSIFT_CONFIG");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command
+        .stdin(Stdio::null())
+        .output()
+        .expect("run threatsift")
 }
 
 /// The daemon as a child process; its stderr is kept in a file for failure messages.

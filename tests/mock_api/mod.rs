@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::Value;
 
-use threatsift::intel::{intel_entry, Lookup, ProviderError};
+use threatsift::intel::{intel_entry, Lookup, Provider, ProviderError};
 use threatsift::model::Network;
 use threatsift::settings::{ProviderSettings, Secret};
 
@@ -137,6 +137,36 @@ impl Mock {
             })
             .collect()
     }
+}
+
+/// Builds a provider with `new` on a mock answering `canned` below `path` (key `key`, 5 s
+/// timeout), checks that it is called `name`, looks `address` up and checks that `hidden` (the
+/// test's key) shows nowhere; returns the result and the requests the mock saw.
+pub async fn lookup_once<P, E>(
+    new: impl FnOnce(&ProviderSettings) -> Result<P, E>,
+    path: &str,
+    name: &str,
+    hidden: &str,
+    canned: Canned,
+    key: &str,
+    address: &str,
+) -> (Result<Lookup, ProviderError>, Vec<Seen>)
+where
+    P: Provider + std::fmt::Debug,
+    E: std::fmt::Debug,
+{
+    let (url, seen) = mock(canned).await;
+    let provider = new(&settings(
+        &format!("{url}{path}"),
+        key,
+        Duration::from_secs(5),
+    ))
+    .unwrap();
+    assert_eq!(provider.name(), name);
+    let result = provider.lookup(ip(address)).await;
+    assert_key_hidden(&result, &provider, hidden);
+    let seen = seen.lock().unwrap().clone();
+    (result, seen)
 }
 
 pub fn settings(base_url: &str, key: &str, timeout: Duration) -> ProviderSettings {
