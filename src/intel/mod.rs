@@ -1,14 +1,15 @@
 //! Threat intelligence: local feeds (in [`feeds`]) and the seam remote providers plug into.
 //!
-//! A provider is one module implementing [`Provider`] plus one line in
-//! [`ConfiguredProviders::build`]; its answer becomes the provider's `intel` entry. Scoring
+//! A remote provider is one module under [`providers`] implementing [`Provider`], plus one
+//! line in [`ConfiguredProviders::build`]; a local one implements [`LocalProvider`] and is
+//! asked synchronously. Its answer becomes the provider's `intel` entry. Scoring
 //! derives reasons from the facts of `ok` entries only. Errors map to a status (design §3) and
 //! are never evidence.
 //!
 //! Remote: [`virustotal`], [`abuseipdb`], [`greynoise`], [`otx`], [`internetdb`] and [`rdap`],
 //! on the shared client code in [`http`] (RDAP follows redirects, keyed providers never do),
-//! each asked through a [`remote::ProviderSlot`] ([`budget`], [`breaker`], answer cache) from
-//! the remote stage's queues. Local, asked while the record is built: [`mmdb`] (GeoLite2/DB-IP
+//! each asked through a [`ProviderSlot`](crate::remote::slot::ProviderSlot) (budget, breaker,
+//! answer cache) from the remote stage's queues. Local, asked while the record is built: [`mmdb`] (GeoLite2/DB-IP
 //! files) and [`talos`] (a Talos-format list file only: Talos has no public API).
 
 pub mod feeds;

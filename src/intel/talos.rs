@@ -4,7 +4,7 @@
 //!
 //! * **No list file** (`[providers.talos] path` empty): the provider is disabled.
 //!   [`Talos::disabled_reason`] returns [`DISABLED_REASON`]; the daemon should then write
-//!   `intel.talos = {status: "disabled", detail: <reason>}` and not call [`LocalProvider::lookup`](crate::intel::LocalProvider::lookup).
+//!   `intel.talos = {status: "disabled", detail: <reason>}` and not call [`crate::intel::LocalProvider::lookup`].
 //!   If it is called anyway it answers `unavailable` with the same reason (never evidence,
 //!   never `not_found`, which would claim Talos was asked).
 //! * **List file**: the format of the former Talos IP blocklist (`snort.org` `ip-block-list`),

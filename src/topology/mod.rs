@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Beside the data path: the metrics server, scheduled reports, housekeeping (reloads, cache
-//! gauge) and the assignment watchdog. Shutdown is [`shutdown::drain`].
+//! gauge) and the assignment watchdog. Shutdown runs in `shutdown.rs`:
+//! an ordered list of steps, each bounded by the one drain deadline.
 
 mod build;
 mod consume;
