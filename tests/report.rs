@@ -201,7 +201,7 @@ async fn report_reads_the_latest_revision_per_address_from_the_topic() {
         .map(|r| r.to_string().into_bytes())
         .chain([b"not a record".to_vec()])
         .collect();
-    common::produce(&topics.output, Some(0), &payloads).await;
+    common::produce_one_per_batch(&topics.output, Some(0), &payloads).await;
     let brokers = common::brokers();
     let output = topics.output.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -217,7 +217,8 @@ async fn report_reads_the_latest_revision_per_address_from_the_topic() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("skipped 1"), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let threats: Vec<(String, u64)> = report["threats"]
         .as_array()

@@ -65,11 +65,39 @@ pub async fn create_topics(partitions: i32) -> Topics {
 /// Produces payloads in order, each to `partition` when given, batched the way real producers
 /// batch (librdkafka's defaults), so consumers resume from offsets inside multi-record batches.
 pub async fn produce(topic: &str, partition: Option<i32>, payloads: &[Vec<u8>]) {
-    let producer: FutureProducer = ClientConfig::new()
+    produce_with(topic, partition, payloads, &[]).await
+}
+
+/// Like [`produce`], one record per batch. Only for tests that read a topic up to its high
+/// watermark (`threatsift report --topic`): this tansu build reports the high watermark as the
+/// last batch's *base* offset + 1 (measured: four records produced in one batch at offsets 0–3,
+/// `fetch_watermarks` answers (0, 1); Kafka answers (0, 4)), so a reader that stops at the
+/// watermark, as Kafka clients do, stops inside the last batch. With one record per batch the
+/// watermark is right.
+pub async fn produce_one_per_batch(topic: &str, partition: Option<i32>, payloads: &[Vec<u8>]) {
+    produce_with(
+        topic,
+        partition,
+        payloads,
+        &[("linger.ms", "0"), ("batch.num.messages", "1")],
+    )
+    .await
+}
+
+async fn produce_with(
+    topic: &str,
+    partition: Option<i32>,
+    payloads: &[Vec<u8>],
+    extra: &[(&str, &str)],
+) {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers())
-        .set("message.max.bytes", "4000000")
-        .create()
-        .expect("producer");
+        .set("message.max.bytes", "4000000");
+    for (name, value) in extra {
+        config.set(*name, *value);
+    }
+    let producer: FutureProducer = config.create().expect("producer");
     let sends = payloads.iter().map(|payload| {
         let mut record = FutureRecord::<(), [u8]>::to(topic).payload(&payload[..]);
         if let Some(p) = partition {
