@@ -9,7 +9,6 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use threatsift::settings::Settings;
 use threatsift::stages::parse::FormatRegistry;
 use threatsift::telemetry::{self, LogFormat, Metrics};
 
@@ -92,13 +91,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => run_daemon(config),
         Command::Demo => run_demo(),
-        Command::CheckConfig { config } => match Settings::load(config.as_deref()) {
-            Ok(settings) => {
-                print!("{}", settings.to_redacted_toml());
-                ExitCode::SUCCESS
+        Command::CheckConfig { config } => {
+            match threatsift::cli::load_settings(config.as_deref()) {
+                Ok(settings) => {
+                    print!("{}", settings.to_redacted_toml());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_error(&e),
             }
-            Err(e) => config_error(&e),
-        },
+        }
         Command::Report {
             input,
             topic,
@@ -126,7 +127,7 @@ fn main() -> ExitCode {
 }
 
 fn enrich(config: Option<PathBuf>, args: &[String]) -> ExitCode {
-    let settings = match Settings::load(config.as_deref()) {
+    let settings = match threatsift::cli::load_settings(config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => return config_error(&e),
     };
@@ -167,7 +168,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn run_daemon(config: Option<PathBuf>) -> ExitCode {
-    let settings = match Settings::load(config.as_deref()) {
+    let settings = match threatsift::cli::load_settings(config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => return config_error(&e),
     };
@@ -226,7 +227,7 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
 }
 
 fn parse_lines(config: Option<PathBuf>, format: Option<String>, file: Option<PathBuf>) -> ExitCode {
-    let settings = match Settings::load(config.as_deref()) {
+    let settings = match threatsift::cli::load_settings(config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => return config_error(&e),
     };
@@ -268,7 +269,7 @@ struct ReportArgs {
 
 fn write_report(args: ReportArgs) -> ExitCode {
     use threatsift::report::{self, input, ReportFormat};
-    let settings = match Settings::load(args.config.as_deref()) {
+    let settings = match threatsift::cli::load_settings(args.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => return config_error(&e),
     };

@@ -587,11 +587,11 @@ async fn default_settings_reach_the_documented_paths_and_scoring_reads_the_facts
 
     let mut settings = Settings::from_toml_overrides("").unwrap();
     assert_eq!(
-        settings.providers.greynoise.base_url,
+        settings.providers.get("greynoise").unwrap().base_url,
         "https://api.greynoise.io/v3/community"
     );
     assert_eq!(
-        settings.providers.otx.base_url,
+        settings.providers.get("otx").unwrap().base_url,
         "https://otx.alienvault.com/api/v1"
     );
     let gn_body = json!({"ip": "203.0.113.45", "noise": true, "riot": false,
@@ -599,10 +599,10 @@ async fn default_settings_reach_the_documented_paths_and_scoring_reads_the_facts
     let (gn_url, gn_seen) = mock(json_answer(200, gn_body)).await;
     let otx_body = otx_general(vec![otx_pulse("SSH honeypot attackers")], 7, json!([]));
     let (otx_url, otx_seen) = mock(json_answer(200, otx_body)).await;
-    settings.providers.greynoise.base_url = format!("{gn_url}/v3/community");
-    settings.providers.otx.base_url = format!("{otx_url}/api/v1");
-    let gn = GreyNoise::new(&settings.providers.greynoise).unwrap();
-    let otx = Otx::new(&settings.providers.otx).unwrap();
+    settings.providers.get_mut("greynoise").unwrap().base_url = format!("{gn_url}/v3/community");
+    settings.providers.get_mut("otx").unwrap().base_url = format!("{otx_url}/api/v1");
+    let gn = GreyNoise::new(settings.providers.get("greynoise").unwrap()).unwrap();
+    let otx = Otx::new(settings.providers.get("otx").unwrap()).unwrap();
 
     let address = ip("203.0.113.45");
     let mut intel = BTreeMap::new();

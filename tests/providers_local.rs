@@ -85,7 +85,7 @@ async fn talos_without_a_file_is_disabled_and_makes_no_request() {
     // The same words as the entry the daemon writes today for an unqueried Talos.
     let defaults = Settings::from_toml_overrides("").expect("defaults");
     assert_eq!(
-        ConfiguredProviders::build(&defaults.providers)
+        ConfiguredProviders::build(&defaults)
             .expect("defaults build")
             .entries["talos"]
             .detail

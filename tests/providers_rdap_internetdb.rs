@@ -510,10 +510,10 @@ async fn rdap_default_base_url_is_the_iana_directory() {
     // The shipped configuration points at IANA's bootstrap directory.
     let defaults = threatsift::settings::Settings::from_toml_overrides("").unwrap();
     assert_eq!(
-        defaults.providers.rdap.base_url,
+        defaults.providers.get("rdap").unwrap().base_url,
         "https://data.iana.org/rdap"
     );
-    assert!(Rdap::new(&defaults.providers.rdap).is_ok());
+    assert!(Rdap::new(defaults.providers.get("rdap").unwrap()).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,3 +3,15 @@
 pub mod demo;
 pub mod enrich;
 pub mod parse;
+
+use std::path::Path;
+
+use crate::settings::{Settings, SettingsError};
+
+/// Loads the settings (defaults, `config`, environment) and checks them whole: each section
+/// by itself, then `[providers.*]` and the provider weights against the provider registry.
+pub fn load_settings(config: Option<&Path>) -> Result<Settings, SettingsError> {
+    let settings = Settings::load(config)?;
+    crate::intel::registry::validate(&settings)?;
+    Ok(settings)
+}

@@ -38,11 +38,34 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{LocalProvider, Lookup, ProviderError};
+use crate::intel::registry::{always_available, Build, KeyUse, ProviderSpec};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
 pub const NAME: &str = "mmdb";
+
+/// The GeoIP databases, described for the registry: network facts, not evidence.
+pub const SPEC: ProviderSpec = ProviderSpec {
+    name: NAME,
+    display_name: "GeoIP database",
+    key: KeyUse::None,
+    build: Build::Local(|s| Ok(std::sync::Arc::new(Mmdb::new(s)?))),
+    check: needs_path,
+    unavailable: always_available,
+    weights: &[],
+    score: None,
+};
+
+fn needs_path(settings: &ProviderSettings) -> Result<(), SettingsError> {
+    if settings.path.trim().is_empty() {
+        return Err(SettingsError::invalid(
+            "providers.mmdb.path",
+            "required when enabled: one or more GeoLite2/DB-IP .mmdb files, comma-separated",
+        ));
+    }
+    Ok(())
+}
 
 /// Why a database file could not be loaded; names the file.
 #[derive(Debug, thiserror::Error)]
@@ -262,6 +285,10 @@ impl LocalProvider for Mmdb {
 
     fn lookup(&self, ip: IpAddr) -> Result<Lookup, ProviderError> {
         self.lookup_ip(ip)
+    }
+
+    fn reload_if_changed(&self) -> Result<bool, String> {
+        Mmdb::reload_if_changed(self).map_err(|e| e.to_string())
     }
 }
 

@@ -1,8 +1,10 @@
 //! Threat intelligence: local feeds (in [`feeds`]) and the seam remote providers plug into.
 //!
-//! A remote provider is one module under [`providers`] implementing [`Provider`], plus one
-//! line in [`ConfiguredProviders::build`]; a local one implements [`LocalProvider`] and is
-//! asked synchronously. Its answer becomes the provider's `intel` entry. Scoring
+//! A provider is one file describing itself (a [`registry::ProviderSpec`]: name, display name,
+//! key, how it is built, its `[scoring]` weights and score rule) plus one line in
+//! [`registry::PROVIDERS`]. A remote one implements [`Provider`] (asked in the background
+//! queues); a local one [`LocalProvider`] (asked synchronously while the record is built). Its
+//! answer becomes the provider's `intel` entry. Scoring
 //! derives reasons from the facts of `ok` entries only. Errors map to a status (design §3) and
 //! are never evidence.
 //!
@@ -16,8 +18,7 @@ pub mod feeds;
 pub mod http;
 pub mod mmdb;
 pub mod providers;
-
-use providers::{abuseipdb, greynoise, internetdb, otx, rdap, virustotal};
+pub mod registry;
 pub mod talos;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,8 @@ use futures::future::BoxFuture;
 use std::sync::Arc;
 
 use crate::model::{Network, ProviderIntel, ProviderStatus};
-use crate::settings::{ProviderSettings, ProvidersSettings, SettingsError};
+use crate::settings::{ProviderSettings, Settings, SettingsError};
+use registry::Build;
 
 /// A provider's answer about one address.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +139,11 @@ pub trait LocalProvider: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// What the local data says about `ip`.
     fn lookup(&self, ip: IpAddr) -> Result<Lookup, ProviderError>;
+    /// Re-reads the local data when its files changed (housekeeping); `Ok(true)` when it did.
+    /// On error the old data stays in use.
+    fn reload_if_changed(&self) -> Result<bool, String> {
+        Ok(false)
+    }
 }
 
 /// Turns a lookup result into the record's `intel` entry. Only `ok` carries facts; an error
@@ -171,61 +178,40 @@ pub struct ConfiguredProviders {
     pub local: Vec<Arc<dyn LocalProvider>>,
     /// Asked in the background queue, with their settings.
     pub remote: Vec<(Arc<dyn Provider>, ProviderSettings)>,
-    /// The mmdb provider, for reloading its files.
-    pub mmdb: Option<Arc<mmdb::Mmdb>>,
-    /// The Talos list, for reloading it.
-    pub talos: Option<Arc<talos::Talos>>,
 }
 
 impl ConfiguredProviders {
-    /// Builds every enabled provider from `[providers.*]`: base URLs checked, keys read, local
-    /// files loaded. Errors name the key.
-    pub fn build(settings: &ProvidersSettings) -> Result<Self, SettingsError> {
+    /// Checks `[providers.*]` and the provider weights against the registry, then builds
+    /// every enabled provider: base URLs checked, keys read, local files loaded. Errors name
+    /// the key.
+    pub fn build(settings: &Settings) -> Result<Self, SettingsError> {
+        registry::validate(settings)?;
         let mut built = ConfiguredProviders::default();
-        for (name, provider) in settings.all() {
-            if name == talos::NAME {
-                // Without a list file Talos is `disabled` with the reason, enabled or not; a
-                // list file is read only when the provider is enabled.
-                if provider.path.trim().is_empty() {
-                    built.disabled(name, talos::DISABLED_REASON);
-                } else if !provider.enabled {
-                    built.disabled(name, "not enabled in the configuration");
-                } else {
-                    let talos = Arc::new(talos::Talos::new(provider)?);
-                    built.local.push(talos.clone());
-                    built.talos = Some(talos);
-                }
+        for spec in registry::PROVIDERS {
+            let Some(provider) = settings.providers.get(spec.name) else {
+                built.disabled(spec.name, "not in the configuration");
+                continue;
+            };
+            // Unusable whatever `enabled` says (Talos without a list file): `disabled` with
+            // the reason, and nothing is read.
+            if let Some(reason) = (spec.unavailable)(provider) {
+                built.disabled(spec.name, reason);
                 continue;
             }
             if !provider.enabled {
-                built.disabled(name, "not enabled in the configuration");
+                built.disabled(spec.name, "not enabled in the configuration");
                 continue;
             }
-            let remote: Arc<dyn Provider> = match name {
-                virustotal::NAME => Arc::new(virustotal::VirusTotal::new(provider)?),
-                abuseipdb::NAME => Arc::new(abuseipdb::AbuseIpDb::new(provider)?),
-                rdap::NAME => Arc::new(rdap::Rdap::new(provider)?),
-                internetdb::NAME => Arc::new(internetdb::InternetDb::new(provider)?),
-                greynoise::NAME => Arc::new(greynoise::GreyNoise::new(provider)?),
-                otx::NAME => Arc::new(otx::Otx::new(provider)?),
-                mmdb::NAME => {
-                    let mmdb = Arc::new(mmdb::Mmdb::new(provider)?);
-                    built.local.push(mmdb.clone());
-                    built.mmdb = Some(mmdb);
-                    continue;
+            match spec.build {
+                Build::Local(build) => built.local.push(build(provider)?),
+                Build::Remote(build) => {
+                    built.entries.insert(
+                        spec.name.to_owned(),
+                        ProviderIntel::status(ProviderStatus::Pending, PENDING_DETAIL),
+                    );
+                    built.remote.push((build(provider)?, provider.clone()));
                 }
-                other => {
-                    return Err(SettingsError::invalid(
-                        format!("providers.{other}"),
-                        "unknown provider",
-                    ))
-                }
-            };
-            built.entries.insert(
-                name.to_owned(),
-                ProviderIntel::status(ProviderStatus::Pending, PENDING_DETAIL),
-            );
-            built.remote.push((remote, provider.clone()));
+            }
         }
         Ok(built)
     }

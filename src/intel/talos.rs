@@ -27,11 +27,50 @@ use serde_json::{Map, Value};
 
 use super::feeds::{FeedError, FeedSpec, LocalFeeds};
 use super::{LocalProvider, Lookup, ProviderError};
+use crate::intel::registry::{no_check, Build, KeyUse, ProviderSpec, Weight, Weights};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
 pub const NAME: &str = "talos";
+
+/// The Talos list, described for the registry.
+pub const SPEC: ProviderSpec = ProviderSpec {
+    name: NAME,
+    display_name: "Cisco Talos",
+    key: KeyUse::None,
+    build: Build::Local(|s| Ok(std::sync::Arc::new(Talos::new(s)?))),
+    check: no_check,
+    unavailable: without_list,
+    weights: &[Weight {
+        key: LISTED,
+        default: 50,
+    }],
+    score: Some(score),
+};
+
+const LISTED: &str = "talos_listed";
+
+/// Without a list file Talos is `disabled` with the reason, enabled or not.
+fn without_list(settings: &ProviderSettings) -> Option<&'static str> {
+    settings.path.trim().is_empty().then_some(DISABLED_REASON)
+}
+
+/// Any `ok` entry: the configured list lists the address.
+fn score(
+    facts: &serde_json::Map<String, serde_json::Value>,
+    w: &Weights,
+    add: &mut dyn FnMut(u32, String),
+) {
+    let list = facts
+        .get("listed_in")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("the Talos list");
+    add(
+        w.get(LISTED),
+        format!("listed in {list} (Talos reputation Poor)"),
+    );
+}
 
 /// Why Talos is not queried when no list file is configured.
 pub const DISABLED_REASON: &str = "Cisco Talos has no public API; no Talos-format list configured";
@@ -124,6 +163,10 @@ impl LocalProvider for Talos {
     fn lookup(&self, ip: IpAddr) -> Result<Lookup, ProviderError> {
         self.lookup_ip(ip)
     }
+
+    fn reload_if_changed(&self) -> Result<bool, String> {
+        Talos::reload_if_changed(self).map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -133,7 +176,7 @@ mod tests {
     #[test]
     fn the_reason_matches_the_unqueried_entry() {
         let settings = crate::settings::Settings::from_toml_overrides("").expect("defaults");
-        let built = crate::intel::ConfiguredProviders::build(&settings.providers).unwrap();
+        let built = crate::intel::ConfiguredProviders::build(&settings).unwrap();
         assert_eq!(
             built.entries.get(NAME).and_then(|e| e.detail.as_deref()),
             Some(DISABLED_REASON)

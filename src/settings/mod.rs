@@ -192,7 +192,6 @@ impl Settings {
         self.server.validate()?;
         self.shutdown.validate()?;
         self.scoring.validate()?;
-        self.providers.validate()?;
         Ok(())
     }
 

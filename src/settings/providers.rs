@@ -1,56 +1,34 @@
 //! `[providers.*]`: the remote and local intelligence providers, one table each.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Secret, SettingsError};
+use super::Secret;
 
-/// `[providers.*]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProvidersSettings {
-    /// VirusTotal v3.
-    pub virustotal: ProviderSettings,
-    /// AbuseIPDB v2.
-    pub abuseipdb: ProviderSettings,
-    /// RDAP via the IANA bootstrap.
-    pub rdap: ProviderSettings,
-    /// Shodan InternetDB.
-    pub internetdb: ProviderSettings,
-    /// GreyNoise community.
-    pub greynoise: ProviderSettings,
-    /// AlienVault OTX.
-    pub otx: ProviderSettings,
-    /// Local MaxMind/DB-IP databases.
-    pub mmdb: ProviderSettings,
-    /// Cisco Talos (no public API).
-    pub talos: ProviderSettings,
-}
+/// `[providers.<name>]`: one table per provider, by name. Which names exist, and what an
+/// enabled provider needs, is the providers' own description (`intel::registry`), checked there.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct ProvidersSettings(BTreeMap<String, ProviderSettings>);
 
 impl ProvidersSettings {
-    /// `(name, settings)` for every provider, in a fixed order.
-    pub fn all(&self) -> [(&'static str, &ProviderSettings); 8] {
-        [
-            ("virustotal", &self.virustotal),
-            ("abuseipdb", &self.abuseipdb),
-            ("rdap", &self.rdap),
-            ("internetdb", &self.internetdb),
-            ("greynoise", &self.greynoise),
-            ("otx", &self.otx),
-            ("mmdb", &self.mmdb),
-            ("talos", &self.talos),
-        ]
+    /// The settings of provider `name`, when the configuration has its table.
+    pub fn get(&self, name: &str) -> Option<&ProviderSettings> {
+        self.0.get(name)
     }
-}
 
-impl ProvidersSettings {
-    /// Every provider's settings, in the order of [`ProvidersSettings::all`].
-    pub(crate) fn validate(&self) -> Result<(), SettingsError> {
-        for (name, provider) in self.all() {
-            provider.validate(name)?;
-        }
-        Ok(())
+    /// The settings of provider `name`, to change (tests).
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut ProviderSettings> {
+        self.0.get_mut(name)
+    }
+
+    /// Every table, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ProviderSettings)> {
+        self.0
+            .iter()
+            .map(|(name, settings)| (name.as_str(), settings))
     }
 }
 
@@ -81,53 +59,4 @@ pub struct ProviderSettings {
     /// How long a "not found" answer is kept.
     #[serde(with = "humantime_serde")]
     pub not_found_ttl: Duration,
-}
-
-impl ProviderSettings {
-    /// The settings of provider `name`, when enabled: mmdb needs a path; HTTP providers need a
-    /// timeout and answer lifetimes above 0, and the keyed ones (VirusTotal, AbuseIPDB) a key.
-    pub(crate) fn validate(&self, name: &str) -> Result<(), SettingsError> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let key = |field: &str| format!("providers.{name}.{field}");
-        match name {
-            "mmdb" if self.path.trim().is_empty() => {
-                return Err(SettingsError::invalid(
-                    key("path"),
-                    "required when enabled: one or more GeoLite2/DB-IP .mmdb files, \
-                     comma-separated",
-                ))
-            }
-            // Talos without a list file reports `disabled` with the reason; no error.
-            "mmdb" | "talos" => {}
-            _ => {
-                if self.timeout.is_zero() {
-                    return Err(SettingsError::invalid(key("timeout"), "must be > 0"));
-                }
-                if self.ttl.is_zero() || self.not_found_ttl.is_zero() {
-                    return Err(SettingsError::invalid(
-                        key(if self.ttl.is_zero() {
-                            "ttl"
-                        } else {
-                            "not_found_ttl"
-                        }),
-                        "must be > 0 (answers must be kept to spend no quota twice)",
-                    ));
-                }
-                let keyed = matches!(name, "virustotal" | "abuseipdb");
-                if keyed && self.api_key.is_empty() && self.api_key_file.is_empty() {
-                    return Err(SettingsError::invalid(
-                        key("api_key"),
-                        format!(
-                            "required when enabled: set THREATSIFT__PROVIDERS__{}__API_KEY \
-                             or providers.{name}.api_key_file",
-                            name.to_ascii_uppercase()
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
 }

@@ -1,13 +1,14 @@
 //! `[scoring]`: verdict thresholds, severity bands and the points of each kind of evidence.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::SettingsError;
 
 /// `[scoring]`: the thresholds, the severity bands and the weight of each kind of evidence.
 /// Feed weights live on each `[[feeds]]` entry. All values are points of the 0–100 score.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct ScoringSettings {
     /// Score at or above which the verdict is `malicious`.
     pub malicious_at: u32,
@@ -21,72 +22,29 @@ pub struct ScoringSettings {
     pub severity_medium_at: u32,
     /// Lowest score of severity `low` (below it: `info`).
     pub severity_low_at: u32,
-    /// Points per VirusTotal engine that flags the address malicious.
-    pub virustotal_per_malicious_engine: u32,
-    /// Points per VirusTotal engine that flags the address suspicious.
-    pub virustotal_per_suspicious_engine: u32,
-    /// Most points the VirusTotal engine counts add together.
-    pub virustotal_max: u32,
-    /// Points for a negative VirusTotal community reputation.
-    pub virustotal_negative_reputation: u32,
-    /// Percentage of the AbuseIPDB confidence score that counts as points.
-    pub abuseipdb_confidence_percent: u32,
-    /// Points per 10 AbuseIPDB reports (`total_reports`), within `abuseipdb_max`.
-    pub abuseipdb_per_10_reports: u32,
-    /// Most points AbuseIPDB adds.
-    pub abuseipdb_max: u32,
-    /// Points for a GreyNoise `malicious` classification.
-    pub greynoise_malicious: u32,
-    /// Points for a GreyNoise `suspicious` classification.
-    pub greynoise_suspicious: u32,
-    /// Points per OTX pulse that lists the address.
-    pub otx_per_pulse: u32,
-    /// Most points OTX adds.
-    pub otx_max: u32,
-    /// Points when the configured Talos-format list lists the address.
-    pub talos_listed: u32,
     /// Points when the device itself reported a threat or IPS detection for the event.
     pub vendor_threat_event: u32,
     /// Points per sighting in the dedup window beyond the first.
     pub sightings_per: u32,
     /// Most points sightings add.
     pub sightings_max: u32,
+    /// The providers' weights (`virustotal_max`, `otx_per_pulse`, …), by key. Which keys exist
+    /// and their defaults are the providers' own (`intel::registry`); checked there.
+    #[serde(flatten, deserialize_with = "weights_from_numbers_or_text")]
+    pub weights: BTreeMap<String, u32>,
 }
 
 impl ScoringSettings {
-    /// The point values, by key, for the 0–100 check.
-    fn points(&self) -> [(&'static str, u32); 21] {
-        [
+    /// The thresholds and the non-provider weights, by key (the providers' weights are
+    /// checked by the registry).
+    fn points(&self) -> Vec<(&'static str, u32)> {
+        vec![
             ("malicious_at", self.malicious_at),
             ("suspicious_at", self.suspicious_at),
             ("severity_critical_at", self.severity_critical_at),
             ("severity_high_at", self.severity_high_at),
             ("severity_medium_at", self.severity_medium_at),
             ("severity_low_at", self.severity_low_at),
-            (
-                "virustotal_per_malicious_engine",
-                self.virustotal_per_malicious_engine,
-            ),
-            (
-                "virustotal_per_suspicious_engine",
-                self.virustotal_per_suspicious_engine,
-            ),
-            ("virustotal_max", self.virustotal_max),
-            (
-                "virustotal_negative_reputation",
-                self.virustotal_negative_reputation,
-            ),
-            (
-                "abuseipdb_confidence_percent",
-                self.abuseipdb_confidence_percent,
-            ),
-            ("abuseipdb_per_10_reports", self.abuseipdb_per_10_reports),
-            ("abuseipdb_max", self.abuseipdb_max),
-            ("greynoise_malicious", self.greynoise_malicious),
-            ("greynoise_suspicious", self.greynoise_suspicious),
-            ("otx_per_pulse", self.otx_per_pulse),
-            ("otx_max", self.otx_max),
-            ("talos_listed", self.talos_listed),
             ("vendor_threat_event", self.vendor_threat_event),
             ("sightings_per", self.sightings_per),
             ("sightings_max", self.sightings_max),
@@ -170,4 +128,28 @@ impl ScoringSettings {
         }
         Ok(())
     }
+}
+
+/// A weight from a file is a number; from the environment it is text (`"10"`). Both are read.
+fn weights_from_numbers_or_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Points {
+        Number(u32),
+        Text(String),
+    }
+    let raw = BTreeMap::<String, Points>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(key, points)| match points {
+            Points::Number(n) => Ok((key, n)),
+            Points::Text(text) => match text.trim().parse() {
+                Ok(n) => Ok((key, n)),
+                Err(_) => Err(serde::de::Error::custom(format!(
+                    "scoring.{key}: expected a number, got `{text}`"
+                ))),
+            },
+        })
+        .collect()
 }

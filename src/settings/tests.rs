@@ -86,19 +86,6 @@ fn invalid_values_name_the_key() {
             "kafka.librdkafka[0]",
         ),
         (
-            "[providers.virustotal]\nenabled = true\n",
-            "providers.virustotal.api_key",
-        ),
-        (
-            "[providers.abuseipdb]\nenabled = true\n",
-            "providers.abuseipdb.api_key",
-        ),
-        ("[providers.mmdb]\nenabled = true\n", "providers.mmdb.path"),
-        (
-            "[providers.rdap]\nenabled = true\nttl = \"0s\"\n",
-            "providers.rdap.ttl",
-        ),
-        (
             "[intel]\nremote_queue_capacity = 0\n",
             "intel.remote_queue_capacity",
         ),

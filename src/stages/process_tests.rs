@@ -10,7 +10,7 @@ fn processor(overrides: &str) -> (Processor, Arc<Metrics>) {
     let processor = Processor::from_settings(
         &settings,
         feeds,
-        &ConfiguredProviders::build(&settings.providers).unwrap(),
+        &ConfiguredProviders::build(&settings).unwrap(),
         metrics.clone(),
     )
     .unwrap();

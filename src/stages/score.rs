@@ -10,17 +10,13 @@
 //! * [`ScoringModel::assess`]: `score` = the capped sum of the weights (0–100), so every point
 //!   is explained by a reason; the verdict and severity follow from the score alone, so they can
 //!   never disagree. Below `suspicious_at` the verdict is `unknown`, never `clean`.
-//! * Facts read (names as the record carries them): VirusTotal `last_analysis_stats`
-//!   {`malicious`, `suspicious`, `undetected`, `harmless`, `timeout`} and `reputation`;
-//!   AbuseIPDB `abuse_confidence_score`, `total_reports`; GreyNoise `classification`; OTX
-//!   `pulse_count` (or `pulse_info.count`, the API's own shape); Talos: any `ok` entry (the
-//!   configured list lists the address).
+//! * Provider facts are read by each provider's own score rule, beside its client
+//!   (`intel/providers/<name>.rs`, `intel/talos.rs`), with the weights it declares.
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Value};
-
 use crate::intel::feeds::FeedMatch;
+use crate::intel::registry::{capped, Weights, PROVIDERS};
 use crate::model::{ProviderIntel, ProviderStatus, Reason, Severity, Verdict};
 use crate::settings::{FeedSettings, ScoringSettings};
 
@@ -77,6 +73,7 @@ pub struct Scored {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScoringModel {
     weights: ScoringSettings,
+    provider_weights: Weights,
     feed_weights: HashMap<String, u32>,
 }
 
@@ -85,6 +82,7 @@ impl ScoringModel {
     pub fn new(scoring: &ScoringSettings, feeds: &[FeedSettings]) -> Self {
         ScoringModel {
             weights: scoring.clone(),
+            provider_weights: Weights::configured(scoring),
             feed_weights: feeds
                 .iter()
                 .map(|f| (f.name.clone(), u32::from(f.weight)))
@@ -144,36 +142,21 @@ impl ScoringModel {
             let weight = self.feed_weights.get(&*hit.feed).copied().unwrap_or(0);
             add("feeds", weight, describe_match(hit));
         }
-        // Only an `ok` answer is evidence; `not_found` and every failure add nothing.
-        let answered = |name: &str| {
-            input
+        // Only an `ok` answer is evidence; `not_found` and every failure add nothing. Each
+        // provider's own rule turns its facts into reasons (`intel::registry`).
+        for spec in PROVIDERS {
+            let Some(rule) = spec.score else { continue };
+            let answered = input
                 .intel
-                .get(name)
-                .filter(|entry| entry.status == ProviderStatus::Ok)
-                .map(|entry| &entry.facts)
-        };
-        if let Some(facts) = answered("virustotal") {
-            self.virustotal(facts, &mut add);
-        }
-        if let Some(facts) = answered("abuseipdb") {
-            self.abuseipdb(facts, &mut add);
-        }
-        if let Some(facts) = answered("greynoise") {
-            self.greynoise(facts, &mut add);
-        }
-        if let Some(facts) = answered("otx") {
-            self.otx(facts, &mut add);
-        }
-        if let Some(facts) = answered("talos") {
-            let list = facts
-                .get("listed_in")
-                .and_then(Value::as_str)
-                .unwrap_or("the Talos list");
-            add(
-                "talos",
-                self.weights.talos_listed,
-                format!("listed in {list} (Talos reputation Poor)"),
-            );
+                .get(spec.name)
+                .filter(|entry| entry.status == ProviderStatus::Ok);
+            if let Some(entry) = answered {
+                rule(
+                    &entry.facts,
+                    &self.provider_weights,
+                    &mut |points, detail| add(spec.name, points, detail),
+                );
+            }
         }
         let repeats = input.sightings.saturating_sub(1);
         add(
@@ -221,105 +204,6 @@ impl ScoringModel {
             assessment,
         }
     }
-
-    fn virustotal(&self, facts: &Map<String, Value>, add: &mut impl FnMut(&str, u32, String)) {
-        let w = &self.weights;
-        if let Some(stats) = facts.get("last_analysis_stats") {
-            let count = |key: &str| stats.get(key).and_then(Value::as_u64).unwrap_or(0);
-            let (malicious, suspicious) = (count("malicious"), count("suspicious"));
-            let engines: u64 = [
-                "malicious",
-                "suspicious",
-                "undetected",
-                "harmless",
-                "timeout",
-            ]
-            .iter()
-            .map(|k| count(k))
-            .fold(0, u64::saturating_add);
-            let points = capped(malicious, w.virustotal_per_malicious_engine, u32::MAX)
-                .saturating_add(capped(
-                    suspicious,
-                    w.virustotal_per_suspicious_engine,
-                    u32::MAX,
-                ))
-                .min(w.virustotal_max);
-            let detail = match (malicious, suspicious) {
-                (0, s) => format!("{s} of {engines} engines flag it suspicious"),
-                (m, 0) => format!("{m} of {engines} engines flag it malicious"),
-                (m, s) => format!("{m} of {engines} engines flag it malicious, {s} suspicious"),
-            };
-            add("virustotal", points, detail);
-        }
-        if let Some(reputation) = facts.get("reputation").and_then(Value::as_i64) {
-            if reputation < 0 {
-                add(
-                    "virustotal",
-                    w.virustotal_negative_reputation,
-                    format!("community reputation {reputation}"),
-                );
-            }
-        }
-    }
-
-    fn abuseipdb(&self, facts: &Map<String, Value>, add: &mut impl FnMut(&str, u32, String)) {
-        let w = &self.weights;
-        let Some(confidence) = facts.get("abuse_confidence_score").and_then(Value::as_u64) else {
-            return;
-        };
-        let confidence = confidence.min(100);
-        let reports = facts
-            .get("total_reports")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let points = (confidence * u64::from(w.abuseipdb_confidence_percent) / 100)
-            .saturating_add((reports / 10).saturating_mul(u64::from(w.abuseipdb_per_10_reports)))
-            .min(u64::from(w.abuseipdb_max));
-        let detail = match facts.get("total_reports").and_then(Value::as_u64) {
-            Some(1) => format!("abuse confidence {confidence}%, 1 report"),
-            Some(n) => format!("abuse confidence {confidence}%, {n} reports"),
-            None => format!("abuse confidence {confidence}%"),
-        };
-        add("abuseipdb", u32::try_from(points).unwrap_or(0), detail);
-    }
-
-    fn greynoise(&self, facts: &Map<String, Value>, add: &mut impl FnMut(&str, u32, String)) {
-        let classification = facts.get("classification").and_then(Value::as_str);
-        let points = match classification {
-            Some("malicious") => self.weights.greynoise_malicious,
-            Some("suspicious") => self.weights.greynoise_suspicious,
-            // `benign` (known scanners, business services) and `unknown` are no evidence of harm.
-            _ => 0,
-        };
-        if let Some(classification) = classification {
-            add(
-                "greynoise",
-                points,
-                format!("GreyNoise classifies it {classification}"),
-            );
-        }
-    }
-
-    fn otx(&self, facts: &Map<String, Value>, add: &mut impl FnMut(&str, u32, String)) {
-        let pulses = facts
-            .get("pulse_count")
-            .or_else(|| facts.get("pulse_info").and_then(|p| p.get("count")))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let w = &self.weights;
-        let detail = if pulses == 1 {
-            "listed in 1 OTX pulse".to_owned()
-        } else {
-            format!("listed in {pulses} OTX pulses")
-        };
-        add("otx", capped(pulses, w.otx_per_pulse, w.otx_max), detail);
-    }
-}
-
-/// `count × per`, at most `max`, without overflow.
-fn capped(count: u64, per: u32, max: u32) -> u32 {
-    let points = count.saturating_mul(u64::from(per)).min(u64::from(max));
-    u32::try_from(points).unwrap_or(max)
 }
 
 /// The threat name, when there is a non-blank one.

@@ -1,6 +1,6 @@
 use super::*;
 use crate::settings::Settings;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn defaults() -> Settings {
     Settings::from_toml_overrides("").expect("defaults load and validate")
@@ -79,7 +79,11 @@ fn defaults_from_config_load_and_validate() {
         (20, 40, 70, 90)
     );
     assert_eq!(
-        (s.vendor_threat_event, s.virustotal_max, s.abuseipdb_max),
+        (
+            s.vendor_threat_event,
+            s.weights["virustotal_max"],
+            s.weights["abuseipdb_max"]
+        ),
         (40, 60, 50)
     );
 }
@@ -379,11 +383,16 @@ fn invalid_scoring_settings_name_the_key() {
             "scoring.severity_high_at",
         ),
     ];
+    // The whole check: each section, then the provider weights against the registry.
+    let load = |toml: &str| {
+        Settings::from_toml_overrides(toml)
+            .and_then(|s| crate::intel::registry::validate(&s).map(|()| s))
+    };
     for (toml, key) in cases {
-        let err = Settings::from_toml_overrides(toml).unwrap_err().to_string();
+        let err = load(toml).unwrap_err().to_string();
         assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
     }
-    let err = Settings::from_toml_overrides("[scoring]\nvirustotal_weight = 3\n")
+    let err = load("[scoring]\nvirustotal_weight = 3\n")
         .unwrap_err()
         .to_string();
     assert!(err.contains("virustotal_weight"), "{err}");

@@ -12,8 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::server::{self, Health};
-use crate::intel::mmdb::Mmdb;
-use crate::intel::talos::Talos;
+use crate::intel::LocalProvider;
 use crate::kafka::consumer::{create_consumer, EventConsumer, PipelineConsumerContext};
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::producer::{create_producer, OutputProducer, ProducerStatsContext};
@@ -142,8 +141,8 @@ pub(super) fn emit_feeds_loaded(feeds: &LocalFeeds, metrics: &Metrics) {
 
 /// Builds the enabled providers (reads keys and local files: blocking I/O, off the runtime).
 pub async fn build_providers(settings: &Settings) -> Result<ConfiguredProviders, AppError> {
-    let providers = settings.providers.clone();
-    tokio::task::spawn_blocking(move || ConfiguredProviders::build(&providers))
+    let settings = settings.clone();
+    tokio::task::spawn_blocking(move || ConfiguredProviders::build(&settings))
         .await
         .map_err(|source| AppError::Panicked {
             what: "provider set-up",
@@ -213,7 +212,7 @@ pub fn build_processor(
     feeds: Arc<LocalFeeds>,
     metrics: Arc<Metrics>,
 ) -> Result<Processor, AppError> {
-    let providers = ConfiguredProviders::build(&settings.providers)?;
+    let providers = ConfiguredProviders::build(settings)?;
     build_processor_with(settings, feeds, &providers, metrics)
 }
 
@@ -302,8 +301,7 @@ pub(super) struct Parts {
     pub(super) remote: Option<Arc<RemoteStage>>,
     pub(super) reports: Option<(ReportFeed, mpsc::Receiver<Vec<u8>>)>,
     pub(super) feeds: Arc<LocalFeeds>,
-    pub(super) mmdb: Option<Arc<Mmdb>>,
-    pub(super) talos: Option<Arc<Talos>>,
+    pub(super) local: Vec<Arc<dyn LocalProvider>>,
 }
 
 /// Builds the running system: feeds, producer (waiting for the brokers and the output
@@ -380,7 +378,6 @@ pub(super) async fn assemble(
         remote,
         reports,
         feeds,
-        mmdb: providers.mmdb.clone(),
-        talos: providers.talos.clone(),
+        local: providers.local.clone(),
     }))
 }

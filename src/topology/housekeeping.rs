@@ -8,8 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::intel::feeds::LocalFeeds;
-use crate::intel::mmdb::Mmdb;
-use crate::intel::talos::Talos;
+use crate::intel::LocalProvider;
 use crate::kafka::consumer::EventConsumer;
 use crate::settings::Settings;
 use crate::stages::dedup::DedupCache;
@@ -46,8 +45,7 @@ pub(super) async fn assignment_watchdog(
 
 pub(super) async fn housekeeping_loop(
     feeds: Arc<LocalFeeds>,
-    mmdb: Option<Arc<Mmdb>>,
-    talos: Option<Arc<Talos>>,
+    local: Vec<Arc<dyn LocalProvider>>,
     dedup: DedupCache,
     reload_every: Duration,
     metrics: Arc<Metrics>,
@@ -62,20 +60,18 @@ pub(super) async fn housekeeping_loop(
             _ = stop.cancelled() => break,
             _ = reload.tick() => {
                 let feeds = feeds.clone();
-                let (mmdb, talos) = (mmdb.clone(), talos.clone());
+                let local = local.clone();
                 let result = tokio::task::spawn_blocking(move || {
                     let changed = feeds.reload_if_changed();
-                    // The mmdb and Talos files are reloaded when they change; on error the
-                    // old data stays in use and the error is reported like a feed's.
-                    let local = [
-                        mmdb.map(|m| m.reload_if_changed().map_err(|e| e.to_string())),
-                        talos.map(|t| t.reload_if_changed().map_err(|e| e.to_string())),
-                    ];
+                    // Local providers' files (mmdb, the Talos list) are reloaded when they
+                    // change; on error the old data stays in use and the error is reported
+                    // like a feed's.
+                    let local: Vec<_> = local.iter().map(|p| p.reload_if_changed()).collect();
                     (changed, feeds, local)
                 })
                 .await;
                 let result = result.map(|(changed, feeds, local)| {
-                    for outcome in local.into_iter().flatten() {
+                    for outcome in local {
                         match outcome {
                             Ok(false) => {}
                             Ok(true) => FeedReloadFinished { error: None }.emit(&metrics),

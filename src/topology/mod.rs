@@ -107,8 +107,7 @@ pub async fn run(
         )),
         housekeeping: tokio::spawn(housekeeping::housekeeping_loop(
             parts.feeds,
-            parts.mmdb,
-            parts.talos,
+            parts.local,
             parts.dedup,
             settings.intel.feeds_reload_interval,
             metrics.clone(),

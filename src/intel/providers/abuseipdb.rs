@@ -25,12 +25,66 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::intel::http::{self, Reply};
+use crate::intel::registry::{
+    always_available, no_check, Build, KeyUse, ProviderSpec, Weight, Weights,
+};
 use crate::intel::{Lookup, Provider, ProviderError};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, Secret, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
 pub const NAME: &str = "abuseipdb";
+
+/// AbuseIPDB, described for the registry.
+pub const SPEC: ProviderSpec = ProviderSpec {
+    name: NAME,
+    display_name: "AbuseIPDB",
+    key: KeyUse::Required,
+    build: Build::Remote(|s| Ok(std::sync::Arc::new(AbuseIpDb::new(s)?))),
+    check: no_check,
+    unavailable: always_available,
+    weights: &[
+        Weight {
+            key: CONFIDENCE_PERCENT,
+            default: 50,
+        },
+        Weight {
+            key: PER_10_REPORTS,
+            default: 1,
+        },
+        Weight {
+            key: MAX,
+            default: 50,
+        },
+    ],
+    score: Some(score),
+};
+
+const CONFIDENCE_PERCENT: &str = "abuseipdb_confidence_percent";
+const PER_10_REPORTS: &str = "abuseipdb_per_10_reports";
+const MAX: &str = "abuseipdb_max";
+
+/// `abuse_confidence_score`: this percentage of it counts as points, plus points per 10
+/// `total_reports`, at most `abuseipdb_max`.
+fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(u32, String)) {
+    let Some(confidence) = facts.get("abuse_confidence_score").and_then(Value::as_u64) else {
+        return;
+    };
+    let confidence = confidence.min(100);
+    let reports = facts
+        .get("total_reports")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let points = (confidence * u64::from(w.get(CONFIDENCE_PERCENT)) / 100)
+        .saturating_add((reports / 10).saturating_mul(u64::from(w.get(PER_10_REPORTS))))
+        .min(u64::from(w.get(MAX)));
+    let detail = match facts.get("total_reports").and_then(Value::as_u64) {
+        Some(1) => format!("abuse confidence {confidence}%, 1 report"),
+        Some(n) => format!("abuse confidence {confidence}%, {n} reports"),
+        None => format!("abuse confidence {confidence}%"),
+    };
+    add(u32::try_from(points).unwrap_or(0), detail);
+}
 
 /// Report window in days; the confidence score depends on it.
 pub const MAX_AGE_IN_DAYS: u32 = 90;

@@ -28,12 +28,53 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::intel::http::{self, Reply};
+use crate::intel::registry::{
+    always_available, no_check, Build, KeyUse, ProviderSpec, Weight, Weights,
+};
 use crate::intel::{Lookup, Provider, ProviderError};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, Secret, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
 pub const NAME: &str = "greynoise";
+
+/// GreyNoise, described for the registry.
+pub const SPEC: ProviderSpec = ProviderSpec {
+    name: NAME,
+    display_name: "GreyNoise",
+    key: KeyUse::Optional,
+    build: Build::Remote(|s| Ok(std::sync::Arc::new(GreyNoise::new(s)?))),
+    check: no_check,
+    unavailable: always_available,
+    weights: &[
+        Weight {
+            key: MALICIOUS,
+            default: 30,
+        },
+        Weight {
+            key: SUSPICIOUS,
+            default: 10,
+        },
+    ],
+    score: Some(score),
+};
+
+const MALICIOUS: &str = "greynoise_malicious";
+const SUSPICIOUS: &str = "greynoise_suspicious";
+
+/// `classification`: `malicious` and `suspicious` weigh; `benign` (known scanners, business
+/// services) and `unknown` are no evidence of harm.
+fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(u32, String)) {
+    let classification = facts.get("classification").and_then(Value::as_str);
+    let points = match classification {
+        Some("malicious") => w.get(MALICIOUS),
+        Some("suspicious") => w.get(SUSPICIOUS),
+        _ => 0,
+    };
+    if let Some(classification) = classification {
+        add(points, format!("GreyNoise classifies it {classification}"));
+    }
+}
 
 /// The GreyNoise Community client.
 #[derive(Debug)]

@@ -19,12 +19,25 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::intel::http::{self, Reply};
+use crate::intel::registry::{always_available, no_check, Build, KeyUse, ProviderSpec};
 use crate::intel::{Lookup, Provider, ProviderError};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
 pub const NAME: &str = "internetdb";
+
+/// Shodan InternetDB, described for the registry: context (ports, tags), not evidence.
+pub const SPEC: ProviderSpec = ProviderSpec {
+    name: NAME,
+    display_name: "Shodan InternetDB",
+    key: KeyUse::None,
+    build: Build::Remote(|s| Ok(std::sync::Arc::new(InternetDb::new(s)?))),
+    check: no_check,
+    unavailable: always_available,
+    weights: &[],
+    score: None,
+};
 
 /// Most CVE identifiers kept in `vulns`.
 pub const MAX_VULNS: usize = 20;

@@ -26,12 +26,55 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::intel::http::{self, Reply};
+use crate::intel::registry::{
+    always_available, capped, no_check, Build, KeyUse, ProviderSpec, Weight, Weights,
+};
 use crate::intel::{Lookup, Provider, ProviderError};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, Secret, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
 pub const NAME: &str = "otx";
+
+/// AlienVault OTX, described for the registry.
+pub const SPEC: ProviderSpec = ProviderSpec {
+    name: NAME,
+    display_name: "AlienVault OTX",
+    key: KeyUse::Optional,
+    build: Build::Remote(|s| Ok(std::sync::Arc::new(Otx::new(s)?))),
+    check: no_check,
+    unavailable: always_available,
+    weights: &[
+        Weight {
+            key: PER_PULSE,
+            default: 5,
+        },
+        Weight {
+            key: MAX,
+            default: 20,
+        },
+    ],
+    score: Some(score),
+};
+
+const PER_PULSE: &str = "otx_per_pulse";
+const MAX: &str = "otx_max";
+
+/// Points per pulse listing the address (`pulse_count`, or the API's own
+/// `pulse_info.count`), at most `otx_max`: honeypot pulses inflate the count of mere scanners.
+fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(u32, String)) {
+    let pulses = facts
+        .get("pulse_count")
+        .or_else(|| facts.get("pulse_info").and_then(|p| p.get("count")))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let detail = if pulses == 1 {
+        "listed in 1 OTX pulse".to_owned()
+    } else {
+        format!("listed in {pulses} OTX pulses")
+    };
+    add(capped(pulses, w.get(PER_PULSE), w.get(MAX)), detail);
+}
 
 /// Most pulse names kept in `pulse_names`.
 pub const MAX_PULSE_NAMES: usize = 10;

@@ -34,12 +34,25 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::intel::http::{self, Reply};
+use crate::intel::registry::{always_available, no_check, Build, KeyUse, ProviderSpec};
 use crate::intel::{Lookup, Provider, ProviderError};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
 pub const NAME: &str = "rdap";
+
+/// RDAP, described for the registry: context (registrant, RIR), not evidence.
+pub const SPEC: ProviderSpec = ProviderSpec {
+    name: NAME,
+    display_name: "RDAP",
+    key: KeyUse::None,
+    build: Build::Remote(|s| Ok(std::sync::Arc::new(Rdap::new(s)?))),
+    check: no_check,
+    unavailable: always_available,
+    weights: &[],
+    score: None,
+};
 
 /// Most redirects followed for one query.
 pub const MAX_REDIRECTS: usize = 5;

@@ -21,12 +21,86 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::intel::http::{self, Reply};
+use crate::intel::registry::{
+    always_available, capped, no_check, Build, KeyUse, ProviderSpec, Weight, Weights,
+};
 use crate::intel::{Lookup, Provider, ProviderError};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, Secret, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
 pub const NAME: &str = "virustotal";
+
+/// VirusTotal, described for the registry.
+pub const SPEC: ProviderSpec = ProviderSpec {
+    name: NAME,
+    display_name: "VirusTotal",
+    key: KeyUse::Required,
+    build: Build::Remote(|s| Ok(std::sync::Arc::new(VirusTotal::new(s)?))),
+    check: no_check,
+    unavailable: always_available,
+    weights: &[
+        Weight {
+            key: PER_MALICIOUS_ENGINE,
+            default: 5,
+        },
+        Weight {
+            key: PER_SUSPICIOUS_ENGINE,
+            default: 2,
+        },
+        Weight {
+            key: MAX,
+            default: 60,
+        },
+        Weight {
+            key: NEGATIVE_REPUTATION,
+            default: 10,
+        },
+    ],
+    score: Some(score),
+};
+
+const PER_MALICIOUS_ENGINE: &str = "virustotal_per_malicious_engine";
+const PER_SUSPICIOUS_ENGINE: &str = "virustotal_per_suspicious_engine";
+const MAX: &str = "virustotal_max";
+const NEGATIVE_REPUTATION: &str = "virustotal_negative_reputation";
+
+/// `last_analysis_stats`: points per engine flagging the address malicious and per engine
+/// flagging it suspicious, together at most `virustotal_max`; a negative community
+/// `reputation` is a reason of its own.
+fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(u32, String)) {
+    if let Some(stats) = facts.get("last_analysis_stats") {
+        let count = |key: &str| stats.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let (malicious, suspicious) = (count("malicious"), count("suspicious"));
+        let engines: u64 = [
+            "malicious",
+            "suspicious",
+            "undetected",
+            "harmless",
+            "timeout",
+        ]
+        .iter()
+        .map(|k| count(k))
+        .fold(0, u64::saturating_add);
+        let points = capped(malicious, w.get(PER_MALICIOUS_ENGINE), u32::MAX)
+            .saturating_add(capped(suspicious, w.get(PER_SUSPICIOUS_ENGINE), u32::MAX))
+            .min(w.get(MAX));
+        let detail = match (malicious, suspicious) {
+            (0, s) => format!("{s} of {engines} engines flag it suspicious"),
+            (m, 0) => format!("{m} of {engines} engines flag it malicious"),
+            (m, s) => format!("{m} of {engines} engines flag it malicious, {s} suspicious"),
+        };
+        add(points, detail);
+    }
+    if let Some(reputation) = facts.get("reputation").and_then(Value::as_i64) {
+        if reputation < 0 {
+            add(
+                w.get(NEGATIVE_REPUTATION),
+                format!("community reputation {reputation}"),
+            );
+        }
+    }
+}
 
 /// Most engine names kept in `flagged_by`.
 pub const MAX_FLAGGED_BY: usize = 20;

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use crate::model::Role;
 use crate::model::{ProviderStatus, Severity, ThreatRecord, Verdict};
+use crate::stages::local::FEEDS_ENTRY;
 
 use super::model::{
     priority, Action, ActionKind, DataGap, Report, SeenIn, ThreatEntry, VirusTotalStats,
@@ -371,17 +372,10 @@ fn actions(threats: &[ThreatEntry]) -> (Vec<Action>, Vec<Action>) {
 
 /// Display name of a provider key.
 pub fn provider_name(key: &str) -> &str {
-    match key {
-        "virustotal" => "VirusTotal",
-        "abuseipdb" => "AbuseIPDB",
-        "rdap" => "RDAP",
-        "internetdb" => "Shodan InternetDB",
-        "greynoise" => "GreyNoise",
-        "otx" => "AlienVault OTX",
-        "mmdb" => "GeoIP database",
-        "talos" => "Cisco Talos",
-        "feeds" => "Local feeds",
-        other => other,
+    if key == FEEDS_ENTRY {
+        "Local feeds"
+    } else {
+        crate::intel::registry::display_name(key)
     }
 }
 
