@@ -17,6 +17,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::intel::providers::virustotal;
+use crate::intel::talos;
 use crate::model::Role;
 use crate::model::{ProviderStatus, Severity, ThreatRecord, Verdict};
 use crate::stages::local::FEEDS_ENTRY;
@@ -107,7 +109,8 @@ fn threat_entry(rank: usize, record: &ThreatRecord) -> ThreatEntry {
                 _ => None,
             })
     };
-    let virustotal = answered("virustotal")
+    // The Threat Report shows these two providers' facts by name (design §4).
+    let virustotal = answered(virustotal::NAME)
         .and_then(|i| i.facts.get("last_analysis_stats"))
         .and_then(|stats| {
             let count = |key: &str| stats.get(key).and_then(serde_json::Value::as_u64);
@@ -140,8 +143,8 @@ fn threat_entry(rank: usize, record: &ThreatRecord) -> ThreatEntry {
         score: record.score,
         critical: record.severity >= Severity::High,
         source_ip,
-        talos_reputation: text("talos", "reputation"),
-        talos_owner: text("talos", "owner"),
+        talos_reputation: text(talos::NAME, "reputation"),
+        talos_owner: text(talos::NAME, "owner"),
         virustotal,
         asn: record.network.asn.map(|asn| format!("AS{asn}")),
         organization: record.network.as_org.clone(),
