@@ -215,7 +215,9 @@ async fn report_reads_the_latest_revision_per_address_from_the_topic() {
         .map(|r| r.to_string().into_bytes())
         .chain([b"not a record".to_vec()])
         .collect();
-    common::produce(&topics.output, Some(0), &payloads).await;
+    // The last record alone: this tansu build reports a wrong high watermark when the last
+    // batch holds several records (see `produce_last_alone`); the first three are one batch.
+    common::produce_last_alone(&topics.output, 0, &payloads).await;
     let brokers = common::brokers();
     let output = topics.output.clone();
     let out = tokio::task::spawn_blocking(move || {
@@ -231,7 +233,8 @@ async fn report_reads_the_latest_revision_per_address_from_the_topic() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("skipped 1"), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let threats: Vec<(String, u64)> = report["threats"]
         .as_array()

@@ -104,6 +104,26 @@ pub async fn produce(topic: &str, partition: Option<i32>, payloads: &[Vec<u8>]) 
     }
 }
 
+/// Like [`produce`] to one partition, but the last payload goes in a batch of its own, sent
+/// after the others are delivered (the earlier ones are still batched as real producers batch).
+///
+/// Only for tests whose reader stops at the high watermark that ListOffsets reports
+/// (`threatsift report --topic`, which reads each partition up to its end as it was when
+/// reading started, as Kafka clients do). This tansu build answers ListOffsets (v7, timestamp
+/// -1 = latest) with the partition's *last batch's base offset + 1* instead of the log end
+/// offset. Measured: one batch of 4 records at offsets 0-3, `fetch_watermarks` answers (0, 1)
+/// where Kafka answers (0, 4); a second batch of 3 at offsets 4-6, (0, 5) where Kafka answers
+/// (0, 7). The same broker's Fetch response carries the right high watermark (7). A reader
+/// stopping at the ListOffsets answer therefore stops inside the last batch. When the last
+/// batch holds one record its base offset + 1 is the log end offset, so the answer is right.
+pub async fn produce_last_alone(topic: &str, partition: i32, payloads: &[Vec<u8>]) {
+    let Some((last, rest)) = payloads.split_last() else {
+        return;
+    };
+    produce(topic, Some(partition), rest).await;
+    produce(topic, Some(partition), std::slice::from_ref(last)).await;
+}
+
 /// A message read back.
 #[derive(Debug, Clone)]
 pub struct ReadMessage {
@@ -378,7 +398,12 @@ pub fn ecs_event(source: &str, destination: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The committed offsets (next offset to read) of `group` on `topic`, per partition.
+/// The committed offsets (next offset to read) of `group` on `topic`, per partition. A
+/// partition the group never committed is left out: Kafka (and tansu) answer OffsetFetch for
+/// it with -1, which librdkafka reports as `Offset::Invalid` (raw -1001), and a consumer with
+/// nothing to read there (an empty partition) legitimately commits nothing. Reading that as an
+/// offset made sums over partitions come out 1,001 short (3,000 records that all landed in one
+/// of two partitions summed to 3000 + (-1001) = 1999).
 pub fn committed_offsets(group: &str, topic: &str) -> std::collections::BTreeMap<i32, i64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
@@ -399,6 +424,18 @@ pub fn committed_offsets(group: &str, topic: &str) -> std::collections::BTreeMap
     committed
         .elements()
         .iter()
-        .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1)))
+        .filter_map(|e| {
+            if let Err(error) = e.error() {
+                panic!("committed offset of {topic}/{}: {error}", e.partition());
+            }
+            match e.offset() {
+                Offset::Offset(next) => Some((e.partition(), next)),
+                Offset::Invalid => None,
+                other => panic!(
+                    "committed offset of {topic}/{}: unexpected {other:?}",
+                    e.partition()
+                ),
+            }
+        })
         .collect()
 }
