@@ -216,7 +216,7 @@ async fn report_reads_the_latest_revision_per_address_from_the_topic() {
         .chain([b"not a record".to_vec()])
         .collect();
     // The last record alone: this tansu build reports a wrong high watermark when the last
-    // batch holds several records (see `produce_last_alone`); the first three are one batch.
+    // batch holds several records (see `produce_last_alone`); the first three go out batched.
     common::produce_last_alone(&topics.output, 0, &payloads).await;
     let brokers = common::brokers();
     let output = topics.output.clone();
