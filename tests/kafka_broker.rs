@@ -663,8 +663,12 @@ async fn a_spent_provider_budget_never_holds_up_the_stream() {
         "{}",
         daemon.log_text()
     );
-    let committed: i64 = committed_offsets(&topics.group, &topics.input)
-        .values()
-        .sum();
-    assert_eq!(committed, 3000, "every message committed");
+    let by_partition = committed_offsets(&topics.group, &topics.input);
+    let committed: i64 = by_partition.values().sum();
+    assert_eq!(
+        committed,
+        3000,
+        "every message committed: {by_partition:?}\n{}",
+        daemon.log_text()
+    );
 }

@@ -201,7 +201,9 @@ async fn report_reads_the_latest_revision_per_address_from_the_topic() {
         .map(|r| r.to_string().into_bytes())
         .chain([b"not a record".to_vec()])
         .collect();
-    common::produce_one_per_batch(&topics.output, Some(0), &payloads).await;
+    // The last record alone: this tansu build reports a wrong high watermark when the last
+    // batch holds several records (see `produce_last_alone`); the first three go out batched.
+    common::produce_last_alone(&topics.output, 0, &payloads).await;
     let brokers = common::brokers();
     let output = topics.output.clone();
     let out = tokio::task::spawn_blocking(move || {

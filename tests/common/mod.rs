@@ -62,42 +62,34 @@ pub async fn create_topics(partitions: i32) -> Topics {
     topics
 }
 
+/// Like [`produce`] to one partition, but the last payload goes in a batch of its own, sent
+/// after the others are delivered (the earlier ones are still batched as real producers batch).
+///
+/// Only for tests whose reader stops at the high watermark that ListOffsets reports
+/// (`threatsift report --topic`, which reads each partition up to its end as it was when
+/// reading started, as Kafka clients do). This tansu build answers ListOffsets (v7, timestamp
+/// -1 = latest) with the partition's *last batch's base offset + 1* instead of the log end
+/// offset. Measured: one batch of 4 records at offsets 0-3, `fetch_watermarks` answers (0, 1)
+/// where Kafka answers (0, 4); a second batch of 3 at offsets 4-6, (0, 5) where Kafka answers
+/// (0, 7). The same broker's Fetch response carries the right high watermark (7). A reader
+/// stopping at the ListOffsets answer therefore stops inside the last batch. When the last
+/// batch holds one record its base offset + 1 is the log end offset, so the answer is right.
+pub async fn produce_last_alone(topic: &str, partition: i32, payloads: &[Vec<u8>]) {
+    let Some((last, rest)) = payloads.split_last() else {
+        return;
+    };
+    produce(topic, Some(partition), rest).await;
+    produce(topic, Some(partition), std::slice::from_ref(last)).await;
+}
+
 /// Produces payloads in order, each to `partition` when given, batched the way real producers
 /// batch (librdkafka's defaults), so consumers resume from offsets inside multi-record batches.
 pub async fn produce(topic: &str, partition: Option<i32>, payloads: &[Vec<u8>]) {
-    produce_with(topic, partition, payloads, &[]).await
-}
-
-/// Like [`produce`], one record per batch. Only for tests that read a topic up to its high
-/// watermark (`threatsift report --topic`): this tansu build reports the high watermark as the
-/// last batch's *base* offset + 1 (measured: four records produced in one batch at offsets 0–3,
-/// `fetch_watermarks` answers (0, 1); Kafka answers (0, 4)), so a reader that stops at the
-/// watermark, as Kafka clients do, stops inside the last batch. With one record per batch the
-/// watermark is right.
-pub async fn produce_one_per_batch(topic: &str, partition: Option<i32>, payloads: &[Vec<u8>]) {
-    produce_with(
-        topic,
-        partition,
-        payloads,
-        &[("linger.ms", "0"), ("batch.num.messages", "1")],
-    )
-    .await
-}
-
-async fn produce_with(
-    topic: &str,
-    partition: Option<i32>,
-    payloads: &[Vec<u8>],
-    extra: &[(&str, &str)],
-) {
-    let mut config = ClientConfig::new();
-    config
+    let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
-        .set("message.max.bytes", "4000000");
-    for (name, value) in extra {
-        config.set(*name, *value);
-    }
-    let producer: FutureProducer = config.create().expect("producer");
+        .set("message.max.bytes", "4000000")
+        .create()
+        .expect("producer");
     let sends = payloads.iter().map(|payload| {
         let mut record = FutureRecord::<(), [u8]>::to(topic).payload(&payload[..]);
         if let Some(p) = partition {
@@ -401,7 +393,12 @@ pub fn ecs_event(source: &str, destination: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The committed offsets (next offset to read) of `group` on `topic`, per partition.
+/// The committed offsets (next offset to read) of `group` on `topic`, per partition. A
+/// partition the group never committed is left out: Kafka (and tansu) answer OffsetFetch for
+/// it with -1, which librdkafka reports as `Offset::Invalid` (raw -1001), and a consumer with
+/// nothing to read there (an empty partition) legitimately commits nothing. Reading that as an
+/// offset made sums over partitions come out 1,001 short (3,000 records that all landed in one
+/// of two partitions summed to 3000 + (-1001) = 1999).
 pub fn committed_offsets(group: &str, topic: &str) -> std::collections::BTreeMap<i32, i64> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
@@ -419,15 +416,21 @@ pub fn committed_offsets(group: &str, topic: &str) -> std::collections::BTreeMap
     let committed = consumer
         .committed_offsets(tpl, Duration::from_secs(10))
         .expect("committed offsets");
-    // A partition with nothing committed (no message ever landed there: librdkafka's sticky
-    // partitioner may put a whole unkeyed batch on one partition) answers `Offset::Invalid`,
-    // whose raw value is -1001; it is left out rather than counted.
     committed
         .elements()
         .iter()
-        .filter_map(|e| match e.offset() {
-            rdkafka::Offset::Offset(next) => Some((e.partition(), next)),
-            _ => None,
+        .filter_map(|e| {
+            if let Err(error) = e.error() {
+                panic!("committed offset of {topic}/{}: {error}", e.partition());
+            }
+            match e.offset() {
+                Offset::Offset(next) => Some((e.partition(), next)),
+                Offset::Invalid => None,
+                other => panic!(
+                    "committed offset of {topic}/{}: unexpected {other:?}",
+                    e.partition()
+                ),
+            }
         })
         .collect()
 }
