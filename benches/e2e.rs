@@ -13,9 +13,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::ClientConfig;
-use threatsift::settings::Settings;
 use threatsift::test_support::pipeline::spawn_pipeline;
 use threatsift::test_support::{brokers, unique};
+use threatsift::Settings;
 
 async fn prepare(brokers: &str, events: usize) -> (String, String, String) {
     let (input, output, dlq) = (unique("e2e-in"), unique("e2e-out"), unique("e2e-dlq"));
@@ -41,7 +41,7 @@ async fn prepare(brokers: &str, events: usize) -> (String, String, String) {
         .set("batch.num.messages", "10000")
         .create()
         .expect("producer");
-    let lines: Vec<&str> = threatsift::cli::demo::SAMPLE_EVENTS.lines().collect();
+    let lines: Vec<&str> = threatsift::SAMPLE_EVENTS.lines().collect();
     let mut pending = Vec::with_capacity(10_000);
     for i in 0..events {
         let line = lines[i % lines.len()];
@@ -86,7 +86,7 @@ async fn drain_daemon(brokers: &str, topics: &(String, String, String), events: 
     let dir = std::env::temp_dir().join(unique("e2e-feed"));
     std::fs::create_dir_all(&dir).expect("dir");
     let feed = dir.join("feed.txt");
-    std::fs::write(&feed, threatsift::cli::demo::SAMPLE_BLOCKLIST).expect("feed");
+    std::fs::write(&feed, threatsift::SAMPLE_BLOCKLIST).expect("feed");
     let settings = Settings::from_toml_overrides(&format!(
         r#"
         [kafka]

@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use threatsift::stages::extract::extract_ip_observations;
-use threatsift::stages::parse::{FormatRegistry, StreamId};
+use threatsift::extract_ip_observations;
 use threatsift::test_support::fixtures::{fixtures_dir, load_cases};
+use threatsift::{FormatRegistry, StreamId};
 
 /// Family of each format, as the targets group them.
 fn family(format: &str) -> &'static str {

@@ -11,15 +11,15 @@ use std::time::{Duration, SystemTime};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use futures::future::BoxFuture;
 
-use threatsift::intel::{Lookup, Provider, ProviderError};
-use threatsift::model::Origin;
-use threatsift::model::{Network, ProviderIntel, ProviderStatus, ThreatRecord};
-use threatsift::remote::slot::{Outcome, ProviderSlot, SlotLimits};
-use threatsift::remote::{apply_outcome, NoRevisions, Priority, RemoteJob, RemoteStage};
-use threatsift::stages::dedup::DedupCache;
 use threatsift::test_support::remote::{
     self, defaults, new_metrics, now_patience, remote_job, rules,
 };
+use threatsift::DedupCache;
+use threatsift::Origin;
+use threatsift::{apply_outcome, NoRevisions, Priority, RemoteJob, RemoteStage};
+use threatsift::{Lookup, Provider, ProviderError};
+use threatsift::{Network, ProviderIntel, ProviderStatus, ThreatRecord};
+use threatsift::{Outcome, ProviderSlot, SlotLimits};
 
 /// Answers every address at once with VirusTotal-shaped facts.
 #[derive(Debug)]

@@ -10,18 +10,18 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use threatsift::intel::feeds::{FeedSpec, LocalFeeds};
-use threatsift::kafka::offsets::OffsetTracker;
-use threatsift::model::{Origin, RawEvent};
-use threatsift::settings::Settings;
-use threatsift::stages::dedup::DedupCache;
-use threatsift::stages::extract::extract_ip_observations;
-use threatsift::stages::filter::IpFilter;
-use threatsift::stages::parse::{FormatRegistry, StreamId};
-use threatsift::telemetry::Metrics;
+use threatsift::extract_ip_observations;
+use threatsift::DedupCache;
+use threatsift::IpFilter;
+use threatsift::Metrics;
+use threatsift::OffsetTracker;
+use threatsift::Settings;
+use threatsift::{FeedSpec, LocalFeeds};
+use threatsift::{FormatRegistry, StreamId};
+use threatsift::{Origin, RawEvent};
 
 fn sample_lines() -> (Vec<String>, Vec<String>) {
-    let events = threatsift::cli::demo::SAMPLE_EVENTS;
+    let events = threatsift::SAMPLE_EVENTS;
     let json = events
         .lines()
         .filter(|l| l.starts_with("{\"@timestamp\"") && !l.contains("\"message\""))
@@ -147,7 +147,7 @@ fn bench_process(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("threatsift-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let feed = dir.join("feed.txt");
-    std::fs::write(&feed, threatsift::cli::demo::SAMPLE_BLOCKLIST).unwrap();
+    std::fs::write(&feed, threatsift::SAMPLE_BLOCKLIST).unwrap();
     let settings =
         Settings::from_toml_overrides("[filter]\nallow_documentation_ranges = true\n").unwrap();
     let feeds = Arc::new(
@@ -158,8 +158,8 @@ fn bench_process(c: &mut Criterion) {
         .unwrap(),
     );
     let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).unwrap());
-    let processor = threatsift::topology::build_processor(&settings, feeds, metrics).unwrap();
-    let messages: Vec<RawEvent> = threatsift::cli::demo::SAMPLE_EVENTS
+    let processor = threatsift::build_processor(&settings, feeds, metrics).unwrap();
+    let messages: Vec<RawEvent> = threatsift::SAMPLE_EVENTS
         .lines()
         .enumerate()
         .map(|(i, line)| RawEvent {

@@ -11,28 +11,91 @@
 //!      └──▶ revised record (same key, next revision) when an answer raises the score
 //! ```
 //!
-//! * [`topology`] is the running system and the only tokio code: it builds the stages, creates
+//! * `topology` is the running system and the only tokio code: it builds the stages, creates
 //!   the bounded channels, spawns every task and runs the shutdown steps.
-//! * [`stages`] are plain synchronous code in data-path order, each with a `//!` contract.
-//! * [`remote`] is policy only (queues, revisions, the provider slot); its dispatchers run in
+//! * `stages` are plain synchronous code in data-path order, each with a `//!` contract.
+//! * `remote` is policy only (queues, revisions, the provider slot); its dispatchers run in
 //!   `topology`. Its queues are bounded and give up the lowest-priority address (answered
 //!   `skipped`) when full. Offsets do not wait for remote answers: a crash loses queued
 //!   lookups, never a first record.
 //! * Channels are bounded: a slow producer fills the sink's in-flight window, which fills the
 //!   `out` channel, which stops the processor, which stops the consumer. Memory stays flat.
-//! * Offsets: [`kafka::offsets::OffsetTracker`] stores, per partition, the highest offset below
+//! * Offsets: [`OffsetTracker`] stores, per partition, the highest offset below
 //!   which every message is finished (all records and DLQ entries delivered, or nothing to send).
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
-pub mod cli;
-pub mod intel;
-pub mod kafka;
-pub mod model;
-pub mod remote;
-pub mod report;
-pub mod settings;
-pub mod stages;
-pub mod telemetry;
+mod cli;
+mod intel;
+mod kafka;
+mod model;
+mod remote;
+mod report;
+mod settings;
+mod stages;
+mod telemetry;
+mod topology;
+
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
 pub mod test_support;
-pub mod topology;
+
+// The public surface: what the binary, the integration tests and the benches use.
+
+// Commands other than the daemon's loop.
+pub use cli::demo::{run_demo, SAMPLE_BLOCKLIST, SAMPLE_EVENTS};
+pub use cli::enrich::{parse_addresses, run_enrich};
+pub use cli::load_settings;
+pub use cli::parse::{describe_line, run_parse};
+
+// The running system.
+pub use topology::{build_processor, run, spawn_dispatchers, watch_signals, AppError, RunSummary};
+
+// Settings.
+pub use settings::{ProviderSettings, Secret, Settings, SettingsError};
+
+// The types that cross stages.
+pub use model::{
+    rfc3339, Network, Observed, Origin, Output, OutputKind, ProviderIntel, ProviderStatus,
+    RawEvent, Role, ThreatRecord, Verdict, THREAT_SCHEMA,
+};
+
+// The stages.
+pub use stages::dedup::DedupCache;
+pub use stages::extract::{extract_ip_observations, parse_ip_token};
+pub use stages::filter::IpFilter;
+pub use stages::parse::{FormatRegistry, ParseError, Parsed, StreamId};
+pub use stages::score::{EvidenceInput, ScoringModel};
+
+// Intelligence: the provider traits, the built set, feeds and every provider's client.
+pub use intel::feeds::{FeedSpec, LocalFeeds};
+pub use intel::mmdb::{split_paths as split_mmdb_paths, Mmdb};
+pub use intel::providers::{
+    abuseipdb::AbuseIpDb, greynoise::GreyNoise, internetdb::InternetDb, otx::Otx, rdap::Rdap,
+    virustotal::VirusTotal,
+};
+pub use intel::talos::{Talos, DISABLED_REASON as TALOS_DISABLED_REASON};
+pub use intel::{
+    intel_entry, ConfiguredProviders, LocalProvider, Lookup, Provider, ProviderError,
+    PENDING_DETAIL,
+};
+
+// Remote lookups: the slot, the queues and revisions.
+pub use remote::breaker::FAILURE_THRESHOLD;
+pub use remote::slot::{Outcome, Patience, ProviderSlot, SlotLimits, MAX_RETRIES};
+pub use remote::{
+    apply_outcome, NoRevisions, Priority, RemoteJob, RemoteStage, RevisionRules, RevisionSink,
+    Tracked,
+};
+
+// Kafka.
+pub use kafka::offsets::OffsetTracker;
+
+// Reports.
+pub use report::build::build_report;
+pub use report::input::{read_lines, read_topic};
+pub use report::{add_narrative, is_report_date, render_report, ReportFormat};
+
+// Telemetry.
+pub use telemetry::metrics::NAMESPACE;
+pub use telemetry::{init_logging, LogFormat, Metrics};

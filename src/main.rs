@@ -9,8 +9,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use threatsift::stages::parse::FormatRegistry;
-use threatsift::telemetry::{self, LogFormat, Metrics};
+use threatsift::FormatRegistry;
+use threatsift::{LogFormat, Metrics};
 
 /// Kafka firewall and proxy events in, scored threat records out.
 #[derive(Parser)]
@@ -87,19 +87,17 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging(cli.log_format);
+    threatsift::init_logging(cli.log_format);
     match cli.command {
         Command::Run { config } => run_daemon(config),
         Command::Demo => run_demo(),
-        Command::CheckConfig { config } => {
-            match threatsift::cli::load_settings(config.as_deref()) {
-                Ok(settings) => {
-                    print!("{}", settings.to_redacted_toml());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => config_error(&e),
+        Command::CheckConfig { config } => match threatsift::load_settings(config.as_deref()) {
+            Ok(settings) => {
+                print!("{}", settings.to_redacted_toml());
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => config_error(&e),
+        },
         Command::Report {
             input,
             topic,
@@ -127,11 +125,11 @@ fn main() -> ExitCode {
 }
 
 fn enrich(config: Option<PathBuf>, args: &[String]) -> ExitCode {
-    let settings = match threatsift::cli::load_settings(config.as_deref()) {
+    let settings = match threatsift::load_settings(config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => return config_error(&e),
     };
-    let ips = match threatsift::cli::enrich::parse_addresses(args) {
+    let ips = match threatsift::parse_addresses(args) {
         Ok(ips) => ips,
         Err(e) => return config_error(&e),
     };
@@ -145,9 +143,7 @@ fn enrich(config: Option<PathBuf>, args: &[String]) -> ExitCode {
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match runtime.block_on(threatsift::cli::enrich::run_enrich(
-        settings, &ips, metrics, &mut out,
-    )) {
+    match runtime.block_on(threatsift::run_enrich(settings, &ips, metrics, &mut out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("threatsift: {e}");
@@ -168,7 +164,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn run_daemon(config: Option<PathBuf>) -> ExitCode {
-    let settings = match threatsift::cli::load_settings(config.as_deref()) {
+    let settings = match threatsift::load_settings(config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => return config_error(&e),
     };
@@ -186,8 +182,8 @@ fn run_daemon(config: Option<PathBuf>) -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let shutdown = CancellationToken::new();
-        threatsift::topology::watch_signals(shutdown.clone());
-        threatsift::topology::run(settings, registry, metrics, shutdown).await
+        threatsift::watch_signals(shutdown.clone());
+        threatsift::run(settings, registry, metrics, shutdown).await
     });
     match result {
         Ok(summary) if summary.drained => ExitCode::SUCCESS,
@@ -215,7 +211,7 @@ fn run_demo() -> ExitCode {
         Err(e) => return fail(&e),
     };
     let stdout = std::io::stdout();
-    match runtime.block_on(threatsift::cli::demo::run_demo(&mut stdout.lock())) {
+    match runtime.block_on(threatsift::run_demo(&mut stdout.lock())) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
@@ -227,7 +223,7 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
 }
 
 fn parse_lines(config: Option<PathBuf>, format: Option<String>, file: Option<PathBuf>) -> ExitCode {
-    let settings = match threatsift::cli::load_settings(config.as_deref()) {
+    let settings = match threatsift::load_settings(config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => return config_error(&e),
     };
@@ -249,7 +245,7 @@ fn parse_lines(config: Option<PathBuf>, format: Option<String>, file: Option<Pat
     };
     let stdout = std::io::stdout();
     let out = std::io::BufWriter::new(stdout.lock());
-    match threatsift::cli::parse::run_parse(&registry, format.as_deref(), input, out) {
+    match threatsift::run_parse(&registry, format.as_deref(), input, out) {
         Ok(_) => ExitCode::SUCCESS,
         // A closed stdout (`| head`) ends the run quietly.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -268,8 +264,8 @@ struct ReportArgs {
 }
 
 fn write_report(args: ReportArgs) -> ExitCode {
-    use threatsift::report::{self, input, ReportFormat};
-    let settings = match threatsift::cli::load_settings(args.config.as_deref()) {
+    use threatsift::ReportFormat;
+    let settings = match threatsift::load_settings(args.config.as_deref()) {
         Ok(settings) => settings,
         Err(e) => return config_error(&e),
     };
@@ -278,21 +274,21 @@ fn write_report(args: ReportArgs) -> ExitCode {
         Err(e) => return config_error(&format!("--format: {e}")),
     };
     if let Some(date) = &args.date {
-        if !report::is_report_date(date) {
+        if !threatsift::is_report_date(date) {
             return config_error(&format!("--date: {date:?} is not YYYY-MM-DD"));
         }
     }
     let records = match (&args.input, &args.topic) {
         (Some(path), _) if path.as_os_str() == "-" => {
-            input::read_lines(std::io::stdin().lock(), "stdin")
+            threatsift::read_lines(std::io::stdin().lock(), "stdin")
         }
         (Some(path), _) => match std::fs::File::open(path) {
             Ok(file) => {
-                input::read_lines(std::io::BufReader::new(file), &path.display().to_string())
+                threatsift::read_lines(std::io::BufReader::new(file), &path.display().to_string())
             }
             Err(e) => return config_error(&format!("cannot read {}: {e}", path.display())),
         },
-        (None, Some(topic)) => input::read_topic(&settings, topic, args.since),
+        (None, Some(topic)) => threatsift::read_topic(&settings, topic, args.since),
         (None, None) => return config_error(&"give --input FILE or --topic TOPIC"),
     };
     let records = match records {
@@ -306,20 +302,20 @@ fn write_report(args: ReportArgs) -> ExitCode {
             records.skipped[0]
         );
     }
-    let mut built = report::build::build_report(records.records, args.date.as_deref());
+    let mut built = threatsift::build_report(records.records, args.date.as_deref());
     if settings.report.narrative.enabled {
         let runtime = match runtime() {
             Ok(runtime) => runtime,
             Err(e) => return fail(&e),
         };
-        if let Some(error) = runtime.block_on(report::add_narrative(
+        if let Some(error) = runtime.block_on(threatsift::add_narrative(
             &mut built,
             &settings.report.narrative,
         )) {
             eprintln!("threatsift: report written without the narrative: {error}");
         }
     }
-    let text = report::render_report(&built, format);
+    let text = threatsift::render_report(&built, format);
     let written = match &args.output {
         Some(path) => std::fs::write(path, text.as_bytes()),
         None => {

@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use threatsift::model::Role;
-use threatsift::stages::extract::{extract_ip_observations, parse_ip_token};
-use threatsift::stages::parse::{FormatRegistry, Parsed, StreamId};
 use threatsift::test_support::fixtures::{fixtures_dir, FixtureCase as Case};
+use threatsift::Role;
+use threatsift::{extract_ip_observations, parse_ip_token};
+use threatsift::{FormatRegistry, Parsed, StreamId};
 
 /// Every case, or with `FIXTURE=name` those of the matching files.
 fn load_cases(dir: &Path) -> Vec<Case> {
@@ -90,7 +90,7 @@ fn normalise_expect(expect: &str, problems: &mut Vec<String>, case: &Case) -> St
 
 fn check(
     case: &Case,
-    parsed: Result<Parsed<'_>, threatsift::stages::parse::ParseError>,
+    parsed: Result<Parsed<'_>, threatsift::ParseError>,
     how: &str,
     problems: &mut Vec<String>,
 ) {
@@ -286,7 +286,7 @@ mod properties {
     }
 
     /// A stable rendering of a parse result, to compare two runs.
-    fn render(result: &Result<Parsed<'_>, threatsift::stages::parse::ParseError>) -> String {
+    fn render(result: &Result<Parsed<'_>, threatsift::ParseError>) -> String {
         match result {
             Err(e) => format!("error {}", e.kind()),
             Ok(parsed) => format!("{} {:?}", parsed.format, parsed.events),

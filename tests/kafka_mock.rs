@@ -13,9 +13,9 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use threatsift::settings::Settings;
-use threatsift::telemetry::Metrics;
 use threatsift::test_support::pipeline::spawn_pipeline;
+use threatsift::Metrics;
+use threatsift::Settings;
 
 fn read_record_ips(brokers: &str, topic: &str, partitions: i32) -> BTreeSet<String> {
     let consumer: BaseConsumer = ClientConfig::new()

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use threatsift::intel::providers::abuseipdb::AbuseIpDb;
-use threatsift::intel::providers::virustotal::VirusTotal;
-use threatsift::intel::{intel_entry, Lookup, Provider, ProviderError};
-use threatsift::model::{Network, ProviderStatus};
+use threatsift::AbuseIpDb;
+use threatsift::VirusTotal;
+use threatsift::{intel_entry, Lookup, Provider, ProviderError};
+use threatsift::{Network, ProviderStatus};
 
 /// A VirusTotal-looking key (64 hex characters).
 const VT_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use threatsift::intel::providers::greynoise::GreyNoise;
-use threatsift::intel::providers::otx::Otx;
-use threatsift::intel::{intel_entry, Lookup, Provider, ProviderError};
-use threatsift::model::{Network, ProviderStatus};
+use threatsift::GreyNoise;
+use threatsift::Otx;
+use threatsift::{intel_entry, Lookup, Provider, ProviderError};
+use threatsift::{Network, ProviderStatus};
 
 /// A GreyNoise-looking key.
 const GN_KEY: &str = "gnK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefGHIJ";
@@ -582,8 +582,8 @@ async fn a_bad_base_url_is_a_settings_error_naming_the_key() {
 #[tokio::test]
 async fn default_settings_reach_the_documented_paths_and_scoring_reads_the_facts() {
     use std::collections::BTreeMap;
-    use threatsift::settings::Settings;
-    use threatsift::stages::score::{EvidenceInput, ScoringModel};
+    use threatsift::Settings;
+    use threatsift::{EvidenceInput, ScoringModel};
 
     let mut settings = Settings::from_toml_overrides("").unwrap();
     assert_eq!(

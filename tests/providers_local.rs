@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use threatsift::intel::mmdb::{self, Mmdb};
-use threatsift::intel::talos::{self, Talos};
-use threatsift::intel::{intel_entry, ConfiguredProviders, LocalProvider, Lookup, ProviderError};
-use threatsift::model::ProviderStatus;
-use threatsift::settings::{ProviderSettings, Secret, Settings};
+use threatsift::Mmdb;
+use threatsift::ProviderStatus;
+use threatsift::Talos;
+use threatsift::{intel_entry, ConfiguredProviders, LocalProvider, Lookup, ProviderError};
+use threatsift::{ProviderSettings, Secret, Settings};
 
 fn settings(path: &str, base_url: &str) -> ProviderSettings {
     ProviderSettings {
@@ -65,7 +65,7 @@ fn assert_no_connection(listener: &TcpListener) {
 
 fn found(
     result: Result<Lookup, ProviderError>,
-) -> (serde_json::Map<String, Value>, threatsift::model::Network) {
+) -> (serde_json::Map<String, Value>, threatsift::Network) {
     match result {
         Ok(Lookup::Found { facts, network }) => (facts, network),
         other => panic!("expected Found, got {other:?}"),
@@ -80,8 +80,11 @@ async fn talos_without_a_file_is_disabled_and_makes_no_request() {
     let (listener, url) = silent_listener();
     let provider = Talos::new(&settings("", &url)).expect("settings");
     assert_eq!(provider.name(), "talos");
-    assert_eq!(provider.disabled_reason(), Some(talos::DISABLED_REASON));
-    assert!(talos::DISABLED_REASON.contains("no public API"));
+    assert_eq!(
+        provider.disabled_reason(),
+        Some(threatsift::TALOS_DISABLED_REASON)
+    );
+    assert!(threatsift::TALOS_DISABLED_REASON.contains("no public API"));
     // The same words as the entry the daemon writes today for an unqueried Talos.
     let defaults = Settings::from_toml_overrides("").expect("defaults");
     assert_eq!(
@@ -90,7 +93,7 @@ async fn talos_without_a_file_is_disabled_and_makes_no_request() {
             .entries["talos"]
             .detail
             .as_deref(),
-        Some(talos::DISABLED_REASON)
+        Some(threatsift::TALOS_DISABLED_REASON)
     );
 
     // Called anyway: not evidence, not "not found", and nothing on the wire.
@@ -98,7 +101,7 @@ async fn talos_without_a_file_is_disabled_and_makes_no_request() {
     assert_eq!(
         result,
         Err(ProviderError::Unavailable(
-            talos::DISABLED_REASON.to_owned()
+            threatsift::TALOS_DISABLED_REASON.to_owned()
         ))
     );
     let entry = intel_entry(&result);
@@ -133,7 +136,7 @@ async fn talos_list_file_listed_and_unlisted() {
             "exact": true
         })
     );
-    assert_eq!(network, threatsift::model::Network::default());
+    assert_eq!(network, threatsift::Network::default());
 
     let (facts, _) = found(provider.lookup(ip("198.51.100.7")));
     assert_eq!(facts["cidr"], "198.51.100.0/24");
@@ -359,7 +362,7 @@ fn mmdb_settings_errors_name_the_path() {
     write(&text, b"203.0.113.0/24\n");
     let error = Mmdb::open(vec![text.clone()]).expect_err("not an mmdb");
     assert_eq!(error.path, text);
-    assert_eq!(mmdb::split_paths("a.mmdb,b.mmdb").len(), 2);
+    assert_eq!(threatsift::split_mmdb_paths("a.mmdb,b.mmdb").len(), 2);
 }
 
 #[tokio::test]

@@ -10,11 +10,11 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::{json, Value};
 
-use threatsift::intel::providers::internetdb::InternetDb;
-use threatsift::intel::providers::rdap::Rdap;
-use threatsift::intel::{intel_entry, Lookup, Provider, ProviderError};
-use threatsift::model::{Network, ProviderStatus};
-use threatsift::settings::{ProviderSettings, Secret};
+use threatsift::InternetDb;
+use threatsift::Rdap;
+use threatsift::{intel_entry, Lookup, Provider, ProviderError};
+use threatsift::{Network, ProviderStatus};
+use threatsift::{ProviderSettings, Secret};
 
 /// One answer of a mock.
 #[derive(Clone)]
@@ -508,7 +508,7 @@ async fn rdap_bootstrap_failure_is_reported_and_not_cached() {
 #[tokio::test]
 async fn rdap_default_base_url_is_the_iana_directory() {
     // The shipped configuration points at IANA's bootstrap directory.
-    let defaults = threatsift::settings::Settings::from_toml_overrides("").unwrap();
+    let defaults = threatsift::Settings::from_toml_overrides("").unwrap();
     assert_eq!(
         defaults.providers.get("rdap").unwrap().base_url,
         "https://data.iana.org/rdap"

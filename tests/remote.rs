@@ -32,25 +32,25 @@ use prometheus::Registry;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use threatsift::intel::providers::internetdb::InternetDb;
-use threatsift::intel::providers::virustotal::VirusTotal;
-use threatsift::intel::{Provider, PENDING_DETAIL};
-use threatsift::model::{
-    rfc3339, Network, ProviderIntel, ProviderStatus, ThreatRecord, Verdict, THREAT_SCHEMA,
-};
-use threatsift::model::{Observed, Origin, Role};
-use threatsift::model::{Output, OutputKind};
-use threatsift::remote::breaker::FAILURE_THRESHOLD;
-use threatsift::remote::slot::{Outcome, Patience, ProviderSlot, SlotLimits, MAX_RETRIES};
-use threatsift::remote::{Priority, RemoteJob, RemoteStage, RevisionSink};
-use threatsift::settings::Settings;
-use threatsift::stages::dedup::DedupCache;
-use threatsift::stages::score::EvidenceInput;
-use threatsift::telemetry::metrics::NAMESPACE;
-use threatsift::telemetry::Metrics;
 use threatsift::test_support::remote::{
     defaults, limits, new_metrics, now_patience, patience, remote_job, rules,
 };
+use threatsift::DedupCache;
+use threatsift::EvidenceInput;
+use threatsift::InternetDb;
+use threatsift::Metrics;
+use threatsift::Settings;
+use threatsift::VirusTotal;
+use threatsift::FAILURE_THRESHOLD;
+use threatsift::NAMESPACE;
+use threatsift::{
+    rfc3339, Network, ProviderIntel, ProviderStatus, ThreatRecord, Verdict, THREAT_SCHEMA,
+};
+use threatsift::{Observed, Origin, Role};
+use threatsift::{Outcome, Patience, ProviderSlot, SlotLimits, MAX_RETRIES};
+use threatsift::{Output, OutputKind};
+use threatsift::{Priority, RemoteJob, RemoteStage, RevisionSink};
+use threatsift::{Provider, PENDING_DETAIL};
 
 fn with_delay(mut canned: Canned, delay: Duration) -> Canned {
     canned.delay = delay;
@@ -282,7 +282,7 @@ async fn offer_and_dispatch(
         stage.offer(job.clone()).await;
     }
     let stop = CancellationToken::new();
-    let mut dispatchers = threatsift::topology::spawn_dispatchers(stage, &stop);
+    let mut dispatchers = threatsift::spawn_dispatchers(stage, &stop);
     tokio::time::sleep(run).await;
     stop.cancel();
     let joined = tokio::time::timeout(grace, async {

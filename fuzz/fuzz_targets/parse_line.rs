@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use threatsift::cli::parse::describe_line;
-use threatsift::stages::parse::FormatRegistry;
+use threatsift::describe_line;
+use threatsift::FormatRegistry;
 
 fn registry() -> &'static (FormatRegistry, Vec<&'static str>) {
     static REGISTRY: OnceLock<(FormatRegistry, Vec<&'static str>)> = OnceLock::new();

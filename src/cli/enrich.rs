@@ -28,7 +28,7 @@ use crate::telemetry::Metrics;
 use crate::topology::{build_processor_with, build_providers, build_remote_stage, AppError};
 
 /// Topic name in the records' `observed` block.
-pub const ENRICH_TOPIC: &str = "enrich";
+pub(crate) const ENRICH_TOPIC: &str = "enrich";
 
 /// Checks that every argument is an address; the error names the first that is not.
 pub fn parse_addresses(args: &[String]) -> Result<Vec<IpAddr>, String> {

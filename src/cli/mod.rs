@@ -1,8 +1,8 @@
 //! The subcommands other than the daemon's own loop.
 
-pub mod demo;
-pub mod enrich;
-pub mod parse;
+pub(crate) mod demo;
+pub(crate) mod enrich;
+pub(crate) mod parse;
 
 use std::path::Path;
 

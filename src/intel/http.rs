@@ -25,7 +25,7 @@ use super::ProviderError;
 use crate::settings::{Secret, SettingsError};
 
 /// Largest body read from a provider; anything bigger is not an IP report.
-pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Longest detail text taken from a provider's own message.
 const MAX_MESSAGE_CHARS: usize = 120;
@@ -35,7 +35,7 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A reqwest client for one provider: total timeout as configured, connect timeout at most 5 s,
 /// no redirects followed (a 3xx is an invalid response).
-pub fn client(provider: &str, timeout: Duration) -> Result<reqwest::Client, SettingsError> {
+pub(crate) fn client(provider: &str, timeout: Duration) -> Result<reqwest::Client, SettingsError> {
     reqwest::Client::builder()
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -49,7 +49,7 @@ pub fn client(provider: &str, timeout: Duration) -> Result<reqwest::Client, Sett
 }
 
 /// The configured base URL without a trailing slash, checked to be an http(s) URL.
-pub fn base_url(provider: &str, configured: &str) -> Result<String, SettingsError> {
+pub(crate) fn base_url(provider: &str, configured: &str) -> Result<String, SettingsError> {
     let invalid = |problem: &str| SettingsError::Invalid {
         key: format!("providers.{provider}.base_url"),
         problem: problem.to_owned(),
@@ -62,7 +62,7 @@ pub fn base_url(provider: &str, configured: &str) -> Result<String, SettingsErro
 }
 
 /// The provider's API key: `api_key`, else the contents of `api_key_file`. May be empty.
-pub fn api_key(
+pub(crate) fn api_key(
     provider: &str,
     settings: &crate::settings::ProviderSettings,
 ) -> Result<Secret, SettingsError> {
@@ -75,7 +75,7 @@ pub fn api_key(
 /// What a keyed provider holds: its client, checked base URL, resolved key and timeout.
 /// `Debug` shows the key as `<redacted>`.
 #[derive(Debug)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The provider's client (no redirects).
     pub client: reqwest::Client,
     /// Base URL without a trailing slash.
@@ -88,7 +88,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// From `[providers.<provider>]`: base URL checked, key resolved, client built.
-    pub fn new(
+    pub(crate) fn new(
         provider: &str,
         settings: &crate::settings::ProviderSettings,
     ) -> Result<Self, SettingsError> {
@@ -103,13 +103,17 @@ impl Endpoint {
 
 impl Endpoint {
     /// True when a key is configured (then 401/403 are about it).
-    pub fn has_key(&self) -> bool {
+    pub(crate) fn has_key(&self) -> bool {
         !self.key.is_empty()
     }
 
     /// GETs `url` asking for JSON, with the key in `key_header` when one is configured, and
     /// classifies the answer as [`fetch_json`] does.
-    pub async fn get_json(&self, url: String, key_header: &str) -> Result<Reply, ProviderError> {
+    pub(crate) async fn get_json(
+        &self,
+        url: String,
+        key_header: &str,
+    ) -> Result<Reply, ProviderError> {
         let mut request = self
             .client
             .get(url)
@@ -122,12 +126,12 @@ impl Endpoint {
 }
 
 /// The address as one URL path segment: colons stay literal (allowed in a segment).
-pub fn path_segment(ip: IpAddr) -> String {
+pub(crate) fn path_segment(ip: IpAddr) -> String {
     percent_encode(&ip.to_string(), b":")
 }
 
 /// The address as a query value: colons become `%3A`.
-pub fn query_value(ip: IpAddr) -> String {
+pub(crate) fn query_value(ip: IpAddr) -> String {
     percent_encode(&ip.to_string(), b"")
 }
 
@@ -146,7 +150,7 @@ fn percent_encode(text: &str, keep: &[u8]) -> String {
 
 /// Rate-limit hints a provider sent, where present and numeric.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RateLimitHints {
+pub(crate) struct RateLimitHints {
     /// `Retry-After`, in seconds (the HTTP-date form is ignored).
     pub retry_after_secs: Option<u64>,
     /// `X-RateLimit-Limit`.
@@ -159,7 +163,7 @@ pub struct RateLimitHints {
 
 impl RateLimitHints {
     /// Reads the hints from response headers; non-numeric values are ignored.
-    pub fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         let number = |name: &str| {
             headers
                 .get(name)
@@ -175,7 +179,7 @@ impl RateLimitHints {
     }
 
     /// `"; retry after 29241 s; 0 of 1000 left; resets 2018-12-28T05:00:00Z"`, or `""`.
-    pub fn suffix(&self) -> String {
+    pub(crate) fn suffix(&self) -> String {
         let mut parts = Vec::new();
         if let Some(secs) = self.retry_after_secs {
             parts.push(format!("retry after {secs} s"));
@@ -193,14 +197,14 @@ impl RateLimitHints {
     }
 
     /// How long the provider asked us to wait: `Retry-After`, else until `X-RateLimit-Reset`.
-    pub fn wait(&self) -> Option<Duration> {
+    pub(crate) fn wait(&self) -> Option<Duration> {
         self.retry_after_secs
             .map(Duration::from_secs)
             .or_else(|| self.reset_in(SystemTime::now()))
     }
 
     /// Seconds from `now` until the reset, when a reset time was sent.
-    pub fn reset_in(&self, now: SystemTime) -> Option<Duration> {
+    pub(crate) fn reset_in(&self, now: SystemTime) -> Option<Duration> {
         let at = UNIX_EPOCH + Duration::from_secs(self.reset_epoch?);
         at.duration_since(now).ok()
     }
@@ -208,7 +212,7 @@ impl RateLimitHints {
 
 /// A response with a JSON object body and a status below 500.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// HTTP status.
     pub status: u16,
     /// Rate-limit headers.
@@ -218,7 +222,7 @@ pub struct Reply {
 }
 
 /// Sends `request` and classifies transport failures, 5xx and unreadable bodies.
-pub async fn fetch_json(
+pub(crate) async fn fetch_json(
     request: reqwest::RequestBuilder,
     timeout: Duration,
 ) -> Result<Reply, ProviderError> {
@@ -231,7 +235,7 @@ pub async fn fetch_json(
 
 /// How [`read_json`] judges what differs between providers.
 #[derive(Debug, Clone, Copy)]
-pub struct ReadRules {
+pub(crate) struct ReadRules {
     /// The detail of a 3xx answer (keyed providers follow none; RDAP gets one only without a
     /// usable `Location`).
     pub redirect_detail: &'static str,
@@ -240,14 +244,14 @@ pub struct ReadRules {
 }
 
 /// The rules of providers that send an API key.
-pub const KEYED: ReadRules = ReadRules {
+pub(crate) const KEYED: ReadRules = ReadRules {
     redirect_detail: "redirect, not followed (the API key is never sent elsewhere)",
     plain_404_is_empty: false,
 };
 
 /// Reads a response body (at most [`MAX_BODY_BYTES`]) into a [`Reply`]: 3xx and HTML pages are
 /// invalid responses, 5xx is unavailable, and the body must be a JSON object.
-pub async fn read_json(
+pub(crate) async fn read_json(
     mut response: reqwest::Response,
     timeout: Duration,
     rules: &ReadRules,
@@ -332,7 +336,7 @@ fn looks_like_html(bytes: &[u8]) -> bool {
 
 /// Timeout → `Timeout(configured)`; anything else on the wire → `Unavailable`. The URL is left
 /// out of the text: it is configuration, and a query could carry an identifier.
-pub fn transport_error(error: &reqwest::Error, timeout: Duration) -> ProviderError {
+pub(crate) fn transport_error(error: &reqwest::Error, timeout: Duration) -> ProviderError {
     if error.is_timeout() {
         ProviderError::Timeout(timeout)
     } else if error.is_connect() {
@@ -345,7 +349,7 @@ pub fn transport_error(error: &reqwest::Error, timeout: Duration) -> ProviderErr
 }
 
 /// A provider's own message, made safe for a detail: one line, at most 120 characters.
-pub fn short_message(text: &str) -> String {
+pub(crate) fn short_message(text: &str) -> String {
     let cleaned: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -361,7 +365,7 @@ pub fn short_message(text: &str) -> String {
 
 /// A provider's own message for a detail: the key removed first, then one short line (so a cut
 /// can never leave part of the key behind).
-pub fn provider_text(text: &str, key: &Secret) -> String {
+pub(crate) fn provider_text(text: &str, key: &Secret) -> String {
     let key = key.expose();
     if key.is_empty() {
         short_message(text)
@@ -371,7 +375,7 @@ pub fn provider_text(text: &str, key: &Secret) -> String {
 }
 
 /// The fallback by HTTP status, for answers no provider-specific rule recognised.
-pub fn by_status(provider: &str, reply: &Reply, what: &str) -> ProviderError {
+pub(crate) fn by_status(provider: &str, reply: &Reply, what: &str) -> ProviderError {
     let status = reply.status;
     let limits = reply.limits.suffix();
     match status {
@@ -387,7 +391,7 @@ pub fn by_status(provider: &str, reply: &Reply, what: &str) -> ProviderError {
 
 /// Removes every occurrence of the API key from the error's text (belt and braces: no detail
 /// is built from the key, but provider messages are echoed in part).
-pub fn redact(error: ProviderError, key: &Secret) -> ProviderError {
+pub(crate) fn redact(error: ProviderError, key: &Secret) -> ProviderError {
     let key = key.expose();
     if key.is_empty() {
         return error;

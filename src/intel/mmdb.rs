@@ -43,10 +43,10 @@ use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
-pub const NAME: &str = "mmdb";
+pub(crate) const NAME: &str = "mmdb";
 
 /// The GeoIP databases, described for the registry: network facts, not evidence.
-pub const SPEC: ProviderSpec = ProviderSpec {
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     display_name: "GeoIP database",
     key: KeyUse::None,
@@ -95,7 +95,7 @@ struct Database {
 /// The fields this provider reads from a record (ASN and country databases, and the country
 /// part of city databases). Other fields are skipped.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
-pub struct MmdbRecord {
+pub(crate) struct MmdbRecord {
     /// AS number (ASN databases).
     pub autonomous_system_number: Option<u32>,
     /// AS organisation (ASN databases).
@@ -108,14 +108,14 @@ pub struct MmdbRecord {
 
 /// The part of a country record this provider reads.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
-pub struct MmdbCountry {
+pub(crate) struct MmdbCountry {
     /// ISO 3166-1 alpha-2 code.
     pub iso_code: Option<String>,
 }
 
 /// What the files said about one address, merged; the first file giving a field wins.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// AS number.
     pub asn: Option<u32>,
     /// AS organisation.
@@ -130,7 +130,7 @@ pub struct Answer {
 
 impl Answer {
     /// Adds what `record` (found under `network`) has and this answer lacks.
-    pub fn merge(&mut self, record: MmdbRecord, network: Option<String>) {
+    pub(crate) fn merge(&mut self, record: MmdbRecord, network: Option<String>) {
         if self.asn.is_none() {
             if let Some(asn) = record.autonomous_system_number {
                 self.asn = Some(asn);
@@ -161,12 +161,12 @@ impl Answer {
     }
 
     /// True when no field is known.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.asn.is_none() && self.as_org.is_none() && self.country.is_none()
     }
 
     /// The lookup result: `NotFound` when empty, else the facts and network.
-    pub fn into_lookup(self) -> Lookup {
+    pub(crate) fn into_lookup(self) -> Lookup {
         if self.is_empty() {
             return Lookup::NotFound;
         }

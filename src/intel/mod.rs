@@ -14,12 +14,12 @@
 //! answer cache) from the remote stage's queues. Local, asked while the record is built: [`mmdb`] (GeoLite2/DB-IP
 //! files) and [`talos`] (a Talos-format list file only: Talos has no public API).
 
-pub mod feeds;
-pub mod http;
-pub mod mmdb;
-pub mod providers;
-pub mod registry;
-pub mod talos;
+pub(crate) mod feeds;
+pub(crate) mod http;
+pub(crate) mod mmdb;
+pub(crate) mod providers;
+pub(crate) mod registry;
+pub(crate) mod talos;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

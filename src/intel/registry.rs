@@ -16,7 +16,7 @@ use super::{LocalProvider, Provider};
 use crate::settings::{ProviderSettings, Settings, SettingsError};
 
 /// Every provider, in the order their reasons appear in a record.
-pub static PROVIDERS: &[ProviderSpec] = &[
+pub(crate) static PROVIDERS: &[ProviderSpec] = &[
     super::providers::virustotal::SPEC,
     super::providers::abuseipdb::SPEC,
     super::providers::rdap::SPEC,
@@ -29,7 +29,7 @@ pub static PROVIDERS: &[ProviderSpec] = &[
 
 /// One provider, described by itself.
 #[derive(Debug, Clone, Copy)]
-pub struct ProviderSpec {
+pub(crate) struct ProviderSpec {
     /// Stable name: the `[providers.<name>]` section, the `intel` key, the metric label.
     pub name: &'static str,
     /// How reports name it.
@@ -53,7 +53,7 @@ pub struct ProviderSpec {
 
 /// Whether a provider takes an API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyUse {
+pub(crate) enum KeyUse {
     /// It refuses to work without one: enabling it requires `api_key` or `api_key_file`.
     Required,
     /// It works with or without one.
@@ -64,7 +64,7 @@ pub enum KeyUse {
 
 /// How a provider is built from its settings (reads keys and local files).
 #[derive(Debug, Clone, Copy)]
-pub enum Build {
+pub(crate) enum Build {
     /// Asked over the network, in the background queues, within its budget.
     Remote(fn(&ProviderSettings) -> Result<Arc<dyn Provider>, SettingsError>),
     /// Asked synchronously from local data while the record is built.
@@ -73,7 +73,7 @@ pub enum Build {
 
 /// One `[scoring]` key a provider reads.
 #[derive(Debug, Clone, Copy)]
-pub struct Weight {
+pub(crate) struct Weight {
     /// The key under `[scoring]`.
     pub key: &'static str,
     /// Its value when the configuration does not set it.
@@ -82,11 +82,11 @@ pub struct Weight {
 
 /// The configured value of every provider weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Weights(HashMap<&'static str, u32>);
+pub(crate) struct Weights(HashMap<&'static str, u32>);
 
 impl Weights {
     /// Every registered weight: the `[scoring]` value, else the provider's default.
-    pub fn configured(scoring: &crate::settings::ScoringSettings) -> Self {
+    pub(crate) fn configured(scoring: &crate::settings::ScoringSettings) -> Self {
         let values = PROVIDERS
             .iter()
             .flat_map(|spec| spec.weights)
@@ -101,44 +101,44 @@ impl Weights {
     }
 
     /// The value of `key` (0 for a key no provider declares: a bug the registry tests catch).
-    pub fn get(&self, key: &str) -> u32 {
+    pub(crate) fn get(&self, key: &str) -> u32 {
         self.0.get(key).copied().unwrap_or(0)
     }
 }
 
 /// A provider's scoring rule: facts of an `ok` answer → `add(points, detail)` per reason.
-pub type ScoreRule = fn(&Map<String, Value>, &Weights, &mut dyn FnMut(u32, String));
+pub(crate) type ScoreRule = fn(&Map<String, Value>, &Weights, &mut dyn FnMut(u32, String));
 
 /// `count × per`, at most `max`, without overflow.
-pub fn capped(count: u64, per: u32, max: u32) -> u32 {
+pub(crate) fn capped(count: u64, per: u32, max: u32) -> u32 {
     let points = count.saturating_mul(u64::from(per)).min(u64::from(max));
     u32::try_from(points).unwrap_or(max)
 }
 
 /// No checks beyond the common ones.
-pub fn no_check(_: &ProviderSettings) -> Result<(), SettingsError> {
+pub(crate) fn no_check(_: &ProviderSettings) -> Result<(), SettingsError> {
     Ok(())
 }
 
 /// Always available when enabled.
-pub fn always_available(_: &ProviderSettings) -> Option<&'static str> {
+pub(crate) fn always_available(_: &ProviderSettings) -> Option<&'static str> {
     None
 }
 
 /// The provider called `name`.
-pub fn spec(name: &str) -> Option<&'static ProviderSpec> {
+pub(crate) fn spec(name: &str) -> Option<&'static ProviderSpec> {
     PROVIDERS.iter().find(|spec| spec.name == name)
 }
 
 /// How reports name the `intel` entry `key`.
-pub fn display_name(key: &str) -> &str {
+pub(crate) fn display_name(key: &str) -> &str {
     spec(key).map_or(key, |spec| spec.display_name)
 }
 
 /// Checks `[providers.*]` and the provider weights of `[scoring]` against the registry: every
 /// section names a known provider, an enabled provider's settings are usable, every weight is
 /// a known key and 0–100. Errors name the key.
-pub fn validate(settings: &Settings) -> Result<(), SettingsError> {
+pub(crate) fn validate(settings: &Settings) -> Result<(), SettingsError> {
     for (name, provider) in settings.providers.iter() {
         let Some(spec) = spec(name) else {
             let known: Vec<&str> = PROVIDERS.iter().map(|s| s.name).collect();

@@ -32,10 +32,10 @@ use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
-pub const NAME: &str = "talos";
+pub(crate) const NAME: &str = "talos";
 
 /// The Talos list, described for the registry.
-pub const SPEC: ProviderSpec = ProviderSpec {
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     display_name: "Cisco Talos",
     key: KeyUse::None,
@@ -76,7 +76,7 @@ fn score(
 pub const DISABLED_REASON: &str = "Cisco Talos has no public API; no Talos-format list configured";
 
 /// `reputation` fact of a listed address: the worst reputation name Talos used ("Poor").
-pub const LISTED_REPUTATION: &str = "Poor";
+pub(crate) const LISTED_REPUTATION: &str = "Poor";
 
 /// The Talos provider: a local list file, or disabled.
 #[derive(Debug)]

@@ -23,10 +23,10 @@ use crate::telemetry::events::{KafkaClientError, OffsetsCommitted, PartitionsReb
 use crate::telemetry::Metrics;
 
 /// The consumer type used by the daemon.
-pub type EventConsumer = rdkafka::consumer::StreamConsumer<PipelineConsumerContext>;
+pub(crate) type EventConsumer = rdkafka::consumer::StreamConsumer<PipelineConsumerContext>;
 
 /// Rebalance, commit, statistics and error callbacks.
-pub struct PipelineConsumerContext {
+pub(crate) struct PipelineConsumerContext {
     metrics: Arc<Metrics>,
     tracker: Arc<Mutex<OffsetTracker>>,
     assigned: Arc<AtomicBool>,
@@ -36,7 +36,7 @@ pub struct PipelineConsumerContext {
 
 impl PipelineConsumerContext {
     /// A context sharing the tracker with the sink and the assignment flag with `/readyz`.
-    pub fn new(
+    pub(crate) fn new(
         metrics: Arc<Metrics>,
         tracker: Arc<Mutex<OffsetTracker>>,
         assigned: Arc<AtomicBool>,
@@ -50,7 +50,7 @@ impl PipelineConsumerContext {
     }
 
     /// The flag that is set while the latest assignment was empty.
-    pub fn assigned_nothing(&self) -> Arc<AtomicBool> {
+    pub(crate) fn assigned_nothing(&self) -> Arc<AtomicBool> {
         self.assigned_nothing.clone()
     }
 }
@@ -145,7 +145,7 @@ impl ConsumerContext for PipelineConsumerContext {
 
 /// Creates the consumer and subscribes it to the input topics. Blocks for up to a few seconds
 /// per topic (metadata); call it from a blocking context.
-pub fn create_consumer(
+pub(crate) fn create_consumer(
     settings: &Settings,
     context: PipelineConsumerContext,
 ) -> Result<EventConsumer, ConsumerError> {
@@ -187,7 +187,10 @@ pub fn create_consumer(
 /// assignment (seen with tansu right after a burst of produce requests). With other members
 /// present an empty assignment is legitimate and nothing is done. Blocking (metadata and group
 /// requests); returns whether it re-subscribed.
-pub fn rejoin_if_sole_member_unassigned(consumer: &EventConsumer, settings: &Settings) -> bool {
+pub(crate) fn rejoin_if_sole_member_unassigned(
+    consumer: &EventConsumer,
+    settings: &Settings,
+) -> bool {
     let timeout = std::time::Duration::from_secs(5);
     let Ok(groups) = consumer.fetch_group_list(Some(&settings.kafka.group_id), timeout) else {
         return false;
@@ -228,11 +231,11 @@ pub fn rejoin_if_sole_member_unassigned(consumer: &EventConsumer, settings: &Set
 
 /// Topic names, interned: every event of a topic shares one `Arc<str>`.
 #[derive(Debug, Default)]
-pub struct TopicNames(std::collections::HashMap<String, Arc<str>>);
+pub(crate) struct TopicNames(std::collections::HashMap<String, Arc<str>>);
 
 impl TopicNames {
     /// The shared name of `topic`.
-    pub fn intern(&mut self, topic: &str) -> Arc<str> {
+    pub(crate) fn intern(&mut self, topic: &str) -> Arc<str> {
         if let Some(name) = self.0.get(topic) {
             return name.clone();
         }
@@ -243,7 +246,7 @@ impl TopicNames {
 }
 
 /// Waits for the next message and takes an owned copy of it. Cancellation-safe.
-pub async fn next_event(
+pub(crate) async fn next_event(
     consumer: &EventConsumer,
     topics: &mut TopicNames,
 ) -> Result<RawEvent, KafkaError> {
@@ -253,7 +256,7 @@ pub async fn next_event(
 }
 
 /// Takes an owned copy of a message; `topic` is the interned topic name.
-pub fn raw_event_from(message: &BorrowedMessage<'_>, topic: Arc<str>) -> RawEvent {
+pub(crate) fn raw_event_from(message: &BorrowedMessage<'_>, topic: Arc<str>) -> RawEvent {
     RawEvent {
         payload: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
         key: message.key().map(Bytes::copy_from_slice),
@@ -267,7 +270,7 @@ pub fn raw_event_from(message: &BorrowedMessage<'_>, topic: Arc<str>) -> RawEven
 }
 
 /// Commits stored offsets synchronously; `NoOffset` (nothing new) is success.
-pub fn commit_stored(consumer: &EventConsumer, metrics: &Metrics) -> KafkaResult<()> {
+pub(crate) fn commit_stored(consumer: &EventConsumer, metrics: &Metrics) -> KafkaResult<()> {
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => {
             OffsetsCommitted { error: None }.emit(metrics);

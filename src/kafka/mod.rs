@@ -1,10 +1,10 @@
 //! Kafka plumbing: the shared client configuration (security and passthrough), the consumer
 //! and its rebalance context, the producer, and the offset tracker.
 
-pub mod consumer;
-pub mod offsets;
-pub mod producer;
-pub mod topics;
+pub(crate) mod consumer;
+pub(crate) mod offsets;
+pub(crate) mod producer;
+pub(crate) mod topics;
 
 use rdkafka::ClientConfig;
 
@@ -12,7 +12,7 @@ use crate::settings::{KafkaSettings, Settings, SettingsError};
 
 /// The settings both clients share: brokers, client id, security, statistics. The
 /// `kafka.librdkafka` passthrough is applied last, so an operator can override anything.
-pub fn base_client_config(settings: &Settings) -> Result<ClientConfig, SettingsError> {
+pub(crate) fn base_client_config(settings: &Settings) -> Result<ClientConfig, SettingsError> {
     let k: &KafkaSettings = &settings.kafka;
     let mut config = ClientConfig::new();
     config
@@ -52,14 +52,14 @@ pub fn base_client_config(settings: &Settings) -> Result<ClientConfig, SettingsE
 }
 
 /// Applies the `kafka.librdkafka` passthrough.
-pub fn apply_passthrough(config: &mut ClientConfig, settings: &Settings) {
+pub(crate) fn apply_passthrough(config: &mut ClientConfig, settings: &Settings) {
     for (name, value) in settings.librdkafka_overrides() {
         config.set(name, value);
     }
 }
 
 /// A bounded label for a librdkafka error.
-pub fn error_kind(error: &rdkafka::error::KafkaError) -> &'static str {
+pub(crate) fn error_kind(error: &rdkafka::error::KafkaError) -> &'static str {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
     match error.rdkafka_error_code() {
         Some(C::QueueFull) => "queue_full",

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// A topic-partition.
-pub type PartitionKey = (Arc<str>, i32);
+pub(crate) type PartitionKey = (Arc<str>, i32);
 
 #[derive(Debug, Default)]
 struct PartitionState {

@@ -29,14 +29,14 @@ use crate::telemetry::events::{
 use crate::telemetry::Metrics;
 
 /// Statistics and error callbacks of the producer.
-pub struct ProducerStatsContext {
+pub(crate) struct ProducerStatsContext {
     metrics: Arc<Metrics>,
     connected: Arc<AtomicBool>,
 }
 
 impl ProducerStatsContext {
     /// A context that reports broker connectivity to `/readyz` through `connected`.
-    pub fn new(metrics: Arc<Metrics>, connected: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>, connected: Arc<AtomicBool>) -> Self {
         ProducerStatsContext { metrics, connected }
     }
 }
@@ -64,10 +64,10 @@ impl ClientContext for ProducerStatsContext {
 }
 
 /// The producer type used by the daemon.
-pub type OutputProducer = FutureProducer<ProducerStatsContext>;
+pub(crate) type OutputProducer = FutureProducer<ProducerStatsContext>;
 
 /// Creates the producer.
-pub fn create_producer(
+pub(crate) fn create_producer(
     settings: &Settings,
     context: ProducerStatsContext,
 ) -> Result<OutputProducer, ProducerError> {
@@ -94,7 +94,7 @@ pub enum ProducerError {
 
 /// Delivers outputs with the retry policy of this module.
 #[derive(Clone)]
-pub struct OutputPublisher {
+pub(crate) struct OutputPublisher {
     producer: OutputProducer,
     output_topic: Arc<str>,
     dlq_topic: Arc<str>,
@@ -110,7 +110,11 @@ const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl OutputPublisher {
     /// A publisher over `producer`.
-    pub fn new(producer: OutputProducer, settings: &Settings, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        producer: OutputProducer,
+        settings: &Settings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         OutputPublisher {
             producer,
             output_topic: settings.kafka.output_topic.as_str().into(),
@@ -120,15 +124,10 @@ impl OutputPublisher {
         }
     }
 
-    /// The underlying producer (for flushing).
-    pub fn producer(&self) -> &OutputProducer {
-        &self.producer
-    }
-
     /// Delivers one output of the message at `origin`; returns once it has a successful
     /// delivery report, or once it has been given up (counted and logged). Returns the
     /// record's payload when a threat record reached the output topic (for scheduled reports).
-    pub async fn deliver(&self, output: Output, origin: &Origin) -> Option<Vec<u8>> {
+    pub(crate) async fn deliver(&self, output: Output, origin: &Origin) -> Option<Vec<u8>> {
         let mut output = output;
         let mut backoff = RETRY_START;
         loop {

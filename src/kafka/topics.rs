@@ -5,7 +5,7 @@ use rdkafka::types::RDKafkaRespErr;
 
 /// What a metadata answer says of one topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TopicState {
+pub(crate) enum TopicState {
     /// Known, with no error.
     Ready,
     /// Known, with a passing error (a leader election).
@@ -15,7 +15,7 @@ pub enum TopicState {
 }
 
 /// The state of `name` in `metadata`. Only "unknown topic" is final.
-pub fn topic_state(metadata: &Metadata, name: &str) -> TopicState {
+pub(crate) fn topic_state(metadata: &Metadata, name: &str) -> TopicState {
     match metadata.topics().iter().find(|t| t.name() == name) {
         None => TopicState::Missing,
         Some(t) => match t.error() {
@@ -28,7 +28,7 @@ pub fn topic_state(metadata: &Metadata, name: &str) -> TopicState {
 
 /// `Err(topic)` naming the first of `required` that does not exist; `Ok(true)` when all are
 /// ready, `Ok(false)` when one is still settling.
-pub fn required_topics<'a>(
+pub(crate) fn required_topics<'a>(
     metadata: &Metadata,
     required: impl IntoIterator<Item = &'a String>,
 ) -> Result<bool, &'a str> {

@@ -125,7 +125,7 @@ pub struct IpObservation {
 const DENIED: [&str; 6] = ["deny", "denied", "drop", "block", "reject", "reset"];
 
 /// Whether the device's action stopped the traffic.
-pub fn action_denied(action: &str) -> bool {
+pub(crate) fn action_denied(action: &str) -> bool {
     let action = action.to_ascii_lowercase();
     DENIED.iter().any(|word| action.contains(word)) || action == "discard"
 }

@@ -12,7 +12,7 @@ use crate::model::Role;
 /// Schema identifier of a threat record.
 pub const THREAT_SCHEMA: &str = "threatsift.threat/1";
 /// Schema identifier of a DLQ entry.
-pub const DLQ_SCHEMA: &str = "threatsift.dlq/1";
+pub(crate) const DLQ_SCHEMA: &str = "threatsift.dlq/1";
 
 /// What the evidence says about an address, weakest first.
 #[derive(
@@ -218,7 +218,7 @@ pub struct ThreatRecord {
 
 /// A message that could not be processed, as published to the DLQ topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DlqEntry {
+pub(crate) struct DlqEntry {
     /// Always [`DLQ_SCHEMA`].
     pub schema: String,
     /// Bounded reason label (`invalid_utf8`, `invalid_json`, …).
@@ -251,7 +251,7 @@ impl DlqEntry {
     /// Builds an entry keeping at most `max_payload` bytes of the original, as UTF-8 text when
     /// the kept bytes are valid UTF-8 and as base64 otherwise.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         reason: &str,
         error: String,
         origin: &crate::model::Origin,

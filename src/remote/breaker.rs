@@ -16,18 +16,18 @@ use std::time::{Duration, SystemTime};
 /// Consecutive failures that open the circuit.
 pub const FAILURE_THRESHOLD: u32 = 5;
 /// First cool-down.
-pub const BASE_COOLDOWN: Duration = Duration::from_secs(30);
+pub(crate) const BASE_COOLDOWN: Duration = Duration::from_secs(30);
 /// Longest cool-down.
-pub const MAX_COOLDOWN: Duration = Duration::from_secs(600);
+pub(crate) const MAX_COOLDOWN: Duration = Duration::from_secs(600);
 /// While a trial request is out, others wait this long before asking again.
 const TRIAL_WAIT: Duration = Duration::from_secs(1);
 /// A trial with no outcome after this long is taken as lost (its caller never sent it, or was
 /// cancelled), and the next caller may try: the circuit can never stay half-open for good.
-pub const TRIAL_EXPIRY: Duration = Duration::from_secs(120);
+pub(crate) const TRIAL_EXPIRY: Duration = Duration::from_secs(120);
 
 /// One provider's circuit.
 #[derive(Debug, Clone)]
-pub struct Breaker {
+pub(crate) struct Breaker {
     failures: u32,
     open_until: Option<SystemTime>,
     cooldown: Duration,
@@ -49,7 +49,7 @@ impl Default for Breaker {
 impl Breaker {
     /// Whether a request could go now, without taking the half-open trial: `Err(until)` when
     /// the circuit is open.
-    pub fn check(&self, now: SystemTime) -> Result<(), SystemTime> {
+    pub(crate) fn check(&self, now: SystemTime) -> Result<(), SystemTime> {
         match (self.open_until, self.trial_since) {
             (Some(until), _) if now < until => Err(until),
             (Some(_), Some(since)) if now < since + TRIAL_EXPIRY => Err(now + TRIAL_WAIT),
@@ -58,7 +58,7 @@ impl Breaker {
     }
 
     /// Like [`Breaker::check`], and takes the trial when the cool-down is over.
-    pub fn permit(&mut self, now: SystemTime) -> Result<(), SystemTime> {
+    pub(crate) fn permit(&mut self, now: SystemTime) -> Result<(), SystemTime> {
         self.check(now)?;
         if self.open_until.is_some() {
             self.trial_since = Some(now);
@@ -67,12 +67,12 @@ impl Breaker {
     }
 
     /// The provider answered (any answer, even an error it chose to send): close the circuit.
-    pub fn success(&mut self) {
+    pub(crate) fn success(&mut self) {
         *self = Breaker::default();
     }
 
     /// A timeout, 5xx or connection failure.
-    pub fn failure(&mut self, now: SystemTime) {
+    pub(crate) fn failure(&mut self, now: SystemTime) {
         self.failures = self.failures.saturating_add(1);
         if self.trial_since.take().is_some() {
             self.cooldown = (self.cooldown * 2).min(MAX_COOLDOWN);
@@ -83,14 +83,14 @@ impl Breaker {
     }
 
     /// Consecutive failures so far.
-    pub fn failures(&self) -> u32 {
+    pub(crate) fn failures(&self) -> u32 {
         self.failures
     }
 }
 
 /// Backoff before retry number `attempt` (0-based): a random point in
 /// `[base·2^attempt / 2, base·2^attempt]`, capped at `cap`.
-pub fn retry_backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+pub(crate) fn retry_backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
     let ceiling = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
     // Randomness without a dependency: the std hasher is seeded randomly per instance.
     let random = std::collections::hash_map::RandomState::new()

@@ -19,7 +19,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 /// Whether a lookup may be made now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spend {
+pub(crate) enum Spend {
     /// Go: one token and one unit of the daily budget were taken.
     Granted,
     /// The per-minute bucket is empty; a token is back after this long.
@@ -38,7 +38,7 @@ pub enum Spend {
 
 /// One provider's budget.
 #[derive(Debug, Clone)]
-pub struct Budget {
+pub(crate) struct Budget {
     per_minute: u32,
     per_day: u32,
     /// Times of the grants of the last minute, oldest first (at most `per_minute`).
@@ -55,13 +55,13 @@ fn day_of(time: SystemTime) -> u64 {
 }
 
 /// 00:00 UTC after `time`.
-pub fn next_utc_midnight(time: SystemTime) -> SystemTime {
+pub(crate) fn next_utc_midnight(time: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs((day_of(time) + 1) * DAY)
 }
 
 impl Budget {
     /// A full budget at `now`.
-    pub fn new(per_minute: u32, per_day: u32, now: SystemTime) -> Self {
+    pub(crate) fn new(per_minute: u32, per_day: u32, now: SystemTime) -> Self {
         Budget {
             per_minute,
             per_day,
@@ -73,7 +73,7 @@ impl Budget {
     }
 
     /// Whether a lookup could be made now, without taking anything.
-    pub fn check(&mut self, now: SystemTime) -> Spend {
+    pub(crate) fn check(&mut self, now: SystemTime) -> Spend {
         if let Some(until) = self.held_until {
             if now < until {
                 return Spend::Held { until };
@@ -109,7 +109,7 @@ impl Budget {
     }
 
     /// Takes one lookup's worth of budget if there is one.
-    pub fn try_spend(&mut self, now: SystemTime) -> Spend {
+    pub(crate) fn try_spend(&mut self, now: SystemTime) -> Spend {
         let spend = self.check(now);
         if spend == Spend::Granted {
             if self.per_minute > 0 {
@@ -126,7 +126,7 @@ impl Budget {
     /// from the later time, since the provider may have counted it as late as that (a slow
     /// connection set-up must not let the next minute's requests land inside the provider's
     /// minute).
-    pub fn request_finished(&mut self, granted_at: SystemTime, finished_at: SystemTime) {
+    pub(crate) fn request_finished(&mut self, granted_at: SystemTime, finished_at: SystemTime) {
         let Some(index) = self.recent.iter().position(|t| *t == granted_at) else {
             return;
         };
@@ -140,12 +140,12 @@ impl Budget {
 
     /// The provider said to wait until `until` (429 `Retry-After`, a quota reset time); the
     /// longer of two holds wins.
-    pub fn hold_until(&mut self, until: SystemTime) {
+    pub(crate) fn hold_until(&mut self, until: SystemTime) {
         self.held_until = Some(self.held_until.map_or(until, |held| held.max(until)));
     }
 
     /// Lookups left today (`None` without a daily limit).
-    pub fn remaining_today(&self, now: SystemTime) -> Option<u32> {
+    pub(crate) fn remaining_today(&self, now: SystemTime) -> Option<u32> {
         (self.per_day > 0).then(|| {
             if day_of(now) != self.day {
                 self.per_day
@@ -157,7 +157,7 @@ impl Budget {
 
     /// For `provider_quota_remaining`: lookups left today, else left in the current minute,
     /// else `None` (no limit at all).
-    pub fn remaining(&self, now: SystemTime) -> Option<u32> {
+    pub(crate) fn remaining(&self, now: SystemTime) -> Option<u32> {
         self.remaining_today(now).or_else(|| {
             (self.per_minute > 0).then(|| {
                 let in_window = self

@@ -12,7 +12,7 @@ use crate::remote::RemoteJob;
 use crate::stages::process::Priority;
 
 /// Where a job sits in a queue: its priority, then its arrival (older first).
-pub type QueueKey = (Priority, Reverse<u64>);
+pub(crate) type QueueKey = (Priority, Reverse<u64>);
 
 /// One provider's waiting addresses: highest priority first, oldest first among equals.
 #[derive(Debug, Default)]

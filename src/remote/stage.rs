@@ -36,10 +36,10 @@ use crate::telemetry::events::{
 use crate::telemetry::Metrics;
 
 /// Lookups in flight per provider.
-pub const LOOKUPS_IN_FLIGHT: usize = 4;
+pub(crate) const LOOKUPS_IN_FLIGHT: usize = 4;
 
 /// An eviction left to run later (see [`RemoteStage::offer`]).
-pub type Eviction = BoxFuture<'static, ()>;
+pub(crate) type Eviction = BoxFuture<'static, ()>;
 
 /// The remote stage: one slot and one queue per enabled remote provider.
 pub struct RemoteStage {

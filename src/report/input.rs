@@ -51,7 +51,7 @@ pub struct Records {
 }
 
 /// Parses one record, checking its schema tag.
-pub fn parse_record(bytes: &[u8]) -> Result<ThreatRecord, String> {
+pub(crate) fn parse_record(bytes: &[u8]) -> Result<ThreatRecord, String> {
     let record: ThreatRecord =
         serde_json::from_slice(bytes).map_err(|e| format!("not a threat record: {e}"))?;
     if record.schema != THREAT_SCHEMA {

@@ -2,12 +2,12 @@
 //! (Markdown, HTML, JSON). Pure apart from reading the input; the same records and `--date`
 //! give the same bytes.
 
-pub mod build;
-pub mod input;
-pub mod model;
-pub mod narrative;
-pub mod render;
-pub mod scheduled;
+pub(crate) mod build;
+pub(crate) mod input;
+pub(crate) mod model;
+pub(crate) mod narrative;
+pub(crate) mod render;
+pub(crate) mod scheduled;
 
 use std::str::FromStr;
 

@@ -163,7 +163,7 @@ pub struct Narrative {
 }
 
 /// Priority words for a severity: the only source of priority in the reports.
-pub fn priority(severity: Severity) -> &'static str {
+pub(crate) fn priority(severity: Severity) -> &'static str {
     match severity {
         Severity::Critical => "P1 (act now)",
         Severity::High => "P2 (act today)",

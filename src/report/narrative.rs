@@ -58,7 +58,7 @@ data_gaps returned no data: that is a gap in the data, not evidence about any ad
 statement about credentials. Never call an address clean or safe.";
 
 /// The facts the model is given: nothing but what the report already says.
-pub fn model_input(report: &Report, max_threats: usize) -> Value {
+pub(crate) fn model_input(report: &Report, max_threats: usize) -> Value {
     let threats: Vec<Value> = report
         .threats
         .iter()
@@ -87,7 +87,7 @@ pub fn model_input(report: &Report, max_threats: usize) -> Value {
 }
 
 /// Asks the model for a narrative of `report`.
-pub async fn write_narrative(
+pub(crate) async fn write_narrative(
     settings: &NarrativeSettings,
     report: &Report,
 ) -> Result<Narrative, NarrativeError> {

@@ -26,26 +26,26 @@ use crate::telemetry::events::{
 use crate::telemetry::Metrics;
 
 /// Addresses kept per interval.
-pub const MAX_RECORDS: usize = 100_000;
+pub(crate) const MAX_RECORDS: usize = 100_000;
 /// Capacity of the channel from the sink.
-pub const CHANNEL_CAPACITY: usize = 10_000;
+pub(crate) const CHANNEL_CAPACITY: usize = 10_000;
 
 /// Hands published records to the report task without ever blocking the sink.
 #[derive(Clone)]
-pub struct ReportFeed {
+pub(crate) struct ReportFeed {
     sender: mpsc::Sender<Vec<u8>>,
     metrics: Arc<Metrics>,
 }
 
 impl ReportFeed {
     /// A feed and the receiver for the report task.
-    pub fn new(metrics: Arc<Metrics>) -> (ReportFeed, mpsc::Receiver<Vec<u8>>) {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> (ReportFeed, mpsc::Receiver<Vec<u8>>) {
         let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
         (ReportFeed { sender, metrics }, receiver)
     }
 
     /// Offers one published record's payload.
-    pub fn offer(&self, payload: Vec<u8>) {
+    pub(crate) fn offer(&self, payload: Vec<u8>) {
         if self.sender.try_send(payload).is_err() {
             ReportRecordDropped {
                 why: "report task behind (channel full)",
@@ -56,7 +56,11 @@ impl ReportFeed {
 }
 
 /// Keeps the latest revision of `payload`'s address for this interval.
-pub fn keep(records: &mut BTreeMap<String, ThreatRecord>, payload: &[u8], metrics: &Metrics) {
+pub(crate) fn keep(
+    records: &mut BTreeMap<String, ThreatRecord>,
+    payload: &[u8],
+    metrics: &Metrics,
+) {
     let Ok(record) = super::input::parse_record(payload) else {
         ReportRecordDropped {
             why: "published record did not parse back",
@@ -81,7 +85,7 @@ pub fn keep(records: &mut BTreeMap<String, ThreatRecord>, payload: &[u8], metric
 }
 
 /// Writes one interval's report (nothing when it has no record).
-pub async fn write_interval(
+pub(crate) async fn write_interval(
     settings: &ReportSettings,
     format: ReportFormat,
     records: BTreeMap<String, ThreatRecord>,

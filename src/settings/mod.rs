@@ -34,28 +34,29 @@ mod shutdown;
 #[cfg(test)]
 mod tests;
 
-pub use dedup::DedupSettings;
-pub use dlq::DlqSettings;
-pub use feeds::FeedSettings;
-pub use filter::FilterSettings;
-pub use intel::IntelSettings;
-pub use kafka::KafkaSettings;
-pub use parse::{JsonIpField, ParseSettings};
-pub use passthrough::Passthrough;
-pub use pipeline::PipelineSettings;
-pub use providers::{ProviderSettings, ProvidersSettings};
-pub use publish::PublishSettings;
-pub use report::{NarrativeSettings, ReportSettings};
-pub use scoring::ScoringSettings;
+pub(crate) use dedup::DedupSettings;
+pub(crate) use dlq::DlqSettings;
+pub(crate) use feeds::FeedSettings;
+pub(crate) use filter::FilterSettings;
+pub(crate) use intel::IntelSettings;
+pub(crate) use kafka::KafkaSettings;
+pub(crate) use parse::ParseSettings;
+pub(crate) use passthrough::Passthrough;
+pub(crate) use pipeline::PipelineSettings;
+pub use providers::ProviderSettings;
+pub(crate) use providers::ProvidersSettings;
+pub(crate) use publish::PublishSettings;
+pub(crate) use report::{NarrativeSettings, ReportSettings};
+pub(crate) use scoring::ScoringSettings;
 pub use secret::Secret;
-pub use server::ServerSettings;
-pub use shutdown::ShutdownSettings;
+pub(crate) use server::ServerSettings;
+pub(crate) use shutdown::ShutdownSettings;
 
 /// The defaults, embedded so the binary runs from any directory.
-pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+pub(crate) const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// Prefix of environment overrides (`THREATSIFT__KAFKA__BROKERS`).
-pub const ENV_PREFIX: &str = "THREATSIFT";
+pub(crate) const ENV_PREFIX: &str = "THREATSIFT";
 
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// The payload, decompressed when it is gzip (CloudWatch Logs subscriptions and some shippers
 /// deliver gzip'd batches), refusing to produce more than `limit` bytes.
-pub fn decompress(payload: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, ParseError> {
+pub(crate) fn decompress(payload: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, ParseError> {
     if !payload.starts_with(&GZIP_MAGIC) {
         return Ok(Cow::Borrowed(payload));
     }
@@ -38,7 +38,7 @@ pub fn decompress(payload: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, ParseEr
 }
 
 /// The payload as text: UTF-8 and not blank.
-pub fn text(payload: &[u8]) -> Result<&str, ParseError> {
+pub(crate) fn text(payload: &[u8]) -> Result<&str, ParseError> {
     let text = std::str::from_utf8(payload).map_err(|e| ParseError::InvalidUtf8 {
         at: e.valid_up_to(),
     })?;
@@ -50,7 +50,7 @@ pub fn text(payload: &[u8]) -> Result<&str, ParseError> {
 
 /// When the events were seen: the producer's timestamp, unless it is absent or implausibly far
 /// in the future.
-pub fn seen_at(timestamp_ms: Option<i64>, now: SystemTime) -> SystemTime {
+pub(crate) fn seen_at(timestamp_ms: Option<i64>, now: SystemTime) -> SystemTime {
     timestamp_ms
         .and_then(|ms| u64::try_from(ms).ok())
         .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
@@ -60,7 +60,7 @@ pub fn seen_at(timestamp_ms: Option<i64>, now: SystemTime) -> SystemTime {
 
 /// Splits a payload into events: one per line, unless the whole payload is one JSON document
 /// spread over several lines.
-pub fn split_events(text: &str) -> Vec<&str> {
+pub(crate) fn split_events(text: &str) -> Vec<&str> {
     let trimmed = text.trim_end_matches(['\n', '\r']);
     if !trimmed.contains('\n') {
         return vec![trimmed];

@@ -19,7 +19,7 @@ use crate::telemetry::events::FeedMatched;
 use crate::telemetry::Metrics;
 
 /// The name of the blocklist feeds' `intel` entry.
-pub const FEEDS_ENTRY: &str = "feeds";
+pub(crate) const FEEDS_ENTRY: &str = "feeds";
 
 /// The feeds and the local providers (mmdb, the Talos list), asked while a record is built.
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ fn feeds_entry(configured: bool, matches: &[FeedMatch]) -> ProviderIntel {
 /// number and its organisation go together, from the first source that has a number (an
 /// organisation named without a number, like an RDAP registrant, gives way to it), so a
 /// record never pairs one source's AS number with another's organisation.
-pub fn merge_network(into: &mut Network, from: &Network) {
+pub(crate) fn merge_network(into: &mut Network, from: &Network) {
     fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
         if slot.is_none() {
             slot.clone_from(value);

@@ -7,12 +7,12 @@
 //!          ─▶ [Output] + [LookupRequest]
 //! ```
 
-pub mod dedup;
-pub mod extract;
-pub mod filter;
-pub mod frame;
-pub mod local;
-pub mod parse;
-pub mod process;
-pub mod record;
-pub mod score;
+pub(crate) mod dedup;
+pub(crate) mod extract;
+pub(crate) mod filter;
+pub(crate) mod frame;
+pub(crate) mod local;
+pub(crate) mod parse;
+pub(crate) mod process;
+pub(crate) mod record;
+pub(crate) mod score;

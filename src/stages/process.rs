@@ -79,7 +79,7 @@ pub struct Priority {
     /// Suspicious or worse from local intelligence alone.
     pub locally_suspicious: bool,
     /// Sightings in the window, as ⌊log2⌋+1 (1, 2–3, 4–7, …): raised while the address waits
-    /// (see [`RemoteQueues::sighted`]), so the most-seen addresses move up.
+    /// (see `RemoteQueues::sighted`), so the most-seen addresses move up.
     pub sightings_order: u8,
     /// The device let the traffic through.
     pub allowed: bool,

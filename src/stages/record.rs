@@ -38,7 +38,7 @@ impl EncodeError {
 
 /// Where an address was first seen: the event, every address in it, and the message.
 #[derive(Debug, Clone, Copy)]
-pub struct SeenIn<'a> {
+pub(crate) struct SeenIn<'a> {
     /// The event.
     pub event: &'a Event<'a>,
     /// Every address the event holds, with its role.
@@ -48,7 +48,7 @@ pub struct SeenIn<'a> {
 }
 
 /// The first record of `ip`, seen in `seen` (revision 1 until it is published).
-pub fn first_record(
+pub(crate) fn first_record(
     ip: IpAddr,
     seen: SeenIn<'_>,
     sighting: &Sighting,
@@ -103,7 +103,7 @@ pub fn first_record(
 
 /// Sets the score, verdict, severity, indicator and reasons from `scored`, and the sightings
 /// so far.
-pub fn assess(record: &mut ThreatRecord, scored: Scored, sighting: &Sighting) {
+pub(crate) fn assess(record: &mut ThreatRecord, scored: Scored, sighting: &Sighting) {
     let assessment = scored.assessment;
     record.score = assessment.score;
     record.verdict = assessment.verdict;
@@ -115,7 +115,7 @@ pub fn assess(record: &mut ThreatRecord, scored: Scored, sighting: &Sighting) {
 }
 
 /// The record as a message for the output topic.
-pub fn encode(record: &ThreatRecord) -> Result<Output, EncodeError> {
+pub(crate) fn encode(record: &ThreatRecord) -> Result<Output, EncodeError> {
     let payload = serde_json::to_vec(record).map_err(|source| EncodeError {
         what: "threat record",
         source,
@@ -128,7 +128,11 @@ pub fn encode(record: &ThreatRecord) -> Result<Output, EncodeError> {
 }
 
 /// The other end of the connection: a destination for a source, a source for a destination.
-pub fn peer_of(ip: IpAddr, roles: &[Role], observations: &[IpObservation]) -> Option<IpAddr> {
+pub(crate) fn peer_of(
+    ip: IpAddr,
+    roles: &[Role],
+    observations: &[IpObservation],
+) -> Option<IpAddr> {
     let wanted: &[Role] = if roles
         .iter()
         .any(|r| matches!(r, Role::Source | Role::Client))

@@ -21,16 +21,16 @@ use crate::model::{ProviderIntel, ProviderStatus, Reason, Severity, Verdict};
 use crate::settings::{FeedSettings, ScoringSettings};
 
 /// `source` of the reason a vendor threat event gives.
-pub const VENDOR_SOURCE: &str = "vendor";
+pub(crate) const VENDOR_SOURCE: &str = "vendor";
 /// `source` of the reason sightings give.
-pub const SIGHTINGS_SOURCE: &str = "sightings";
+pub(crate) const SIGHTINGS_SOURCE: &str = "sightings";
 
 /// Indicator of a malicious address without a vendor threat name.
-pub const MALICIOUS_INDICATOR: &str = "Malicious IP Detected";
+pub(crate) const MALICIOUS_INDICATOR: &str = "Malicious IP Detected";
 /// Indicator of a suspicious address without a vendor threat name.
-pub const SUSPICIOUS_INDICATOR: &str = "Suspicious IP Detected";
+pub(crate) const SUSPICIOUS_INDICATOR: &str = "Suspicious IP Detected";
 /// Indicator of any other address.
-pub const OBSERVED_INDICATOR: &str = "IP Observed";
+pub(crate) const OBSERVED_INDICATOR: &str = "IP Observed";
 
 /// The assessment of one address.
 #[derive(Debug, Clone, PartialEq, Eq)]

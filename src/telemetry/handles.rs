@@ -175,22 +175,22 @@ impl<F: Family> fmt::Debug for Known<F> {
 }
 
 /// Position of `role` in [`Role::ALL`].
-pub fn role_index(role: Role) -> usize {
+pub(crate) fn role_index(role: Role) -> usize {
     role as usize
 }
 
 /// Position of `reason` in [`FilterReason::ALL`].
-pub fn filter_index(reason: FilterReason) -> usize {
+pub(crate) fn filter_index(reason: FilterReason) -> usize {
     reason as usize
 }
 
 /// Position of `verdict` in [`Verdict::ALL`].
-pub fn verdict_index(verdict: Verdict) -> usize {
+pub(crate) fn verdict_index(verdict: Verdict) -> usize {
     verdict as usize
 }
 
 /// DLQ reasons besides the parse-error kinds: a threat record the broker refused.
-pub const DLQ_PUBLISH_FAILED: &str = "publish_failed";
+pub(crate) const DLQ_PUBLISH_FAILED: &str = "publish_failed";
 
 /// The hot-path handles of [`super::Metrics`], each over the vec of the same name there.
 #[derive(Clone, Debug)]

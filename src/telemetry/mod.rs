@@ -2,9 +2,9 @@
 //! code never touches a counter or calls `tracing` for per-event outcomes directly; it emits an
 //! event from [`events`], which does both.
 
-pub mod events;
-pub mod handles;
-pub mod metrics;
+pub(crate) mod events;
+pub(crate) mod handles;
+pub(crate) mod metrics;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,7 +39,7 @@ type WarnKey = (&'static str, &'static str);
 
 /// Lets a repeated warning through at most once per interval per key, counting the rest.
 #[derive(Debug)]
-pub struct WarnLimiter {
+pub(crate) struct WarnLimiter {
     interval: Duration,
     /// (key, detail) → when one was last let through, and how many were held back since.
     last: Mutex<HashMap<WarnKey, (Instant, u64)>>,
@@ -47,7 +47,7 @@ pub struct WarnLimiter {
 
 impl WarnLimiter {
     /// A limiter letting one warning per `interval` through for each key.
-    pub fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         WarnLimiter {
             interval,
             last: Mutex::new(HashMap::new()),
@@ -55,13 +55,13 @@ impl WarnLimiter {
     }
 
     /// `Some(suppressed since the last one)` when this warning may be logged now.
-    pub fn allow(&self, key: &'static str) -> Option<u64> {
+    pub(crate) fn allow(&self, key: &'static str) -> Option<u64> {
         self.allow_each(key, "")
     }
 
     /// Like [`WarnLimiter::allow`], limited separately for each `detail` of `key` (a provider
     /// and a status, say).
-    pub fn allow_each(&self, key: &'static str, detail: &'static str) -> Option<u64> {
+    pub(crate) fn allow_each(&self, key: &'static str, detail: &'static str) -> Option<u64> {
         let key = (key, detail);
         let now = Instant::now();
         let mut last = self

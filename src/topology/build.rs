@@ -106,7 +106,7 @@ impl AppError {
 }
 
 /// Loads the configured feeds (blocking file reads, off the runtime).
-pub async fn load_feeds(
+pub(crate) async fn load_feeds(
     settings: &Settings,
     metrics: &Metrics,
 ) -> Result<Arc<LocalFeeds>, AppError> {
@@ -140,7 +140,7 @@ pub(super) fn emit_feeds_loaded(feeds: &LocalFeeds, metrics: &Metrics) {
 }
 
 /// Builds the enabled providers (reads keys and local files: blocking I/O, off the runtime).
-pub async fn build_providers(settings: &Settings) -> Result<ConfiguredProviders, AppError> {
+pub(crate) async fn build_providers(settings: &Settings) -> Result<ConfiguredProviders, AppError> {
     let settings = settings.clone();
     tokio::task::spawn_blocking(move || ConfiguredProviders::build(&settings))
         .await
@@ -152,7 +152,7 @@ pub async fn build_providers(settings: &Settings) -> Result<ConfiguredProviders,
 }
 
 /// The remote stage over the enabled remote providers, or `None` when there are none.
-pub fn build_remote_stage(
+pub(crate) fn build_remote_stage(
     settings: &Settings,
     providers: &ConfiguredProviders,
     sink: Arc<dyn RevisionSink>,
@@ -217,7 +217,7 @@ pub fn build_processor(
 }
 
 /// Assembles the processing stages from the settings and the built providers.
-pub fn build_processor_with(
+pub(crate) fn build_processor_with(
     settings: &Settings,
     feeds: Arc<LocalFeeds>,
     providers: &ConfiguredProviders,

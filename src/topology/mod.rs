@@ -18,7 +18,7 @@ mod housekeeping;
 mod process;
 mod remote;
 mod reports;
-pub mod server;
+pub(crate) mod server;
 mod shutdown;
 mod sink;
 
@@ -28,10 +28,8 @@ use prometheus::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use build::{
-    build_processor, build_processor_with, build_providers, build_remote_stage, load_feeds,
-    AppError,
-};
+pub use build::{build_processor, AppError};
+pub(crate) use build::{build_processor_with, build_providers, build_remote_stage};
 pub use remote::spawn_dispatchers;
 pub use shutdown::{watch_signals, RunSummary};
 

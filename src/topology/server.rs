@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What readiness depends on.
 #[derive(Debug, Default, Clone)]
-pub struct Health {
+pub(crate) struct Health {
     /// The consumer holds at least one partition.
     pub consumer_assigned: Arc<AtomicBool>,
     /// The producer has a connection to a broker.
@@ -27,7 +27,7 @@ pub struct Health {
 
 impl Health {
     /// `Ok` when ready, else what is missing.
-    pub fn readiness(&self) -> Result<(), &'static str> {
+    pub(crate) fn readiness(&self) -> Result<(), &'static str> {
         match (
             self.consumer_assigned.load(Ordering::Relaxed),
             self.producer_connected.load(Ordering::Relaxed),
@@ -47,12 +47,12 @@ struct ServerState {
 }
 
 /// Binds the listener; fails at start-up when the address is taken.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
 }
 
 /// Serves until `stop` is cancelled.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     registry: Registry,
     health: Health,

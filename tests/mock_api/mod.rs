@@ -9,9 +9,9 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::Value;
 
-use threatsift::intel::{intel_entry, Lookup, Provider, ProviderError};
-use threatsift::model::Network;
-use threatsift::settings::{ProviderSettings, Secret};
+use threatsift::Network;
+use threatsift::{intel_entry, Lookup, Provider, ProviderError};
+use threatsift::{ProviderSettings, Secret};
 
 /// One canned answer.
 #[derive(Clone)]

@@ -31,7 +31,7 @@ mod prefix;
 #[cfg(test)]
 mod tests;
 
-pub use blocklist::Blocklist;
+pub(crate) use blocklist::Blocklist;
 
 use std::fmt;
 use std::fs::File;
@@ -47,7 +47,7 @@ use ipnet::IpNet;
 /// One configured feed file.
 #[derive(Debug, Clone)]
 pub struct FeedSpec {
-    /// Feed name, reported in every [`FeedMatch`] (for example `"spamhaus_drop"`).
+    /// Feed name, reported in every `FeedMatch` (for example `"spamhaus_drop"`).
     pub name: String,
     /// Path of the feed file.
     pub path: PathBuf,
@@ -161,7 +161,7 @@ pub struct LocalFeeds {
 }
 
 impl LocalFeeds {
-    /// Loads every feed (see [`FeedSet::load`]) and records each file's modification time and
+    /// Loads every feed (see `FeedSet::load`) and records each file's modification time and
     /// length (and, on Unix, device and inode, so an atomic rename over the file is noticed).
     pub fn load(specs: Vec<FeedSpec>) -> Result<LocalFeeds, FeedError> {
         let (set, fingerprints) = load_all(&specs)?;

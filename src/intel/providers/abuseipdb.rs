@@ -33,10 +33,10 @@ use crate::model::Network;
 use crate::settings::{ProviderSettings, Secret, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
-pub const NAME: &str = "abuseipdb";
+pub(crate) const NAME: &str = "abuseipdb";
 
 /// AbuseIPDB, described for the registry.
-pub const SPEC: ProviderSpec = ProviderSpec {
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     display_name: "AbuseIPDB",
     key: KeyUse::Required,
@@ -87,7 +87,7 @@ fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMu
 }
 
 /// Report window in days; the confidence score depends on it.
-pub const MAX_AGE_IN_DAYS: u32 = 90;
+pub(crate) const MAX_AGE_IN_DAYS: u32 = 90;
 
 /// The AbuseIPDB v2 client.
 #[derive(Debug)]

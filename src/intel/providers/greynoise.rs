@@ -36,10 +36,10 @@ use crate::model::Network;
 use crate::settings::{ProviderSettings, Secret, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
-pub const NAME: &str = "greynoise";
+pub(crate) const NAME: &str = "greynoise";
 
 /// GreyNoise, described for the registry.
-pub const SPEC: ProviderSpec = ProviderSpec {
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     display_name: "GreyNoise",
     key: KeyUse::Optional,

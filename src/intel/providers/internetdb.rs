@@ -25,10 +25,10 @@ use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
-pub const NAME: &str = "internetdb";
+pub(crate) const NAME: &str = "internetdb";
 
 /// Shodan InternetDB, described for the registry: context (ports, tags), not evidence.
-pub const SPEC: ProviderSpec = ProviderSpec {
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     display_name: "Shodan InternetDB",
     key: KeyUse::None,
@@ -40,10 +40,10 @@ pub const SPEC: ProviderSpec = ProviderSpec {
 };
 
 /// Most CVE identifiers kept in `vulns`.
-pub const MAX_VULNS: usize = 20;
+pub(crate) const MAX_VULNS: usize = 20;
 
 /// Most entries kept in `ports`, `tags`, `hostnames` and `cpes` (bounds the record size).
-pub const MAX_LIST: usize = 50;
+pub(crate) const MAX_LIST: usize = 50;
 
 /// The InternetDB client.
 #[derive(Debug)]

@@ -1,8 +1,8 @@
 //! The remote providers, one file each: the client, its settings and its score rules.
 
-pub mod abuseipdb;
-pub mod greynoise;
-pub mod internetdb;
-pub mod otx;
-pub mod rdap;
-pub mod virustotal;
+pub(crate) mod abuseipdb;
+pub(crate) mod greynoise;
+pub(crate) mod internetdb;
+pub(crate) mod otx;
+pub(crate) mod rdap;
+pub(crate) mod virustotal;

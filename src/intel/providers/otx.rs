@@ -34,10 +34,10 @@ use crate::model::Network;
 use crate::settings::{ProviderSettings, Secret, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
-pub const NAME: &str = "otx";
+pub(crate) const NAME: &str = "otx";
 
 /// AlienVault OTX, described for the registry.
-pub const SPEC: ProviderSpec = ProviderSpec {
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     display_name: "AlienVault OTX",
     key: KeyUse::Optional,
@@ -77,10 +77,10 @@ fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMu
 }
 
 /// Most pulse names kept in `pulse_names`.
-pub const MAX_PULSE_NAMES: usize = 10;
+pub(crate) const MAX_PULSE_NAMES: usize = 10;
 
 /// Most entries kept in `validation`.
-pub const MAX_VALIDATION_ENTRIES: usize = 10;
+pub(crate) const MAX_VALIDATION_ENTRIES: usize = 10;
 
 /// The AlienVault OTX client.
 #[derive(Debug)]

@@ -40,10 +40,10 @@ use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
-pub const NAME: &str = "rdap";
+pub(crate) const NAME: &str = "rdap";
 
 /// RDAP, described for the registry: context (registrant, RIR), not evidence.
-pub const SPEC: ProviderSpec = ProviderSpec {
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     display_name: "RDAP",
     key: KeyUse::None,
@@ -55,10 +55,10 @@ pub const SPEC: ProviderSpec = ProviderSpec {
 };
 
 /// Most redirects followed for one query.
-pub const MAX_REDIRECTS: usize = 5;
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// Most CIDRs kept in `cidrs` (a start/end range can split into many).
-pub const MAX_CIDRS: usize = 8;
+pub(crate) const MAX_CIDRS: usize = 8;
 
 /// How deep nested entities are searched (ARIN nests abuse inside the registrant).
 const MAX_ENTITY_DEPTH: usize = 4;

@@ -29,10 +29,10 @@ use crate::model::Network;
 use crate::settings::{ProviderSettings, Secret, SettingsError};
 
 /// Provider name: the `intel` key and metric label.
-pub const NAME: &str = "virustotal";
+pub(crate) const NAME: &str = "virustotal";
 
 /// VirusTotal, described for the registry.
-pub const SPEC: ProviderSpec = ProviderSpec {
+pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     name: NAME,
     display_name: "VirusTotal",
     key: KeyUse::Required,
@@ -103,7 +103,7 @@ fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMu
 }
 
 /// Most engine names kept in `flagged_by`.
-pub const MAX_FLAGGED_BY: usize = 20;
+pub(crate) const MAX_FLAGGED_BY: usize = 20;
 
 /// The VirusTotal v3 client.
 #[derive(Debug)]

@@ -30,7 +30,7 @@ use super::model::{
 use crate::model::action_denied as was_denied;
 
 /// Keeps the latest revision of each address.
-pub fn latest_revisions(records: Vec<ThreatRecord>) -> Vec<ThreatRecord> {
+pub(crate) fn latest_revisions(records: Vec<ThreatRecord>) -> Vec<ThreatRecord> {
     let mut latest: BTreeMap<String, ThreatRecord> = BTreeMap::new();
     for record in records {
         match latest.get(&record.ip) {
@@ -374,7 +374,7 @@ fn actions(threats: &[ThreatEntry]) -> (Vec<Action>, Vec<Action>) {
 }
 
 /// Display name of a provider key.
-pub fn provider_name(key: &str) -> &str {
+pub(crate) fn provider_name(key: &str) -> &str {
     if key == FEEDS_ENTRY {
         "Local feeds"
     } else {

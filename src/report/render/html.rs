@@ -22,7 +22,7 @@ td{overflow-wrap:anywhere}
 ";
 
 /// Renders both reports as one HTML page.
-pub fn html(report: &Report) -> String {
+pub(crate) fn html(report: &Report) -> String {
     let mut lines: Vec<String> = Vec::new();
     head(report, &mut lines);
     lines.push("<body>".to_owned());

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::report::model::Report;
 
 /// Schema identifier of the JSON report.
-pub const REPORT_SCHEMA: &str = "threatsift.report/1";
+pub(crate) const REPORT_SCHEMA: &str = "threatsift.report/1";
 
 #[derive(Serialize)]
 struct Tagged<'a> {
@@ -21,7 +21,7 @@ struct Tagged<'a> {
 }
 
 /// Renders the report as JSON.
-pub fn json(report: &Report) -> String {
+pub(crate) fn json(report: &Report) -> String {
     let tagged = Tagged {
         schema: REPORT_SCHEMA,
         report,

@@ -11,7 +11,7 @@ use super::words::{self, MISSING};
 use crate::report::model::{Action, DataGap, Narrative, Report, ThreatEntry};
 
 /// Renders both reports as Markdown.
-pub fn markdown(report: &Report) -> String {
+pub(crate) fn markdown(report: &Report) -> String {
     let mut lines: Vec<String> = Vec::new();
     threat_report(report, &mut lines);
     lines.push(String::new());

@@ -16,6 +16,6 @@ mod words;
 #[cfg(test)]
 mod tests;
 
-pub use html::html;
-pub use json::{json, REPORT_SCHEMA};
-pub use markdown::markdown;
+pub(crate) use html::html;
+pub(crate) use json::json;
+pub(crate) use markdown::markdown;

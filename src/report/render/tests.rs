@@ -1,7 +1,8 @@
 //! Renderer tests: layout (golden Markdown), hostile input in Markdown and HTML, self-contained
 //! HTML, JSON round trip, determinism, and the narrative's place and label.
 
-use super::{html, json, markdown, REPORT_SCHEMA};
+use super::json::REPORT_SCHEMA;
+use super::{html, json, markdown};
 use crate::model::Role;
 use crate::model::{ProviderStatus, Reason, Severity, Verdict};
 use crate::report::model::{

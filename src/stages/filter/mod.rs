@@ -124,7 +124,7 @@ impl FilterReason {
 /// `2001:1::2/128`, `2001:1::3/128`, `2001:3::/32`, `2001:4:112::/48`, `2001:20::/28`,
 /// `2001:30::/28` and `2620:4f:8000::/48`. IPv4-mapped IPv6 addresses are classified by the
 /// IPv4 address they carry. Never returns [`FilterReason::Ignored`].
-pub fn special_purpose_reason(ip: IpAddr) -> Option<FilterReason> {
+pub(crate) fn special_purpose_reason(ip: IpAddr) -> Option<FilterReason> {
     match ip {
         IpAddr::V4(v4) => v4_reason(v4),
         IpAddr::V6(v6) => v6_reason(v6),
@@ -252,7 +252,7 @@ impl IpFilter {
 
     /// `Ok(())` when the address may be enriched, `Err(reason)` when it must be dropped.
     ///
-    /// Special-purpose ranges are checked first; ignored CIDRs ([`FilterReason::Ignored`]) after.
+    /// Special-purpose ranges are checked first; ignored CIDRs (`FilterReason::Ignored`) after.
     pub fn check(&self, ip: IpAddr) -> Result<(), FilterReason> {
         let ip = ip.to_canonical();
         match special_purpose_reason(ip) {

@@ -6,14 +6,14 @@ use memchr::memmem::{FindIter, Finder};
 
 /// A substring searcher built once. `memmem::find` builds one on every call, which cost more
 /// than the search itself on short lines, and detection runs many tests on every line.
-pub struct Needle {
+pub(crate) struct Needle {
     needle: &'static [u8],
     finder: OnceLock<Finder<'static>>,
 }
 
 impl Needle {
     /// A searcher for `needle`, for a `static`.
-    pub const fn new(needle: &'static [u8]) -> Self {
+    pub(crate) const fn new(needle: &'static [u8]) -> Self {
         Needle {
             needle,
             finder: OnceLock::new(),
@@ -25,12 +25,12 @@ impl Needle {
     }
 
     /// Position of the first occurrence in `haystack`.
-    pub fn find(&self, haystack: &[u8]) -> Option<usize> {
+    pub(crate) fn find(&self, haystack: &[u8]) -> Option<usize> {
         self.finder().find(haystack)
     }
 
     /// Positions of every (non-overlapping) occurrence.
-    pub fn find_iter<'h>(&'h self, haystack: &'h [u8]) -> FindIter<'h, 'h> {
+    pub(crate) fn find_iter<'h>(&'h self, haystack: &'h [u8]) -> FindIter<'h, 'h> {
         self.finder().find_iter(haystack)
     }
 }
@@ -39,7 +39,7 @@ impl Needle {
 /// removed, escapes left as written) or runs to the next space or tab. Keys are
 /// `[A-Za-z0-9_.-]+` right before the `=`; text that is not a pair is skipped.
 #[derive(Debug, Clone)]
-pub struct KvPairs<'a> {
+pub(crate) struct KvPairs<'a> {
     rest: &'a str,
     /// Ends a bare value; `b' '` means a space or a tab.
     separator: u8,
@@ -47,7 +47,7 @@ pub struct KvPairs<'a> {
 
 impl<'a> KvPairs<'a> {
     /// Pairs in `text`, separated by spaces or tabs.
-    pub fn new(text: &'a str) -> Self {
+    pub(crate) fn new(text: &'a str) -> Self {
         KvPairs {
             rest: text,
             separator: b' ',
@@ -55,7 +55,7 @@ impl<'a> KvPairs<'a> {
     }
 
     /// Pairs separated by `separator` (FortiOS `set format csv` uses `,`).
-    pub fn separated_by(text: &'a str, separator: u8) -> Self {
+    pub(crate) fn separated_by(text: &'a str, separator: u8) -> Self {
         KvPairs {
             rest: text,
             separator,
@@ -105,7 +105,7 @@ impl<'a> Iterator for KvPairs<'a> {
 }
 
 /// Index of the closing `quote` in `text`, skipping backslash escapes.
-pub fn find_closing(text: &str, quote: u8) -> Option<usize> {
+pub(crate) fn find_closing(text: &str, quote: u8) -> Option<usize> {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -123,7 +123,7 @@ pub fn find_closing(text: &str, quote: u8) -> Option<usize> {
 
 /// `key=value` items separated by one delimiter byte (LEEF, tab-separated feeds); the key runs
 /// to the first `=` of each item, which has no quoting.
-pub fn delimited_pairs(text: &str, delimiter: u8) -> impl Iterator<Item = (&str, &str)> {
+pub(crate) fn delimited_pairs(text: &str, delimiter: u8) -> impl Iterator<Item = (&str, &str)> {
     text.split(delimiter as char).filter_map(|item| {
         let (key, value) = item.split_once('=')?;
         let key = key.trim();
@@ -134,14 +134,14 @@ pub fn delimited_pairs(text: &str, delimiter: u8) -> impl Iterator<Item = (&str,
 /// Fields of a delimited record with RFC 4180 quoting: a field that starts with `"` runs to the
 /// matching quote (`""` inside is an escaped quote, left doubled); the quotes are removed.
 #[derive(Debug, Clone)]
-pub struct CsvFields<'a> {
+pub(crate) struct CsvFields<'a> {
     rest: Option<&'a str>,
     delimiter: u8,
 }
 
 impl<'a> CsvFields<'a> {
     /// Fields of `text` split on `delimiter`.
-    pub fn new(text: &'a str, delimiter: u8) -> Self {
+    pub(crate) fn new(text: &'a str, delimiter: u8) -> Self {
         CsvFields {
             rest: Some(text),
             delimiter,
@@ -190,7 +190,7 @@ impl<'a> Iterator for CsvFields<'a> {
 
 /// Splits on runs of spaces, keeping a double-quoted token (W3C, ELFF) as one field without
 /// its quotes.
-pub fn spaced_fields(text: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn spaced_fields(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text.trim_start_matches(' ');
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -212,7 +212,7 @@ pub fn spaced_fields(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A `&str` that is one of `placeholders` (case-insensitive) or empty reads as absent.
-pub fn present<'a>(value: &'a str, placeholders: &[&str]) -> Option<&'a str> {
+pub(crate) fn present<'a>(value: &'a str, placeholders: &[&str]) -> Option<&'a str> {
     let value = value.trim();
     (!value.is_empty() && !placeholders.iter().any(|p| p.eq_ignore_ascii_case(value)))
         .then_some(value)

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use super::StreamId;
 
 /// Streams remembered before the table is cleared.
-pub const MAX_STREAMS: usize = 10_000;
+pub(crate) const MAX_STREAMS: usize = 10_000;
 
 /// Which directive a field list came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeaderKind {
+pub(crate) enum HeaderKind {
     /// `#Fields:` (W3C extended, ELFF, IIS, Windows Firewall).
     W3c,
     /// Zeek `#fields`.
@@ -27,7 +27,7 @@ pub enum HeaderKind {
 
 /// A field list and what came with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldsHeader {
+pub(crate) struct FieldsHeader {
     /// Directive kind.
     pub kind: HeaderKind,
     /// Field names in column order.
@@ -40,7 +40,7 @@ pub struct FieldsHeader {
 
 impl FieldsHeader {
     /// Column index of `name` (case-insensitive).
-    pub fn index(&self, name: &str) -> Option<usize> {
+    pub(crate) fn index(&self, name: &str) -> Option<usize> {
         self.names.iter().position(|n| n.eq_ignore_ascii_case(name))
     }
 }
@@ -54,14 +54,14 @@ struct StreamState {
 
 /// Per-stream directive state.
 #[derive(Debug, Default)]
-pub struct StreamHeaders {
+pub(crate) struct StreamHeaders {
     active: AtomicBool,
     streams: Mutex<HashMap<u64, StreamState>>,
 }
 
 /// Field names of AWS VPC flow logs (versions 2–5); the first
 /// [`VPC_DEFAULT_FIELD_COUNT`] are the default (v2) record, in order.
-pub const VPC_FIELDS: &[&str] = &[
+pub(crate) const VPC_FIELDS: &[&str] = &[
     "version",
     "account-id",
     "interface-id",
@@ -107,7 +107,7 @@ pub const VPC_FIELDS: &[&str] = &[
 /// FNV-1a over (topic, partition, key): every line pays for this once a directive was seen, so
 /// it must be cheaper than SipHash; streams are not attacker-chosen keys of a large table.
 /// How many of [`VPC_FIELDS`] make the default (v2) record.
-pub const VPC_DEFAULT_FIELD_COUNT: usize = 14;
+pub(crate) const VPC_DEFAULT_FIELD_COUNT: usize = 14;
 
 fn stream_hash(stream: StreamId<'_>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -130,7 +130,7 @@ fn stream_hash(stream: StreamId<'_>) -> u64 {
 
 impl StreamHeaders {
     /// The stream's current field list.
-    pub fn current(&self, stream: StreamId<'_>) -> Option<Arc<FieldsHeader>> {
+    pub(crate) fn current(&self, stream: StreamId<'_>) -> Option<Arc<FieldsHeader>> {
         if !self.active.load(Ordering::Relaxed) {
             return None;
         }
@@ -139,7 +139,7 @@ impl StreamHeaders {
     }
 
     /// If `body` is a directive, remembers what it says and returns the name to count it under.
-    pub fn directive(&self, body: &str, stream: StreamId<'_>) -> Option<&'static str> {
+    pub(crate) fn directive(&self, body: &str, stream: StreamId<'_>) -> Option<&'static str> {
         if let Some(directive) = body.strip_prefix('#') {
             self.apply(directive, stream);
             return Some(super::DIRECTIVE);

@@ -17,13 +17,13 @@
 //! * The syslog HOSTNAME and a device's own address field become `Event::observer`, never an
 //!   address to enrich.
 
-pub mod fields;
-pub mod formats;
-pub mod headers;
-pub mod json;
+pub(crate) mod fields;
+pub(crate) mod formats;
+pub(crate) mod headers;
+pub(crate) mod json;
 mod registry;
-pub mod scan;
-pub mod syslog;
+pub(crate) mod scan;
+pub(crate) mod syslog;
 
 pub use registry::FormatRegistry;
 
@@ -127,7 +127,7 @@ impl ParseError {
 
 /// A text line as a format sees it: whole, and with its syslog headers stripped.
 #[derive(Debug, Clone)]
-pub struct Line<'a> {
+pub(crate) struct Line<'a> {
     /// The whole line, trimmed.
     pub text: &'a str,
     /// The message after every syslog header (and tag); `text` when there was none.
@@ -139,8 +139,9 @@ pub struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
-    /// A line with no stream state, its headers stripped (for tests and benches).
-    pub fn new(text: &'a str) -> Self {
+    /// A line with no stream state, its headers stripped (for tests).
+    #[cfg(test)]
+    pub(crate) fn new(text: &'a str) -> Self {
         let (syslog, body) = syslog::strip_headers(text);
         Line {
             text,
@@ -151,13 +152,13 @@ impl<'a> Line<'a> {
     }
 
     /// The syslog tag or RFC 5424 APP-NAME.
-    pub fn app(&self) -> Option<&'a str> {
+    pub(crate) fn app(&self) -> Option<&'a str> {
         self.syslog.and_then(|h| h.app)
     }
 }
 
 /// A text log format: a cheap `detect` and a `parse`.
-pub trait LogFormat: Send + Sync {
+pub(crate) trait LogFormat: Send + Sync {
     /// Name used in `observed.format`, `events_parsed_total{format}` and `parse --format`.
     fn name(&self) -> &'static str;
     /// Cheap test on the line; no allocation. Detection order is [`crate::stages::parse::formats::text_formats`].
@@ -172,7 +173,7 @@ pub trait LogFormat: Send + Sync {
 }
 
 /// A JSON log format, tested on the parsed document.
-pub trait JsonFormat: Send + Sync {
+pub(crate) trait JsonFormat: Send + Sync {
     /// Name used in `observed.format`, `events_parsed_total{format}` and `parse --format`.
     fn name(&self) -> &'static str;
     /// Cheap test on the document's keys.
@@ -224,12 +225,12 @@ pub struct RegistryOptions {
 }
 
 /// Name of the generic `key=value` reader.
-pub const KV: &str = formats::kv::NAME;
+pub(crate) const KV: &str = formats::kv::NAME;
 /// Name of header directive lines.
-pub const DIRECTIVE: &str = "directive";
+pub(crate) const DIRECTIVE: &str = "directive";
 
 /// An event that owns its text (for events read out of an unescaped envelope string).
-pub fn into_owned(event: Event<'_>) -> Event<'static> {
+pub(crate) fn into_owned(event: Event<'_>) -> Event<'static> {
     let own = |v: Option<Cow<'_, str>>| v.map(|c| Cow::Owned(c.into_owned()));
     Event {
         format: event.format,

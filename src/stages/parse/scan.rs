@@ -11,14 +11,14 @@ use crate::model::{Event, Role};
 use crate::stages::extract::parse_ip_token;
 
 /// Name in `observed.format`.
-pub const NAME: &str = "ip_scan";
+pub(crate) const NAME: &str = "ip_scan";
 
 fn is_candidate_byte(b: u8) -> bool {
     b.is_ascii_hexdigit() || matches!(b, b'.' | b':')
 }
 
 /// Pushes every IP literal in `text` onto `event.addresses`; returns how many were found.
-pub fn scan_addresses<'a>(text: &'a str, event: &mut Event<'a>) -> usize {
+pub(crate) fn scan_addresses<'a>(text: &'a str, event: &mut Event<'a>) -> usize {
     let bytes = text.as_bytes();
     let mut found = 0;
     let mut i = 0;

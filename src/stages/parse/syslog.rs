@@ -7,7 +7,7 @@
 
 /// What a syslog header said about the event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SyslogHeader<'a> {
+pub(crate) struct SyslogHeader<'a> {
     /// HOSTNAME of the innermost header (an IP literal here is the reporting device).
     pub hostname: Option<&'a str>,
     /// RFC 3164 TAG without `[pid]`, or RFC 5424 APP-NAME.
@@ -22,13 +22,13 @@ pub struct SyslogHeader<'a> {
 
 impl<'a> SyslogHeader<'a> {
     /// The reporting device's address or name: `origin ip`, else the hostname.
-    pub fn observer(&self) -> Option<&'a str> {
+    pub(crate) fn observer(&self) -> Option<&'a str> {
         self.origin_ip.or(self.hostname)
     }
 }
 
 /// Strips every leading syslog header (at most 4); returns the innermost header and the message.
-pub fn strip_headers(line: &str) -> (Option<SyslogHeader<'_>>, &str) {
+pub(crate) fn strip_headers(line: &str) -> (Option<SyslogHeader<'_>>, &str) {
     let mut header: Option<SyslogHeader<'_>> = None;
     let mut rest = line;
     for _ in 0..4 {

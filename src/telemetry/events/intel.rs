@@ -8,19 +8,19 @@ use tracing::{debug, error, info, warn};
 use crate::telemetry::{warnings, Metrics};
 
 /// A first sighting was listed by a feed.
-pub struct FeedMatched<'a> {
+pub(crate) struct FeedMatched<'a> {
     /// Feed name.
     pub feed: &'a str,
 }
 impl FeedMatched<'_> {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.feed_matches.with(self.feed, |c| c.inc());
     }
 }
 
 /// A feed was (re)loaded.
-pub struct FeedLoaded<'a> {
+pub(crate) struct FeedLoaded<'a> {
     /// Feed name.
     pub feed: &'a str,
     /// Prefixes loaded.
@@ -32,7 +32,7 @@ pub struct FeedLoaded<'a> {
 }
 impl FeedLoaded<'_> {
     /// Sets the gauge and logs.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         let entries = i64::try_from(self.entries).unwrap_or(i64::MAX);
         // Once per feed load, next to an info line: not worth a cached handle.
         m.feed_entries.with_label_values(&[self.feed]).set(entries);
@@ -53,13 +53,13 @@ impl FeedLoaded<'_> {
 }
 
 /// A feed reload was attempted.
-pub struct FeedReloadFinished<'a> {
+pub(crate) struct FeedReloadFinished<'a> {
     /// The error, when it failed (the old feeds stay in use).
     pub error: Option<&'a str>,
 }
 impl FeedReloadFinished<'_> {
     /// Counts it; warns on failure.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         // Once per reload: not worth a cached handle.
         match self.error {
             None => m.feed_reloads.with_label_values(&["ok"]).inc(),
@@ -72,7 +72,7 @@ impl FeedReloadFinished<'_> {
 }
 
 /// A request to a provider finished (one HTTP request; retries are separate requests).
-pub struct ProviderRequested<'a> {
+pub(crate) struct ProviderRequested<'a> {
     /// Provider name.
     pub provider: &'a str,
     /// Status label of the outcome (`ok`, `not_found`, `timeout`, …).
@@ -82,7 +82,7 @@ pub struct ProviderRequested<'a> {
 }
 impl ProviderRequested<'_> {
     /// Counts it, observes the latency, logs at debug.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles
             .enrich_requests
             .with(self.provider, self.status, |c| c.inc());
@@ -99,7 +99,7 @@ impl ProviderRequested<'_> {
 
 /// A provider request failed for a reason an operator should see (timeout, 5xx, throttled,
 /// unreadable answer).
-pub struct ProviderRequestError<'a> {
+pub(crate) struct ProviderRequestError<'a> {
     /// Provider name.
     pub provider: &'static str,
     /// Status label.
@@ -109,7 +109,7 @@ pub struct ProviderRequestError<'a> {
 }
 impl ProviderRequestError<'_> {
     /// Warns, rate-limited per provider and status.
-    pub fn emit(&self, _m: &Metrics) {
+    pub(crate) fn emit(&self, _m: &Metrics) {
         if let Some(suppressed) = warnings().allow_each(self.provider, self.status) {
             warn!(
                 provider = self.provider,
@@ -123,7 +123,7 @@ impl ProviderRequestError<'_> {
 }
 
 /// A lookup was not made.
-pub struct ProviderSkipped<'a> {
+pub(crate) struct ProviderSkipped<'a> {
     /// Provider name.
     pub provider: &'a str,
     /// Bounded reason (`budget_day`, `queue_full`, `provider_down`, …).
@@ -131,7 +131,7 @@ pub struct ProviderSkipped<'a> {
 }
 impl ProviderSkipped<'_> {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles
             .enrich_skipped
             .with(self.provider, self.reason, |c| c.inc());
@@ -139,19 +139,19 @@ impl ProviderSkipped<'_> {
 }
 
 /// A lookup was answered from the provider's answer cache.
-pub struct ProviderCacheHit<'a> {
+pub(crate) struct ProviderCacheHit<'a> {
     /// Provider name.
     pub provider: &'a str,
 }
 impl ProviderCacheHit<'_> {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.enrich_cache_hits.with(self.provider, |c| c.inc());
     }
 }
 
 /// A provider refused our credentials (401/403): no further requests until restart.
-pub struct ProviderDown<'a> {
+pub(crate) struct ProviderDown<'a> {
     /// Provider name.
     pub provider: &'a str,
     /// Status label (`unauthorized`, `forbidden`).
@@ -161,7 +161,7 @@ pub struct ProviderDown<'a> {
 }
 impl ProviderDown<'_> {
     /// Sets `provider_up` to 0 and logs once at error.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         // Once per provider and process: not worth a cached handle.
         m.provider_up.with_label_values(&[self.provider]).set(0);
         error!(
@@ -175,7 +175,7 @@ impl ProviderDown<'_> {
 }
 
 /// A provider is configured and usable, or its budget changed.
-pub struct ProviderState<'a> {
+pub(crate) struct ProviderState<'a> {
     /// Provider name.
     pub provider: &'a str,
     /// Lookups left in its budget (today, else this minute), when it has one.
@@ -183,14 +183,14 @@ pub struct ProviderState<'a> {
 }
 impl ProviderState<'_> {
     /// Sets `provider_up` to 1 and the quota gauge.
-    pub fn emit_up(&self, m: &Metrics) {
+    pub(crate) fn emit_up(&self, m: &Metrics) {
         // Once per provider at start-up: not worth a cached handle.
         m.provider_up.with_label_values(&[self.provider]).set(1);
         self.emit_quota(m);
     }
 
     /// Sets the quota gauge.
-    pub fn emit_quota(&self, m: &Metrics) {
+    pub(crate) fn emit_quota(&self, m: &Metrics) {
         if let Some(left) = self.quota_remaining {
             m.handles
                 .provider_quota_remaining
@@ -200,19 +200,19 @@ impl ProviderState<'_> {
 }
 
 /// Addresses waiting for remote providers changed.
-pub struct RemoteQueueChanged {
+pub(crate) struct RemoteQueueChanged {
     /// Addresses with at least one lookup outstanding.
     pub depth: i64,
 }
 impl RemoteQueueChanged {
     /// Sets the gauge.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.remote_queue_depth.set(self.depth);
     }
 }
 
 /// An updated record (a new revision) was handed to the producer.
-pub struct RecordRevised<'a> {
+pub(crate) struct RecordRevised<'a> {
     /// Provider whose answer changed the record.
     pub provider: &'a str,
     /// The new revision.
@@ -220,7 +220,7 @@ pub struct RecordRevised<'a> {
 }
 impl RecordRevised<'_> {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.record_revisions.inc();
         debug!(
             provider = self.provider,
@@ -231,7 +231,7 @@ impl RecordRevised<'_> {
 }
 
 /// A revised record could not be serialised (a bug): logged, nothing published.
-pub struct RevisionNotEncoded<'a> {
+pub(crate) struct RevisionNotEncoded<'a> {
     /// Provider whose answer revised the record.
     pub provider: &'a str,
     /// The error.
@@ -239,7 +239,7 @@ pub struct RevisionNotEncoded<'a> {
 }
 impl RevisionNotEncoded<'_> {
     /// Logs it.
-    pub fn emit(&self, _m: &Metrics) {
+    pub(crate) fn emit(&self, _m: &Metrics) {
         tracing::error!(
             provider = self.provider,
             error = %self.error,
@@ -250,7 +250,7 @@ impl RevisionNotEncoded<'_> {
 
 /// A lookup waits for its provider's budget, hold or circuit (one-shot `enrich`, mostly: the
 /// daemon's queues wait before they start a lookup).
-pub struct ProviderBudgetWaiting<'a> {
+pub(crate) struct ProviderBudgetWaiting<'a> {
     /// Provider name.
     pub provider: &'static str,
     /// How long.
@@ -260,7 +260,7 @@ pub struct ProviderBudgetWaiting<'a> {
 }
 impl ProviderBudgetWaiting<'_> {
     /// Logs at info when the wait is noticeable (≥ 1 s), at most once per 10 s per provider.
-    pub fn emit(&self, _m: &Metrics) {
+    pub(crate) fn emit(&self, _m: &Metrics) {
         if self.wait < Duration::from_secs(1) {
             return;
         }

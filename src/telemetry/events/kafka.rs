@@ -6,7 +6,7 @@ use crate::model::Origin;
 use crate::telemetry::{warnings, Metrics};
 
 /// A produce attempt failed.
-pub struct ProduceFailedError<'a> {
+pub(crate) struct ProduceFailedError<'a> {
     /// Bounded kind (the librdkafka error code name).
     pub kind: &'static str,
     /// Whether it will be retried.
@@ -18,7 +18,7 @@ pub struct ProduceFailedError<'a> {
 }
 impl ProduceFailedError<'_> {
     /// Counts it; warns (rate-limited) while retrying, errors when permanent.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.produce_errors.with(self.kind, |c| c.inc());
         if self.permanent {
             error!(
@@ -40,7 +40,7 @@ impl ProduceFailedError<'_> {
 }
 
 /// A record could not be delivered anywhere, not even to the DLQ.
-pub struct OutputLostError<'a> {
+pub(crate) struct OutputLostError<'a> {
     /// Where the message came from.
     pub origin: &'a Origin,
     /// Error text.
@@ -48,7 +48,7 @@ pub struct OutputLostError<'a> {
 }
 impl OutputLostError<'_> {
     /// Counts and logs it at `error`: an operator must act.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.produce_errors.with("output_lost", |c| c.inc());
         error!(
             topic = %self.origin.topic,
@@ -61,22 +61,22 @@ impl OutputLostError<'_> {
 }
 
 /// An offset was stored for the next commit.
-pub struct OffsetStored;
+pub(crate) struct OffsetStored;
 impl OffsetStored {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.offsets_stored.inc();
     }
 }
 
 /// An offset commit finished.
-pub struct OffsetsCommitted<'a> {
+pub(crate) struct OffsetsCommitted<'a> {
     /// The error, when it failed.
     pub error: Option<&'a str>,
 }
 impl OffsetsCommitted<'_> {
     /// Counts a success or warns on failure.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         match self.error {
             None => m.offsets_committed.inc(),
             Some(error) => {
@@ -90,7 +90,7 @@ impl OffsetsCommitted<'_> {
 }
 
 /// Partitions were assigned or revoked.
-pub struct PartitionsRebalanced {
+pub(crate) struct PartitionsRebalanced {
     /// `assign`, `revoke` or `error`.
     pub kind: &'static str,
     /// Number of partitions.
@@ -98,7 +98,7 @@ pub struct PartitionsRebalanced {
 }
 impl PartitionsRebalanced {
     /// Counts it and logs at info.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         // Once per rebalance, next to an info line: not worth a cached handle.
         m.rebalances.with_label_values(&[self.kind]).inc();
         info!(
@@ -110,7 +110,7 @@ impl PartitionsRebalanced {
 }
 
 /// The Kafka client reported an error.
-pub struct KafkaClientError<'a> {
+pub(crate) struct KafkaClientError<'a> {
     /// Bounded kind.
     pub kind: &'static str,
     /// Error text.
@@ -118,7 +118,7 @@ pub struct KafkaClientError<'a> {
 }
 impl KafkaClientError<'_> {
     /// Counts it and warns (rate-limited).
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.kafka_errors.with(self.kind, |c| c.inc());
         if let Some(suppressed) = warnings().allow("kafka_client") {
             warn!(

@@ -12,21 +12,21 @@ mod kafka;
 mod pipeline;
 mod report;
 
-pub use intel::{
+pub(crate) use intel::{
     FeedLoaded, FeedMatched, FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit,
     ProviderDown, ProviderRequestError, ProviderRequested, ProviderSkipped, ProviderState,
     RecordRevised, RemoteQueueChanged, RevisionNotEncoded,
 };
-pub use kafka::{
+pub(crate) use kafka::{
     KafkaClientError, OffsetStored, OffsetsCommitted, OutputLostError, PartitionsRebalanced,
     ProduceFailedError,
 };
-pub use pipeline::{
+pub(crate) use pipeline::{
     BackpressureWaited, CacheSampled, DlqEntryPublished, EventWithoutIp, IpDeduplicated,
     IpFiltered, IpsExtracted, LineParseError, LineParsed, MessageCompleted, MessageConsumed,
     RecordPublished, RecordWithheld,
 };
-pub use report::{ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten};
+pub(crate) use report::{ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten};
 
 #[cfg(test)]
 pub(crate) mod tests {

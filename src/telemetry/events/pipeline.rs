@@ -11,31 +11,31 @@ use crate::telemetry::handles::{filter_index, role_index, verdict_index};
 use crate::telemetry::{warnings, Metrics};
 
 /// A Kafka message was received.
-pub struct MessageConsumed<'a> {
+pub(crate) struct MessageConsumed<'a> {
     /// Its topic.
     pub topic: &'a str,
 }
 impl MessageConsumed<'_> {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.events_consumed.with(self.topic, |c| c.inc());
     }
 }
 
 /// A line was parsed.
-pub struct LineParsed {
+pub(crate) struct LineParsed {
     /// Format that parsed it.
     pub format: &'static str,
 }
 impl LineParsed {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.events_parsed.with(self.format, |c| c.inc());
     }
 }
 
 /// A line could not be parsed; it goes to the DLQ.
-pub struct LineParseError<'a> {
+pub(crate) struct LineParseError<'a> {
     /// Bounded kind.
     pub kind: &'static str,
     /// The error text.
@@ -45,7 +45,7 @@ pub struct LineParseError<'a> {
 }
 impl LineParseError<'_> {
     /// Counts it and warns (rate-limited).
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.parse_errors.with(self.kind, |c| c.inc());
         if let Some(suppressed) = warnings().allow("parse_error") {
             warn!(
@@ -62,16 +62,16 @@ impl LineParseError<'_> {
 }
 
 /// A parsed event had no address that could be enriched.
-pub struct EventWithoutIp;
+pub(crate) struct EventWithoutIp;
 impl EventWithoutIp {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.events_without_ip.inc();
     }
 }
 
 /// Addresses were extracted from an event.
-pub struct IpsExtracted<'a> {
+pub(crate) struct IpsExtracted<'a> {
     /// The role of each valid address.
     pub roles: &'a [Role],
     /// Address fields whose value was not an address.
@@ -79,7 +79,7 @@ pub struct IpsExtracted<'a> {
 }
 impl IpsExtracted<'_> {
     /// Counts them.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         for role in self.roles {
             m.handles.ips_extracted.at(role_index(*role)).inc();
         }
@@ -90,25 +90,25 @@ impl IpsExtracted<'_> {
 }
 
 /// An address was dropped before enrichment.
-pub struct IpFiltered {
+pub(crate) struct IpFiltered {
     /// Why.
     pub reason: FilterReason,
 }
 impl IpFiltered {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.ips_filtered.at(filter_index(self.reason)).inc();
     }
 }
 
 /// An address was looked up in the dedup window.
-pub struct IpDeduplicated {
+pub(crate) struct IpDeduplicated {
     /// True for the first sighting in the window.
     pub first: bool,
 }
 impl IpDeduplicated {
     /// Counts a hit or a miss.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         if self.first {
             m.dedup_misses.inc();
         } else {
@@ -118,13 +118,13 @@ impl IpDeduplicated {
 }
 
 /// A record was below `publish.min_verdict` and was not published.
-pub struct RecordWithheld {
+pub(crate) struct RecordWithheld {
     /// Its verdict.
     pub verdict: Verdict,
 }
 impl RecordWithheld {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles
             .records_withheld
             .at(verdict_index(self.verdict))
@@ -133,13 +133,13 @@ impl RecordWithheld {
 }
 
 /// A threat record was delivered.
-pub struct RecordPublished {
+pub(crate) struct RecordPublished {
     /// Its verdict.
     pub verdict: Verdict,
 }
 impl RecordPublished {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles
             .records_published
             .at(verdict_index(self.verdict))
@@ -148,32 +148,32 @@ impl RecordPublished {
 }
 
 /// A DLQ entry was delivered.
-pub struct DlqEntryPublished<'a> {
+pub(crate) struct DlqEntryPublished<'a> {
     /// Its reason label.
     pub reason: &'a str,
 }
 impl DlqEntryPublished<'_> {
     /// Counts it.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.dlq_messages.with(self.reason, |c| c.inc());
     }
 }
 
 /// Every output of an input message was delivered.
-pub struct MessageCompleted {
+pub(crate) struct MessageCompleted {
     /// From consumption to the last delivery report.
     pub elapsed: Duration,
 }
 impl MessageCompleted {
     /// Counts it and observes the latency.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.messages_completed.inc();
         m.event_to_record.observe(self.elapsed.as_secs_f64());
     }
 }
 
 /// A stage waited on a full downstream channel.
-pub struct BackpressureWaited {
+pub(crate) struct BackpressureWaited {
     /// The waiting stage.
     pub stage: &'static str,
     /// How long.
@@ -181,7 +181,7 @@ pub struct BackpressureWaited {
 }
 impl BackpressureWaited {
     /// Adds the time.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.handles
             .backpressure_seconds
             .with(self.stage, |c| c.inc_by(self.waited.as_secs_f64()));
@@ -194,7 +194,7 @@ impl BackpressureWaited {
 }
 
 /// A cache's size was sampled.
-pub struct CacheSampled {
+pub(crate) struct CacheSampled {
     /// Cache name (`dedup`).
     pub cache: &'static str,
     /// Entries held.
@@ -202,7 +202,7 @@ pub struct CacheSampled {
 }
 impl CacheSampled {
     /// Sets the gauge.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         let entries = i64::try_from(self.entries).unwrap_or(i64::MAX);
         // Once per sampling interval: not worth a cached handle.
         m.cache_entries

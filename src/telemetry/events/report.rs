@@ -5,7 +5,7 @@ use tracing::{info, warn};
 use crate::telemetry::Metrics;
 
 /// A scheduled report was written, or could not be.
-pub struct ScheduledReportWritten<'a> {
+pub(crate) struct ScheduledReportWritten<'a> {
     /// The file.
     pub path: &'a str,
     /// Addresses in it.
@@ -15,7 +15,7 @@ pub struct ScheduledReportWritten<'a> {
 }
 impl ScheduledReportWritten<'_> {
     /// Counts it; logs the file, or the error.
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         // Once per report: not worth a cached handle.
         match self.error {
             None => {
@@ -36,14 +36,14 @@ impl ScheduledReportWritten<'_> {
 
 /// A published record could not be kept for the scheduled report (the report task is behind,
 /// or the record did not parse back). The record itself was published.
-pub struct ReportRecordDropped<'a> {
+pub(crate) struct ReportRecordDropped<'a> {
     /// Why.
     pub why: &'a str,
 }
 impl ReportRecordDropped<'_> {
     /// Counts it; warns (rate-limited by the caller's volume: one line per drop is fine here
     /// because drops mean the report task is stuck).
-    pub fn emit(&self, m: &Metrics) {
+    pub(crate) fn emit(&self, m: &Metrics) {
         m.report_records_dropped.inc();
         warn!(
             why = self.why,
@@ -53,7 +53,7 @@ impl ReportRecordDropped<'_> {
 }
 
 /// The scheduled report's narrative failed; the report was written without it.
-pub struct ReportNarrativeFailed<'a> {
+pub(crate) struct ReportNarrativeFailed<'a> {
     /// The error kind.
     pub kind: &'static str,
     /// The error.
@@ -61,7 +61,7 @@ pub struct ReportNarrativeFailed<'a> {
 }
 impl ReportNarrativeFailed<'_> {
     /// Warns.
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         warn!(
             kind = self.kind,
             error = self.error,

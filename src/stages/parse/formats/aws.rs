@@ -31,7 +31,7 @@ use crate::stages::parse::{Line, LogFormat, ParseError};
 const NAME: &str = "aws_vpc_flow";
 
 /// Format `aws_vpc_flow`.
-pub struct VpcFlow;
+pub(crate) struct VpcFlow;
 
 fn vpc_header<'h>(line: &'h Line<'_>) -> Option<&'h FieldsHeader> {
     line.fields

@@ -16,7 +16,7 @@ use crate::stages::parse::{JsonFormat, ParseError};
 const NAME: &str = "barracuda";
 
 /// Format `barracuda`.
-pub struct Barracuda;
+pub(crate) struct Barracuda;
 
 /// A string value that is not a "no address" placeholder.
 fn address<'a>(doc: JsonRef<'_, 'a>, key: &str) -> Option<Cow<'a, str>> {

@@ -32,7 +32,7 @@ const NAME: &str = "cef";
 const NO_ADDRESS: [&str; 3] = ["0.0.0.0", "::", "-"];
 
 /// Format `cef`.
-pub struct Cef;
+pub(crate) struct Cef;
 
 /// Byte offset of a `CEF:<digits>|` prefix in `text`.
 fn cef_start(text: &str) -> Option<usize> {

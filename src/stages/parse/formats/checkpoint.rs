@@ -28,13 +28,13 @@ static LOGUID_0X: Needle = Needle::new(b"loguid:\"{0x");
 static PRODUCT_VPN_1: Needle = Needle::new(b"product:\"VPN-1");
 
 /// Name in `observed.format`.
-pub const NAME: &str = "checkpoint";
+pub(crate) const NAME: &str = "checkpoint";
 
 /// Values of `xlatesrc`/`xlatedst` meaning "not translated".
 const NO_NAT: [&str; 3] = ["0.0.0.0", "::", "-"];
 
 /// Format `checkpoint`.
-pub struct CheckPoint;
+pub(crate) struct CheckPoint;
 
 /// The `[key:"value"; …]` text: structured data first, then the message.
 fn bracket<'a>(line: &Line<'a>) -> Option<&'a str> {

@@ -29,10 +29,10 @@ const GCP: &str = "gcp_firewall";
 const AZURE: &str = "azure_firewall";
 
 /// Format `gcp_firewall`.
-pub struct GcpFirewall;
+pub(crate) struct GcpFirewall;
 
 /// Format `azure_firewall`.
-pub struct AzureFirewall;
+pub(crate) struct AzureFirewall;
 
 /// A string value that is not a "no address" placeholder.
 fn address<'a>(value: Option<JsonRef<'_, 'a>>) -> Option<Cow<'a, str>> {

@@ -27,7 +27,7 @@ const NAME: &str = "forcepoint";
 const NO_ADDRESS: [&str; 3] = ["-", "0.0.0.0", "::"];
 
 /// Format `forcepoint`.
-pub struct Forcepoint;
+pub(crate) struct Forcepoint;
 
 impl LogFormat for Forcepoint {
     fn name(&self) -> &'static str {

@@ -34,7 +34,7 @@ const NAME: &str = "fortigate";
 const NO_ADDRESS: [&str; 3] = ["0.0.0.0", "::", "-"];
 
 /// Format `fortigate`.
-pub struct Fortigate;
+pub(crate) struct Fortigate;
 
 impl LogFormat for Fortigate {
     fn name(&self) -> &'static str {

@@ -6,35 +6,33 @@
 //! * Then the configured `parse.json_ip_fields`. A document with ECS addresses is `ecs_json`;
 //!   anything else is `json` (an event, possibly without addresses).
 
-use std::borrow::Cow;
-
 use crate::model::{Event, Role};
 use crate::stages::extract::parse_ip_token;
 use crate::stages::parse::json::JsonRef;
 
 /// Name of documents with ECS address fields.
-pub const ECS: &str = "ecs_json";
+pub(crate) const ECS: &str = "ecs_json";
 /// Name of other JSON documents.
-pub const GENERIC: &str = "json";
+pub(crate) const GENERIC: &str = "json";
 /// Counted when a batch (`records`, `logEvents`) held no events.
-pub const BATCH: &str = "json_batch";
+pub(crate) const BATCH: &str = "json_batch";
 /// Internal marker: the object was an envelope whose contents were already emitted.
-pub const ENVELOPE: &str = "envelope";
+pub(crate) const ENVELOPE: &str = "envelope";
 
 /// ECS fields plus configured paths.
-pub struct GenericJson {
+pub(crate) struct GenericJson {
     extra_fields: Vec<(String, Role)>,
 }
 
 impl GenericJson {
     /// Reads ECS fields and `extra_fields` (dotted paths).
-    pub fn new(extra_fields: Vec<(String, Role)>) -> Self {
+    pub(crate) fn new(extra_fields: Vec<(String, Role)>) -> Self {
         GenericJson { extra_fields }
     }
 
     /// ECS fields, in one walk over the document: `ecs_json` if it has ECS addresses, else
     /// `json` with whatever context it had.
-    pub fn parse_ecs<'a>(&self, doc: JsonRef<'_, 'a>) -> Event<'a> {
+    pub(crate) fn parse_ecs<'a>(&self, doc: JsonRef<'_, 'a>) -> Event<'a> {
         let mut event = Event {
             format: GENERIC,
             ..Event::default()
@@ -88,7 +86,7 @@ impl GenericJson {
     /// Whether a top-level key starts an ECS address path (`source`, `destination`, `client`,
     /// `server`, `related`, `network`, nested or dotted): a document without one has no ECS
     /// address, and vendor JSON formats need not pay for the walk.
-    pub fn may_have_addresses(doc: JsonRef<'_, '_>) -> bool {
+    pub(crate) fn may_have_addresses(doc: JsonRef<'_, '_>) -> bool {
         doc.members().any(|(key, _)| {
             let raw = key.raw();
             let head = raw.split('.').next().unwrap_or(raw);
@@ -100,14 +98,14 @@ impl GenericJson {
     }
 
     /// Adds the configured paths' addresses.
-    pub fn add_extra_fields<'a>(&self, doc: JsonRef<'_, 'a>, event: &mut Event<'a>) {
+    pub(crate) fn add_extra_fields<'a>(&self, doc: JsonRef<'_, 'a>, event: &mut Event<'a>) {
         for (path, role) in &self.extra_fields {
             doc.get_strings(path, |text| event.addresses.push((*role, text)));
         }
     }
 
     /// ECS fields and the configured paths; never fails.
-    pub fn parse<'a>(&self, doc: JsonRef<'_, 'a>) -> Event<'a> {
+    pub(crate) fn parse<'a>(&self, doc: JsonRef<'_, 'a>) -> Event<'a> {
         let mut event = self.parse_ecs(doc);
         self.add_extra_fields(doc, &mut event);
         event
@@ -129,13 +127,4 @@ fn drop_known_related(event: &mut Event<'_>) {
     event.addresses.retain(|(role, text)| {
         *role != Role::Unknown || parse_ip_token(text).is_none_or(|ip| !known.contains(&ip))
     });
-}
-
-/// The first string at a path (a string, or the first string of an array).
-pub fn first_string<'a>(doc: JsonRef<'_, 'a>, path: &str) -> Option<Cow<'a, str>> {
-    let mut first = None;
-    doc.get_strings(path, |text| {
-        first.get_or_insert(text);
-    });
-    first
 }

@@ -36,13 +36,13 @@ static JUNOS_2636: Needle = Needle::new(b"junos@2636");
 static SOURCE_ADDRESS: Needle = Needle::new(b"source-address=");
 
 /// Name in `observed.format`.
-pub const NAME: &str = "juniper_srx";
+pub(crate) const NAME: &str = "juniper_srx";
 
 /// Values meaning "no address".
 const PLACEHOLDERS: [&str; 5] = ["N/A", "0.0.0.0", "::", "-", "None"];
 
 /// Format `juniper_srx`.
-pub struct JuniperSrx;
+pub(crate) struct JuniperSrx;
 
 /// The addresses found, before NAT is compared with the originals.
 #[derive(Default)]

@@ -10,7 +10,7 @@ use crate::stages::parse::fields::{present, KvPairs};
 use crate::stages::parse::{Line, ParseError};
 
 /// Name in `observed.format`.
-pub const NAME: &str = "kv";
+pub(crate) const NAME: &str = "kv";
 
 /// The role of an address key, if it is one.
 fn address_role(key: &str) -> Option<Role> {
@@ -46,7 +46,7 @@ fn address_role(key: &str) -> Option<Role> {
 }
 
 /// Parses generic pairs; `Unrecognized` when there are none.
-pub fn parse<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+pub(crate) fn parse<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
     let mut event = Event {
         format: NAME,
         ..Event::default()

@@ -31,7 +31,7 @@ const NAME: &str = "leef";
 const NO_ADDRESS: [&str; 3] = ["0.0.0.0", "::", "-"];
 
 /// Format `leef`.
-pub struct Leef;
+pub(crate) struct Leef;
 
 /// Byte offset of `LEEF:1.0|` / `LEEF:2.0|` in `text`, and whether it is 2.0.
 fn leef_start(text: &str) -> Option<(usize, bool)> {

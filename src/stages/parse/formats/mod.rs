@@ -7,36 +7,36 @@
 //! this list, so that most lines never pay for the per-stream lookup. The generic `key=value` reader and the IP scanner are the
 //! registry's fallbacks, not entries here.
 
-pub mod aws;
-pub mod barracuda;
-pub mod cef;
-pub mod checkpoint;
-pub mod cisco;
-pub mod cloud;
-pub mod forcepoint;
-pub mod fortinet;
-pub mod json;
-pub mod juniper;
-pub mod kv;
-pub mod leef;
-pub mod netfilter;
-pub mod ocsf;
-pub mod paloalto;
-pub mod pfsense;
-pub mod sonicwall;
-pub mod sophos;
-pub mod squid;
-pub mod suricata;
-pub mod umbrella;
-pub mod w3c;
-pub mod watchguard;
-pub mod zeek;
-pub mod zscaler;
+pub(crate) mod aws;
+pub(crate) mod barracuda;
+pub(crate) mod cef;
+pub(crate) mod checkpoint;
+pub(crate) mod cisco;
+pub(crate) mod cloud;
+pub(crate) mod forcepoint;
+pub(crate) mod fortinet;
+pub(crate) mod json;
+pub(crate) mod juniper;
+pub(crate) mod kv;
+pub(crate) mod leef;
+pub(crate) mod netfilter;
+pub(crate) mod ocsf;
+pub(crate) mod paloalto;
+pub(crate) mod pfsense;
+pub(crate) mod sonicwall;
+pub(crate) mod sophos;
+pub(crate) mod squid;
+pub(crate) mod suricata;
+pub(crate) mod umbrella;
+pub(crate) mod w3c;
+pub(crate) mod watchguard;
+pub(crate) mod zeek;
+pub(crate) mod zscaler;
 
 use crate::stages::parse::{JsonFormat, LogFormat};
 
 /// Text formats in detection order.
-pub fn text_formats() -> Vec<Box<dyn LogFormat>> {
+pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
     vec![
         Box::new(cef::Cef),
         Box::new(leef::Leef),
@@ -64,7 +64,7 @@ pub fn text_formats() -> Vec<Box<dyn LogFormat>> {
 }
 
 /// JSON formats in detection order; ECS and generic JSON come after all of them.
-pub fn json_formats() -> Vec<Box<dyn JsonFormat>> {
+pub(crate) fn json_formats() -> Vec<Box<dyn JsonFormat>> {
     vec![
         Box::new(suricata::SuricataEve),
         Box::new(zeek::ZeekJson),

@@ -22,10 +22,10 @@ static IN: Needle = Needle::new(b"IN=");
 static SRC: Needle = Needle::new(b" SRC=");
 
 /// Name in `observed.format`.
-pub const NAME: &str = "netfilter";
+pub(crate) const NAME: &str = "netfilter";
 
 /// Format `netfilter`.
-pub struct Netfilter;
+pub(crate) struct Netfilter;
 
 /// The log prefix: text before `IN=`, after the uptime stamp.
 fn prefix(body: &str) -> Option<&str> {

@@ -24,7 +24,7 @@ use crate::stages::parse::{JsonFormat, ParseError};
 const NAME: &str = "ocsf";
 
 /// Format `ocsf`.
-pub struct Ocsf;
+pub(crate) struct Ocsf;
 
 fn string_at<'a>(doc: JsonRef<'_, 'a>, object: &str, key: &str) -> Option<Cow<'a, str>> {
     doc.member(object)

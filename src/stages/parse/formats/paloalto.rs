@@ -54,7 +54,7 @@ const NOT_DETECTIONS: [&str; 3] = ["url", "file", "data"];
 const NO_NAT: [&str; 3] = ["0.0.0.0", "::", "-"];
 
 /// Format `paloalto`.
-pub struct PanOs;
+pub(crate) struct PanOs;
 
 /// `YYYY/MM/DD hh:mm:ss`.
 fn is_receive_time(b: &[u8]) -> bool {

@@ -17,13 +17,13 @@ use crate::model::{Event, Role};
 use crate::stages::parse::{Line, LogFormat, ParseError};
 
 /// Name in `observed.format`.
-pub const NAME: &str = "pfsense_filterlog";
+pub(crate) const NAME: &str = "pfsense_filterlog";
 
 /// Fields read at most (IPv4 destination is 1-based 20).
 const READ: usize = 20;
 
 /// Format `pfsense_filterlog`.
-pub struct Filterlog;
+pub(crate) struct Filterlog;
 
 impl LogFormat for Filterlog {
     fn name(&self) -> &'static str {

@@ -28,10 +28,10 @@ const NAME: &str = "sonicwall";
 const NO_ADDRESS: [&str; 5] = ["0.0.0.0", "::", "-", "not_an_IP", "N/A"];
 
 /// Format `sonicwall`.
-pub struct SonicWall;
+pub(crate) struct SonicWall;
 
 /// The address in a SonicWall endpoint value, without port, interface or host name.
-pub fn address_part(value: &str) -> Option<&str> {
+pub(crate) fn address_part(value: &str) -> Option<&str> {
     let value = present(value, &NO_ADDRESS)?;
     if let Some(inner) = value.strip_prefix('[') {
         return inner.split_once(']').map(|(ip, _)| ip);

@@ -39,7 +39,7 @@ const UTM: &str = "sophos_utm";
 const NO_ADDRESS: [&str; 3] = ["0.0.0.0", "::", "-"];
 
 /// Format `sophos_xg`.
-pub struct SophosXg;
+pub(crate) struct SophosXg;
 
 impl LogFormat for SophosXg {
     fn name(&self) -> &'static str {
@@ -112,7 +112,7 @@ impl LogFormat for SophosXg {
 }
 
 /// Format `sophos_utm`.
-pub struct SophosUtm;
+pub(crate) struct SophosUtm;
 
 /// `YYYY:MM:DD-hh:mm:ss` at the start of the whole line.
 fn utm_timestamp(text: &str) -> Option<&str> {

@@ -28,10 +28,10 @@ const NATIVE: &str = "squid";
 const COMBINED: &str = "squid_combined";
 
 /// Format `squid`.
-pub struct SquidNative;
+pub(crate) struct SquidNative;
 
 /// Format `squid_combined`.
-pub struct SquidCombined;
+pub(crate) struct SquidCombined;
 
 fn squid_event<'a>(format: &'static str) -> Event<'a> {
     Event {

@@ -25,7 +25,7 @@ use crate::stages::parse::{JsonFormat, ParseError};
 const NAME: &str = "suricata_eve";
 
 /// Format `suricata_eve`.
-pub struct SuricataEve;
+pub(crate) struct SuricataEve;
 
 /// The first hop of an X-Forwarded-For value.
 fn first_hop(value: Cow<'_, str>) -> Cow<'_, str> {

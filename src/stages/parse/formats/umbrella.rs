@@ -29,7 +29,7 @@ const NAME: &str = "umbrella";
 const COLUMNS: usize = 15;
 
 /// Format `umbrella`.
-pub struct Umbrella;
+pub(crate) struct Umbrella;
 
 /// `YYYY-MM-DD hh:mm:ss`.
 fn is_timestamp(b: &[u8]) -> bool {

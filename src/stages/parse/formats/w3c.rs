@@ -41,10 +41,10 @@ const FIREWALL_DEFAULT_FIELDS: [&str; 17] = [
 ];
 
 /// Format `windows_firewall`.
-pub struct WindowsFirewall;
+pub(crate) struct WindowsFirewall;
 
 /// Format `w3c`.
-pub struct W3c;
+pub(crate) struct W3c;
 
 /// The stream's `#Fields:` list, if it is a W3C one.
 fn w3c_header<'h>(line: &'h Line<'_>) -> Option<&'h FieldsHeader> {

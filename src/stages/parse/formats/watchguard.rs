@@ -27,13 +27,13 @@ use crate::stages::parse::{Line, LogFormat, ParseError};
 static MSG_ID: Needle = Needle::new(b"msg_id=\"");
 
 /// Name in `observed.format`.
-pub const NAME: &str = "watchguard";
+pub(crate) const NAME: &str = "watchguard";
 
 /// Values meaning "no NAT".
 const NO_NAT: [&str; 3] = ["0.0.0.0", "::", "-"];
 
 /// Format `watchguard`.
-pub struct WatchGuard;
+pub(crate) struct WatchGuard;
 
 /// Offset of the `(` of a `(YYYY-MM-DDThh:mm:ss)` stamp in the first 96 bytes.
 fn stamp(body: &str) -> Option<usize> {

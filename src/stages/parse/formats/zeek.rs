@@ -29,10 +29,10 @@ const JSON: &str = "zeek";
 const PLACEHOLDERS: [&str; 2] = ["-", "(empty)"];
 
 /// Format `zeek_tsv`.
-pub struct ZeekTsv;
+pub(crate) struct ZeekTsv;
 
 /// Format `zeek`.
-pub struct ZeekJson;
+pub(crate) struct ZeekJson;
 
 fn zeek_event<'a>(format: &'static str) -> Event<'a> {
     Event {

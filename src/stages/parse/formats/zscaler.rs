@@ -133,7 +133,7 @@ impl<'a> Record<'a> {
 }
 
 /// Format `zscaler_kv`.
-pub struct ZscalerKv;
+pub(crate) struct ZscalerKv;
 
 impl LogFormat for ZscalerKv {
     fn name(&self) -> &'static str {
@@ -181,7 +181,7 @@ impl LogFormat for ZscalerKv {
 }
 
 /// Format `zscaler`.
-pub struct ZscalerJson;
+pub(crate) struct ZscalerJson;
 
 /// The event object: `event` under a `sourcetype` wrapper, or the document itself.
 fn event_object<'d, 'a>(doc: JsonRef<'d, 'a>) -> JsonRef<'d, 'a> {

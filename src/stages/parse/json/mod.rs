@@ -14,14 +14,14 @@ const NONE: u32 = u32::MAX;
 
 /// A JSON string as it appears in the input, between its quotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JsonStr<'a> {
+pub(crate) struct JsonStr<'a> {
     raw: &'a str,
     escaped: bool,
 }
 
 impl<'a> JsonStr<'a> {
     /// The string's value, borrowed unless it held an escape.
-    pub fn value(&self) -> Cow<'a, str> {
+    pub(crate) fn value(&self) -> Cow<'a, str> {
         if self.escaped {
             Cow::Owned(unescape(self.raw))
         } else {
@@ -30,12 +30,12 @@ impl<'a> JsonStr<'a> {
     }
 
     /// The text between the quotes, escapes as written.
-    pub fn raw(&self) -> &'a str {
+    pub(crate) fn raw(&self) -> &'a str {
         self.raw
     }
 
     /// Whether the value equals `text`, without allocating in the common case.
-    pub fn eq_str(&self, text: &str) -> bool {
+    pub(crate) fn eq_str(&self, text: &str) -> bool {
         if self.escaped {
             unescape(self.raw) == text
         } else {
@@ -65,20 +65,20 @@ struct Node<'a> {
 
 /// A parsed JSON document borrowing from its text.
 #[derive(Debug)]
-pub struct JsonDoc<'a> {
+pub(crate) struct JsonDoc<'a> {
     nodes: Vec<Node<'a>>,
 }
 
 /// A value inside a [`JsonDoc`].
 #[derive(Debug, Clone, Copy)]
-pub struct JsonRef<'d, 'a> {
+pub(crate) struct JsonRef<'d, 'a> {
     doc: &'d JsonDoc<'a>,
     index: u32,
 }
 
 impl<'a> JsonDoc<'a> {
     /// Parses `text`, which must hold exactly one JSON value.
-    pub fn parse(text: &'a str) -> Result<JsonDoc<'a>, ParseError> {
+    pub(crate) fn parse(text: &'a str) -> Result<JsonDoc<'a>, ParseError> {
         let mut parser = Parser {
             text,
             bytes: text.as_bytes(),
@@ -107,7 +107,7 @@ impl<'a> JsonDoc<'a> {
     }
 
     /// The top-level value.
-    pub fn root(&self) -> JsonRef<'_, 'a> {
+    pub(crate) fn root(&self) -> JsonRef<'_, 'a> {
         JsonRef {
             doc: self,
             index: 0,
@@ -128,17 +128,17 @@ impl<'d, 'a> JsonRef<'d, 'a> {
     }
 
     /// Whether this is an object.
-    pub fn is_object(&self) -> bool {
+    pub(crate) fn is_object(&self) -> bool {
         matches!(self.node().value, Value::Object(_))
     }
 
     /// Whether this is an array.
-    pub fn is_array(&self) -> bool {
+    pub(crate) fn is_array(&self) -> bool {
         matches!(self.node().value, Value::Array(_))
     }
 
     /// The string value, if this is a string.
-    pub fn str(&self) -> Option<Cow<'a, str>> {
+    pub(crate) fn str(&self) -> Option<Cow<'a, str>> {
         match self.node().value {
             Value::String(s) => Some(s.value()),
             _ => None,
@@ -146,7 +146,7 @@ impl<'d, 'a> JsonRef<'d, 'a> {
     }
 
     /// A string, or a number/boolean as written: the value as text.
-    pub fn text(&self) -> Option<Cow<'a, str>> {
+    pub(crate) fn text(&self) -> Option<Cow<'a, str>> {
         match self.node().value {
             Value::String(s) => Some(s.value()),
             Value::Number(n) => Some(Cow::Borrowed(n)),
@@ -156,21 +156,13 @@ impl<'d, 'a> JsonRef<'d, 'a> {
         }
     }
 
-    /// The number as written, if this is a number.
-    pub fn number(&self) -> Option<&'a str> {
-        match self.node().value {
-            Value::Number(n) => Some(n),
-            _ => None,
-        }
-    }
-
     /// Whether the value is the string `text`.
-    pub fn is_str(&self, text: &str) -> bool {
+    pub(crate) fn is_str(&self, text: &str) -> bool {
         matches!(self.node().value, Value::String(s) if s.eq_str(text))
     }
 
     /// Members of an object as (key, value); empty for anything else.
-    pub fn members(&self) -> impl Iterator<Item = (JsonStr<'a>, JsonRef<'d, 'a>)> + 'd {
+    pub(crate) fn members(&self) -> impl Iterator<Item = (JsonStr<'a>, JsonRef<'d, 'a>)> + 'd {
         let first = match self.node().value {
             Value::Object(first) => first,
             _ => NONE,
@@ -184,7 +176,7 @@ impl<'d, 'a> JsonRef<'d, 'a> {
     }
 
     /// Elements of an array; empty for anything else.
-    pub fn items(&self) -> impl Iterator<Item = JsonRef<'d, 'a>> + 'd {
+    pub(crate) fn items(&self) -> impl Iterator<Item = JsonRef<'d, 'a>> + 'd {
         let first = match self.node().value {
             Value::Array(first) => first,
             _ => NONE,
@@ -196,12 +188,12 @@ impl<'d, 'a> JsonRef<'d, 'a> {
     }
 
     /// The member whose key is exactly `key` (no dotted-path handling).
-    pub fn member(&self, key: &str) -> Option<JsonRef<'d, 'a>> {
+    pub(crate) fn member(&self, key: &str) -> Option<JsonRef<'d, 'a>> {
         self.members().find(|(k, _)| k.eq_str(key)).map(|(_, v)| v)
     }
 
     /// Finds a dotted path, accepting nested objects, dotted keys, or a mix of both.
-    pub fn get(&self, path: &str) -> Option<JsonRef<'d, 'a>> {
+    pub(crate) fn get(&self, path: &str) -> Option<JsonRef<'d, 'a>> {
         if !self.is_object() {
             return None;
         }
@@ -224,7 +216,7 @@ impl<'d, 'a> JsonRef<'d, 'a> {
     /// Visits every non-object value under this object with its dotted path (`a.b.c`), in
     /// document order, without allocating: nested objects and dotted keys give the same path.
     /// Paths longer than 96 bytes or deeper than 6 levels are not visited.
-    pub fn walk_leaves(&self, visit: &mut impl FnMut(&str, JsonRef<'d, 'a>)) {
+    pub(crate) fn walk_leaves(&self, visit: &mut impl FnMut(&str, JsonRef<'d, 'a>)) {
         let mut path = PathBuf {
             text: String::with_capacity(PATH_MAX),
         };
@@ -254,12 +246,13 @@ impl<'d, 'a> JsonRef<'d, 'a> {
     }
 
     /// Text at a dotted path (string, or number as written).
-    pub fn get_text(&self, path: &str) -> Option<Cow<'a, str>> {
+    #[cfg(test)]
+    pub(crate) fn get_text(&self, path: &str) -> Option<Cow<'a, str>> {
         self.get(path).and_then(|v| v.text())
     }
 
     /// The strings at a dotted path: one for a string, each string element for an array.
-    pub fn get_strings(&self, path: &str, mut each: impl FnMut(Cow<'a, str>)) {
+    pub(crate) fn get_strings(&self, path: &str, mut each: impl FnMut(Cow<'a, str>)) {
         let Some(found) = self.get(path) else { return };
         if let Some(text) = found.str() {
             each(text);
@@ -511,7 +504,7 @@ fn find_quote_or_backslash(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Decodes JSON string escapes; invalid surrogates become U+FFFD.
-pub fn unescape(raw: &str) -> String {
+pub(crate) fn unescape(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {

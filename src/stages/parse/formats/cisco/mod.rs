@@ -44,14 +44,14 @@ use crate::stages::extract::parse_ip_token;
 use crate::stages::parse::{Line, LogFormat, ParseError};
 
 /// Name in `observed.format`.
-pub const NAME: &str = "cisco_asa";
+pub(crate) const NAME: &str = "cisco_asa";
 
 /// Built directions remembered at most; the map is cleared beyond this.
 const MAX_CONNECTIONS: usize = 65_536;
 
 /// Format `cisco_asa`. Remembers the direction of Built lines for their Teardown.
 #[derive(Default)]
-pub struct CiscoAsa {
+pub(crate) struct CiscoAsa {
     /// (hash of hostname, connection key) → inbound?
     directions: Mutex<HashMap<(u64, u64), bool>>,
 }
