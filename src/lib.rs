@@ -63,8 +63,8 @@ pub use model::{
 // The stages.
 pub use stages::dedup::DedupCache;
 pub use stages::extract::{extract_ip_observations, parse_ip_token};
-pub use stages::filter::IpFilter;
-pub use stages::parse::{FormatRegistry, ParseError, Parsed, StreamId};
+pub use stages::filter::{FilterReason, IpFilter};
+pub use stages::parse::{FormatRegistry, ParseError, Parsed, RegistryOptions, StreamId};
 pub use stages::score::{EvidenceInput, ScoringModel};
 
 // Intelligence: the provider traits, the built set, feeds and every provider's client.

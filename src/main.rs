@@ -227,7 +227,10 @@ fn parse_lines(config: Option<PathBuf>, format: Option<String>, file: Option<Pat
         Ok(settings) => settings,
         Err(e) => return config_error(&e),
     };
-    let registry = FormatRegistry::builtin(settings.registry_options());
+    let registry = match threatsift::RegistryOptions::from_settings(&settings) {
+        Ok(options) => FormatRegistry::builtin(options),
+        Err(e) => return config_error(&e),
+    };
     if let Some(name) = &format {
         if !registry.knows(name) {
             return config_error(&format!(

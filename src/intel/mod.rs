@@ -10,7 +10,7 @@
 //!
 //! Remote: [`virustotal`], [`abuseipdb`], [`greynoise`], [`otx`], [`internetdb`] and [`rdap`],
 //! on the shared client code in [`http`] (RDAP follows redirects, keyed providers never do),
-//! each asked through a [`ProviderSlot`](crate::remote::slot::ProviderSlot) (budget, breaker,
+//! each asked through a provider slot in `remote` (budget, breaker,
 //! answer cache) from the remote stage's queues. Local, asked while the record is built: [`mmdb`] (GeoLite2/DB-IP
 //! files) and [`talos`] (a Talos-format list file only: Talos has no public API).
 

@@ -2,9 +2,11 @@
 //! the threat record and the DLQ entry, and what one message produces.
 
 mod event;
+mod filter_reason;
 mod output;
 mod record;
 
 pub use event::*;
+pub use filter_reason::FilterReason;
 pub use output::*;
 pub use record::*;

@@ -14,6 +14,20 @@ pub const THREAT_SCHEMA: &str = "threatsift.threat/1";
 /// Schema identifier of a DLQ entry.
 pub(crate) const DLQ_SCHEMA: &str = "threatsift.dlq/1";
 
+/// Every parse error's bounded label (`parse_errors_total{kind}`, the DLQ `reason`); the parse
+/// stage's `ParseError::kind` returns one of these.
+pub(crate) const PARSE_ERROR_KINDS: [&str; 9] = [
+    "empty",
+    "invalid_utf8",
+    "too_large",
+    "invalid_gzip",
+    "invalid_json",
+    "not_an_object",
+    "malformed",
+    "unrecognized_format",
+    "internal_error",
+];
+
 /// What the evidence says about an address, weakest first.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,

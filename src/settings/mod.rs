@@ -215,19 +215,6 @@ impl Settings {
             .collect()
     }
 
-    /// The format registry's options.
-    pub fn registry_options(&self) -> crate::stages::parse::RegistryOptions {
-        crate::stages::parse::RegistryOptions {
-            json_ip_fields: self.json_ip_fields(),
-            topic_formats: self
-                .parse
-                .topic_formats
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }
-    }
-
     /// The effective settings as TOML, secrets redacted.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))

@@ -46,20 +46,6 @@ impl ParseSettings {
                 "must be > 0",
             ));
         }
-        if !self.topic_formats.is_empty() {
-            let registry = crate::stages::parse::FormatRegistry::builtin(Default::default());
-            for (topic, name) in &self.topic_formats {
-                if !registry.knows(name) {
-                    return Err(SettingsError::invalid(
-                        format!("parse.topic_formats.{topic}"),
-                        format!(
-                            "unknown format {name:?}; known formats: {}",
-                            registry.names().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
         for (i, field) in self.json_ip_fields.iter().enumerate() {
             require_non_empty(&format!("parse.json_ip_fields[{i}].path"), &field.path)?;
             if Role::from_label(&field.role).is_none() {

@@ -42,19 +42,6 @@ fn environment_overrides_nested_keys_and_lists() {
 }
 
 #[test]
-fn unknown_topic_format_names_the_key_and_the_known_formats() {
-    let err = Settings::from_toml_overrides("[parse.topic_formats]\nfw = \"paloalto2\"\n")
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("parse.topic_formats.fw"), "{err}");
-    assert!(
-        err.contains("paloalto2") && err.contains("cisco_asa"),
-        "{err}"
-    );
-    Settings::from_toml_overrides("[parse.topic_formats]\nfw = \"cisco_asa\"\n").unwrap();
-}
-
-#[test]
 fn unknown_keys_are_rejected_with_their_name() {
     let err = Settings::from_toml_overrides("[kafka]\nbrokerz = \"x\"\n").unwrap_err();
     assert!(err.to_string().contains("brokerz"), "{err}");

@@ -29,7 +29,7 @@ use crate::stages::dedup::{DedupCache, Sighting};
 use crate::stages::extract::extract_ip_observations;
 use crate::stages::filter::IpFilter;
 use crate::stages::local::LocalIntel;
-use crate::stages::parse::{FormatRegistry, ParseError, StreamId};
+use crate::stages::parse::{FormatRegistry, ParseError, RegistryOptions, StreamId};
 use crate::stages::score::{EvidenceInput, ScoringModel};
 use crate::stages::{frame, record};
 use crate::telemetry::events::{
@@ -162,7 +162,7 @@ impl Processor {
         metrics: Arc<Metrics>,
     ) -> Result<Self, SettingsError> {
         Ok(Processor::new(
-            FormatRegistry::builtin(settings.registry_options()),
+            FormatRegistry::builtin(RegistryOptions::from_settings(settings)?),
             IpFilter::new(
                 settings.filter.allow_documentation_ranges,
                 settings.ignore_cidrs()?,

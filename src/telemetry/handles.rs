@@ -12,9 +12,9 @@ use std::sync::{Arc, OnceLock, RwLock};
 use prometheus::core::{MetricVec, MetricVecBuilder};
 use prometheus::{CounterVec, HistogramVec, IntCounterVec, IntGaugeVec};
 
+use crate::model::FilterReason;
+use crate::model::PARSE_ERROR_KINDS;
 use crate::model::{Role, Verdict};
-use crate::stages::filter::FilterReason;
-use crate::stages::parse::ParseError;
 
 /// A labelled metric family whose children are resolved by label values.
 pub trait Family: Clone {
@@ -199,7 +199,7 @@ pub struct Handles {
     pub events_consumed: Children<IntCounterVec>,
     /// `events_parsed_total{format}`.
     pub events_parsed: Children<IntCounterVec>,
-    /// `parse_errors_total{kind}`, by [`ParseError::KINDS`] (lazy).
+    /// `parse_errors_total{kind}`, by [`PARSE_ERROR_KINDS`] (lazy).
     pub parse_errors: Known<IntCounterVec>,
     /// `ips_extracted_total{role}`, by [`role_index`] (eager).
     pub ips_extracted: Known<IntCounterVec>,
@@ -211,7 +211,7 @@ pub struct Handles {
     pub records_published: Known<IntCounterVec>,
     /// `records_withheld_total{verdict}`, by [`verdict_index`] (lazy).
     pub records_withheld: Known<IntCounterVec>,
-    /// `dlq_messages_total{reason}`: [`ParseError::KINDS`], then [`DLQ_PUBLISH_FAILED`] (lazy).
+    /// `dlq_messages_total{reason}`: [`PARSE_ERROR_KINDS`], then [`DLQ_PUBLISH_FAILED`] (lazy).
     pub dlq_messages: Known<IntCounterVec>,
     /// `produce_errors_total{kind}`.
     pub produce_errors: Children<IntCounterVec>,
@@ -255,11 +255,11 @@ pub(super) struct Vecs<'a> {
 impl Handles {
     /// Resolves the closed sets that export 0 from the start; the rest resolve on first use.
     pub(super) fn new(v: Vecs<'_>) -> Self {
-        let dlq_reasons = ParseError::KINDS.into_iter().chain([DLQ_PUBLISH_FAILED]);
+        let dlq_reasons = PARSE_ERROR_KINDS.into_iter().chain([DLQ_PUBLISH_FAILED]);
         Handles {
             events_consumed: Children::new(v.events_consumed),
             events_parsed: Children::new(v.events_parsed),
-            parse_errors: Known::lazy(v.parse_errors, ParseError::KINDS),
+            parse_errors: Known::lazy(v.parse_errors, PARSE_ERROR_KINDS),
             ips_extracted: Known::eager(v.ips_extracted, Role::ALL.map(Role::label)),
             ips_filtered: Known::eager(v.ips_filtered, FilterReason::ALL.map(FilterReason::label)),
             feed_matches: Children::new(v.feed_matches),

@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::model::{Event, Role};
+use crate::settings::{Settings, SettingsError};
 use headers::FieldsHeader;
 use json::JsonRef;
 use syslog::SyslogHeader;
@@ -89,17 +90,7 @@ pub enum ParseError {
 
 impl ParseError {
     /// Every [`ParseError::kind`], for resolving metric children once.
-    pub const KINDS: [&'static str; 9] = [
-        "empty",
-        "invalid_utf8",
-        "too_large",
-        "invalid_gzip",
-        "invalid_json",
-        "not_an_object",
-        "malformed",
-        "unrecognized_format",
-        "internal_error",
-    ];
+    pub const KINDS: [&'static str; 9] = crate::model::PARSE_ERROR_KINDS;
 
     /// Bounded label for metrics and the DLQ `reason`.
     pub fn kind(&self) -> &'static str {
@@ -222,6 +213,46 @@ pub struct RegistryOptions {
     pub json_ip_fields: Vec<(String, Role)>,
     /// Topic → format name: lines from that topic skip detection.
     pub topic_formats: HashMap<String, String>,
+}
+
+impl RegistryOptions {
+    /// The options `[parse]` gives, every forced format checked (see [`check_topic_formats`]).
+    pub fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
+        check_topic_formats(&settings.parse.topic_formats)?;
+        Ok(RegistryOptions {
+            json_ip_fields: settings.json_ip_fields(),
+            topic_formats: settings
+                .parse
+                .topic_formats
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+}
+
+/// Every format `parse.topic_formats` forces is one the registry has; the error names the key
+/// and lists the known formats.
+pub(crate) fn check_topic_formats<'a>(
+    topic_formats: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<(), SettingsError> {
+    let mut forced = topic_formats.into_iter().peekable();
+    if forced.peek().is_none() {
+        return Ok(());
+    }
+    let registry = FormatRegistry::builtin(RegistryOptions::default());
+    for (topic, name) in forced {
+        if !registry.knows(name) {
+            return Err(SettingsError::invalid(
+                format!("parse.topic_formats.{topic}"),
+                format!(
+                    "unknown format {name:?}; known formats: {}",
+                    registry.names().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Name of the generic `key=value` reader.

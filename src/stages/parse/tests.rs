@@ -1,6 +1,7 @@
 //! Tests of the registry: batch item errors, configured JSON fields and error kinds.
 
 use super::*;
+use crate::settings::Settings;
 
 fn parse(line: &str) -> Result<Parsed<'_>, ParseError> {
     FormatRegistry::builtin(RegistryOptions::default()).parse_line(line, StreamId::default())
@@ -47,4 +48,40 @@ fn configured_json_fields_and_error_kinds() {
         parse("kernel: hello world").unwrap_err().kind(),
         "unrecognized_format"
     );
+}
+
+#[test]
+fn unknown_topic_format_names_the_key_and_the_known_formats() {
+    // The whole check: the section, then the forced formats against the registry.
+    let load = |toml: &str| {
+        let settings = Settings::from_toml_overrides(toml)?;
+        check_topic_formats(&settings.parse.topic_formats).map(|()| settings)
+    };
+    let err = load("[parse.topic_formats]\nfw = \"paloalto2\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("parse.topic_formats.fw"), "{err}");
+    assert!(
+        err.contains("paloalto2") && err.contains("cisco_asa"),
+        "{err}"
+    );
+    load("[parse.topic_formats]\nfw = \"cisco_asa\"\n").unwrap();
+}
+
+#[test]
+fn every_parse_error_kind_is_a_known_label() {
+    let every = [
+        ParseError::Empty,
+        ParseError::InvalidUtf8 { at: 0 },
+        ParseError::TooLarge { len: 2, limit: 1 },
+        ParseError::InvalidGzip(String::new()),
+        ParseError::InvalidJson(String::new()),
+        ParseError::NotAnObject,
+        ParseError::malformed("kv", ""),
+        ParseError::Unrecognized,
+        ParseError::Internal,
+    ];
+    let kinds: Vec<_> = every.iter().map(ParseError::kind).collect();
+    assert_eq!(kinds, ParseError::KINDS);
+    assert_eq!(ParseError::Encode(String::new()).kind(), "internal_error");
 }
