@@ -45,8 +45,11 @@ pub mod test_support;
 // Commands other than the daemon's loop.
 pub use cli::demo::{run_demo, SAMPLE_BLOCKLIST, SAMPLE_EVENTS};
 pub use cli::enrich::{parse_addresses, run_enrich};
-pub use cli::load_settings;
 pub use cli::parse::{describe_line, run_parse};
+pub use cli::{
+    check_config_command, demo_command, enrich_command, load_settings, parse_command,
+    report_command, run_command, ReportArgs,
+};
 
 // The running system.
 pub use topology::{build_processor, run, spawn_dispatchers, watch_signals, AppError, RunSummary};

@@ -3,6 +3,7 @@
 //! setup; it prints the threat records, the report and a summary and exits.
 
 use std::io::Write;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,21 +101,21 @@ async fn run_with_cluster(
     let metrics = Arc::new(Metrics::new(&registry)?);
     let shutdown = CancellationToken::new();
     let started = Instant::now();
-    let run = tokio::spawn(crate::topology::run(
-        settings,
-        registry,
-        metrics.clone(),
-        shutdown.clone(),
-    ));
+    let pipeline = crate::topology::run(settings, registry, metrics.clone(), shutdown.clone());
+    tokio::pin!(pipeline);
     let deadline = started + Duration::from_secs(60);
-    while metrics.messages_completed.get() < events as u64 {
-        if run.is_finished() || Instant::now() > deadline {
-            break;
+    // The pipeline runs until every sample message is finished (or a minute passes), then
+    // drains; it may also end on its own (an error).
+    let summary = loop {
+        tokio::select! {
+            summary = &mut pipeline => break summary?,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                if metrics.messages_completed.get() >= events as u64 || Instant::now() > deadline {
+                    shutdown.cancel();
+                }
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    shutdown.cancel();
-    let summary = run.await.context("pipeline task")??;
+    };
     let elapsed = started.elapsed();
     anyhow::ensure!(
         metrics.messages_completed.get() >= events as u64,
@@ -125,7 +126,8 @@ async fn run_with_cluster(
 
     let brokers = brokers.to_owned();
     let (mut records, dlq_entries) =
-        tokio::task::spawn_blocking(move || read_outputs(&brokers)).await??;
+        crate::topology::blocking("reading the demo's output", move || read_outputs(&brokers))
+            .await??;
     records.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.ip.cmp(&b.ip)));
     for record in &records {
         writeln!(out, "{}", serde_json::to_string(record)?)?;
@@ -274,4 +276,14 @@ fn read_outputs(brokers: &str) -> anyhow::Result<(Vec<ThreatRecord>, usize)> {
         }
     }
     Ok((records, dlq))
+}
+
+/// `threatsift demo`: the whole pipeline on the in-process mock cluster; exit 1 on failure.
+pub fn demo_command() -> ExitCode {
+    let stdout = std::io::stdout();
+    match crate::topology::block_on(run_demo(&mut stdout.lock())) {
+        Ok(Ok(_)) => ExitCode::SUCCESS,
+        Ok(Err(e)) => super::fail(&e),
+        Err(e) => super::fail(&e),
+    }
 }

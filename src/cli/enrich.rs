@@ -14,6 +14,8 @@
 
 use std::io::Write;
 use std::net::IpAddr;
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,12 +58,8 @@ pub async fn run_enrich(
         .into_iter()
         .map(|(name, path)| FeedSpec { name, path })
         .collect();
-    let feeds = tokio::task::spawn_blocking(move || LocalFeeds::load(specs))
-        .await
-        .map_err(|source| AppError::Panicked {
-            what: "feed loading",
-            source,
-        })?
+    let feeds = crate::topology::blocking("feed loading", move || LocalFeeds::load(specs))
+        .await?
         .map_err(AppError::Feeds)?;
     let providers = build_providers(&settings).await?;
     let processor = build_processor_with(&settings, Arc::new(feeds), &providers, metrics.clone())?;
@@ -121,4 +119,34 @@ pub async fn run_enrich(
     }
     out.flush().map_err(AppError::Stdout)?;
     Ok(())
+}
+
+/// `threatsift enrich`: one record per address on stdout; exit 2 for an argument that is not
+/// an address.
+pub fn enrich_command(config: Option<&Path>, args: &[String]) -> ExitCode {
+    let settings = match super::load_settings(config) {
+        Ok(settings) => settings,
+        Err(e) => return super::config_error(&e),
+    };
+    let ips = match parse_addresses(args) {
+        Ok(ips) => ips,
+        Err(e) => return super::config_error(&e),
+    };
+    let metrics = match crate::telemetry::Metrics::new(&prometheus::Registry::new()) {
+        Ok(metrics) => Arc::new(metrics),
+        Err(e) => return super::fail(&e),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = match crate::topology::block_on(run_enrich(settings, &ips, metrics, &mut out)) {
+        Ok(result) => result,
+        Err(e) => return super::fail(&e),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("threatsift: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
 }

@@ -9,6 +9,8 @@
 //!   directives apply to the lines after them.
 
 use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
 
 use serde_json::{json, Map, Value};
 
@@ -144,4 +146,39 @@ fn describe_context(event: &Event<'_>, object: &mut Map<String, Value>) {
 
 fn error_object(number: u64, error: &ParseError) -> Value {
     json!({"line": number, "error": error.to_string(), "reason": error.kind()})
+}
+
+/// `threatsift parse`: one JSON object per input line on stdout.
+pub fn parse_command(config: Option<&Path>, format: Option<&str>, file: Option<&Path>) -> ExitCode {
+    let settings = match super::load_settings(config) {
+        Ok(settings) => settings,
+        Err(e) => return super::config_error(&e),
+    };
+    let registry = match crate::stages::parse::RegistryOptions::from_settings(&settings) {
+        Ok(options) => crate::stages::parse::FormatRegistry::builtin(options),
+        Err(e) => return super::config_error(&e),
+    };
+    if let Some(name) = format {
+        if !registry.knows(name) {
+            return super::config_error(&format!(
+                "--format: unknown format {name:?}; known formats: {}",
+                registry.names().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    let input: Box<dyn std::io::BufRead> = match file {
+        Some(path) => match std::fs::File::open(path) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => return super::config_error(&format!("cannot read {}: {e}", path.display())),
+        },
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::new(stdout.lock());
+    match run_parse(&registry, format, input, out) {
+        Ok(_) => ExitCode::SUCCESS,
+        // A closed stdout (`| head`) ends the run quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => super::fail(&e),
+    }
 }

@@ -18,6 +18,7 @@ mod housekeeping;
 mod process;
 mod remote;
 mod reports;
+mod runtime;
 pub(crate) mod server;
 mod shutdown;
 mod sink;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use build::{build_processor, AppError};
 pub(crate) use build::{build_processor_with, build_providers, build_remote_stage};
 pub use remote::spawn_dispatchers;
+pub(crate) use runtime::{block_on, blocking};
 pub use shutdown::{watch_signals, RunSummary};
 
 use crate::settings::Settings;
