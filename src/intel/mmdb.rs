@@ -210,7 +210,10 @@ impl Mmdb {
         if paths.is_empty() {
             return Err(invalid("no .mmdb file configured".to_owned()));
         }
-        Mmdb::open(paths).map_err(|e| invalid(e.to_string()))
+        Mmdb::open(paths).map_err(|e| SettingsError::Unusable {
+            key: "providers.mmdb.path".to_owned(),
+            source: Box::new(e),
+        })
     }
 
     /// The provider over these files, in this order; loads every file now.

@@ -107,9 +107,9 @@ impl Talos {
             name: file_name.clone(),
             path: path.into(),
         };
-        let feeds = LocalFeeds::load(vec![spec]).map_err(|e| SettingsError::Invalid {
+        let feeds = LocalFeeds::load(vec![spec]).map_err(|e| SettingsError::Unusable {
             key: "providers.talos.path".to_owned(),
-            problem: e.to_string(),
+            source: Box::new(e),
         })?;
         Ok(Talos {
             list: Some(TalosList { file_name, feeds }),

@@ -72,6 +72,15 @@ pub enum SettingsError {
         /// What is wrong with it.
         problem: String,
     },
+    /// A value names something that could not be used (a file that does not load), with why.
+    #[error("configuration key `{key}`: {source}")]
+    Unusable {
+        /// Dotted key path.
+        key: String,
+        /// Why it could not be used.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A secret's `*_file` could not be read.
     #[error("configuration key `{key}`: cannot read secret file {file}: {source}")]
     SecretFile {
@@ -98,7 +107,9 @@ impl SettingsError {
         match self {
             SettingsError::Load(_) => "load",
             // An unreadable secret file is an unacceptable value, as it always was.
-            SettingsError::Invalid { .. } | SettingsError::SecretFile { .. } => "invalid",
+            SettingsError::Invalid { .. }
+            | SettingsError::Unusable { .. }
+            | SettingsError::SecretFile { .. } => "invalid",
         }
     }
 }
