@@ -1,21 +1,50 @@
-//! End-to-end throughput on the real broker (design §9): the daemon's pipeline (`app::run`)
-//! against a bare rdkafka consumer draining the same topic, in events per second.
+//! End-to-end throughput on the real broker (design §9, issue "Throughput" §3): in one run, on
+//! one topic, a bare rdkafka `StreamConsumer` draining it, then the daemon (`threatsift run`, a
+//! child process of the same build) draining it, with the ratio, the daemon's peak RSS and its
+//! CPU seconds per million events, and the broker's CPU share during each drain (to tell whether
+//! the broker is the bottleneck: broker and daemon share the machine's cores).
+//!
+//! The events: half ECS JSON, half FortiGate key=value, ~300 bytes, 20,000 distinct public
+//! source addresses, 4 partitions, produced with real batching. Rates are measured from the
+//! first message (or first completed message) to the last, so group joins are not counted.
 //!
 //! Needs the broker of `scripts/broker.sh` (`THREATSIFT_TEST_BROKERS`). `cargo bench --bench
-//! e2e` uses 200,000 events; as a test it uses 2,000 and only checks that both drain. Rates are
-//! measured from the first message to the last, so the consumer-group join is not counted.
+//! e2e` drains 1,000,000 events (`THREATSIFT_E2E_EVENTS` overrides); in test mode (`cargo test
+//! --all-targets`) 2,000, and it only checks that both drain.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::ClientConfig;
-use threatsift::test_support::pipeline::spawn_pipeline;
 use threatsift::test_support::{brokers, unique};
-use threatsift::Settings;
+
+const PARTITIONS: i32 = 4;
+const DISTINCT_SOURCES: usize = 20_000;
+
+/// Event `i`: even ones ECS JSON, odd ones FortiGate key=value, source one of 20,000 public
+/// addresses (45.0.0.0/8; nothing is ever sent to them: every provider is off).
+fn event(i: usize) -> String {
+    let n = i % DISTINCT_SOURCES;
+    let source = format!("45.{}.{}.{}", 1 + n / 65_536, (n / 256) % 256, n % 256);
+    let port = 1024 + (i * 7919) % 60_000;
+    if i % 2 == 0 {
+        format!(
+            r#"{{"@timestamp":"2026-11-23T10:00:02.942Z","event":{{"category":["network"],"action":"denied","dataset":"firewall"}},"observer":{{"vendor":"ExampleVendor","product":"EdgeFW"}},"source":{{"ip":"{source}","port":{port}}},"destination":{{"ip":"10.0.10.80","port":443}},"network":{{"transport":"tcp"}},"rule":{{"name":"wan-in"}}}}"#
+        )
+    } else {
+        format!(
+            r#"date=2026-11-23 time=10:00:22 devname="fw01" devid="FGT60F0000000001" eventtime=1795428022 tz="+0000" logid="0000000013" type="traffic" subtype="forward" level="notice" vd="root" srcip={source} srcport={port} srcintf="wan1" dstip=10.0.10.80 dstport=80 dstintf="internal" sessionid={i} proto=6 action="deny" policyid=3"#
+        )
+    }
+}
 
 async fn prepare(brokers: &str, events: usize) -> (String, String, String) {
     let (input, output, dlq) = (unique("e2e-in"), unique("e2e-out"), unique("e2e-dlq"));
@@ -24,8 +53,8 @@ async fn prepare(brokers: &str, events: usize) -> (String, String, String) {
         .create()
         .expect("admin");
     let topics = [
-        NewTopic::new(&input, 4, TopicReplication::Fixed(1)),
-        NewTopic::new(&output, 4, TopicReplication::Fixed(1)),
+        NewTopic::new(&input, PARTITIONS, TopicReplication::Fixed(1)),
+        NewTopic::new(&output, PARTITIONS, TopicReplication::Fixed(1)),
         NewTopic::new(&dlq, 1, TopicReplication::Fixed(1)),
     ];
     for result in admin
@@ -39,116 +68,231 @@ async fn prepare(brokers: &str, events: usize) -> (String, String, String) {
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
         .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "200000")
         .create()
         .expect("producer");
-    let lines: Vec<&str> = threatsift::SAMPLE_EVENTS.lines().collect();
-    let mut pending = Vec::with_capacity(10_000);
-    for i in 0..events {
-        let line = lines[i % lines.len()];
-        pending.push(producer.send(
-            FutureRecord::<(), str>::to(&input).payload(line),
-            Timeout::After(Duration::from_secs(60)),
-        ));
-        if pending.len() == 10_000 {
-            for r in futures::future::join_all(pending.drain(..)).await {
-                r.map_err(|(e, _)| e).expect("produce");
-            }
+    // In chunks: the send futures borrow their payloads.
+    for chunk in (0..events).collect::<Vec<_>>().chunks(10_000) {
+        let lines: Vec<(i32, String)> = chunk
+            .iter()
+            .map(|&i| ((i % PARTITIONS as usize) as i32, event(i)))
+            .collect();
+        let sends = lines.iter().map(|(partition, line)| {
+            producer.send(
+                FutureRecord::<(), str>::to(&input)
+                    .payload(line)
+                    .partition(*partition),
+                Timeout::After(Duration::from_secs(60)),
+            )
+        });
+        for r in futures::future::join_all(sends).await {
+            r.map_err(|(e, _)| e).expect("produce");
         }
-    }
-    for r in futures::future::join_all(pending).await {
-        r.map_err(|(e, _)| e).expect("produce");
     }
     (input, output, dlq)
 }
 
-fn drain_bare(brokers: &str, topic: &str, events: usize) -> f64 {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Peak resident memory of a process, in MiB, from `/proc/<pid>/status`.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The broker's pid, when `scripts/broker.sh` started it.
+fn broker_pid() -> Option<u32> {
+    let dir = std::env::var("THREATSIFT_BROKER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".broker"));
+    std::fs::read_to_string(dir.join("broker.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A drain's rate and the broker's CPU share meanwhile.
+struct Drain {
+    events_per_sec: f64,
+    broker_cores: Option<f64>,
+}
+
+async fn drain_bare(brokers: &str, topic: &str, events: usize) -> Drain {
+    let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("e2e-bare"))
         .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
         .create()
         .expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
+    let broker = broker_pid();
     let mut seen = 0;
     let mut first = None;
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(600);
     while seen < events && Instant::now() < deadline {
-        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-            first.get_or_insert_with(Instant::now);
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
+            if first.is_none() {
+                first = Some((Instant::now(), broker.and_then(cpu_seconds)));
+            }
             seen += 1;
         }
     }
     assert_eq!(seen, events, "bare consumer drained the topic");
-    events as f64 / first.map_or(1.0, |f| f.elapsed().as_secs_f64())
+    rate(events, first, broker)
 }
 
-async fn drain_daemon(brokers: &str, topics: &(String, String, String), events: usize) -> f64 {
-    let dir = std::env::temp_dir().join(unique("e2e-feed"));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let feed = dir.join("feed.txt");
-    std::fs::write(&feed, threatsift::SAMPLE_BLOCKLIST).expect("feed");
-    let settings = Settings::from_toml_overrides(&format!(
-        r#"
-        [kafka]
-        brokers = "{brokers}"
-        group_id = "{group}"
-        input_topics = ["{input}"]
-        output_topic = "{output}"
-        dlq_topic = "{dlq}"
-        statistics_interval = "0s"
-        [filter]
-        allow_documentation_ranges = true
-        [server]
-        listen = "127.0.0.1:0"
-        [[feeds]]
-        name = "sample"
-        path = "{feed}"
-        weight = 70
-        "#,
-        group = unique("e2e-daemon"),
-        input = topics.0,
-        output = topics.1,
-        dlq = topics.2,
-        feed = feed.display(),
-    ))
-    .expect("settings");
-    let (metrics, shutdown, run) = spawn_pipeline(settings);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let mut first = None;
-    while (metrics.messages_completed.get() as usize) < events && Instant::now() < deadline {
-        if metrics.messages_completed.get() > 0 {
-            first.get_or_insert_with(Instant::now);
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+fn rate(events: usize, first: Option<(Instant, Option<f64>)>, broker: Option<u32>) -> Drain {
+    let (started, broker_cpu) = first.expect("a first message");
+    let elapsed = started.elapsed().as_secs_f64();
+    let broker_cores = broker_cpu
+        .zip(broker.and_then(cpu_seconds))
+        .map(|(before, after)| (after - before) / elapsed);
+    Drain {
+        events_per_sec: events as f64 / elapsed,
+        broker_cores,
     }
-    let elapsed = first.map_or(1.0, |f| f.elapsed().as_secs_f64());
-    shutdown.cancel();
-    let summary = run.await.expect("join").expect("run");
+}
+
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The daemon drains the topic; returns its drain, peak RSS (MiB) and CPU seconds. Runs on a
+/// blocking thread (it polls the daemon's /metrics), so a thread sleep is right here.
+#[allow(clippy::disallowed_methods)]
+fn drain_daemon(
+    brokers: &str,
+    topics: &(String, String, String),
+    events: usize,
+) -> (Drain, Option<f64>, Option<f64>) {
+    let dir = std::env::temp_dir().join(unique("e2e-daemon"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let config = dir.join("threatsift.toml");
+    std::fs::write(dir.join("feed.txt"), threatsift::SAMPLE_BLOCKLIST).expect("feed");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+input_topics = ["{input}"]
+output_topic = "{output}"
+dlq_topic = "{dlq}"
+session_timeout = "6s"
+[server]
+listen = "127.0.0.1:{port}"
+[[feeds]]
+name = "sample"
+path = "{feed}"
+weight = 70
+"#,
+            group = unique("e2e-daemon"),
+            input = topics.0,
+            output = topics.1,
+            dlq = topics.2,
+            feed = dir.join("feed.txt").display(),
+        ),
+    )
+    .expect("config");
+    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_threatsift"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the daemon");
+    let pid = child.id();
+    let broker = broker_pid();
+    let completed = || metric(port, "threatsift_messages_completed_total").unwrap_or(0.0);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut first = None;
+    loop {
+        let done = completed();
+        if first.is_none() && done > 0.0 {
+            first = Some((Instant::now(), broker.and_then(cpu_seconds)));
+        }
+        if done as usize >= events || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let drain = rate(events, first, broker);
+    let (rss, cpu) = (peak_rss_mib(pid), cpu_seconds(pid));
+    let done = completed() as usize;
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let status = child.wait().expect("daemon exit");
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(
-        metrics.messages_completed.get() as usize,
-        events,
-        "daemon drained the topic"
-    );
-    assert!(summary.drained);
-    events as f64 / elapsed
+    assert_eq!(done, events, "daemon drained the topic");
+    assert!(status.success(), "daemon drained and exited 0: {status}");
+    (drain, rss, cpu)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let brokers = brokers();
     let full = std::env::args().any(|a| a == "--bench");
-    let events = if full { 200_000 } else { 2_000 };
+    let events = std::env::var("THREATSIFT_E2E_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if full { 1_000_000 } else { 2_000 });
     let topics = prepare(&brokers, events).await;
-    let bare = {
-        let (brokers, input) = (brokers.clone(), topics.0.clone());
-        tokio::task::spawn_blocking(move || drain_bare(&brokers, &input, events))
+    let bare = drain_bare(&brokers, &topics.0, events).await;
+    let (daemon, rss, cpu) = {
+        let (brokers, topics) = (brokers.clone(), topics.clone());
+        tokio::task::spawn_blocking(move || drain_daemon(&brokers, &topics, events))
             .await
-            .expect("bare")
+            .expect("daemon")
     };
-    let daemon = drain_daemon(&brokers, &topics, events).await;
+    let cores = |c: Option<f64>| c.map_or("?".to_owned(), |c| format!("{c:.2}"));
     println!(
-        "e2e/{events} demo events, 4 partitions: bare consumer {bare:.0} events/s, daemon {daemon:.0} events/s ({:.0}% of bare)",
-        100.0 * daemon / bare
+        "e2e/{events} events (half ECS JSON, half FortiGate kv, {DISTINCT_SOURCES} sources, \
+         {PARTITIONS} partitions; broker, bench and daemon share this machine's cores)"
+    );
+    println!(
+        "  bare rdkafka StreamConsumer: {:>9.0} events/s   (broker busy {} cores)",
+        bare.events_per_sec,
+        cores(bare.broker_cores)
+    );
+    println!(
+        "  threatsift run:              {:>9.0} events/s   (broker busy {} cores)",
+        daemon.events_per_sec,
+        cores(daemon.broker_cores)
+    );
+    println!(
+        "  ratio daemon / bare: {:.3}; daemon peak RSS {} MiB; daemon CPU {} s per million events",
+        daemon.events_per_sec / bare.events_per_sec,
+        rss.map_or("?".to_owned(), |r| format!("{r:.0}")),
+        cpu.map_or("?".to_owned(), |c| format!(
+            "{:.2}",
+            c * 1_000_000.0 / events as f64
+        )),
     );
 }
