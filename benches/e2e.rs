@@ -206,6 +206,7 @@ input_topics = ["{input}"]
 output_topic = "{output}"
 dlq_topic = "{dlq}"
 session_timeout = "6s"
+{librdkafka}
 [server]
 listen = "127.0.0.1:{port}"
 [[feeds]]
@@ -218,6 +219,10 @@ weight = 70
             output = topics.1,
             dlq = topics.2,
             feed = dir.join("feed.txt").display(),
+            // More librdkafka settings to try, e.g. THREATSIFT_E2E_LIBRDKAFKA=fetch.min.bytes=1
+            librdkafka = std::env::var("THREATSIFT_E2E_LIBRDKAFKA")
+                .map(|v| format!("librdkafka = [\"{v}\"]"))
+                .unwrap_or_default(),
         ),
     )
     .expect("config");
@@ -242,12 +247,21 @@ weight = 70
         if done as usize >= events || Instant::now() > deadline {
             break;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(50));
     }
     let drain = rate(events, first, broker);
     let (rss, cpu) = (peak_rss_mib(pid), cpu_seconds(pid));
+    // Where the daemon waited: each stage's time blocked on the next one.
+    for stage in ["consume", "process"] {
+        let name = format!("threatsift_backpressure_seconds_total{{stage=\"{stage}\"}}");
+        if let Some(seconds) = metric(port, &name) {
+            println!("  daemon: {stage} waited {seconds:.2} s on the next stage");
+        }
+    }
     let done = completed() as usize;
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let status = child.wait().expect("daemon exit");
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(done, events, "daemon drained the topic");

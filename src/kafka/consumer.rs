@@ -167,7 +167,12 @@ pub(crate) fn create_consumer(
         // Backpressure can pause consumption for as long as the producer is stalled.
         .set("max.poll.interval.ms", "600000")
         // A topic created or grown later is noticed within seconds, not five minutes.
-        .set("topic.metadata.refresh.interval.ms", "10000");
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        // When the local fetch queue is full (the pipeline is behind the broker), librdkafka
+        // waits this long before fetching that partition again: its default of 1 s left the
+        // pipeline idle for most of each second once it had caught up (measured: 120 k vs
+        // 480 k events/s end to end).
+        .set("fetch.queue.backoff.ms", "10");
     apply_passthrough(&mut config, settings);
     let consumer: EventConsumer = config.create_with_context(context)?;
     // Blocking: warm the metadata of the input topics before joining, so the first assignment
@@ -245,14 +250,51 @@ impl TopicNames {
     }
 }
 
-/// Waits for the next message and takes an owned copy of it. Cancellation-safe.
-pub(crate) async fn next_event(
+/// What one poll had ready: owned copies of the messages, and the error that ended the batch
+/// early, if one did.
+#[derive(Debug, Default)]
+pub(crate) struct Polled {
+    /// The messages, in the order the consumer gave them.
+    pub(crate) events: Vec<RawEvent>,
+    /// A consumer error met while taking them (after the messages before it).
+    pub(crate) error: Option<KafkaError>,
+}
+
+/// Waits for the next message, then takes every message already waiting behind it, up to
+/// `max_messages` and `max_bytes` of payload, without waiting again. Cancellation-safe: the
+/// only await is for the first message.
+pub(crate) async fn next_batch(
     consumer: &EventConsumer,
     topics: &mut TopicNames,
-) -> Result<RawEvent, KafkaError> {
-    let message = consumer.recv().await?;
-    let topic = topics.intern(message.topic());
-    Ok(raw_event_from(&message, topic))
+    max_messages: usize,
+    max_bytes: usize,
+) -> Polled {
+    use futures::FutureExt;
+    let mut polled = Polled::default();
+    let mut bytes = 0;
+    let mut next = consumer.recv().await;
+    loop {
+        match next {
+            Ok(message) => {
+                let topic = topics.intern(message.topic());
+                let raw = raw_event_from(&message, topic);
+                bytes += raw.payload.len();
+                polled.events.push(raw);
+            }
+            Err(error) => {
+                polled.error = Some(error);
+                break;
+            }
+        }
+        if polled.events.len() >= max_messages || bytes >= max_bytes {
+            break;
+        }
+        match consumer.recv().now_or_never() {
+            Some(message) => next = message,
+            None => break,
+        }
+    }
+    polled
 }
 
 /// Takes an owned copy of a message; `topic` is the interned topic name.

@@ -197,9 +197,36 @@ impl Processor {
     pub fn process_message(&self, raw: &RawEvent, received: Instant) -> Processed {
         MessageConsumed {
             topic: &raw.origin.topic,
+            count: 1,
         }
         .emit(&self.metrics);
+        self.process_one(raw, received, SystemTime::now())
+    }
+
+    /// Processes the messages of one poll, in order, with one clock reading and one count per
+    /// topic run. A panic on one message is a bug, not a reason to stop the stream: that
+    /// message goes to the DLQ as `internal_error` and the rest are processed.
+    pub fn process_batch(&self, batch: &[RawEvent], received: Instant) -> Vec<Processed> {
         let now = SystemTime::now();
+        for run in batch.chunk_by(|a, b| a.origin.topic == b.origin.topic) {
+            MessageConsumed {
+                topic: &run[0].origin.topic,
+                count: run.len() as u64,
+            }
+            .emit(&self.metrics);
+        }
+        batch
+            .iter()
+            .map(|raw| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.process_one(raw, received, now)
+                }))
+                .unwrap_or_else(|_| self.dead_letter_internal_error(raw, received))
+            })
+            .collect()
+    }
+
+    fn process_one(&self, raw: &RawEvent, received: Instant, now: SystemTime) -> Processed {
         let mut out = Processed {
             origin: raw.origin.clone(),
             received,

@@ -51,8 +51,12 @@ pub async fn run(
     let stops = shutdown::Stops::default();
     let failed = shutdown::StageFailed::new(&stop);
     // Capacities bound memory; a full channel stops the stage before it.
-    let (raw_tx, raw_rx) = mpsc::channel(settings.pipeline.channel_capacity);
-    let (processed_tx, processed_rx) = mpsc::channel(settings.pipeline.channel_capacity);
+    let batches = settings.pipeline.channel_batches();
+    let (worker_txs, worker_rxs): (Vec<_>, Vec<_>) = (0..settings.pipeline.worker_count())
+        .map(|_| mpsc::channel(batches))
+        .unzip();
+    let (processed_tx, processed_rx) = mpsc::channel(batches);
+    let processor = Arc::new(parts.processor);
     let (report_feed, report_rx) = parts.reports.unzip();
     let tasks = shutdown::Tasks {
         server: tokio::spawn(server::serve(
@@ -75,15 +79,22 @@ pub async fn run(
             consume::consume_loop(
                 parts.consumer.clone(),
                 parts.tracker.clone(),
-                raw_tx,
+                worker_txs,
+                settings.pipeline.clone(),
                 metrics.clone(),
                 stop.clone(),
             ),
         ),
-        process: failed.spawn(
-            "process",
-            process::process_loop(parts.processor, raw_rx, processed_tx, metrics.clone()),
-        ),
+        process: worker_rxs
+            .into_iter()
+            .map(|rx| {
+                let (processor, tx, metrics) =
+                    (processor.clone(), processed_tx.clone(), metrics.clone());
+                failed.spawn_thread("process", move || {
+                    process::worker_loop(processor, rx, tx, metrics)
+                })
+            })
+            .collect(),
         sink: failed.spawn(
             "sink",
             sink::sink_loop(
@@ -114,6 +125,8 @@ pub async fn run(
             stops.housekeeping.clone(),
         )),
     };
+    // The workers hold the sink's senders now: the sink ends when the last worker does.
+    drop(processed_tx);
     stop.cancelled().await;
     let clients = shutdown::Clients {
         producer: parts.producer,

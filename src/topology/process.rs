@@ -1,35 +1,37 @@
-//! The process loop: runs the synchronous [`Processor`] on each message; a panic on one message
-//! dead-letters it as `internal_error` and the stream goes on.
+//! The workers: threads that run the synchronous [`Processor`] on their partitions' batches
+//! (parse, extract, filter, dedup, local intel, score) and hand what each batch produced to
+//! the sink. One thread per core by default (`pipeline.workers`), so parsing uses every core
+//! while the async runtime keeps the Kafka clients and the sink moving.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::model::RawEvent;
+use super::consume::RawBatch;
 use crate::stages::process::{Processed, Processor};
 use crate::telemetry::events::BackpressureWaited;
 use crate::telemetry::Metrics;
 
-pub(super) async fn process_loop(
-    processor: Processor,
-    mut raw_rx: mpsc::Receiver<(RawEvent, Instant)>,
-    processed_tx: mpsc::Sender<Processed>,
+/// What one worker produced from one batch.
+pub(super) type ProcessedBatch = Vec<Processed>;
+
+/// Processes batches until the consumer closes the input or the sink goes away. Blocking:
+/// runs on a thread of its own.
+pub(super) fn worker_loop(
+    processor: Arc<Processor>,
+    mut input: mpsc::Receiver<RawBatch>,
+    output: mpsc::Sender<ProcessedBatch>,
     metrics: Arc<Metrics>,
 ) {
-    while let Some((raw, received)) = raw_rx.recv().await {
-        // A panic on one message is a bug, not a reason to stop the stream: the message goes
-        // to the DLQ as `internal_error` and processing goes on.
-        let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            processor.process_message(&raw, received)
-        }))
-        .unwrap_or_else(|_| processor.dead_letter_internal_error(&raw, received));
-        match processed_tx.try_send(processed) {
+    while let Some(batch) = input.blocking_recv() {
+        let processed = processor.process_batch(&batch.events, batch.received);
+        match output.try_send(processed) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Closed(_)) => break,
             Err(mpsc::error::TrySendError::Full(processed)) => {
                 let waited_from = Instant::now();
-                if processed_tx.send(processed).await.is_err() {
+                if output.blocking_send(processed).is_err() {
                     break;
                 }
                 BackpressureWaited {

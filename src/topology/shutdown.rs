@@ -73,7 +73,7 @@ pub(super) struct Tasks {
     pub(super) reports: Option<JoinHandle<()>>,
     pub(super) remote: Option<JoinSet<()>>,
     pub(super) consume: JoinHandle<()>,
-    pub(super) process: JoinHandle<()>,
+    pub(super) process: Vec<JoinHandle<()>>,
     pub(super) sink: JoinHandle<()>,
     pub(super) watchdog: JoinHandle<()>,
     pub(super) housekeeping: JoinHandle<()>,
@@ -123,6 +123,22 @@ impl StageFailed {
         })
     }
 
+    /// Runs a blocking stage on a thread of its own, watched like the others.
+    pub(super) fn spawn_thread(
+        &self,
+        name: &'static str,
+        stage: impl FnOnce() + Send + 'static,
+    ) -> JoinHandle<()> {
+        let thread = tokio::task::spawn_blocking(stage);
+        self.spawn(name, async move {
+            if let Err(error) = thread.await {
+                if error.is_panic() {
+                    std::panic::resume_unwind(error.into_panic());
+                }
+            }
+        })
+    }
+
     fn any(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
     }
@@ -163,13 +179,16 @@ pub(super) async fn drain(
         .is_ok();
     if !drained {
         warn!("drain deadline passed; committing what is finished");
-        for task in [&consume, &process, &sink] {
+        for task in process.iter().chain([&consume, &sink]) {
             task.abort();
         }
     }
     // Aborted tasks release their clients (consumer and producer handles) once joined.
     let _ = consume.await;
-    let _ = process.await;
+    // Workers end when the consumer's senders or the sink's receiver are gone.
+    for worker in process {
+        let _ = worker.await;
+    }
     if !drained {
         let _ = sink.await;
     }

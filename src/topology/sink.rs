@@ -10,6 +10,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::Consumer;
 use tokio::sync::mpsc;
 
+use super::process::ProcessedBatch;
 use crate::kafka::consumer::EventConsumer;
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::producer::OutputPublisher;
@@ -30,7 +31,7 @@ pub(super) struct SinkTargets {
 }
 
 pub(super) async fn sink_loop(
-    mut processed_rx: mpsc::Receiver<Processed>,
+    mut processed_rx: mpsc::Receiver<ProcessedBatch>,
     targets: SinkTargets,
     consumer: Arc<EventConsumer>,
     tracker: Arc<Mutex<OffsetTracker>>,
@@ -38,6 +39,8 @@ pub(super) async fn sink_loop(
     metrics: Arc<Metrics>,
 ) {
     let mut in_flight = FuturesUnordered::new();
+    // Messages whose outputs await delivery reports.
+    let mut waiting = 0usize;
     let mut input_open = true;
     loop {
         if !input_open && in_flight.is_empty() {
@@ -47,50 +50,112 @@ pub(super) async fn sink_loop(
         // cancellation-safe (`next` on FuturesUnordered and `recv` keep their state).
         tokio::select! {
             biased;
-            Some((origin, received)) = in_flight.next(), if !in_flight.is_empty() => {
-                let origin: Origin = origin;
-                MessageCompleted { elapsed: Instant::elapsed(&received) }.emit(&metrics);
-                let store = tracker
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .complete(&origin.topic, origin.partition, origin.offset);
-                if let Some(offset) = store {
-                    match consumer.store_offset(&origin.topic, origin.partition, offset) {
-                        Ok(()) => OffsetStored.emit(&metrics),
-                        // The partition was revoked meanwhile; its new owner re-reads it.
-                        Err(e) => tracing::debug!(error = %e, "offset not stored"),
-                    }
+            Some((origins, received)) = in_flight.next(), if !in_flight.is_empty() => {
+                let origins: Vec<Origin> = origins;
+                waiting -= origins.len();
+                finish(&origins, received, &tracker, &consumer, &metrics);
+            }
+            next = processed_rx.recv(), if input_open && waiting < max_in_flight => {
+                let Some(batch) = next else {
+                    input_open = false;
+                    continue;
+                };
+                let Some(received) = batch.first().map(|p| p.received) else {
+                    continue;
+                };
+                // A message that produced nothing to publish or look up is finished now.
+                let (busy, quiet): (Vec<Processed>, Vec<Processed>) = batch
+                    .into_iter()
+                    .partition(|p| !p.outputs.is_empty() || !p.remote.is_empty());
+                let quiet: Vec<Origin> = quiet.into_iter().map(|p| p.origin).collect();
+                finish(&quiet, received, &tracker, &consumer, &metrics);
+                if !busy.is_empty() {
+                    waiting += busy.len();
+                    in_flight.push(deliver(busy, targets.clone()));
                 }
             }
-            next = processed_rx.recv(), if input_open && in_flight.len() < max_in_flight => {
-                match next {
-                    Some(processed) => {
-                        let SinkTargets { publisher, report_feed, remote } = targets.clone();
-                        in_flight.push(async move {
-                            let Processed { origin, received, outputs, remote: jobs } = processed;
-                            let deliveries = outputs.into_iter().map(|o| publisher.deliver(o, &origin));
-                            let published = futures::future::join_all(deliveries).await;
-                            if let Some(feed) = &report_feed {
-                                for payload in published.into_iter().flatten() {
-                                    feed.offer(payload);
-                                }
-                            }
-                            // Queued only now: a revision can never overtake its first record.
-                            if let Some(remote) = &remote {
-                                for job in jobs {
-                                    // An eviction whose record is locked runs on its own, so
-                                    // the sink never waits for an unrelated address.
-                                    for eviction in remote.offer(RemoteJob::from(job)).await {
-                                        tokio::spawn(eviction);
-                                    }
-                                }
-                            }
-                            (origin, received)
-                        });
-                    }
-                    None => input_open = false,
+        }
+    }
+}
+
+/// Publishes every output of a batch's messages; then hands the delivered records to the
+/// scheduled report and the messages' addresses to the remote queues (only now: a revision can
+/// never overtake its first record). Returns the messages, all finished.
+async fn deliver(mut batch: Vec<Processed>, targets: SinkTargets) -> (Vec<Origin>, Instant) {
+    let SinkTargets {
+        publisher,
+        report_feed,
+        remote,
+    } = targets;
+    let received = batch.first().map_or_else(Instant::now, |p| p.received);
+    let publisher = &publisher;
+    let deliveries = batch.iter_mut().flat_map(|processed| {
+        let outputs = std::mem::take(&mut processed.outputs);
+        let processed: &Processed = processed;
+        outputs
+            .into_iter()
+            .map(move |output| publisher.deliver(output, &processed.origin))
+    });
+    let published = futures::future::join_all(deliveries).await;
+    if let Some(feed) = &report_feed {
+        for payload in published.into_iter().flatten() {
+            feed.offer(payload);
+        }
+    }
+    let mut origins = Vec::with_capacity(batch.len());
+    for processed in batch {
+        if let Some(remote) = &remote {
+            for job in processed.remote {
+                // An eviction whose record is locked runs on its own, so the sink never
+                // waits for an unrelated address.
+                for eviction in remote.offer(RemoteJob::from(job)).await {
+                    tokio::spawn(eviction);
                 }
             }
+        }
+        origins.push(processed.origin);
+    }
+    (origins, received)
+}
+
+/// Completes `origins` with the tracker under one lock and stores each partition's new
+/// contiguous offset.
+fn finish(
+    origins: &[Origin],
+    received: Instant,
+    tracker: &Mutex<OffsetTracker>,
+    consumer: &EventConsumer,
+    metrics: &Metrics,
+) {
+    if origins.is_empty() {
+        return;
+    }
+    MessageCompleted {
+        count: origins.len() as u64,
+        elapsed: received.elapsed(),
+    }
+    .emit(metrics);
+    let mut stores: Vec<(&Origin, i64)> = Vec::new();
+    {
+        let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
+        for origin in origins {
+            if let Some(offset) = tracker.complete(&origin.topic, origin.partition, origin.offset) {
+                // Offsets only grow: keep the newest per partition.
+                match stores
+                    .iter_mut()
+                    .find(|(o, _)| o.partition == origin.partition && o.topic == origin.topic)
+                {
+                    Some(stored) => stored.1 = stored.1.max(offset),
+                    None => stores.push((origin, offset)),
+                }
+            }
+        }
+    }
+    for (origin, offset) in stores {
+        match consumer.store_offset(&origin.topic, origin.partition, offset) {
+            Ok(()) => OffsetStored.emit(metrics),
+            // The partition was revoked meanwhile; its new owner re-reads it.
+            Err(e) => tracing::debug!(error = %e, "offset not stored"),
         }
     }
 }

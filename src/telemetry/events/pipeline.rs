@@ -10,15 +10,19 @@ use crate::model::{Origin, Role, Verdict};
 use crate::telemetry::handles::{filter_index, role_index, verdict_index};
 use crate::telemetry::{warnings, Metrics};
 
-/// A Kafka message was received.
+/// Kafka messages of one topic were received.
 pub(crate) struct MessageConsumed<'a> {
     /// Its topic.
     pub topic: &'a str,
+    /// How many messages of that topic.
+    pub count: u64,
 }
 impl MessageConsumed<'_> {
     /// Counts it.
     pub(crate) fn emit(&self, m: &Metrics) {
-        m.handles.events_consumed.with(self.topic, |c| c.inc());
+        m.handles
+            .events_consumed
+            .with(self.topic, |c| c.inc_by(self.count));
     }
 }
 
@@ -159,15 +163,18 @@ impl DlqEntryPublished<'_> {
     }
 }
 
-/// Every output of an input message was delivered.
+/// Every output of these input messages was delivered.
 pub(crate) struct MessageCompleted {
-    /// From consumption to the last delivery report.
+    /// How many messages finished together.
+    pub count: u64,
+    /// Time from consumption to the last delivery report of the oldest of them (one
+    /// observation per batch: latency is sampled, not timed per message).
     pub elapsed: Duration,
 }
 impl MessageCompleted {
-    /// Counts it and observes the latency.
+    /// Counts them and observes the latency once.
     pub(crate) fn emit(&self, m: &Metrics) {
-        m.messages_completed.inc();
+        m.messages_completed.inc_by(self.count);
         m.event_to_record.observe(self.elapsed.as_secs_f64());
     }
 }
@@ -230,7 +237,7 @@ mod tests {
     fn consumed_and_parsed_count_per_topic_and_format() {
         let (registry, m) = metrics();
         for topic in ["fw", "proxy", "fw"] {
-            MessageConsumed { topic }.emit(&m);
+            MessageConsumed { topic, count: 1 }.emit(&m);
         }
         for format in ["kv", "cef", "kv", "kv"] {
             LineParsed { format }.emit(&m);
@@ -370,6 +377,7 @@ mod tests {
             .emit(&m);
         }
         MessageCompleted {
+            count: 1,
             elapsed: Duration::from_millis(3),
         }
         .emit(&m);
