@@ -236,16 +236,28 @@ pub(crate) fn rejoin_if_sole_member_unassigned(
 
 /// Topic names, interned: every event of a topic shares one `Arc<str>`.
 #[derive(Debug, Default)]
-pub(crate) struct TopicNames(std::collections::HashMap<String, Arc<str>>);
+pub(crate) struct TopicNames {
+    names: std::collections::HashMap<String, Arc<str>>,
+    /// The last one asked for: a poll's messages mostly share their topic, so most lookups
+    /// are one comparison, not a hash.
+    last: Option<Arc<str>>,
+}
 
 impl TopicNames {
     /// The shared name of `topic`.
     pub(crate) fn intern(&mut self, topic: &str) -> Arc<str> {
-        if let Some(name) = self.0.get(topic) {
-            return name.clone();
+        if let Some(last) = self.last.as_ref().filter(|last| ***last == *topic) {
+            return last.clone();
         }
-        let name: Arc<str> = Arc::from(topic);
-        self.0.insert(topic.to_owned(), name.clone());
+        let name = match self.names.get(topic) {
+            Some(name) => name.clone(),
+            None => {
+                let name: Arc<str> = Arc::from(topic);
+                self.names.insert(topic.to_owned(), name.clone());
+                name
+            }
+        };
+        self.last = Some(name.clone());
         name
     }
 }
@@ -350,5 +362,22 @@ pub(crate) fn log_librdkafka(level: rdkafka::config::RDKafkaLogLevel, fac: &str,
         L::Warning => tracing::warn!(target: "librdkafka", fac, "{message}"),
         L::Notice | L::Info => tracing::info!(target: "librdkafka", fac, "{message}"),
         L::Debug => tracing::debug!(target: "librdkafka", fac, "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod topic_name_tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_is_interned_once_whatever_the_order() {
+        let mut names = TopicNames::default();
+        let fw = names.intern("firewall");
+        let proxy = names.intern("proxy");
+        assert!(Arc::ptr_eq(&fw, &names.intern("firewall")));
+        assert!(Arc::ptr_eq(&fw, &names.intern("firewall")));
+        assert!(Arc::ptr_eq(&proxy, &names.intern("proxy")));
+        assert_eq!((&*fw, &*proxy), ("firewall", "proxy"));
+        assert_eq!(names.names.len(), 2);
     }
 }
