@@ -46,6 +46,10 @@ pub fn parse_ip_token(token: &str) -> Option<IpAddr> {
     if token.is_empty() || token.len() > 64 {
         return None;
     }
+    // Most tokens are plain dotted quads: read them without the general parser.
+    if let Some(ip) = dotted_quad(token.as_bytes()) {
+        return Some(IpAddr::V4(ip));
+    }
     if let Ok(ip) = token.parse::<IpAddr>() {
         return Some(ip.to_canonical());
     }
@@ -75,6 +79,48 @@ pub fn parse_ip_token(token: &str) -> Option<IpAddr> {
     parse_without_zone(token)
 }
 
+/// A dotted quad exactly as the standard parser accepts it (four decimal octets of at most
+/// 255, no leading zeros, nothing else), or `None` to let the standard parser decide.
+fn dotted_quad(bytes: &[u8]) -> Option<Ipv4Addr> {
+    if bytes.len() < 7 || bytes.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut part = 0;
+    let mut value: u32 = 0;
+    let mut digits = 0;
+    for &b in bytes {
+        match b {
+            b'0'..=b'9' => {
+                // A leading zero is refused ("01"); a lone "0" is fine.
+                if digits == 1 && value == 0 {
+                    return None;
+                }
+                value = value * 10 + u32::from(b - b'0');
+                digits += 1;
+                if digits > 3 || value > 255 {
+                    return None;
+                }
+            }
+            b'.' => {
+                if digits == 0 || part == 3 {
+                    return None;
+                }
+                octets[part] = value as u8;
+                part += 1;
+                value = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if part != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = value as u8;
+    Some(Ipv4Addr::from(octets))
+}
+
 fn parse_without_zone(text: &str) -> Option<IpAddr> {
     let text = text.split_once('%').map_or(text, |(ip, _zone)| ip);
     text.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
@@ -87,6 +133,53 @@ fn is_port(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn the_dotted_quad_fast_path_never_disagrees(token in "[0-9.]{1,16}") {
+            if let Some(ip) = dotted_quad(token.as_bytes()) {
+                proptest::prop_assert_eq!(Some(ip), token.parse::<Ipv4Addr>().ok());
+            } else if token.len() <= 15 {
+                proptest::prop_assert!(token.parse::<Ipv4Addr>().is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn the_dotted_quad_fast_path_agrees_with_the_standard_parser() {
+        let cases = [
+            "203.0.113.7",
+            "0.0.0.0",
+            "255.255.255.255",
+            "1.2.3.4",
+            "10.0.0.1",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.04",
+            "1.2.3.a",
+            "1.2.3.4 ",
+            "00.0.0.0",
+            "192.168.001.1",
+            "999.9.9.9",
+            "1.2.3.400",
+            "12.34.56.78",
+        ];
+        for case in cases {
+            let fast = dotted_quad(case.as_bytes());
+            let std = case.parse::<Ipv4Addr>().ok();
+            if let Some(ip) = fast {
+                assert_eq!(Some(ip), std, "{case}");
+            }
+            if std.is_some() && case.len() <= 15 {
+                assert_eq!(fast, std, "{case}: the fast path should take it");
+            }
+        }
+    }
     use crate::model::Role;
     use std::borrow::Cow;
 
