@@ -67,6 +67,17 @@ struct Node<'a> {
 #[derive(Debug)]
 pub(crate) struct JsonDoc<'a> {
     nodes: Vec<Node<'a>>,
+    /// A 64-bit filter of the top-level object's keys (see [`key_bit`]): format detection
+    /// asks for many keys a document does not have, and most are refused by one bit test.
+    root_keys: u64,
+}
+
+/// The filter bit of a key: from its length and its first and last bytes.
+fn key_bit(key: &[u8]) -> u64 {
+    let (first, last) = (key.first().copied(), key.last().copied());
+    let mix =
+        key.len() as u32 * 31 + u32::from(first.unwrap_or(0)) * 7 + u32::from(last.unwrap_or(0));
+    1 << (mix & 63)
 }
 
 /// A value inside a [`JsonDoc`].
@@ -85,6 +96,7 @@ impl<'a> JsonDoc<'a> {
             pos: 0,
             // Enough for a typical event without growing.
             nodes: Vec::with_capacity(64),
+            root_keys: 0,
         };
         parser.nodes.push(Node {
             key: JsonStr {
@@ -103,6 +115,7 @@ impl<'a> JsonDoc<'a> {
         }
         Ok(JsonDoc {
             nodes: parser.nodes,
+            root_keys: parser.root_keys,
         })
     }
 
@@ -189,6 +202,9 @@ impl<'d, 'a> JsonRef<'d, 'a> {
 
     /// The member whose key is exactly `key` (no dotted-path handling).
     pub(crate) fn member(&self, key: &str) -> Option<JsonRef<'d, 'a>> {
+        if self.index == 0 && self.doc.root_keys & key_bit(key.as_bytes()) == 0 {
+            return None;
+        }
         self.members().find(|(k, _)| k.eq_str(key)).map(|(_, v)| v)
     }
 
@@ -314,6 +330,7 @@ struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
     nodes: Vec<Node<'a>>,
+    root_keys: u64,
 }
 
 impl<'a> Parser<'a> {
@@ -441,6 +458,14 @@ impl<'a> Parser<'a> {
             }
             self.pos += 1;
             let key = self.string()?;
+            if depth == 1 {
+                // The top-level object's keys; an escaped key could match any name.
+                self.root_keys |= if key.escaped {
+                    u64::MAX
+                } else {
+                    key_bit(key.raw.as_bytes())
+                };
+            }
             self.skip_ws();
             if self.bytes.get(self.pos) != Some(&b':') {
                 return Err(self.error("expected ':'"));

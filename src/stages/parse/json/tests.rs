@@ -76,3 +76,19 @@ fn invalid_documents_are_errors() {
     let deep = "[".repeat(100) + &"]".repeat(100);
     assert!(JsonDoc::parse(&deep).is_err());
 }
+
+#[test]
+fn the_root_key_filter_never_hides_a_member() {
+    let text = r#"{"a":1,"source":{"ip":"x"},"event_type":"flow","k\u0065y":2,"":3,"zz":{"a":4}}"#;
+    let doc = JsonDoc::parse(text).unwrap();
+    let root = doc.root();
+    for key in ["a", "source", "event_type", "key", "", "zz"] {
+        assert!(root.member(key).is_some(), "{key}");
+    }
+    for key in ["b", "sourcE", "event", "ip", "zzz"] {
+        assert!(root.member(key).is_none(), "{key}");
+    }
+    // Nested objects are not filtered.
+    assert!(root.member("zz").unwrap().member("a").is_some());
+    assert!(root.get("source.ip").is_some());
+}
