@@ -200,7 +200,10 @@ impl Processor {
             count: 1,
         }
         .emit(&self.metrics);
-        self.process_one(raw, received, SystemTime::now())
+        let mut parsed = FormatTally::default();
+        let out = self.process_one(raw, received, SystemTime::now(), &mut parsed);
+        parsed.emit(&self.metrics);
+        out
     }
 
     /// Processes the messages of one poll, in order, with one clock reading and one count per
@@ -215,18 +218,27 @@ impl Processor {
             }
             .emit(&self.metrics);
         }
-        batch
+        let mut parsed = FormatTally::default();
+        let out = batch
             .iter()
             .map(|raw| {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.process_one(raw, received, now)
+                    self.process_one(raw, received, now, &mut parsed)
                 }))
                 .unwrap_or_else(|_| self.dead_letter_internal_error(raw, received))
             })
-            .collect()
+            .collect();
+        parsed.emit(&self.metrics);
+        out
     }
 
-    fn process_one(&self, raw: &RawEvent, received: Instant, now: SystemTime) -> Processed {
+    fn process_one(
+        &self,
+        raw: &RawEvent,
+        received: Instant,
+        now: SystemTime,
+        parsed_lines: &mut FormatTally,
+    ) -> Processed {
         let mut out = Processed {
             origin: raw.origin.clone(),
             received,
@@ -274,16 +286,10 @@ impl Processor {
             match self.registry.parse_line(line, stream) {
                 Ok(parsed) => {
                     if parsed.events.is_empty() {
-                        LineParsed {
-                            format: parsed.format,
-                        }
-                        .emit(&self.metrics);
+                        parsed_lines.add(parsed.format);
                     }
                     for event in &parsed.events {
-                        LineParsed {
-                            format: event.format,
-                        }
-                        .emit(&self.metrics);
+                        parsed_lines.add(event.format);
                         if let Err(error) = self.enrich_event(event, seen_at, now, &mut out) {
                             out.outputs.push(self.dead_letter(
                                 raw,
@@ -475,6 +481,30 @@ impl Processor {
             EventWithoutIp.emit(&self.metrics);
         }
         failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Lines parsed per format, counted once per batch instead of once per line.
+#[derive(Debug, Default)]
+struct FormatTally(Vec<(&'static str, u64)>);
+
+impl FormatTally {
+    fn add(&mut self, format: &'static str) {
+        // Format names are static: the same pointer almost always means the same name.
+        match self
+            .0
+            .iter_mut()
+            .find(|(name, _)| std::ptr::eq(*name, format) || *name == format)
+        {
+            Some((_, count)) => *count += 1,
+            None => self.0.push((format, 1)),
+        }
+    }
+
+    fn emit(self, metrics: &Metrics) {
+        for (format, count) in self.0 {
+            LineParsed { format, count }.emit(metrics);
+        }
     }
 }
 

@@ -26,15 +26,19 @@ impl MessageConsumed<'_> {
     }
 }
 
-/// A line was parsed.
+/// Lines of one format were parsed.
 pub(crate) struct LineParsed {
-    /// Format that parsed it.
+    /// Format name.
     pub format: &'static str,
+    /// How many lines (counted per batch).
+    pub count: u64,
 }
 impl LineParsed {
-    /// Counts it.
+    /// Counts them.
     pub(crate) fn emit(&self, m: &Metrics) {
-        m.handles.events_parsed.with(self.format, |c| c.inc());
+        m.handles
+            .events_parsed
+            .with(self.format, |c| c.inc_by(self.count));
     }
 }
 
@@ -240,7 +244,7 @@ mod tests {
             MessageConsumed { topic, count: 1 }.emit(&m);
         }
         for format in ["kv", "cef", "kv", "kv"] {
-            LineParsed { format }.emit(&m);
+            LineParsed { format, count: 1 }.emit(&m);
         }
         let consumed = |topic| sample(&registry, "events_consumed_total", &[("topic", topic)]);
         assert_eq!((consumed("fw"), consumed("proxy")), (Some(2.0), Some(1.0)));
