@@ -202,4 +202,22 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn an_unsent_suffix_abandoned_newest_first_leaves_nothing_pending() {
+        let t = topic();
+        let mut tracker = OffsetTracker::new();
+        for o in 10..15 {
+            tracker.begin(&t, 0, o);
+        }
+        // Oldest first would leave all but the newest pending: the tracker refuses to forget
+        // an offset below a begun one.
+        for o in [14, 13, 12] {
+            tracker.abandon(&t, 0, o);
+        }
+        assert_eq!(tracker.in_flight(), 2);
+        assert_eq!(tracker.complete(&t, 0, 11), None);
+        assert_eq!(tracker.complete(&t, 0, 10), Some(11));
+        assert_eq!(tracker.in_flight(), 0);
+    }
 }

@@ -74,50 +74,65 @@ pub(super) async fn consume_loop(
             let index = owner(&raw.origin.topic, raw.origin.partition, workers.len());
             shares[index].push(raw);
         }
-        for (worker, events) in workers.iter().zip(shares) {
+        let mut shares = workers.iter().zip(shares);
+        while let Some((worker, events)) = shares.next() {
             if events.is_empty() {
                 continue;
             }
             let batch = RawBatch { events, received };
-            if !hand_on(worker, batch, &tracker, &metrics, &shutdown).await {
+            if let Err(unsent) = hand_on(worker, batch, &metrics, &shutdown).await {
+                // Shutdown came (or a worker is gone) with this share and the rest of the
+                // poll unsent: abandoned, so their offsets are never stored and the next owner
+                // reads them again; they are not unfinished work.
+                let rest = shares.flat_map(|(_, events)| events);
+                abandon(&tracker, unsent.into_iter().chain(rest));
                 return;
             }
         }
     }
 }
 
-/// Sends `batch` to its worker, waiting while the worker is behind. `false` when the loop
-/// must end: the worker is gone, or shutdown came while waiting (the batch is then
-/// abandoned: its offsets are never stored and the next owner reads them again).
+/// Sends `batch` to its worker, waiting while the worker is behind; gives the messages back
+/// when the worker is gone or shutdown came while waiting.
 async fn hand_on(
     worker: &mpsc::Sender<RawBatch>,
     batch: RawBatch,
-    tracker: &Mutex<OffsetTracker>,
     metrics: &Metrics,
     shutdown: &CancellationToken,
-) -> bool {
+) -> Result<(), Vec<RawEvent>> {
     let batch = match worker.try_send(batch) {
-        Ok(()) => return true,
-        Err(mpsc::error::TrySendError::Closed(_)) => return false,
+        Ok(()) => return Ok(()),
+        Err(mpsc::error::TrySendError::Closed(batch)) => return Err(batch.events),
         Err(mpsc::error::TrySendError::Full(batch)) => batch,
     };
     let waited_from = Instant::now();
-    let origins: Vec<_> = batch.events.iter().map(|raw| raw.origin.clone()).collect();
+    // `reserve` keeps the batch here until there is room, so shutdown can give it back.
     let sent = tokio::select! {
         biased;
-        _ = shutdown.cancelled() => false,
-        result = worker.send(batch) => result.is_ok(),
+        _ = shutdown.cancelled() => Err(batch.events),
+        permit = worker.reserve() => match permit {
+            Ok(permit) => {
+                permit.send(batch);
+                Ok(())
+            }
+            Err(_) => Err(batch.events),
+        },
     };
-    if !sent {
-        let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
-        for origin in &origins {
-            tracker.abandon(&origin.topic, origin.partition, origin.offset);
-        }
-    }
     BackpressureWaited {
         stage: "consume",
         waited: waited_from.elapsed(),
     }
     .emit(metrics);
     sent
+}
+
+/// Forgets begun messages that never reached a worker. The tracker only lets the newest begun
+/// offset of a partition go, and these are the newest of theirs, so they go newest first.
+fn abandon(tracker: &Mutex<OffsetTracker>, events: impl Iterator<Item = RawEvent>) {
+    let mut origins: Vec<_> = events.map(|raw| raw.origin).collect();
+    origins.sort_by(|a, b| b.offset.cmp(&a.offset));
+    let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
+    for origin in &origins {
+        tracker.abandon(&origin.topic, origin.partition, origin.offset);
+    }
 }
