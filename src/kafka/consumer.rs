@@ -273,10 +273,13 @@ pub(crate) struct Polled {
 }
 
 /// Waits for the next message, then takes every message already waiting behind it, up to
-/// `max_messages` and `max_bytes` of payload, without waiting again. Cancellation-safe: the
-/// only await is for the first message.
+/// `max_messages` and `max_bytes` of payload, without waiting again. Each message is begun with
+/// `tracker` before the next poll: a poll can serve a rebalance, and a revoke must find every
+/// message of the partition it forgets already begun. Cancellation-safe: the only await is for
+/// the first message.
 pub(crate) async fn next_batch(
     consumer: &EventConsumer,
+    tracker: &Mutex<OffsetTracker>,
     topics: &mut TopicNames,
     max_messages: usize,
     max_bytes: usize,
@@ -290,6 +293,11 @@ pub(crate) async fn next_batch(
             Ok(message) => {
                 let topic = topics.intern(message.topic());
                 let raw = raw_event_from(&message, topic);
+                tracker.lock().unwrap_or_else(|p| p.into_inner()).begin(
+                    &raw.origin.topic,
+                    raw.origin.partition,
+                    raw.origin.offset,
+                );
                 bytes += raw.payload.len();
                 polled.events.push(raw);
             }

@@ -1,5 +1,5 @@
-//! The consume loop: takes what one poll has ready as a batch, registers its offsets with the
-//! tracker under one lock, and hands each partition's messages, in order, to the worker that
+//! The consume loop: takes what one poll has ready as a batch (each offset registered with the
+//! tracker as it is taken), and hands each partition's messages, in order, to the worker that
 //! owns the partition; a full worker channel is backpressure (waited out, and counted).
 
 use std::collections::hash_map::DefaultHasher;
@@ -48,7 +48,7 @@ pub(super) async fn consume_loop(
         let polled = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            polled = next_batch(&consumer, &mut topics, limits.batch_max_messages, limits.batch_max_bytes) => polled,
+            polled = next_batch(&consumer, &tracker, &mut topics, limits.batch_max_messages, limits.batch_max_bytes) => polled,
         };
         if let Some(error) = &polled.error {
             KafkaClientError {
@@ -63,12 +63,6 @@ pub(super) async fn consume_loop(
             continue;
         }
         let received = Instant::now();
-        {
-            let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
-            for raw in &polled.events {
-                tracker.begin(&raw.origin.topic, raw.origin.partition, raw.origin.offset);
-            }
-        }
         let mut shares: Vec<Vec<RawEvent>> = workers.iter().map(|_| Vec::new()).collect();
         for raw in polled.events {
             let index = owner(&raw.origin.topic, raw.origin.partition, workers.len());
@@ -130,7 +124,7 @@ async fn hand_on(
 /// offset of a partition go, and these are the newest of theirs, so they go newest first.
 fn abandon(tracker: &Mutex<OffsetTracker>, events: impl Iterator<Item = RawEvent>) {
     let mut origins: Vec<_> = events.map(|raw| raw.origin).collect();
-    origins.sort_by(|a, b| b.offset.cmp(&a.offset));
+    origins.sort_by_key(|origin| std::cmp::Reverse(origin.offset));
     let mut tracker = tracker.lock().unwrap_or_else(|p| p.into_inner());
     for origin in &origins {
         tracker.abandon(&origin.topic, origin.partition, origin.offset);
