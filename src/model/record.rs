@@ -16,7 +16,7 @@ pub(crate) const DLQ_SCHEMA: &str = "threatsift.dlq/1";
 
 /// Every parse error's bounded label (`parse_errors_total{kind}`, the DLQ `reason`); the parse
 /// stage's `ParseError::kind` returns one of these.
-pub(crate) const PARSE_ERROR_KINDS: [&str; 9] = [
+pub(crate) const PARSE_ERROR_KINDS: [&str; 10] = [
     "empty",
     "invalid_utf8",
     "too_large",
@@ -26,6 +26,7 @@ pub(crate) const PARSE_ERROR_KINDS: [&str; 9] = [
     "malformed",
     "unrecognized_format",
     "internal_error",
+    "too_many_errors",
 ];
 
 /// What the evidence says about an address, weakest first.

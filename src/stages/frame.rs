@@ -58,8 +58,28 @@ pub(crate) fn seen_at(timestamp_ms: Option<i64>, now: SystemTime) -> SystemTime 
         .unwrap_or(now)
 }
 
+/// The events of a payload, one at a time (a payload may hold millions of lines): one per line,
+/// unless the whole payload is one JSON document spread over several lines. The flag says
+/// whether there are several (lines are then numbered in DLQ entries).
+pub(crate) fn events(text: &str) -> (bool, impl Iterator<Item = &str>) {
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    let several = trimmed.contains('\n') && !is_one_json_document(trimmed);
+    let whole = (!several).then_some(trimmed);
+    let lines = several
+        .then(|| trimmed.split('\n').map(|l| l.trim_end_matches('\r')))
+        .into_iter()
+        .flatten();
+    (several, whole.into_iter().chain(lines))
+}
+
+fn is_one_json_document(trimmed: &str) -> bool {
+    trimmed.trim_start().starts_with('{')
+        && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok()
+}
+
 /// Splits a payload into events: one per line, unless the whole payload is one JSON document
-/// spread over several lines.
+/// spread over several lines (the collected form of [`events`], for tests).
+#[cfg(test)]
 pub(crate) fn split_events(text: &str) -> Vec<&str> {
     let trimmed = text.trim_end_matches(['\n', '\r']);
     if !trimmed.contains('\n') {
@@ -79,6 +99,23 @@ pub(crate) fn split_events(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_one_at_a_time_match_the_split() {
+        for text in [
+            "a=1\n",
+            "a=1\r\nb=2\n",
+            "{\n \"a\": 1\n}\n",
+            "{\"a\":1}\n{\"b\":2}",
+            "x",
+            "\n\n",
+        ] {
+            let (several, lines) = events(text);
+            let split = split_events(text);
+            assert_eq!(several, split.len() > 1, "{text:?}");
+            assert_eq!(lines.collect::<Vec<_>>(), split, "{text:?}");
+        }
+    }
 
     #[test]
     fn splitting_keeps_one_json_document_whole() {

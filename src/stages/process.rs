@@ -50,6 +50,8 @@ pub struct ProcessorOptions {
     pub max_decompressed_bytes: usize,
     /// Bytes of the original kept in a DLQ entry.
     pub dlq_max_payload_bytes: usize,
+    /// DLQ entries one message may make before one summary entry stands for the rest.
+    pub dlq_max_entries_per_message: usize,
     /// Lowest verdict published.
     pub min_verdict: Verdict,
     /// Weights, thresholds and severity bands (`[scoring]` and the feed weights).
@@ -173,6 +175,7 @@ impl Processor {
                 max_line_bytes: settings.parse.max_line_bytes,
                 max_decompressed_bytes: settings.parse.max_decompressed_bytes,
                 dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
+                dlq_max_entries_per_message: settings.dlq.max_entries_per_message,
                 min_verdict: settings.publish.min_verdict,
                 scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
                 remote: !providers.remote.is_empty(),
@@ -267,9 +270,11 @@ impl Processor {
             partition: raw.origin.partition,
             key: raw.key.as_deref(),
         };
-        let lines = frame::split_events(text);
-        let multi = lines.len() > 1;
-        for (index, line) in lines.into_iter().enumerate() {
+        // One message may hold millions of bad lines: past the cap they are counted, not
+        // copied into entries of their own.
+        let mut dlq = DlqBudget::new(self.options.dlq_max_entries_per_message);
+        let (multi, lines) = frame::events(text);
+        for (index, line) in lines.enumerate() {
             let line_no = multi.then_some(index);
             if multi && line.trim().is_empty() {
                 continue;
@@ -279,8 +284,15 @@ impl Processor {
                     len: line.len(),
                     limit: self.options.max_line_bytes,
                 };
-                out.outputs
-                    .push(self.dead_letter(raw, line_no, line.as_bytes(), &error, now));
+                self.dead_letter_within(
+                    &mut dlq,
+                    &mut out,
+                    raw,
+                    line_no,
+                    line.as_bytes(),
+                    &error,
+                    now,
+                );
                 continue;
             }
             match self.registry.parse_line(line, stream) {
@@ -291,13 +303,15 @@ impl Processor {
                     for event in &parsed.events {
                         parsed_lines.add(event.format);
                         if let Err(error) = self.enrich_event(event, seen_at, now, &mut out) {
-                            out.outputs.push(self.dead_letter(
+                            self.dead_letter_within(
+                                &mut dlq,
+                                &mut out,
                                 raw,
                                 line_no,
                                 line.as_bytes(),
                                 &error,
                                 now,
-                            ));
+                            );
                         }
                     }
                     for item in &parsed.errors {
@@ -306,15 +320,37 @@ impl Processor {
                         } else {
                             item.text.as_bytes()
                         };
-                        out.outputs
-                            .push(self.dead_letter(raw, line_no, bytes, &item.error, now));
+                        self.dead_letter_within(
+                            &mut dlq,
+                            &mut out,
+                            raw,
+                            line_no,
+                            bytes,
+                            &item.error,
+                            now,
+                        );
                     }
                 }
                 Err(error) => {
-                    out.outputs
-                        .push(self.dead_letter(raw, line_no, line.as_bytes(), &error, now));
+                    self.dead_letter_within(
+                        &mut dlq,
+                        &mut out,
+                        raw,
+                        line_no,
+                        line.as_bytes(),
+                        &error,
+                        now,
+                    );
                 }
             }
+        }
+        if dlq.suppressed > 0 {
+            let error = ParseError::TooManyErrors {
+                more: dlq.suppressed,
+                limit: dlq.limit,
+            };
+            out.outputs
+                .push(self.entry(raw, None, &raw.payload, &error, now));
         }
         out
     }
@@ -336,7 +372,54 @@ impl Processor {
         }
     }
 
+    /// Dead-letters one line (or batch item) unless the message has used its entries: then the
+    /// error is counted and left for the message's summary entry.
+    #[allow(clippy::too_many_arguments)]
+    fn dead_letter_within(
+        &self,
+        budget: &mut DlqBudget,
+        out: &mut Processed,
+        raw: &RawEvent,
+        line: Option<usize>,
+        bytes: &[u8],
+        error: &ParseError,
+        now: SystemTime,
+    ) {
+        if budget.written < budget.limit {
+            budget.written += 1;
+            out.outputs
+                .push(self.dead_letter(raw, line, bytes, error, now));
+        } else {
+            budget.suppressed += 1;
+            LineParseError {
+                kind: error.kind(),
+                error: "",
+                origin: &raw.origin,
+            }
+            .count(&self.metrics);
+        }
+    }
+
     fn dead_letter(
+        &self,
+        raw: &RawEvent,
+        line: Option<usize>,
+        bytes: &[u8],
+        error: &ParseError,
+        now: SystemTime,
+    ) -> Output {
+        let message = error.to_string();
+        LineParseError {
+            kind: error.kind(),
+            error: &message,
+            origin: &raw.origin,
+        }
+        .emit(&self.metrics);
+        self.entry(raw, line, bytes, error, now)
+    }
+
+    /// The DLQ entry for `bytes` of `raw`.
+    fn entry(
         &self,
         raw: &RawEvent,
         line: Option<usize>,
@@ -346,12 +429,6 @@ impl Processor {
     ) -> Output {
         let reason = error.kind();
         let message = error.to_string();
-        LineParseError {
-            kind: reason,
-            error: &message,
-            origin: &raw.origin,
-        }
-        .emit(&self.metrics);
         let entry = DlqEntry::new(
             reason,
             message,
@@ -481,6 +558,24 @@ impl Processor {
             EventWithoutIp.emit(&self.metrics);
         }
         failed.map_or(Ok(()), Err)
+    }
+}
+
+/// How many DLQ entries a message has made, and how many errors it had past its limit.
+#[derive(Debug)]
+struct DlqBudget {
+    limit: usize,
+    written: usize,
+    suppressed: u64,
+}
+
+impl DlqBudget {
+    fn new(limit: usize) -> Self {
+        DlqBudget {
+            limit,
+            written: 0,
+            suppressed: 0,
+        }
     }
 }
 

@@ -300,3 +300,43 @@ fn without_remote_providers_no_jobs() {
     assert!(out.remote.is_empty());
     assert_eq!(records(&out)[0]["intel"]["rdap"]["status"], "disabled");
 }
+
+#[test]
+fn a_flood_of_bad_lines_makes_at_most_the_limit_of_entries_and_one_summary() {
+    let (processor, metrics) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n\
+         [dlq]\nmax_entries_per_message = 100\nmax_payload_bytes = 1000\n",
+    );
+    // 50,000 lines no format reads, then one that is an event.
+    let mut text = "a\n".repeat(50_000);
+    text.push_str("src=203.0.113.9 dst=198.51.100.2\n");
+    let out = processor.process_message(&message("fw", 7, &text), Instant::now());
+    let reasons = dlq_reasons(&out);
+    assert_eq!(
+        reasons.len(),
+        101,
+        "100 entries of their own and one summary"
+    );
+    assert!(reasons[..100].iter().all(|r| *r != "too_many_errors"));
+    assert_eq!(reasons[100], "too_many_errors");
+    let summary: serde_json::Value = serde_json::from_slice(
+        &out.outputs
+            .iter()
+            .find(|o| o.kind == OutputKind::Dlq("too_many_errors"))
+            .unwrap()
+            .payload,
+    )
+    .unwrap();
+    assert_eq!(summary["line"], serde_json::Value::Null);
+    assert_eq!(summary["payload_truncated"], true);
+    assert_eq!(summary["payload_bytes"], text.len());
+    assert!(summary["error"].as_str().unwrap().contains("49900 more"));
+    // The event after the flood still became its record.
+    assert_eq!(records(&out).len(), 2);
+    // Every bad line is counted.
+    let counted = metrics
+        .parse_errors
+        .with_label_values(&["unrecognized_format"])
+        .get();
+    assert_eq!(counted, 50_000);
+}

@@ -86,11 +86,24 @@ pub enum ParseError {
     /// A record made from this line could not be serialised (a bug); kept for analysis.
     #[error("internal error: {0}")]
     Encode(String),
+    /// The message made more DLQ entries than `dlq.max_entries_per_message`: this one entry
+    /// stands for the rest and carries the whole message.
+    #[error(
+        "{more} more lines or items of this message could not be processed (each is counted in \
+         parse_errors_total); only the first {limit} have DLQ entries of their own, and this \
+         entry carries the whole message"
+    )]
+    TooManyErrors {
+        /// Errors without an entry of their own.
+        more: u64,
+        /// `dlq.max_entries_per_message`.
+        limit: usize,
+    },
 }
 
 impl ParseError {
     /// Every [`ParseError::kind`], for resolving metric children once.
-    pub const KINDS: [&'static str; 9] = crate::model::PARSE_ERROR_KINDS;
+    pub const KINDS: [&'static str; 10] = crate::model::PARSE_ERROR_KINDS;
 
     /// Bounded label for metrics and the DLQ `reason`.
     pub fn kind(&self) -> &'static str {
@@ -104,6 +117,7 @@ impl ParseError {
             ParseError::Malformed { .. } => "malformed",
             ParseError::Unrecognized => "unrecognized_format",
             ParseError::Internal | ParseError::Encode(_) => "internal_error",
+            ParseError::TooManyErrors { .. } => "too_many_errors",
         }
     }
 

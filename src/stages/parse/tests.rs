@@ -80,6 +80,7 @@ fn every_parse_error_kind_is_a_known_label() {
         ParseError::malformed("kv", ""),
         ParseError::Unrecognized,
         ParseError::Internal,
+        ParseError::TooManyErrors { more: 1, limit: 1 },
     ];
     let kinds: Vec<_> = every.iter().map(ParseError::kind).collect();
     assert_eq!(kinds, ParseError::KINDS);

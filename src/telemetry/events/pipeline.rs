@@ -52,6 +52,12 @@ pub(crate) struct LineParseError<'a> {
     pub origin: &'a Origin,
 }
 impl LineParseError<'_> {
+    /// Counts it, without a log line (an error past its message's DLQ limit: the summary entry
+    /// speaks for it).
+    pub(crate) fn count(&self, m: &Metrics) {
+        m.handles.parse_errors.with(self.kind, |c| c.inc());
+    }
+
     /// Counts it and warns (rate-limited).
     pub(crate) fn emit(&self, m: &Metrics) {
         m.handles.parse_errors.with(self.kind, |c| c.inc());
