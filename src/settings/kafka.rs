@@ -55,6 +55,18 @@ pub struct KafkaSettings {
     pub librdkafka: Passthrough,
 }
 
+/// librdkafka settings the delivery promise depends on, and the values the passthrough may
+/// give them (the ones the daemon sets itself): offsets stored only after delivery, then
+/// committed; acks from every in-sync replica; an idempotent producer.
+const PROMISE_KEYS: [(&str, &[&str]); 6] = [
+    ("enable.auto.offset.store", &["false"]),
+    ("enable.auto.commit", &["true"]),
+    ("auto.commit.enable", &["true"]),
+    ("acks", &["all", "-1"]),
+    ("request.required.acks", &["all", "-1"]),
+    ("enable.idempotence", &["true"]),
+];
+
 impl KafkaSettings {
     /// Required names, distinct topics, a known protocol and mechanism, well-formed passthrough
     /// entries and a session timeout librdkafka accepts.
@@ -100,7 +112,26 @@ impl KafkaSettings {
             ));
         }
         for (i, entry) in self.librdkafka.0.iter().enumerate() {
+            let promised = |name: &str, value: &str| {
+                PROMISE_KEYS
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .filter(|(_, allowed)| !allowed.contains(&value.to_ascii_lowercase().as_str()))
+                    .map(|(_, allowed)| allowed.join(" or "))
+            };
             match entry.split_once('=') {
+                Some((name, value)) if promised(name.trim(), value.trim()).is_some() => {
+                    return Err(SettingsError::invalid(
+                        format!("kafka.librdkafka[{i}]"),
+                        format!(
+                            "`{}` must stay {}: the delivery promise depends on it (offsets \
+                             stored only after delivery, acks from every in-sync replica, an \
+                             idempotent producer)",
+                            name.trim(),
+                            promised(name.trim(), value.trim()).unwrap_or_default()
+                        ),
+                    ))
+                }
                 Some((name, _)) if !name.trim().is_empty() => {}
                 _ => {
                     return Err(SettingsError::invalid(

@@ -223,3 +223,28 @@ mod layering_tests {
         assert_eq!(names, ["a", "b"]);
     }
 }
+
+#[test]
+fn the_passthrough_refuses_the_keys_the_delivery_promise_depends_on() {
+    for key in [
+        "enable.auto.offset.store",
+        "enable.auto.commit",
+        "acks",
+        "enable.idempotence",
+    ] {
+        let toml = format!("[kafka]\nlibrdkafka = [\"fetch.min.bytes=1\", \" {key} = x\"]\n");
+        let err = Settings::from_toml_overrides(&toml)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`kafka.librdkafka[1]`") && err.contains(key),
+            "{err}"
+        );
+    }
+    Settings::from_toml_overrides("[kafka]\nlibrdkafka = [\"fetch.queue.backoff.ms=50\"]\n")
+        .expect("other keys pass");
+    Settings::from_toml_overrides(
+        "[kafka]\nlibrdkafka = [\"acks=all\", \"enable.idempotence=true\"]\n",
+    )
+    .expect("the values the daemon sets itself pass");
+}
