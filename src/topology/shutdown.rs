@@ -9,9 +9,10 @@
 //! 2. housekeeping stops;
 //! 3. lookups already sent get up to 5 s to land their revisions; queued ones are abandoned
 //!    (their records keep `pending`);
-//! 4. the last scheduled report is written (its narrative bounded by its own timeout);
-//! 5. the producer is flushed, 6. the stored offsets committed, 7. the group left;
-//! 8. the metrics server stops.
+//! 4. the producer is flushed, 5. the stored offsets committed;
+//! 6. the last scheduled report is written (its narrative bounded by its own timeout and by
+//!    what is left of the deadline), after the commit so it can never cost it;
+//! 7. the group is left; 8. the metrics server stops.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,15 +213,8 @@ pub(super) async fn drain(
             lookups.abort_all();
         }
     }
-    // 4. The last interval's report holds every record the sink published.
-    stops.reports.cancel();
-    if let Some(task) = reports {
-        let wait = (settings.report.narrative.timeout + Duration::from_secs(10)).min(left());
-        if timeout(wait, task).await.is_err() {
-            warn!("the last scheduled report was not finished in time");
-        }
-    }
-    // 5–7. Flush, commit, leave the group (blocking librdkafka calls, off the runtime).
+    // 4–5. Flush, then commit (blocking librdkafka calls, off the runtime), before the report:
+    // a slow narrative can never cost the commit.
     let (producer, flush_for) = (clients.producer.clone(), left());
     let _ = timeout(
         flush_for,
@@ -230,12 +224,20 @@ pub(super) async fn drain(
     let (consumer, commit_metrics) = (clients.consumer.clone(), metrics.clone());
     let commit = tokio::task::spawn_blocking(move || commit_stored(&consumer, &commit_metrics));
     let _ = timeout(left(), commit).await;
+    // 6. The last interval's report holds every record the sink published.
+    stops.reports.cancel();
+    if let Some(task) = reports {
+        let wait = (settings.report.narrative.timeout + Duration::from_secs(10)).min(left());
+        if timeout(wait, task).await.is_err() {
+            warn!("the last scheduled report was not finished in time");
+        }
+    }
     let unfinished = clients
         .tracker
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .in_flight();
-    // Leave the group now rather than at drop, so a restarted daemon is assigned at once.
+    // 7. Leave the group now rather than at drop, so a restarted daemon is assigned at once.
     let consumer = clients.consumer;
     let close = tokio::task::spawn_blocking(move || {
         consumer.unsubscribe();
