@@ -12,8 +12,6 @@
 //! e2e` drains 1,000,000 events (`THREATSIFT_E2E_EVENTS` overrides); in test mode (`cargo test
 //! --all-targets`) 2,000, and it only checks that both drain.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +22,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::ClientConfig;
-use threatsift::test_support::{brokers, unique};
+use threatsift::test_support::{brokers, http_get, unique};
 
 const PARTITIONS: i32 = 4;
 const DISTINCT_SOURCES: usize = 20_000;
@@ -164,15 +162,7 @@ fn rate(events: usize, first: Option<(Instant, Option<f64>)>, broker: Option<u32
 }
 
 fn metric(port: u16, name: &str) -> Option<f64> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
+    let (_, text) = http_get(port, "/metrics")?;
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())

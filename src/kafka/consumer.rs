@@ -19,7 +19,9 @@ use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::{apply_passthrough, base_client_config, error_kind};
 use crate::model::{Origin, RawEvent};
 use crate::settings::{Settings, SettingsError};
-use crate::telemetry::events::{KafkaClientError, OffsetsCommitted, PartitionsRebalanced};
+use crate::telemetry::events::{
+    ConsumerLagSampled, KafkaClientError, OffsetsCommitted, PartitionsRebalanced,
+};
 use crate::telemetry::Metrics;
 
 /// The consumer type used by the daemon.
@@ -64,10 +66,12 @@ impl ClientContext for PipelineConsumerContext {
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics
-                        .consumer_lag
-                        .with_label_values(&[topic.as_str(), &partition.to_string()])
-                        .set(p.consumer_lag);
+                    ConsumerLagSampled {
+                        topic,
+                        partition: *partition,
+                        lag: p.consumer_lag,
+                    }
+                    .emit(&self.metrics);
                 }
             }
         }

@@ -1,3 +1,4 @@
+//! Unit tests of `slot`.
 use super::*;
 use crate::remote::breaker::FAILURE_THRESHOLD;
 

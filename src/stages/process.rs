@@ -272,7 +272,7 @@ impl Processor {
         };
         // One message may hold millions of bad lines: past the cap they are counted, not
         // copied into entries of their own.
-        let mut dlq = DlqBudget::new(self.options.dlq_max_entries_per_message);
+        let mut dlq = DlqBudget::new(raw, now, self.options.dlq_max_entries_per_message);
         let (multi, lines) = frame::events(text);
         for (index, line) in lines.enumerate() {
             let line_no = multi.then_some(index);
@@ -284,15 +284,7 @@ impl Processor {
                     len: line.len(),
                     limit: self.options.max_line_bytes,
                 };
-                self.dead_letter_within(
-                    &mut dlq,
-                    &mut out,
-                    raw,
-                    line_no,
-                    line.as_bytes(),
-                    &error,
-                    now,
-                );
+                self.dead_letter_within(&mut dlq, &mut out, line_no, line.as_bytes(), &error);
                 continue;
             }
             match self.registry.parse_line(line, stream) {
@@ -306,11 +298,9 @@ impl Processor {
                             self.dead_letter_within(
                                 &mut dlq,
                                 &mut out,
-                                raw,
                                 line_no,
                                 line.as_bytes(),
                                 &error,
-                                now,
                             );
                         }
                     }
@@ -320,27 +310,11 @@ impl Processor {
                         } else {
                             item.text.as_bytes()
                         };
-                        self.dead_letter_within(
-                            &mut dlq,
-                            &mut out,
-                            raw,
-                            line_no,
-                            bytes,
-                            &item.error,
-                            now,
-                        );
+                        self.dead_letter_within(&mut dlq, &mut out, line_no, bytes, &item.error);
                     }
                 }
                 Err(error) => {
-                    self.dead_letter_within(
-                        &mut dlq,
-                        &mut out,
-                        raw,
-                        line_no,
-                        line.as_bytes(),
-                        &error,
-                        now,
-                    );
+                    self.dead_letter_within(&mut dlq, &mut out, line_no, line.as_bytes(), &error);
                 }
             }
         }
@@ -374,17 +348,15 @@ impl Processor {
 
     /// Dead-letters one line (or batch item) unless the message has used its entries: then the
     /// error is counted and left for the message's summary entry.
-    #[allow(clippy::too_many_arguments)]
     fn dead_letter_within(
         &self,
-        budget: &mut DlqBudget,
+        budget: &mut DlqBudget<'_>,
         out: &mut Processed,
-        raw: &RawEvent,
         line: Option<usize>,
         bytes: &[u8],
         error: &ParseError,
-        now: SystemTime,
     ) {
+        let (raw, now) = (budget.raw, budget.now);
         if budget.written < budget.limit {
             budget.written += 1;
             out.outputs
@@ -563,15 +535,19 @@ impl Processor {
 
 /// How many DLQ entries a message has made, and how many errors it had past its limit.
 #[derive(Debug)]
-struct DlqBudget {
+struct DlqBudget<'r> {
+    raw: &'r RawEvent,
+    now: SystemTime,
     limit: usize,
     written: usize,
     suppressed: u64,
 }
 
-impl DlqBudget {
-    fn new(limit: usize) -> Self {
+impl<'r> DlqBudget<'r> {
+    fn new(raw: &'r RawEvent, now: SystemTime, limit: usize) -> Self {
         DlqBudget {
+            raw,
+            now,
             limit,
             written: 0,
             suppressed: 0,

@@ -1,3 +1,4 @@
+//! Unit tests of `process`.
 use super::*;
 use crate::intel::feeds::LocalFeeds;
 use crate::model::{IpObservation, ProviderStatus, Role};

@@ -1,3 +1,4 @@
+//! Unit tests of `score`.
 use super::*;
 use crate::settings::Settings;
 use serde_json::{json, Value};

@@ -27,6 +27,26 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// `GET path` on a daemon's metrics listener at `127.0.0.1:port`: the status and the body, or
+/// `None` while it is not up.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
 /// The broker the test script started (`THREATSIFT_TEST_BROKERS`).
 pub fn brokers() -> String {
     std::env::var("THREATSIFT_TEST_BROKERS").unwrap_or_else(|_| {

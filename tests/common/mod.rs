@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 #![allow(clippy::disallowed_methods)] // plain test threads may sleep; no runtime is blocked
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -277,19 +276,7 @@ impl Daemon {
 
     /// `GET path` on the metrics listener; `None` while it is not up.
     pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
-        use std::io::Write;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let status = response.split_whitespace().nth(1)?.parse().ok()?;
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-        Some((status, body))
+        threatsift::test_support::http_get(self.port, path)
     }
 
     /// Waits for `/readyz` to answer 200.

@@ -131,6 +131,24 @@ impl KafkaClientError<'_> {
     }
 }
 
+/// librdkafka's statistics gave a partition's consumer lag (once per statistics interval).
+pub(crate) struct ConsumerLagSampled<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Messages behind the high watermark.
+    pub lag: i64,
+}
+impl ConsumerLagSampled<'_> {
+    /// Sets the gauge (rare: once per partition per interval).
+    pub(crate) fn emit(&self, m: &Metrics) {
+        m.consumer_lag
+            .with_label_values(&[self.topic, &self.partition.to_string()])
+            .set(self.lag);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,8 +18,8 @@ pub(crate) use intel::{
     RecordRevised, RemoteQueueChanged, RevisionNotEncoded,
 };
 pub(crate) use kafka::{
-    KafkaClientError, OffsetStored, OffsetsCommitted, OutputLostError, PartitionsRebalanced,
-    ProduceFailedError,
+    ConsumerLagSampled, KafkaClientError, OffsetStored, OffsetsCommitted, OutputLostError,
+    PartitionsRebalanced, ProduceFailedError,
 };
 pub(crate) use pipeline::{
     BackpressureWaited, CacheSampled, DlqEntryPublished, EventWithoutIp, IpDeduplicated,
