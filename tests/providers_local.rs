@@ -75,6 +75,11 @@ fn found(
 // ---------------------------------------------------------------------------------------------
 // Talos
 
+/// The README's `detail` for Talos without a list file, word for word (not the crate's
+/// constant, so a changed text is caught).
+const README_TALOS_DISABLED_DETAIL: &str =
+    "Cisco Talos has no public API; no Talos-format list configured";
+
 #[tokio::test]
 async fn talos_without_a_file_is_disabled_and_makes_no_request() {
     let (listener, url) = silent_listener();
@@ -82,26 +87,23 @@ async fn talos_without_a_file_is_disabled_and_makes_no_request() {
     assert_eq!(provider.name(), "talos");
     assert_eq!(
         provider.disabled_reason(),
-        Some(threatsift::TALOS_DISABLED_REASON)
+        Some(README_TALOS_DISABLED_DETAIL)
     );
-    assert!(threatsift::TALOS_DISABLED_REASON.contains("no public API"));
-    // The same words as the entry the daemon writes today for an unqueried Talos.
+    // The entry the daemon writes for an unqueried Talos is the README's.
     let defaults = Settings::from_toml_overrides("").expect("defaults");
+    let built = ConfiguredProviders::build(&defaults).expect("defaults build");
     assert_eq!(
-        ConfiguredProviders::build(&defaults)
-            .expect("defaults build")
-            .entries["talos"]
-            .detail
-            .as_deref(),
-        Some(threatsift::TALOS_DISABLED_REASON)
+        serde_json::to_value(&built.entries["talos"]).unwrap(),
+        json!({"status": "disabled", "detail": README_TALOS_DISABLED_DETAIL})
     );
+    assert!(built.local.iter().all(|p| p.name() != "talos"));
 
     // Called anyway: not evidence, not "not found", and nothing on the wire.
     let result = provider.lookup(ip("203.0.113.45"));
     assert_eq!(
         result,
         Err(ProviderError::Unavailable(
-            threatsift::TALOS_DISABLED_REASON.to_owned()
+            README_TALOS_DISABLED_DETAIL.to_owned()
         ))
     );
     let entry = intel_entry(&result);

@@ -173,13 +173,35 @@ impl LocalProvider for Talos {
 mod tests {
     use super::*;
 
+    /// The entry the README promises for Talos without a list file, word for word.
+    fn readme_disabled_entry() -> serde_json::Value {
+        serde_json::json!({
+            "status": "disabled",
+            "detail": "Cisco Talos has no public API; no Talos-format list configured"
+        })
+    }
+
+    fn talos_entry(overrides: &str) -> serde_json::Value {
+        let settings = crate::settings::Settings::from_toml_overrides(overrides).expect("settings");
+        let built = crate::intel::ConfiguredProviders::build(&settings).expect("build");
+        assert!(
+            built.local.iter().all(|p| p.name() != NAME),
+            "Talos without a list file must not be asked"
+        );
+        serde_json::to_value(built.entries.get(NAME).expect("a talos entry")).unwrap()
+    }
+
     #[test]
-    fn the_reason_matches_the_unqueried_entry() {
-        let settings = crate::settings::Settings::from_toml_overrides("").expect("defaults");
-        let built = crate::intel::ConfiguredProviders::build(&settings).unwrap();
+    fn without_a_list_file_the_entry_is_the_readme_disabled_entry() {
+        assert_eq!(talos_entry(""), readme_disabled_entry());
+    }
+
+    #[test]
+    fn enabled_without_a_list_file_is_still_the_readme_disabled_entry() {
+        // `enabled` cannot make Talos usable: there is nothing to read.
         assert_eq!(
-            built.entries.get(NAME).and_then(|e| e.detail.as_deref()),
-            Some(DISABLED_REASON)
+            talos_entry("[providers.talos]\nenabled = true\n"),
+            readme_disabled_entry()
         );
     }
 }

@@ -185,21 +185,43 @@ mod tests {
         assert_eq!(tracker.complete(&t, 0, 2), Some(2));
     }
 
+    /// Begun offsets (sorted, with gaps like a compacted topic) and a completion order that
+    /// is a real permutation of some of them, so completions arrive in any order.
+    fn begun_and_completion_order() -> impl proptest::strategy::Strategy<Value = (Vec<i64>, Vec<i64>)> {
+        use proptest::strategy::Strategy;
+        proptest::sample::subsequence((0i64..60).collect::<Vec<_>>(), 1..40).prop_flat_map(|begun| {
+            let len = begun.len();
+            let order = proptest::sample::subsequence(begun.clone(), 0..=len).prop_shuffle();
+            (proptest::strategy::Just(begun), order)
+        })
+    }
+
+    /// The model: the highest begun offset with every begun offset up to it finished.
+    fn contiguous_finished(begun: &[i64], finished: &BTreeSet<i64>) -> Option<i64> {
+        begun.iter().take_while(|o| finished.contains(o)).last().copied()
+    }
+
     proptest::proptest! {
         #[test]
-        fn stored_offset_never_passes_an_unfinished_message(order in proptest::sample::subsequence((0i64..40).collect::<Vec<_>>(), 0..40)) {
+        fn stored_offset_is_the_highest_contiguous_finished_offset_after_every_completion(
+            (begun, order) in begun_and_completion_order()
+        ) {
             let t = topic();
             let mut tracker = OffsetTracker::new();
-            for o in 0..40 { tracker.begin(&t, 0, o); }
-            let mut finished = std::collections::BTreeSet::new();
-            let mut shuffled = order.clone();
-            shuffled.reverse();
-            for o in shuffled {
+            for &o in &begun { tracker.begin(&t, 0, o); }
+            let mut finished = BTreeSet::new();
+            let mut stored = None;
+            for o in order {
                 finished.insert(o);
-                if let Some(stored) = tracker.complete(&t, 0, o) {
-                    proptest::prop_assert!((0..=stored).all(|x| finished.contains(&x)));
-                }
+                let expected = contiguous_finished(&begun, &finished);
+                let returned = tracker.complete(&t, 0, o);
+                // `complete` reports the offset exactly when the watermark moved.
+                let moved = if expected != stored { expected } else { None };
+                proptest::prop_assert_eq!(returned, moved, "completing {} after {:?}", o, finished);
+                if let Some(s) = returned { stored = Some(s); }
+                proptest::prop_assert_eq!(stored, expected, "stored offset after completing {}", o);
             }
+            proptest::prop_assert_eq!(tracker.in_flight(), begun.len() - finished.len());
         }
     }
 

@@ -255,8 +255,51 @@ mod tests {
         }
 
         #[test]
-        fn arbitrary_text_never_panics(s in "\\PC{0,80}") {
-            let _ = parse_ip_token(&s);
+        fn arbitrary_text_is_none_or_an_address_spelled_in_it(s in "\\PC{0,80}") {
+            check_parsed_token(&s)?;
         }
+
+        #[test]
+        fn decorated_addresses_are_none_or_an_address_spelled_in_them(s in decorated_address()) {
+            check_parsed_token(&s)?;
+        }
+    }
+
+    /// An address (IPv4, IPv6, IPv4-mapped IPv6) with random bracket, port, zone and quote
+    /// characters around it: half parse, half do not.
+    fn decorated_address() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let address = prop_oneof![
+            any::<u32>().prop_map(|bits| Ipv4Addr::from(bits).to_string()),
+            any::<u128>().prop_map(|bits| std::net::Ipv6Addr::from(bits).to_string()),
+            any::<u32>().prop_map(|bits| format!("::ffff:{}", Ipv4Addr::from(bits))),
+        ];
+        let around = "[\\[\\]:/%\" 0-9a-z]{0,4}";
+        (around, address, around).prop_map(|(before, ip, after)| format!("{before}{ip}{after}"))
+    }
+
+    /// What `parse_ip_token` returns for `text`: `None`, or a canonical address that some
+    /// part of the text spells; and never `None` for text the standard parser reads whole.
+    fn check_parsed_token(text: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        let parsed = parse_ip_token(text);
+        let whole = text.trim().trim_matches('"');
+        if let Ok(ip) = whole.parse::<IpAddr>() {
+            proptest::prop_assert_eq!(parsed, Some(ip.to_canonical()), "{:?} is an address", text);
+        }
+        if let Some(ip) = parsed {
+            proptest::prop_assert_eq!(ip, ip.to_canonical(), "{:?} not canonical", text);
+            proptest::prop_assert!(spelled_in(text, ip), "{} is not written in {:?}", ip, text);
+        }
+        Ok(())
+    }
+
+    /// Whether a substring of `text` reads as `ip` (after canonicalisation).
+    fn spelled_in(text: &str, ip: IpAddr) -> bool {
+        let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        starts.iter().any(|&start| {
+            text[start..].char_indices().map(|(i, c)| start + i + c.len_utf8()).any(|end| {
+                text[start..end].parse::<IpAddr>().is_ok_and(|p| p.to_canonical() == ip)
+            })
+        })
     }
 }

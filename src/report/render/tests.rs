@@ -1,5 +1,5 @@
 //! Renderer tests: layout (golden Markdown), hostile input in Markdown and HTML, self-contained
-//! HTML, JSON round trip, determinism, and the narrative's place and label.
+//! HTML, JSON round trip, fixed golden bytes in every format, and the narrative's place and label.
 
 use super::json::REPORT_SCHEMA;
 use super::{html, json, markdown};
@@ -782,19 +782,27 @@ fn json_keeps_the_struct_field_order_after_the_schema() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5. Determinism
+// 5. Golden bytes
+
+/// Fixed expected output for [`report_with_every_string`] with a hostile value: a renderer
+/// that depends on anything but the report (hash order, time, locale) or that changes its
+/// escaping no longer matches. Reviewed by hand; a deliberate layout change updates them.
+const EVERY_STRING_MARKDOWN: &str = include_str!("golden/every_string.md");
+const EVERY_STRING_HTML: &str = include_str!("golden/every_string.html");
+const EVERY_STRING_JSON: &str = include_str!("golden/every_string.json");
 
 #[test]
-fn rendering_twice_gives_the_same_bytes() {
-    for report in [
-        one_threat_report(),
-        report_with_every_string("x\u{202e}<b>|`[y](z)"),
+fn every_format_renders_the_fixed_golden_bytes() {
+    let report = report_with_every_string("x\u{202e}<b>|`[y](z)");
+    for (format, rendered, expected) in [
+        ("markdown", markdown(&report), EVERY_STRING_MARKDOWN),
+        ("html", html(&report), EVERY_STRING_HTML),
+        ("json", json(&report), EVERY_STRING_JSON),
     ] {
-        let copy = report.clone();
-        assert_eq!(markdown(&report).as_bytes(), markdown(&copy).as_bytes());
-        assert_eq!(html(&report).as_bytes(), html(&copy).as_bytes());
-        assert_eq!(json(&report).as_bytes(), json(&copy).as_bytes());
-        assert_eq!(markdown(&report), markdown(&report));
+        assert!(
+            rendered == expected,
+            "{format} differs from golden/every_string.*:\n{rendered}\n---\nexpected:\n{expected}"
+        );
     }
 }
 
@@ -834,3 +842,4 @@ fn narrative_appears_only_when_set_labelled_and_after_the_data_gaps() {
     assert!(page.contains("<p>First paragraph.</p>\n<p># Not a heading [x](http://evil)</p>"));
     assert_eq!(markdown(&without), before(&md, "\n## Narrative"));
 }
+

@@ -237,17 +237,21 @@ mod tests {
                 ("f", "")
             ]
         );
-        for line in [
-            "=",
-            "a=",
-            "=b",
-            "a=\"unterminated",
-            "é=ü",
-            "k=\"\"\"",
-            "x==y",
-            "a='",
-        ] {
-            let _ = KvPairs::new(line).count();
+        // Odd lines: a pair needs an ASCII key right before the `=`; an unterminated quote
+        // runs to the end; text after a closed quote that is not a pair is skipped.
+        let odd: [(&str, &[(&str, &str)]); 8] = [
+            ("=", &[]),
+            ("a=", &[("a", "")]),
+            ("=b", &[]),
+            ("a=\"unterminated", &[("a", "unterminated")]),
+            ("é=ü", &[]),
+            ("k=\"\"\"", &[("k", "")]),
+            ("x==y", &[("x", "=y")]),
+            ("a='", &[("a", "")]),
+        ];
+        for (line, expected) in odd {
+            let pairs: Vec<_> = KvPairs::new(line).collect();
+            assert_eq!(pairs, expected, "{line:?}");
         }
     }
 

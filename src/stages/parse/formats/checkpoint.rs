@@ -160,8 +160,19 @@ mod tests {
                 ("b", "]")
             ]
         );
-        for junk in ["[", "[:", "[a:\"", "[a", "]", "[é:\"ü\""] {
-            let _ = (Pairs { rest: junk }).count();
+        // Truncated or odd brackets: no pair without a key and a colon; an unterminated
+        // quote runs to the end.
+        let junk: [(&str, &[(&str, &str)]); 6] = [
+            ("[", &[]),
+            ("[:", &[]),
+            ("[a:\"", &[("a", "")]),
+            ("[a", &[]),
+            ("]", &[]),
+            ("[é:\"ü\"", &[("é", "ü")]),
+        ];
+        for (text, expected) in junk {
+            let pairs: Vec<_> = (Pairs { rest: text }).collect();
+            assert_eq!(pairs, expected, "{text:?}");
         }
     }
 }
