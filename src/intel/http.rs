@@ -356,7 +356,8 @@ pub(crate) fn short_message(text: &str) -> String {
         .collect();
     let cleaned = cleaned.trim();
     if cleaned.chars().count() > MAX_MESSAGE_CHARS {
-        let cut: String = cleaned.chars().take(MAX_MESSAGE_CHARS).collect();
+        // The ellipsis counts: the whole line stays within the limit.
+        let cut: String = cleaned.chars().take(MAX_MESSAGE_CHARS - 1).collect();
         format!("{cut}…")
     } else {
         cleaned.to_owned()
@@ -443,8 +444,14 @@ mod tests {
     #[test]
     fn provider_messages_are_one_short_line() {
         assert_eq!(short_message(" Wrong\nAPI key\r "), "Wrong API key");
+        // README: "cut to one line of at most 120 characters", the ellipsis included.
         let long = "x".repeat(500);
-        assert_eq!(short_message(&long).chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(short_message(&long), format!("{}…", "x".repeat(119)));
+        assert_eq!(short_message(&long).chars().count(), 120);
+        let exactly = "y".repeat(120);
+        assert_eq!(short_message(&exactly), exactly, "120 characters fit uncut");
+        let one_more = "z".repeat(121);
+        assert_eq!(short_message(&one_more), format!("{}…", "z".repeat(119)));
     }
 
     #[test]

@@ -131,18 +131,21 @@ pub(crate) struct Answer {
 impl Answer {
     /// Adds what `record` (found under `network`) has and this answer lacks.
     pub(crate) fn merge(&mut self, record: MmdbRecord, network: Option<String>) {
+        // Bounded like the remote providers' text facts: the file is not ours.
+        let org = record
+            .autonomous_system_organization
+            .map(|org| super::http::short_message(&org))
+            .filter(|org| !org.is_empty());
+        // The AS number and its organisation come from the same file (README "network"): the
+        // first file with a number gives both; an organisation without a number gives way.
         if self.asn.is_none() {
             if let Some(asn) = record.autonomous_system_number {
                 self.asn = Some(asn);
+                self.as_org = org;
                 self.asn_network = network;
+            } else if self.as_org.is_none() {
+                self.as_org = org;
             }
-        }
-        if self.as_org.is_none() {
-            // Bounded like the remote providers' text facts: the file is not ours.
-            self.as_org = record
-                .autonomous_system_organization
-                .map(|org| super::http::short_message(&org))
-                .filter(|org| !org.is_empty());
         }
         if self.country.is_none() {
             let iso = |c: Option<MmdbCountry>| {
@@ -418,11 +421,11 @@ mod tests {
     }
 
     #[test]
-    fn first_file_wins_and_files_complement_each_other() {
+    fn the_as_number_keeps_its_own_files_organisation_and_files_complement_each_other() {
         let mut answer = Answer::default();
         answer.merge(
             record(serde_json::json!({"autonomous_system_number": 64500})),
-            None,
+            Some("203.0.113.0/24".into()),
         );
         answer.merge(
             record(serde_json::json!({
@@ -430,12 +433,64 @@ mod tests {
                 "autonomous_system_organization": "Second",
                 "country": {"iso_code": "NL", "names": {"en": "Netherlands"}}
             })),
+            Some("203.0.0.0/16".into()),
+        );
+        // The first file's number wins and it named no organisation: the second file's
+        // organisation belongs to another number and must not be paired with 64500.
+        assert_eq!(
+            answer,
+            Answer {
+                asn: Some(64500),
+                as_org: None,
+                asn_network: Some("203.0.113.0/24".into()),
+                country: Some("NL".into()),
+                country_source: Some("country"),
+            }
+        );
+    }
+
+    #[test]
+    fn an_organisation_without_a_number_gives_way_to_a_later_number_and_its_organisation() {
+        let mut answer = Answer::default();
+        answer.merge(
+            record(serde_json::json!({"autonomous_system_organization": "No Number Org"})),
             None,
         );
-        assert_eq!(answer.asn, Some(64500));
-        assert_eq!(answer.as_org.as_deref(), Some("Second"));
-        assert_eq!(answer.country.as_deref(), Some("NL"));
-        assert_eq!(answer.country_source, Some("country"));
+        answer.merge(
+            record(serde_json::json!({
+                "autonomous_system_number": 64511,
+                "autonomous_system_organization": "Numbered Org"
+            })),
+            Some("198.51.100.0/24".into()),
+        );
+        assert_eq!(answer.asn, Some(64511));
+        assert_eq!(answer.as_org.as_deref(), Some("Numbered Org"));
+        assert_eq!(answer.asn_network.as_deref(), Some("198.51.100.0/24"));
+
+        // Alone, an organisation without a number is still reported.
+        let mut alone = Answer::default();
+        alone.merge(
+            record(serde_json::json!({"autonomous_system_organization": "No Number Org"})),
+            None,
+        );
+        assert_eq!((alone.asn, alone.as_org.as_deref()), (None, Some("No Number Org")));
+    }
+
+    #[test]
+    fn a_later_files_organisation_never_replaces_the_numbers_own() {
+        let mut answer = Answer::default();
+        answer.merge(
+            record(serde_json::json!({
+                "autonomous_system_number": 64500,
+                "autonomous_system_organization": "First"
+            })),
+            None,
+        );
+        answer.merge(
+            record(serde_json::json!({"autonomous_system_organization": "Other"})),
+            None,
+        );
+        assert_eq!((answer.asn, answer.as_org.as_deref()), (Some(64500), Some("First")));
     }
 
     #[test]
