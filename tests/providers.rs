@@ -267,8 +267,35 @@ async fn virustotal_without_a_key_sends_no_header_and_says_none_is_configured() 
 
 #[tokio::test]
 async fn virustotal_ipv6_stays_one_path_segment_with_literal_colons() {
-    let (result, seen) = vt(json_answer(200, vt_full_report()), VT_KEY, "2001:db8::45").await;
-    assert!(result.is_ok());
+    // VirusTotal's IP object for an IPv6 address: the same shape, an IPv6 id and network.
+    let body = json!({"data": {"id": "2001:db8::45", "type": "ip_address",
+        "links": {"self": "https://www.virustotal.com/api/v3/ip_addresses/2001:db8::45"},
+        "attributes": {"as_owner": "Example IPv6 Net", "asn": 64501, "country": "DE",
+            "network": "2001:db8::/32", "regional_internet_registry": "RIPE NCC",
+            "reputation": 0, "tags": [],
+            "last_analysis_stats": {"harmless": 60, "malicious": 1, "suspicious": 0, "undetected": 30, "timeout": 0},
+            "last_analysis_results": {
+                "ExampleAV": {"category": "malicious", "engine_name": "ExampleAV", "method": "blacklist", "result": "malware"},
+                "SampleIntel": {"category": "harmless", "engine_name": "SampleIntel", "method": "blacklist", "result": "clean"}}}}});
+    let (result, seen) = vt(json_answer(200, body), VT_KEY, "2001:db8::45").await;
+    let Ok(Lookup::Found { facts, network }) = result else {
+        panic!("expected Found, got {result:?}");
+    };
+    assert_eq!(
+        Value::Object(facts),
+        json!({
+            "last_analysis_stats": {"harmless": 60, "malicious": 1, "suspicious": 0, "undetected": 30, "timeout": 0},
+            "reputation": 0,
+            "asn": 64501,
+            "as_owner": "Example IPv6 Net",
+            "country": "DE",
+            "network": "2001:db8::/32",
+            "regional_internet_registry": "RIPE NCC",
+            "flagged_by": ["ExampleAV"],
+        })
+    );
+    assert_eq!(network.cidr.as_deref(), Some("2001:db8::/32"));
+    assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].path_and_query, "/api/v3/ip_addresses/2001:db8::45");
 }
 
@@ -444,13 +471,36 @@ async fn abuseipdb_429_is_quota_when_the_daily_limit_is_spent_else_rate_limited(
 
 #[tokio::test]
 async fn abuseipdb_ipv6_is_url_encoded_in_the_query() {
-    let (result, seen) = abuse(
-        json_answer(200, abuse_verbose_report()),
-        ABUSE_KEY,
-        "2001:db8::45",
-    )
-    .await;
-    assert!(result.is_ok());
+    // AbuseIPDB's check answer for an IPv6 address: ipVersion 6, the address echoed.
+    let body = json!({"data": {"ipAddress": "2001:db8::45", "isPublic": true, "ipVersion": 6,
+        "isWhitelisted": false, "abuseConfidenceScore": 12, "countryCode": "DE",
+        "countryName": "Germany", "usageType": "Data Center/Web Hosting/Transit",
+        "isp": "Example IPv6 Net", "domain": "example-v6.test", "hostnames": [],
+        "isTor": false, "totalReports": 3, "numDistinctUsers": 2,
+        "lastReportedAt": "2026-01-02T08:00:00+00:00", "reports": []}});
+    let (result, seen) = abuse(json_answer(200, body), ABUSE_KEY, "2001:db8::45").await;
+    let Ok(Lookup::Found { facts, network }) = result else {
+        panic!("expected Found, got {result:?}");
+    };
+    assert_eq!(
+        Value::Object(facts),
+        json!({
+            "abuse_confidence_score": 12,
+            "total_reports": 3,
+            "num_distinct_users": 2,
+            "usage_type": "Data Center/Web Hosting/Transit",
+            "isp": "Example IPv6 Net",
+            "domain": "example-v6.test",
+            "is_tor": false,
+            "last_reported_at": "2026-01-02T08:00:00+00:00",
+            "country_code": "DE",
+            "is_public": true,
+            "is_whitelisted": false,
+            "max_age_in_days": 90,
+        })
+    );
+    assert_eq!(network.country.as_deref(), Some("DE"));
+    assert_eq!(seen.len(), 1);
     assert_eq!(
         seen[0].path_and_query,
         "/api/v2/check?ipAddress=2001%3Adb8%3A%3A45&maxAgeInDays=90&verbose"
