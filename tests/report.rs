@@ -138,14 +138,23 @@ fn hostile_strings_are_escaped_and_bad_lines_are_skipped_with_a_note() {
         format!("{hostile}\nnot json at all\n{{\"schema\":\"other/1\"}}\n"),
     )
     .unwrap();
+    // A capped value: 299 characters and an ellipsis.
+    let capped_vendor = format!("{}…", "x".repeat(299));
     let md = threatsift(&["report", "--input", input.to_str().unwrap()], &[]);
-    assert!(md.status.success());
-    let stderr = String::from_utf8_lossy(&md.stderr);
-    assert!(
-        stderr.contains("skipped 2 input line(s)") && stderr.contains(":2:"),
-        "{stderr}"
-    );
+    assert_skipped_two_lines_and_succeeded(&md);
     let md = String::from_utf8(md.stdout).unwrap();
+    assert!(md.contains("Summary: Found 1 suspicious IP address.\n"), "{md}");
+    assert!(md.contains("\n### Threat #1 - 203.0.113.8\n"), "{md}");
+    // Every Markdown special is escaped and the newline folded: one table row, no link,
+    // no heading, no raw tag.
+    for line in [
+        r"| Indicator | \<script\>alert\(1\)\</script\> \[click\]\(http\://evil\.example\) \# owned |",
+        r"- Indicator: \<script\>alert\(1\)\</script\> \[click\]\(http\://evil\.example\) \# owned",
+        "- Rule: rule\\|with\\|pipes \\`code\\` \\[31m",
+        &format!("- Seen in: format fortigate, vendor {capped_vendor}, product FortiGate"),
+    ] {
+        assert!(md.lines().any(|l| l == line), "missing line {line:?} in:\n{md}");
+    }
     assert!(!md.contains("<script>") && !md.contains("](http"), "{md}");
     assert!(!md.contains('\u{1b}'));
     assert!(!md.lines().any(|l| l.starts_with("# owned")), "{md}");
@@ -163,10 +172,28 @@ fn hostile_strings_are_escaped_and_bad_lines_are_skipped_with_a_note() {
         ],
         &[],
     );
+    assert_skipped_two_lines_and_succeeded(&html);
     let html = String::from_utf8(html.stdout).unwrap();
+    for line in [
+        "<tr><th scope=\"row\">Indicator</th><td>&lt;script&gt;alert(1)&lt;/script&gt; [click](http://evil.example) # owned</td></tr>",
+        "<tr><th scope=\"row\">Rule</th><td>rule|with|pipes `code` [31m</td></tr>",
+        &format!("<tr><th scope=\"row\">Vendor</th><td>{capped_vendor}</td></tr>"),
+    ] {
+        assert!(html.lines().any(|l| l == line), "missing line {line:?} in:\n{html}");
+    }
     assert!(
-        !html.contains("<script>alert") && html.contains("&lt;script&gt;"),
+        !html.contains("<script>alert") && !html.contains('\u{1b}'),
         "{html}"
+    );
+}
+
+/// Exit 0, and one note on stderr naming the first skipped line (line 2 of the input).
+fn assert_skipped_two_lines_and_succeeded(out: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("skipped 2 input line(s)") && stderr.contains("records.jsonl:2:"),
+        "{stderr}"
     );
 }
 
