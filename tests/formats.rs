@@ -293,34 +293,151 @@ mod properties {
         }
     }
 
-    /// No panic; every borrowed address token is text of the input; the same input gives the
-    /// same result from a fresh registry; the same holds when forced to `forced`.
-    fn check_line(line: &str, forced: &str) -> Result<(), TestCaseError> {
+    /// The input as the parsers may read it after unescaping: the line, its JSON string
+    /// escapes decoded, its CEF extension escapes decoded, and Base64 runs (Pub/Sub
+    /// envelopes) decoded; each applied again to the result, as deep as envelopes nest.
+    fn unescaped_views(line: &str) -> Vec<String> {
+        let mut views = vec![line.to_owned()];
+        let mut next = 0;
+        for _depth in 0..3 {
+            let end = views.len();
+            for i in next..end {
+                let view = views[i].clone();
+                let mut found = vec![json_unescape(&view), cef_unescape(&view)];
+                found.extend(base64_runs(&view));
+                for candidate in found {
+                    if views.len() < 256 && !views.contains(&candidate) {
+                        views.push(candidate);
+                    }
+                }
+            }
+            next = end;
+        }
+        views
+    }
+
+    /// JSON string escapes (RFC 8259), applied to the whole text; a broken `\u` is U+FFFD.
+    fn json_unescape(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('t') => out.push('\t'),
+                Some('b') => out.push('\u{8}'),
+                Some('f') => out.push('\u{c}'),
+                Some('u') => {
+                    let hex = |s: &str| s.get(..4).and_then(|h| u32::from_str_radix(h, 16).ok());
+                    let rest = chars.as_str();
+                    let Some(unit) = hex(rest) else {
+                        out.push('\u{fffd}');
+                        continue;
+                    };
+                    chars = rest[4..].chars();
+                    let decoded = if (0xD800..=0xDBFF).contains(&unit) {
+                        let after = chars.as_str();
+                        match after.strip_prefix("\\u").and_then(hex) {
+                            Some(low) if (0xDC00..=0xDFFF).contains(&low) => {
+                                chars = after[6..].chars();
+                                char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
+                            }
+                            _ => None,
+                        }
+                    } else {
+                        char::from_u32(unit)
+                    };
+                    out.push(decoded.unwrap_or('\u{fffd}'));
+                }
+                Some(other) => out.push(other),
+                None => {}
+            }
+        }
+        out
+    }
+
+    /// CEF extension escapes: `\=`, `\\`, `\n`, `\r`; any other backslash stays.
+    fn cef_unescape(text: &str) -> String {
+        text.replace("\\\\", "\u{0}")
+            .replace("\\=", "=")
+            .replace("\\n", "\n")
+            .replace("\\r", "\r")
+            .replace('\u{0}', "\\")
+    }
+
+    /// Every run of Base64 characters that decodes to UTF-8 text.
+    fn base64_runs(text: &str) -> Vec<String> {
+        use base64::Engine as _;
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
+            .filter(|run| run.len() >= 8)
+            .filter_map(|run| base64::engine::general_purpose::STANDARD.decode(run).ok())
+            .filter_map(|bytes| String::from_utf8(bytes).ok())
+            .collect()
+    }
+
+    /// No panic; every address token is text of the input (a borrowed one of the line itself,
+    /// an owned one of the line after unescaping); the same input gives the same result from a
+    /// fresh registry; the same holds when forced to `forced`.
+    /// Returns how many owned address tokens it checked.
+    fn check_line(line: &str, forced: &str) -> Result<usize, TestCaseError> {
         let stream = StreamId::default();
         let first = FormatRegistry::builtin(Default::default()).parse_line(line, stream);
         let second = FormatRegistry::builtin(Default::default()).parse_line(line, stream);
         prop_assert_eq!(render(&first), render(&second));
         let as_forced =
             FormatRegistry::builtin(Default::default()).parse_line_as(line, forced, stream);
+        let mut views: Option<Vec<String>> = None;
+        let mut owned_addresses = 0usize;
         for result in [Some(first), as_forced].into_iter().flatten() {
             let Ok(parsed) = result else { continue };
             for event in &parsed.events {
                 let mut ips = Vec::new();
                 extract_ip_observations(event, &mut ips);
                 for (_, token) in &event.addresses {
-                    if let Cow::Borrowed(text) = token {
-                        prop_assert!(
+                    match token {
+                        Cow::Borrowed(text) => prop_assert!(
                             line.contains(text),
                             "address token {:?} is not in the input {:?}",
                             text,
                             line
-                        );
+                        ),
+                        // Unescaped text: an address must be spelled in the unescaped input.
+                        Cow::Owned(text) if parse_ip_token(text).is_some() => {
+                            let views = views.get_or_insert_with(|| unescaped_views(line));
+                            prop_assert!(
+                                views.iter().any(|view| view.contains(text.as_str())),
+                                "owned address token {:?} is not in the unescaped input {:?}",
+                                text,
+                                views
+                            );
+                            owned_addresses += 1;
+                        }
+                        Cow::Owned(_) => {}
                     }
                 }
                 prop_assert!(ips.len() <= event.addresses.len());
             }
         }
-        Ok(())
+        Ok(owned_addresses)
+    }
+
+    /// The owned branch is not vacuous: escaped and enveloped addresses reach it, and an
+    /// address that is not in the unescaped input would fail it.
+    #[test]
+    fn owned_address_tokens_are_checked_against_the_unescaped_input() {
+        let escaped_json = r#"{"source":{"ip":"203.0.113.\u0037"},"destination":{"ip":"192.0.2.10"}}"#;
+        let fixtures_owned: usize = lines()
+            .iter()
+            .map(|line| check_line(line, "ecs_json").expect("fixture line"))
+            .sum();
+        assert!(fixtures_owned > 0, "no fixture line gives an owned address token");
+        assert!(check_line(escaped_json, "ecs_json").expect("escaped line") > 0);
+        assert!(unescaped_views(escaped_json).iter().any(|v| v.contains("203.0.113.7")));
+        assert!(!unescaped_views(escaped_json).iter().any(|v| v.contains("203.0.113.8")));
     }
 
     fn char_floor(text: &str, mut at: usize) -> usize {
