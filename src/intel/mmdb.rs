@@ -8,7 +8,9 @@
 //! * **Fields read:** `autonomous_system_number`, `autonomous_system_organization`,
 //!   `country.iso_code`, else `registered_country.iso_code` (anycast, satellite). Files are
 //!   asked in configured order and the first file giving a field wins, so an ASN and a country
-//!   file complement each other.
+//!   file complement each other. The AS number and organisation are one field: both come from
+//!   the first file with a number (an organisation without a number gives way to it), so one
+//!   file's number is never paired with another's organisation.
 //! * **Out:** `Found` with facts `asn`, `as_org`, `country` (each only when some file has it),
 //!   `country_source` (`"country"` or `"registered_country"`: which field the country came
 //!   from; it is geolocation, which may differ from the registry country of RDAP) and
