@@ -429,15 +429,23 @@ mod properties {
     /// address that is not in the unescaped input would fail it.
     #[test]
     fn owned_address_tokens_are_checked_against_the_unescaped_input() {
-        let escaped_json = r#"{"source":{"ip":"203.0.113.\u0037"},"destination":{"ip":"192.0.2.10"}}"#;
+        let escaped_json =
+            r#"{"source":{"ip":"203.0.113.\u0037"},"destination":{"ip":"192.0.2.10"}}"#;
         let fixtures_owned: usize = lines()
             .iter()
             .map(|line| check_line(line, "ecs_json").expect("fixture line"))
             .sum();
-        assert!(fixtures_owned > 0, "no fixture line gives an owned address token");
+        assert!(
+            fixtures_owned > 0,
+            "no fixture line gives an owned address token"
+        );
         assert!(check_line(escaped_json, "ecs_json").expect("escaped line") > 0);
-        assert!(unescaped_views(escaped_json).iter().any(|v| v.contains("203.0.113.7")));
-        assert!(!unescaped_views(escaped_json).iter().any(|v| v.contains("203.0.113.8")));
+        assert!(unescaped_views(escaped_json)
+            .iter()
+            .any(|v| v.contains("203.0.113.7")));
+        assert!(!unescaped_views(escaped_json)
+            .iter()
+            .any(|v| v.contains("203.0.113.8")));
     }
 
     fn char_floor(text: &str, mut at: usize) -> usize {

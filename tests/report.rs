@@ -143,7 +143,10 @@ fn hostile_strings_are_escaped_and_bad_lines_are_skipped_with_a_note() {
     let md = threatsift(&["report", "--input", input.to_str().unwrap()], &[]);
     assert_skipped_two_lines_and_succeeded(&md);
     let md = String::from_utf8(md.stdout).unwrap();
-    assert!(md.contains("Summary: Found 1 suspicious IP address.\n"), "{md}");
+    assert!(
+        md.contains("Summary: Found 1 suspicious IP address.\n"),
+        "{md}"
+    );
     assert!(md.contains("\n### Threat #1 - 203.0.113.8\n"), "{md}");
     // Every Markdown special is escaped and the newline folded: one table row, no link,
     // no heading, no raw tag.
@@ -153,7 +156,10 @@ fn hostile_strings_are_escaped_and_bad_lines_are_skipped_with_a_note() {
         "- Rule: rule\\|with\\|pipes \\`code\\` \\[31m",
         &format!("- Seen in: format fortigate, vendor {capped_vendor}, product FortiGate"),
     ] {
-        assert!(md.lines().any(|l| l == line), "missing line {line:?} in:\n{md}");
+        assert!(
+            md.lines().any(|l| l == line),
+            "missing line {line:?} in:\n{md}"
+        );
     }
     assert!(!md.contains("<script>") && !md.contains("](http"), "{md}");
     assert!(!md.contains('\u{1b}'));

@@ -475,7 +475,10 @@ mod tests {
             record(serde_json::json!({"autonomous_system_organization": "No Number Org"})),
             None,
         );
-        assert_eq!((alone.asn, alone.as_org.as_deref()), (None, Some("No Number Org")));
+        assert_eq!(
+            (alone.asn, alone.as_org.as_deref()),
+            (None, Some("No Number Org"))
+        );
     }
 
     #[test]
@@ -492,7 +495,10 @@ mod tests {
             record(serde_json::json!({"autonomous_system_organization": "Other"})),
             None,
         );
-        assert_eq!((answer.asn, answer.as_org.as_deref()), (Some(64500), Some("First")));
+        assert_eq!(
+            (answer.asn, answer.as_org.as_deref()),
+            (Some(64500), Some("First"))
+        );
     }
 
     #[test]

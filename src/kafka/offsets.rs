@@ -187,18 +187,25 @@ mod tests {
 
     /// Begun offsets (sorted, with gaps like a compacted topic) and a completion order that
     /// is a real permutation of some of them, so completions arrive in any order.
-    fn begun_and_completion_order() -> impl proptest::strategy::Strategy<Value = (Vec<i64>, Vec<i64>)> {
+    fn begun_and_completion_order(
+    ) -> impl proptest::strategy::Strategy<Value = (Vec<i64>, Vec<i64>)> {
         use proptest::strategy::Strategy;
-        proptest::sample::subsequence((0i64..60).collect::<Vec<_>>(), 1..40).prop_flat_map(|begun| {
-            let len = begun.len();
-            let order = proptest::sample::subsequence(begun.clone(), 0..=len).prop_shuffle();
-            (proptest::strategy::Just(begun), order)
-        })
+        proptest::sample::subsequence((0i64..60).collect::<Vec<_>>(), 1..40).prop_flat_map(
+            |begun| {
+                let len = begun.len();
+                let order = proptest::sample::subsequence(begun.clone(), 0..=len).prop_shuffle();
+                (proptest::strategy::Just(begun), order)
+            },
+        )
     }
 
     /// The model: the highest begun offset with every begun offset up to it finished.
     fn contiguous_finished(begun: &[i64], finished: &BTreeSet<i64>) -> Option<i64> {
-        begun.iter().take_while(|o| finished.contains(o)).last().copied()
+        begun
+            .iter()
+            .take_while(|o| finished.contains(o))
+            .last()
+            .copied()
     }
 
     proptest::proptest! {

@@ -297,9 +297,14 @@ mod tests {
     fn spelled_in(text: &str, ip: IpAddr) -> bool {
         let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
         starts.iter().any(|&start| {
-            text[start..].char_indices().map(|(i, c)| start + i + c.len_utf8()).any(|end| {
-                text[start..end].parse::<IpAddr>().is_ok_and(|p| p.to_canonical() == ip)
-            })
+            text[start..]
+                .char_indices()
+                .map(|(i, c)| start + i + c.len_utf8())
+                .any(|end| {
+                    text[start..end]
+                        .parse::<IpAddr>()
+                        .is_ok_and(|p| p.to_canonical() == ip)
+                })
         })
     }
 }

@@ -842,4 +842,3 @@ fn narrative_appears_only_when_set_labelled_and_after_the_data_gaps() {
     assert!(page.contains("<p>First paragraph.</p>\n<p># Not a heading [x](http://evil)</p>"));
     assert_eq!(markdown(&without), before(&md, "\n## Narrative"));
 }
-
