@@ -29,16 +29,7 @@ async fn vt(
     key: &str,
     address: &str,
 ) -> (Result<Lookup, ProviderError>, Vec<Seen>) {
-    lookup_once(
-        VirusTotal::new,
-        "/api/v3",
-        "virustotal",
-        VT_KEY,
-        canned,
-        key,
-        address,
-    )
-    .await
+    lookup_once(VirusTotal::new, &VIRUSTOTAL, VT_KEY, canned, key, address).await
 }
 
 /// Looks `address` up on an AbuseIPDB mock answering `canned`.
@@ -47,16 +38,7 @@ async fn abuse(
     key: &str,
     address: &str,
 ) -> (Result<Lookup, ProviderError>, Vec<Seen>) {
-    lookup_once(
-        AbuseIpDb::new,
-        "/api/v2/",
-        "abuseipdb",
-        ABUSE_KEY,
-        canned,
-        key,
-        address,
-    )
-    .await
+    lookup_once(AbuseIpDb::new, &ABUSEIPDB, ABUSE_KEY, canned, key, address).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -494,20 +476,23 @@ async fn html_200_is_an_invalid_response_not_an_answer() {
 }
 
 #[tokio::test]
-async fn a_slow_mock_past_the_timeout_is_a_timeout() {
-    let mut slow = json_answer(200, vt_full_report());
-    slow.delay = Duration::from_secs(5);
+async fn a_provider_that_never_answers_ends_at_the_configured_timeout() {
     let timeout = Duration::from_millis(300);
-    let (vt_url, _) = mock(slow.clone()).await;
-    let (abuse_url, _) = mock(slow).await;
-    let vt = VirusTotal::new(&settings(&vt_url, VT_KEY, timeout)).unwrap();
-    let abuse = AbuseIpDb::new(&settings(&abuse_url, ABUSE_KEY, timeout)).unwrap();
-    let started = std::time::Instant::now();
-    let (vt_result, abuse_result) = tokio::join!(
-        vt.lookup(ip("203.0.113.45")),
-        abuse.lookup(ip("203.0.113.45"))
-    );
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let vt_mock = Mock::start(&VIRUSTOTAL, no_answer()).await;
+    let abuse_mock = Mock::start(&ABUSEIPDB, no_answer()).await;
+    let vt = VirusTotal::new(&settings(&vt_mock.base_url(&VIRUSTOTAL), VT_KEY, timeout)).unwrap();
+    let abuse =
+        AbuseIpDb::new(&settings(&abuse_mock.base_url(&ABUSEIPDB), ABUSE_KEY, timeout)).unwrap();
+    // The mocks hold every request open: only the client's own timeout can end these lookups.
+    // The deadline is only there so a client without one fails instead of hanging.
+    let (vt_result, abuse_result) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(
+            vt.lookup(ip("203.0.113.45")),
+            abuse.lookup(ip("203.0.113.45"))
+        )
+    })
+    .await
+    .expect("a lookup against a mock that never answers did not end: timeout not applied");
     for result in [vt_result, abuse_result] {
         let entry = intel_entry(&result);
         assert_eq!(error_of(result), ProviderError::Timeout(timeout));
@@ -568,7 +553,7 @@ async fn a_key_echoed_by_the_server_is_redacted() {
 
 #[tokio::test]
 async fn redirects_are_not_followed_so_the_key_never_travels() {
-    let (elsewhere, seen_elsewhere) = mock(json_answer(200, vt_full_report())).await;
+    let (elsewhere, seen_elsewhere) = mock(&VIRUSTOTAL, json_answer(200, vt_full_report())).await;
     let location: &'static str =
         Box::leak(format!("{elsewhere}/api/v3/ip_addresses/203.0.113.45").into_boxed_str());
     let mut redirect = json_answer(302, json!({}));
@@ -597,4 +582,87 @@ async fn a_bad_base_url_is_a_settings_error_naming_the_key() {
         error.to_string().contains("providers.abuseipdb.base_url"),
         "{error}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared mock itself: strict about method and path, so a wrong URL cannot pass a test.
+
+#[tokio::test]
+async fn the_mock_serves_only_its_route_and_fails_the_test_on_anything_else() {
+    let vt = Mock::start(&VIRUSTOTAL, json_answer(200, vt_full_report())).await;
+    let abuse = Mock::start(&ABUSEIPDB, json_answer(200, abuse_verbose_report())).await;
+    let client = reqwest::Client::new();
+    let status = |request: reqwest::RequestBuilder| async move {
+        request.send().await.expect("the mock answers").status().as_u16()
+    };
+    let vt_get = |path: &str| client.get(format!("{}{path}", vt.url));
+    assert_eq!(status(vt_get("/api/v3/ip_addresses/203.0.113.45")).await, 200);
+    assert_eq!(status(vt_get("/api/v3/ip_addresses/2001:db8::45")).await, 200);
+    // Another path, an address not in canonical text, another method.
+    assert_eq!(status(vt_get("/api/v3/ip_address/203.0.113.45")).await, 404);
+    assert_eq!(status(vt_get("/api/v3/ip_addresses/2001:0db8::45")).await, 404);
+    assert_eq!(status(vt_get("/api/v3/ip_addresses/2001%3Adb8%3A%3A45")).await, 404);
+    let post = client.post(format!("{}/api/v3/ip_addresses/203.0.113.45", vt.url));
+    assert_eq!(status(post).await, 405);
+    // AbuseIPDB's address is a query parameter; without it the request is not the API's.
+    let abuse_get = |path: &str| client.get(format!("{}{path}", abuse.url));
+    let check = "/api/v2/check?ipAddress=2001%3Adb8%3A%3A45&maxAgeInDays=90&verbose";
+    assert_eq!(status(abuse_get(check)).await, 200);
+    assert_eq!(status(abuse_get("/api/v2/check?maxAgeInDays=90")).await, 404);
+
+    assert_eq!(vt.asked(), ["203.0.113.45", "2001:db8::45"]);
+    assert_eq!(abuse.asked(), ["2001:db8::45"]);
+    assert_eq!(
+        vt.seen.unexpected(),
+        [
+            "GET /api/v3/ip_address/203.0.113.45",
+            "GET /api/v3/ip_addresses/2001:0db8::45",
+            "GET /api/v3/ip_addresses/2001%3Adb8%3A%3A45",
+            "POST /api/v3/ip_addresses/203.0.113.45",
+        ]
+    );
+    assert_eq!(abuse.seen.unexpected(), ["GET /api/v2/check?maxAgeInDays=90"]);
+    // Dropping the log at the end of a test fails it, naming the stray requests.
+    for mock in [vt, abuse] {
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(mock)));
+        let message = *dropped
+            .expect_err("the drop let stray requests pass")
+            .downcast::<String>()
+            .unwrap();
+        assert!(message.contains("serves only"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn the_mock_asks_otx_for_the_family_of_the_address() {
+    let otx = Mock::start(&OTX, json_answer(200, json!({}))).await;
+    let client = reqwest::Client::new();
+    for (path, status) in [
+        ("/api/v1/indicators/IPv4/203.0.113.45/general", 200),
+        ("/api/v1/indicators/IPv6/2001:db8::45/general", 200),
+        ("/api/v1/indicators/IPv6/203.0.113.45/general", 404),
+        ("/api/v1/indicators/IPv4/2001:db8::45/general", 404),
+    ] {
+        let response = client.get(format!("{}{path}", otx.url)).send().await;
+        assert_eq!(response.unwrap().status().as_u16(), status, "{path}");
+    }
+    assert_eq!(otx.asked(), ["203.0.113.45", "2001:db8::45"]);
+    // Sent on purpose here; left in the log they would fail the test.
+    assert_eq!(otx.seen.take_unexpected().len(), 2);
+}
+
+#[test]
+fn the_mocked_apis_sit_under_the_shipped_base_urls() {
+    let defaults = threatsift::Settings::from_toml_overrides("").unwrap();
+    for api in [VIRUSTOTAL, ABUSEIPDB, GREYNOISE, OTX, INTERNETDB] {
+        let base = &defaults.providers.get(api.name).unwrap().base_url;
+        let url = reqwest::Url::parse(base).unwrap();
+        assert_eq!(
+            url.path().trim_end_matches('/'),
+            api.base_path,
+            "{}",
+            api.name
+        );
+        assert!(api.route.path.starts_with(api.base_path), "{}", api.name);
+    }
 }
