@@ -481,8 +481,12 @@ async fn a_provider_that_never_answers_ends_at_the_configured_timeout() {
     let vt_mock = Mock::start(&VIRUSTOTAL, no_answer()).await;
     let abuse_mock = Mock::start(&ABUSEIPDB, no_answer()).await;
     let vt = VirusTotal::new(&settings(&vt_mock.base_url(&VIRUSTOTAL), VT_KEY, timeout)).unwrap();
-    let abuse =
-        AbuseIpDb::new(&settings(&abuse_mock.base_url(&ABUSEIPDB), ABUSE_KEY, timeout)).unwrap();
+    let abuse = AbuseIpDb::new(&settings(
+        &abuse_mock.base_url(&ABUSEIPDB),
+        ABUSE_KEY,
+        timeout,
+    ))
+    .unwrap();
     // The mocks hold every request open: only the client's own timeout can end these lookups.
     // The deadline is only there so a client without one fails instead of hanging.
     let (vt_result, abuse_result) = tokio::time::timeout(Duration::from_secs(60), async {
@@ -593,22 +597,42 @@ async fn the_mock_serves_only_its_route_and_fails_the_test_on_anything_else() {
     let abuse = Mock::start(&ABUSEIPDB, json_answer(200, abuse_verbose_report())).await;
     let client = reqwest::Client::new();
     let status = |request: reqwest::RequestBuilder| async move {
-        request.send().await.expect("the mock answers").status().as_u16()
+        request
+            .send()
+            .await
+            .expect("the mock answers")
+            .status()
+            .as_u16()
     };
     let vt_get = |path: &str| client.get(format!("{}{path}", vt.url));
-    assert_eq!(status(vt_get("/api/v3/ip_addresses/203.0.113.45")).await, 200);
-    assert_eq!(status(vt_get("/api/v3/ip_addresses/2001:db8::45")).await, 200);
+    assert_eq!(
+        status(vt_get("/api/v3/ip_addresses/203.0.113.45")).await,
+        200
+    );
+    assert_eq!(
+        status(vt_get("/api/v3/ip_addresses/2001:db8::45")).await,
+        200
+    );
     // Another path, an address not in canonical text, another method.
     assert_eq!(status(vt_get("/api/v3/ip_address/203.0.113.45")).await, 404);
-    assert_eq!(status(vt_get("/api/v3/ip_addresses/2001:0db8::45")).await, 404);
-    assert_eq!(status(vt_get("/api/v3/ip_addresses/2001%3Adb8%3A%3A45")).await, 404);
+    assert_eq!(
+        status(vt_get("/api/v3/ip_addresses/2001:0db8::45")).await,
+        404
+    );
+    assert_eq!(
+        status(vt_get("/api/v3/ip_addresses/2001%3Adb8%3A%3A45")).await,
+        404
+    );
     let post = client.post(format!("{}/api/v3/ip_addresses/203.0.113.45", vt.url));
     assert_eq!(status(post).await, 405);
     // AbuseIPDB's address is a query parameter; without it the request is not the API's.
     let abuse_get = |path: &str| client.get(format!("{}{path}", abuse.url));
     let check = "/api/v2/check?ipAddress=2001%3Adb8%3A%3A45&maxAgeInDays=90&verbose";
     assert_eq!(status(abuse_get(check)).await, 200);
-    assert_eq!(status(abuse_get("/api/v2/check?maxAgeInDays=90")).await, 404);
+    assert_eq!(
+        status(abuse_get("/api/v2/check?maxAgeInDays=90")).await,
+        404
+    );
 
     assert_eq!(vt.asked(), ["203.0.113.45", "2001:db8::45"]);
     assert_eq!(abuse.asked(), ["2001:db8::45"]);
@@ -621,7 +645,10 @@ async fn the_mock_serves_only_its_route_and_fails_the_test_on_anything_else() {
             "POST /api/v3/ip_addresses/203.0.113.45",
         ]
     );
-    assert_eq!(abuse.seen.unexpected(), ["GET /api/v2/check?maxAgeInDays=90"]);
+    assert_eq!(
+        abuse.seen.unexpected(),
+        ["GET /api/v2/check?maxAgeInDays=90"]
+    );
     // Dropping the log at the end of a test fails it, naming the stray requests.
     for mock in [vt, abuse] {
         let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(mock)));

@@ -408,7 +408,11 @@ async fn otx_429_is_rate_limited_with_any_hint_sent() {
 #[tokio::test]
 async fn otx_ipv6_uses_the_ipv6_section_and_mapped_ipv4_the_ipv4_one() {
     let body = otx_general(vec![otx_pulse("v6 scanners")], 1, json!([]));
-    let (result, seen) = otx(json_answer(200, body.clone()), OTX_KEY, "2001:db8::45").await;
+    // Each answer names the address asked.
+    let mut v6_body = body.clone();
+    v6_body["indicator"] = json!("2001:db8::45");
+    v6_body["type"] = json!("IPv6");
+    let (result, seen) = otx(json_answer(200, v6_body), OTX_KEY, "2001:db8::45").await;
     assert_eq!(facts_of(result).0["pulse_count"], json!(1));
     assert_eq!(
         seen[0].path_and_query,

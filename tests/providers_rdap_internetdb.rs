@@ -164,8 +164,13 @@ struct RdapMocks {
 /// (which redirects to B: a transferred range); IPv6 `2001::/16` → A but `2001:db8::/32` → B.
 /// `bootstrap_status` lets a test make the bootstrap fail.
 async fn rdap_mocks(bootstrap_status: u16) -> RdapMocks {
-    let (a_bound, b_bound, boot_bound) = (Mock::bind().await, Mock::bind().await, Mock::bind().await);
-    let (a_url, b_url, boot_url) = (a_bound.url.clone(), b_bound.url.clone(), boot_bound.url.clone());
+    let (a_bound, b_bound, boot_bound) =
+        (Mock::bind().await, Mock::bind().await, Mock::bind().await);
+    let (a_url, b_url, boot_url) = (
+        a_bound.url.clone(),
+        b_bound.url.clone(),
+        boot_bound.url.clone(),
+    );
 
     let to_b = b_url.clone();
     let a = a_bound.serve(&[Route::get("/registry/ip/{ip}")], move |seen| {
@@ -200,10 +205,7 @@ async fn rdap_mocks(bootstrap_status: u16) -> RdapMocks {
     });
     let (a_base, b_base) = (format!("{a_url}/registry/"), format!("{b_url}/"));
     let bootstrap = boot_bound.serve(
-        &[
-            Route::get("/rdap/ipv4.json"),
-            Route::get("/rdap/ipv6.json"),
-        ],
+        &[Route::get("/rdap/ipv4.json"), Route::get("/rdap/ipv6.json")],
         move |seen| {
             if bootstrap_status != 200 {
                 return json_answer(bootstrap_status, json!({}));
@@ -433,7 +435,8 @@ async fn rdap_default_base_url_is_the_iana_directory() {
 
 async fn internetdb(answer: Canned, address: &str) -> (Result<Lookup, ProviderError>, Vec<String>) {
     let mock = Mock::start(&INTERNETDB, answer).await;
-    let provider = InternetDb::new(&settings(&format!("{}/", mock.url), Duration::from_secs(2))).unwrap();
+    let provider =
+        InternetDb::new(&settings(&format!("{}/", mock.url), Duration::from_secs(2))).unwrap();
     assert_eq!(provider.name(), "internetdb");
     // Every lookup ends: with an answer, or at the client's 2 s timeout. The deadline is only
     // there so a client without a timeout fails instead of hanging.

@@ -367,8 +367,8 @@ impl Bound {
         let log: Arc<Log> = Arc::default();
         let responder: Arc<Mutex<Responder>> = Arc::new(Mutex::new(Arc::new(respond)));
         let (served, answer, served_routes) = (log.clone(), responder.clone(), routes.to_vec());
-        let app = axum::Router::new().fallback(
-            move |method: Method, uri: Uri, headers: HeaderMap| {
+        let app =
+            axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
                 let (log, answer) = (served.clone(), answer.clone());
                 let routes = served_routes.clone();
                 async move {
@@ -422,8 +422,7 @@ impl Bound {
                     }
                     builder.body(axum::body::Body::from(canned.body)).unwrap()
                 }
-            },
-        );
+            });
         let listener = self.listener;
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Mock {
