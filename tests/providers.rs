@@ -4,6 +4,7 @@
 //! (path, query, headers), and that the API key appears in no error text, `Debug` output or
 //! `intel` detail.
 
+mod common;
 mod mock_api;
 
 use mock_api::*;
@@ -692,4 +693,97 @@ fn the_mocked_apis_sit_under_the_shipped_base_urls() {
         );
         assert!(api.route.path.starts_with(api.base_path), "{}", api.name);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the binary: each address gets its own answers, in a record valid against the schema.
+
+/// VirusTotal's report on `ip`: `malicious` engines flag it.
+fn vt_report_on(ip: std::net::IpAddr, malicious: u64) -> Value {
+    let mut report = vt_full_report();
+    report["data"]["id"] = json!(ip.to_string());
+    report["data"]["links"]["self"] = json!(format!(
+        "https://www.virustotal.com/api/v3/ip_addresses/{ip}"
+    ));
+    report["data"]["attributes"]["last_analysis_stats"]["malicious"] = json!(malicious);
+    report
+}
+
+/// AbuseIPDB's report on `ip` with this confidence score.
+fn abuse_report_on(ip: std::net::IpAddr, confidence: u64) -> Value {
+    let mut report = abuse_verbose_report();
+    report["data"]["ipAddress"] = json!(ip.to_string());
+    report["data"]["abuseConfidenceScore"] = json!(confidence);
+    report
+}
+
+#[test]
+fn enrich_gives_each_address_its_own_answers_in_a_valid_record() {
+    // (address, VirusTotal engines flagging it, AbuseIPDB confidence)
+    const ANSWERS: [(&str, u64, u64); 2] = [("203.0.113.45", 9, 12), ("198.51.100.7", 2, 96)];
+    let answer = |ip: std::net::IpAddr| {
+        ANSWERS
+            .iter()
+            .find(|(a, _, _)| ip.to_string() == *a)
+            .copied()
+            .unwrap_or_else(|| panic!("{ip} was not asked for"))
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vt = runtime.block_on(Mock::by_address(&VIRUSTOTAL, move |ip| {
+        json_answer(200, vt_report_on(ip, answer(ip).1))
+    }));
+    let abuse = runtime.block_on(Mock::by_address(&ABUSEIPDB, move |ip| {
+        json_answer(200, abuse_report_on(ip, answer(ip).2))
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("enrich.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "feeds = []\n[filter]\nallow_documentation_ranges = true\n\
+             [providers.virustotal]\nenabled = true\nbase_url = \"{}\"\napi_key = \"{VT_KEY}\"\n\
+             [providers.abuseipdb]\nenabled = true\nbase_url = \"{}\"\napi_key = \"{ABUSE_KEY}\"\n",
+            vt.base_url(&VIRUSTOTAL),
+            abuse.base_url(&ABUSEIPDB),
+        ),
+    )
+    .unwrap();
+    let mut args = vec!["enrich", "--config", config.to_str().unwrap()];
+    args.extend(ANSWERS.iter().map(|(a, _, _)| *a));
+    let out = common::threatsift(&args, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let records = common::output_records(&stdout);
+    assert_eq!(records.len(), ANSWERS.len(), "{stdout}");
+    for (record, (address, engines, confidence)) in records.iter().zip(ANSWERS) {
+        assert_eq!(record["ip"], address);
+        let intel = &record["intel"];
+        assert_eq!(intel["virustotal"]["status"], "ok", "{record:#}");
+        assert_eq!(
+            intel["virustotal"]["last_analysis_stats"]["malicious"], engines,
+            "{record:#}"
+        );
+        assert_eq!(intel["abuseipdb"]["status"], "ok", "{record:#}");
+        assert_eq!(
+            intel["abuseipdb"]["abuse_confidence_score"], confidence,
+            "{record:#}"
+        );
+    }
+    let mut asked = vt.asked();
+    asked.sort();
+    assert_eq!(asked, ["198.51.100.7", "203.0.113.45"]);
+    let mut asked = abuse.asked();
+    asked.sort();
+    assert_eq!(asked, ["198.51.100.7", "203.0.113.45"]);
+
+    // The helper lets no record through that the schema refuses (a score above 100).
+    let mut broken = records[0].clone();
+    broken["score"] = json!(101);
+    let refused = std::panic::catch_unwind(|| common::output_records(&broken.to_string()));
+    assert!(refused.is_err(), "a record scoring 101 passed: {broken}");
 }
