@@ -235,13 +235,19 @@ fn enrich_prints_one_record_per_address_with_every_provider_status() {
         "last_analysis_stats": {"harmless": 58, "malicious": 4, "suspicious": 1, "undetected": 31, "timeout": 0},
         "last_analysis_results": {}
     }}});
-    let (vt_url, vt_seen) = runtime.block_on(mock_api::mock(mock_api::json_answer(200, vt_body)));
-    let (abuse_url, abuse_seen) = runtime.block_on(mock_api::mock(mock_api::json_answer(
-        401,
-        serde_json::json!({"errors": [{"detail": "Authentication failed. Your API key is either \
-            missing, incorrect, or revoked. Note: The APIv2 key differs from the APIv1 key.",
-            "status": 401}]}),
-    )));
+    let (vt_url, vt_seen) = runtime.block_on(mock_api::mock(
+        &mock_api::VIRUSTOTAL,
+        mock_api::json_answer(200, vt_body),
+    ));
+    let (abuse_url, abuse_seen) = runtime.block_on(mock_api::mock(
+        &mock_api::ABUSEIPDB,
+        mock_api::json_answer(
+            401,
+            serde_json::json!({"errors": [{"detail": "Authentication failed. Your API key is \
+                either missing, incorrect, or revoked. Note: The APIv2 key differs from the \
+                APIv1 key.", "status": 401}]}),
+        ),
+    ));
     let dir = tempfile::tempdir().unwrap();
     let asn = dir.path().join("GeoLite2-ASN.mmdb");
     std::fs::write(

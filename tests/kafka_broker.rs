@@ -443,9 +443,11 @@ async fn provider_answers_are_published_as_revisions() {
     let topics = create_topics(1).await;
     let dir = tempfile::tempdir().unwrap();
     let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
-    let (vt_url, vt_seen) =
-        mock_api::mock(mock_api::json_answer(200, vt_flagged("198.51.100.7"))).await;
-    let (abuse_url, abuse_seen) = mock_api::mock(mock_api::json_answer(
+    let (vt_url, vt_seen) = mock_api::mock_by_address(&mock_api::VIRUSTOTAL, |ip| {
+        mock_api::json_answer(200, vt_flagged(&ip.to_string()))
+    })
+    .await;
+    let (abuse_url, abuse_seen) = mock_api::mock(&mock_api::ABUSEIPDB, mock_api::json_answer(
         401,
         serde_json::json!({"errors": [{"detail": "Authentication failed. Your API key is either \
             missing, incorrect, or revoked. Note: The APIv2 key differs from the APIv1 key.",
@@ -606,8 +608,10 @@ async fn a_spent_provider_budget_never_holds_up_the_stream() {
     let topics = create_topics(2).await;
     let dir = tempfile::tempdir().unwrap();
     let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
-    let (vt_url, vt_seen) =
-        mock_api::mock(mock_api::json_answer(200, vt_flagged("198.51.100.7"))).await;
+    let (vt_url, vt_seen) = mock_api::mock_by_address(&mock_api::VIRUSTOTAL, |ip| {
+        mock_api::json_answer(200, vt_flagged(&ip.to_string()))
+    })
+    .await;
     // VirusTotal's free tier, a queue of 50: 3,000 new addresses must still all be consumed,
     // published or withheld, and committed, while VirusTotal is asked 4 times.
     let extra = format!(

@@ -4,6 +4,7 @@
 //! (path, query, headers), and that the API key appears in no error text, `Debug` output or
 //! `intel` detail.
 
+mod common;
 mod mock_api;
 
 use mock_api::*;
@@ -29,16 +30,7 @@ async fn vt(
     key: &str,
     address: &str,
 ) -> (Result<Lookup, ProviderError>, Vec<Seen>) {
-    lookup_once(
-        VirusTotal::new,
-        "/api/v3",
-        "virustotal",
-        VT_KEY,
-        canned,
-        key,
-        address,
-    )
-    .await
+    lookup_once(VirusTotal::new, &VIRUSTOTAL, VT_KEY, canned, key, address).await
 }
 
 /// Looks `address` up on an AbuseIPDB mock answering `canned`.
@@ -47,16 +39,7 @@ async fn abuse(
     key: &str,
     address: &str,
 ) -> (Result<Lookup, ProviderError>, Vec<Seen>) {
-    lookup_once(
-        AbuseIpDb::new,
-        "/api/v2/",
-        "abuseipdb",
-        ABUSE_KEY,
-        canned,
-        key,
-        address,
-    )
-    .await
+    lookup_once(AbuseIpDb::new, &ABUSEIPDB, ABUSE_KEY, canned, key, address).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -544,20 +527,27 @@ async fn html_200_is_an_invalid_response_not_an_answer() {
 }
 
 #[tokio::test]
-async fn a_slow_mock_past_the_timeout_is_a_timeout() {
-    let mut slow = json_answer(200, vt_full_report());
-    slow.delay = Duration::from_secs(5);
+async fn a_provider_that_never_answers_ends_at_the_configured_timeout() {
     let timeout = Duration::from_millis(300);
-    let (vt_url, _) = mock(slow.clone()).await;
-    let (abuse_url, _) = mock(slow).await;
-    let vt = VirusTotal::new(&settings(&vt_url, VT_KEY, timeout)).unwrap();
-    let abuse = AbuseIpDb::new(&settings(&abuse_url, ABUSE_KEY, timeout)).unwrap();
-    let started = std::time::Instant::now();
-    let (vt_result, abuse_result) = tokio::join!(
-        vt.lookup(ip("203.0.113.45")),
-        abuse.lookup(ip("203.0.113.45"))
-    );
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let vt_mock = Mock::start(&VIRUSTOTAL, no_answer()).await;
+    let abuse_mock = Mock::start(&ABUSEIPDB, no_answer()).await;
+    let vt = VirusTotal::new(&settings(&vt_mock.base_url(&VIRUSTOTAL), VT_KEY, timeout)).unwrap();
+    let abuse = AbuseIpDb::new(&settings(
+        &abuse_mock.base_url(&ABUSEIPDB),
+        ABUSE_KEY,
+        timeout,
+    ))
+    .unwrap();
+    // The mocks hold every request open: only the client's own timeout can end these lookups.
+    // The deadline is only there so a client without one fails instead of hanging.
+    let (vt_result, abuse_result) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(
+            vt.lookup(ip("203.0.113.45")),
+            abuse.lookup(ip("203.0.113.45"))
+        )
+    })
+    .await
+    .expect("a lookup against a mock that never answers did not end: timeout not applied");
     for result in [vt_result, abuse_result] {
         let entry = intel_entry(&result);
         assert_eq!(error_of(result), ProviderError::Timeout(timeout));
@@ -618,7 +608,7 @@ async fn a_key_echoed_by_the_server_is_redacted() {
 
 #[tokio::test]
 async fn redirects_are_not_followed_so_the_key_never_travels() {
-    let (elsewhere, seen_elsewhere) = mock(json_answer(200, vt_full_report())).await;
+    let (elsewhere, seen_elsewhere) = mock(&VIRUSTOTAL, json_answer(200, vt_full_report())).await;
     let location: &'static str =
         Box::leak(format!("{elsewhere}/api/v3/ip_addresses/203.0.113.45").into_boxed_str());
     let mut redirect = json_answer(302, json!({}));
@@ -647,4 +637,203 @@ async fn a_bad_base_url_is_a_settings_error_naming_the_key() {
         error.to_string().contains("providers.abuseipdb.base_url"),
         "{error}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared mock itself: strict about method and path, so a wrong URL cannot pass a test.
+
+#[tokio::test]
+async fn the_mock_serves_only_its_route_and_fails_the_test_on_anything_else() {
+    let vt = Mock::start(&VIRUSTOTAL, json_answer(200, vt_full_report())).await;
+    let abuse = Mock::start(&ABUSEIPDB, json_answer(200, abuse_verbose_report())).await;
+    let client = reqwest::Client::new();
+    let status = |request: reqwest::RequestBuilder| async move {
+        request
+            .send()
+            .await
+            .expect("the mock answers")
+            .status()
+            .as_u16()
+    };
+    let vt_get = |path: &str| client.get(format!("{}{path}", vt.url));
+    assert_eq!(
+        status(vt_get("/api/v3/ip_addresses/203.0.113.45")).await,
+        200
+    );
+    assert_eq!(
+        status(vt_get("/api/v3/ip_addresses/2001:db8::45")).await,
+        200
+    );
+    // Another path, an address not in canonical text, another method.
+    assert_eq!(status(vt_get("/api/v3/ip_address/203.0.113.45")).await, 404);
+    assert_eq!(
+        status(vt_get("/api/v3/ip_addresses/2001:0db8::45")).await,
+        404
+    );
+    assert_eq!(
+        status(vt_get("/api/v3/ip_addresses/2001%3Adb8%3A%3A45")).await,
+        404
+    );
+    let post = client.post(format!("{}/api/v3/ip_addresses/203.0.113.45", vt.url));
+    assert_eq!(status(post).await, 405);
+    // AbuseIPDB's address is a query parameter; without it the request is not the API's.
+    let abuse_get = |path: &str| client.get(format!("{}{path}", abuse.url));
+    let check = "/api/v2/check?ipAddress=2001%3Adb8%3A%3A45&maxAgeInDays=90&verbose";
+    assert_eq!(status(abuse_get(check)).await, 200);
+    assert_eq!(
+        status(abuse_get("/api/v2/check?maxAgeInDays=90")).await,
+        404
+    );
+
+    assert_eq!(vt.asked(), ["203.0.113.45", "2001:db8::45"]);
+    assert_eq!(abuse.asked(), ["2001:db8::45"]);
+    assert_eq!(
+        vt.seen.unexpected(),
+        [
+            "GET /api/v3/ip_address/203.0.113.45",
+            "GET /api/v3/ip_addresses/2001:0db8::45",
+            "GET /api/v3/ip_addresses/2001%3Adb8%3A%3A45",
+            "POST /api/v3/ip_addresses/203.0.113.45",
+        ]
+    );
+    assert_eq!(
+        abuse.seen.unexpected(),
+        ["GET /api/v2/check?maxAgeInDays=90"]
+    );
+    // Dropping the log at the end of a test fails it, naming the stray requests.
+    for mock in [vt, abuse] {
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(mock)));
+        let message = *dropped
+            .expect_err("the drop let stray requests pass")
+            .downcast::<String>()
+            .unwrap();
+        assert!(message.contains("serves only"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn the_mock_asks_otx_for_the_family_of_the_address() {
+    let otx = Mock::start(&OTX, json_answer(200, json!({}))).await;
+    let client = reqwest::Client::new();
+    for (path, status) in [
+        ("/api/v1/indicators/IPv4/203.0.113.45/general", 200),
+        ("/api/v1/indicators/IPv6/2001:db8::45/general", 200),
+        ("/api/v1/indicators/IPv6/203.0.113.45/general", 404),
+        ("/api/v1/indicators/IPv4/2001:db8::45/general", 404),
+    ] {
+        let response = client.get(format!("{}{path}", otx.url)).send().await;
+        assert_eq!(response.unwrap().status().as_u16(), status, "{path}");
+    }
+    assert_eq!(otx.asked(), ["203.0.113.45", "2001:db8::45"]);
+    // Sent on purpose here; left in the log they would fail the test.
+    assert_eq!(otx.seen.take_unexpected().len(), 2);
+}
+
+#[test]
+fn the_mocked_apis_sit_under_the_shipped_base_urls() {
+    let defaults = threatsift::Settings::from_toml_overrides("").unwrap();
+    for api in [VIRUSTOTAL, ABUSEIPDB, GREYNOISE, OTX, INTERNETDB] {
+        let base = &defaults.providers.get(api.name).unwrap().base_url;
+        let url = reqwest::Url::parse(base).unwrap();
+        assert_eq!(
+            url.path().trim_end_matches('/'),
+            api.base_path,
+            "{}",
+            api.name
+        );
+        assert!(api.route.path.starts_with(api.base_path), "{}", api.name);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the binary: each address gets its own answers, in a record valid against the schema.
+
+/// VirusTotal's report on `ip`: `malicious` engines flag it.
+fn vt_report_on(ip: std::net::IpAddr, malicious: u64) -> Value {
+    let mut report = vt_full_report();
+    report["data"]["id"] = json!(ip.to_string());
+    report["data"]["links"]["self"] = json!(format!(
+        "https://www.virustotal.com/api/v3/ip_addresses/{ip}"
+    ));
+    report["data"]["attributes"]["last_analysis_stats"]["malicious"] = json!(malicious);
+    report
+}
+
+/// AbuseIPDB's report on `ip` with this confidence score.
+fn abuse_report_on(ip: std::net::IpAddr, confidence: u64) -> Value {
+    let mut report = abuse_verbose_report();
+    report["data"]["ipAddress"] = json!(ip.to_string());
+    report["data"]["abuseConfidenceScore"] = json!(confidence);
+    report
+}
+
+#[test]
+fn enrich_gives_each_address_its_own_answers_in_a_valid_record() {
+    // (address, VirusTotal engines flagging it, AbuseIPDB confidence)
+    const ANSWERS: [(&str, u64, u64); 2] = [("203.0.113.45", 9, 12), ("198.51.100.7", 2, 96)];
+    let answer = |ip: std::net::IpAddr| {
+        ANSWERS
+            .iter()
+            .find(|(a, _, _)| ip.to_string() == *a)
+            .copied()
+            .unwrap_or_else(|| panic!("{ip} was not asked for"))
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vt = runtime.block_on(Mock::by_address(&VIRUSTOTAL, move |ip| {
+        json_answer(200, vt_report_on(ip, answer(ip).1))
+    }));
+    let abuse = runtime.block_on(Mock::by_address(&ABUSEIPDB, move |ip| {
+        json_answer(200, abuse_report_on(ip, answer(ip).2))
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("enrich.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "feeds = []\n[filter]\nallow_documentation_ranges = true\n\
+             [providers.virustotal]\nenabled = true\nbase_url = \"{}\"\napi_key = \"{VT_KEY}\"\n\
+             [providers.abuseipdb]\nenabled = true\nbase_url = \"{}\"\napi_key = \"{ABUSE_KEY}\"\n",
+            vt.base_url(&VIRUSTOTAL),
+            abuse.base_url(&ABUSEIPDB),
+        ),
+    )
+    .unwrap();
+    let mut args = vec!["enrich", "--config", config.to_str().unwrap()];
+    args.extend(ANSWERS.iter().map(|(a, _, _)| *a));
+    let out = common::threatsift(&args, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let records = common::output_records(&stdout);
+    assert_eq!(records.len(), ANSWERS.len(), "{stdout}");
+    for (record, (address, engines, confidence)) in records.iter().zip(ANSWERS) {
+        assert_eq!(record["ip"], address);
+        let intel = &record["intel"];
+        assert_eq!(intel["virustotal"]["status"], "ok", "{record:#}");
+        assert_eq!(
+            intel["virustotal"]["last_analysis_stats"]["malicious"], engines,
+            "{record:#}"
+        );
+        assert_eq!(intel["abuseipdb"]["status"], "ok", "{record:#}");
+        assert_eq!(
+            intel["abuseipdb"]["abuse_confidence_score"], confidence,
+            "{record:#}"
+        );
+    }
+    let mut asked = vt.asked();
+    asked.sort();
+    assert_eq!(asked, ["198.51.100.7", "203.0.113.45"]);
+    let mut asked = abuse.asked();
+    asked.sort();
+    assert_eq!(asked, ["198.51.100.7", "203.0.113.45"]);
+
+    // The helper lets no record through that the schema refuses (a score above 100).
+    let mut broken = records[0].clone();
+    broken["score"] = json!(101);
+    let refused = std::panic::catch_unwind(|| common::output_records(&broken.to_string()));
+    assert!(refused.is_err(), "a record scoring 101 passed: {broken}");
 }

@@ -30,16 +30,7 @@ async fn greynoise(
     key: &str,
     address: &str,
 ) -> (Result<Lookup, ProviderError>, Vec<Seen>) {
-    lookup_once(
-        GreyNoise::new,
-        "/v3/community/",
-        "greynoise",
-        GN_KEY,
-        canned,
-        key,
-        address,
-    )
-    .await
+    lookup_once(GreyNoise::new, &GREYNOISE, GN_KEY, canned, key, address).await
 }
 
 /// Looks `address` up on an OTX mock answering `canned`.
@@ -48,7 +39,7 @@ async fn otx(
     key: &str,
     address: &str,
 ) -> (Result<Lookup, ProviderError>, Vec<Seen>) {
-    lookup_once(Otx::new, "/api/v1", "otx", OTX_KEY, canned, key, address).await
+    lookup_once(Otx::new, &OTX, OTX_KEY, canned, key, address).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -417,7 +408,11 @@ async fn otx_429_is_rate_limited_with_any_hint_sent() {
 #[tokio::test]
 async fn otx_ipv6_uses_the_ipv6_section_and_mapped_ipv4_the_ipv4_one() {
     let body = otx_general(vec![otx_pulse("v6 scanners")], 1, json!([]));
-    let (result, seen) = otx(json_answer(200, body.clone()), OTX_KEY, "2001:db8::45").await;
+    // Each answer names the address asked.
+    let mut v6_body = body.clone();
+    v6_body["indicator"] = json!("2001:db8::45");
+    v6_body["type"] = json!("IPv6");
+    let (result, seen) = otx(json_answer(200, v6_body), OTX_KEY, "2001:db8::45").await;
     assert_eq!(facts_of(result).0["pulse_count"], json!(1));
     assert_eq!(
         seen[0].path_and_query,
@@ -483,20 +478,22 @@ async fn otx_unreadable_answers_are_invalid_or_unavailable() {
 // Both
 
 #[tokio::test]
-async fn a_slow_answer_past_the_timeout_is_a_timeout() {
-    let mut slow = json_answer(200, otx_general(vec![], 0, json!([])));
-    slow.delay = Duration::from_secs(5);
+async fn a_provider_that_never_answers_ends_at_the_configured_timeout() {
     let timeout = Duration::from_millis(300);
-    let (gn_url, _) = mock(slow.clone()).await;
-    let (otx_url, _) = mock(slow).await;
-    let gn = GreyNoise::new(&settings(&gn_url, GN_KEY, timeout)).unwrap();
-    let otx = Otx::new(&settings(&otx_url, OTX_KEY, timeout)).unwrap();
-    let started = std::time::Instant::now();
-    let (gn_result, otx_result) = tokio::join!(
-        gn.lookup(ip("203.0.113.45")),
-        otx.lookup(ip("203.0.113.45"))
-    );
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let gn_mock = Mock::start(&GREYNOISE, no_answer()).await;
+    let otx_mock = Mock::start(&OTX, no_answer()).await;
+    let gn = GreyNoise::new(&settings(&gn_mock.base_url(&GREYNOISE), GN_KEY, timeout)).unwrap();
+    let otx = Otx::new(&settings(&otx_mock.base_url(&OTX), OTX_KEY, timeout)).unwrap();
+    // The mocks hold every request open: only the client's own timeout can end these lookups.
+    // The deadline is only there so a client without one fails instead of hanging.
+    let (gn_result, otx_result) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(
+            gn.lookup(ip("203.0.113.45")),
+            otx.lookup(ip("203.0.113.45"))
+        )
+    })
+    .await
+    .expect("a lookup against a mock that never answers did not end: timeout not applied");
     for result in [gn_result, otx_result] {
         let entry = intel_entry(&result);
         assert_eq!(error_of(result), ProviderError::Timeout(timeout));
@@ -553,15 +550,16 @@ async fn a_key_echoed_by_the_server_is_redacted() {
 
 #[tokio::test]
 async fn redirects_are_not_followed_so_the_key_never_travels() {
-    let (elsewhere, seen_elsewhere) = mock(json_answer(200, json!({}))).await;
-    let location: &'static str = Box::leak(format!("{elsewhere}/anywhere").into_boxed_str());
+    // Serves nothing: any request that reaches it fails the test.
+    let elsewhere = Mock::serve(&[], |_| json_answer(200, json!({}))).await;
+    let location: &'static str = Box::leak(format!("{}/anywhere", elsewhere.url).into_boxed_str());
     let mut redirect = json_answer(302, json!({}));
     redirect.headers = vec![("location", location)];
     let error = error_of(greynoise(redirect.clone(), GN_KEY, "203.0.113.45").await.0);
     assert_eq!(error.kind(), "invalid_response");
     let error = error_of(otx(redirect, OTX_KEY, "203.0.113.45").await.0);
     assert_eq!(error.kind(), "invalid_response");
-    assert!(seen_elsewhere.lock().unwrap().is_empty());
+    elsewhere.seen.assert_only_expected();
 }
 
 #[tokio::test]
@@ -596,9 +594,9 @@ async fn default_settings_reach_the_documented_paths_and_scoring_reads_the_facts
     );
     let gn_body = json!({"ip": "203.0.113.45", "noise": true, "riot": false,
         "classification": "malicious", "last_seen": "2026-01-04", "message": "Success"});
-    let (gn_url, gn_seen) = mock(json_answer(200, gn_body)).await;
+    let (gn_url, gn_seen) = mock(&GREYNOISE, json_answer(200, gn_body)).await;
     let otx_body = otx_general(vec![otx_pulse("SSH honeypot attackers")], 7, json!([]));
-    let (otx_url, otx_seen) = mock(json_answer(200, otx_body)).await;
+    let (otx_url, otx_seen) = mock(&OTX, json_answer(200, otx_body)).await;
     settings.providers.get_mut("greynoise").unwrap().base_url = format!("{gn_url}/v3/community");
     settings.providers.get_mut("otx").unwrap().base_url = format!("{otx_url}/api/v1");
     let gn = GreyNoise::new(settings.providers.get("greynoise").unwrap()).unwrap();

@@ -1,71 +1,41 @@
-//! The RDAP and Shodan InternetDB clients against local axum mocks (reference: providers.md
-//! §4a–4c, §5 and the mock-server checklist): a mock IANA bootstrap and two mock registries,
-//! one redirecting to the other, and an InternetDB mock. Every scenario checks the resulting
-//! status and facts and what the mocks saw.
+//! The RDAP and Shodan InternetDB clients against the shared strict mocks (reference:
+//! providers.md §4a–4c, §5 and the mock-server checklist): a mock IANA bootstrap and two mock
+//! registries, one redirecting to the other, and an InternetDB mock. Each serves only its
+//! API's routes, so a request to any other URL fails the test. Every scenario checks the
+//! resulting status and facts and what the mocks saw.
 
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+mod mock_api;
+
+use mock_api::{html_answer, ip, json_answer, no_answer, Canned, Mock, Route, INTERNETDB};
+
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::{json, Value};
 
 use threatsift::InternetDb;
+use threatsift::ProviderSettings;
 use threatsift::Rdap;
 use threatsift::{intel_entry, Lookup, Provider, ProviderError};
 use threatsift::{Network, ProviderStatus};
-use threatsift::{ProviderSettings, Secret};
 
-/// One answer of a mock.
-#[derive(Clone)]
-struct Answer {
-    status: u16,
-    content_type: &'static str,
-    body: String,
-    headers: Vec<(&'static str, String)>,
-    delay: Duration,
-}
-
-fn json_answer(status: u16, body: Value) -> Answer {
-    Answer {
-        status,
-        content_type: "application/json",
-        body: body.to_string(),
-        headers: Vec::new(),
-        delay: Duration::ZERO,
-    }
-}
-
-fn rdap_answer(status: u16, body: Value) -> Answer {
-    Answer {
+fn rdap_answer(status: u16, body: Value) -> Canned {
+    Canned {
         content_type: "application/rdap+json",
         ..json_answer(status, body)
     }
 }
 
-fn html_answer(status: u16) -> Answer {
-    Answer {
-        status,
-        content_type: "text/html; charset=UTF-8",
-        body: "<!DOCTYPE html><html><head><title>Just a moment...</title></head>\
-               <body>Checking your browser</body></html>"
-            .to_owned(),
-        headers: Vec::new(),
-        delay: Duration::ZERO,
-    }
-}
-
-fn redirect(status: u16, location: String) -> Answer {
-    Answer {
+fn redirect(status: u16, location: String) -> Canned {
+    Canned {
         status,
         content_type: "text/plain",
         body: String::new(),
-        headers: vec![("location", location)],
+        headers: vec![("location", Box::leak(location.into_boxed_str()))],
         delay: Duration::ZERO,
     }
 }
 
-fn rdap_not_found() -> Answer {
+fn rdap_not_found() -> Canned {
     rdap_answer(
         404,
         json!({"errorCode": 404, "title": "Not Found",
@@ -73,72 +43,18 @@ fn rdap_not_found() -> Answer {
     )
 }
 
-/// What a mock saw of one request.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    headers: HeaderMap,
-}
-
-type SeenLog = Arc<Mutex<Vec<Seen>>>;
-type Route = Arc<dyn Fn(&str) -> Answer + Send + Sync>;
-
-/// A listener bound on 127.0.0.1 and its root URL, so a mock can know another's URL first.
-async fn listener() -> (tokio::net::TcpListener, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    (listener, url)
-}
-
-/// Serves `route(path)` for every request on `listener`; returns what it saw.
-fn serve(listener: tokio::net::TcpListener, route: Route) -> SeenLog {
-    let seen: SeenLog = Arc::default();
-    let log = seen.clone();
-    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
-        let route = route.clone();
-        let log = log.clone();
-        async move {
-            let path = uri.path().to_owned();
-            log.lock().unwrap().push(Seen {
-                path: path.clone(),
-                headers,
-            });
-            let answer = route(&path);
-            tokio::time::sleep(answer.delay).await;
-            let mut builder = axum::http::Response::builder()
-                .status(StatusCode::from_u16(answer.status).unwrap())
-                .header("content-type", answer.content_type);
-            for (name, value) in &answer.headers {
-                builder = builder.header(*name, value.as_str());
-            }
-            builder.body(axum::body::Body::from(answer.body)).unwrap()
-        }
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    seen
-}
-
 fn settings(base_url: &str, timeout: Duration) -> ProviderSettings {
     ProviderSettings {
-        enabled: false,
-        base_url: base_url.to_owned(),
-        api_key: Secret::new(""),
-        api_key_file: String::new(),
-        path: String::new(),
-        timeout,
         per_minute: 60,
-        per_day: 0,
         ttl: Duration::from_secs(604_800),
         not_found_ttl: Duration::from_secs(86_400),
+        ..mock_api::settings(base_url, "", timeout)
     }
 }
 
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
-}
-
-fn paths(log: &SeenLog) -> Vec<String> {
-    log.lock().unwrap().iter().map(|s| s.path.clone()).collect()
+/// The paths a mock was asked, in order.
+fn paths(mock: &Mock) -> Vec<String> {
+    mock.seen().iter().map(|s| s.path().to_owned()).collect()
 }
 
 fn error_of(result: Result<Lookup, ProviderError>) -> ProviderError {
@@ -235,68 +151,67 @@ fn ipv6_network() -> Value {
 }
 
 /// The mocks: an IANA-like bootstrap directory and registries A (ARIN-like, under
-/// `/registry/`) and B (RIPE-like, at the root).
+/// `/registry/`) and B (RIPE-like, at the root). Each serves only its RDAP routes
+/// (`GET {base}ip/{ip}`; the bootstrap `GET /rdap/ipv4.json` and `ipv6.json`, RFC 9224).
 struct RdapMocks {
     bootstrap_url: String,
-    bootstrap: SeenLog,
-    a: SeenLog,
-    b: SeenLog,
+    bootstrap: Mock,
+    a: Mock,
+    b: Mock,
 }
 
 /// Bootstrap: `203.0.0.0/8` → B, but the longer `203.0.113.0/24` → A; `198.51.100.0/24` → A
 /// (which redirects to B: a transferred range); IPv6 `2001::/16` → A but `2001:db8::/32` → B.
 /// `bootstrap_status` lets a test make the bootstrap fail.
 async fn rdap_mocks(bootstrap_status: u16) -> RdapMocks {
-    let (a_listener, a_url) = listener().await;
-    let (b_listener, b_url) = listener().await;
-    let (boot_listener, boot_url) = listener().await;
+    let (a_bound, b_bound, boot_bound) =
+        (Mock::bind().await, Mock::bind().await, Mock::bind().await);
+    let (a_url, b_url, boot_url) = (
+        a_bound.url.clone(),
+        b_bound.url.clone(),
+        boot_bound.url.clone(),
+    );
 
     let to_b = b_url.clone();
-    let a = serve(
-        a_listener,
-        Arc::new(move |path: &str| match path {
+    let a = a_bound.serve(&[Route::get("/registry/ip/{ip}")], move |seen| {
+        match seen.path() {
             "/registry/ip/203.0.113.45" => rdap_answer(200, arin_network()),
             "/registry/ip/198.51.100.7" => redirect(301, format!("{to_b}/ip/198.51.100.7")),
             "/registry/ip/203.0.113.99" => redirect(302, format!("{to_b}/ip/203.0.113.99")),
             "/registry/ip/203.0.113.66" => html_answer(200),
-            "/registry/ip/203.0.113.29" => Answer {
-                headers: vec![("retry-after", "30".to_owned())],
+            "/registry/ip/203.0.113.29" => Canned {
+                headers: vec![("retry-after", "30")],
                 ..rdap_answer(429, json!({"errorCode": 429, "title": "Too Many Requests"}))
             },
             "/registry/ip/203.0.113.50" => rdap_answer(503, json!({"errorCode": 503})),
             "/registry/ip/203.0.113.51" => rdap_answer(200, json!({"objectClassName": "autnum"})),
-            "/registry/ip/203.0.113.52" => Answer {
-                status: 302,
-                ..rdap_answer(302, json!({}))
-            },
-            "/registry/ip/203.0.113.53" => Answer {
+            "/registry/ip/203.0.113.52" => rdap_answer(302, json!({})),
+            "/registry/ip/203.0.113.53" => Canned {
                 content_type: "text/plain",
                 body: "not found".to_owned(),
                 ..rdap_not_found()
             },
+            // The registry holds no other address.
             _ => rdap_not_found(),
-        }),
-    );
+        }
+    });
     let to_a = a_url.clone();
-    let b = serve(
-        b_listener,
-        Arc::new(move |path: &str| match path {
-            "/ip/198.51.100.7" => rdap_answer(200, ripe_network()),
-            // Back to A: with A's redirect, a loop.
-            "/ip/203.0.113.99" => redirect(307, format!("{to_a}/registry/ip/203.0.113.99")),
-            "/ip/2001:db8::1" => rdap_answer(200, ipv6_network()),
-            _ => rdap_not_found(),
-        }),
-    );
+    let b = b_bound.serve(&[Route::get("/ip/{ip}")], move |seen| match seen.path() {
+        "/ip/198.51.100.7" => rdap_answer(200, ripe_network()),
+        // Back to A: with A's redirect, a loop.
+        "/ip/203.0.113.99" => redirect(307, format!("{to_a}/registry/ip/203.0.113.99")),
+        "/ip/2001:db8::1" => rdap_answer(200, ipv6_network()),
+        _ => rdap_not_found(),
+    });
     let (a_base, b_base) = (format!("{a_url}/registry/"), format!("{b_url}/"));
-    let bootstrap = serve(
-        boot_listener,
-        Arc::new(move |path: &str| {
+    let bootstrap = boot_bound.serve(
+        &[Route::get("/rdap/ipv4.json"), Route::get("/rdap/ipv6.json")],
+        move |seen| {
             if bootstrap_status != 200 {
                 return json_answer(bootstrap_status, json!({}));
             }
-            match path {
-                "/rdap/ipv4.json" => json_answer(
+            if seen.path() == "/rdap/ipv4.json" {
+                json_answer(
                     200,
                     json!({"description": "RDAP bootstrap file for IPv4 address allocations",
                     "publication": "2026-06-01T20:00:00Z", "version": "1.0",
@@ -304,8 +219,9 @@ async fn rdap_mocks(bootstrap_status: u16) -> RdapMocks {
                       [["203.0.0.0/8"], [b_base]],
                       [["203.0.113.0/24", "198.51.100.0/24"], [a_base]]
                     ]}),
-                ),
-                "/rdap/ipv6.json" => json_answer(
+                )
+            } else {
+                json_answer(
                     200,
                     json!({"description": "RDAP bootstrap file for IPv6 address allocations",
                     "publication": "2026-06-01T20:00:00Z", "version": "1.0",
@@ -313,10 +229,9 @@ async fn rdap_mocks(bootstrap_status: u16) -> RdapMocks {
                       [["2001::/16"], [a_base]],
                       [["2001:db8::/32"], [b_base]]
                     ]}),
-                ),
-                _ => json_answer(404, json!({})),
+                )
             }
-        }),
+        },
     );
     RdapMocks {
         bootstrap_url: format!("{boot_url}/rdap/"),
@@ -367,9 +282,8 @@ async fn rdap_longest_prefix_picks_the_registry_and_the_vcards_give_owner_and_ab
     // The /24 beat the /8: only A was asked, with the RDAP media type.
     assert_eq!(paths(&mocks.a), vec!["/registry/ip/203.0.113.45"]);
     assert!(paths(&mocks.b).is_empty());
-    let seen = mocks.a.lock().unwrap()[0].clone();
     assert_eq!(
-        seen.headers.get("accept").and_then(|v| v.to_str().ok()),
+        mock_api::header(&mocks.a.seen()[0], "accept"),
         Some("application/rdap+json")
     );
     assert_eq!(paths(&mocks.bootstrap), vec!["/rdap/ipv4.json"]);
@@ -519,13 +433,17 @@ async fn rdap_default_base_url_is_the_iana_directory() {
 // ---------------------------------------------------------------------------------------------
 // InternetDB
 
-async fn internetdb(answer: Answer, address: &str) -> (Result<Lookup, ProviderError>, Vec<String>) {
-    let (listener, url) = listener().await;
-    let seen = serve(listener, Arc::new(move |_: &str| answer.clone()));
-    let provider = InternetDb::new(&settings(&format!("{url}/"), Duration::from_secs(2))).unwrap();
+async fn internetdb(answer: Canned, address: &str) -> (Result<Lookup, ProviderError>, Vec<String>) {
+    let mock = Mock::start(&INTERNETDB, answer).await;
+    let provider =
+        InternetDb::new(&settings(&format!("{}/", mock.url), Duration::from_secs(2))).unwrap();
     assert_eq!(provider.name(), "internetdb");
-    let result = provider.lookup(ip(address)).await;
-    (result, paths(&seen))
+    // Every lookup ends: with an answer, or at the client's 2 s timeout. The deadline is only
+    // there so a client without a timeout fails instead of hanging.
+    let result = tokio::time::timeout(Duration::from_secs(60), provider.lookup(ip(address)))
+        .await
+        .expect("an InternetDB lookup did not end: timeout not applied");
+    (result, paths(&mock))
 }
 
 #[tokio::test]
@@ -596,7 +514,7 @@ async fn internetdb_errors_map_to_statuses() {
     // Cloudflare's rate-limit page (error 1015) is HTML: throttled all the same, and its
     // Retry-After is what the slot holds the provider for.
     let mut throttled = html_answer(429);
-    throttled.headers.push(("retry-after", "3600".to_owned()));
+    throttled.headers.push(("retry-after", "3600"));
     let (result, _) = internetdb(throttled, "203.0.113.45").await;
     assert_eq!(
         result,
@@ -619,11 +537,8 @@ async fn internetdb_errors_map_to_statuses() {
     assert_eq!(error.kind(), "invalid_response", "{error}");
     assert!(error.to_string().contains("Invalid IP"), "{error}");
 
-    let slow = Answer {
-        delay: Duration::from_secs(4),
-        ..json_answer(200, json!({"ports": []}))
-    };
-    let (result, _) = internetdb(slow, "203.0.113.45").await;
+    // A mock that never answers: the lookup ends at the configured 2 s.
+    let (result, _) = internetdb(no_answer(), "203.0.113.45").await;
     assert_eq!(
         error_of(result),
         ProviderError::Timeout(Duration::from_secs(2))

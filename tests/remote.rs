@@ -337,7 +337,11 @@ fn intel_of(record: &ThreatRecord, provider: &str) -> ProviderIntel {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_lookups_of_one_address_make_one_request() {
     let address = "203.0.113.45";
-    let mock = Mock::start(with_delay(vt_ok(address), Duration::from_millis(200))).await;
+    let mock = Mock::start(
+        &mock_api::VIRUSTOTAL,
+        with_delay(vt_ok(address), Duration::from_millis(200)),
+    )
+    .await;
     let (registry, metrics) = new_metrics();
     let slot = slot(virustotal(&mock, VT_KEY), limits(0, 0), &metrics);
 
@@ -412,7 +416,10 @@ async fn a_burst_of_10000_addresses_spends_the_minute_budget_on_the_most_suspici
     const SUSPICIOUS: u32 = 5;
     const CAPACITY: usize = 1_000;
     const PER_MINUTE: u32 = 5;
-    let mock = Mock::start(json_answer(200, vt_malicious("192.0.2.1", 3))).await;
+    let mock = Mock::by_address(&mock_api::VIRUSTOTAL, |ip| {
+        json_answer(200, vt_malicious(&ip.to_string(), 3))
+    })
+    .await;
     let (registry, metrics) = new_metrics();
     let settings = defaults();
     let slot = slot(virustotal(&mock, VT_KEY), limits(PER_MINUTE, 0), &metrics);
@@ -543,7 +550,10 @@ async fn a_burst_of_10000_addresses_spends_the_minute_budget_on_the_most_suspici
 /// covers fails this every run, not now and then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_single_token_goes_to_the_highest_priority_and_the_rest_stay_queued() {
-    let mock = Mock::start(json_answer(200, vt_malicious("192.0.2.1", 3))).await;
+    let mock = Mock::by_address(&mock_api::VIRUSTOTAL, |ip| {
+        json_answer(200, vt_malicious(&ip.to_string(), 3))
+    })
+    .await;
     let (_registry, metrics) = new_metrics();
     let settings = defaults();
     let slot = slot(virustotal(&mock, VT_KEY), limits(1, 0), &metrics);
@@ -612,7 +622,7 @@ async fn a_single_token_goes_to_the_highest_priority_and_the_rest_stay_queued() 
 
 #[tokio::test]
 async fn a_rejected_key_marks_the_provider_down_and_changes_no_score() {
-    let mock = Mock::start(vt_wrong_key()).await;
+    let mock = Mock::start(&mock_api::VIRUSTOTAL, vt_wrong_key()).await;
     let (registry, metrics) = new_metrics();
     let slot = slot(virustotal(&mock, VT_KEY), limits(0, 0), &metrics);
     assert_eq!(
@@ -674,7 +684,7 @@ async fn a_rejected_key_marks_the_provider_down_and_changes_no_score() {
 
     // Through the stage: a published record (vendor threat event, score 40) and an unpublished
     // one (no evidence, score 0). The 401 changes neither score and publishes nothing.
-    let mock = Mock::start(vt_wrong_key()).await;
+    let mock = Mock::start(&mock_api::VIRUSTOTAL, vt_wrong_key()).await;
     let (registry, metrics) = new_metrics();
     let settings = defaults();
     let sink = Arc::new(Collect::default());
@@ -845,7 +855,7 @@ fn the_api_key_appears_nowhere_but_the_request_header() {
             .map(|(i, (name, canned))| {
                 let (metrics, settings, sink) = (metrics.clone(), settings.clone(), sink.clone());
                 async move {
-                    let mock = Mock::start(canned).await;
+                    let mock = Mock::start(&mock_api::VIRUSTOTAL, canned).await;
                     let slot = slot(virustotal(&mock, SECRET_KEY), limits(0, 0), &metrics);
                     let address = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 100 + i as u8));
                     let outcome: Outcome = slot.lookup(address, now_patience()).await;
@@ -953,7 +963,7 @@ async fn a_429_holds_the_provider_for_its_retry_after() {
         "retry-after",
         "2",
     );
-    let mock = Mock::start(throttled).await;
+    let mock = Mock::start(&mock_api::VIRUSTOTAL, throttled).await;
     let (registry, metrics) = new_metrics();
     let slot = slot_for(&mock, &metrics);
 
@@ -1017,7 +1027,11 @@ async fn a_429_holds_the_provider_for_its_retry_after() {
 
 #[tokio::test]
 async fn server_errors_are_retried_then_open_the_circuit() {
-    let mock = Mock::start(vt_error(503, "TransientError", "Please retry later")).await;
+    let mock = Mock::start(
+        &mock_api::VIRUSTOTAL,
+        vt_error(503, "TransientError", "Please retry later"),
+    )
+    .await;
     let (registry, metrics) = new_metrics();
     let slot = slot_for(&mock, &metrics);
 
@@ -1091,12 +1105,15 @@ async fn server_errors_are_retried_then_open_the_circuit() {
 
 #[tokio::test]
 async fn an_answer_that_changes_the_verdict_publishes_exactly_one_revision() {
-    let vt = Mock::by_path(|path| vt_ok(path.rsplit('/').next().unwrap_or(""))).await;
+    let vt = Mock::by_address(&mock_api::VIRUSTOTAL, |ip| vt_ok(&ip.to_string())).await;
     // InternetDB answers after VirusTotal: 404 is its normal "not indexed".
-    let idb = Mock::start(with_delay(
-        json_answer(404, json!({"detail": "No information available"})),
-        Duration::from_millis(300),
-    ))
+    let idb = Mock::start(
+        &mock_api::INTERNETDB,
+        with_delay(
+            json_answer(404, json!({"detail": "No information available"})),
+            Duration::from_millis(300),
+        ),
+    )
     .await;
     let (registry, metrics) = new_metrics();
     let settings = defaults();

@@ -421,3 +421,76 @@ pub fn committed_offsets(group: &str, topic: &str) -> std::collections::BTreeMap
         })
         .collect()
 }
+
+// --- records, validated (t15-providers)
+// Every threat record a test sees comes through these helpers: read back from a topic or
+// printed by a command, each is checked against schema/threat-record.schema.json before the
+// test gets it, so no test can look at a record without validating it.
+
+/// A threat record read back from a topic: valid against the schema and keyed by its `ip`.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub message: ReadMessage,
+    pub json: serde_json::Value,
+}
+
+/// `record`, after checking it against the record schema (panics with every schema error).
+pub fn valid_record(record: serde_json::Value) -> serde_json::Value {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    assert_valid_record(VALIDATOR.get_or_init(record_validator), &record);
+    record
+}
+
+/// The records in `messages`, each validated and checked to be keyed by its address.
+pub fn valid_records(messages: Vec<ReadMessage>) -> Vec<Record> {
+    messages
+        .into_iter()
+        .map(|message| {
+            let json = valid_record(message.json());
+            assert_eq!(
+                message.key.as_deref(),
+                json["ip"].as_str(),
+                "a record not keyed by its address: {json}"
+            );
+            Record { message, json }
+        })
+        .collect()
+}
+
+/// Every record in `topic` ([`read_all`]), validated.
+pub fn read_records(topic: &str) -> Vec<Record> {
+    valid_records(read_all(topic))
+}
+
+/// The records of [`read_until`] on `topic`, validated.
+pub fn read_records_until(
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[ReadMessage]) -> bool,
+) -> Vec<Record> {
+    valid_records(read_until(topic, timeout, done))
+}
+
+/// The JSON lines of a command's output (`demo`, `enrich`), each record validated. A line that
+/// is `enrich`'s answer for an address it could not enrich (`{"input", "error"}`) is returned
+/// as it is; any other JSON line must be a valid record.
+pub fn output_records(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("output line is not JSON ({e}): {line}"));
+            let mut keys: Vec<&str> = value
+                .as_object()
+                .map(|o| o.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            keys.sort_unstable();
+            if keys == ["error", "input"] {
+                value
+            } else {
+                valid_record(value)
+            }
+        })
+        .collect()
+}
