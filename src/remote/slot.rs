@@ -25,6 +25,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures::future::BoxFuture;
 use moka::future::Cache;
 
 use crate::intel::{intel_entry, Lookup, Provider, ProviderError};
@@ -46,6 +47,30 @@ const RETRY_CAP: Duration = Duration::from_secs(8);
 const DEFAULT_429_HOLD: Duration = Duration::from_secs(60);
 /// Hold after a 401/403 from a provider that takes no key (a ban of our address, a proxy).
 const KEYLESS_BLOCK_HOLD: Duration = Duration::from_secs(3600);
+
+/// The slot's time: what time it is, and how it waits (for budget, a hold, an open circuit, a
+/// retry's backoff). The daemon uses [`SystemClock`]; tests inject a clock they set, so that
+/// budgets, holds and retries are checked at chosen instants without real waiting.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+    /// Resolves after `wait` on this clock.
+    fn sleep(&self, wait: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// The system's wall clock, and tokio's timer for waits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, wait: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(wait))
+    }
+}
 
 /// How long a caller waits for budget before the lookup is reported as not made.
 #[derive(Debug, Clone, Copy)]
@@ -182,6 +207,7 @@ pub struct ProviderSlot {
     state: Mutex<SpendState>,
     answers: Cache<IpAddr, Lookup>,
     metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for ProviderSlot {
@@ -194,15 +220,26 @@ impl std::fmt::Debug for ProviderSlot {
 }
 
 impl ProviderSlot {
-    /// A slot around `provider`, up and with a full budget.
+    /// A slot around `provider`, up and with a full budget, on the system clock.
     pub fn new(provider: Arc<dyn Provider>, limits: SlotLimits, metrics: Arc<Metrics>) -> Self {
+        Self::with_clock(provider, limits, metrics, Arc::new(SystemClock))
+    }
+
+    /// Like [`new`](Self::new), with the time read from and waited on `clock`.
+    pub fn with_clock(
+        provider: Arc<dyn Provider>,
+        limits: SlotLimits,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let name = provider.name();
+        let now = clock.now();
         let slot = ProviderSlot {
             name,
             provider,
             limits,
             state: Mutex::new(SpendState {
-                budget: Budget::new(limits.per_minute, limits.per_day, SystemTime::now()),
+                budget: Budget::new(limits.per_minute, limits.per_day, now),
                 breaker: Breaker::default(),
                 down: None,
             }),
@@ -215,10 +252,11 @@ impl ProviderSlot {
                 })
                 .build(),
             metrics,
+            clock,
         };
         ProviderState {
             provider: name,
-            quota_remaining: slot.state().budget.remaining(SystemTime::now()),
+            quota_remaining: slot.state().budget.remaining(now),
         }
         .emit_up(&slot.metrics);
         slot
@@ -227,6 +265,11 @@ impl ProviderSlot {
     /// The provider's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The time on the slot's clock (the dispatcher reserves budget at this time).
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
     }
 
     fn state(&self) -> MutexGuard<'_, SpendState> {
@@ -407,7 +450,7 @@ impl ProviderSlot {
         let mut attempt = 0;
         let mut reserved = reserved;
         loop {
-            let now = SystemTime::now();
+            let now = self.clock.now();
             let (admission, granted_at) = match reserved.take() {
                 Some(granted_at) => (Admission::Go, granted_at),
                 None => (self.admit(now, true), now),
@@ -421,7 +464,7 @@ impl ProviderSlot {
                         until: &rfc3339(now + wait),
                     }
                     .emit(&self.metrics);
-                    tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+                    self.clock.sleep(wait.max(Duration::from_millis(1))).await;
                     continue;
                 }
                 Admission::Wait(wait) => return Err(self.refuse_wait(now, wait)),
@@ -447,7 +490,7 @@ impl ProviderSlot {
             let result = self.provider.lookup(ip).await;
             self.state()
                 .budget
-                .request_finished(granted_at, SystemTime::now());
+                .request_finished(granted_at, self.clock.now());
             let status_label = match &result {
                 Ok(Lookup::Found { .. }) => "ok",
                 Ok(Lookup::NotFound) => "not_found",
@@ -466,7 +509,7 @@ impl ProviderSlot {
                 }
                 Err(error) => error,
             };
-            let now = SystemTime::now();
+            let now = self.clock.now();
             let credentials = self.provider.sends_credentials();
             if matches!(
                 error,
@@ -507,7 +550,7 @@ impl ProviderSlot {
                     let backoff = retry_backoff(attempt, RETRY_BASE, RETRY_CAP);
                     if attempt < MAX_RETRIES && circuit_closed {
                         attempt += 1;
-                        tokio::time::sleep(backoff).await;
+                        self.clock.sleep(backoff).await;
                         continue;
                     }
                     Some(now + backoff)

@@ -4,7 +4,7 @@
 //! revisions) is `remote`'s; this is only the glue.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::Semaphore;
@@ -48,7 +48,8 @@ async fn dispatch(stage: Arc<RemoteStage>, index: usize, stop: CancellationToken
             }
         };
         while lookups.try_join_next().is_some() {}
-        let now = SystemTime::now();
+        // The slot's clock: the reservation is dated on the clock its budget keeps.
+        let now = slot.now();
         let mut reserved = None;
         if slot.needs_request(job.ip) {
             match slot.reserve(now) {
@@ -95,7 +96,7 @@ async fn dispatch(stage: Arc<RemoteStage>, index: usize, stop: CancellationToken
                             "internal error during the lookup (a bug; see the log)",
                         ),
                         network: None,
-                        retry_at: Some(SystemTime::now() + Duration::from_secs(60)),
+                        retry_at: Some(slot.now() + Duration::from_secs(60)),
                     }
                 });
             stage.finish(&job, slot.name(), outcome).await;
