@@ -85,8 +85,8 @@ pub use intel::{
 
 // Remote lookups: the slot, the queues and revisions.
 pub use remote::breaker::FAILURE_THRESHOLD;
-pub use remote::slot::{Outcome, Patience, ProviderSlot, SlotLimits, MAX_RETRIES};
 pub use remote::slot::{Clock, SystemClock};
+pub use remote::slot::{Outcome, Patience, ProviderSlot, SlotLimits, MAX_RETRIES};
 pub use remote::{
     apply_outcome, NoRevisions, Priority, RemoteJob, RemoteStage, RevisionRules, RevisionSink,
     Tracked,

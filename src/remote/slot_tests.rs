@@ -90,3 +90,27 @@ async fn unreadable_answers_open_the_circuit_without_retries() {
     assert_eq!(refused.intel.status, ProviderStatus::Unavailable);
     assert!(refused.intel.detail.unwrap().contains("circuit open"));
 }
+
+// --- t15-remote: answer lifetimes.
+
+#[test]
+fn ok_answers_live_for_ttl_and_not_found_for_not_found_ttl() {
+    use moka::Expiry;
+    let expiry = AnswerExpiry {
+        ttl: Duration::from_secs(86_400),
+        not_found_ttl: Duration::from_secs(3_600),
+    };
+    let found = Lookup::Found {
+        facts: serde_json::Map::new(),
+        network: Network::default(),
+    };
+    let created = std::time::Instant::now();
+    assert_eq!(
+        expiry.expire_after_create(&ip(1), &found, created),
+        Some(Duration::from_secs(86_400))
+    );
+    assert_eq!(
+        expiry.expire_after_create(&ip(1), &Lookup::NotFound, created),
+        Some(Duration::from_secs(3_600))
+    );
+}
