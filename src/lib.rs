@@ -52,6 +52,7 @@ pub use cli::{
 };
 
 // The running system.
+pub use topology::finish_lookups;
 pub use topology::{build_processor, run, spawn_dispatchers, watch_signals, AppError, RunSummary};
 
 // Settings.

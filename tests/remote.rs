@@ -1986,3 +1986,169 @@ async fn answers_are_cached_and_errors_never_are() {
     );
     assert_eq!(hits(), 1.0, "no error was served from the cache");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. Shutdown: lookups already sent get the grace, queued ones are dropped
+
+/// A stage with one VirusTotal slot of one token a minute on `mock`, two addresses offered
+/// (the suspicious one first) and its dispatchers running until the first lookup reached the
+/// provider; the second waits in the queue for the next token.
+async fn one_lookup_running(
+    mock: &Mock,
+    metrics: &Arc<Metrics>,
+    sink: Arc<Collect>,
+) -> (
+    Arc<RemoteStage>,
+    Vec<RemoteJob>,
+    CancellationToken,
+    tokio::task::JoinSet<()>,
+) {
+    let settings = defaults();
+    let clock = VirtualClock::at_rfc3339(MORNING);
+    let slot = clocked(patient_virustotal(mock), limits(1, 0), metrics, &clock);
+    // Patient: the second address waits in the queue for the next token, not skipped.
+    let stage = new_stage(vec![slot], 10, &settings, sink, patience(3_600), metrics);
+    let dedup = DedupCache::new(Duration::from_secs(3_600), 10);
+    let suspicious = Priority {
+        locally_suspicious: true,
+        ..plain()
+    };
+    let jobs = vec![
+        job(
+            ip("203.0.113.45"),
+            &dedup,
+            &settings,
+            &["virustotal"],
+            None,
+            suspicious,
+        ),
+        job(
+            ip("203.0.113.46"),
+            &dedup,
+            &settings,
+            &["virustotal"],
+            None,
+            plain(),
+        ),
+    ];
+    for job in &jobs {
+        stage.offer(job.clone()).await;
+    }
+    let stop = CancellationToken::new();
+    let dispatchers = threatsift::spawn_dispatchers(&stage, &stop);
+    wait_for("the first lookup reached the provider", || {
+        mock.requests() == 1
+    })
+    .await;
+    (stage, jobs, stop, dispatchers)
+}
+
+#[test]
+fn at_shutdown_a_lookup_past_the_grace_is_abandoned_with_a_warning_giving_the_count() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(move || writer.clone())
+        .finish();
+    let capture = tracing::Dispatch::new(subscriber);
+    // See the_api_key_appears_nowhere_but_the_request_header: a second dispatcher makes
+    // tracing ask every live one whether a callsite is interesting.
+    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
+    let _guard = tracing::dispatcher::set_default(&capture);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        // The provider answers only after an hour: the lookup is still running at the stop.
+        let mock = Mock::start(with_delay(
+            vt_ok("203.0.113.45"),
+            Duration::from_secs(3_600),
+        ))
+        .await;
+        let (_registry, metrics) = new_metrics();
+        let sink = Arc::new(Collect::default());
+        let (stage, jobs, stop, dispatchers) =
+            one_lookup_running(&mock, &metrics, sink.clone()).await;
+        stop.cancel();
+        // A short grace stands in for the daemon's 5 s (remote_grace, unit-tested).
+        let finished = tokio::time::timeout(
+            EVENT_DEADLINE,
+            threatsift::finish_lookups(dispatchers, Duration::from_millis(100), Some(&stage)),
+        )
+        .await
+        .expect("finish_lookups waited past its grace for a lookup that never ends");
+        assert!(
+            !finished,
+            "a lookup answered after an hour finished in the grace"
+        );
+        assert_eq!(
+            mock.requests(),
+            1,
+            "the queued address was asked after the stop"
+        );
+        assert_eq!(
+            stage.waiting(),
+            2,
+            "both addresses are lost with the process"
+        );
+        for job in &jobs {
+            let record = valid(job.tracked.lock().await.record.clone());
+            assert_eq!(
+                intel_of(&record, "virustotal").status,
+                ProviderStatus::Pending,
+                "{}",
+                job.ip
+            );
+        }
+        assert!(sink.outputs().is_empty());
+    });
+    let text = logs.text();
+    let warning = text
+        .lines()
+        .find(|l| l.contains("remote lookups still running at shutdown were abandoned"))
+        .unwrap_or_else(|| panic!("no abandon warning in the logs:\n{text}"));
+    let line: Value = serde_json::from_str(warning).unwrap();
+    assert_eq!(line["level"], "WARN", "{warning}");
+    assert_eq!(line["fields"]["waiting"], 2, "{warning}");
+}
+
+#[tokio::test]
+async fn at_shutdown_a_lookup_already_sent_finishes_in_the_grace_and_publishes() {
+    // The answer (14 engines: malicious) comes a moment after the stop.
+    let mock = Mock::start(with_delay(
+        vt_ok("203.0.113.45"),
+        Duration::from_millis(300),
+    ))
+    .await;
+    let (registry, metrics) = new_metrics();
+    let sink = Arc::new(Collect::default());
+    let (stage, jobs, stop, dispatchers) = one_lookup_running(&mock, &metrics, sink.clone()).await;
+    stop.cancel();
+    assert!(
+        threatsift::finish_lookups(dispatchers, EVENT_DEADLINE, Some(&stage)).await,
+        "the running lookup was abandoned within a grace it needed a moment of"
+    );
+    let published = sink.records();
+    assert_eq!(published.len(), 1, "{published:#?}");
+    assert_eq!(published[0]["ip"], "203.0.113.45");
+    assert_eq!(published[0]["verdict"], "malicious");
+    assert_eq!(
+        mock.requests(),
+        1,
+        "the queued address was asked after the stop"
+    );
+    // The queued address was dropped: its record keeps `pending`, and it still counts.
+    assert_eq!(stage.waiting(), 1);
+    assert_eq!(
+        metric(&rendered(&registry), "remote_queue_depth", &[]),
+        Some(1.0)
+    );
+    let record = valid(jobs[1].tracked.lock().await.record.clone());
+    assert_eq!(
+        intel_of(&record, "virustotal").status,
+        ProviderStatus::Pending
+    );
+}
