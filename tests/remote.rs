@@ -1703,7 +1703,12 @@ async fn a_401_403_or_429_answer_closes_the_circuit_the_provider_is_up() {
         // Three more failures: with the count reset by the answer, the circuit stays closed.
         mock.answer(failing);
         slot.lookup(ip("203.0.113.3"), now_patience()).await;
-        assert_eq!(mock.requests(), 7, "{name}");
+        assert_eq!(
+            mock.requests(),
+            7,
+            "{name}: the retries stopped, so the circuit opened: the answer did not reset the \
+             failure count"
+        );
         let next = slot.lookup(ip("203.0.113.4"), now_patience()).await;
         assert!(
             mock.requests() > 7,
