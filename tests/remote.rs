@@ -1153,7 +1153,9 @@ async fn a_429_holds_the_provider_for_its_retry_after() {
 async fn server_errors_are_retried_then_open_the_circuit() {
     let mock = Mock::start(vt_error(503, "TransientError", "Please retry later")).await;
     let (registry, metrics) = new_metrics();
-    let slot = slot_for(&mock, &metrics);
+    // The retries' backoffs pass on this clock, not in real time.
+    let clock = VirtualClock::at_rfc3339(MORNING);
+    let slot = clocked(virustotal(&mock, VT_KEY), limits(0, 0), &metrics, &clock);
 
     let first = slot.lookup(ip("203.0.113.1"), now_patience()).await;
     println!(
