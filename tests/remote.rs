@@ -2159,3 +2159,56 @@ async fn at_shutdown_a_lookup_already_sent_finishes_in_the_grace_and_publishes()
         ProviderStatus::Pending
     );
 }
+
+#[tokio::test]
+async fn not_found_is_served_from_the_cache_for_not_found_ttl_and_ok_for_ttl() {
+    let mock = Mock::by_path(|path| match path {
+        "/203.0.113.2" => json_answer(
+            200,
+            json!({"cpes": [], "hostnames": [], "ip": "203.0.113.2", "ports": [22],
+                   "tags": [], "vulns": []}),
+        ),
+        _ => json_answer(404, json!({"detail": "No information available"})),
+    })
+    .await;
+    let (_registry, metrics) = new_metrics();
+    let clock = VirtualClock::at_rfc3339(MORNING);
+    // limits(): ttl one hour, not_found_ttl ten minutes.
+    let slot = clocked(internetdb(&mock), limits(0, 0), &metrics, &clock);
+    let (unknown, known) = (ip("203.0.113.1"), ip("203.0.113.2"));
+    let look = |address| slot.lookup(address, now_patience());
+
+    assert_eq!(look(unknown).await.intel.status, ProviderStatus::NotFound);
+    assert_eq!(look(known).await.intel.status, ProviderStatus::Ok);
+    assert_eq!(mock.requests(), 2);
+
+    clock.set(at("2026-11-23T10:09:59Z"));
+    look(unknown).await;
+    look(known).await;
+    assert_eq!(
+        mock.requests(),
+        2,
+        "both answers cached within not_found_ttl"
+    );
+
+    clock.set(at("2026-11-23T10:10:00Z"));
+    assert_eq!(look(unknown).await.intel.status, ProviderStatus::NotFound);
+    assert_eq!(
+        mock.requests(),
+        3,
+        "not_found asked again after not_found_ttl"
+    );
+    assert_eq!(look(known).await.intel.status, ProviderStatus::Ok);
+    assert_eq!(mock.requests(), 3, "the ok answer is still within its ttl");
+
+    clock.set(at("2026-11-23T10:59:59Z"));
+    look(known).await;
+    assert_eq!(mock.requests(), 3);
+    clock.set(at("2026-11-23T11:00:00Z"));
+    assert_eq!(look(known).await.intel.status, ProviderStatus::Ok);
+    assert_eq!(mock.requests(), 4, "ok asked again after ttl");
+    assert_eq!(
+        mock.asked(),
+        ["203.0.113.1", "203.0.113.2", "203.0.113.1", "203.0.113.2"]
+    );
+}

@@ -172,23 +172,38 @@ impl SlotLimits {
     }
 }
 
+/// A cached answer and, on the slot's clock, when it stops being served.
+#[derive(Debug, Clone)]
+struct Cached {
+    lookup: Lookup,
+    until: SystemTime,
+}
+
 /// Expires `ok` answers after `ttl` and `not_found` after `not_found_ttl`.
 struct AnswerExpiry {
     ttl: Duration,
     not_found_ttl: Duration,
 }
 
-impl moka::Expiry<IpAddr, Lookup> for AnswerExpiry {
+impl AnswerExpiry {
+    fn lifetime(&self, lookup: &Lookup) -> Duration {
+        match lookup {
+            Lookup::Found { .. } => self.ttl,
+            Lookup::NotFound => self.not_found_ttl,
+        }
+    }
+}
+
+/// Frees the memory of answers past their lifetime (the slot's clock decides whether one is
+/// still served: see [`ProviderSlot::cached`]).
+impl moka::Expiry<IpAddr, Cached> for AnswerExpiry {
     fn expire_after_create(
         &self,
         _key: &IpAddr,
-        value: &Lookup,
+        value: &Cached,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(match value {
-            Lookup::Found { .. } => self.ttl,
-            Lookup::NotFound => self.not_found_ttl,
-        })
+        Some(self.lifetime(&value.lookup))
     }
 }
 
@@ -205,7 +220,7 @@ pub struct ProviderSlot {
     provider: Arc<dyn Provider>,
     limits: SlotLimits,
     state: Mutex<SpendState>,
-    answers: Cache<IpAddr, Lookup>,
+    answers: Cache<IpAddr, Cached>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 }
@@ -282,14 +297,18 @@ impl ProviderSlot {
         self.admit(now, false)
     }
 
-    /// The cached answer for `ip`, if there is one.
+    /// The cached answer for `ip`, if there is one still within its `ttl` / `not_found_ttl`.
     pub async fn cached(&self, ip: IpAddr) -> Option<Outcome> {
-        let lookup = self.answers.get(&ip).await?;
+        let cached = self.answers.get(&ip).await?;
+        if self.clock.now() >= cached.until {
+            self.answers.invalidate(&ip).await;
+            return None;
+        }
         ProviderCacheHit {
             provider: self.name,
         }
         .emit(&self.metrics);
-        Some(Outcome::answer(lookup))
+        Some(Outcome::answer(cached.lookup))
     }
 
     /// Takes one request's worth of budget now if there is one (the remote queue reserves it
@@ -339,12 +358,20 @@ impl ProviderSlot {
         if let Some(outcome) = self.cached(ip).await {
             return outcome;
         }
-        match self
-            .answers
-            .try_get_with(ip, self.fetch(ip, patience, reserved))
-            .await
-        {
-            Ok(lookup) => Outcome::answer(lookup),
+        let fetch = async {
+            let lookup = self.fetch(ip, patience, reserved).await?;
+            let lifetime = AnswerExpiry {
+                ttl: self.limits.ttl,
+                not_found_ttl: self.limits.not_found_ttl,
+            }
+            .lifetime(&lookup);
+            Ok::<_, Failure>(Cached {
+                lookup,
+                until: self.clock.now() + lifetime,
+            })
+        };
+        match self.answers.try_get_with(ip, fetch).await {
+            Ok(cached) => Outcome::answer(cached.lookup),
             Err(failure) => (*failure).clone().into_outcome(),
         }
     }

@@ -129,12 +129,16 @@ fn ok_answers_live_for_ttl_and_not_found_for_not_found_ttl() {
         network: Network::default(),
     };
     let created = std::time::Instant::now();
+    let cached = |lookup| Cached {
+        lookup,
+        until: SystemTime::UNIX_EPOCH,
+    };
     assert_eq!(
-        expiry.expire_after_create(&ip(1), &found, created),
+        expiry.expire_after_create(&ip(1), &cached(found), created),
         Some(Duration::from_secs(86_400))
     );
     assert_eq!(
-        expiry.expire_after_create(&ip(1), &Lookup::NotFound, created),
+        expiry.expire_after_create(&ip(1), &cached(Lookup::NotFound), created),
         Some(Duration::from_secs(3_600))
     );
 }
