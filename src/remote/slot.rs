@@ -20,6 +20,9 @@
 //!   retry spending budget like any request; they feed the circuit breaker, and so do
 //!   unreadable answers (HTML pages), which are not retried. Any other answer closes it.
 //! * A minute token is dated from when its request finished, not when it was granted.
+//! * Time (budgets, holds, answer lifetimes) is read from, and waits (for budget, a hold, a
+//!   retry's backoff) are made on, the slot's [`Clock`]: the system's in the daemon, one the
+//!   test sets in tests.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
