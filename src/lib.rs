@@ -52,6 +52,7 @@ pub use cli::{
 };
 
 // The running system.
+pub use topology::finish_lookups;
 pub use topology::{build_processor, run, spawn_dispatchers, watch_signals, AppError, RunSummary};
 
 // Settings.
@@ -85,6 +86,7 @@ pub use intel::{
 
 // Remote lookups: the slot, the queues and revisions.
 pub use remote::breaker::FAILURE_THRESHOLD;
+pub use remote::slot::{Clock, SystemClock};
 pub use remote::slot::{Outcome, Patience, ProviderSlot, SlotLimits, MAX_RETRIES};
 pub use remote::{
     apply_outcome, NoRevisions, Priority, RemoteJob, RemoteStage, RevisionRules, RevisionSink,

@@ -20,11 +20,15 @@
 //!   retry spending budget like any request; they feed the circuit breaker, and so do
 //!   unreadable answers (HTML pages), which are not retried. Any other answer closes it.
 //! * A minute token is dated from when its request finished, not when it was granted.
+//! * Time (budgets, holds, answer lifetimes) is read from, and waits (for budget, a hold, a
+//!   retry's backoff) are made on, the slot's [`Clock`]: the system's in the daemon, one the
+//!   test sets in tests.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures::future::BoxFuture;
 use moka::future::Cache;
 
 use crate::intel::{intel_entry, Lookup, Provider, ProviderError};
@@ -46,6 +50,30 @@ const RETRY_CAP: Duration = Duration::from_secs(8);
 const DEFAULT_429_HOLD: Duration = Duration::from_secs(60);
 /// Hold after a 401/403 from a provider that takes no key (a ban of our address, a proxy).
 const KEYLESS_BLOCK_HOLD: Duration = Duration::from_secs(3600);
+
+/// The slot's time: what time it is, and how it waits (for budget, a hold, an open circuit, a
+/// retry's backoff). The daemon uses [`SystemClock`]; tests inject a clock they set, so that
+/// budgets, holds and retries are checked at chosen instants without real waiting.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+    /// Resolves after `wait` on this clock.
+    fn sleep(&self, wait: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// The system's wall clock, and tokio's timer for waits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, wait: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(wait))
+    }
+}
 
 /// How long a caller waits for budget before the lookup is reported as not made.
 #[derive(Debug, Clone, Copy)]
@@ -147,23 +175,38 @@ impl SlotLimits {
     }
 }
 
+/// A cached answer and, on the slot's clock, when it stops being served.
+#[derive(Debug, Clone)]
+struct Cached {
+    lookup: Lookup,
+    until: SystemTime,
+}
+
 /// Expires `ok` answers after `ttl` and `not_found` after `not_found_ttl`.
 struct AnswerExpiry {
     ttl: Duration,
     not_found_ttl: Duration,
 }
 
-impl moka::Expiry<IpAddr, Lookup> for AnswerExpiry {
+impl AnswerExpiry {
+    fn lifetime(&self, lookup: &Lookup) -> Duration {
+        match lookup {
+            Lookup::Found { .. } => self.ttl,
+            Lookup::NotFound => self.not_found_ttl,
+        }
+    }
+}
+
+/// Frees the memory of answers past their lifetime (the slot's clock decides whether one is
+/// still served: see [`ProviderSlot::cached`]).
+impl moka::Expiry<IpAddr, Cached> for AnswerExpiry {
     fn expire_after_create(
         &self,
         _key: &IpAddr,
-        value: &Lookup,
+        value: &Cached,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(match value {
-            Lookup::Found { .. } => self.ttl,
-            Lookup::NotFound => self.not_found_ttl,
-        })
+        Some(self.lifetime(&value.lookup))
     }
 }
 
@@ -180,8 +223,9 @@ pub struct ProviderSlot {
     provider: Arc<dyn Provider>,
     limits: SlotLimits,
     state: Mutex<SpendState>,
-    answers: Cache<IpAddr, Lookup>,
+    answers: Cache<IpAddr, Cached>,
     metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for ProviderSlot {
@@ -194,15 +238,26 @@ impl std::fmt::Debug for ProviderSlot {
 }
 
 impl ProviderSlot {
-    /// A slot around `provider`, up and with a full budget.
+    /// A slot around `provider`, up and with a full budget, on the system clock.
     pub fn new(provider: Arc<dyn Provider>, limits: SlotLimits, metrics: Arc<Metrics>) -> Self {
+        Self::with_clock(provider, limits, metrics, Arc::new(SystemClock))
+    }
+
+    /// Like [`new`](Self::new), with the time read from and waited on `clock`.
+    pub fn with_clock(
+        provider: Arc<dyn Provider>,
+        limits: SlotLimits,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let name = provider.name();
+        let now = clock.now();
         let slot = ProviderSlot {
             name,
             provider,
             limits,
             state: Mutex::new(SpendState {
-                budget: Budget::new(limits.per_minute, limits.per_day, SystemTime::now()),
+                budget: Budget::new(limits.per_minute, limits.per_day, now),
                 breaker: Breaker::default(),
                 down: None,
             }),
@@ -215,10 +270,11 @@ impl ProviderSlot {
                 })
                 .build(),
             metrics,
+            clock,
         };
         ProviderState {
             provider: name,
-            quota_remaining: slot.state().budget.remaining(SystemTime::now()),
+            quota_remaining: slot.state().budget.remaining(now),
         }
         .emit_up(&slot.metrics);
         slot
@@ -227,6 +283,11 @@ impl ProviderSlot {
     /// The provider's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The time on the slot's clock (the dispatcher reserves budget at this time).
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
     }
 
     fn state(&self) -> MutexGuard<'_, SpendState> {
@@ -239,14 +300,18 @@ impl ProviderSlot {
         self.admit(now, false)
     }
 
-    /// The cached answer for `ip`, if there is one.
+    /// The cached answer for `ip`, if there is one still within its `ttl` / `not_found_ttl`.
     pub async fn cached(&self, ip: IpAddr) -> Option<Outcome> {
-        let lookup = self.answers.get(&ip).await?;
+        let cached = self.answers.get(&ip).await?;
+        if self.clock.now() >= cached.until {
+            self.answers.invalidate(&ip).await;
+            return None;
+        }
         ProviderCacheHit {
             provider: self.name,
         }
         .emit(&self.metrics);
-        Some(Outcome::answer(lookup))
+        Some(Outcome::answer(cached.lookup))
     }
 
     /// Takes one request's worth of budget now if there is one (the remote queue reserves it
@@ -296,12 +361,20 @@ impl ProviderSlot {
         if let Some(outcome) = self.cached(ip).await {
             return outcome;
         }
-        match self
-            .answers
-            .try_get_with(ip, self.fetch(ip, patience, reserved))
-            .await
-        {
-            Ok(lookup) => Outcome::answer(lookup),
+        let fetch = async {
+            let lookup = self.fetch(ip, patience, reserved).await?;
+            let lifetime = AnswerExpiry {
+                ttl: self.limits.ttl,
+                not_found_ttl: self.limits.not_found_ttl,
+            }
+            .lifetime(&lookup);
+            Ok::<_, Failure>(Cached {
+                lookup,
+                until: self.clock.now() + lifetime,
+            })
+        };
+        match self.answers.try_get_with(ip, fetch).await {
+            Ok(cached) => Outcome::answer(cached.lookup),
             Err(failure) => (*failure).clone().into_outcome(),
         }
     }
@@ -407,7 +480,7 @@ impl ProviderSlot {
         let mut attempt = 0;
         let mut reserved = reserved;
         loop {
-            let now = SystemTime::now();
+            let now = self.clock.now();
             let (admission, granted_at) = match reserved.take() {
                 Some(granted_at) => (Admission::Go, granted_at),
                 None => (self.admit(now, true), now),
@@ -421,7 +494,7 @@ impl ProviderSlot {
                         until: &rfc3339(now + wait),
                     }
                     .emit(&self.metrics);
-                    tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+                    self.clock.sleep(wait.max(Duration::from_millis(1))).await;
                     continue;
                 }
                 Admission::Wait(wait) => return Err(self.refuse_wait(now, wait)),
@@ -447,7 +520,7 @@ impl ProviderSlot {
             let result = self.provider.lookup(ip).await;
             self.state()
                 .budget
-                .request_finished(granted_at, SystemTime::now());
+                .request_finished(granted_at, self.clock.now());
             let status_label = match &result {
                 Ok(Lookup::Found { .. }) => "ok",
                 Ok(Lookup::NotFound) => "not_found",
@@ -466,7 +539,7 @@ impl ProviderSlot {
                 }
                 Err(error) => error,
             };
-            let now = SystemTime::now();
+            let now = self.clock.now();
             let credentials = self.provider.sends_credentials();
             if matches!(
                 error,
@@ -507,7 +580,7 @@ impl ProviderSlot {
                     let backoff = retry_backoff(attempt, RETRY_BASE, RETRY_CAP);
                     if attempt < MAX_RETRIES && circuit_closed {
                         attempt += 1;
-                        tokio::time::sleep(backoff).await;
+                        self.clock.sleep(backoff).await;
                         continue;
                     }
                     Some(now + backoff)

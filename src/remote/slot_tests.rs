@@ -24,17 +24,17 @@ impl Provider for Failing {
 
 fn slot(error: ProviderError, keyed: bool) -> ProviderSlot {
     let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).unwrap());
-    ProviderSlot::new(
-        Arc::new(Failing { error, keyed }),
-        SlotLimits {
-            per_minute: 0,
-            per_day: 0,
-            ttl: Duration::from_secs(60),
-            not_found_ttl: Duration::from_secs(60),
-            max_answers: 100,
-        },
-        metrics,
-    )
+    ProviderSlot::new(Arc::new(Failing { error, keyed }), no_limits(), metrics)
+}
+
+fn no_limits() -> SlotLimits {
+    SlotLimits {
+        per_minute: 0,
+        per_day: 0,
+        ttl: Duration::from_secs(60),
+        not_found_ttl: Duration::from_secs(60),
+        max_answers: 100,
+    }
 }
 
 const NOW: Patience = Patience {
@@ -58,17 +58,41 @@ async fn a_rejected_key_marks_the_provider_down() {
     assert_eq!(later.retry_at, None, "not retried before a restart");
 }
 
+/// A clock that stands at one instant (a wait moves it on).
+#[derive(Debug)]
+struct Fixed(Mutex<SystemTime>);
+
+impl Clock for Fixed {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap()
+    }
+    fn sleep(&self, wait: Duration) -> BoxFuture<'static, ()> {
+        *self.0.lock().unwrap() += wait;
+        Box::pin(async {})
+    }
+}
+
 #[tokio::test]
 async fn a_403_without_a_key_is_a_one_hour_hold() {
-    let slot = slot(ProviderError::Forbidden("blocked".into()), false);
+    let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).unwrap());
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_428_000);
+    let slot = ProviderSlot::with_clock(
+        Arc::new(Failing {
+            error: ProviderError::Forbidden("blocked".into()),
+            keyed: false,
+        }),
+        no_limits(),
+        metrics,
+        Arc::new(Fixed(Mutex::new(start))),
+    );
     let outcome = slot.lookup(ip(1), NOW).await;
     assert_eq!(outcome.intel.status, ProviderStatus::Forbidden);
     assert!(!slot.is_down());
-    let Admission::Wait(wait) = slot.admission(SystemTime::now()) else {
+    let Admission::Wait(wait) = slot.admission(start) else {
         panic!("held");
     };
-    assert!(wait > Duration::from_secs(3500), "{wait:?}");
-    assert!(outcome.retry_at.is_some());
+    assert_eq!(wait, Duration::from_secs(3600));
+    assert_eq!(outcome.retry_at, Some(start + Duration::from_secs(3600)));
     assert_eq!(
         slot.lookup(ip(2), NOW).await.intel.status,
         ProviderStatus::Skipped
@@ -89,4 +113,32 @@ async fn unreadable_answers_open_the_circuit_without_retries() {
     let refused = slot.lookup(ip(99), NOW).await;
     assert_eq!(refused.intel.status, ProviderStatus::Unavailable);
     assert!(refused.intel.detail.unwrap().contains("circuit open"));
+}
+
+// --- t15-remote: answer lifetimes.
+
+#[test]
+fn ok_answers_live_for_ttl_and_not_found_for_not_found_ttl() {
+    use moka::Expiry;
+    let expiry = AnswerExpiry {
+        ttl: Duration::from_secs(86_400),
+        not_found_ttl: Duration::from_secs(3_600),
+    };
+    let found = Lookup::Found {
+        facts: serde_json::Map::new(),
+        network: Network::default(),
+    };
+    let created = std::time::Instant::now();
+    let cached = |lookup| Cached {
+        lookup,
+        until: SystemTime::UNIX_EPOCH,
+    };
+    assert_eq!(
+        expiry.expire_after_create(&ip(1), &cached(found), created),
+        Some(Duration::from_secs(86_400))
+    );
+    assert_eq!(
+        expiry.expire_after_create(&ip(1), &cached(Lookup::NotFound), created),
+        Some(Duration::from_secs(3_600))
+    );
 }

@@ -85,3 +85,60 @@ pub fn remote_job(
         ))),
     }
 }
+
+// --- t15-remote: a clock the test sets, for budgets, holds and retries without real waiting.
+
+/// A [`Clock`](crate::remote::slot::Clock) under the test's control. It stands still until the
+/// test sets or advances it, or a wait of the slot's moves it forward: a wait returns at once
+/// (after yielding once) with the clock moved past it, and is recorded, so a test can see how
+/// long the slot would have waited.
+#[derive(Debug)]
+pub struct VirtualClock {
+    now: std::sync::Mutex<std::time::SystemTime>,
+    waits: std::sync::Mutex<Vec<Duration>>,
+}
+
+impl VirtualClock {
+    /// A clock standing at `start`.
+    pub fn at(start: std::time::SystemTime) -> Arc<VirtualClock> {
+        Arc::new(VirtualClock {
+            now: std::sync::Mutex::new(start),
+            waits: std::sync::Mutex::default(),
+        })
+    }
+
+    /// A clock standing at `text` (RFC 3339, e.g. `2026-11-23T10:00:00Z`).
+    pub fn at_rfc3339(text: &str) -> Arc<VirtualClock> {
+        VirtualClock::at(humantime::parse_rfc3339(text).expect("an RFC 3339 time"))
+    }
+
+    /// Sets the clock to `time`.
+    pub fn set(&self, time: std::time::SystemTime) {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner()) = time;
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner()) += by;
+    }
+
+    /// The waits the slot made on this clock, in order.
+    pub fn waits(&self) -> Vec<Duration> {
+        self.waits.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl crate::remote::slot::Clock for VirtualClock {
+    fn now(&self) -> std::time::SystemTime {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sleep(&self, wait: Duration) -> futures::future::BoxFuture<'static, ()> {
+        self.waits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(wait);
+        self.advance(wait);
+        Box::pin(tokio::task::yield_now())
+    }
+}

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use build::{build_processor, AppError};
 pub(crate) use build::{build_processor_with, build_providers, build_remote_stage};
+pub use remote::finish_lookups;
 pub use remote::spawn_dispatchers;
 pub(crate) use runtime::{block_on, blocking};
 pub use shutdown::{watch_signals, RunSummary};

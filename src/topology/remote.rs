@@ -4,7 +4,7 @@
 //! revisions) is `remote`'s; this is only the glue.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::Semaphore;
@@ -15,6 +15,40 @@ use crate::model::{ProviderIntel, ProviderStatus};
 use crate::remote::slot::{Admission, Outcome};
 use crate::remote::{RemoteStage, LOOKUPS_IN_FLIGHT};
 use crate::telemetry::events::ProviderRequestError;
+
+/// How long lookups already sent may finish after the main pipeline drained.
+const REMOTE_GRACE: Duration = Duration::from_secs(5);
+
+/// The remote step's share of what is left of the drain deadline: [`REMOTE_GRACE`], or less
+/// when less is left.
+pub(crate) fn remote_grace(left: Duration) -> Duration {
+    REMOTE_GRACE.min(left)
+}
+
+/// At shutdown, after the dispatchers' stop token was cancelled (queued lookups are dropped):
+/// the lookups already running get `grace` to finish and publish their revisions; past that
+/// they are abandoned with a warning giving the number of addresses still waiting. True when
+/// every lookup finished in time.
+pub async fn finish_lookups(
+    mut lookups: JoinSet<()>,
+    grace: Duration,
+    stage: Option<&RemoteStage>,
+) -> bool {
+    let finished = tokio::time::timeout(grace, async {
+        while lookups.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok();
+    if !finished {
+        let waiting = stage.map_or(0, RemoteStage::waiting);
+        tracing::warn!(
+            waiting,
+            "remote lookups still running at shutdown were abandoned"
+        );
+        lookups.abort_all();
+    }
+    finished
+}
 
 /// Runs one dispatcher per provider until `stop`; lookups in flight then get until the
 /// returned set is awaited or aborted.
@@ -48,7 +82,8 @@ async fn dispatch(stage: Arc<RemoteStage>, index: usize, stop: CancellationToken
             }
         };
         while lookups.try_join_next().is_some() {}
-        let now = SystemTime::now();
+        // The slot's clock: the reservation is dated on the clock its budget keeps.
+        let now = slot.now();
         let mut reserved = None;
         if slot.needs_request(job.ip) {
             match slot.reserve(now) {
@@ -95,7 +130,7 @@ async fn dispatch(stage: Arc<RemoteStage>, index: usize, stop: CancellationToken
                             "internal error during the lookup (a bug; see the log)",
                         ),
                         network: None,
-                        retry_at: Some(SystemTime::now() + Duration::from_secs(60)),
+                        retry_at: Some(slot.now() + Duration::from_secs(60)),
                     }
                 });
             stage.finish(&job, slot.name(), outcome).await;
@@ -104,4 +139,19 @@ async fn dispatch(stage: Arc<RemoteStage>, index: usize, stop: CancellationToken
     }
     // Lookups already sent finish (their revisions are published) unless the caller aborts.
     while lookups.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_remote_grace_is_5_s_or_what_is_left_of_the_drain_deadline() {
+        assert_eq!(
+            remote_grace(Duration::from_secs(60)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(remote_grace(Duration::from_secs(2)), Duration::from_secs(2));
+        assert_eq!(remote_grace(Duration::ZERO), Duration::ZERO);
+    }
 }

@@ -33,9 +33,8 @@ use crate::kafka::producer::OutputProducer;
 use crate::remote::RemoteStage;
 use crate::settings::Settings;
 use crate::telemetry::Metrics;
+use crate::topology::remote::{finish_lookups, remote_grace};
 
-/// How long lookups already sent may finish after the sink drained.
-const REMOTE_GRACE: Duration = Duration::from_secs(5);
 /// The least time a step gets, even past the deadline.
 const MOMENT: Duration = Duration::from_millis(500);
 
@@ -197,21 +196,9 @@ pub(super) async fn drain(
     stops.housekeeping.cancel();
     // 3.
     stops.remote.cancel();
-    if let Some(mut lookups) = remote {
-        let grace = REMOTE_GRACE.min(deadline.saturating_duration_since(Instant::now()));
-        if timeout(grace, async {
-            while lookups.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
-            let waiting = clients.remote.as_ref().map_or(0, |r| r.waiting());
-            warn!(
-                waiting,
-                "remote lookups still running at shutdown were abandoned"
-            );
-            lookups.abort_all();
-        }
+    if let Some(lookups) = remote {
+        let grace = remote_grace(deadline.saturating_duration_since(Instant::now()));
+        finish_lookups(lookups, grace, clients.remote.as_deref()).await;
     }
     // 4–5. Flush, then commit (blocking librdkafka calls, off the runtime), before the report:
     // a slow narrative can never cost the commit.
