@@ -402,7 +402,12 @@ fn a_disabled_talos_list_is_never_read() {
     };
     write(false);
     let out = threatsift(
-        &["enrich", "--config", config.to_str().unwrap(), "203.0.113.9"],
+        &[
+            "enrich",
+            "--config",
+            config.to_str().unwrap(),
+            "203.0.113.9",
+        ],
         &[],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -417,7 +422,12 @@ fn a_disabled_talos_list_is_never_read() {
 
     write(true);
     let out = threatsift(
-        &["enrich", "--config", config.to_str().unwrap(), "203.0.113.9"],
+        &[
+            "enrich",
+            "--config",
+            config.to_str().unwrap(),
+            "203.0.113.9",
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(2));

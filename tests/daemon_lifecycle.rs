@@ -103,7 +103,9 @@ async fn sigint_drains_commits_and_exits_0_like_sigterm() {
 
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(DEADLINE);
-    wait_metric(&daemon, "threatsift_messages_completed_total", |v| v >= 30.0);
+    wait_metric(&daemon, "threatsift_messages_completed_total", |v| {
+        v >= 30.0
+    });
     daemon.signal("INT");
     let status = daemon.wait_exit(DEADLINE);
     assert_eq!(
@@ -131,7 +133,10 @@ async fn a_passed_drain_deadline_exits_1_and_the_unfinished_are_read_again() {
         &config,
         port,
         dir.path(),
-        &[HOLD_DELIVERIES, ("THREATSIFT__SHUTDOWN__DRAIN_TIMEOUT", "1s")],
+        &[
+            HOLD_DELIVERIES,
+            ("THREATSIFT__SHUTDOWN__DRAIN_TIMEOUT", "1s"),
+        ],
     );
     daemon.wait_ready(DEADLINE);
     // Every message is consumed and its record handed to the producer, which holds it.
@@ -258,7 +263,10 @@ async fn readyz_is_503_naming_what_is_missing_until_ready_then_200() {
             .filter(|(_, body)| !body.contains("producer not connected"))
     });
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("consumer has no partitions assigned"), "{body}");
+    assert!(
+        body.contains("consumer has no partitions assigned"),
+        "{body}"
+    );
     create_topic(&topics.input, 1).await;
     daemon.wait_ready(DEADLINE);
     assert_eq!(
@@ -377,8 +385,18 @@ async fn no_address_is_ever_in_the_metrics_and_a_disabled_talos_list_is_not_read
     // If this path were read, start-up would stop naming it (README: Providers, talos).
     let extra = "[providers.talos]\nenabled = false\npath = \"/nonexistent/talos-list.txt\"\n";
     let (config, port) = write_config(dir.path(), &topics, &blocklist, extra);
-    let listed = ["203.0.113.5", "203.0.113.77", "2001:db8:bad::5", "2001:db8:bad:1::9"];
-    let others = ["198.51.100.23", "2001:db8:feed::42", "192.168.7.7", "fd00::77"];
+    let listed = [
+        "203.0.113.5",
+        "203.0.113.77",
+        "2001:db8:bad::5",
+        "2001:db8:bad:1::9",
+    ];
+    let others = [
+        "198.51.100.23",
+        "2001:db8:feed::42",
+        "192.168.7.7",
+        "fd00::77",
+    ];
     let mut events: Vec<Vec<u8>> = listed
         .iter()
         .zip(others.iter())
@@ -411,7 +429,12 @@ async fn no_address_is_ever_in_the_metrics_and_a_disabled_talos_list_is_not_read
     let seen = [
         &listed[..],
         &others[..],
-        &["203.0.113.99", "198.51.100.61", "203.0.113.61", "198.51.100.62"],
+        &[
+            "203.0.113.99",
+            "198.51.100.61",
+            "203.0.113.61",
+            "198.51.100.62",
+        ],
     ]
     .concat();
     for ip in seen {
@@ -516,7 +539,10 @@ async fn the_scheduled_report_narrative_is_never_given_raw_log_text() {
     );
     for line in &raw {
         let line = String::from_utf8_lossy(line);
-        assert!(!body.contains(line.as_ref()), "a raw line reached the model");
+        assert!(
+            !body.contains(line.as_ref()),
+            "a raw line reached the model"
+        );
     }
     let written: Vec<String> = std::fs::read_dir(&reports)
         .expect("report directory")

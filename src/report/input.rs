@@ -211,13 +211,10 @@ pub fn read_topic(
             remaining.swap_remove(slot);
             continue;
         }
-        let before_window = from.is_some_and(|from| {
-            message
-                .timestamp()
-                .to_millis()
-                .is_some_and(|at| at < from)
-        });
-        match message.payload().filter(|_| !before_window).map(parse_record) {
+        let before_window =
+            from.is_some_and(|from| message.timestamp().to_millis().is_some_and(|at| at < from));
+        match message.payload().map(parse_record) {
+            // Older than `since`: left out, neither a record nor a skipped line.
             _ if before_window => {}
             Some(Ok(record)) => out.records.push(record),
             Some(Err(why)) => out

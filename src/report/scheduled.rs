@@ -173,7 +173,11 @@ mod tests {
         assert_eq!(metrics.report_records_dropped.get(), 3);
         let mut kept = 0;
         while let Ok(payload) = receiver.try_recv() {
-            assert_eq!(payload, kept.to_string().into_bytes(), "the earliest are kept");
+            assert_eq!(
+                payload,
+                kept.to_string().into_bytes(),
+                "the earliest are kept"
+            );
             kept += 1;
         }
         assert_eq!(kept, CHANNEL_CAPACITY);
