@@ -190,7 +190,10 @@ async fn a_second_signal_during_the_drain_exits_130_at_once() {
     wait_metric(&daemon, "threatsift_events_consumed_total", |v| v >= 10.0);
     daemon.signal("TERM");
     wait_for(&daemon, "the drain to start", || {
-        daemon.log_text().contains("draining").then_some(())
+        daemon
+            .log_text()
+            .contains("shutdown requested")
+            .then_some(())
     });
     daemon.signal("INT");
     let status = daemon.wait_exit(DEADLINE);
@@ -373,6 +376,25 @@ async fn a_changed_feed_is_reloaded_and_flags_new_sightings() {
             "test-blocklist"
         );
     }
+
+    // A reload that fails keeps the list loaded before: counted as an error, and the next
+    // new address of the range is flagged all the same.
+    std::fs::remove_file(&blocklist).unwrap();
+    wait_metric(
+        &daemon,
+        "threatsift_feed_reloads_total{result=\"error\"}",
+        |v| v >= 1.0,
+    );
+    produce(
+        &topics.input,
+        None,
+        &[ecs_event("198.51.100.10", "10.0.0.1")],
+    )
+    .await;
+    let after = wait_records(&daemon, &topics.output, &["198.51.100.10"]);
+    let flagged = after.iter().find(|r| r["ip"] == "198.51.100.10").unwrap();
+    assert_valid_record(&validator, flagged);
+    assert_eq!(flagged["verdict"], "malicious", "{flagged}");
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(DEADLINE).code(), Some(0));
 }
@@ -511,7 +533,13 @@ async fn the_scheduled_report_narrative_is_never_given_raw_log_text() {
         .collect();
     produce(&topics.input, None, &raw).await;
 
-    let mut daemon = Daemon::start(&config, port, dir.path());
+    // Room for the narrative call at shutdown on a loaded machine.
+    let mut daemon = start_with_env(
+        &config,
+        port,
+        dir.path(),
+        &[("THREATSIFT__SHUTDOWN__DRAIN_TIMEOUT", "60s")],
+    );
     daemon.wait_ready(DEADLINE);
     wait_records(
         &daemon,
