@@ -334,24 +334,26 @@ pub(super) async fn assemble(
         health.clone(),
         stop_server.clone(),
     ));
-    let built = assemble_after_listening(settings, metrics, feeds, health, producer, shutdown)
-        .await
-        .map(|parts| parts.map(|parts| parts(server)));
+    // On an early return the server's handle is dropped (the task detached) and stopped here.
+    let built =
+        assemble_after_listening(settings, metrics, feeds, health, producer, server, shutdown)
+            .await;
     if !matches!(built, Ok(Some(_))) {
         stop_server.cancel();
     }
     built
 }
 
-/// The rest of [`assemble`], once the metrics server runs: the parts, less the server's task.
+/// The rest of [`assemble`], once the metrics server runs.
 async fn assemble_after_listening(
     settings: &Settings,
     metrics: &Arc<Metrics>,
     feeds: Arc<LocalFeeds>,
     health: Health,
     producer: OutputProducer,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown: &CancellationToken,
-) -> Result<Option<impl FnOnce(tokio::task::JoinHandle<std::io::Result<()>>) -> Parts>, AppError> {
+) -> Result<Option<Parts>, AppError> {
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
     if !wait_for_topics(&producer, settings, shutdown).await? {
         return Ok(None);
@@ -392,7 +394,7 @@ async fn assemble_after_listening(
     });
     let remote = build_remote_stage(settings, &providers, revisions, metrics.clone())?;
     let queues = remote.clone().map(|r| r as Arc<dyn RemoteQueues>);
-    Ok(Some(move |server| Parts {
+    Ok(Some(Parts {
         producer,
         consumer: Arc::new(consumer),
         tracker,
