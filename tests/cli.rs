@@ -348,3 +348,122 @@ fn enrich_prints_one_record_per_address_with_every_provider_status() {
     assert!(String::from_utf8_lossy(&bad.stderr)
         .contains("\"not-an-ip\" is not an IPv4 or IPv6 address"));
 }
+
+// t15-lifecycle: `enrich` with a repeated address, and a disabled Talos list left unread.
+
+/// An `enrich` configuration with only local intelligence: a Talos list listing 203.0.113.9.
+fn local_enrich_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let talos = dir.join("talos.txt");
+    std::fs::write(&talos, "# Talos-format list\n203.0.113.9\n").unwrap();
+    let config = dir.join("enrich-local.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "feeds = []\n[filter]\nallow_documentation_ranges = true\n\
+             [providers.talos]\nenabled = true\npath = \"{}\"\n",
+            talos.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn enrich_gives_one_record_per_distinct_address_and_an_error_for_a_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_enrich_config(dir.path());
+    let out = threatsift(
+        &[
+            "enrich",
+            "--config",
+            config.to_str().unwrap(),
+            "203.0.113.9",
+            "198.51.100.4",
+            "203.0.113.9",
+            // The same address in another spelling is a repeat too.
+            "2001:0db8:0::1",
+            "2001:db8::1",
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "one line per argument, in order:\n{stdout}");
+    let validator = common::record_validator();
+    for (line, ip) in [(0, "203.0.113.9"), (1, "198.51.100.4"), (3, "2001:db8::1")] {
+        common::assert_valid_record(&validator, &lines[line]);
+        assert_eq!(lines[line]["ip"], ip, "{stdout}");
+    }
+    assert_eq!(lines[0]["intel"]["talos"]["status"], "ok");
+    assert_eq!(lines[1]["intel"]["talos"]["status"], "not_found");
+    for (line, ip) in [(2, "203.0.113.9"), (4, "2001:db8::1")] {
+        assert_eq!(
+            lines[line],
+            serde_json::json!({"input": ip, "error": "not enriched: already enriched above"}),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_disabled_talos_list_is_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("talos-off.toml");
+    // Read, this path would stop start-up naming it (as the enabled case below shows).
+    let missing = dir.path().join("no-such-talos-list.txt");
+    let write = |enabled: bool| {
+        std::fs::write(
+            &config,
+            format!(
+                "feeds = []\n[filter]\nallow_documentation_ranges = true\n\
+                 [providers.talos]\nenabled = {enabled}\npath = \"{}\"\n",
+                missing.display()
+            ),
+        )
+        .unwrap();
+    };
+    write(false);
+    let out = threatsift(
+        &[
+            "enrich",
+            "--config",
+            config.to_str().unwrap(),
+            "203.0.113.9",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("no-such-talos-list"), "{stderr}");
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    common::assert_valid_record(&common::record_validator(), &record);
+    assert_eq!(
+        record["intel"]["talos"],
+        serde_json::json!({"status": "disabled", "detail": "not enabled in the configuration"})
+    );
+
+    write(true);
+    let out = threatsift(
+        &[
+            "enrich",
+            "--config",
+            config.to_str().unwrap(),
+            "203.0.113.9",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-talos-list.txt"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

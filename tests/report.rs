@@ -413,3 +413,129 @@ async fn narrative_is_added_labelled_and_a_failing_model_changes_nothing_else() 
         );
     }
 }
+
+// t15-lifecycle: `report --topic` over several partitions, and `--since` by message time.
+
+/// Produces each payload with its message timestamp (ms since the epoch) to `partition`, the
+/// last one in a batch of its own (see `common::produce_last_alone`).
+async fn produce_at(topic: &str, partition: i32, timed: &[(i64, Vec<u8>)]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", common::brokers())
+        .create()
+        .expect("producer");
+    let Some((last, rest)) = timed.split_last() else {
+        return;
+    };
+    for batch in [rest, std::slice::from_ref(last)] {
+        let sends = batch.iter().map(|(at, payload)| {
+            producer.send(
+                FutureRecord::<(), [u8]>::to(topic)
+                    .partition(partition)
+                    .timestamp(*at)
+                    .payload(&payload[..]),
+                Duration::from_secs(30),
+            )
+        });
+        for sent in futures::future::join_all(sends).await {
+            sent.map_err(|(e, _)| e).expect("produce");
+        }
+    }
+}
+
+/// `threatsift report --topic topic [extra…] --format json`: its exit status and the addresses
+/// of its threats, sorted.
+async fn report_topic_ips(topic: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["report", "--topic", topic, "--format", "json"];
+    args.extend_from_slice(extra);
+    let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+    let brokers = common::brokers();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        threatsift(&args, &[("THREATSIFT__KAFKA__BROKERS", brokers.as_str())])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ips: Vec<String> = report["threats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ip"].as_str().unwrap().to_owned())
+        .collect();
+    ips.sort();
+    ips
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since_epoch.as_millis()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_reads_every_partition_of_the_topic() {
+    let topics = common::create_topics(3).await;
+    let now = now_ms();
+    let mut expected = Vec::new();
+    for partition in 0..3 {
+        let timed: Vec<(i64, Vec<u8>)> = (1..=3)
+            .map(|i| {
+                let ip = format!("203.0.113.{}", partition * 10 + i);
+                expected.push(ip.clone());
+                let record = record(&ip, 80, "malicious", "high", "disabled");
+                (now, record.to_string().into_bytes())
+            })
+            .collect();
+        produce_at(&topics.input, partition, &timed).await;
+    }
+    expected.sort();
+    assert_eq!(report_topic_ips(&topics.input, &[]).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_since_keeps_only_records_published_within_the_window() {
+    let topics = common::create_topics(2).await;
+    let now = now_ms();
+    let two_days_ago = now - 48 * 3600 * 1000;
+    let one_hour_ago = now - 3600 * 1000;
+    let at = |when: i64, ip: &str| {
+        let record = record(ip, 80, "malicious", "high", "disabled");
+        (when, record.to_string().into_bytes())
+    };
+    // Partition 0: old, then recent. Partition 1: only old, so nothing of it is in the window.
+    produce_at(
+        &topics.input,
+        0,
+        &[
+            at(two_days_ago, "198.51.100.1"),
+            at(two_days_ago, "198.51.100.2"),
+            at(one_hour_ago, "203.0.113.1"),
+            at(now, "203.0.113.2"),
+        ],
+    )
+    .await;
+    produce_at(&topics.input, 1, &[at(two_days_ago, "198.51.100.3")]).await;
+
+    assert_eq!(
+        report_topic_ips(&topics.input, &["--since", "24h"]).await,
+        ["203.0.113.1", "203.0.113.2"]
+    );
+    assert_eq!(
+        report_topic_ips(&topics.input, &[]).await,
+        [
+            "198.51.100.1",
+            "198.51.100.2",
+            "198.51.100.3",
+            "203.0.113.1",
+            "203.0.113.2"
+        ],
+        "without --since every record counts"
+    );
+}

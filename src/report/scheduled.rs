@@ -149,3 +149,50 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::rename(&temporary, path)
         .map_err(|e| format!("cannot rename to {}: {e}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    //! `report_records_dropped_total` (README "Scheduled reports"): records left out because
+    //! the report task fell behind are counted, and offering never waits for the task.
+    use super::*;
+
+    fn metrics() -> (prometheus::Registry, Arc<Metrics>) {
+        let registry = prometheus::Registry::new();
+        let metrics = Arc::new(Metrics::new(&registry).expect("metrics"));
+        (registry, metrics)
+    }
+
+    #[test]
+    fn a_report_task_that_fell_behind_drops_and_counts_the_overflow() {
+        let (registry, metrics) = metrics();
+        let (feed, mut receiver) = ReportFeed::new(metrics.clone());
+        // Nobody receives: the task is stuck. Offering returns at once every time.
+        for i in 0..CHANNEL_CAPACITY + 3 {
+            feed.offer(i.to_string().into_bytes());
+        }
+        assert_eq!(metrics.report_records_dropped.get(), 3);
+        let mut kept = 0;
+        while let Ok(payload) = receiver.try_recv() {
+            assert_eq!(
+                payload,
+                kept.to_string().into_bytes(),
+                "the earliest are kept"
+            );
+            kept += 1;
+        }
+        assert_eq!(kept, CHANNEL_CAPACITY);
+        assert!(Metrics::render(&registry).contains("report_records_dropped_total 3"));
+        // Room again: nothing more is dropped.
+        feed.offer(b"next".to_vec());
+        assert_eq!(metrics.report_records_dropped.get(), 3);
+    }
+
+    #[test]
+    fn a_payload_that_is_not_a_record_is_dropped_and_counted() {
+        let (_, metrics) = metrics();
+        let mut records = BTreeMap::new();
+        keep(&mut records, b"{\"schema\":\"other/1\"}", &metrics);
+        assert!(records.is_empty());
+        assert_eq!(metrics.report_records_dropped.get(), 1);
+    }
+}

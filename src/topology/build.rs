@@ -293,8 +293,7 @@ pub(super) struct Parts {
     pub(super) consumer: Arc<EventConsumer>,
     pub(super) tracker: Arc<Mutex<OffsetTracker>>,
     pub(super) assigned_nothing: Arc<AtomicBool>,
-    pub(super) health: Health,
-    pub(super) listener: tokio::net::TcpListener,
+    pub(super) server: tokio::task::JoinHandle<std::io::Result<()>>,
     pub(super) processor: Processor,
     pub(super) dedup: DedupCache,
     pub(super) publisher: OutputPublisher,
@@ -304,25 +303,24 @@ pub(super) struct Parts {
     pub(super) local: Vec<Arc<dyn LocalProvider>>,
 }
 
-/// Builds the running system: feeds, producer (waiting for the brokers and the output
-/// topics), metrics listener, consumer, providers, processor and remote stage. `Ok(None)` when
-/// shutdown was requested while waiting for the brokers.
+/// Builds the running system: feeds, producer, the metrics server (serving `/healthz`, and
+/// `/readyz` naming what is missing, while the brokers are waited for), the output topics'
+/// check, consumer, providers, processor and remote stage. `Ok(None)` when shutdown was
+/// requested while waiting for the brokers. Unless it returns `Ok(Some)`, the server is
+/// stopped before it returns.
 pub(super) async fn assemble(
     settings: &Settings,
     metrics: &Arc<Metrics>,
+    registry: prometheus::Registry,
+    stop_server: &CancellationToken,
     shutdown: &CancellationToken,
 ) -> Result<Option<Parts>, AppError> {
     let feeds = load_feeds(settings, metrics).await?;
     let health = Health::default();
-    let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
     let producer = create_producer(
         settings,
         ProducerStatsContext::new(metrics.clone(), health.producer_connected.clone()),
     )?;
-    if !wait_for_topics(&producer, settings, shutdown).await? {
-        return Ok(None);
-    }
-    health.producer_connected.store(true, Ordering::Relaxed);
     let listen = settings.listen_addr()?;
     let listener = server::bind(listen)
         .await
@@ -330,6 +328,37 @@ pub(super) async fn assemble(
             addr: listen.to_string(),
             error,
         })?;
+    let server = tokio::spawn(server::serve(
+        listener,
+        registry,
+        health.clone(),
+        stop_server.clone(),
+    ));
+    // On an early return the server's handle is dropped (the task detached) and stopped here.
+    let built =
+        assemble_after_listening(settings, metrics, feeds, health, producer, server, shutdown)
+            .await;
+    if !matches!(built, Ok(Some(_))) {
+        stop_server.cancel();
+    }
+    built
+}
+
+/// The rest of [`assemble`], once the metrics server runs.
+async fn assemble_after_listening(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    feeds: Arc<LocalFeeds>,
+    health: Health,
+    producer: OutputProducer,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown: &CancellationToken,
+) -> Result<Option<Parts>, AppError> {
+    let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
+    if !wait_for_topics(&producer, settings, shutdown).await? {
+        return Ok(None);
+    }
+    health.producer_connected.store(true, Ordering::Relaxed);
     let consumer_settings = settings.clone();
     let context = PipelineConsumerContext::new(
         metrics.clone(),
@@ -370,8 +399,7 @@ pub(super) async fn assemble(
         consumer: Arc::new(consumer),
         tracker,
         assigned_nothing,
-        health,
-        listener,
+        server,
         dedup: processor.dedup().clone(),
         processor: processor.with_remote_queues(queues),
         publisher,

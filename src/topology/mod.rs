@@ -46,10 +46,11 @@ pub async fn run(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) -> Result<RunSummary, AppError> {
-    let Some(parts) = build::assemble(&settings, &metrics, &stop).await? else {
+    let stops = shutdown::Stops::default();
+    let Some(parts) = build::assemble(&settings, &metrics, registry, &stops.server, &stop).await?
+    else {
         return Ok(RunSummary::STOPPED_BEFORE_START);
     };
-    let stops = shutdown::Stops::default();
     let failed = shutdown::StageFailed::new(&stop);
     // Capacities bound memory; a full channel stops the stage before it.
     let batches = settings.pipeline.channel_batches();
@@ -60,12 +61,7 @@ pub async fn run(
     let processor = Arc::new(parts.processor);
     let (report_feed, report_rx) = parts.reports.unzip();
     let tasks = shutdown::Tasks {
-        server: tokio::spawn(server::serve(
-            parts.listener,
-            registry,
-            parts.health,
-            stops.server.clone(),
-        )),
+        server: parts.server,
         reports: report_rx.map(|rx| {
             tokio::spawn(reports::run_scheduled_reports(
                 settings.report.clone(),

@@ -248,37 +248,56 @@ pub(super) async fn drain(
 /// Spawns the signal watcher; returns immediately.
 pub fn watch_signals(token: CancellationToken) {
     tokio::spawn(async move {
-        wait_for_signal().await;
+        // The listeners live across both waits: one made after the first signal would miss a
+        // second that arrived before it existed (the handler stays installed, so that signal
+        // would be swallowed and the drain could not be cut short).
+        let mut signals = Signals::new();
+        signals.recv().await;
         tracing::info!("shutdown requested: draining (send the signal again to exit now)");
         token.cancel();
-        wait_for_signal().await;
+        signals.recv().await;
         tracing::warn!("second signal: exiting without draining");
         std::process::exit(130);
     });
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT (Ctrl-C where there are no Unix signals).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                // Either signal will do; both futures are cancellation-safe.
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// The next SIGTERM or SIGINT, including one that arrived since the last call.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some((term, int)) = &mut self.streams {
+            // Either signal will do; both futures are cancellation-safe.
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
