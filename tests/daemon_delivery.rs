@@ -36,7 +36,11 @@ fn record_ips(messages: &[ReadMessage]) -> BTreeSet<String> {
 fn add_to_kafka_table(path: &Path, lines: &str) {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.contains("[kafka]\n"));
-    std::fs::write(path, text.replacen("[kafka]\n", &format!("[kafka]\n{lines}\n"), 1)).unwrap();
+    std::fs::write(
+        path,
+        text.replacen("[kafka]\n", &format!("[kafka]\n{lines}\n"), 1),
+    )
+    .unwrap();
 }
 
 /// Each record validates against the schema and is keyed by its address.
@@ -201,11 +205,18 @@ async fn dlq_entries_carry_every_documented_field() {
     let topics = create_topics(1).await;
     let dir = tempfile::tempdir().unwrap();
     let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
-    let (config, port) =
-        write_config(dir.path(), &topics, &blocklist, "[dlq]\nmax_payload_bytes = 100\n");
+    let (config, port) = write_config(
+        dir.path(),
+        &topics,
+        &blocklist,
+        "[dlq]\nmax_payload_bytes = 100\n",
+    );
     // One message of four lines: good, broken JSON, good, broken JSON of 300 bytes (kept
     // truncated to 100). Then a message that is one broken line (no `line`).
-    let long_broken = format!(r#"{{"source":{{"ip":"203.0.113.9","pad":"{}""#, "x".repeat(250));
+    let long_broken = format!(
+        r#"{{"source":{{"ip":"203.0.113.9","pad":"{}""#,
+        "x".repeat(250)
+    );
     let message = [
         String::from_utf8(ecs_event("203.0.113.1", "10.0.0.1")).unwrap(),
         r#"{"source":{"ip":"203.0.113.2""#.to_owned(),
@@ -259,7 +270,12 @@ async fn dlq_entries_carry_every_documented_field() {
     // (offset, line, payload kept, original bytes)
     let expected: [(i64, Option<i64>, &[u8], usize); 3] = [
         (0, Some(1), br#"{"source":{"ip":"203.0.113.2""#, 29),
-        (0, Some(3), &long_broken.as_bytes()[..100], long_broken.len()),
+        (
+            0,
+            Some(3),
+            &long_broken.as_bytes()[..100],
+            long_broken.len(),
+        ),
         (1, None, &single, single.len()),
     ];
     for (message, (offset, line, kept, bytes)) in dlq.iter().zip(expected) {

@@ -755,7 +755,7 @@ async fn a_spent_provider_budget_never_holds_up_the_stream() {
     let (skipped, queue_full) = (skipped_as(None), skipped_as(Some("queue_full")));
     let requests = vt_seen.lock().unwrap().len();
     println!(
-        "3000 new addresses, VirusTotal at 4/min: {requests} requests, {skipped} skipped \
+        "3000 new addresses, VirusTotal at 4/min and 4/day: {requests} requests, {skipped} skipped \
          ({queue_full} as queue_full)"
     );
     assert!(

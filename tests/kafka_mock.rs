@@ -14,9 +14,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
 use rdkafka::types::RDKafkaApiKey;
 use rdkafka::types::RDKafkaRespErr;
+use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use threatsift::test_support::pipeline::spawn_pipeline;
 use threatsift::Metrics;
@@ -425,9 +425,11 @@ async fn an_unwritable_dlq_holds_back_the_commit_until_its_entry_is_delivered() 
     // Partition 0: a poison message at offset 1 (parsed, its entry undeliverable), then two
     // good ones, each in a poll of its own so they finish on their own.
     produce_to(&producer, 0, br#"{"source":{"ip":"203.0.113.3""#).await;
-    wait_until("the poison message was parsed", Duration::from_secs(30), || {
-        counter(&metrics.parse_errors, "invalid_json") == 1
-    })
+    wait_until(
+        "the poison message was parsed",
+        Duration::from_secs(30),
+        || counter(&metrics.parse_errors, "invalid_json") == 1,
+    )
     .await;
     produce_to(&producer, 0, &event("203.0.113.4")).await;
     produce_to(&producer, 0, &event("203.0.113.5")).await;
@@ -468,7 +470,11 @@ async fn an_unwritable_dlq_holds_back_the_commit_until_its_entry_is_delivered() 
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(
-        (&entries[0]["reason"], &entries[0]["partition"], &entries[0]["offset"]),
+        (
+            &entries[0]["reason"],
+            &entries[0]["partition"],
+            &entries[0]["offset"]
+        ),
         (&"invalid_json".into(), &0.into(), &1.into())
     );
     assert_eq!(counter(&metrics.dlq_messages, "invalid_json"), 1);

@@ -196,7 +196,12 @@ pub fn read_until(
             let sample: Vec<String> = messages
                 .iter()
                 .take(5)
-                .map(|m| String::from_utf8_lossy(&m.payload).chars().take(200).collect())
+                .map(|m| {
+                    String::from_utf8_lossy(&m.payload)
+                        .chars()
+                        .take(200)
+                        .collect()
+                })
                 .collect();
             panic!(
                 "read_until({topic}): the condition did not hold within {timeout:?}; the last \
