@@ -43,16 +43,6 @@ fn add_to_kafka_table(path: &Path, lines: &str) {
     .unwrap();
 }
 
-/// Each record validates against the schema and is keyed by its address.
-fn assert_valid_records(records: &[ReadMessage]) {
-    let validator = record_validator();
-    for message in records {
-        let record = message.json();
-        assert_valid_record(&validator, &record);
-        assert_eq!(message.key.as_deref(), record["ip"].as_str(), "keyed by IP");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_output_backs_up_through_the_channels_and_nothing_is_lost() {
     const EVENTS: u32 = 30;

@@ -237,6 +237,7 @@ async fn sigkill_mid_stream_loses_no_record() {
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(seen, expected);
+    assert_valid_records(&records);
     eprintln!(
         "sigkill test: killed after {completed_at_kill} of {fed_until} messages; {} records in all for {} IPs ({} repeats)",
         records.len(),
@@ -276,6 +277,7 @@ async fn poison_messages_go_to_the_dlq_and_the_stream_goes_on() {
     daemon.wait_ready(Duration::from_secs(60));
     let dlq = read_until(&topics.dlq, Duration::from_secs(60), |m| m.len() >= 5);
     let records = read_until(&topics.output, Duration::from_secs(60), |m| m.len() >= 3);
+    assert_valid_records(&records);
     assert_eq!(
         record_ips(&records),
         BTreeSet::from([
@@ -388,6 +390,7 @@ async fn sigterm_commits_so_a_restart_does_not_redo_work() {
         ips.contains(&new_ip) && markers.iter().all(|marker| ips.contains(marker))
     });
     assert_eq!(records.len(), 503, "only the new events made records");
+    assert_valid_records(&records);
     assert_eq!(
         daemon.metric("threatsift_messages_completed_total"),
         Some(3.0),
@@ -451,6 +454,7 @@ async fn scheduled_reports_name_every_published_address() {
         .collect();
     produce(&topics.input, None, &later).await;
     let records_after = read_until(&topics.output, Duration::from_secs(60), |m| m.len() >= 45);
+    assert_valid_records(&records_after);
     daemon.signal("TERM");
     assert!(
         daemon.wait_exit(Duration::from_secs(20)).success(),

@@ -68,13 +68,16 @@ fn read_messages(
     messages
 }
 
-/// The `ip` of every record in `topic`, read off the blocking pool.
+/// The `ip` of every record in `topic`, read off the blocking pool; each record is validated
+/// against the schema.
 async fn read_record_ips(brokers: String, topic: &'static str, partitions: i32) -> Vec<String> {
     tokio::task::spawn_blocking(move || {
+        let validator = common::record_validator();
         read_messages(&brokers, topic, partitions)
             .into_iter()
             .map(|(_, _, _, payload)| {
                 let record: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+                common::assert_valid_record(&validator, &record);
                 record["ip"].as_str().unwrap().to_owned()
             })
             .collect()

@@ -507,3 +507,14 @@ pub fn wait_committed(
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Validates every record of `records` against the schema (one compiled validator), and that
+/// each is keyed by its address.
+pub fn assert_valid_records(records: &[ReadMessage]) {
+    let validator = record_validator();
+    for message in records {
+        let record = message.json();
+        assert_valid_record(&validator, &record);
+        assert_eq!(message.key.as_deref(), record["ip"].as_str(), "keyed by IP");
+    }
+}
