@@ -142,22 +142,10 @@ async fn sigkill_mid_stream_loses_no_record() {
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(Duration::from_secs(60));
     // Input keeps arriving until after the kill, so the kill lands mid-stream by construction
-    // (not by how fast the daemon happens to be): the stream has not ended when it lands.
-    let stop_feeding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let feeder = {
-        let (stop, input) = (stop_feeding.clone(), topics.input.clone());
-        tokio::spawn(async move {
-            let mut next = FIRST;
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let chunk: Vec<Vec<u8>> = (next..next + 200)
-                    .map(|i| ecs_event(&listed_v6(i), "10.1.1.1"))
-                    .collect();
-                produce(&input, None, &chunk).await;
-                next += 200;
-            }
-            next
-        })
-    };
+    // (the stream has not ended when it lands).
+    let feeder = Feeder::start(&topics.input, FIRST, |i| {
+        ecs_event(&listed_v6(i), "10.1.1.1")
+    });
     // Kill once some work is finished and committed, so the restart resumes from a committed
     // offset while deliveries and offsets are still in flight.
     let completed_at_kill = wait_metric(
@@ -175,8 +163,7 @@ async fn sigkill_mid_stream_loses_no_record() {
     daemon.signal("KILL");
     daemon.wait_exit(Duration::from_secs(10));
     drop(daemon);
-    stop_feeding.store(true, std::sync::atomic::Ordering::SeqCst);
-    let fed_until = feeder.await.unwrap();
+    let fed_until = feeder.stop().await;
     // Nothing committed past unfinished work: every offset below a partition's committed
     // offset produced a record (each input message lists one IP).
     let committed = committed_offsets(&topics.group, &topics.input);

@@ -518,3 +518,34 @@ pub fn assert_valid_records(records: &[ReadMessage]) {
         assert_eq!(message.key.as_deref(), record["ip"].as_str(), "keyed by IP");
     }
 }
+
+/// Input that keeps arriving: chunks of 200 events, `event(i)` for i = `from`, `from + 1`, …,
+/// produced to `topic` until [`Feeder::stop`]. What happens meanwhile (a kill, a member joining)
+/// then lands mid-stream by construction, not by how fast the daemon happens to be.
+pub struct Feeder {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u32>,
+}
+
+impl Feeder {
+    pub fn start(topic: &str, from: u32, event: fn(u32) -> Vec<u8>) -> Feeder {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, topic) = (stop.clone(), topic.to_owned());
+        let task = tokio::spawn(async move {
+            let mut next = from;
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let chunk: Vec<Vec<u8>> = (next..next + 200).map(event).collect();
+                produce(&topic, None, &chunk).await;
+                next += 200;
+            }
+            next
+        });
+        Feeder { stop, task }
+    }
+
+    /// Stops after the chunk in flight; returns the end of what was produced (exclusive).
+    pub async fn stop(self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.expect("feeder")
+    }
+}
