@@ -197,12 +197,27 @@ mod tests {
 
     #[test]
     fn entries_expire_after_the_window() {
+        // The window runs on moka's own clock, which cannot be injected (its `Clock` is
+        // crate-private; `observe`'s `now` is the message time, not the window's). So the
+        // expiry is waited for as an event, the entry leaving the cache, with a deadline that
+        // fails the test; only then is the outcome checked.
         let cache = DedupCache::new(Duration::from_millis(50), 100);
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
-        assert!(cache.observe(ip, SystemTime::now()).first);
-        #[allow(clippy::disallowed_methods)] // a plain thread, no runtime to block
-        std::thread::sleep(Duration::from_millis(120));
-        assert!(cache.observe(ip, SystemTime::now()).first);
+        let first = cache.observe(ip, SystemTime::now());
+        assert!(first.first);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while cache.cache.contains_key(&ip) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a 50 ms window still held its entry after 30 s"
+            );
+            #[allow(clippy::disallowed_methods)] // a plain thread, no runtime to block
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let again = cache.observe(ip, SystemTime::now());
+        assert!(again.first, "a sighting after the window is a first one");
+        assert_eq!(again.sighting.count(), 1, "the count starts over");
+        assert!(!Arc::ptr_eq(&first.sighting, &again.sighting));
     }
 
     #[test]

@@ -108,6 +108,8 @@ pub struct ReadMessage {
     pub payload: Vec<u8>,
     pub partition: i32,
     pub offset: i64,
+    /// The record's Kafka timestamp (ms since the epoch), when it has one.
+    pub timestamp_ms: Option<i64>,
 }
 
 impl ReadMessage {
@@ -116,7 +118,9 @@ impl ReadMessage {
     }
 }
 
-/// Reads every message currently in `topic` (all partitions), from the beginning.
+/// Reads every message currently in `topic` (all partitions), from the beginning. Panics,
+/// naming the topic and the partitions whose end was never reached, when reading to the end
+/// takes longer than 30 s: a partial read is never returned as if it were all.
 pub fn read_all(topic: &str) -> Vec<ReadMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
@@ -133,6 +137,7 @@ pub fn read_all(topic: &str) -> Vec<ReadMessage> {
         .iter()
         .map(|p| p.id())
         .collect();
+    assert!(!partitions.is_empty(), "topic {topic} has no partitions");
     let mut assignment = TopicPartitionList::new();
     for p in &partitions {
         assignment
@@ -142,8 +147,17 @@ pub fn read_all(topic: &str) -> Vec<ReadMessage> {
     consumer.assign(&assignment).expect("assign");
     let mut out = Vec::new();
     let mut at_end = std::collections::HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while at_end.len() < partitions.len() && Instant::now() < deadline {
+    let limit = Duration::from_secs(30);
+    let deadline = Instant::now() + limit;
+    while at_end.len() < partitions.len() {
+        if Instant::now() > deadline {
+            let missing: Vec<&i32> = partitions.iter().filter(|p| !at_end.contains(*p)).collect();
+            panic!(
+                "read_all({topic}): partitions {missing:?} not read to their end within \
+                 {limit:?} ({} messages read)",
+                out.len()
+            );
+        }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 at_end.remove(&m.partition());
@@ -152,6 +166,7 @@ pub fn read_all(topic: &str) -> Vec<ReadMessage> {
                     payload: m.payload().unwrap_or_default().to_vec(),
                     partition: m.partition(),
                     offset: m.offset(),
+                    timestamp_ms: m.timestamp().to_millis(),
                 });
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
@@ -164,7 +179,8 @@ pub fn read_all(topic: &str) -> Vec<ReadMessage> {
     out
 }
 
-/// Polls `read_all(topic)` until `done` holds or the timeout passes; returns the last read.
+/// Polls `read_all(topic)` until `done` holds; returns that read. Panics at the timeout,
+/// naming the topic and showing what the last read held (the condition is what was missing).
 pub fn read_until(
     topic: &str,
     timeout: Duration,
@@ -173,8 +189,25 @@ pub fn read_until(
     let deadline = Instant::now() + timeout;
     loop {
         let messages = read_all(topic);
-        if done(&messages) || Instant::now() > deadline {
+        if done(&messages) {
             return messages;
+        }
+        if Instant::now() > deadline {
+            let sample: Vec<String> = messages
+                .iter()
+                .take(5)
+                .map(|m| {
+                    String::from_utf8_lossy(&m.payload)
+                        .chars()
+                        .take(200)
+                        .collect()
+                })
+                .collect();
+            panic!(
+                "read_until({topic}): the condition did not hold within {timeout:?}; the last \
+                 read had {} messages, the first of them: {sample:#?}",
+                messages.len()
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -493,4 +526,99 @@ pub fn output_records(stdout: &str) -> Vec<serde_json::Value> {
             }
         })
         .collect()
+}
+
+// ---- t15-broker: waits on a daemon's metrics and a group's committed offsets. Each one is a
+// wait for an event with a generous deadline whose expiry fails the test, never a sleep.
+
+/// Polls the daemon's metric `name` (see [`Daemon::metric`]; a missing metric reads 0) until
+/// `done(value)` holds; returns that value. Panics at the timeout with the last value and the
+/// daemon's log.
+pub fn wait_metric(
+    daemon: &Daemon,
+    name: &str,
+    timeout: Duration,
+    done: impl Fn(f64) -> bool,
+) -> f64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = daemon.metric(name).unwrap_or(0.0);
+        if done(value) {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "metric {name} never met the condition within {timeout:?} (last value {value})\n\
+                 --- daemon log ---\n{}",
+                daemon.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls the committed offsets of `group` on `topic` until `done` holds; returns them. Panics
+/// at the timeout with the last answer.
+pub fn wait_committed(
+    group: &str,
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&std::collections::BTreeMap<i32, i64>) -> bool,
+) -> std::collections::BTreeMap<i32, i64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let committed = committed_offsets(group, topic);
+        if done(&committed) {
+            return committed;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "committed offsets of {group} on {topic} never met the condition within \
+                 {timeout:?} (last {committed:?})"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Validates every record of `records` against the schema (one compiled validator), and that
+/// each is keyed by its address.
+pub fn assert_valid_records(records: &[ReadMessage]) {
+    let validator = record_validator();
+    for message in records {
+        let record = message.json();
+        assert_valid_record(&validator, &record);
+        assert_eq!(message.key.as_deref(), record["ip"].as_str(), "keyed by IP");
+    }
+}
+
+/// Input that keeps arriving: chunks of 200 events, `event(i)` for i = `from`, `from + 1`, …,
+/// produced to `topic` until [`Feeder::stop`]. What happens meanwhile (a kill, a member joining)
+/// then lands mid-stream by construction, not by how fast the daemon happens to be.
+pub struct Feeder {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u32>,
+}
+
+impl Feeder {
+    pub fn start(topic: &str, from: u32, event: fn(u32) -> Vec<u8>) -> Feeder {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, topic) = (stop.clone(), topic.to_owned());
+        let task = tokio::spawn(async move {
+            let mut next = from;
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let chunk: Vec<Vec<u8>> = (next..next + 200).map(event).collect();
+                produce(&topic, None, &chunk).await;
+                next += 200;
+            }
+            next
+        });
+        Feeder { stop, task }
+    }
+
+    /// Stops after the chunk in flight; returns the end of what was produced (exclusive).
+    pub async fn stop(self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.expect("feeder")
+    }
 }
