@@ -191,3 +191,71 @@ fn every_deploy_file_waits_longer_than_the_drain_before_killing() {
         );
     }
 }
+
+// --- alert rules: promtool checks them and runs their unit tests ----------------------------
+
+/// A tool of Debian's `prometheus` package, which `scripts/ops-tools.sh` installs.
+fn prometheus_tool(name: &str) -> PathBuf {
+    let path = PathBuf::from("/usr/bin").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/ops-tools.sh install (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn promtool(args: &[&str]) -> String {
+    let out = Command::new(prometheus_tool("promtool"))
+        .args(args)
+        .current_dir(REPO)
+        .output()
+        .expect("run promtool");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    promtool(&["check", "rules", "deploy/prometheus/alerts.yml"]);
+    promtool(&["check", "config", "deploy/prometheus/prometheus.yml"]);
+    let out = promtool(&["test", "rules", "deploy/prometheus/alerts.test.yml"]);
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn every_alert_rule_has_a_firing_and_a_quiet_unit_test() {
+    let read = |file: &str| {
+        std::fs::read_to_string(Path::new(REPO).join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+    let rules = read("deploy/prometheus/alerts.yml");
+    let tests = read("deploy/prometheus/alerts.test.yml");
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- alert: "))
+        .collect();
+    assert!(alerts.len() >= 12, "{alerts:?}");
+    let lines: Vec<&str> = tests.lines().map(str::trim).collect();
+    for alert in alerts {
+        // What each `alertname: <alert>` case expects: `[]` (quiet) or a list of alerts.
+        let expectations: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| **line == format!("alertname: {alert}"))
+            .filter_map(|(i, _)| lines.get(i + 1).copied())
+            .collect();
+        assert!(
+            expectations.contains(&"exp_alerts: []"),
+            "{alert} has no case where it stays quiet"
+        );
+        assert!(
+            expectations.contains(&"exp_alerts:"),
+            "{alert} has no case where it fires"
+        );
+    }
+}
