@@ -163,11 +163,16 @@ fn value_of(file: &str, key: &str) -> u64 {
     seconds(line[key.len()..].trim_start_matches([':', '=', ' ']))
 }
 
-/// The drain timeout a deploy file's config gives the daemon: the built-in default unless the
-/// deploy file sets THREATSIFT__SHUTDOWN__DRAIN_TIMEOUT or ships a config with its own.
-fn built_in_drain_seconds() -> u64 {
-    let out = threatsift(&["check-config"], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+/// `shutdown.drain_timeout` in seconds as the real binary loads it: the built-in default, or
+/// with `config` on top.
+fn drain_seconds(config: Option<&Path>) -> u64 {
+    let mut args = vec!["check-config".to_owned()];
+    if let Some(config) = config {
+        args.extend(["--config".to_owned(), config.display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = threatsift(&args, &[]);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let line = text
         .lines()
@@ -178,7 +183,7 @@ fn built_in_drain_seconds() -> u64 {
 
 #[test]
 fn every_deploy_file_waits_longer_than_the_drain_before_killing() {
-    let drain = built_in_drain_seconds();
+    let drain = drain_seconds(None);
     for (file, key) in [
         ("deploy/systemd/threatsift.service", "TimeoutStopSec"),
         ("deploy/compose.yaml", "stop_grace_period"),
@@ -258,4 +263,57 @@ fn every_alert_rule_has_a_firing_and_a_quiet_unit_test() {
             "{alert} has no case where it fires"
         );
     }
+}
+
+// --- Kubernetes and Compose, checked offline ------------------------------------------------
+
+/// `python` of the venv `scripts/ops-tools.sh` makes (kubernetes-validate, PyYAML) running
+/// `script` with `args` from the repository root; its stdout, or a panic with its stderr.
+fn ops_python(script: &str, args: &[&str]) -> String {
+    let python = Path::new(REPO).join(".ops-venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/ops-tools.sh install (scripts/test.sh does)",
+        python.display()
+    );
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .current_dir(REPO)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn k8s_manifests_pass_schema_validation_and_their_config_drains_within_the_grace_period() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("threatsift.toml");
+    let out = ops_python(
+        "scripts/check-k8s.py",
+        &["deploy/k8s", config.to_str().expect("utf-8 path")],
+    );
+    let grace: u64 = out
+        .trim()
+        .strip_prefix("terminationGracePeriodSeconds=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {out:?}"));
+    // The ConfigMap's file loads with the real binary, and its drain ends before the kill.
+    let drain = drain_seconds(Some(&config));
+    assert!(grace > drain, "terminationGracePeriodSeconds {grace} <= drain_timeout {drain}");
+}
+
+#[test]
+fn compose_file_is_consistent_and_its_config_drains_within_the_stop_grace_period() {
+    let out = ops_python("scripts/check-compose.py", &["deploy/compose.yaml"]);
+    let config = PathBuf::from(out.trim());
+    let drain = drain_seconds(Some(&config));
+    let stop = value_of("deploy/compose.yaml", "stop_grace_period");
+    assert!(stop > drain, "stop_grace_period {stop}s <= drain_timeout {drain}s");
 }
