@@ -64,7 +64,10 @@ async fn run_with_only_the_built_in_defaults_starts_from_an_empty_directory() {
     let status = daemon.wait_exit(Duration::from_secs(60));
     assert!(status.success(), "{status}:\n{}", daemon.log_text());
     assert!(
-        std::fs::read_dir(empty.path()).expect("read dir").next().is_none(),
+        std::fs::read_dir(empty.path())
+            .expect("read dir")
+            .next()
+            .is_none(),
         "the daemon wrote into its working directory"
     );
 }
@@ -132,7 +135,10 @@ path = "feeds/block.txt"
     let record = records[0].json();
     assert_valid_record(&record_validator(), &record);
     assert_eq!(record["ip"], "203.0.113.9");
-    assert_eq!(record["intel"]["feeds"]["matches"][0]["feed"], "beside-the-config");
+    assert_eq!(
+        record["intel"]["feeds"]["matches"][0]["feed"],
+        "beside-the-config"
+    );
     assert_eq!(record["score"], 70, "{record}");
     assert_eq!(record["verdict"], "malicious");
 }
@@ -142,8 +148,13 @@ path = "feeds/block.txt"
 /// A duration as the deploy files write it: `30s`, `1m`, `90` (seconds).
 fn seconds(text: &str) -> u64 {
     let text = text.trim().trim_matches('"');
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let number: u64 = number.parse().unwrap_or_else(|_| panic!("not a duration: {text:?}"));
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: u64 = number
+        .parse()
+        .unwrap_or_else(|_| panic!("not a duration: {text:?}"));
     match unit {
         "" | "s" => number,
         "m" | "min" => number * 60,
@@ -172,7 +183,11 @@ fn drain_seconds(config: Option<&Path>) -> u64 {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = threatsift(&args, &[]);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let line = text
         .lines()
@@ -187,7 +202,10 @@ fn every_deploy_file_waits_longer_than_the_drain_before_killing() {
     for (file, key) in [
         ("deploy/systemd/threatsift.service", "TimeoutStopSec"),
         ("deploy/compose.yaml", "stop_grace_period"),
-        ("deploy/k8s/deployment.yaml", "terminationGracePeriodSeconds"),
+        (
+            "deploy/k8s/deployment.yaml",
+            "terminationGracePeriodSeconds",
+        ),
     ] {
         let stop = value_of(file, key);
         assert!(
@@ -236,7 +254,8 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
 #[test]
 fn every_alert_rule_has_a_firing_and_a_quiet_unit_test() {
     let read = |file: &str| {
-        std::fs::read_to_string(Path::new(REPO).join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+        std::fs::read_to_string(Path::new(REPO).join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
     };
     let rules = read("deploy/prometheus/alerts.yml");
     let tests = read("deploy/prometheus/alerts.test.yml");
@@ -306,7 +325,10 @@ fn k8s_manifests_pass_schema_validation_and_their_config_drains_within_the_grace
         .unwrap_or_else(|| panic!("unexpected output {out:?}"));
     // The ConfigMap's file loads with the real binary, and its drain ends before the kill.
     let drain = drain_seconds(Some(&config));
-    assert!(grace > drain, "terminationGracePeriodSeconds {grace} <= drain_timeout {drain}");
+    assert!(
+        grace > drain,
+        "terminationGracePeriodSeconds {grace} <= drain_timeout {drain}"
+    );
 }
 
 #[test]
@@ -315,5 +337,8 @@ fn compose_file_is_consistent_and_its_config_drains_within_the_stop_grace_period
     let config = PathBuf::from(out.trim());
     let drain = drain_seconds(Some(&config));
     let stop = value_of("deploy/compose.yaml", "stop_grace_period");
-    assert!(stop > drain, "stop_grace_period {stop}s <= drain_timeout {drain}s");
+    assert!(
+        stop > drain,
+        "stop_grace_period {stop}s <= drain_timeout {drain}s"
+    );
 }

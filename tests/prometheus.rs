@@ -52,7 +52,10 @@ impl Prometheus {
         let log = dir.join("prometheus.log");
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
             .stdout(Stdio::null())
@@ -65,7 +68,9 @@ impl Prometheus {
     /// `GET path` of the HTTP API as JSON `data`; `None` while it does not answer "success".
     fn api(&self, path: &str) -> Option<Value> {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
         // HTTP/1.0: the body comes whole, never chunked, and the connection closes after it.
         write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
         let mut response = String::new();
@@ -107,7 +112,12 @@ fn percent_encode(text: &str) -> String {
 
 /// Polls `pending` (which returns what is still missing) until nothing is; panics with what
 /// is still missing when [`DEADLINE`] passes.
-async fn wait_for(what: &str, prometheus: &Prometheus, daemon: &Daemon, pending: impl Fn() -> Vec<String>) {
+async fn wait_for(
+    what: &str,
+    prometheus: &Prometheus,
+    daemon: &Daemon,
+    pending: impl Fn() -> Vec<String>,
+) {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let missing = pending();
@@ -139,7 +149,11 @@ fn dashboard_queries() -> Vec<(String, String)> {
             .replace("$topic", ".+")
     };
     let mut queries = Vec::new();
-    let mut panels: Vec<&Value> = dashboard["panels"].as_array().into_iter().flatten().collect();
+    let mut panels: Vec<&Value> = dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
     while let Some(panel) = panels.pop() {
         // Rows keep their collapsed panels inside.
         panels.extend(panel["panels"].as_array().into_iter().flatten());
@@ -150,7 +164,11 @@ fn dashboard_queries() -> Vec<(String, String)> {
             }
         }
     }
-    for variable in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if variable["type"] != "query" {
             continue;
         }
@@ -221,13 +239,18 @@ async fn a_real_prometheus_scrapes_the_daemon_loads_the_rules_and_answers_every_
 
     // The scrape works and carries the daemon's own numbers.
     let completed = format!("threatsift_messages_completed_total{{job=\"threatsift\"}} == {total}");
-    wait_for("the scrape of every finished message", &prometheus, &daemon, || {
-        if prometheus.query(&completed).is_empty() {
-            vec![completed.clone()]
-        } else {
-            Vec::new()
-        }
-    })
+    wait_for(
+        "the scrape of every finished message",
+        &prometheus,
+        &daemon,
+        || {
+            if prometheus.query(&completed).is_empty() {
+                vec![completed.clone()]
+            } else {
+                Vec::new()
+            }
+        },
+    )
     .await;
     let core = [
         "up{job=\"threatsift\"} == 1",
@@ -257,32 +280,42 @@ async fn a_real_prometheus_scrapes_the_daemon_loads_the_rules_and_answers_every_
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: ").map(str::to_owned))
         .collect();
-    wait_for("alert rules evaluated with health ok", &prometheus, &daemon, || {
-        let data = prometheus.api("/api/v1/rules").unwrap_or(Value::Null);
-        let healthy: Vec<String> = data["groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-            .filter(|r| r["health"] == "ok")
-            .filter_map(|r| r["name"].as_str().map(str::to_owned))
-            .collect();
-        alerts
-            .iter()
-            .filter(|a| !healthy.contains(a))
-            .cloned()
-            .collect()
-    })
+    wait_for(
+        "alert rules evaluated with health ok",
+        &prometheus,
+        &daemon,
+        || {
+            let data = prometheus.api("/api/v1/rules").unwrap_or(Value::Null);
+            let healthy: Vec<String> = data["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+                .filter(|r| r["health"] == "ok")
+                .filter_map(|r| r["name"].as_str().map(str::to_owned))
+                .collect();
+            alerts
+                .iter()
+                .filter(|a| !healthy.contains(a))
+                .cloned()
+                .collect()
+        },
+    )
     .await;
 
     // Every dashboard query returns a series.
-    wait_for("dashboard queries with a series", &prometheus, &daemon, || {
-        queries
-            .iter()
-            .filter(|(_, q)| prometheus.query(q).is_empty())
-            .map(|(where_, q)| format!("{where_}: {q}"))
-            .collect()
-    })
+    wait_for(
+        "dashboard queries with a series",
+        &prometheus,
+        &daemon,
+        || {
+            queries
+                .iter()
+                .filter(|(_, q)| prometheus.query(q).is_empty())
+                .map(|(where_, q)| format!("{where_}: {q}"))
+                .collect()
+        },
+    )
     .await;
 
     // The records the scrape counted are real: valid threat records on the output topic.
