@@ -302,7 +302,7 @@ fn a_minimal_feed_entry_gets_the_documented_weight() {
         .expect("loads");
     assert_eq!(settings.feeds[0].weight, 70);
     // 70 alone reaches the default malicious threshold, as the README's scoring table says.
-    assert!(u32::from(settings.feeds[0].weight) >= u32::from(settings.scoring.malicious_at));
+    assert!(u32::from(settings.feeds[0].weight) >= settings.scoring.malicious_at);
 }
 
 #[test]
