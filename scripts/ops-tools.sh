@@ -10,7 +10,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VENV=${THREATSIFT_OPS_VENV:-$ROOT/.ops-venv}
+VENV=$ROOT/.ops-venv
 K8S_VALIDATE_VERSION=1.37.0
 
 log() { printf 'ops-tools.sh: %s\n' "$*" >&2; }
