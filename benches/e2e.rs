@@ -199,6 +199,9 @@ session_timeout = "6s"
 {librdkafka}
 [server]
 listen = "127.0.0.1:{port}"
+[shutdown]
+# Shorter than the session timeout above (checked at start-up).
+drain_timeout = "5s"
 [[feeds]]
 name = "sample"
 path = "{feed}"

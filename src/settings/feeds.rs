@@ -12,8 +12,17 @@ pub struct FeedSettings {
     pub name: String,
     /// File with one IP or CIDR per line.
     pub path: String,
-    /// Score contribution of a listing, 0–100.
+    /// Score contribution of a listing, 0–100; 70 when not set (a listing alone makes the
+    /// verdict malicious at the default `scoring.malicious_at`).
+    #[serde(default = "default_weight")]
     pub weight: u8,
+}
+
+/// `weight` of a feed entry that does not set it.
+pub(crate) const DEFAULT_WEIGHT: u8 = 70;
+
+fn default_weight() -> u8 {
+    DEFAULT_WEIGHT
 }
 
 impl FeedSettings {

@@ -1,6 +1,8 @@
 //! Configuration: built-in `config/default.toml` → the `--config` file → environment
 //! `THREATSIFT__SECTION__KEY`. Every key lives in `config/default.toml` (embedded in the binary),
-//! unknown keys are errors, and [`Settings::validate`] checks the cross-field rules. Errors name
+//! unknown keys are errors (a provider table takes only the keys its default table has), relative
+//! paths in the `--config` file are taken from that file's directory, and
+//! [`Settings::validate`] checks the cross-field rules. Errors name
 //! the key so `main` can exit 2 with a message an operator can act on.
 //!
 //! One file per section: each section type checks its own keys (`validate`), and
@@ -23,6 +25,7 @@ mod intel;
 mod kafka;
 mod parse;
 mod passthrough;
+mod paths;
 mod pipeline;
 mod providers;
 mod publish;
@@ -157,13 +160,11 @@ impl Settings {
     /// Loads the defaults with `overrides` (TOML) on top, without reading the environment; for
     /// the demo and tests.
     pub fn from_toml_overrides(overrides: &str) -> Result<Settings, SettingsError> {
-        let settings: Settings = Config::builder()
-            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
-            .add_source(File::from_str(overrides, FileFormat::Toml))
-            .build()?
-            .try_deserialize()?;
-        settings.validate()?;
-        Ok(settings)
+        Self::finish(
+            Config::builder()
+                .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+                .add_source(File::from_str(overrides, FileFormat::Toml)),
+        )
     }
 
     fn load_with_env(
@@ -179,10 +180,24 @@ impl Settings {
                     format!("{} is not a readable file", path.display()),
                 ));
             }
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+            builder = match paths::file_with_resolved_paths(path) {
+                Some(text) => builder.add_source(File::from_str(&text, FileFormat::Toml)),
+                // Not TOML: the config crate reads it again and says where it is wrong.
+                None => builder.add_source(File::from(path).format(FileFormat::Toml)),
+            };
         }
         let env = env.prefix_separator("__").separator("__");
-        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        Self::finish(builder.add_source(env))
+    }
+
+    /// Merges the layers, checks that each provider table holds only its own keys, deserializes
+    /// and validates.
+    fn finish(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+    ) -> Result<Settings, SettingsError> {
+        let merged = builder.build()?;
+        providers::check_keys(&merged)?;
+        let settings: Settings = merged.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -204,6 +219,7 @@ impl Settings {
         self.server.validate()?;
         self.shutdown.validate()?;
         self.scoring.validate()?;
+        shutdown::check_session_outlasts_drain(&self.kafka, &self.shutdown)?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Secret;
+use super::{Secret, SettingsError, DEFAULT_TOML};
 
 /// `[providers.<name>]`: one table per provider, by name. Which names exist, and what an
 /// enabled provider needs, is the providers' own description (`intel::registry`), checked there.
@@ -32,31 +32,93 @@ impl ProvidersSettings {
     }
 }
 
-/// One provider.
+/// One provider. Which of these keys a provider's table accepts is what its table in
+/// `config/default.toml` lists ([`check_keys`]); the others keep their empty defaults and are
+/// left out of `check-config`'s output.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
     /// Whether lookups are made.
     pub enabled: bool,
     /// API root (HTTP providers).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub base_url: String,
     /// API key (secret); better set through the environment or `api_key_file`.
+    #[serde(default, skip_serializing_if = "Secret::is_empty")]
     pub api_key: Secret,
     /// File holding the API key, used when `api_key` is empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub api_key_file: String,
     /// Local database or list file (mmdb, talos).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
     /// Per-request timeout.
-    #[serde(with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Duration::is_zero"
+    )]
     pub timeout: Duration,
     /// Requests allowed per minute.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub per_minute: u32,
     /// Requests allowed per day (0 = no daily budget).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub per_day: u32,
     /// How long an answer is kept.
-    #[serde(with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Duration::is_zero"
+    )]
     pub ttl: Duration,
     /// How long a "not found" answer is kept.
-    #[serde(with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Duration::is_zero"
+    )]
     pub not_found_ttl: Duration,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+/// Each `[providers.<name>]` table of the merged layers holds only the keys that provider uses:
+/// those its table in `config/default.toml` lists (no `path` on VirusTotal, no `api_key` on
+/// mmdb). A table the defaults do not have is an unknown provider, which the registry reports.
+pub(crate) fn check_keys(merged: &config::Config) -> Result<(), SettingsError> {
+    let defaults: toml::Table = toml::from_str(DEFAULT_TOML)
+        .map_err(|e| SettingsError::invalid("config/default.toml", e.to_string()))?;
+    let Some(default_tables) = defaults.get("providers").and_then(toml::Value::as_table) else {
+        return Ok(());
+    };
+    let Ok(tables) = merged.get_table("providers") else {
+        return Ok(());
+    };
+    for (name, table) in tables {
+        let Some(allowed) = default_tables.get(&name).and_then(toml::Value::as_table) else {
+            continue;
+        };
+        let Ok(table) = table.into_table() else {
+            continue;
+        };
+        let mut keys: Vec<&String> = table.keys().collect();
+        keys.sort();
+        if let Some(key) = keys
+            .into_iter()
+            .find(|key| !allowed.contains_key(key.as_str()))
+        {
+            let takes: Vec<&str> = allowed.keys().map(String::as_str).collect();
+            return Err(SettingsError::invalid(
+                format!("providers.{name}.{key}"),
+                format!(
+                    "{name} does not use this key (it takes: {})",
+                    takes.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

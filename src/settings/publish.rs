@@ -9,13 +9,21 @@ use crate::model::Verdict;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishSettings {
-    /// Lowest verdict published: `unknown`, `clean`, `suspicious` or `malicious`.
+    /// Lowest verdict published: `unknown`, `suspicious` or `malicious`.
     pub min_verdict: Verdict,
 }
 
 impl PublishSettings {
-    /// Nothing to check beyond the type: every verdict is a valid floor.
+    /// A verdict the scorer produces: `clean` never is (absence of evidence is `unknown`), so as
+    /// a floor it would silently mean `suspicious`.
     pub(crate) fn validate(&self) -> Result<(), SettingsError> {
+        if self.min_verdict == Verdict::Clean {
+            return Err(SettingsError::invalid(
+                "publish.min_verdict",
+                "`clean` is never produced (absence of evidence is `unknown`); use `unknown` \
+                 to publish every record, or `suspicious`/`malicious`",
+            ));
+        }
         Ok(())
     }
 }

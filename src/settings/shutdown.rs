@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::SettingsError;
+use super::{KafkaSettings, SettingsError};
 
 /// `[shutdown]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -26,4 +26,24 @@ impl ShutdownSettings {
         }
         Ok(())
     }
+}
+
+/// `kafka.session_timeout` above `shutdown.drain_timeout`: the group keeps this member's
+/// partitions for the whole drain, so the final commit is never refused as coming from a member
+/// the group already replaced (which would deliver the drained records twice).
+pub(crate) fn check_session_outlasts_drain(
+    kafka: &KafkaSettings,
+    shutdown: &ShutdownSettings,
+) -> Result<(), SettingsError> {
+    if kafka.session_timeout <= shutdown.drain_timeout {
+        return Err(SettingsError::invalid(
+            "kafka.session_timeout",
+            format!(
+                "must be longer than shutdown.drain_timeout ({}), so the group keeps the \
+                 partitions until the drain has committed",
+                humantime::format_duration(shutdown.drain_timeout)
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -20,7 +20,7 @@ fn defaults_load_and_validate() {
     assert_eq!(settings.kafka.input_topics, vec!["firewall", "proxy"]);
     assert_eq!(settings.dedup.ttl, Duration::from_secs(24 * 3600));
     assert_eq!(settings.publish.min_verdict, Verdict::Suspicious);
-    assert_eq!(settings.feeds.len(), 1);
+    assert!(settings.feeds.is_empty(), "no feed unless configured");
 }
 
 #[test]
@@ -247,4 +247,147 @@ fn the_passthrough_refuses_the_keys_the_delivery_promise_depends_on() {
         "[kafka]\nlibrdkafka = [\"acks=all\", \"enable.idempotence=true\"]\n",
     )
     .expect("the values the daemon sets itself pass");
+}
+
+// --- issue 13: paths, defaults and couplings that cannot surprise ---------------------------
+
+#[test]
+fn relative_paths_in_a_config_file_are_taken_from_its_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir(&etc).expect("mkdir");
+    let file = etc.join("threatsift.toml");
+    std::fs::write(
+        &file,
+        "[kafka]\nssl_ca_location = \"tls/ca.pem\"\nsasl_password_file = \"/run/secrets/sasl\"\n\
+         [[feeds]]\nname = \"drop\"\npath = \"feeds/drop.txt\"\n\
+         [providers.mmdb]\npath = \"asn.mmdb, /var/lib/geo/country.mmdb\"\n\
+         [providers.otx]\napi_key_file = \"otx.key\"\n\
+         [report]\ndirectory = \"../reports\"\n\
+         [report.narrative]\napi_key_file = \"\"\n",
+    )
+    .expect("write config");
+    let settings = Settings::load_with_env(
+        Some(&file),
+        env_from(&[("THREATSIFT__PROVIDERS__TALOS__PATH", "talos.txt")]),
+    )
+    .expect("loads");
+    let beside = |rel: &str| etc.join(rel).display().to_string();
+    assert_eq!(settings.kafka.ssl_ca_location, beside("tls/ca.pem"));
+    assert_eq!(settings.feeds[0].path, beside("feeds/drop.txt"));
+    assert_eq!(
+        settings.providers.get("mmdb").map(|p| p.path.clone()),
+        Some(format!("{},/var/lib/geo/country.mmdb", beside("asn.mmdb")))
+    );
+    assert_eq!(
+        settings
+            .providers
+            .get("otx")
+            .map(|p| p.api_key_file.clone()),
+        Some(beside("otx.key"))
+    );
+    assert_eq!(settings.report.directory, beside("../reports"));
+    // Absolute paths, empty values ("not set") and the environment's paths stay as they are.
+    assert_eq!(settings.kafka.sasl_password_file, "/run/secrets/sasl");
+    assert_eq!(settings.report.narrative.api_key_file, "");
+    assert_eq!(
+        settings.providers.get("talos").map(|p| p.path.clone()),
+        Some("talos.txt".to_owned())
+    );
+}
+
+#[test]
+fn a_minimal_feed_entry_gets_the_documented_weight() {
+    let settings = Settings::from_toml_overrides("[[feeds]]\nname = \"x\"\npath = \"x.txt\"\n")
+        .expect("loads");
+    assert_eq!(settings.feeds[0].weight, 70);
+    // 70 alone reaches the default malicious threshold, as the README's scoring table says.
+    assert!(u32::from(settings.feeds[0].weight) >= settings.scoring.malicious_at);
+}
+
+#[test]
+fn a_provider_table_accepts_only_the_keys_that_provider_uses() {
+    for (toml, key) in [
+        (
+            "[providers.virustotal]\npath = \"x\"\n",
+            "providers.virustotal.path",
+        ),
+        (
+            "[providers.mmdb]\napi_key = \"k\"\n",
+            "providers.mmdb.api_key",
+        ),
+        ("[providers.talos]\nttl = \"1h\"\n", "providers.talos.ttl"),
+        (
+            "[providers.rdap]\napi_key_file = \"k\"\n",
+            "providers.rdap.api_key_file",
+        ),
+    ] {
+        let err = Settings::from_toml_overrides(toml).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{key}`")), "{toml}: {err}");
+    }
+    let err = Settings::load_with_env(
+        None,
+        env_from(&[("THREATSIFT__PROVIDERS__MMDB__API_KEY", "k")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("`providers.mmdb.api_key`"), "{err}");
+    Settings::from_toml_overrides(
+        "[providers.mmdb]\nenabled = false\npath = \"a.mmdb\"\n\
+         [providers.greynoise]\napi_key = \"k\"\nper_day = 5\n\
+         [providers.rdap]\nbase_url = \"http://127.0.0.1:1\"\n",
+    )
+    .expect("each provider's own keys pass");
+}
+
+#[test]
+fn check_config_output_loads_back_as_a_config_file() {
+    // `check-config` prints the effective settings; an operator may save them as a file, so
+    // they must hold no key a section refuses.
+    let settings = Settings::from_toml_overrides("").expect("defaults");
+    let again = Settings::from_toml_overrides(&settings.to_redacted_toml());
+    assert!(
+        again.is_ok(),
+        "{:?}\n{}",
+        again.err(),
+        settings.to_redacted_toml()
+    );
+}
+
+#[test]
+fn publishing_from_clean_is_refused_because_clean_is_never_produced() {
+    let err = Settings::from_toml_overrides("[publish]\nmin_verdict = \"clean\"\n").unwrap_err();
+    assert!(err.to_string().contains("`publish.min_verdict`"), "{err}");
+    for verdict in ["unknown", "suspicious", "malicious"] {
+        Settings::from_toml_overrides(&format!("[publish]\nmin_verdict = \"{verdict}\"\n"))
+            .expect(verdict);
+    }
+}
+
+#[test]
+fn the_session_timeout_must_outlast_the_drain() {
+    for toml in [
+        "[kafka]\nsession_timeout = \"20s\"\n[shutdown]\ndrain_timeout = \"20s\"\n",
+        "[kafka]\nsession_timeout = \"10s\"\n[shutdown]\ndrain_timeout = \"30s\"\n",
+    ] {
+        let err = Settings::from_toml_overrides(toml).unwrap_err();
+        assert!(
+            err.to_string().contains("`kafka.session_timeout`"),
+            "{toml}: {err}"
+        );
+    }
+    Settings::from_toml_overrides(
+        "[kafka]\nsession_timeout = \"6s\"\n[shutdown]\ndrain_timeout = \"5s\"\n",
+    )
+    .expect("a session longer than the drain");
+}
+
+#[test]
+fn greynoise_default_day_fits_a_free_accounts_week() {
+    let settings = Settings::from_toml_overrides("").expect("defaults");
+    let per_day = settings.providers.get("greynoise").map_or(0, |p| p.per_day);
+    assert!(
+        per_day > 0 && per_day * 7 <= 50 && per_day <= 10,
+        "per_day = {per_day}"
+    );
 }

@@ -8,7 +8,11 @@ fn defaults() -> Settings {
 }
 
 fn model() -> ScoringModel {
-    let settings = defaults();
+    // No feed is configured by default; these tests score one called local-blocklist.
+    let settings = Settings::from_toml_overrides(
+        "[[feeds]]\nname = \"local-blocklist\"\npath = \"blocklist.txt\"\n",
+    )
+    .expect("defaults with one feed");
     ScoringModel::new(&settings.scoring, &settings.feeds)
 }
 

@@ -248,7 +248,8 @@ allow_documentation_ranges = true
 [server]
 listen = "127.0.0.1:{port}"
 [shutdown]
-drain_timeout = "8s"
+# Shorter than session_timeout (checked at start-up).
+drain_timeout = "5s"
 [[feeds]]
 name = "test-blocklist"
 path = "{blocklist}"

@@ -5,8 +5,9 @@
 //!    space, runs of whitespace collapse to one space, invisible formatting characters
 //!    (bidirectional overrides, zero-width characters) are dropped, and the text is capped at a
 //!    number of characters, ending in `…`. No line break survives inside a value.
-//! 2. [`markdown`] / [`html`] make it harmless for the format: every character that starts or
-//!    changes Markdown syntax gets a backslash; `& < > " '` become HTML entities.
+//! 2. [`markdown`] / [`html`] make it harmless for the format: a backslash goes before each
+//!    character that Markdown would read as syntax where it stands (and only there, so a report
+//!    still reads as prose in a terminal); `& < > " '` become HTML entities.
 //!
 //! The cap counts characters of the text, before step 2, so an escape is never cut in half.
 
@@ -19,15 +20,6 @@ pub(super) const NARRATIVE_CAP: usize = 4_000;
 
 /// What ends a capped text.
 const ELLIPSIS: char = '…';
-
-/// Characters that start or change Markdown syntax (CommonMark and GitHub's extensions),
-/// all ASCII punctuation, so a backslash before each is a valid CommonMark escape.
-/// `.`, `-` and `+` stop list markers and autolinked domains; `&` stops entity references;
-/// `$` stops math spans. [`markdown`] also escapes the `:` of `://`.
-const MARKDOWN_SPECIAL: &[char] = &[
-    '\\', '`', '*', '_', '{', '}', '[', ']', '(', ')', '#', '+', '-', '.', '!', '|', '<', '>', '~',
-    '&', '$',
-];
 
 /// The text on one line: controls and whitespace runs become one space, invisible formatting
 /// characters are dropped, the ends are trimmed, and at most `cap` characters are kept (the last
@@ -70,36 +62,119 @@ pub(super) fn paragraphs(text: &str, cap: usize) -> Vec<String> {
     kept
 }
 
-/// Backslash before every Markdown-special character. Expects text from [`one_line`].
-///
-/// To keep addresses and numbers readable in the raw file, a `.` between two digits
-/// (`203.0.113.7`, `1.5`) is left alone (digits never autolink), and `-`/`+` are escaped only
-/// where they could start a list item (at the start or after a space); `!` needs no escape
-/// because `[` always gets one.
-pub(super) fn markdown(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 4);
-    let mut previous: Option<char> = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((index, ch)) = chars.next() {
-        let next = chars.peek().map(|&(_, c)| c);
+/// Where an escaped text stands on its line: block syntax (headings, list markers, quotes,
+/// thematic breaks) is only read at the start of a line, so only text that starts a line needs
+/// it escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MdPosition {
+    /// The text starts its line (the executive summary, a narrative paragraph).
+    LineStart,
+    /// The text follows other text on its line (a table cell, a list item's value).
+    Inline,
+}
+
+/// Backslashes only where Markdown (CommonMark with GitHub's extensions) would otherwise read
+/// syntax in `position`, so a report reads as plain prose in a terminal. Expects text from
+/// [`one_line`] (no line breaks). Escaped everywhere: `` ` `` (code), `*` and `~` (emphasis,
+/// strikethrough), `[` and `]` (links, images), `|` (table cells), `$` (math), `_` unless inside
+/// a word (`snake_case` never emphasises); `<` before a letter, `/`, `!` or `?` (HTML, autolinks);
+/// `&` that would start an entity (`&lt;`, `&#60;`); `\` before punctuation or at the end; the
+/// `:` of `://` and the `.` of a leading `www.` (GitHub's autolinks). At [`MdPosition::LineStart`]
+/// also what would open a block: a leading `>`, `# `, `- `, `+ `, `---` or the `.`/`)` of a
+/// leading `1. `. Parentheses, braces, `.`, `!`, `-`, `#`, `:` elsewhere are left alone.
+pub(super) fn markdown(text: &str, position: MdPosition) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let list_number_end = (position == MdPosition::LineStart)
+        .then(|| leading_number_end(&chars))
+        .flatten();
+    for (index, &ch) in chars.iter().enumerate() {
+        let previous = index.checked_sub(1).map(|i| chars[i]);
+        let next = chars.get(index + 1).copied();
         let escape = match ch {
-            // `scheme://` also gets one, so GitHub does not turn a bare URL into a link.
-            ':' => text[index + 1..].starts_with("//"),
-            '.' => {
-                !(previous.is_some_and(|p| p.is_ascii_digit())
-                    && next.is_some_and(|n| n.is_ascii_digit()))
+            '`' | '*' | '~' | '[' | ']' | '|' | '$' => true,
+            '_' => {
+                !(previous.is_some_and(char::is_alphanumeric)
+                    && next.is_some_and(char::is_alphanumeric))
             }
-            '-' | '+' => previous.is_none_or(|p| p == ' '),
-            '!' => false,
-            _ => MARKDOWN_SPECIAL.contains(&ch),
+            '<' => next.is_some_and(|n| n.is_ascii_alphabetic() || matches!(n, '/' | '!' | '?')),
+            '&' => starts_entity(&chars[index + 1..]),
+            '\\' => next.is_none_or(|n| n.is_ascii_punctuation()),
+            ':' => next == Some('/') && chars.get(index + 2) == Some(&'/'),
+            '.' => {
+                Some(index) == list_number_end
+                    || (index >= 3
+                        && chars[index - 3..index]
+                            .iter()
+                            .collect::<String>()
+                            .eq_ignore_ascii_case("www")
+                        && (index == 3
+                            || chars[index - 4].is_whitespace()
+                            || matches!(chars[index - 4], '*' | '_' | '~' | '(')))
+            }
+            ')' => Some(index) == list_number_end,
+            '#' | '>' | '-' | '+' => {
+                index == 0 && position == MdPosition::LineStart && starts_block(&chars)
+            }
+            _ => false,
         };
         if escape {
             out.push('\\');
         }
         out.push(ch);
-        previous = Some(ch);
     }
     out
+}
+
+/// The index of the `.` or `)` that would make `chars` an ordered-list item (`1. `, `12)`).
+fn leading_number_end(chars: &[char]) -> Option<usize> {
+    let digits = chars.iter().take_while(|c| c.is_ascii_digit()).count();
+    ((1..=9).contains(&digits)
+        && matches!(chars.get(digits), Some('.' | ')'))
+        && chars.get(digits + 1).is_none_or(|c| *c == ' '))
+    .then_some(digits)
+}
+
+/// Whether a line starting with `chars` opens a block: `>` always (quote), `#` to `######`
+/// before a space or the end (heading), `-`/`+` before a space or the end (list item), and a
+/// line of only `-` and spaces (thematic break).
+fn starts_block(chars: &[char]) -> bool {
+    let after = |n: usize| chars.get(n).is_none_or(|c| *c == ' ');
+    match chars.first() {
+        Some('>') => true,
+        Some('#') => {
+            let run = chars.iter().take_while(|c| **c == '#').count();
+            run <= 6 && after(run)
+        }
+        Some('-') => after(1) || chars.iter().all(|c| matches!(c, '-' | ' ')),
+        Some('+') => after(1),
+        _ => false,
+    }
+}
+
+/// Whether the text after an `&` makes an entity or character reference: `name;`, `#123;`,
+/// `#x1F;`.
+fn starts_entity(rest: &[char]) -> bool {
+    let (body, max): (&[char], usize) = match rest {
+        ['#', 'x' | 'X', tail @ ..] => (tail, 6),
+        ['#', tail @ ..] => (tail, 7),
+        _ => (rest, 32),
+    };
+    let numeric = rest.first() == Some(&'#');
+    let hex = numeric && matches!(rest.get(1), Some('x' | 'X'));
+    let len = body
+        .iter()
+        .take_while(|c| {
+            if hex {
+                c.is_ascii_hexdigit()
+            } else if numeric {
+                c.is_ascii_digit()
+            } else {
+                c.is_ascii_alphanumeric()
+            }
+        })
+        .count();
+    (1..=max).contains(&len) && body.get(len) == Some(&';')
 }
 
 /// HTML entities for `& < > " '`, safe in element content and in quoted attributes. Control
@@ -122,7 +197,7 @@ pub(super) fn html(text: &str) -> String {
 
 /// A value for Markdown: one line, capped at [`VALUE_CAP`], escaped.
 pub(super) fn md_value(text: &str) -> String {
-    markdown(&one_line(text, VALUE_CAP))
+    markdown(&one_line(text, VALUE_CAP), MdPosition::Inline)
 }
 
 /// A value for HTML: one line, capped at [`VALUE_CAP`], escaped.
@@ -216,24 +291,69 @@ mod tests {
         assert_eq!(one_line("abc", 0), "");
     }
 
+    fn inline(text: &str) -> String {
+        markdown(text, MdPosition::Inline)
+    }
+
+    fn line_start(text: &str) -> String {
+        markdown(text, MdPosition::LineStart)
+    }
+
     #[test]
-    fn markdown_escapes_every_special_character() {
-        assert_eq!(markdown("[x](http://evil)"), r"\[x\]\(http\://evil\)");
+    fn markdown_escapes_links_html_code_emphasis_and_cells() {
+        assert_eq!(inline("[x](http://evil)"), r"\[x\](http\://evil)");
+        assert_eq!(inline("![x](y.png)"), r"!\[x\](y.png)");
+        assert_eq!(inline("2001:db8::1 10:00 a://"), r"2001:db8::1 10:00 a\://");
+        assert_eq!(inline("<img> </a> <!-- <?x"), r"\<img> \</a> \<!-- \<?x");
         assert_eq!(
-            markdown("2001:db8::1 10:00 a://"),
-            r"2001:db8::1 10:00 a\://"
+            inline("# a|b `c` ~d~ *e* _f_ $x$"),
+            r"# a\|b \`c\` \~d\~ \*e\* \_f\_ \$x\$"
         );
-        assert_eq!(markdown("<img>"), r"\<img\>");
         assert_eq!(
-            markdown("# a|b `c` ~d~ *e* _f_"),
-            r"\# a\|b \`c\` \~d\~ \*e\* \_f\_"
+            inline("&lt; &#60; &#x3C; &copy;"),
+            r"\&lt; \&#60; \&#x3C; \&copy;"
         );
-        assert_eq!(markdown(r"1. +-!{}\&$"), r"1\. \+-!\{\}\\\&\$");
+        assert_eq!(inline(r"\<x \< \a end\"), r"\\\<x \\< \a end\\");
+        assert_eq!(inline("www.evil.example"), r"www\.evil.example");
+    }
+
+    #[test]
+    fn markdown_leaves_what_cannot_be_syntax_in_its_position() {
+        // The complaint that started this: prose full of backslashes in a terminal.
         assert_eq!(
-            markdown("203.0.113.7 v1.5 sample-blocklist - www.evil.example -x"),
-            r"203.0.113.7 v1.5 sample-blocklist \- www\.evil\.example \-x"
+            line_start("Malicious (score 70, high severity): listed by feed sample-blocklist."),
+            "Malicious (score 70, high severity): listed by feed sample-blocklist."
         );
-        assert_eq!(markdown("plain words 42"), "plain words 42");
+        assert_eq!(
+            inline("203.0.113.7 v1.5 - {x} 1. + # > a = b! AT&T 3 < 4 & 5 > 2 snake_case_name"),
+            "203.0.113.7 v1.5 - {x} 1. + # > a = b! AT&T 3 < 4 & 5 > 2 snake_case_name"
+        );
+        assert_eq!(inline("example.www.com awww.x"), "example.www.com awww.x");
+        assert_eq!(inline("plain words 42"), "plain words 42");
+    }
+
+    #[test]
+    fn markdown_escapes_block_syntax_only_at_a_line_start() {
+        for (text, escaped) in [
+            ("# heading", r"\# heading"),
+            ("> quote", r"\> quote"),
+            ("- item", r"\- item"),
+            ("+ item", r"\+ item"),
+            ("---", r"\---"),
+            ("## two", r"\## two"),
+            ("1. item", r"1\. item"),
+            ("12) item", r"12\) item"),
+            ("___", r"\_\_\_"),
+        ] {
+            assert_eq!(line_start(text), escaped, "{text}");
+            assert_eq!(inline(text), text.replace('_', r"\_"), "{text} inline");
+        }
+        // Only the leading number is a list marker.
+        assert_eq!(line_start("2026. was 1. then"), r"2026\. was 1. then");
+        assert_eq!(
+            line_start("1.5 times, -x, +1, #tag, ####### seven, --- x, === x"),
+            "1.5 times, -x, +1, #tag, ####### seven, --- x, === x"
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! Contract: the Threat Report first, then the Actionable Intelligence Report, then the
 //! narrative when there is one. Every outside string goes through [`escape::md_value`] (or the
-//! prose/narrative variants): one line, capped, every Markdown-special character escaped, so a
-//! value can neither add a line nor become a link, image, HTML, heading, code or a table cell.
+//! prose/narrative variants): one line, capped, each character Markdown would read as syntax in
+//! its position escaped, so a value can neither add a line nor become a link, image, HTML, heading, code or a table cell.
 //! The output ends in exactly one newline and depends only on the report.
 
 use super::escape::{self, md_value};
@@ -85,10 +85,10 @@ fn actionable_report(report: &Report, lines: &mut Vec<String>) {
     lines.push(String::new());
     lines.push("## Executive Summary".to_owned());
     lines.push(String::new());
-    lines.push(or_missing(escape::markdown(&escape::one_line(
-        &report.executive_summary,
-        escape::PROSE_CAP,
-    ))));
+    lines.push(or_missing(escape::markdown(
+        &escape::one_line(&report.executive_summary, escape::PROSE_CAP),
+        escape::MdPosition::LineStart,
+    )));
 
     lines.push(String::new());
     lines.push("## Critical Threats".to_owned());
@@ -205,7 +205,7 @@ fn narrative_section(narrative: &Narrative, lines: &mut Vec<String>) {
     }
     for paragraph in paragraphs {
         lines.push(String::new());
-        lines.push(escape::markdown(&paragraph));
+        lines.push(escape::markdown(&paragraph, escape::MdPosition::LineStart));
     }
 }
 

@@ -118,7 +118,7 @@ Subject: Threat records from 1 address
 
 ## Executive Summary
 
-1 of 1 address is suspicious or malicious\. Top: 203.0.113.7 \(score 75\)\.
+1 of 1 address is suspicious or malicious. Top: 203.0.113.7 (score 75).
 
 ## Critical Threats
 
@@ -131,7 +131,7 @@ Subject: Threat records from 1 address
 - Sightings: 3
 - First seen: 2026-11-03T10:00:00Z
 - Last seen: 2026-11-03T10:05:00Z
-- Seen in: format cisco\_asa, vendor Cisco, product ASA
+- Seen in: format cisco_asa, vendor Cisco, product ASA
 - Device action: allow
 - Rule: N/A
 - Peer: 10.0.0.5
@@ -151,7 +151,7 @@ No follow-up actions.
 
 ## Data Gaps
 
-- VirusTotal: 401 Unauthorized \- check the configured API key (affects 1 record)
+- VirusTotal: 401 Unauthorized - check the configured API key (affects 1 record)
 ";
 
 /// A report whose every outside string is `value`, shaped like [`one_threat_report`] with a
@@ -260,7 +260,8 @@ fn hostile_cases() -> Vec<(&'static str, String)> {
 fn unescaped_markdown_specials(text: &str) -> std::collections::BTreeMap<char, usize> {
     let mut counts = std::collections::BTreeMap::new();
     let mut escaped = false;
-    for ch in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
         if escaped {
             escaped = false;
             continue;
@@ -269,9 +270,17 @@ fn unescaped_markdown_specials(text: &str) -> std::collections::BTreeMap<char, u
             escaped = true;
             continue;
         }
-        // `.` `-` `+` `!` are left unescaped where they cannot start syntax (see
-        // `escape::markdown`); a list marker at a line start is caught by the line count.
-        if "`*_{}[]()#|<>~&$".contains(ch) {
+        // Only what is syntax wherever it stands (see `escape::markdown`): `(`, `#`, `.`, `-`, …
+        // open nothing inside a line, a block marker at a line start is caught by the line count
+        // and the heading check, and `<`/`&` are syntax only before a tag or entity name.
+        let next = chars.peek().copied();
+        let syntax = match ch {
+            '`' | '*' | '[' | ']' | '|' | '~' | '$' => true,
+            '<' => next.is_some_and(|n| n.is_ascii_alphabetic() || "/!?".contains(n)),
+            '&' => next.is_some_and(|n| n.is_ascii_alphanumeric() || n == '#'),
+            _ => false,
+        };
+        if syntax {
             *counts.entry(ch).or_insert(0) += 1;
         }
     }
@@ -398,7 +407,7 @@ fn missing_values_are_written_as_not_available() {
         "| Organization | N/A |",
         "| Country | N/A |",
         "| RIR | N/A |",
-        "- Seen in: format cisco\\_asa, vendor N/A, product ASA",
+        "- Seen in: format cisco_asa, vendor N/A, product ASA",
         "- Rule: N/A",
         "- Peer: N/A",
     ] {
@@ -485,7 +494,11 @@ fn hostile_values_stay_plain_text_in_markdown() {
             unescaped_markdown_specials(&benign),
             "{name}: a value added Markdown syntax\n{md}"
         );
-        assert!(!md.contains("]("), "{name}: link survived\n{md}");
+        assert_eq!(
+            md.matches("](").count(),
+            md.matches("\\](").count(),
+            "{name}: link survived\n{md}"
+        );
         assert_eq!(
             md.matches("://").count(),
             md.matches("\\://").count(),
@@ -650,12 +663,17 @@ fn a_long_value_is_capped_at_300_characters_ending_in_an_ellipsis() {
 #[test]
 fn markdown_escapes_the_classic_injections_exactly() {
     for (value, escaped) in [
-        ("[x](http://evil)", r"\[x\]\(http\://evil\)"),
+        ("[x](http://evil)", r"\[x\](http\://evil)"),
         (
             "<img src=x onerror=alert(1)>",
-            r"\<img src=x onerror=alert\(1\)\>",
+            r"\<img src=x onerror=alert(1)>",
         ),
-        ("# heading", r"\# heading"),
+        // Inside a table cell `#` opens no heading.
+        ("# heading", "# heading"),
+        (
+            "Malicious (score 70): listed.",
+            "Malicious (score 70): listed.",
+        ),
         ("a | b", r"a \| b"),
         ("`tick`", r"\`tick\`"),
         ("line\r\nbreak\tand tab", "line break and tab"),
@@ -823,9 +841,8 @@ fn narrative_appears_only_when_set_labelled_and_after_the_data_gaps() {
     });
     let md = markdown(&with);
     let heading = "## Narrative (written by a language model: test-model; not verified)";
-    let tail = format!(
-        "\n\n{heading}\n\nFirst paragraph\\.\n\n\\# Not a heading \\[x\\]\\(http\\://evil\\)\n"
-    );
+    let tail =
+        format!("\n\n{heading}\n\nFirst paragraph.\n\n\\# Not a heading \\[x\\](http\\://evil)\n");
     assert!(md.ends_with(&tail), "{md}");
     // The deterministic sections are all still there, before it.
     assert!(md.starts_with(before(ONE_THREAT_MARKDOWN, "\n## Data Gaps")));
