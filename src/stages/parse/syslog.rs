@@ -47,7 +47,46 @@ pub(crate) fn strip_headers(line: &str) -> (Option<SyslogHeader<'_>>, &str) {
             None => break,
         }
     }
+    if header.is_none() {
+        // A collector that forwarded only `$MSGHDR$MSG` (syslog-ng) leaves the tag in front.
+        if let Some((app, body)) = bare_tag(rest) {
+            return (
+                Some(SyslogHeader {
+                    app: Some(app),
+                    ..SyslogHeader::default()
+                }),
+                body,
+            );
+        }
+    }
     (header, rest)
+}
+
+/// Programs whose tag is recognised without a `[pid]` on a line that has no header.
+const BARE_TAGS: [&str; 10] = [
+    "filterlog",
+    "RT_FLOW",
+    "RT_IDP",
+    "RT_UTM",
+    "RT_SCREEN",
+    "RT_IDS",
+    "CheckPoint",
+    "mgd",
+    "sshd",
+    "rshd",
+];
+
+/// A leading `program[pid]: ` (any program name) or `program: ` (only [`BARE_TAGS`]) on a
+/// line without a syslog header. Text like `srcip: 192.0.2.1` is no tag: it needs the `[pid]`.
+fn bare_tag(text: &str) -> Option<(&str, &str)> {
+    let (app, body) = split_tag(text);
+    let app = app?;
+    let with_pid = text.as_bytes().get(app.len()) == Some(&b'[')
+        && text[app.len() + 1..]
+            .split(']')
+            .next()
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+    (with_pid || BARE_TAGS.contains(&app)).then_some((app, body))
 }
 
 fn strip_one(line: &str) -> Option<(SyslogHeader<'_>, &str)> {
@@ -371,6 +410,22 @@ mod tests {
         let (header, body) = strip_headers("<14>1 - - - - - - \u{feff}hello");
         assert_eq!(header.unwrap().hostname, None);
         assert_eq!(body, "hello");
+    }
+
+    #[test]
+    fn a_bare_tag_without_a_header_is_split_off() {
+        assert_eq!(
+            strip("filterlog[40712]: 5,,,1000000103,igb1"),
+            (None, Some("filterlog"), "5,,,1000000103,igb1")
+        );
+        assert_eq!(
+            strip("RT_FLOW: RT_FLOW_SESSION_DENY: session denied"),
+            (None, Some("RT_FLOW"), "RT_FLOW_SESSION_DENY: session denied")
+        );
+        // Not a tag: a key and a value, a program name without a numeric pid.
+        for line in ["srcip: 192.0.2.1 dstip: 192.0.2.2", "app[x]: y", "Info: 1709294400.123"] {
+            assert_eq!(strip_headers(line), (None, line), "{line}");
+        }
     }
 
     #[test]

@@ -59,30 +59,53 @@ pub(crate) struct CiscoAsa {
 /// The parsed `%ASA-6-302013:` prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header<'a> {
-    product: &'a str,
+    /// `ASA`, `FTD`, `FWSM`, `PIX`, `NGIPS`; `None` for a message text without its prefix.
+    product: Option<&'a str>,
     id: u32,
     message: &'a str,
 }
 
-/// Finds and splits the message header in the first 128 bytes of `body`.
+/// Product prefixes, each with the product it names.
+const PRODUCTS: [(&str, &str); 6] = [
+    ("ASA", "ASA"),
+    ("FTD", "FTD"),
+    ("FWSM", "FWSM"),
+    ("PIX", "PIX"),
+    ("NGIPS", "NGIPS"),
+    ("Threat Defense", "FTD"),
+];
+
+/// Finds and splits the message header in the first 128 bytes of `body`: `%ASA-6-302013:`, or
+/// the same without its `%` (`ASA-6-302013:`, as some collectors forward it) at the start of
+/// the body or after a space; else, for a body that is the message text alone, the id its
+/// wording identifies ([`bare_message`]).
 fn header(body: &str) -> Option<Header<'_>> {
     let window = &body.as_bytes()[..body.len().min(128)];
-    for at in memchr::memchr_iter(b'%', window) {
-        if let Some(header) = header_at(&body[at + 1..]) {
-            return Some(header);
+    for dash in memchr::memchr_iter(b'-', window) {
+        let before = &body[..dash];
+        for (prefix, product) in PRODUCTS {
+            let Some(start) = before.strip_suffix(prefix).map(str::len) else {
+                continue;
+            };
+            let boundary = start == 0 || matches!(window[start - 1], b'%' | b' ' | b':');
+            if boundary {
+                if let Some(mut header) = header_at(&body[start..]) {
+                    header.product = Some(product);
+                    return Some(header);
+                }
+            }
         }
     }
-    None
+    bare_message(body)
 }
 
 /// `ASA-6-302013: text` or `FTD-session-5-106100: text` (after the `%`).
 fn header_at(text: &str) -> Option<Header<'_>> {
-    let product_len = ["ASA-", "FTD-", "FWSM-", "PIX-"]
-        .iter()
-        .find(|p| text.starts_with(*p))?
-        .len();
-    let product = &text[..product_len - 1];
-    let mut rest = &text[product_len..];
+    let (prefix, product) = PRODUCTS.iter().find(|(p, _)| {
+        text.strip_prefix(p)
+            .is_some_and(|rest| rest.starts_with('-'))
+    })?;
+    let mut rest = &text[prefix.len() + 1..];
     // Optional class: `session-`.
     let class_len = rest.bytes().take_while(u8::is_ascii_lowercase).count();
     if class_len > 0 {
@@ -99,9 +122,76 @@ fn header_at(text: &str) -> Option<Header<'_>> {
     }
     let id = digits.parse().ok()?;
     Some(Header {
-        product,
+        product: Some(product),
         id,
         message: rest[9..].trim_start_matches(' '),
+    })
+}
+
+/// A message text without its `%ASA-…:` prefix (rsyslog `%msg%` after a tag-stripping relay):
+/// the id is inferred from wording only Cisco writes, and only for messages whose layout is
+/// unambiguous: Built/Teardown connections and translations, 106023/106014/106010 `Deny … src …
+/// dst …`, 106100 `access-list … -> … hit-cnt`, the from/to denies (106001/106006/106015/106016),
+/// 710003 ACL drops, 113019/713xxx `Group = …, IP = …`, 722xxx `Group … User … IP …`.
+fn bare_message(body: &str) -> Option<Header<'_>> {
+    let message = body.trim_start_matches(' ');
+    let has = |needle: &str| message.contains(needle);
+    let id = match message.as_bytes().first()? {
+        b'T' if message.starts_with("TCP access denied by ACL from ")
+            || message.starts_with("TCP request discarded from ") =>
+        {
+            710003
+        }
+        b'B' | b'T' => {
+            let rest = message
+                .strip_prefix("Built ")
+                .or_else(|| message.strip_prefix("Teardown "))?;
+            let built = message.starts_with('B');
+            if has(" translation from ") && has(" to ") {
+                if built {
+                    305011
+                } else {
+                    305012
+                }
+            } else if has(" ICMP connection for faddr ") && has(" laddr ") {
+                if built {
+                    302020
+                } else {
+                    302021
+                }
+            } else if has(" connection ") && has(" for ") && has(" to ") {
+                let udp = rest.contains("UDP connection");
+                match (built, udp) {
+                    (true, false) => 302013,
+                    (false, false) => 302014,
+                    (true, true) => 302015,
+                    (false, true) => 302016,
+                }
+            } else {
+                return None;
+            }
+        }
+        b'D' if message.starts_with("Deny ") => {
+            if has(" src ") && has(" dst ") && has(" by access-group \"") {
+                106023
+            } else if message.starts_with("Deny inbound ") && has(" src ") && has(" dst ") {
+                106014
+            } else if has(" from ") && has(" on interface ") {
+                106015
+            } else {
+                return None;
+            }
+        }
+        b'a' if message.starts_with("access-list ") && has(" -> ") && has(" hit-cnt ") => 106100,
+        b'I' if message.starts_with("Inbound TCP connection denied from ") => 106001,
+        b'G' if message.starts_with("Group = ") && has(", IP = ") => 113019,
+        b'G' if message.starts_with("Group ") && has(" User ") && has(" IP ") => 722023,
+        _ => return None,
+    };
+    Some(Header {
+        product: None,
+        id,
+        message,
     })
 }
 
@@ -153,6 +243,11 @@ fn endpoint(text: &str) -> Endpoint<'_> {
     }
     let end = token_end(text);
     let token = &text[..end];
+    // A sentence-ending period (`… packet from A to B.`).
+    let token = token
+        .strip_suffix('.')
+        .filter(|t| is_ip(t))
+        .unwrap_or(token);
     let (addr, rest) = if is_ip(token) {
         (Some(token), &text[end..])
     } else if let Some(colon) = memchr::memchr(b':', &text.as_bytes()[..text.len().min(64)]) {
@@ -424,6 +519,47 @@ fn ftd_event<'a>(id: u32, message: &'a str, out: &mut Out<'a>) {
     out.pair(source, destination);
 }
 
+/// The address at the start of `text`, up to a space, comma, period at the end, `>` or `(`.
+fn ip_word(text: &str) -> Option<&str> {
+    let text = text.trim_start_matches([' ', '<', '\'']);
+    let end = text
+        .find([' ', ',', '>', '(', ')', ';', '\''])
+        .unwrap_or(text.len());
+    let word = &text[..end];
+    let word = word.strip_suffix('.').unwrap_or(word);
+    is_ip(word).then_some(word)
+}
+
+/// The client of a VPN, AAA or management message: `IP = A`, `IP <A>`, `IP address: A`,
+/// `Assigned IP=A`, `User … IP A` (the first that holds an address).
+fn client_ip(message: &str) -> Option<&str> {
+    ["IP = ", " IP <", "IP address: ", "Assigned IP=", " IP ", "user IP = "]
+        .iter()
+        .filter_map(|label| {
+            message
+                .match_indices(label)
+                .find_map(|(at, _)| ip_word(&message[at + label.len()..]))
+        })
+        .next()
+}
+
+/// 750xxx `Local:L:port Remote:R:port`: the remote peer is the source, the device the
+/// destination. `A:port` is split at the last colon (IPv6 `Local:2001:db8::1:500` is
+/// ambiguous and read only when the whole token is an address).
+fn local_remote<'a>(message: &'a str, out: &mut Out<'a>) {
+    let side = |label: &str| {
+        let rest = after(message, label)?;
+        let token = &rest[..rest.find(' ').unwrap_or(rest.len())];
+        if is_ip(token) {
+            return Some(token);
+        }
+        let (host, port) = token.rsplit_once(':')?;
+        (port.bytes().all(|b| b.is_ascii_digit()) && is_ip(host)).then_some(host)
+    };
+    out.push(Role::Source, side("Remote:"));
+    out.push(Role::Destination, side("Local:"));
+}
+
 /// 304001: `IP Accessed URL IP:url` (the server address runs to the colon before the URL).
 fn accessed_url<'a>(message: &'a str, out: &mut Out<'a>) {
     let client = message.split(' ').next().filter(|t| is_ip(t));
@@ -455,7 +591,7 @@ impl LogFormat for CiscoAsa {
             event: Event {
                 format: NAME,
                 vendor: Some(Cow::Borrowed("Cisco")),
-                product: Some(Cow::Borrowed(header.product)),
+                product: header.product.map(Cow::Borrowed),
                 ..Event::default()
             },
         };
@@ -579,13 +715,68 @@ impl LogFormat for CiscoAsa {
                 let addr = after(message, " IP <").and_then(|r| r.split('>').next());
                 out.push(Role::Source, addr.filter(|t| is_ip(t)));
             }
+            // `Group … User … IP A AnyConnect session resumed connection from IP A2.`: both
+            // are the client's public address (before and after it moved).
+            716059 => {
+                out.push(Role::Source, client_ip(message));
+                out.push(
+                    Role::Source,
+                    after(message, "connection from IP ").and_then(ip_word),
+                );
+            }
+            // `Starting SSL handshake with client|server ifc:A/p [to B/p] for … session.`,
+            // `SSL session with client|server ifc:A/p [to B/p] terminated.`: A is the remote
+            // side, B the device; with a client, A initiated.
+            725001..=725007 => {
+                let (remote_role, local_role) = if message.contains(" with server ") {
+                    (Role::Destination, Role::Source)
+                } else {
+                    (Role::Source, Role::Destination)
+                };
+                let rest = after(message, " with client ")
+                    .or_else(|| after(message, " with server "))
+                    .or_else(|| after(message, "client "));
+                if let Some(rest) = rest {
+                    out.push(remote_role, endpoint(rest).addr);
+                    let local = after(rest, " to ").map(endpoint).unwrap_or_default();
+                    out.push(local_role, local.addr);
+                }
+            }
+            // `Local:L:p Remote:R:p Username:u …`: Remote is the peer that connected.
+            750001..=750012 => local_remote(message, &mut out),
+            // `IPSEC: An outbound … SA (SPI=…) between L and R (user= u) has been created.`
+            602303 | 602304 => {
+                if let Some(rest) = after(message, " between ") {
+                    let local = ip_word(rest);
+                    let remote = after(rest, " and ").and_then(ip_word);
+                    out.push(Role::Source, remote);
+                    out.push(Role::Destination, local);
+                }
+            }
+            // `Begin configuration: A reading from terminal|network.`: A is the host
+            // configuring the device (a console shows no address).
+            111007 => out.push(
+                Role::Source,
+                after(message, "Begin configuration: ").and_then(ip_word),
+            ),
             430001..=430005 => ftd_event(id, message, &mut out),
             _ => {
                 out.action(
                     leading_word(message)
                         .filter(|w| matches!(*w, "Built" | "Teardown" | "Deny" | "Denied")),
                 );
-                let _ = src_dst(message, &mut out) || from_to(message, &mut out);
+                let before = out.event.addresses.len();
+                if !src_dst(message, &mut out) || out.event.addresses.len() == before {
+                    if !from_to(message, &mut out) || out.event.addresses.len() == before {
+                        // VPN, AAA and management messages name the client in words:
+                        // 113019/713xxx `IP = A`, 722xxx `IP A`, 611101 `IP address: A`,
+                        // 109201 `Assigned IP=A` (its tunnel address, still the client).
+                        out.push(Role::Source, client_ip(message));
+                        if out.event.addresses.len() == before {
+                            local_remote(message, &mut out);
+                        }
+                    }
+                }
             }
         }
         Ok(out.event)

@@ -12,10 +12,10 @@ fn header_forms() {
     let h = header("%FTD-session-5-106100: access-list x").unwrap();
     assert_eq!(
         (h.product, h.id, h.message),
-        ("FTD", 106100, "access-list x")
+        (Some("FTD"), 106100, "access-list x")
     );
     let h = header("asa01 %ASA-6-302013: Built").unwrap();
-    assert_eq!((h.product, h.id), ("ASA", 302013));
+    assert_eq!((h.product, h.id), (Some("ASA"), 302013));
     for bad in [
         "%ASA-8-302013: x",
         "%ASA-6-30201: x",
