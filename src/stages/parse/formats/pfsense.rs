@@ -136,3 +136,27 @@ impl LogFormat for Filterlog {
         Ok(event)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_shape_without_the_tag() {
+        assert!(is_filterlog_record(
+            "5,,,1000000103,igb1,match,block,in,4,0x0,,64,1,0,DF,6,tcp,60,203.0.113.7,192.0.2.1"
+        ));
+        assert!(is_filterlog_record(
+            ",,,1000000104,em0,match,block,in,6,0x00,0x00000,255,ipv6-icmp,58,32,2001:db8::99"
+        ));
+        // Other CSVs: a `4` in column 9 alone is not enough; a PAN-OS record; too few fields.
+        for other in [
+            "1,2,3,4,5,6,7,8,4,203.0.113.68",
+            "1,2024/03/01 12:00:00,0123,TRAFFIC,end,1,2024/03/01 12:00:00,192.0.2.1",
+            "5,,,1000000103,igb1,match,block,in",
+            "x5,,,1,igb1,match,block,in,4,",
+        ] {
+            assert!(!is_filterlog_record(other), "{other}");
+        }
+    }
+}

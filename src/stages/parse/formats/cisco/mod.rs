@@ -184,8 +184,15 @@ fn bare_message(body: &str) -> Option<Header<'_>> {
         }
         b'a' if message.starts_with("access-list ") && has(" -> ") && has(" hit-cnt ") => 106100,
         b'I' if message.starts_with("Inbound TCP connection denied from ") => 106001,
-        b'G' if message.starts_with("Group = ") && has(", IP = ") => 113019,
-        b'G' if message.starts_with("Group ") && has(" User ") && has(" IP ") => 722023,
+        b'G' if message.starts_with("Group ") && client_ip(message).is_some() => {
+            if message.starts_with("Group = ") {
+                113019
+            } else if has(" User ") {
+                722023
+            } else {
+                return None;
+            }
+        }
         _ => return None,
     };
     Some(Header {
