@@ -165,6 +165,9 @@ fn pipe_items(body: &str) -> impl Iterator<Item = (&str, &str)> {
 /// `h:mm:ss` time as the first three columns.
 fn export_delimiter(body: &str) -> Option<u8> {
     let b = body.as_bytes();
+    if !matches!(b.first(), Some(b'0'..=b'9' | b'"')) {
+        return None;
+    }
     fn unquote(f: &str) -> &str {
         f.strip_prefix('"')
             .and_then(|f| f.strip_suffix('"'))

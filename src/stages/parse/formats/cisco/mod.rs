@@ -1,9 +1,13 @@
 //! Cisco ASA / FTD / FWSM / PIX syslog (reference §2.3).
 //!
-//! * Reads: a message `%ASA-<sev>-<id>: text` (also `%FTD-`, `%FWSM-`, `%PIX-`, and the class
-//!   form `%FTD-session-5-106100:`) anywhere in the first 128 bytes of the header-stripped body.
-//!   Detection looks only for that prefix. vendor `Cisco`, product `ASA`/`FTD`/`FWSM`/`PIX` from
-//!   the prefix; the syslog HOSTNAME (set by the registry) is the observer.
+//! * Reads: a message `%ASA-<sev>-<id>: text` (also `%FTD-`, `%FWSM-`, `%PIX-`, `%NGIPS-`,
+//!   `%Threat Defense-` (product FTD), and the class form `%FTD-session-5-106100:`) anywhere in
+//!   the first 128 bytes of the header-stripped body; the same prefix without its `%`
+//!   (`ASA-6-302013:`) at the start of the body or after a space or colon. Collectors that
+//!   forward only the message text (reference part 2 §0) leave no prefix at all: then the id is
+//!   inferred from wording only Cisco writes (see [`bare_message`]) and the product is unknown.
+//!   vendor `Cisco`, product from the prefix; the syslog HOSTNAME (set by the registry) is the
+//!   observer.
 //! * Address notation: `ifname:ip/port`, `ip/port`, `(ip)`; interface names may contain spaces, so
 //!   every endpoint is anchored on a keyword (`for`, `to`, `from`, `src`, `dst`, `faddr`, `gaddr`,
 //!   `laddr`). A mapped address in parentheses right after the real one is role `nat` when it
@@ -18,7 +22,15 @@
 //!   destination; 113004/113005 server = destination (and 113005 `user IP` = source);
 //!   716039/722051 `IP <ip>` = source (the assigned pool address is not pushed); FTD 430001–430005
 //!   `Key: value, …` with `SrcIP`/`DstIP` and `NAT_Initiator*`/`NAT_Responder*` (key names
-//!   unverified). Any other id: `src … dst …`, else `from … to …`, else an event without
+//!   unverified). VPN, AAA and management messages (reference part 2 §14, templates marked
+//!   inferred there): 716059 both `IP` addresses (old and new public address of the client)
+//!   source; 725001–725007 `with client ifc:A/p to B/p` A source, B (the device) destination,
+//!   `with server` the reverse; 750001–750012 `Remote:R:p` source, `Local:L:p` (the device)
+//!   destination; 602303/602304 `between L and R` R (peer) source, L destination; 111007
+//!   `Begin configuration: A` source. Any other id: `src … dst …`, else `from … to …`, else
+//!   the client named in words — `IP = A` (113019, 713xxx), `IP <A>`, `IP address: A` (611101),
+//!   `Assigned IP=A` (109201: the tunnel address, still the client), `User … IP A` (722023,
+//!   722033), `from IP A` (111010) — as source, else `Local:/Remote:`, else an event without
 //!   addresses (not an error).
 //! * Built/Teardown (302013–302016, ICMP 302020/302021): `for A to B`; `inbound` means A
 //!   initiated (A source, B destination), `outbound` swaps them. Teardown lines have no direction
@@ -26,7 +38,9 @@
 //!   for ICMP, which has no id, per (hostname, faddr, gaddr, laddr) — in a map cleared when it
 //!   exceeds 65,536 entries. A Teardown whose Built line was not seen (other consumer instance,
 //!   restart, cleared map) reports both endpoints with role `unknown`: the line itself does not
-//!   say who initiated.
+//!   say who initiated. It does say which side is which: the `for` endpoint is on the outside
+//!   (lower-security, "foreign") interface, the `to` endpoint on the inside ("local") one —
+//!   other parsers' "the `for` side is the source" is right only for inbound connections.
 //! * action: `Built`/`Teardown`/`Deny`/`Denied`, 106100 `permitted`/`denied`/`est-allowed`,
 //!   710xxx `permitted`/`denied`/`discarded`, 113xxx `Successful`/`Rejected`, 430xxx
 //!   `AccessControlRuleAction`; rule: 106023 access-group, 106100 access-list, 430xxx
@@ -82,6 +96,10 @@ const PRODUCTS: [(&str, &str); 6] = [
 fn header(body: &str) -> Option<Header<'_>> {
     let window = &body.as_bytes()[..body.len().min(128)];
     for dash in memchr::memchr_iter(b'-', window) {
+        // A severity digit or a class name follows the product's dash.
+        if !matches!(window.get(dash + 1), Some(b'0'..=b'7' | b'a'..=b'z')) {
+            continue;
+        }
         let before = &body[..dash];
         for (prefix, product) in PRODUCTS {
             let Some(start) = before.strip_suffix(prefix).map(str::len) else {
