@@ -76,17 +76,13 @@ const BARE_TAGS: [&str; 10] = [
     "rshd",
 ];
 
-/// A leading `program[pid]: ` (any program name) or `program: ` (only [`BARE_TAGS`]) on a
-/// line without a syslog header. Text like `srcip: 192.0.2.1` is no tag: it needs the `[pid]`.
+/// A leading `program[pid]: ` or `program: ` of one of [`BARE_TAGS`] on a line without a
+/// syslog header. Only known programs: text like `srcip: 192.0.2.1` is no tag, and other
+/// formats read their own program names out of the body.
 fn bare_tag(text: &str) -> Option<(&str, &str)> {
     let (app, body) = split_tag(text);
     let app = app?;
-    let with_pid = text.as_bytes().get(app.len()) == Some(&b'[')
-        && text[app.len() + 1..]
-            .split(']')
-            .next()
-            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
-    (with_pid || BARE_TAGS.contains(&app)).then_some((app, body))
+    BARE_TAGS.contains(&app).then_some((app, body))
 }
 
 fn strip_one(line: &str) -> Option<(SyslogHeader<'_>, &str)> {
@@ -422,8 +418,12 @@ mod tests {
             strip("RT_FLOW: RT_FLOW_SESSION_DENY: session denied"),
             (None, Some("RT_FLOW"), "RT_FLOW_SESSION_DENY: session denied")
         );
-        // Not a tag: a key and a value, a program name without a numeric pid.
-        for line in ["srcip: 192.0.2.1 dstip: 192.0.2.2", "app[x]: y", "Info: 1709294400.123"] {
+        // Not a tag: a key and a value, a program this reader does not know.
+        for line in [
+            "srcip: 192.0.2.1 dstip: 192.0.2.2",
+            "app[123]: y",
+            "Info: 1709294400.123",
+        ] {
             assert_eq!(strip_headers(line), (None, line), "{line}");
         }
     }
