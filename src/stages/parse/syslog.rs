@@ -416,7 +416,11 @@ mod tests {
         );
         assert_eq!(
             strip("RT_FLOW: RT_FLOW_SESSION_DENY: session denied"),
-            (None, Some("RT_FLOW"), "RT_FLOW_SESSION_DENY: session denied")
+            (
+                None,
+                Some("RT_FLOW"),
+                "RT_FLOW_SESSION_DENY: session denied"
+            )
         );
         // Not a tag: a key and a value, a program this reader does not know.
         for line in [

@@ -33,8 +33,8 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
-use crate::stages::parse::fields::Needle;
 use crate::stages::extract::parse_ip_token;
+use crate::stages::parse::fields::Needle;
 use crate::stages::parse::fields::{find_closing, present, CsvFields};
 use crate::stages::parse::{Line, LogFormat, ParseError};
 

@@ -255,7 +255,9 @@ impl LogFormat for JuniperSrx {
         matches!(
             header.app,
             Some("RT_FLOW" | "RT_IDP" | "RT_UTM" | "RT_SCREEN" | "RT_IDS")
-        ) || header.msgid.is_some_and(|m| is_event_prefix(m) || is_login_event(m))
+        ) || header
+            .msgid
+            .is_some_and(|m| is_event_prefix(m) || is_login_event(m))
             || is_event_prefix(line.body)
             || line.body.starts_with("[junos@2636")
             || junos_sd(line).is_some()

@@ -558,14 +558,21 @@ fn ip_word(text: &str) -> Option<&str> {
 /// The client of a VPN, AAA or management message: `IP = A`, `IP <A>`, `IP address: A`,
 /// `Assigned IP=A`, `User … IP A` (the first that holds an address).
 fn client_ip(message: &str) -> Option<&str> {
-    ["IP = ", " IP <", "IP address: ", "Assigned IP=", " IP ", "user IP = "]
-        .iter()
-        .filter_map(|label| {
-            message
-                .match_indices(label)
-                .find_map(|(at, _)| ip_word(&message[at + label.len()..]))
-        })
-        .next()
+    [
+        "IP = ",
+        " IP <",
+        "IP address: ",
+        "Assigned IP=",
+        " IP ",
+        "user IP = ",
+    ]
+    .iter()
+    .filter_map(|label| {
+        message
+            .match_indices(label)
+            .find_map(|(at, _)| ip_word(&message[at + label.len()..]))
+    })
+    .next()
 }
 
 /// 750xxx `Local:L:port Remote:R:port`: the remote peer is the source, the device the
@@ -790,17 +797,21 @@ impl LogFormat for CiscoAsa {
                     leading_word(message)
                         .filter(|w| matches!(*w, "Built" | "Teardown" | "Deny" | "Denied")),
                 );
+                // The first reading that finds an address wins.
                 let before = out.event.addresses.len();
-                if !src_dst(message, &mut out) || out.event.addresses.len() == before {
-                    if !from_to(message, &mut out) || out.event.addresses.len() == before {
-                        // VPN, AAA and management messages name the client in words:
-                        // 113019/713xxx `IP = A`, 722xxx `IP A`, 611101 `IP address: A`,
-                        // 109201 `Assigned IP=A` (its tunnel address, still the client).
-                        out.push(Role::Source, client_ip(message));
-                        if out.event.addresses.len() == before {
-                            local_remote(message, &mut out);
-                        }
-                    }
+                let found = |out: &Out<'_>| out.event.addresses.len() > before;
+                let _ = src_dst(message, &mut out);
+                if !found(&out) {
+                    let _ = from_to(message, &mut out);
+                }
+                if !found(&out) {
+                    // VPN, AAA and management messages name the client in words:
+                    // 113019/713xxx `IP = A`, 722xxx `IP A`, 611101 `IP address: A`,
+                    // 109201 `Assigned IP=A` (its tunnel address, still the client).
+                    out.push(Role::Source, client_ip(message));
+                }
+                if !found(&out) {
+                    local_remote(message, &mut out);
                 }
             }
         }

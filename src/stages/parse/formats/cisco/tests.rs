@@ -49,14 +49,18 @@ fn endpoint_notation() {
 
 #[test]
 fn message_text_without_its_prefix_is_read_by_its_wording() {
-    let h = header("Deny tcp src outside:203.0.113.7/1 dst inside:192.0.2.1/22 by access-group \"a\"")
-        .unwrap();
+    let h =
+        header("Deny tcp src outside:203.0.113.7/1 dst inside:192.0.2.1/22 by access-group \"a\"")
+            .unwrap();
     assert_eq!((h.product, h.id), (None, 106023));
     let h = header("Teardown UDP connection 7 for outside:203.0.113.7/53 to inside:192.0.2.1/5353")
         .unwrap();
     assert_eq!(h.id, 302016);
     assert_eq!(header("ASA-6-302013: Built").map(|h| h.id), Some(302013));
-    assert_eq!(header("asa01 ASA-6-302013: Built").map(|h| h.id), Some(302013));
+    assert_eq!(
+        header("asa01 ASA-6-302013: Built").map(|h| h.id),
+        Some(302013)
+    );
     // Prose with the same first words, and a prefix glued to another word, are not Cisco.
     for other in [
         "Deny all requests from 203.0.113.7 until midnight",
