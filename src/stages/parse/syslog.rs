@@ -264,9 +264,15 @@ fn clock_len(b: &[u8]) -> Option<usize> {
 /// `1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG` after the PRI.
 fn rfc5424(text: &str) -> Option<(SyslogHeader<'_>, &str)> {
     let rest = text.strip_prefix("1 ")?;
-    let (timestamp, rest) = split_token(rest)?;
+    let (timestamp, mut rest) = split_token(rest)?;
     if timestamp != "-" && !timestamp.as_bytes().first()?.is_ascii_digit() {
         return None;
+    }
+    // Check Point's Log Exporter writes the date and the time apart (`2026-03-03 15:55:00`).
+    if is_date(timestamp.as_bytes(), b'-') {
+        if let Some(after) = split_token(rest).filter(|(t, _)| clock_len(t.as_bytes()).is_some()) {
+            rest = after.1;
+        }
     }
     let (hostname, rest) = split_token(rest)?;
     let (app, rest) = split_token(rest)?;
@@ -430,6 +436,16 @@ mod tests {
         ] {
             assert_eq!(strip_headers(line), (None, line), "{line}");
         }
+    }
+
+    #[test]
+    fn rfc5424_with_the_time_apart_from_the_date() {
+        let line = r#"<134>1 2026-03-03 15:55:00 mgmt01 CheckPoint 12345 - [action:"Drop"]"#;
+        let (header, body) = strip_headers(line);
+        let header = header.unwrap();
+        assert_eq!((header.hostname, header.app), (Some("mgmt01"), Some("CheckPoint")));
+        assert_eq!(header.structured_data, Some(r#"[action:"Drop"]"#));
+        assert_eq!(body, "");
     }
 
     #[test]
