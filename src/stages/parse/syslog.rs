@@ -443,7 +443,10 @@ mod tests {
         let line = r#"<134>1 2026-03-03 15:55:00 mgmt01 CheckPoint 12345 - [action:"Drop"]"#;
         let (header, body) = strip_headers(line);
         let header = header.unwrap();
-        assert_eq!((header.hostname, header.app), (Some("mgmt01"), Some("CheckPoint")));
+        assert_eq!(
+            (header.hostname, header.app),
+            (Some("mgmt01"), Some("CheckPoint"))
+        );
         assert_eq!(header.structured_data, Some(r#"[action:"Drop"]"#));
         assert_eq!(body, "");
     }

@@ -21,7 +21,8 @@
 //!   host the rate applies to, usually the sender); 733101 attacking = source, targeted =
 //!   destination; 113004/113005 server = destination (and 113005 `user IP` = source);
 //!   716039/722051 `IP <ip>` = source (the assigned pool address is not pushed); FTD 430001–430005
-//!   `Key: value, …` with `SrcIP`/`DstIP` and `NAT_Initiator*`/`NAT_Responder*` (key names
+//!   `Key: value, …` with `SrcIP`/`DstIP`, `NAT_InitiatorAddress`/`NAT_InitiatorIP` and
+//!   `NAT_ResponderAddress`/`NAT_ResponderIP` nat, `OriginalClientIP` forwarded (key names
 //!   unverified). VPN, AAA and management messages (reference part 2 §14, templates marked
 //!   inferred there): 716059 both `IP` addresses (old and new public address of the client)
 //!   source; 725001–725007 `with client ifc:A/p to B/p` A source, B (the device) destination,
@@ -513,6 +514,7 @@ fn src_dst<'a>(message: &'a str, out: &mut Out<'a>) -> bool {
 /// message) is its threat.
 fn ftd_event<'a>(id: u32, message: &'a str, out: &mut Out<'a>) {
     let (mut src, mut dst, mut nat_src, mut nat_dst) = (None, None, None, None);
+    let mut forwarded = None;
     for item in message.split(", ") {
         let Some((key, value)) = item.split_once(": ") else {
             continue;
@@ -521,8 +523,10 @@ fn ftd_event<'a>(id: u32, message: &'a str, out: &mut Out<'a>) {
         match key.trim() {
             "SrcIP" => src = Some(value),
             "DstIP" => dst = Some(value),
-            "NAT_InitiatorAddress" => nat_src = Some(value),
-            "NAT_ResponderAddress" => nat_dst = Some(value),
+            "NAT_InitiatorAddress" | "NAT_InitiatorIP" => nat_src = Some(value),
+            "NAT_ResponderAddress" | "NAT_ResponderIP" => nat_dst = Some(value),
+            // The client behind a proxy (from X-Forwarded-For).
+            "OriginalClientIP" => forwarded = Some(value),
             "AccessControlRuleAction" => out.action(Some(value)),
             "AccessControlRuleName" => out.rule(Some(value)),
             "FirstPacketSecond" => out.event.timestamp = Some(Cow::Borrowed(value)),
@@ -542,6 +546,7 @@ fn ftd_event<'a>(id: u32, message: &'a str, out: &mut Out<'a>) {
         mapped: keep(nat_dst),
     };
     out.pair(source, destination);
+    out.push(Role::Forwarded, keep(forwarded));
 }
 
 /// The address at the start of `text`, up to a space, comma, period at the end, `>` or `(`.
