@@ -47,7 +47,42 @@ pub(crate) fn strip_headers(line: &str) -> (Option<SyslogHeader<'_>>, &str) {
             None => break,
         }
     }
+    if header.is_none() {
+        // A collector that forwarded only `$MSGHDR$MSG` (syslog-ng) leaves the tag in front.
+        if let Some((app, body)) = bare_tag(rest) {
+            return (
+                Some(SyslogHeader {
+                    app: Some(app),
+                    ..SyslogHeader::default()
+                }),
+                body,
+            );
+        }
+    }
     (header, rest)
+}
+
+/// Programs whose tag is recognised without a `[pid]` on a line that has no header.
+const BARE_TAGS: [&str; 10] = [
+    "filterlog",
+    "RT_FLOW",
+    "RT_IDP",
+    "RT_UTM",
+    "RT_SCREEN",
+    "RT_IDS",
+    "CheckPoint",
+    "mgd",
+    "sshd",
+    "rshd",
+];
+
+/// A leading `program[pid]: ` or `program: ` of one of [`BARE_TAGS`] on a line without a
+/// syslog header. Only known programs: text like `srcip: 192.0.2.1` is no tag, and other
+/// formats read their own program names out of the body.
+fn bare_tag(text: &str) -> Option<(&str, &str)> {
+    let (app, body) = split_tag(text);
+    let app = app?;
+    BARE_TAGS.contains(&app).then_some((app, body))
 }
 
 fn strip_one(line: &str) -> Option<(SyslogHeader<'_>, &str)> {
@@ -229,9 +264,15 @@ fn clock_len(b: &[u8]) -> Option<usize> {
 /// `1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG` after the PRI.
 fn rfc5424(text: &str) -> Option<(SyslogHeader<'_>, &str)> {
     let rest = text.strip_prefix("1 ")?;
-    let (timestamp, rest) = split_token(rest)?;
+    let (timestamp, mut rest) = split_token(rest)?;
     if timestamp != "-" && !timestamp.as_bytes().first()?.is_ascii_digit() {
         return None;
+    }
+    // Check Point's Log Exporter writes the date and the time apart (`2026-03-03 15:55:00`).
+    if is_date(timestamp.as_bytes(), b'-') {
+        if let Some(after) = split_token(rest).filter(|(t, _)| clock_len(t.as_bytes()).is_some()) {
+            rest = after.1;
+        }
     }
     let (hostname, rest) = split_token(rest)?;
     let (app, rest) = split_token(rest)?;
@@ -371,6 +412,43 @@ mod tests {
         let (header, body) = strip_headers("<14>1 - - - - - - \u{feff}hello");
         assert_eq!(header.unwrap().hostname, None);
         assert_eq!(body, "hello");
+    }
+
+    #[test]
+    fn a_bare_tag_without_a_header_is_split_off() {
+        assert_eq!(
+            strip("filterlog[40712]: 5,,,1000000103,igb1"),
+            (None, Some("filterlog"), "5,,,1000000103,igb1")
+        );
+        assert_eq!(
+            strip("RT_FLOW: RT_FLOW_SESSION_DENY: session denied"),
+            (
+                None,
+                Some("RT_FLOW"),
+                "RT_FLOW_SESSION_DENY: session denied"
+            )
+        );
+        // Not a tag: a key and a value, a program this reader does not know.
+        for line in [
+            "srcip: 192.0.2.1 dstip: 192.0.2.2",
+            "app[123]: y",
+            "Info: 1709294400.123",
+        ] {
+            assert_eq!(strip_headers(line), (None, line), "{line}");
+        }
+    }
+
+    #[test]
+    fn rfc5424_with_the_time_apart_from_the_date() {
+        let line = r#"<134>1 2026-03-03 15:55:00 mgmt01 CheckPoint 12345 - [action:"Drop"]"#;
+        let (header, body) = strip_headers(line);
+        let header = header.unwrap();
+        assert_eq!(
+            (header.hostname, header.app),
+            (Some("mgmt01"), Some("CheckPoint"))
+        );
+        assert_eq!(header.structured_data, Some(r#"[action:"Drop"]"#));
+        assert_eq!(body, "");
     }
 
     #[test]

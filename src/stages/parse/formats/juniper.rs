@@ -11,7 +11,16 @@
 //! * Detects: the syslog tag/APP-NAME `RT_FLOW`, `RT_IDP`, `RT_UTM`, `RT_SCREEN`, `RT_IDS`; an
 //!   RFC 5424 MSGID or message starting with `RT_`/`APPTRACK_SESSION`; or structured data with
 //!   SD-ID `junos@2636`. A `junos@2636` elsewhere in free text is not enough (it is also an
-//!   IP-regex trap the scanner handles).
+//!   IP-regex trap the scanner handles). Once detected, the pairs are read from the structured
+//!   data whatever its SD-ID (`junos@2636.<platform>` varies by model, and relays rewrite it to
+//!   another `name@PEN`); when the structured data holds no address, the message text is read.
+//! * Logins (reference part 2 §15): the events `UI_LOGIN_EVENT`, `UI_LOGOUT_EVENT`,
+//!   `UI_AUTH_EVENT`, `SSHD_LOGIN_FAILED`, `SSHD_LOGIN_ATTEMPTS_THRESHOLD`, `LOGIN_FAILED`
+//!   (as MSGID or leading word). `ssh-connection 'A p B q'` (text) or `ssh-connection="A p B q"`
+//!   (structured data) mirrors OpenSSH's `SSH_CONNECTION`: A the SSH client (source), B the
+//!   device's address it connected to (destination). `from host 'A'` / `from A` = the client.
+//!   Plain OpenSSH text under an `sshd`/`rshd` tag (`Accepted password for u from A port p`) is
+//!   claimed only with Junos structured data; without it the line could be any host's sshd.
 //! * Roles: `source-address` / first tuple left → source; `destination-address` / first tuple
 //!   right → destination; `nat-source-address`, `nat-destination-address` / the second tuple →
 //!   nat, but only when they differ from the original (SRX writes the original when there is no
@@ -61,6 +70,58 @@ fn junos_sd<'a>(line: &Line<'a>) -> Option<&'a str> {
         .filter(|sd| JUNOS_2636.find(sd.as_bytes()).is_some())
 }
 
+/// The structured data holding pairs, whatever its SD-ID.
+fn any_sd<'a>(line: &Line<'a>) -> Option<&'a str> {
+    line.syslog
+        .and_then(|h| h.structured_data)
+        .filter(|sd| sd.contains('='))
+}
+
+/// Junos login and authentication events.
+fn is_login_event(name: &str) -> bool {
+    matches!(
+        name,
+        "UI_LOGIN_EVENT"
+            | "UI_LOGOUT_EVENT"
+            | "UI_AUTH_EVENT"
+            | "SSHD_LOGIN_FAILED"
+            | "SSHD_LOGIN_ATTEMPTS_THRESHOLD"
+            | "LOGIN_FAILED"
+    )
+}
+
+/// `'A p B q'` (OpenSSH `SSH_CONNECTION`): client address, client port, server address, port.
+fn ssh_connection<'a>(value: &'a str, found: &mut Found<'a>) {
+    let mut words = value.split_ascii_whitespace();
+    let client = words.next();
+    let server = words.nth(1);
+    if client.is_some_and(|c| parse_ip_token(c).is_some()) {
+        found.src = client;
+        found.dst = server.filter(|s| parse_ip_token(s).is_some());
+    }
+}
+
+/// Login text: `ssh-connection 'A p B q'`, else `from host 'A'` / `from A`.
+fn read_login<'a>(message: &'a str, found: &mut Found<'a>) {
+    if let Some(at) = message.find("ssh-connection '") {
+        let rest = &message[at + "ssh-connection '".len()..];
+        ssh_connection(&rest[..rest.find('\'').unwrap_or(rest.len())], found);
+        if found.src.is_some() {
+            return;
+        }
+    }
+    for (at, _) in message.match_indices(" from ") {
+        let rest = message[at + " from ".len()..].trim_start_matches("host ");
+        let rest = rest.trim_start_matches(['\'', '"']);
+        let end = rest.find([' ', '\'', '"', ',']).unwrap_or(rest.len());
+        let word = &rest[..end];
+        if parse_ip_token(word).is_some() {
+            found.src = Some(word);
+            return;
+        }
+    }
+}
+
 fn is_event_prefix(text: &str) -> bool {
     text.starts_with("RT_") || text.starts_with("APPTRACK_SESSION")
 }
@@ -94,6 +155,7 @@ fn read_pairs<'a>(text: &'a str, found: &mut Found<'a>, event: &mut Event<'a>) {
                 event.rule = Some(Cow::Borrowed(value));
             }
             "attack-name" => found.attack = present(value, &PLACEHOLDERS),
+            "ssh-connection" => ssh_connection(value, found),
             _ => {}
         }
     }
@@ -193,10 +255,13 @@ impl LogFormat for JuniperSrx {
         matches!(
             header.app,
             Some("RT_FLOW" | "RT_IDP" | "RT_UTM" | "RT_SCREEN" | "RT_IDS")
-        ) || header.msgid.is_some_and(is_event_prefix)
+        ) || header
+            .msgid
+            .is_some_and(|m| is_event_prefix(m) || is_login_event(m))
             || is_event_prefix(line.body)
             || line.body.starts_with("[junos@2636")
             || junos_sd(line).is_some()
+            || leading_event(line.body).is_some_and(|(name, _)| is_login_event(name))
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
@@ -211,16 +276,26 @@ impl LogFormat for JuniperSrx {
             Some((name, rest)) => (Some(name), rest),
             None => (None, line.body),
         };
-        let name = msgid.filter(|m| is_event_prefix(m)).or(name);
+        let name = msgid
+            .filter(|m| is_event_prefix(m) || is_login_event(m))
+            .or(name);
         event.action = name.map(Cow::Borrowed);
         let mut found = Found::default();
-        if let Some(sd) = junos_sd(line) {
+        if let Some(sd) = any_sd(line) {
             read_pairs(sd, &mut found, &mut event);
-        } else if SOURCE_ADDRESS.find(message.as_bytes()).is_some() {
-            read_pairs(message, &mut found, &mut event);
-        } else {
-            read_text(message, &mut found, &mut event);
-            found.attack = text_attack_name(message);
+        }
+        let app = line.syslog.and_then(|h| h.app);
+        if found.src.is_none() && found.dst.is_none() {
+            if SOURCE_ADDRESS.find(message.as_bytes()).is_some() {
+                read_pairs(message, &mut found, &mut event);
+            } else if name.is_some_and(is_login_event)
+                || matches!(app, Some("sshd" | "rshd" | "mgd" | "login"))
+            {
+                read_login(message, &mut found);
+            } else {
+                read_text(message, &mut found, &mut event);
+                found.attack = text_attack_name(message);
+            }
         }
         let idp = line.syslog.and_then(|h| h.app) == Some("RT_IDP")
             || name.is_some_and(|n| n.starts_with("RT_IDP") || n.starts_with("IDP_"));

@@ -13,8 +13,17 @@
 //!   (32) unless it is the URL placeholder `(9999)`. Timestamp: generated time (6).
 //! * Threat: a THREAT log's threat name (32) when its subtype (4) is a detection (virus,
 //!   spyware, vulnerability, scan, flood, wildfire, …), not `url`, `file` or `data`.
-//! * Other log types (SYSTEM, CONFIG, GLOBALPROTECT, USERID, …) use other layouts: the event
-//!   has no traffic addresses (the reference does not pin a client-IP column for them).
+//! * Other log types by their documented column positions (reference part 2 §13, 0-based here):
+//!   USERID and AUTHENTICATION 8 Source IP = the user's device (source); GLOBALPROTECT 15/16
+//!   Public IP/IPv6 = the endpoint's address before the tunnel (source), 17/18 Private
+//!   IP/IPv6 = the address assigned inside the tunnel (nat); HIPMATCH 11 Source Address and 26
+//!   IPv6 Source Address (source; its Source User comes before Virtual System); CONFIG 7 Host =
+//!   the administrator's client machine (source, when it is an address). SYSTEM has no address
+//!   column: its Description (14) is read for `From: A`, `Login from: A`, `from A`,
+//!   `initiated by: A`, `peer IP A` (source) and `server address 'A'` (destination); the
+//!   wording is not documented by the vendor (assumed from real messages' shape). A column that
+//!   does not hold an address (another release's layout) gives nothing, never an error.
+//!   `0.0.0.0`/`::` are placeholders there too.
 //! * Only the fields needed are split; extra trailing columns of newer releases are ignored,
 //!   and so are the location fields, which hold IP *ranges*.
 
@@ -30,7 +39,7 @@ const NAME: &str = "paloalto";
 /// Log types whose fields 7–10 are traffic addresses.
 const TRAFFIC_TYPES: [&str; 3] = ["TRAFFIC", "THREAT", "DECRYPTION"];
 /// Every log type `detect` accepts.
-const LOG_TYPES: [&str; 15] = [
+const LOG_TYPES: [&str; 17] = [
     "TRAFFIC",
     "THREAT",
     "DECRYPTION",
@@ -40,6 +49,8 @@ const LOG_TYPES: [&str; 15] = [
     "GLOBALPROTECT",
     "USERID",
     "AUTHENTICATION",
+    "AUTH",
+    "HIP-MATCH",
     "TUNNEL",
     "SCTP",
     "IPTAG",
@@ -122,6 +133,13 @@ impl LogFormat for PanOs {
             .or(present(head[1], &[]))
             .map(Cow::Borrowed);
         if !TRAFFIC_TYPES.contains(&kind) {
+            // The other layouts read at most column 26.
+            let mut all = [""; 27];
+            all[..13].copy_from_slice(&head);
+            for (slot, field) in all[13..].iter_mut().zip(fields) {
+                *slot = field;
+            }
+            other_type(kind, &all, &mut event);
             return Ok(event);
         }
         if count < 12 {
@@ -171,6 +189,71 @@ impl LogFormat for PanOs {
             }
         }
         Ok(event)
+    }
+}
+
+/// Addresses of the non-traffic log types, by column (0-based).
+fn other_type<'a>(kind: &str, fields: &[&'a str; 27], event: &mut Event<'a>) {
+    let columns: &[(usize, Role)] = match kind {
+        "USERID" | "AUTHENTICATION" | "AUTH" => &[(8, Role::Source)],
+        "GLOBALPROTECT" => &[
+            (15, Role::Source),
+            (16, Role::Source),
+            (17, Role::Nat),
+            (18, Role::Nat),
+        ],
+        "HIPMATCH" | "HIP-MATCH" => &[(11, Role::Source), (26, Role::Source)],
+        "CONFIG" => &[(7, Role::Source)],
+        "SYSTEM" => {
+            system_description(fields[14], event);
+            return;
+        }
+        _ => &[],
+    };
+    for &(column, role) in columns {
+        if let Some(address) = address_in(fields[column]) {
+            event.addresses.push((role, Cow::Borrowed(address)));
+        }
+    }
+}
+
+/// The field when it is an address (not a placeholder).
+fn address_in(field: &str) -> Option<&str> {
+    let field = field.trim();
+    parse_ip_token(field)
+        .is_some_and(|ip| !ip.is_unspecified())
+        .then_some(field)
+}
+
+/// SYSTEM Description phrases naming the client (source) or a server (destination).
+fn system_description<'a>(text: &'a str, event: &mut Event<'a>) {
+    const LABELS: [(&str, Role); 7] = [
+        ("From: ", Role::Source),
+        ("from: ", Role::Source),
+        ("initiated by: ", Role::Source),
+        ("initiated by ", Role::Source),
+        ("peer IP ", Role::Source),
+        (" from ", Role::Source),
+        ("server address ", Role::Destination),
+    ];
+    let mut seen_source = false;
+    for (label, role) in LABELS {
+        if role == Role::Source && seen_source {
+            continue;
+        }
+        for (at, _) in text.match_indices(label) {
+            let rest = text[at + label.len()..].trim_start_matches(['\'', '"']);
+            let end = rest
+                .find([' ', ',', '\'', '"', '[', '(', ';'])
+                .unwrap_or(rest.len());
+            let word = &rest[..end];
+            let word = word.strip_suffix('.').unwrap_or(word);
+            if let Some(address) = address_in(word) {
+                event.addresses.push((role, Cow::Borrowed(address)));
+                seen_source |= role == Role::Source;
+                break;
+            }
+        }
     }
 }
 

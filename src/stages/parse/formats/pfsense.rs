@@ -1,7 +1,10 @@
 //! pfSense / OPNsense `filterlog` CSV (reference §2.5).
 //!
 //! * Detects: the syslog tag `filterlog[pid]:` (RFC 3164, hostname often absent) or the RFC 5424
-//!   APP-NAME `filterlog`; the message is the comma-separated record.
+//!   APP-NAME `filterlog`; the message is the comma-separated record. Without the tag (a
+//!   collector that forwarded only the MSG, reference part 2 §0), by the record's shape alone:
+//!   1-based field 1 a rule number or empty, 6 a pf reason word (`match`, …), 7 an action
+//!   (`pass`, `block`, …), 8 `in`/`out`, 9 `4`/`6` — a combination no other format writes.
 //! * Layout (1-based): 1 rule number, 4 tracker, 7 action, 8 direction, 9 IP version; IPv4:
 //!   19 source, 20 destination; IPv6: 16 source, 17 destination. Only these positions are read:
 //!   the tails differ per protocol (TCP/UDP/ICMP/CARP/…) and are ignored.
@@ -25,13 +28,58 @@ const READ: usize = 20;
 /// Format `pfsense_filterlog`.
 pub(crate) struct Filterlog;
 
+/// pf reason codes (field 6), as pf prints them.
+const REASONS: [&str; 16] = [
+    "match",
+    "bad-offset",
+    "fragment",
+    "short",
+    "normalize",
+    "memory",
+    "bad-timestamp",
+    "congestion",
+    "ip-option",
+    "proto-cksum",
+    "state-mismatch",
+    "state-insert",
+    "state-limit",
+    "src-limit",
+    "synproxy",
+    "translate",
+];
+/// pf actions (field 7).
+const ACTIONS: [&str; 8] = [
+    "pass", "block", "reject", "scrub", "nat", "rdr", "binat", "match",
+];
+
+/// The headerless record shape: the first 9 fields as pf writes them.
+fn is_filterlog_record(body: &str) -> bool {
+    let first = body.as_bytes().first();
+    if !matches!(first, Some(b',' | b'0'..=b'9')) {
+        return false;
+    }
+    let mut fields = body.splitn(10, ',');
+    let mut head = [""; 9];
+    for slot in &mut head {
+        match fields.next() {
+            Some(field) => *slot = field,
+            None => return false,
+        }
+    }
+    head[0].bytes().all(|b| b.is_ascii_digit())
+        && REASONS.contains(&head[5])
+        && ACTIONS.contains(&head[6])
+        && matches!(head[7], "in" | "out")
+        && matches!(head[8], "4" | "6")
+}
+
 impl LogFormat for Filterlog {
     fn name(&self) -> &'static str {
         NAME
     }
 
     fn detect(&self, line: &Line<'_>) -> bool {
-        line.app() == Some("filterlog")
+        line.app() == Some("filterlog") || is_filterlog_record(line.body)
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
@@ -86,5 +134,29 @@ impl LogFormat for Filterlog {
                 .push((Role::Destination, Cow::Borrowed(fields[dst])));
         }
         Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_shape_without_the_tag() {
+        assert!(is_filterlog_record(
+            "5,,,1000000103,igb1,match,block,in,4,0x0,,64,1,0,DF,6,tcp,60,203.0.113.7,192.0.2.1"
+        ));
+        assert!(is_filterlog_record(
+            ",,,1000000104,em0,match,block,in,6,0x00,0x00000,255,ipv6-icmp,58,32,2001:db8::99"
+        ));
+        // Other CSVs: a `4` in column 9 alone is not enough; a PAN-OS record; too few fields.
+        for other in [
+            "1,2,3,4,5,6,7,8,4,203.0.113.68",
+            "1,2024/03/01 12:00:00,0123,TRAFFIC,end,1,2024/03/01 12:00:00,192.0.2.1",
+            "5,,,1000000103,igb1,match,block,in",
+            "x5,,,1,igb1,match,block,in,4,",
+        ] {
+            assert!(!is_filterlog_record(other), "{other}");
+        }
     }
 }

@@ -1,9 +1,13 @@
 //! Cisco ASA / FTD / FWSM / PIX syslog (reference §2.3).
 //!
-//! * Reads: a message `%ASA-<sev>-<id>: text` (also `%FTD-`, `%FWSM-`, `%PIX-`, and the class
-//!   form `%FTD-session-5-106100:`) anywhere in the first 128 bytes of the header-stripped body.
-//!   Detection looks only for that prefix. vendor `Cisco`, product `ASA`/`FTD`/`FWSM`/`PIX` from
-//!   the prefix; the syslog HOSTNAME (set by the registry) is the observer.
+//! * Reads: a message `%ASA-<sev>-<id>: text` (also `%FTD-`, `%FWSM-`, `%PIX-`, `%NGIPS-`,
+//!   `%Threat Defense-` (product FTD), and the class form `%FTD-session-5-106100:`) anywhere in
+//!   the first 128 bytes of the header-stripped body; the same prefix without its `%`
+//!   (`ASA-6-302013:`) at the start of the body or after a space or colon. Collectors that
+//!   forward only the message text (reference part 2 §0) leave no prefix at all: then the id is
+//!   inferred from wording only Cisco writes (see [`bare_message`]) and the product is unknown.
+//!   vendor `Cisco`, product from the prefix; the syslog HOSTNAME (set by the registry) is the
+//!   observer.
 //! * Address notation: `ifname:ip/port`, `ip/port`, `(ip)`; interface names may contain spaces, so
 //!   every endpoint is anchored on a keyword (`for`, `to`, `from`, `src`, `dst`, `faddr`, `gaddr`,
 //!   `laddr`). A mapped address in parentheses right after the real one is role `nat` when it
@@ -17,8 +21,17 @@
 //!   host the rate applies to, usually the sender); 733101 attacking = source, targeted =
 //!   destination; 113004/113005 server = destination (and 113005 `user IP` = source);
 //!   716039/722051 `IP <ip>` = source (the assigned pool address is not pushed); FTD 430001–430005
-//!   `Key: value, …` with `SrcIP`/`DstIP` and `NAT_Initiator*`/`NAT_Responder*` (key names
-//!   unverified). Any other id: `src … dst …`, else `from … to …`, else an event without
+//!   `Key: value, …` with `SrcIP`/`DstIP`, `NAT_InitiatorAddress`/`NAT_InitiatorIP` and
+//!   `NAT_ResponderAddress`/`NAT_ResponderIP` nat, `OriginalClientIP` forwarded (key names
+//!   unverified). VPN, AAA and management messages (reference part 2 §14, templates marked
+//!   inferred there): 716059 both `IP` addresses (old and new public address of the client)
+//!   source; 725001–725007 `with client ifc:A/p to B/p` A source, B (the device) destination,
+//!   `with server` the reverse; 750001–750012 `Remote:R:p` source, `Local:L:p` (the device)
+//!   destination; 602303/602304 `between L and R` R (peer) source, L destination; 111007
+//!   `Begin configuration: A` source. Any other id: `src … dst …`, else `from … to …`, else
+//!   the client named in words — `IP = A` (113019, 713xxx), `IP <A>`, `IP address: A` (611101),
+//!   `Assigned IP=A` (109201: the tunnel address, still the client), `User … IP A` (722023,
+//!   722033), `from IP A` (111010) — as source, else `Local:/Remote:`, else an event without
 //!   addresses (not an error).
 //! * Built/Teardown (302013–302016, ICMP 302020/302021): `for A to B`; `inbound` means A
 //!   initiated (A source, B destination), `outbound` swaps them. Teardown lines have no direction
@@ -26,7 +39,9 @@
 //!   for ICMP, which has no id, per (hostname, faddr, gaddr, laddr) — in a map cleared when it
 //!   exceeds 65,536 entries. A Teardown whose Built line was not seen (other consumer instance,
 //!   restart, cleared map) reports both endpoints with role `unknown`: the line itself does not
-//!   say who initiated.
+//!   say who initiated. It does say which side is which: the `for` endpoint is on the outside
+//!   (lower-security, "foreign") interface, the `to` endpoint on the inside ("local") one —
+//!   other parsers' "the `for` side is the source" is right only for inbound connections.
 //! * action: `Built`/`Teardown`/`Deny`/`Denied`, 106100 `permitted`/`denied`/`est-allowed`,
 //!   710xxx `permitted`/`denied`/`discarded`, 113xxx `Successful`/`Rejected`, 430xxx
 //!   `AccessControlRuleAction`; rule: 106023 access-group, 106100 access-list, 430xxx
@@ -59,30 +74,57 @@ pub(crate) struct CiscoAsa {
 /// The parsed `%ASA-6-302013:` prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header<'a> {
-    product: &'a str,
+    /// `ASA`, `FTD`, `FWSM`, `PIX`, `NGIPS`; `None` for a message text without its prefix.
+    product: Option<&'a str>,
     id: u32,
     message: &'a str,
 }
 
-/// Finds and splits the message header in the first 128 bytes of `body`.
+/// Product prefixes, each with the product it names.
+const PRODUCTS: [(&str, &str); 6] = [
+    ("ASA", "ASA"),
+    ("FTD", "FTD"),
+    ("FWSM", "FWSM"),
+    ("PIX", "PIX"),
+    ("NGIPS", "NGIPS"),
+    ("Threat Defense", "FTD"),
+];
+
+/// Finds and splits the message header in the first 128 bytes of `body`: `%ASA-6-302013:`, or
+/// the same without its `%` (`ASA-6-302013:`, as some collectors forward it) at the start of
+/// the body or after a space; else, for a body that is the message text alone, the id its
+/// wording identifies ([`bare_message`]).
 fn header(body: &str) -> Option<Header<'_>> {
     let window = &body.as_bytes()[..body.len().min(128)];
-    for at in memchr::memchr_iter(b'%', window) {
-        if let Some(header) = header_at(&body[at + 1..]) {
-            return Some(header);
+    for dash in memchr::memchr_iter(b'-', window) {
+        // A severity digit or a class name follows the product's dash.
+        if !matches!(window.get(dash + 1), Some(b'0'..=b'7' | b'a'..=b'z')) {
+            continue;
+        }
+        let before = &body[..dash];
+        for (prefix, product) in PRODUCTS {
+            let Some(start) = before.strip_suffix(prefix).map(str::len) else {
+                continue;
+            };
+            let boundary = start == 0 || matches!(window[start - 1], b'%' | b' ' | b':');
+            if boundary {
+                if let Some(mut header) = header_at(&body[start..]) {
+                    header.product = Some(product);
+                    return Some(header);
+                }
+            }
         }
     }
-    None
+    bare_message(body)
 }
 
 /// `ASA-6-302013: text` or `FTD-session-5-106100: text` (after the `%`).
 fn header_at(text: &str) -> Option<Header<'_>> {
-    let product_len = ["ASA-", "FTD-", "FWSM-", "PIX-"]
-        .iter()
-        .find(|p| text.starts_with(*p))?
-        .len();
-    let product = &text[..product_len - 1];
-    let mut rest = &text[product_len..];
+    let (prefix, product) = PRODUCTS.iter().find(|(p, _)| {
+        text.strip_prefix(p)
+            .is_some_and(|rest| rest.starts_with('-'))
+    })?;
+    let mut rest = &text[prefix.len() + 1..];
     // Optional class: `session-`.
     let class_len = rest.bytes().take_while(u8::is_ascii_lowercase).count();
     if class_len > 0 {
@@ -99,9 +141,83 @@ fn header_at(text: &str) -> Option<Header<'_>> {
     }
     let id = digits.parse().ok()?;
     Some(Header {
-        product,
+        product: Some(product),
         id,
         message: rest[9..].trim_start_matches(' '),
+    })
+}
+
+/// A message text without its `%ASA-…:` prefix (rsyslog `%msg%` after a tag-stripping relay):
+/// the id is inferred from wording only Cisco writes, and only for messages whose layout is
+/// unambiguous: Built/Teardown connections and translations, 106023/106014/106010 `Deny … src …
+/// dst …`, 106100 `access-list … -> … hit-cnt`, the from/to denies (106001/106006/106015/106016),
+/// 710003 ACL drops, 113019/713xxx `Group = …, IP = …`, 722xxx `Group … User … IP …`.
+fn bare_message(body: &str) -> Option<Header<'_>> {
+    let message = body.trim_start_matches(' ');
+    let has = |needle: &str| message.contains(needle);
+    let id = match message.as_bytes().first()? {
+        b'T' if message.starts_with("TCP access denied by ACL from ")
+            || message.starts_with("TCP request discarded from ") =>
+        {
+            710003
+        }
+        b'B' | b'T' => {
+            let rest = message
+                .strip_prefix("Built ")
+                .or_else(|| message.strip_prefix("Teardown "))?;
+            let built = message.starts_with('B');
+            if has(" translation from ") && has(" to ") {
+                if built {
+                    305011
+                } else {
+                    305012
+                }
+            } else if has(" ICMP connection for faddr ") && has(" laddr ") {
+                if built {
+                    302020
+                } else {
+                    302021
+                }
+            } else if has(" connection ") && has(" for ") && has(" to ") {
+                let udp = rest.contains("UDP connection");
+                match (built, udp) {
+                    (true, false) => 302013,
+                    (false, false) => 302014,
+                    (true, true) => 302015,
+                    (false, true) => 302016,
+                }
+            } else {
+                return None;
+            }
+        }
+        b'D' if message.starts_with("Deny ") => {
+            if has(" src ") && has(" dst ") && has(" by access-group \"") {
+                106023
+            } else if message.starts_with("Deny inbound ") && has(" src ") && has(" dst ") {
+                106014
+            } else if has(" from ") && has(" on interface ") {
+                106015
+            } else {
+                return None;
+            }
+        }
+        b'a' if message.starts_with("access-list ") && has(" -> ") && has(" hit-cnt ") => 106100,
+        b'I' if message.starts_with("Inbound TCP connection denied from ") => 106001,
+        b'G' if message.starts_with("Group ") && client_ip(message).is_some() => {
+            if message.starts_with("Group = ") {
+                113019
+            } else if has(" User ") {
+                722023
+            } else {
+                return None;
+            }
+        }
+        _ => return None,
+    };
+    Some(Header {
+        product: None,
+        id,
+        message,
     })
 }
 
@@ -153,6 +269,11 @@ fn endpoint(text: &str) -> Endpoint<'_> {
     }
     let end = token_end(text);
     let token = &text[..end];
+    // A sentence-ending period (`… packet from A to B.`).
+    let token = token
+        .strip_suffix('.')
+        .filter(|t| is_ip(t))
+        .unwrap_or(token);
     let (addr, rest) = if is_ip(token) {
         (Some(token), &text[end..])
     } else if let Some(colon) = memchr::memchr(b':', &text.as_bytes()[..text.len().min(64)]) {
@@ -393,6 +514,7 @@ fn src_dst<'a>(message: &'a str, out: &mut Out<'a>) -> bool {
 /// message) is its threat.
 fn ftd_event<'a>(id: u32, message: &'a str, out: &mut Out<'a>) {
     let (mut src, mut dst, mut nat_src, mut nat_dst) = (None, None, None, None);
+    let mut forwarded = None;
     for item in message.split(", ") {
         let Some((key, value)) = item.split_once(": ") else {
             continue;
@@ -401,8 +523,10 @@ fn ftd_event<'a>(id: u32, message: &'a str, out: &mut Out<'a>) {
         match key.trim() {
             "SrcIP" => src = Some(value),
             "DstIP" => dst = Some(value),
-            "NAT_InitiatorAddress" => nat_src = Some(value),
-            "NAT_ResponderAddress" => nat_dst = Some(value),
+            "NAT_InitiatorAddress" | "NAT_InitiatorIP" => nat_src = Some(value),
+            "NAT_ResponderAddress" | "NAT_ResponderIP" => nat_dst = Some(value),
+            // The client behind a proxy (from X-Forwarded-For).
+            "OriginalClientIP" => forwarded = Some(value),
             "AccessControlRuleAction" => out.action(Some(value)),
             "AccessControlRuleName" => out.rule(Some(value)),
             "FirstPacketSecond" => out.event.timestamp = Some(Cow::Borrowed(value)),
@@ -422,6 +546,55 @@ fn ftd_event<'a>(id: u32, message: &'a str, out: &mut Out<'a>) {
         mapped: keep(nat_dst),
     };
     out.pair(source, destination);
+    out.push(Role::Forwarded, keep(forwarded));
+}
+
+/// The address at the start of `text`, up to a space, comma, period at the end, `>` or `(`.
+fn ip_word(text: &str) -> Option<&str> {
+    let text = text.trim_start_matches([' ', '<', '\'']);
+    let end = text
+        .find([' ', ',', '>', '(', ')', ';', '\''])
+        .unwrap_or(text.len());
+    let word = &text[..end];
+    let word = word.strip_suffix('.').unwrap_or(word);
+    is_ip(word).then_some(word)
+}
+
+/// The client of a VPN, AAA or management message: `IP = A`, `IP <A>`, `IP address: A`,
+/// `Assigned IP=A`, `User … IP A` (the first that holds an address).
+fn client_ip(message: &str) -> Option<&str> {
+    [
+        "IP = ",
+        " IP <",
+        "IP address: ",
+        "Assigned IP=",
+        " IP ",
+        "user IP = ",
+    ]
+    .iter()
+    .filter_map(|label| {
+        message
+            .match_indices(label)
+            .find_map(|(at, _)| ip_word(&message[at + label.len()..]))
+    })
+    .next()
+}
+
+/// 750xxx `Local:L:port Remote:R:port`: the remote peer is the source, the device the
+/// destination. `A:port` is split at the last colon (IPv6 `Local:2001:db8::1:500` is
+/// ambiguous and read only when the whole token is an address).
+fn local_remote<'a>(message: &'a str, out: &mut Out<'a>) {
+    let side = |label: &str| {
+        let rest = after(message, label)?;
+        let token = &rest[..rest.find(' ').unwrap_or(rest.len())];
+        if is_ip(token) {
+            return Some(token);
+        }
+        let (host, port) = token.rsplit_once(':')?;
+        (port.bytes().all(|b| b.is_ascii_digit()) && is_ip(host)).then_some(host)
+    };
+    out.push(Role::Source, side("Remote:"));
+    out.push(Role::Destination, side("Local:"));
 }
 
 /// 304001: `IP Accessed URL IP:url` (the server address runs to the colon before the URL).
@@ -455,7 +628,7 @@ impl LogFormat for CiscoAsa {
             event: Event {
                 format: NAME,
                 vendor: Some(Cow::Borrowed("Cisco")),
-                product: Some(Cow::Borrowed(header.product)),
+                product: header.product.map(Cow::Borrowed),
                 ..Event::default()
             },
         };
@@ -579,13 +752,72 @@ impl LogFormat for CiscoAsa {
                 let addr = after(message, " IP <").and_then(|r| r.split('>').next());
                 out.push(Role::Source, addr.filter(|t| is_ip(t)));
             }
+            // `Group … User … IP A AnyConnect session resumed connection from IP A2.`: both
+            // are the client's public address (before and after it moved).
+            716059 => {
+                out.push(Role::Source, client_ip(message));
+                out.push(
+                    Role::Source,
+                    after(message, "connection from IP ").and_then(ip_word),
+                );
+            }
+            // `Starting SSL handshake with client|server ifc:A/p [to B/p] for … session.`,
+            // `SSL session with client|server ifc:A/p [to B/p] terminated.`: A is the remote
+            // side, B the device; with a client, A initiated.
+            725001..=725007 => {
+                let (remote_role, local_role) = if message.contains(" with server ") {
+                    (Role::Destination, Role::Source)
+                } else {
+                    (Role::Source, Role::Destination)
+                };
+                let rest = after(message, " with client ")
+                    .or_else(|| after(message, " with server "))
+                    .or_else(|| after(message, "client "));
+                if let Some(rest) = rest {
+                    out.push(remote_role, endpoint(rest).addr);
+                    let local = after(rest, " to ").map(endpoint).unwrap_or_default();
+                    out.push(local_role, local.addr);
+                }
+            }
+            // `Local:L:p Remote:R:p Username:u …`: Remote is the peer that connected.
+            750001..=750012 => local_remote(message, &mut out),
+            // `IPSEC: An outbound … SA (SPI=…) between L and R (user= u) has been created.`
+            602303 | 602304 => {
+                if let Some(rest) = after(message, " between ") {
+                    let local = ip_word(rest);
+                    let remote = after(rest, " and ").and_then(ip_word);
+                    out.push(Role::Source, remote);
+                    out.push(Role::Destination, local);
+                }
+            }
+            // `Begin configuration: A reading from terminal|network.`: A is the host
+            // configuring the device (a console shows no address).
+            111007 => out.push(
+                Role::Source,
+                after(message, "Begin configuration: ").and_then(ip_word),
+            ),
             430001..=430005 => ftd_event(id, message, &mut out),
             _ => {
                 out.action(
                     leading_word(message)
                         .filter(|w| matches!(*w, "Built" | "Teardown" | "Deny" | "Denied")),
                 );
-                let _ = src_dst(message, &mut out) || from_to(message, &mut out);
+                // The first reading that finds an address wins.
+                let before = out.event.addresses.len();
+                let found = |out: &Out<'_>| out.event.addresses.len() > before;
+                let _ = src_dst(message, &mut out);
+                if !found(&out) {
+                    let _ = from_to(message, &mut out);
+                }
+                if !found(&out) {
+                    // VPN, AAA and management messages name the client in words:
+                    // 113019/713xxx `IP = A`, 722xxx `IP A`, 611101 `IP address: A`,
+                    // 109201 `Assigned IP=A` (its tunnel address, still the client).
+                    out.push(Role::Source, client_ip(message));
+                }
+                if !found(&out) {
+                    local_remote(message, &mut out);
+                }
             }
         }
         Ok(out.event)
