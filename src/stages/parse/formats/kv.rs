@@ -71,14 +71,17 @@ pub(crate) fn parse<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
             })
         });
         if let Some(role) = role {
-            let start = value.as_ptr() as usize - base;
-            read.push((start, start + value.len()));
             // XFF may list several hops: the first is the original client.
             let first = if role == Role::Forwarded {
                 value.split(',').next().unwrap_or(value).trim()
             } else {
                 value
             };
+            // A value that is no address token (`dst=198.51.100.7_80`) is left to the scanner.
+            if parse_ip_token(first).is_some() {
+                let start = value.as_ptr() as usize - base;
+                read.push((start, start + value.len()));
+            }
             // `0.0.0.0`, `::`, `-`: the vendor's "no address" (no NAT), not an address.
             if let Some(address) = present(first, &["0.0.0.0", "::", "-"]) {
                 event.addresses.push((role, Cow::Borrowed(address)));
