@@ -327,8 +327,10 @@ mod tests {
     #[test]
     fn no_words_no_guess() {
         // Position and count say nothing: two bare addresses stay unknown.
-        let cases: [(&str, &[&str]); 5] = [
+        let cases: [(&str, &[&str]); 6] = [
             ("query: 192.0.2.10 example.com. A IN", &["192.0.2.10"]),
+            // A role word two words back, not glued by `:`, says nothing about this address.
+            ("server restarted 192.0.2.1 ok", &["192.0.2.1"]),
             ("198.51.100.7 203.0.113.9 tcp 443", &["198.51.100.7", "203.0.113.9"]),
             ("[admin@198.51.100.7_29010] ok", &["198.51.100.7"]),
             ("inside:192.0.2.1 lease renewed", &["192.0.2.1"]),
