@@ -108,11 +108,8 @@ fn v4_in_run(text: &str, start: usize, mut end: usize) -> Option<(usize, usize)>
     if end < bytes.len() && glues_after(bytes[end]) {
         return None;
     }
-    let token = &text[start..end];
-    if end - start < 7 || token.bytes().filter(|&b| b == b'.').count() != 3 {
-        return None;
-    }
-    parse_ip_token(token).is_some().then_some((start, end))
+    // Exactly four numbers of at most 255 (`parse_ip_token` refuses five, leading zeros, …).
+    parse_ip_token(&text[start..end]).is_some().then_some((start, end))
 }
 
 /// The IPv6 address in the hex-colon-dot run `start..end`, if there is one.
