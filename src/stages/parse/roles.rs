@@ -13,9 +13,11 @@
 //!   - client (the source side of a proxied request; records read it as the source):
 //!     `client*`, `c-ip`, `cip`;
 //!   - source: `src*`, `source*`, `peer*`, `remote*`, `sender*`, `userip`, `saddr`,
-//!     `conn*src*`, `orig*`;
+//!     `conn*src*`;
 //!   - destination: `dst*`, `dest*` (so `destination*`), `server*`, `target*`, `lbserver*`,
-//!     `local*`, `daddr`, `conn*dst*`, `conn*dest*`, `resp*`.
+//!     `local*`, `daddr`, `conn*dst*`, `conn*dest*`.
+//!   Not read: `origin` (Check Point's reporting device), `response` (a DNS answer), a lone
+//!   `user` or `ip`.
 //! * Phrases: `from A` (source), `to A` (destination; `translated to`, `mapped to`, `nat to`
 //!   give nat), `between A and B` (source, destination), `A -> B` / `A => B` (source,
 //!   destination; ports after either side are allowed), `for A` (source, weak),
@@ -103,7 +105,6 @@ pub(crate) fn key_role(key: &str) -> Option<Role> {
         || starts(b"remote")
         || starts(b"sender")
         || starts(b"userip")
-        || starts(b"orig")
         || k == b"saddr"
         || (conn && has(b"src"))
     {
@@ -115,7 +116,6 @@ pub(crate) fn key_role(key: &str) -> Option<Role> {
         || starts(b"target")
         || starts(b"lbserver")
         || starts(b"local")
-        || starts(b"resp")
         || k == b"daddr"
         || (conn && (has(b"dst") || has(b"dest")))
     {
@@ -365,6 +365,8 @@ mod tests {
             ("x-forwarded-for", Some(Fwd)),
             ("c-ip", Some(Client)),
             ("user", None),
+            ("origin", None),
+            ("response", None),
             ("ip", None),
             ("a_key_name_that_is_far_too_long_to_read", None),
         ] {
