@@ -467,10 +467,13 @@ mod properties {
     /// The line parses (never `unrecognized_format`), and when no vendor format claimed it, the
     /// fallback (`kv` or `ip_scan`) reports the address.
     fn check_address_kept(line: &str, ip: IpAddr) -> Result<(), TestCaseError> {
-        let parsed = FormatRegistry::builtin(Default::default()).parse_line(line, StreamId::default());
+        let parsed =
+            FormatRegistry::builtin(Default::default()).parse_line(line, StreamId::default());
         let parsed = match parsed {
             Err(threatsift::ParseError::Unrecognized) => {
-                return Err(TestCaseError::fail(format!("{line:?} holds {ip} but was dead-lettered as address-free")));
+                return Err(TestCaseError::fail(format!(
+                    "{line:?} holds {ip} but was dead-lettered as address-free"
+                )));
             }
             Err(_) => return Ok(()),
             Ok(parsed) => parsed,

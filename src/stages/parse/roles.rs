@@ -15,9 +15,9 @@
 //!   - source: `src*`, `source*`, `peer*`, `remote*`, `sender*`, `userip`, `saddr`,
 //!     `conn*src*`;
 //!   - destination: `dst*`, `dest*` (so `destination*`), `server*`, `target*`, `lbserver*`,
-//!     `local*`, `daddr`, `conn*dst*`, `conn*dest*`.
-//!   Not read: `origin` (Check Point's reporting device), `response` (a DNS answer), a lone
-//!   `user` or `ip`.
+//!     `local*`, `daddr`, `conn*dst*`, `conn*dest*`;
+//!   - not read: `origin` (Check Point's reporting device), `response` (a DNS answer), a lone
+//!     `user` or `ip`. A user name glued by `@` (`from alice@A`) is skipped.
 //! * Phrases: `from A` (source), `to A` (destination; `translated to`, `mapped to`, `nat to`
 //!   give nat), `between A and B` (source, destination), `A -> B` / `A => B` (source,
 //!   destination; ports after either side are allowed), `for A` (source, weak),
@@ -126,9 +126,19 @@ pub(crate) fn key_role(key: &str) -> Option<Role> {
 
 /// Labels that say "an address" without saying whose: the word before them decides.
 fn is_generic_label(word: &str) -> bool {
-    ["ip", "ipaddr", "ipv4", "ipv6", "addr", "address", "host", "ip-address", "ip_address"]
-        .iter()
-        .any(|g| g.eq_ignore_ascii_case(word))
+    [
+        "ip",
+        "ipaddr",
+        "ipv4",
+        "ipv6",
+        "addr",
+        "address",
+        "host",
+        "ip-address",
+        "ip_address",
+    ]
+    .iter()
+    .any(|g| g.eq_ignore_ascii_case(word))
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -173,6 +183,15 @@ fn words_before(text: &str, end: usize) -> ([&str; 3], bool) {
 
 /// The role the words right before an address give it.
 fn from_words(text: &str, start: usize) -> Inferred {
+    // `from alice@A`: the user name glued by `@` is not a label.
+    let bytes = text.as_bytes();
+    let mut start = start;
+    if start > 0 && bytes[start - 1] == b'@' {
+        start -= 1;
+        while start > 0 && is_word_byte(bytes[start - 1]) {
+            start -= 1;
+        }
+    }
     let ([w1, w2, w3], glued_colon) = words_before(text, start);
     if w1.is_empty() {
         return Inferred::UNKNOWN;
@@ -187,9 +206,7 @@ fn from_words(text: &str, start: usize) -> Inferred {
             return Inferred::strong(if nat { Role::Nat } else { Role::Destination });
         }
         "between" => return Inferred::strong(Role::Source),
-        "for" if w2.eq_ignore_ascii_case("forwarded") => {
-            return Inferred::strong(Role::Forwarded)
-        }
+        "for" if w2.eq_ignore_ascii_case("forwarded") => return Inferred::strong(Role::Forwarded),
         "for" => {
             return Inferred {
                 role: Role::Source,
@@ -256,9 +273,9 @@ pub(crate) fn infer(text: &str, spans: &[(usize, usize)]) -> Vec<Inferred> {
         }
     }
     // A weak source yields to a strong one: `for A … from B` names B the initiator.
-    let strong_source = out
-        .iter()
-        .any(|r| r.confidence == Confidence::Strong && matches!(r.role, Role::Source | Role::Client));
+    let strong_source = out.iter().any(|r| {
+        r.confidence == Confidence::Strong && matches!(r.role, Role::Source | Role::Client)
+    });
     if strong_source {
         for r in &mut out {
             if r.confidence == Confidence::Weak {
@@ -289,17 +306,50 @@ mod tests {
 
     #[test]
     fn phrases_name_source_and_destination() {
-        let cases: [(&str, &[&str], &[Role]); 10] = [
-            ("conn from 198.51.100.7 to 10.1.1.2 port 22", &["198.51.100.7", "10.1.1.2"], &[Src, Dst]),
-            ("198.51.100.7:59407 -> 203.0.113.9:443 tcp", &["198.51.100.7", "203.0.113.9"], &[Src, Dst]),
-            ("2001:db8::7 => 2001:db8::9", &["2001:db8::7", "2001:db8::9"], &[Src, Dst]),
-            ("198.51.100.7/1 > 203.0.113.9/2", &["198.51.100.7", "203.0.113.9"], &[Src, Dst]),
-            ("session between 198.51.100.7 and 203.0.113.9 closed", &["198.51.100.7", "203.0.113.9"], &[Src, Dst]),
+        let cases: [(&str, &[&str], &[Role]); 11] = [
+            (
+                "conn from 198.51.100.7 to 10.1.1.2 port 22",
+                &["198.51.100.7", "10.1.1.2"],
+                &[Src, Dst],
+            ),
+            (
+                "198.51.100.7:59407 -> 203.0.113.9:443 tcp",
+                &["198.51.100.7", "203.0.113.9"],
+                &[Src, Dst],
+            ),
+            (
+                "2001:db8::7 => 2001:db8::9",
+                &["2001:db8::7", "2001:db8::9"],
+                &[Src, Dst],
+            ),
+            (
+                "198.51.100.7/1 > 203.0.113.9/2",
+                &["198.51.100.7", "203.0.113.9"],
+                &[Src, Dst],
+            ),
+            (
+                "session between 198.51.100.7 and 203.0.113.9 closed",
+                &["198.51.100.7", "203.0.113.9"],
+                &[Src, Dst],
+            ),
+            (
+                "connection from alice@198.51.100.8:2121",
+                &["198.51.100.8"],
+                &[Src],
+            ),
             ("login from 198.51.100.7 failed", &["198.51.100.7"], &[Src]),
             ("source IP 198.51.100.7 blocked", &["198.51.100.7"], &[Src]),
             ("auth failed for 198.51.100.7", &["198.51.100.7"], &[Src]),
-            ("address 192.0.2.1 translated to 203.0.113.5", &["192.0.2.1", "203.0.113.5"], &[Unknown, Nat]),
-            ("request forwarded for 203.0.113.44", &["203.0.113.44"], &[Fwd]),
+            (
+                "address 192.0.2.1 translated to 203.0.113.5",
+                &["192.0.2.1", "203.0.113.5"],
+                &[Unknown, Nat],
+            ),
+            (
+                "request forwarded for 203.0.113.44",
+                &["203.0.113.44"],
+                &[Fwd],
+            ),
         ];
         for (text, addresses, want) in cases {
             assert_eq!(roles(text, addresses), want, "{text}");
@@ -309,15 +359,39 @@ mod tests {
     #[test]
     fn labels_and_keys_name_roles() {
         let cases: [(&str, &[&str], &[Role]); 9] = [
-            ("Deny tcp src outside:198.51.100.7/50240 dst inside:10.1.1.2/23", &["198.51.100.7", "10.1.1.2"], &[Src, Dst]),
-            ("Local:198.51.100.7:500 Remote:203.0.113.9:500", &["198.51.100.7", "203.0.113.9"], &[Dst, Src]),
+            (
+                "Deny tcp src outside:198.51.100.7/50240 dst inside:10.1.1.2/23",
+                &["198.51.100.7", "10.1.1.2"],
+                &[Src, Dst],
+            ),
+            (
+                "Local:198.51.100.7:500 Remote:203.0.113.9:500",
+                &["198.51.100.7", "203.0.113.9"],
+                &[Dst, Src],
+            ),
             ("Peer IP=198.51.100.7 tunnel up", &["198.51.100.7"], &[Src]),
             ("user ip 198.51.100.7 logged in", &["198.51.100.7"], &[Src]),
-            ("connsrcip=198.51.100.7 conndestip=203.0.113.9", &["198.51.100.7", "203.0.113.9"], &[Src, Dst]),
-            ("client_ip=198.51.100.7 server_ip=203.0.113.9", &["198.51.100.7", "203.0.113.9"], &[Client, Dst]),
+            (
+                "connsrcip=198.51.100.7 conndestip=203.0.113.9",
+                &["198.51.100.7", "203.0.113.9"],
+                &[Src, Dst],
+            ),
+            (
+                "client_ip=198.51.100.7 server_ip=203.0.113.9",
+                &["198.51.100.7", "203.0.113.9"],
+                &[Client, Dst],
+            ),
             ("X-Forwarded-For: 203.0.113.44", &["203.0.113.44"], &[Fwd]),
-            ("lb_server=\"203.0.113.9\" tran_src=\"198.51.100.1\"", &["203.0.113.9", "198.51.100.1"], &[Dst, Nat]),
-            ("sender <198.51.100.7> target (203.0.113.9)", &["198.51.100.7", "203.0.113.9"], &[Src, Dst]),
+            (
+                "lb_server=\"203.0.113.9\" tran_src=\"198.51.100.1\"",
+                &["203.0.113.9", "198.51.100.1"],
+                &[Dst, Nat],
+            ),
+            (
+                "sender <198.51.100.7> target (203.0.113.9)",
+                &["198.51.100.7", "203.0.113.9"],
+                &[Src, Dst],
+            ),
         ];
         for (text, addresses, want) in cases {
             assert_eq!(roles(text, addresses), want, "{text}");
@@ -331,7 +405,10 @@ mod tests {
             ("query: 192.0.2.10 example.com. A IN", &["192.0.2.10"]),
             // A role word two words back, not glued by `:`, says nothing about this address.
             ("server restarted 192.0.2.1 ok", &["192.0.2.1"]),
-            ("198.51.100.7 203.0.113.9 tcp 443", &["198.51.100.7", "203.0.113.9"]),
+            (
+                "198.51.100.7 203.0.113.9 tcp 443",
+                &["198.51.100.7", "203.0.113.9"],
+            ),
             ("[admin@198.51.100.7_29010] ok", &["198.51.100.7"]),
             ("inside:192.0.2.1 lease renewed", &["192.0.2.1"]),
             ("user=alice ip=192.0.2.1", &["192.0.2.1"]),

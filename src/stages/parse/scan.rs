@@ -101,7 +101,10 @@ fn v4_in_run(text: &str, start: usize, mut end: usize) -> Option<(usize, usize)>
         return None;
     }
     // More numbers joined by a dot (`2636.1.1.1.2.129` after a letter, `.1.3.6.1.4`).
-    if start > 0 && bytes[start - 1] == b'.' && start > 1 && bytes[start - 2].is_ascii_alphanumeric()
+    if start > 0
+        && bytes[start - 1] == b'.'
+        && start > 1
+        && bytes[start - 2].is_ascii_alphanumeric()
     {
         return None;
     }
@@ -109,7 +112,9 @@ fn v4_in_run(text: &str, start: usize, mut end: usize) -> Option<(usize, usize)>
         return None;
     }
     // Exactly four numbers of at most 255 (`parse_ip_token` refuses five, leading zeros, …).
-    parse_ip_token(&text[start..end]).is_some().then_some((start, end))
+    parse_ip_token(&text[start..end])
+        .is_some()
+        .then_some((start, end))
 }
 
 /// The IPv6 address in the hex-colon-dot run `start..end`, if there is one.
@@ -133,14 +138,20 @@ fn v6_in_run(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     if let Some(colon) = run.find(':') {
         let after = &run[colon..];
         if !after.starts_with("::") || after.starts_with(":::") {
-            let slot = if run[..colon].bytes().any(|b| b.is_ascii_digit()) { 2 } else { 0 };
+            let slot = if run[..colon].bytes().any(|b| b.is_ascii_digit()) {
+                2
+            } else {
+                0
+            };
             candidates[slot] = Some(start + colon + 1);
         }
     }
     for from in candidates.into_iter().flatten() {
         let mut to = end;
         // A sentence's colon or full stop after the address.
-        if text[from..to].ends_with('.') || (text[from..to].ends_with(':') && !text[from..to].ends_with("::")) {
+        if text[from..to].ends_with('.')
+            || (text[from..to].ends_with(':') && !text[from..to].ends_with("::"))
+        {
             to -= 1;
         }
         let token = &text[from..to];
@@ -255,17 +266,41 @@ mod tests {
         let cases: [(&str, &[(Role, &str)]); 7] = [
             (
                 "Deny tcp src outside:198.51.100.7/50240 dst inside:10.1.1.2/23",
-                &[(Role::Source, "198.51.100.7"), (Role::Destination, "10.1.1.2")],
+                &[
+                    (Role::Source, "198.51.100.7"),
+                    (Role::Destination, "10.1.1.2"),
+                ],
             ),
             (
                 "Local:198.51.100.7:500 Remote:203.0.113.9:500",
-                &[(Role::Destination, "198.51.100.7"), (Role::Source, "203.0.113.9")],
+                &[
+                    (Role::Destination, "198.51.100.7"),
+                    (Role::Source, "203.0.113.9"),
+                ],
             ),
-            ("[admin@198.51.100.7_29010] login", &[(Role::Unknown, "198.51.100.7")]),
-            ("Local:2001:db8::1 src:2001:db8::2", &[(Role::Destination, "2001:db8::1"), (Role::Source, "2001:db8::2")]),
+            (
+                "[admin@198.51.100.7_29010] login",
+                &[(Role::Unknown, "198.51.100.7")],
+            ),
+            (
+                "Local:2001:db8::1 src:2001:db8::2",
+                &[
+                    (Role::Destination, "2001:db8::1"),
+                    (Role::Source, "2001:db8::2"),
+                ],
+            ),
             ("cafe:2001:db8::1 seen", &[(Role::Unknown, "2001:db8::1")]),
-            ("haproxy 2001:db8:10::5:40222 [x]", &[(Role::Unknown, "2001:db8:10::5")]),
-            ("http://198.51.100.7/index.html at 192.0.2.1.", &[(Role::Unknown, "198.51.100.7"), (Role::Unknown, "192.0.2.1")]),
+            (
+                "haproxy 2001:db8:10::5:40222 [x]",
+                &[(Role::Unknown, "2001:db8:10::5")],
+            ),
+            (
+                "http://198.51.100.7/index.html at 192.0.2.1.",
+                &[
+                    (Role::Unknown, "198.51.100.7"),
+                    (Role::Unknown, "192.0.2.1"),
+                ],
+            ),
         ];
         for (text, want) in cases {
             let want: Vec<(Role, String)> =

@@ -93,7 +93,9 @@ pub(crate) fn target_address(target: &str) -> Option<&str> {
         None => target,
     };
     let authority = authority.split(['/', '?']).next().unwrap_or(authority);
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     parse_ip_token(authority).is_some().then_some(authority)
 }
 
@@ -108,7 +110,10 @@ impl LogFormat for Clf {
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
         let parts = split(line.body).ok_or_else(|| {
-            ParseError::malformed(NAME, "no `host ident user [dd/Mon/yyyy:hh:mm:ss zone] \"…\"`")
+            ParseError::malformed(
+                NAME,
+                "no `host ident user [dd/Mon/yyyy:hh:mm:ss zone] \"…\"`",
+            )
         })?;
         let mut event = Event {
             format: NAME,
@@ -152,7 +157,9 @@ impl LogFormat for Clf {
             [xff, ..] => {
                 let first = xff.split(',').next().unwrap_or(xff).trim();
                 if parse_ip_token(first).is_some() {
-                    event.addresses.push((Role::Forwarded, Cow::Borrowed(first)));
+                    event
+                        .addresses
+                        .push((Role::Forwarded, Cow::Borrowed(first)));
                 }
             }
             [] => {}
@@ -184,7 +191,10 @@ mod tests {
 
     #[test]
     fn request_targets() {
-        assert_eq!(target_address("198.51.100.20:443"), Some("198.51.100.20:443"));
+        assert_eq!(
+            target_address("198.51.100.20:443"),
+            Some("198.51.100.20:443")
+        );
         assert_eq!(
             target_address("http://[2001:db8::20]:8080/x?y"),
             Some("[2001:db8::20]:8080")

@@ -39,7 +39,11 @@ fn without_tag(body: &str) -> &str {
         return body;
     };
     let name = &body[..open];
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return body;
     }
     let Some(close) = body[open..].find("]: ") else {
@@ -160,7 +164,9 @@ impl LogFormat for Haproxy {
             for value in block.split('|') {
                 let first = value.split(',').next().unwrap_or(value).trim();
                 if parse_ip_token(first).is_some() {
-                    event.addresses.push((Role::Forwarded, Cow::Borrowed(first)));
+                    event
+                        .addresses
+                        .push((Role::Forwarded, Cow::Borrowed(first)));
                     break;
                 }
             }
@@ -175,9 +181,15 @@ mod tests {
 
     #[test]
     fn tags_clients_and_sentences() {
-        assert_eq!(without_tag("haproxy[2101]: 192.0.2.1:1 [x"), "192.0.2.1:1 [x");
+        assert_eq!(
+            without_tag("haproxy[2101]: 192.0.2.1:1 [x"),
+            "192.0.2.1:1 [x"
+        );
         assert_eq!(without_tag("[x] y"), "[x] y");
-        assert_eq!(client_address("2001:db8:10::5:40222"), Some("2001:db8:10::5"));
+        assert_eq!(
+            client_address("2001:db8:10::5:40222"),
+            Some("2001:db8:10::5")
+        );
         assert_eq!(client_address("192.0.2.1:80"), Some("192.0.2.1"));
         assert_eq!(client_address("unix:1"), None);
         assert_eq!(
