@@ -117,7 +117,12 @@ impl LogFormat for Haproxy {
     }
 
     fn detect(&self, line: &Line<'_>) -> bool {
-        let message = without_tag(line.body);
+        // Most lines that reach this test start with a digit (W3C, Zeek, VPC flow): the tag
+        // search is only for lines that start with a name.
+        let message = match line.body.as_bytes().first() {
+            Some(b) if b.is_ascii_digit() => line.body,
+            _ => without_tag(line.body),
+        };
         // Cheap first test: a digit or hex digit starts the client, or the sentence.
         match message.as_bytes().first() {
             Some(b'C') => connect_sentence(message).is_some(),
