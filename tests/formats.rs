@@ -456,6 +456,68 @@ mod properties {
         at
     }
 
+    // i12-roles: a line that holds an address is never dead-lettered as address-free.
+
+    /// Text around an address: an optional syslog header, a few characters, a word, one
+    /// separator; after it one separator, a port-like number and more text.
+    const AROUND_BEFORE: &str =
+        "(<134>Mar  3 14:00:00 host01 app\\[7\\]: )?[ -~]{0,10} [a-zA-Z]{0,8}[ :@/_=\\[(<{\"',;|]";
+    const AROUND_AFTER: &str = "[ /_\\])>}\"',;|][0-9]{0,5} [ -~]{0,10}";
+
+    /// The line parses (never `unrecognized_format`), and when no vendor format claimed it, the
+    /// fallback (`kv` or `ip_scan`) reports the address.
+    fn check_address_kept(line: &str, ip: IpAddr) -> Result<(), TestCaseError> {
+        let parsed =
+            FormatRegistry::builtin(Default::default()).parse_line(line, StreamId::default());
+        let parsed = match parsed {
+            Err(threatsift::ParseError::Unrecognized) => {
+                return Err(TestCaseError::fail(format!(
+                    "{line:?} holds {ip} but was dead-lettered as address-free"
+                )));
+            }
+            Err(_) => return Ok(()),
+            Ok(parsed) => parsed,
+        };
+        if matches!(parsed.format, "kv" | "ip_scan") {
+            let mut ips = Vec::new();
+            for event in &parsed.events {
+                extract_ip_observations(event, &mut ips);
+            }
+            prop_assert!(
+                ips.iter().any(|o| o.ip == ip),
+                "{} not among {:?} for {:?}",
+                ip,
+                ips,
+                line
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_line_with_a_dotted_quad_is_never_address_free(
+            before in AROUND_BEFORE, bits: u32, sep in "[:/_]?", after in AROUND_AFTER,
+        ) {
+            let ip = std::net::Ipv4Addr::from(bits);
+            check_address_kept(&format!("{before}{ip}{sep}{after}"), IpAddr::V4(ip))?;
+        }
+
+        #[test]
+        fn a_line_with_an_ipv6_address_is_never_address_free(
+            before in AROUND_BEFORE, bits: u128, after in AROUND_AFTER,
+        ) {
+            let ip = std::net::Ipv6Addr::from(bits);
+            let text = ip.to_string();
+            // Tokens shorter than 7 characters or without a decimal digit (`::1`, `a::b`) are
+            // left out by design: they are too often labels and separators.
+            prop_assume!(text.len() >= 7 && text.bytes().any(|b| b.is_ascii_digit()));
+            check_address_kept(&format!("{before}{text}{after}"), IpAddr::V6(ip).to_canonical())?;
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 

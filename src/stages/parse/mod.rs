@@ -22,6 +22,7 @@ pub(crate) mod formats;
 pub(crate) mod headers;
 pub(crate) mod json;
 mod registry;
+pub(crate) mod roles;
 pub(crate) mod scan;
 pub(crate) mod syslog;
 

@@ -1,13 +1,18 @@
 //! Generic `key=value` lines: the text reader of last resort before the IP scanner.
 //!
-//! Keys are matched case-insensitively against common names (`src`, `srcip`, `src_ip`, …);
-//! an X-Forwarded-For list gives its first hop. A line with no pair is not this format.
+//! Keys are matched case-insensitively against common names (`src`, `srcip`, `src_ip`, …),
+//! then against the key-name rules of [`crate::stages::parse::roles`] (`connsrcip`,
+//! `lb_server`, `remote_addr`, …; those only when the value is an address); an
+//! X-Forwarded-For list gives its first hop. When a key named at least one address, the
+//! addresses elsewhere in the line (other keys' values, free text) are added by the scanner
+//! with the roles its words give. A line with no pair is not this format.
 
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
+use crate::stages::extract::parse_ip_token;
 use crate::stages::parse::fields::{present, KvPairs};
-use crate::stages::parse::{Line, ParseError};
+use crate::stages::parse::{roles, scan, Line, ParseError};
 
 /// Name in `observed.format`.
 pub(crate) const NAME: &str = "kv";
@@ -52,15 +57,31 @@ pub(crate) fn parse<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
         ..Event::default()
     };
     let mut pairs = 0usize;
+    // Values whose key gave them a role: the scanner does not read them again.
+    let mut read: Vec<(usize, usize)> = Vec::new();
+    let base = line.body.as_ptr() as usize;
     for (key, value) in KvPairs::new(line.body) {
         pairs += 1;
-        if let Some(role) = address_role(key) {
+        // A name on the list claims its value (a host name there is counted as invalid); a
+        // name the rules match holds an address only when its value is one.
+        let role = address_role(key).or_else(|| {
+            roles::key_role(key).filter(|_| {
+                let first = value.split(',').next().unwrap_or(value);
+                parse_ip_token(first).is_some()
+            })
+        });
+        if let Some(role) = role {
             // XFF may list several hops: the first is the original client.
             let first = if role == Role::Forwarded {
                 value.split(',').next().unwrap_or(value).trim()
             } else {
                 value
             };
+            // A value that is no address token (`dst=198.51.100.7_80`) is left to the scanner.
+            if parse_ip_token(first).is_some() {
+                let start = value.as_ptr() as usize - base;
+                read.push((start, start + value.len()));
+            }
             // `0.0.0.0`, `::`, `-`: the vendor's "no address" (no NAT), not an address.
             if let Some(address) = present(first, &["0.0.0.0", "::", "-"]) {
                 event.addresses.push((role, Cow::Borrowed(address)));
@@ -87,6 +108,9 @@ pub(crate) fn parse<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
     }
     if pairs == 0 {
         return Err(ParseError::Unrecognized);
+    }
+    if !event.addresses.is_empty() {
+        scan::scan_addresses_outside(line.body, &read, &mut event);
     }
     Ok(event)
 }

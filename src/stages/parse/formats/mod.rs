@@ -12,9 +12,11 @@ pub(crate) mod barracuda;
 pub(crate) mod cef;
 pub(crate) mod checkpoint;
 pub(crate) mod cisco;
+pub(crate) mod clf;
 pub(crate) mod cloud;
 pub(crate) mod forcepoint;
 pub(crate) mod fortinet;
+pub(crate) mod haproxy;
 pub(crate) mod json;
 pub(crate) mod juniper;
 pub(crate) mod kv;
@@ -60,6 +62,8 @@ pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
         Box::new(umbrella::Umbrella),
         Box::new(forcepoint::Forcepoint),
         Box::new(zscaler::ZscalerKv),
+        Box::new(haproxy::Haproxy),
+        Box::new(clf::Clf),
     ]
 }
 
