@@ -13,6 +13,7 @@ pub(crate) mod cef;
 pub(crate) mod checkpoint;
 pub(crate) mod cisco;
 pub(crate) mod cloud;
+pub(crate) mod f5;
 pub(crate) mod forcepoint;
 pub(crate) mod fortinet;
 pub(crate) mod json;
@@ -22,6 +23,7 @@ pub(crate) mod leef;
 pub(crate) mod netfilter;
 pub(crate) mod ocsf;
 pub(crate) mod paloalto;
+pub(crate) mod phrases;
 pub(crate) mod pfsense;
 pub(crate) mod sonicwall;
 pub(crate) mod sophos;
@@ -60,6 +62,7 @@ pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
         Box::new(umbrella::Umbrella),
         Box::new(forcepoint::Forcepoint),
         Box::new(zscaler::ZscalerKv),
+        Box::new(f5::F5BigIp),
     ]
 }
 
