@@ -20,6 +20,7 @@ pub(crate) mod json;
 pub(crate) mod juniper;
 pub(crate) mod kv;
 pub(crate) mod leef;
+pub(crate) mod meraki;
 pub(crate) mod netfilter;
 pub(crate) mod ocsf;
 pub(crate) mod paloalto;
@@ -63,6 +64,7 @@ pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
         Box::new(forcepoint::Forcepoint),
         Box::new(zscaler::ZscalerKv),
         Box::new(f5::F5BigIp),
+        Box::new(meraki::Meraki),
     ]
 }
 
