@@ -11,6 +11,7 @@ pub(crate) mod aws;
 pub(crate) mod barracuda;
 pub(crate) mod cef;
 pub(crate) mod checkpoint;
+pub(crate) mod clavister;
 pub(crate) mod cisco;
 pub(crate) mod cloud;
 pub(crate) mod f5;
@@ -29,6 +30,7 @@ pub(crate) mod pfsense;
 pub(crate) mod sonicwall;
 pub(crate) mod sophos;
 pub(crate) mod squid;
+pub(crate) mod stormshield;
 pub(crate) mod suricata;
 pub(crate) mod umbrella;
 pub(crate) mod w3c;
@@ -65,6 +67,8 @@ pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
         Box::new(zscaler::ZscalerKv),
         Box::new(f5::F5BigIp),
         Box::new(meraki::Meraki),
+        Box::new(stormshield::Stormshield),
+        Box::new(clavister::Clavister),
     ]
 }
 
