@@ -69,6 +69,7 @@ pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
         Box::new(meraki::Meraki),
         Box::new(stormshield::Stormshield),
         Box::new(clavister::Clavister),
+        Box::new(barracuda::BarracudaActivity),
     ]
 }
 
