@@ -70,6 +70,7 @@ pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
         Box::new(stormshield::Stormshield),
         Box::new(clavister::Clavister),
         Box::new(barracuda::BarracudaActivity),
+        Box::new(forcepoint::ForcepointNgfw),
     ]
 }
 
