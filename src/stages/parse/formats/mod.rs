@@ -34,6 +34,7 @@ pub(crate) mod stormshield;
 pub(crate) mod suricata;
 pub(crate) mod umbrella;
 pub(crate) mod w3c;
+pub(crate) mod wsa;
 pub(crate) mod watchguard;
 pub(crate) mod zeek;
 pub(crate) mod zscaler;
@@ -56,6 +57,7 @@ pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
         Box::new(checkpoint::CheckPoint),
         Box::new(watchguard::WatchGuard),
         Box::new(paloalto::PanOs),
+        Box::new(wsa::CiscoWsa),
         Box::new(squid::SquidNative),
         Box::new(squid::SquidCombined),
         Box::new(zeek::ZeekTsv),
