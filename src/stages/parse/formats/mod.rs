@@ -23,6 +23,7 @@ pub(crate) mod kv;
 pub(crate) mod leef;
 pub(crate) mod meraki;
 pub(crate) mod netfilter;
+pub(crate) mod netskope;
 pub(crate) mod ocsf;
 pub(crate) mod paloalto;
 pub(crate) mod phrases;
@@ -86,5 +87,6 @@ pub(crate) fn json_formats() -> Vec<Box<dyn JsonFormat>> {
         Box::new(cloud::AzureFirewall),
         Box::new(zscaler::ZscalerJson),
         Box::new(barracuda::Barracuda),
+        Box::new(netskope::Netskope),
     ]
 }
