@@ -28,6 +28,7 @@ pub(crate) mod ocsf;
 pub(crate) mod paloalto;
 pub(crate) mod phrases;
 pub(crate) mod pfsense;
+pub(crate) mod skyhigh;
 pub(crate) mod sonicwall;
 pub(crate) mod sophos;
 pub(crate) mod squid;
@@ -74,6 +75,7 @@ pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
         Box::new(clavister::Clavister),
         Box::new(barracuda::BarracudaActivity),
         Box::new(forcepoint::ForcepointNgfw),
+        Box::new(skyhigh::SkyhighSwg),
     ]
 }
 
