@@ -98,8 +98,20 @@ const TYPES: [&str; 7] = ["LIN", "LOUT", "LB", "FWD", "IFWD", "PXY", "TPXY"];
 
 /// Keys of the keyed form, in the order the older positional form writes their values.
 const POSITIONS: [&str; 14] = [
-    "type", "proto", "srcIF", "srcIP", "srcPort", "srcMAC", "dstIP", "dstPort", "dstService",
-    "dstIF", "rule", "info", "srcNAT", "dstNAT",
+    "type",
+    "proto",
+    "srcIF",
+    "srcIP",
+    "srcPort",
+    "srcMAC",
+    "dstIP",
+    "dstPort",
+    "dstService",
+    "dstIF",
+    "rule",
+    "info",
+    "srcNAT",
+    "dstNAT",
 ];
 
 /// Format `barracuda_activity`.
@@ -121,7 +133,11 @@ fn split_activity<'a>(line: &Line<'a>) -> Option<(&'a str, &'a str)> {
         }
     }
     let body = line.body;
-    let window = &body[..body.floor_char_boundary(64)];
+    let mut end = body.len().min(64);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    let window = &body[..end];
     let colon = window.find(": ")?;
     let action = window[..colon].rsplit(' ').next()?;
     let payload = &body[colon + 2..];
@@ -167,7 +183,10 @@ impl LogFormat for BarracudaActivity {
         };
         let (source, destination) = (address(3), address(6));
         if source.is_none() {
-            return Err(ParseError::malformed(ACTIVITY, "no source address (srcIP, field 4)"));
+            return Err(ParseError::malformed(
+                ACTIVITY,
+                "no source address (srcIP, field 4)",
+            ));
         }
         event.rule = values[10].and_then(|r| present(r, &[])).map(Cow::Borrowed);
         push(&mut event, Role::Source, source);

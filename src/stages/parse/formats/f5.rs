@@ -28,7 +28,9 @@ use std::borrow::Cow;
 use crate::model::{Event, Role};
 use crate::stages::extract::parse_ip_token;
 use crate::stages::parse::fields::{present, KvPairs, Needle};
-use crate::stages::parse::formats::phrases::{address_after, arrow, first_hop, push, token_address};
+use crate::stages::parse::formats::phrases::{
+    address_after, arrow, first_hop, push, token_address,
+};
 use crate::stages::parse::{scan, Line, LogFormat, ParseError};
 
 /// Name in `observed.format`.
@@ -47,7 +49,10 @@ pub(crate) struct F5BigIp;
 /// BIG-IP's local syslog writes the level before the tag (`bigip1 warning tmm1[123]: …`),
 /// and ASM its module name glued to the pairs (`ASM:unit_hostname="…"`): the text after them.
 fn message(body: &str) -> &str {
-    if let Some(pairs) = body.strip_prefix("ASM:").or_else(|| body.strip_prefix("AFM:")) {
+    if let Some(pairs) = body
+        .strip_prefix("ASM:")
+        .or_else(|| body.strip_prefix("AFM:"))
+    {
         return pairs;
     }
     let Some((level, rest)) = body.split_once(' ') else {

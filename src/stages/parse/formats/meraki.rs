@@ -146,7 +146,8 @@ impl LogFormat for Meraki {
                 for (_, other) in others.addresses {
                     let ip = parse_ip_token(&other);
                     // A subnet mask (`on subnet 255.255.255.0`) is not a host.
-                    let mask = matches!(ip, Some(std::net::IpAddr::V4(v4)) if v4.octets()[0] == 255);
+                    let mask =
+                        matches!(ip, Some(std::net::IpAddr::V4(v4)) if v4.octets()[0] == 255);
                     if ip != found && !mask {
                         event.addresses.push((Role::Unknown, other));
                     }

@@ -59,9 +59,7 @@ impl JsonFormat for Netskope {
         let source = address(doc, "srcip");
         let destination = address(doc, "dstip");
         match (user, source) {
-            (Some(user), Some(egress))
-                if parse_ip_token(&user) != parse_ip_token(&egress) =>
-            {
+            (Some(user), Some(egress)) if parse_ip_token(&user) != parse_ip_token(&egress) => {
                 event.addresses.push((Role::Source, user));
                 event.addresses.push((Role::Nat, egress));
             }

@@ -32,7 +32,9 @@ pub(crate) fn token_address(token: &str) -> Option<&str> {
 pub(crate) fn address_after<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
     let at = text.find(marker)? + marker.len();
     let rest = text[at..].trim_start_matches([' ', '\'', '"', '=', ':']);
-    let end = rest.find([' ', ',', ';', ')', '\'', '"']).unwrap_or(rest.len());
+    let end = rest
+        .find([' ', ',', ';', ')', '\'', '"'])
+        .unwrap_or(rest.len());
     token_address(&rest[..end])
 }
 
@@ -64,18 +66,25 @@ mod tests {
 
     #[test]
     fn tokens_with_ports_and_punctuation() {
-        assert_eq!(token_address("198.51.100.5:52311"), Some("198.51.100.5:52311"));
+        assert_eq!(
+            token_address("198.51.100.5:52311"),
+            Some("198.51.100.5:52311")
+        );
         assert_eq!(token_address("(203.0.113.9)"), Some("203.0.113.9"));
         assert_eq!(token_address("'192.0.2.1',"), Some("192.0.2.1"));
         assert_eq!(token_address("2001:db8::5.443"), Some("2001:db8::5"));
-        assert_eq!(token_address("[2001:db8::5]:443"), Some("[2001:db8::5]:443"));
+        assert_eq!(
+            token_address("[2001:db8::5]:443"),
+            Some("[2001:db8::5]:443")
+        );
         assert_eq!(token_address("v1.2.3"), None);
         assert_eq!(token_address("12:00:00"), None);
     }
 
     #[test]
     fn markers_and_arrows() {
-        let text = "New session from client IP 198.51.100.7 (ST=/CC=/C=) at VIP 203.0.113.10 Listener";
+        let text =
+            "New session from client IP 198.51.100.7 (ST=/CC=/C=) at VIP 203.0.113.10 Listener";
         assert_eq!(address_after(text, "client IP "), Some("198.51.100.7"));
         assert_eq!(address_after(text, " at VIP "), Some("203.0.113.10"));
         assert_eq!(address_after(text, "Listener"), None);

@@ -53,7 +53,8 @@ impl LogFormat for SkyhighSwg {
         let (mut client, mut source, mut src, mut destination) = (None, None, None, None);
         let (mut action, mut result) = (None, None);
         for (key, value) in KvPairs::new(line.body) {
-            let address = || present(value, &["-", "0.0.0.0", "::"]).filter(|v| parse_ip_token(v).is_some());
+            let address =
+                || present(value, &["-", "0.0.0.0", "::"]).filter(|v| parse_ip_token(v).is_some());
             match key {
                 "client_ip" => client = address(),
                 "source_ip" => source = address(),

@@ -83,7 +83,11 @@ fn default_header(
 ) -> &'static FieldsHeader {
     cell.get_or_init(|| FieldsHeader {
         kind: HeaderKind::W3c,
-        names: names.split(' ').filter(|n| !n.is_empty()).map(str::to_owned).collect(),
+        names: names
+            .split(' ')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect(),
         separator: b' ',
         software: Some("SGOS (predefined format)".to_owned()),
     })
@@ -139,9 +143,7 @@ fn assumed_header(body: &str) -> Option<&'static FieldsHeader> {
         return None;
     };
     let rest = fields.count();
-    let is_action = |w: &str| {
-        w.len() > 3 && w.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
-    };
+    let is_action = |w: &str| w.len() > 3 && w.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
     if fifth.len() == 3 && fifth.bytes().all(|b| b.is_ascii_digit()) && is_action(sixth) {
         return (rest + 6 == 25).then(proxysg_main_header);
     }

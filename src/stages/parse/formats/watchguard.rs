@@ -124,7 +124,8 @@ impl LogFormat for WatchGuard {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         stamp(line.body).is_some_and(|at| {
-            MSG_ID.find(line.body.as_bytes()).is_some() || process_message(&line.body[at..]).is_some()
+            MSG_ID.find(line.body.as_bytes()).is_some()
+                || process_message(&line.body[at..]).is_some()
         })
     }
 

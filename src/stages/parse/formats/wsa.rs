@@ -90,7 +90,11 @@ impl LogFormat for CiscoWsa {
             ..Event::default()
         };
         let is_address = |t: &str| parse_ip_token(t).is_some();
-        push(&mut event, Role::Source, Some(fields[2]).filter(|c| is_address(c)));
+        push(
+            &mut event,
+            Role::Source,
+            Some(fields[2]).filter(|c| is_address(c)),
+        );
         let (hierarchy, server) = fields[8].split_once('/').unwrap_or((fields[8], ""));
         let mut destination = None;
         if is_address(server) {
