@@ -4,8 +4,9 @@
 //! * In: `<PRI>1 <epoch>.<nanoseconds> <device> <category> <body>`, also behind a receiver's
 //!   own `Mmm dd hh:mm:ss <sender>` header. This is not RFC 5424 (no PROCID/MSGID), so the body
 //!   is found again in the whole line after the category word.
-//! * Detect: `1 ` then an epoch of 10 digits and a `.` in the first 100 bytes, then the device
-//!   name and a category word (`urls`, `flows`, `firewall`, `vpn_firewall`, `events`,
+//! * Detect: `1 ` then an epoch of 10 digits and a `.`, right after the PRI, at the start of
+//!   the line or of the body after a receiver's header, then the device name and a category
+//!   word (`urls`, `flows`, `firewall`, `vpn_firewall`, `events`,
 //!   `ids-alerts`, `security_event`, `ip_flow_start`, …).
 //! * Roles: `src` → source (the initiator: the LAN client outbound, the Internet host
 //!   inbound), `dst` → destination (both may carry `:port`); `translated_src_ip`,
@@ -33,19 +34,32 @@ pub(crate) const NAME: &str = "meraki";
 /// Format `meraki`.
 pub(crate) struct Meraki;
 
-/// `(device, category, body)` of a Meraki line.
-fn split(text: &str) -> Option<(&str, &str, &str)> {
+/// `1 <10 digits>.` at the start of `text`.
+fn starts_with_epoch_header(text: &str) -> bool {
     let b = text.as_bytes();
-    let window = &b[..b.len().min(100)];
-    let epoch_at = memchr::memchr_iter(b' ', window).find(|&i| {
-        i >= 1
-            && b[i - 1] == b'1'
-            && (i == 1 || matches!(b[i - 2], b' ' | b'>'))
-            && b.get(i + 1..i + 11)
-                .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
-            && b.get(i + 11) == Some(&b'.')
-    })? + 1;
-    let mut parts = text[epoch_at..].splitn(4, ' ');
+    b.starts_with(b"1 ")
+        && b.get(2..12)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+        && b.get(12) == Some(&b'.')
+}
+
+/// Where the `1 <epoch>` header starts: right after the PRI, or (a receiver's file) the body
+/// after the receiver's own header.
+fn header_start<'a>(line: &Line<'a>) -> Option<&'a str> {
+    let after_pri = line
+        .text
+        .strip_prefix('<')
+        .and_then(|rest| rest.find('>').map(|end| &rest[end + 1..]));
+    [after_pri, Some(line.body), Some(line.text)]
+        .into_iter()
+        .flatten()
+        .find(|t| starts_with_epoch_header(t))
+}
+
+/// `(device, category, body)` of a Meraki line.
+fn split<'a>(line: &Line<'a>) -> Option<(&'a str, &'a str, &'a str)> {
+    let text = header_start(line)?;
+    let mut parts = text[2..].splitn(4, ' ');
     let epoch = parts.next()?;
     if !epoch[11..].bytes().all(|c| c.is_ascii_digit()) {
         return None;
@@ -80,11 +94,11 @@ impl LogFormat for Meraki {
     }
 
     fn detect(&self, line: &Line<'_>) -> bool {
-        split(line.text).is_some()
+        split(line).is_some()
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
-        let (device, category, body) = split(line.text).ok_or_else(|| {
+        let (device, category, body) = split(line).ok_or_else(|| {
             ParseError::malformed(NAME, "no `1 <epoch>.<ns> <device> <category>` header")
         })?;
         let mut event = Event {
