@@ -18,6 +18,8 @@
 //!   → source A, destination B; APM `client IP A`, `clientip is A` → source, `at VIP B` →
 //!   destination; a pool `member /Partition/A:p` → destination (a server). Messages without
 //!   such words: addresses by the generic scanner's keywords (`from`, `to`), else unknown.
+//!   Other addresses of a message with role words (an APM tunnel address, a second
+//!   listener) are unknown.
 //! * iRule `log` lines, `Rule /Common/name <EVENT>: free text`: the same words, plus
 //!   `Client A` / `client A` → source, `server A` / `Server A` → destination.
 //! * Context: vendor F5, product BIG-IP (module named when the keys say it); the syslog host
@@ -29,7 +31,7 @@ use crate::model::{Event, Role};
 use crate::stages::extract::parse_ip_token;
 use crate::stages::parse::fields::{present, KvPairs, Needle};
 use crate::stages::parse::formats::phrases::{
-    address_after, arrow, first_hop, push, token_address,
+    add_others_as_unknown, address_after, arrow, first_hop, push, token_address,
 };
 use crate::stages::parse::{scan, Line, LogFormat, ParseError};
 
@@ -133,9 +135,15 @@ fn text_roles<'a>(text: &'a str, event: &mut Event<'a>, irule: bool) {
     if let Some((from, to)) = arrow(text) {
         push(event, Role::Source, Some(from));
         push(event, Role::Destination, Some(to));
+        add_others_as_unknown(text, event);
         return;
     }
-    let mut sources: Vec<&str> = vec!["client IP ", "clientip is ", "Client IP: "];
+    let mut sources: Vec<&str> = vec![
+        "client IP ",
+        "clientip is ",
+        "Client IP: ",
+        "clientip' set to ",
+    ];
     let mut destinations: Vec<&str> = vec![" at VIP ", "member /"];
     if irule {
         sources.extend(["Client ", "client "]);
@@ -156,6 +164,8 @@ fn text_roles<'a>(text: &'a str, event: &mut Event<'a>, irule: bool) {
     push(event, Role::Destination, destination);
     if source.is_none() && destination.is_none() {
         scan::scan_addresses(text, event);
+    } else {
+        add_others_as_unknown(text, event);
     }
 }
 

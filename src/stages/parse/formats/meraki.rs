@@ -23,9 +23,10 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
-use crate::stages::extract::parse_ip_token;
 use crate::stages::parse::fields::{present, KvPairs};
-use crate::stages::parse::formats::phrases::{address_after, push, token_address};
+use crate::stages::parse::formats::phrases::{
+    add_others_as_unknown, address_after, push, token_address,
+};
 use crate::stages::parse::{scan, Line, LogFormat, ParseError};
 
 /// Name in `observed.format`.
@@ -152,20 +153,12 @@ impl LogFormat for Meraki {
                 scan::scan_addresses(body, &mut event);
                 return Ok(event);
             }
-            if let Some(found) = source {
+            if source.is_some() {
                 // The other addresses of the text (tunnel address, router, DNS) have no role.
-                let mut others = Event::default();
-                scan::scan_addresses(body, &mut others);
-                let found = parse_ip_token(found);
-                for (_, other) in others.addresses {
-                    let ip = parse_ip_token(&other);
-                    // A subnet mask (`on subnet 255.255.255.0`) is not a host.
-                    let mask =
-                        matches!(ip, Some(std::net::IpAddr::V4(v4)) if v4.octets()[0] == 255);
-                    if ip != found && !mask {
-                        event.addresses.push((Role::Unknown, other));
-                    }
-                }
+                push(&mut event, Role::Source, source);
+                add_others_as_unknown(body, &mut event);
+                push(&mut event, Role::Destination, destination);
+                return Ok(event);
             }
         }
         push(&mut event, Role::Source, source);

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use crate::model::{Event, Role};
 use crate::stages::extract::parse_ip_token;
+use crate::stages::parse::scan;
 
 /// The address in `token`, with a port (`A:p`, `A/p`, `[v6]:p`, v6 `A.p`) and the
 /// punctuation around it (`(`, `'`, `"`, `,`, `;`, `)`, a final `.`) allowed; `None` when it
@@ -18,6 +19,12 @@ pub(crate) fn token_address(token: &str) -> Option<&str> {
     }
     if parse_ip_token(token).is_some() {
         return Some(token);
+    }
+    // `A:p:` before a message (`… -> 192.0.2.1:51234: Connection error`).
+    if let Some(bare) = token.strip_suffix(':') {
+        if parse_ip_token(bare).is_some() {
+            return Some(bare);
+        }
     }
     // IPv6 with a `.port` suffix (`2001:db8::5.443`).
     let (host, port) = token.rsplit_once('.')?;
@@ -45,6 +52,24 @@ pub(crate) fn arrow(text: &str) -> Option<(&str, &str)> {
     let left = text[..at].rsplit(' ').next()?;
     let right = text[at + 4..].split(' ').next()?;
     Some((token_address(left)?, token_address(right)?))
+}
+
+/// Every other address of `text` (by the generic scanner) that `event` does not hold yet, as
+/// `unknown`; subnet masks (`255.…`) are not hosts and are skipped.
+pub(crate) fn add_others_as_unknown<'a>(text: &'a str, event: &mut Event<'a>) {
+    let mut others = Event::default();
+    scan::scan_addresses(text, &mut others);
+    for (_, other) in others.addresses {
+        let ip = parse_ip_token(&other);
+        let mask = matches!(ip, Some(std::net::IpAddr::V4(v4)) if v4.octets()[0] == 255);
+        let known = event
+            .addresses
+            .iter()
+            .any(|(_, have)| parse_ip_token(have) == ip);
+        if !mask && !known {
+            event.addresses.push((Role::Unknown, other));
+        }
+    }
 }
 
 /// Pushes `value` with `role` when it is present.
@@ -77,6 +102,7 @@ mod tests {
             token_address("[2001:db8::5]:443"),
             Some("[2001:db8::5]:443")
         );
+        assert_eq!(token_address("192.0.2.1:51234:"), Some("192.0.2.1:51234"));
         assert_eq!(token_address("v1.2.3"), None);
         assert_eq!(token_address("12:00:00"), None);
     }
@@ -95,5 +121,22 @@ mod tests {
         assert_eq!(arrow("a -> b"), None);
         assert_eq!(first_hop("192.0.2.150, 198.51.100.1"), Some("192.0.2.150"));
         assert_eq!(first_hop("N/A"), None);
+        let mut event = Event::default();
+        let text = "lease of ip 192.0.2.50 on subnet 255.255.255.0 from router 192.0.2.1";
+        push(
+            &mut event,
+            Role::Source,
+            address_after(text, "lease of ip "),
+        );
+        add_others_as_unknown(text, &mut event);
+        let roles: Vec<_> = event
+            .addresses
+            .iter()
+            .map(|(r, a)| (*r, a.as_ref()))
+            .collect();
+        assert_eq!(
+            roles,
+            [(Role::Source, "192.0.2.50"), (Role::Unknown, "192.0.2.1")]
+        );
     }
 }
