@@ -49,7 +49,9 @@ const NO_ADDRESS: [&str; 6] = ["", "-", "N/A", "0.0.0.0", "::", "any"];
 pub(crate) struct F5BigIp;
 
 /// BIG-IP's local syslog writes the level before the tag (`bigip1 warning tmm1[123]: …`),
-/// and ASM its module name glued to the pairs (`ASM:unit_hostname="…"`): the text after them.
+/// ASM its module name glued to the pairs (`ASM:unit_hostname="…"`), and a collector that
+/// forwarded only the syslog MSG leaves the tag (`tmm[123]: 01260013:4: …`): the text after
+/// them.
 fn message(body: &str) -> &str {
     if let Some(pairs) = body
         .strip_prefix("ASM:")
@@ -57,14 +59,26 @@ fn message(body: &str) -> &str {
     {
         return pairs;
     }
-    let Some((level, rest)) = body.split_once(' ') else {
-        return body;
+    let rest = match body.split_once(' ') {
+        Some((level, rest)) if LEVELS.contains(&level) => rest,
+        _ => body,
     };
-    if !LEVELS.contains(&level) {
-        return body;
+    // `process[pid]: ` or `process: `.
+    let name_len = rest
+        .bytes()
+        .take(32)
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        .count();
+    let mut end = name_len;
+    if name_len > 0 && rest.as_bytes().get(end) == Some(&b'[') {
+        end += rest[end..]
+            .find(']')
+            .filter(|&close| close <= 12)
+            .map_or(0, |close| close + 1);
     }
-    match rest.find("]: ") {
-        Some(end) if end < 40 && !rest[..end].contains(' ') => &rest[end + 3..],
+    match rest.get(end..end + 2) {
+        Some(": ") if name_len > 0 => &rest[end + 2..],
+        _ if rest.len() < body.len() => rest,
         _ => body,
     }
 }

@@ -5,7 +5,8 @@
 //!   Push writes it (`<PRI>… wsa01 accesslogs: Info: 1772550900.123 245 <client>
 //!   TCP_MISS/200 5120 GET <url> <user> DIRECT/<server> <mime> <ACL tag> <verdicts> …`).
 //!   The same line without the `Info:` word and the tag is squid's shape and read by `squid`.
-//! * Detect: the body starts with `Info: ` (or the tag is `accesslogs`) and then
+//! * Detect: the body starts with `Info: ` (or the tag is `accesslogs`, also left in the body
+//!   by a collector that forwarded only the MSG) and then
 //!   `<epoch>.<ms> <elapsed> <client> <CODE>/<status> `.
 //! * Roles: field 3 (`%a`, "Client IP address"; a downstream proxy when there is one) →
 //!   source; field 9 `<hierarchy>/<server>` ("the upstream host contacted") → destination
@@ -31,10 +32,11 @@ pub(crate) struct CiscoWsa;
 
 /// The access-log line after the `Info:` word, when the line is one.
 fn access_line<'a>(line: &Line<'a>) -> Option<&'a str> {
-    let body = line.body;
+    // A collector that forwarded only the MSG leaves the tag.
+    let body = line.body.strip_prefix("accesslogs: ").unwrap_or(line.body);
     let rest = match body.strip_prefix("Info: ") {
         Some(rest) => rest,
-        None if line.app() == Some("accesslogs") => body,
+        None if line.app() == Some("accesslogs") || body.len() < line.body.len() => body,
         None => return None,
     };
     let mut fields = rest.split_ascii_whitespace();
