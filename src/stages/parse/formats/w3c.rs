@@ -307,6 +307,8 @@ fn software_identity(software: &str) -> (Option<&'static str>, Option<&'static s
         || software.contains("Blue Coat")
     {
         (Some("Symantec"), Some("ProxySG"), true)
+    } else if software.contains("AsyncOS") {
+        (Some("Cisco"), Some("Secure Web Appliance"), false)
     } else if software.contains("Internet Information Services") {
         (Some("Microsoft"), Some("IIS"), false)
     } else {
@@ -361,6 +363,7 @@ impl LogFormat for W3c {
         let (mut server, mut remote, mut supplier) = (None, None, None);
         let (mut client, mut user_ip, mut connect_ip, mut transparent, mut appliance) =
             (None, None, None, false, None);
+        let mut hierarchy: Option<(bool, &str)> = None;
         let mut values = spaced_fields(body);
         let mut count = 0;
         for (name, value) in header.names.iter().zip(values.by_ref()) {
@@ -385,6 +388,14 @@ impl LogFormat for W3c {
                 "s-supplier-ip" | "r-supplier-ip" => {
                     proxy = true;
                     supplier = value;
+                }
+                // Cisco WSA: `DIRECT/<server>`, the upstream host contacted.
+                "x-hierarchy-origin" => {
+                    if let Some((code, host)) = value.and_then(|v| v.split_once('/')) {
+                        if parse_ip_token(host).is_some() {
+                            hierarchy = Some((code.contains("PARENT"), host));
+                        }
+                    }
                 }
                 "s-action" => {
                     proxy = true;
@@ -464,6 +475,15 @@ impl LogFormat for W3c {
             event
                 .addresses
                 .push((Role::Destination, Cow::Borrowed(server)));
+        }
+        match hierarchy {
+            Some((true, parent)) => event.addresses.push((Role::Unknown, Cow::Borrowed(parent))),
+            Some((false, origin)) if server.is_none() || proxy => {
+                event
+                    .addresses
+                    .push((Role::Destination, Cow::Borrowed(origin)));
+            }
+            _ => {}
         }
         event.timestamp = timestamp(body, date, time).map(Cow::Borrowed);
         Ok(event)
