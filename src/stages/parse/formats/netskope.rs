@@ -2,8 +2,8 @@
 //! alerts response descriptions"). Transaction logs (`#Fields:` with `x-cs-userip`) are read
 //! by `w3c`.
 //!
-//! * Detect: top-level `userip`, or `srcip` and `dstip` together with one of Netskope's
-//!   `access_method`, `traffic_type` or `ns_activity`.
+//! * Detect: top-level `userip` with `srcip`, `dstip` or a Netskope key (`access_method`,
+//!   `traffic_type`, `ns_activity`); or `srcip` and `dstip` together with a Netskope key.
 //! * Roles: `userip` ("IP address of User") → source; `srcip` ("IP address of source/user") →
 //!   source when there is no `userip`, and when it differs from `userip` it is the public
 //!   egress address the steered traffic left from → nat (inferred from the two
@@ -37,12 +37,18 @@ impl JsonFormat for Netskope {
     }
 
     fn detect(&self, doc: JsonRef<'_, '_>) -> bool {
-        doc.member("userip").is_some()
-            || (doc.member("srcip").is_some()
-                && doc.member("dstip").is_some()
-                && (doc.member("access_method").is_some()
-                    || doc.member("traffic_type").is_some()
-                    || doc.member("ns_activity").is_some()))
+        let netskope_key = || {
+            doc.member("access_method").is_some()
+                || doc.member("traffic_type").is_some()
+                || doc.member("ns_activity").is_some()
+        };
+        let has_src = doc.member("srcip").is_some();
+        let has_dst = doc.member("dstip").is_some();
+        if doc.member("userip").is_some() {
+            has_src || has_dst || netskope_key()
+        } else {
+            has_src && has_dst && netskope_key()
+        }
     }
 
     fn parse<'a>(&self, doc: JsonRef<'_, 'a>) -> Result<Event<'a>, ParseError> {
