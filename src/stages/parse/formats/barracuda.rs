@@ -133,6 +133,13 @@ fn split_activity<'a>(line: &Line<'a>) -> Option<(&'a str, &'a str)> {
         }
     }
     let body = line.body;
+    // The box's own file starts `YYYY MM DD hh:mm:ss …`; a relayed body may start with the
+    // action word itself.
+    let b = body.as_bytes();
+    let dated = b.len() > 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b' ';
+    if !dated && !ACTIONS.iter().any(|a| body.starts_with(a)) {
+        return None;
+    }
     let mut end = body.len().min(64);
     while !body.is_char_boundary(end) {
         end -= 1;

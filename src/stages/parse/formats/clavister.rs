@@ -3,7 +3,8 @@
 //!
 //! * In: `[YYYY-MM-DD hh:mm:ss] EFW: <CATEGORY>: prio=… id=<8 digits> rev=… event=… action=…
 //!   <name>=<value> …`, usually behind a syslog PRI or header.
-//! * Detect: `EFW: ` in the first 64 bytes of the body, or `EFW` as the syslog tag.
+//! * Detect: the body starts with `EFW: ` or with a `[date time]` stamp and `EFW: ` in its
+//!   first 40 bytes, or `EFW` is the syslog tag.
 //! * Roles: connection context `connsrcip` → source (before NAT), `conndestip` → destination
 //!   (as originally addressed), `connnewsrcip` / `connnewdestip` (the `*_natsat` messages)
 //!   → nat when they differ from the originals; packet context `srcip` → source and
@@ -36,7 +37,9 @@ impl LogFormat for Clavister {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         let body = line.body.as_bytes();
-        line.app() == Some("EFW") || EFW.find(&body[..body.len().min(64)]).is_some()
+        line.app() == Some("EFW")
+            || body.starts_with(b"EFW: ")
+            || (body.starts_with(b"[") && EFW.find(&body[..body.len().min(40)]).is_some())
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {

@@ -3,8 +3,8 @@
 //!
 //! * In: `id=firewall time="…" fw="<name or serial>" tz=… startime="…" … key=value …`, bare or
 //!   behind a syslog header; values quoted or bare.
-//! * Detect: the body starts with `id=firewall `, or ` id=firewall time=` is in its first 80
-//!   bytes (a host name or tag the syslog stripper left in front).
+//! * Detect: the body starts with `id=firewall `, or with one word (a host name or tag the
+//!   syslog stripper left in front) and then `id=firewall `.
 //! * Roles: `src` → source ("IP address of the source host"), `dst` → destination; `modsrc`
 //!   ("translated IP address of the source host") and `moddst` → nat when they differ from the
 //!   originals; `origdst` (destination before translation) → unknown when it differs from
@@ -17,14 +17,12 @@ use std::borrow::Cow;
 
 use crate::model::{Event, Role};
 use crate::stages::extract::parse_ip_token;
-use crate::stages::parse::fields::{present, KvPairs, Needle};
+use crate::stages::parse::fields::{present, KvPairs};
 use crate::stages::parse::formats::phrases::push;
 use crate::stages::parse::{Line, LogFormat, ParseError};
 
 /// Name in `observed.format`.
 pub(crate) const NAME: &str = "stormshield";
-
-static ID_FIREWALL: Needle = Needle::new(b" id=firewall time=");
 
 const NO_ADDRESS: [&str; 3] = ["-", "0.0.0.0", "::"];
 
@@ -37,8 +35,11 @@ impl LogFormat for Stormshield {
     }
 
     fn detect(&self, line: &Line<'_>) -> bool {
-        let body = line.body.as_bytes();
-        body.starts_with(b"id=firewall ") || ID_FIREWALL.find(&body[..body.len().min(80)]).is_some()
+        let body = line.body;
+        body.starts_with("id=firewall ")
+            || body
+                .split_once(' ')
+                .is_some_and(|(_, rest)| rest.starts_with("id=firewall "))
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
