@@ -17,7 +17,8 @@
 //!   itself). `mac=` is a MAC, never an address.
 //! * Context: vendor Cisco Meraki, product MX; observer = the device name; action = the
 //!   `pattern:` verdict (`allow`/`deny`; inbound rules write `1` deny, `0` allow) or the
-//!   `action=` / IDS `decision=` value; rule = the category.
+//!   `action=` / IDS `decision=` value; rule = the `pattern:` text (`allow all`, `1 all`) or
+//!   the IDS `signature=`.
 //! * Malformed: a traffic category (`urls`, `flows`, `*firewall`) without `src=`.
 
 use std::borrow::Cow;
@@ -107,7 +108,9 @@ impl LogFormat for Meraki {
             vendor: Some(Cow::Borrowed("Cisco Meraki")),
             product: Some(Cow::Borrowed("MX")),
             observer: Some(Cow::Borrowed(device)),
-            rule: Some(Cow::Borrowed(category)),
+            rule: body
+                .find(" pattern: ")
+                .map(|at| Cow::Borrowed(body[at + 10..].trim())),
             action: pattern_action(body).map(Cow::Borrowed),
             ..Event::default()
         };
@@ -132,6 +135,7 @@ impl LogFormat for Meraki {
                     push(&mut event, Role::Nat, value.and_then(token_address));
                 }
                 "peer_contact" => source = source.or(value.and_then(token_address)),
+                "signature" if event.rule.is_none() => event.rule = value.map(Cow::Borrowed),
                 "action" | "decision" if event.action.is_none() => {
                     event.action = value.map(Cow::Borrowed);
                 }
