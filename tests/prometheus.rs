@@ -189,8 +189,8 @@ fn dashboard_queries() -> Vec<(String, String)> {
     queries
 }
 
-fn vt_flagged() -> Value {
-    serde_json::json!({"data": {"id": "198.51.100.20", "type": "ip_address", "attributes": {
+fn vt_flagged(ip: &str) -> Value {
+    serde_json::json!({"data": {"id": ip, "type": "ip_address", "attributes": {
         "as_owner": "Example Hosting Ltd", "asn": 64500, "country": "NL",
         "network": "198.51.100.0/24", "regional_internet_registry": "RIPE NCC",
         "reputation": -11,
@@ -206,7 +206,12 @@ async fn a_real_prometheus_scrapes_the_daemon_loads_the_rules_and_answers_every_
     let topics = create_topics(2).await;
     let dir = tempfile::tempdir().unwrap();
     let blocklist = write_blocklist(dir.path(), &["203.0.113.0/25"]);
-    let (vt_url, _) = mock_api::mock(mock_api::json_answer(200, vt_flagged())).await;
+    // Each address gets its own answer; the log (kept to the end) fails the test on any request
+    // off VirusTotal's route.
+    let (vt_url, _vt_seen) = mock_api::mock_by_address(&mock_api::VIRUSTOTAL, |ip| {
+        mock_api::json_answer(200, vt_flagged(&ip.to_string()))
+    })
+    .await;
     // RDAP at a port nothing listens on: every lookup fails, the circuit opens after five, and
     // later addresses are skipped with reason circuit_open (the dashboard's circuit panel).
     let closed = free_port();
