@@ -208,6 +208,20 @@ pub struct Parsed<'a> {
     pub events: Vec<Event<'a>>,
     /// Items of a batch (`records`, `logEvents`) that could not be read; the rest were.
     pub errors: Vec<BatchError>,
+    /// Events the IP scanner read because the format that claimed their line rejected it.
+    pub fallbacks: Vec<Fallback>,
+}
+
+/// A line a format claimed but rejected, read by the IP scanner because it holds addresses
+/// (`parse_fallbacks_total{format,reason}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    /// Index in [`Parsed::events`] of the scanner's event.
+    pub event: usize,
+    /// The format that rejected the line (`json` for a JSON document that did not parse).
+    pub from: &'static str,
+    /// Why it rejected it; `kind()` is the `reason` label.
+    pub error: ParseError,
 }
 
 /// One unreadable item of a batch line.
