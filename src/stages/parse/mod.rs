@@ -14,6 +14,9 @@
 //!   then the format is picked: the topic's configured hint if there is one, else the first
 //!   format in [`crate::stages::parse::formats`] whose cheap `detect` accepts the line. A generic `key=value`
 //!   reader and a last-resort IP scanner come last.
+//! * A line the picked format rejects (`malformed`, `invalid_json`, …) but that holds an address
+//!   is read by the IP scanner instead, and the rejection is kept in [`Parsed::fallbacks`]
+//!   (`parse_fallbacks_total{format,reason}`): no line holding an address is dead-lettered.
 //! * The syslog HOSTNAME and a device's own address field become `Event::observer`, never an
 //!   address to enrich.
 

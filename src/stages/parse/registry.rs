@@ -1,5 +1,6 @@
 //! The format registry: the formats in detection order, a topic's forced format, envelopes
-//! and batches, the `key=value` and IP-scan fallbacks, and the per-stream header state.
+//! and batches, the `key=value` and IP-scan fallbacks (for unclaimed lines, and for lines the
+//! claiming format rejects while they hold an address), and the per-stream header state.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
