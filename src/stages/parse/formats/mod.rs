@@ -12,8 +12,10 @@ pub(crate) mod barracuda;
 pub(crate) mod cef;
 pub(crate) mod checkpoint;
 pub(crate) mod cisco;
+pub(crate) mod clavister;
 pub(crate) mod clf;
 pub(crate) mod cloud;
+pub(crate) mod f5;
 pub(crate) mod forcepoint;
 pub(crate) mod fortinet;
 pub(crate) mod haproxy;
@@ -21,17 +23,23 @@ pub(crate) mod json;
 pub(crate) mod juniper;
 pub(crate) mod kv;
 pub(crate) mod leef;
+pub(crate) mod meraki;
 pub(crate) mod netfilter;
+pub(crate) mod netskope;
 pub(crate) mod ocsf;
 pub(crate) mod paloalto;
 pub(crate) mod pfsense;
+pub(crate) mod phrases;
+pub(crate) mod skyhigh;
 pub(crate) mod sonicwall;
 pub(crate) mod sophos;
 pub(crate) mod squid;
+pub(crate) mod stormshield;
 pub(crate) mod suricata;
 pub(crate) mod umbrella;
 pub(crate) mod w3c;
 pub(crate) mod watchguard;
+pub(crate) mod wsa;
 pub(crate) mod zeek;
 pub(crate) mod zscaler;
 
@@ -53,6 +61,7 @@ pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
         Box::new(checkpoint::CheckPoint),
         Box::new(watchguard::WatchGuard),
         Box::new(paloalto::PanOs),
+        Box::new(wsa::CiscoWsa),
         Box::new(squid::SquidNative),
         Box::new(squid::SquidCombined),
         Box::new(zeek::ZeekTsv),
@@ -62,6 +71,13 @@ pub(crate) fn text_formats() -> Vec<Box<dyn LogFormat>> {
         Box::new(umbrella::Umbrella),
         Box::new(forcepoint::Forcepoint),
         Box::new(zscaler::ZscalerKv),
+        Box::new(f5::F5BigIp),
+        Box::new(meraki::Meraki),
+        Box::new(stormshield::Stormshield),
+        Box::new(clavister::Clavister),
+        Box::new(barracuda::BarracudaActivity),
+        Box::new(forcepoint::ForcepointNgfw),
+        Box::new(skyhigh::SkyhighSwg),
         Box::new(haproxy::Haproxy),
         Box::new(clf::Clf),
     ]
@@ -77,5 +93,6 @@ pub(crate) fn json_formats() -> Vec<Box<dyn JsonFormat>> {
         Box::new(cloud::AzureFirewall),
         Box::new(zscaler::ZscalerJson),
         Box::new(barracuda::Barracuda),
+        Box::new(netskope::Netskope),
     ]
 }

@@ -4,11 +4,13 @@
 //! * In: `line.body`, `device="SFW" date=… time=… … log_id=… log_type="…" log_component="…"
 //!   src_ip=… dst_ip=…`; values quoted or bare, empty values (`tran_dst_ip= `), bare values
 //!   with spaces (the extra words are skipped), an unterminated final quote (runs to the end).
-//! * Detect: the body starts with `device="SFW"`, else has ` log_component=` (which SFOS
-//!   always writes next to `log_type=`, wherever `device` is).
+//! * Detect: the body starts with `device="SFW"` or (SFOS 19.5 and later) `device_name="SFW"`,
+//!   else has ` log_component=` (which SFOS always writes next to `log_type=`, wherever
+//!   `device` is; Cyberoam-era lines start with `date=` and carry it too).
 //! * Roles: `src_ip` source, `dst_ip` destination, `tran_src_ip`/`tran_dst_ip` (and the
 //!   unverified newer names `src_trans_ip`/`dst_trans_ip`) nat; `0.0.0.0`, `::`, `-` and
-//!   empty are no NAT.
+//!   empty are no NAT. VPN event logs name the tunnel peer `remote_ip` → source when there is
+//!   no `src_ip`, and the firewall's own end `local_ip` → unknown (names inferred).
 //! * Context: vendor Sophos, product XG Firewall; action `status`, else `log_subtype`; rule
 //!   `fw_rule_name`, else `fw_rule_id`; timestamp `timestamp`, else `date`. A line without
 //!   `log_type` is malformed; non-traffic log types may hold no address.
@@ -48,7 +50,9 @@ impl LogFormat for SophosXg {
 
     fn detect(&self, line: &Line<'_>) -> bool {
         let body = line.body.as_bytes();
-        body.starts_with(b"device=\"SFW\"") || LOG_COMPONENT.find(body).is_some()
+        body.starts_with(b"device=\"SFW\"")
+            || body.starts_with(b"device_name=\"SFW\"")
+            || LOG_COMPONENT.find(body).is_some()
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
@@ -62,9 +66,21 @@ impl LogFormat for SophosXg {
         let (mut status, mut subtype) = (None, None);
         let (mut rule_name, mut rule_id) = (None, None);
         let (mut timestamp, mut date) = (None, None);
+        let (mut has_source, mut remote, mut local) = (false, None, None);
         for (key, value) in KvPairs::new(line.body) {
             let role = match key {
-                "src_ip" => Role::Source,
+                "src_ip" => {
+                    has_source = true;
+                    Role::Source
+                }
+                "remote_ip" => {
+                    remote = present(value, &NO_ADDRESS);
+                    continue;
+                }
+                "local_ip" => {
+                    local = present(value, &NO_ADDRESS);
+                    continue;
+                }
                 "dst_ip" => Role::Destination,
                 "tran_src_ip" | "tran_dst_ip" | "src_trans_ip" | "dst_trans_ip" => Role::Nat,
                 "log_type" => {
@@ -103,6 +119,14 @@ impl LogFormat for SophosXg {
         }
         if !has_log_type {
             return Err(ParseError::malformed(XG, "no log_type"));
+        }
+        if !has_source {
+            // A VPN event: the tunnel peer initiated (or answered) from its public address.
+            for (role, value) in [(Role::Source, remote), (Role::Unknown, local)] {
+                if let Some(ip) = value {
+                    event.addresses.push((role, Cow::Borrowed(ip)));
+                }
+            }
         }
         event.action = status.or(subtype).map(Cow::Borrowed);
         event.rule = rule_name.or(rule_id).map(Cow::Borrowed);

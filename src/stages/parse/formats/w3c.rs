@@ -27,6 +27,7 @@
 use std::borrow::Cow;
 
 use crate::model::{Event, Role};
+use crate::stages::extract::parse_ip_token;
 use crate::stages::parse::fields::{present, spaced_fields};
 use crate::stages::parse::headers::{FieldsHeader, HeaderKind};
 use crate::stages::parse::{Line, LogFormat, ParseError};
@@ -74,6 +75,83 @@ fn iis_default_header() -> &'static FieldsHeader {
         separator: b' ',
         software: Some("Microsoft Internet Information Services".to_owned()),
     })
+}
+
+fn default_header(
+    cell: &'static std::sync::OnceLock<FieldsHeader>,
+    names: &str,
+) -> &'static FieldsHeader {
+    cell.get_or_init(|| FieldsHeader {
+        kind: HeaderKind::W3c,
+        names: names
+            .split(' ')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        separator: b' ',
+        software: Some("SGOS (predefined format)".to_owned()),
+    })
+}
+
+/// SGOS's predefined `main` access-log format.
+fn proxysg_main_header() -> &'static FieldsHeader {
+    static HEADER: std::sync::OnceLock<FieldsHeader> = std::sync::OnceLock::new();
+    default_header(
+        &HEADER,
+        "date time time-taken c-ip sc-status s-action sc-bytes cs-bytes cs-method cs-uri-scheme \
+         cs-host cs-uri-port cs-uri-path cs-uri-query cs-username cs-auth-group s-hierarchy \
+         s-supplier-name rs(Content-Type) cs(Referer) cs(User-Agent) sc-filter-result \
+         cs-categories x-virus-id s-ip",
+    )
+}
+
+/// SGOS's predefined `bcreportermain_v1` access-log format.
+fn proxysg_reporter_header() -> &'static FieldsHeader {
+    static HEADER: std::sync::OnceLock<FieldsHeader> = std::sync::OnceLock::new();
+    default_header(
+        &HEADER,
+        "date time time-taken c-ip cs-username cs-auth-group x-exception-id sc-filter-result \
+         cs-categories cs(Referer) sc-status s-action cs-method rs(Content-Type) cs-uri-scheme \
+         cs-host cs-uri-port cs-uri-path cs-uri-query cs-uri-extension cs(User-Agent) s-ip \
+         sc-bytes cs-bytes x-virus-id",
+    )
+}
+
+/// The predefined field list a headerless line is in, by its shape: IIS's default, or
+/// ProxySG's `main` or `bcreportermain_v1`.
+fn assumed_header(body: &str) -> Option<&'static FieldsHeader> {
+    if has_iis_default_shape(body) {
+        return Some(iis_default_header());
+    }
+    let mut fields = spaced_fields(body);
+    let (Some(date), Some(time), Some(taken), Some(client)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return None;
+    };
+    if !(date.len() == 10
+        && date.as_bytes()[4] == b'-'
+        && time.len() >= 8
+        && time.as_bytes()[2] == b':'
+        && !taken.is_empty()
+        && taken.bytes().all(|b| b.is_ascii_digit())
+        && crate::stages::extract::parse_ip_token(client).is_some())
+    {
+        return None;
+    }
+    let (Some(fifth), Some(sixth)) = (fields.next(), fields.next()) else {
+        return None;
+    };
+    let rest = fields.count();
+    let is_action = |w: &str| w.len() > 3 && w.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    if fifth.len() == 3 && fifth.bytes().all(|b| b.is_ascii_digit()) && is_action(sixth) {
+        return (rest + 6 == 25).then(proxysg_main_header);
+    }
+    // bcreportermain_v1: field 8 is sc-filter-result.
+    let mut again = spaced_fields(body).skip(7);
+    let filter = again.next().unwrap_or("");
+    (rest + 6 == 25 && matches!(filter, "OBSERVED" | "DENIED" | "PROXIED"))
+        .then(proxysg_reporter_header)
 }
 
 /// `YYYY-MM-DD hh:mm:ss <s-ip> <METHOD> …` with at least IIS's 15 default fields (custom
@@ -229,6 +307,8 @@ fn software_identity(software: &str) -> (Option<&'static str>, Option<&'static s
         || software.contains("Blue Coat")
     {
         (Some("Symantec"), Some("ProxySG"), true)
+    } else if software.contains("AsyncOS") {
+        (Some("Cisco"), Some("Secure Web Appliance"), false)
     } else if software.contains("Internet Information Services") {
         (Some("Microsoft"), Some("IIS"), false)
     } else {
@@ -248,7 +328,7 @@ impl LogFormat for W3c {
     fn detect(&self, line: &Line<'_>) -> bool {
         match w3c_header(line) {
             Some(header) => fits(line.body, header.names.len()),
-            None => has_iis_default_shape(line.body),
+            None => assumed_header(line.body).is_some(),
         }
     }
 
@@ -256,18 +336,23 @@ impl LogFormat for W3c {
         let header = match w3c_header(line) {
             Some(header) => header,
             // Shipped without its header: IIS's default field list (reference §1, row 17).
-            None if has_iis_default_shape(line.body) => iis_default_header(),
-            None => {
-                return Err(ParseError::malformed(
-                    W3C,
-                    "no #Fields: directive was seen on this stream and the line is not in \
-                     IIS's default field order",
-                ))
-            }
+            None => match assumed_header(line.body) {
+                Some(header) => header,
+                None => {
+                    return Err(ParseError::malformed(
+                        W3C,
+                        "no #Fields: directive was seen on this stream and the line is not in \
+                         IIS's or ProxySG's default field order",
+                    ))
+                }
+            },
         };
         let body = line.body;
-        let (vendor, product, mut proxy) =
+        let (mut vendor, mut product, mut proxy) =
             software_identity(header.software.as_deref().unwrap_or(""));
+        if header.index("x-cs-userip").is_some() || header.index("x-cs-access-method").is_some() {
+            (vendor, product) = (Some("Netskope"), Some("Netskope"));
+        }
         let mut event = Event {
             format: W3C,
             vendor: vendor.map(Cow::Borrowed),
@@ -276,6 +361,9 @@ impl LogFormat for W3c {
         };
         let (mut date, mut time) = (None, None);
         let (mut server, mut remote, mut supplier) = (None, None, None);
+        let (mut client, mut user_ip, mut connect_ip, mut transparent, mut appliance) =
+            (None, None, None, false, None);
+        let mut hierarchy: Option<(bool, &str)> = None;
         let mut values = spaced_fields(body);
         let mut count = 0;
         for (name, value) in header.names.iter().zip(values.by_ref()) {
@@ -284,19 +372,30 @@ impl LogFormat for W3c {
             match name.as_str() {
                 "date" => date = value,
                 "time" => time = value,
-                "c-ip" => {
-                    if let Some(ip) = value {
-                        event.addresses.push((Role::Source, Cow::Borrowed(ip)));
-                    }
+                "c-ip" => client = value,
+                "x-cs-userip" => user_ip = value.filter(|v| parse_ip_token(v).is_some()),
+                "cs-ip" => connect_ip = value.filter(|v| parse_ip_token(v).is_some()),
+                "c-connect-type" => {
+                    transparent = value.is_some_and(|v| v.eq_ignore_ascii_case("Transparent"));
                 }
-                "s-ip" => server = value,
+                "x-bluecoat-appliance-primary-address" => appliance = value,
+                // Netskope writes `Unavailable` during SSL bypass.
+                "s-ip" => server = value.filter(|v| parse_ip_token(v).is_some()),
                 "r-ip" => {
                     proxy = true;
                     remote = value;
                 }
-                "s-supplier-ip" => {
+                "s-supplier-ip" | "r-supplier-ip" => {
                     proxy = true;
                     supplier = value;
+                }
+                // Cisco WSA: `DIRECT/<server>`, the upstream host contacted.
+                "x-hierarchy-origin" => {
+                    if let Some((code, host)) = value.and_then(|v| v.split_once('/')) {
+                        if parse_ip_token(host).is_some() {
+                            hierarchy = Some((code.contains("PARENT"), host));
+                        }
+                    }
                 }
                 "s-action" => {
                     proxy = true;
@@ -326,9 +425,35 @@ impl LogFormat for W3c {
                 ),
             ));
         }
+        match (user_ip, client) {
+            (Some(user), Some(seen)) if parse_ip_token(user) != parse_ip_token(seen) => {
+                // The device's own address, and the (egress) address the proxy saw.
+                event.addresses.push((Role::Source, Cow::Borrowed(user)));
+                event.addresses.push((Role::Nat, Cow::Borrowed(seen)));
+            }
+            (user, seen) => {
+                if let Some(ip) = seen.or(user) {
+                    event.addresses.insert(0, (Role::Source, Cow::Borrowed(ip)));
+                }
+            }
+        }
+        if connect_ip.is_some() || appliance.is_some() {
+            proxy = true;
+        }
         if proxy {
             // The proxy's own address is the reporting device.
-            event.observer = server.map(Cow::Borrowed);
+            event.observer = server.or(appliance).map(Cow::Borrowed);
+            match connect_ip {
+                Some(target) if transparent && remote.is_none() => {
+                    event
+                        .addresses
+                        .push((Role::Destination, Cow::Borrowed(target)));
+                }
+                Some(own) if !transparent && event.observer.is_none() => {
+                    event.observer = Some(Cow::Borrowed(own));
+                }
+                _ => {}
+            }
             if let Some(remote) = remote {
                 event
                     .addresses
@@ -350,6 +475,15 @@ impl LogFormat for W3c {
             event
                 .addresses
                 .push((Role::Destination, Cow::Borrowed(server)));
+        }
+        match hierarchy {
+            Some((true, parent)) => event.addresses.push((Role::Unknown, Cow::Borrowed(parent))),
+            Some((false, origin)) if server.is_none() || proxy => {
+                event
+                    .addresses
+                    .push((Role::Destination, Cow::Borrowed(origin)));
+            }
+            _ => {}
         }
         event.timestamp = timestamp(body, date, time).map(Cow::Borrowed);
         Ok(event)

@@ -2,19 +2,24 @@
 //!
 //! * Reads: `[<device-name>] <serial> (YYYY-MM-DDThh:mm:ss) <process>[pid]: msg_id="XXXX-YYYY"
 //!   <message>`, usually behind a syslog header (whose HOSTNAME is the device name).
-//! * Detects: a `(YYYY-MM-DDThh:mm:ss)` stamp in the first 96 bytes and `msg_id="`.
+//! * Detects: a `(YYYY-MM-DDThh:mm:ss)` stamp in the first 96 bytes and `msg_id="`, or the
+//!   stamp followed by a process tag (`dhcpd[123]: `, `admd: `): some processes (dhcpd, sshd,
+//!   iked) write without a message id.
 //! * Traffic and proxy messages: `<disposition> <in-iface> <out-iface> …` then the first two
 //!   address tokens are source and destination (packet-filter lines put len/proto/hdr-len/ttl
 //!   before them, proxy lines only the protocol); ICMP has no ports. The policy is the first
 //!   `(…)` group outside quotes after the addresses (`(Outgoing-00)`). Trailing pairs
 //!   `src_ip_nat="…"` / `dst_ip_nat="…"` (names unverified) are nat when they differ from the
-//!   originals. Other messages (authentication, system): an address right after ` from ` is
-//!   the source, else no addresses.
+//!   originals. Other messages (authentication, DHCP, system), also inside a `msg="…"` value:
+//!   the DHCP client's address (`DHCPACK on A`, `DHCPOFFER on A`, `DHCPREQUEST for A`,
+//!   `DHCPRELEASE of A`, `DHCPDECLINE of A`, `DHCPINFORM from A`) is the source and the relay
+//!   or interface address after ` via ` unknown; else an address right after ` from ` is the
+//!   source; else no addresses.
 //! * vendor `WatchGuard`, product `Firebox`, action = disposition (`Allow`/`Deny`), rule =
 //!   policy, timestamp = the stamp. The device name before the serial is the observer when the
 //!   syslog header had no HOSTNAME.
-//! * Malformed: no `msg_id="…"`, or a `3000-` (packet filter) message with a disposition but
-//!   fewer than two addresses.
+//! * Malformed: neither `msg_id="…"` nor a process tag after the stamp, or a `3000-` (packet
+//!   filter) message with a disposition but fewer than two addresses.
 
 use std::borrow::Cow;
 
@@ -22,6 +27,7 @@ use crate::model::{Event, Role};
 use crate::stages::extract::parse_ip_token;
 use crate::stages::parse::fields::Needle;
 use crate::stages::parse::fields::{present, KvPairs};
+use crate::stages::parse::formats::phrases::address_after;
 use crate::stages::parse::{Line, LogFormat, ParseError};
 
 static MSG_ID: Needle = Needle::new(b"msg_id=\"");
@@ -73,6 +79,38 @@ fn policy(text: &str) -> Option<&str> {
     None
 }
 
+/// The text after `) process[pid]: ` (the stamp's closing parenthesis and a tag).
+fn process_message(from_stamp: &str) -> Option<&str> {
+    let rest = from_stamp.get(21..)?.trim_start_matches(' ');
+    let tag_len = rest
+        .bytes()
+        .take(40)
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'[' | b']'))
+        .count();
+    (tag_len > 0 && rest[tag_len..].starts_with(": ")).then(|| &rest[tag_len + 2..])
+}
+
+/// DHCP client markers, each followed by the client's address.
+const DHCP: [&str; 6] = [
+    "DHCPACK on ",
+    "DHCPOFFER on ",
+    "DHCPREQUEST for ",
+    "DHCPRELEASE of ",
+    "DHCPDECLINE of ",
+    "DHCPINFORM from ",
+];
+
+/// Roles in an authentication, DHCP or system message.
+fn text_roles<'a>(message: &'a str, event: &mut Event<'a>) {
+    if let Some(client) = DHCP.iter().find_map(|m| address_after(message, m)) {
+        push(event, Role::Source, Some(client));
+        push(event, Role::Unknown, address_after(message, " via "));
+        return;
+    }
+    // Authentication and system messages: `… from IP …`.
+    push(event, Role::Source, address_after(message, " from "));
+}
+
 fn push<'a>(event: &mut Event<'a>, role: Role, value: Option<&'a str>) {
     if let Some(value) = value {
         event.addresses.push((role, Cow::Borrowed(value)));
@@ -85,7 +123,10 @@ impl LogFormat for WatchGuard {
     }
 
     fn detect(&self, line: &Line<'_>) -> bool {
-        stamp(line.body).is_some() && MSG_ID.find(line.body.as_bytes()).is_some()
+        stamp(line.body).is_some_and(|at| {
+            MSG_ID.find(line.body.as_bytes()).is_some()
+                || process_message(&line.body[at..]).is_some()
+        })
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
@@ -109,10 +150,13 @@ impl LogFormat for WatchGuard {
             }
             None => 0,
         };
-        let msg_at = body[from..]
-            .find("msg_id=\"")
-            .map(|i| from + i + 8)
-            .ok_or_else(|| ParseError::malformed(NAME, "no msg_id=\"…\""))?;
+        let Some(msg_at) = body[from..].find("msg_id=\"").map(|i| from + i + 8) else {
+            // A process that writes no message id: its text after the tag.
+            let message = process_message(&body[from..])
+                .ok_or_else(|| ParseError::malformed(NAME, "no msg_id=\"…\" and no process tag"))?;
+            text_roles(message, &mut event);
+            return Ok(event);
+        };
         let close = body[msg_at..]
             .find('"')
             .ok_or_else(|| ParseError::malformed(NAME, "unterminated msg_id"))?;
@@ -122,13 +166,7 @@ impl LogFormat for WatchGuard {
         let mut words = message.split(' ').filter(|w| !w.is_empty());
         let disposition = words.next().filter(|w| is_disposition(w));
         if disposition.is_none() {
-            // Authentication and system messages: `… from IP …`.
-            let source = message.find(" from ").and_then(|at| {
-                let rest = &message[at + 6..];
-                let token = &rest[..rest.find([' ', ',']).unwrap_or(rest.len())];
-                parse_ip_token(token).is_some().then_some(token)
-            });
-            push(&mut event, Role::Source, source);
+            text_roles(message, &mut event);
             return Ok(event);
         }
         event.action = disposition.map(Cow::Borrowed);
