@@ -192,7 +192,16 @@ impl FormatRegistry {
             observer: syslog.and_then(|h| h.observer()).map(Cow::Borrowed),
             ..Event::default()
         };
-        if scan::scan_addresses(body, &mut event) == 0 {
+        if scan::scan_addresses(body, &mut event) == 0 && body.len() < text.len() {
+            // An address in a header slot a vendor fills with its own words (Meraki's
+            // `flows dst=A …` reads as APP-NAME and PROCID); the device itself is not one.
+            let device = syslog.map(|h| [h.hostname, h.origin_ip]);
+            scan::scan_addresses(text, &mut event);
+            event
+                .addresses
+                .retain(|(_, a)| !device.is_some_and(|d| d.contains(&Some(a.as_ref()))));
+        }
+        if event.addresses.is_empty() {
             return Err(error);
         }
         // What the rejected attempt left behind is not part of the line's result.
