@@ -68,7 +68,9 @@ pub use model::{
 pub use stages::dedup::DedupCache;
 pub use stages::extract::{extract_ip_observations, parse_ip_token};
 pub use stages::filter::{FilterReason, IpFilter};
-pub use stages::parse::{FormatRegistry, ParseError, Parsed, RegistryOptions, StreamId};
+pub use stages::parse::{
+    Fallback as ParseFallback, FormatRegistry, ParseError, Parsed, RegistryOptions, StreamId,
+};
 pub use stages::score::{EvidenceInput, ScoringModel};
 
 // Intelligence: the provider traits, the built set, feeds and every provider's client.

@@ -225,6 +225,49 @@ fn parse_format_forces_a_format_and_header_directives_carry_over() {
     );
 }
 
+// i12-fallback: a line its format rejects but that holds addresses.
+#[test]
+fn parse_reads_a_rejected_line_holding_addresses_with_the_scanner_and_names_the_rejection() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.log");
+    // A PAN-OS TRAFFIC record cut short after its addresses, then before them.
+    std::fs::write(
+        &file,
+        "1,2024/03/01 12:00:12,012345678901,TRAFFIC,end,2816,2024/03/01 12:00:12,192.0.2.10,198.51.100.20\n\
+         1,2024/03/01 12:00:13,012345678901,TRAFFIC,end,2816,2024/03/01 12:00:13\n",
+    )
+    .unwrap();
+    let detected = threatsift(&["parse", file.to_str().unwrap()], &[]);
+    let forced = threatsift(
+        &["parse", "--format", "paloalto", file.to_str().unwrap()],
+        &[],
+    );
+    for (how, out) in [("detected", &detected), ("forced", &forced)] {
+        assert!(out.status.success(), "{how}");
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{how}: {lines:?}");
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"line": 1, "format": "ip_scan", "source_ip": null,
+                "destination_ip": null, "ips": [{"ip": "192.0.2.10", "role": "unknown"},
+                {"ip": "198.51.100.20", "role": "unknown"}],
+                "fallback_from": "paloalto",
+                "fallback_error": "malformed paloalto event: TRAFFIC log with 9 fields; NAT destination is field 10, rule 11"}),
+            "{how}"
+        );
+        assert_eq!(lines[1]["reason"], "malformed", "{how}");
+        assert!(
+            lines[1]["error"].as_str().unwrap().contains("paloalto"),
+            "{how}: {}",
+            lines[1]
+        );
+        assert!(lines[1].get("fallback_from").is_none(), "{how}");
+    }
+}
+
 #[test]
 fn enrich_prints_one_record_per_address_with_every_provider_status() {
     const KEY: &str = "k3y-enrich-SECRET-31337";

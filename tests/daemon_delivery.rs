@@ -193,19 +193,17 @@ async fn dlq_entries_carry_every_documented_field() {
         "[dlq]\nmax_payload_bytes = 100\n",
     );
     // One message of four lines: good, broken JSON, good, broken JSON of 300 bytes (kept
-    // truncated to 100). Then a message that is one broken line (no `line`).
-    let long_broken = format!(
-        r#"{{"source":{{"ip":"203.0.113.9","pad":"{}""#,
-        "x".repeat(250)
-    );
+    // truncated to 100). Then a message that is one broken line (no `line`). Broken lines hold
+    // no address (i12: one with an address is read by the IP scanner).
+    let long_broken = format!(r#"{{"source":{{"port":51549,"pad":"{}""#, "x".repeat(250));
     let message = [
         String::from_utf8(ecs_event("203.0.113.1", "10.0.0.1")).unwrap(),
-        r#"{"source":{"ip":"203.0.113.2""#.to_owned(),
+        r#"{"source":{"port":51542"#.to_owned(),
         "srcip=203.0.113.3 dstip=10.0.0.3 action=deny".to_owned(),
         long_broken.clone(),
     ]
     .join("\n");
-    let single = br#"{"source":{"ip":"203.0.113.4""#.to_vec();
+    let single = br#"{"source":{"port":51544"#.to_vec();
     produce(
         &topics.input,
         Some(0),
@@ -250,7 +248,7 @@ async fn dlq_entries_carry_every_documented_field() {
 
     // (offset, line, payload kept, original bytes)
     let expected: [(i64, Option<i64>, &[u8], usize); 3] = [
-        (0, Some(1), br#"{"source":{"ip":"203.0.113.2""#, 29),
+        (0, Some(1), br#"{"source":{"port":51542"#, 23),
         (
             0,
             Some(3),
@@ -309,4 +307,83 @@ async fn dlq_entries_carry_every_documented_field() {
         assert_eq!(entry["payload_bytes"], bytes);
         assert_eq!(entry["payload_truncated"], kept.len() < bytes, "{entry}");
     }
+}
+
+// ---- i12-fallback: a line its format rejects but that holds addresses is read by the IP
+// scanner and counted in parse_fallbacks_total, not dead-lettered; one without an address
+// still is.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_line_holding_addresses_becomes_records_and_is_counted_not_dead_lettered() {
+    let topics = create_topics(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
+    let (config, port) = write_config(dir.path(), &topics, &blocklist, "");
+    // A PAN-OS TRAFFIC record cut short after its addresses, the same cut short before them,
+    // then (a message of its own) a good event.
+    let message = [
+        "1,2024/03/01 12:00:12,012345678901,TRAFFIC,end,2816,2024/03/01 12:00:12,203.0.113.51,203.0.113.61",
+        "1,2024/03/01 12:00:13,012345678901,TRAFFIC,end,2816,2024/03/01 12:00:13",
+    ]
+    .join("\n");
+    produce(
+        &topics.input,
+        Some(0),
+        &[message.into_bytes(), ecs_event("203.0.113.52", "10.0.0.1")],
+    )
+    .await;
+
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(Duration::from_secs(60));
+    wait_metric(
+        &daemon,
+        "threatsift_messages_completed_total",
+        Duration::from_secs(60),
+        |v| v >= 2.0,
+    );
+    let fallbacks =
+        daemon.metric(r#"threatsift_parse_fallbacks_total{format="paloalto",reason="malformed"}"#);
+    let malformed = daemon.metric(r#"threatsift_parse_errors_total{kind="malformed"}"#);
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status}\n{}", daemon.log_text());
+    assert_eq!(
+        fallbacks,
+        Some(1.0),
+        "the cut-short line with addresses is counted as a fallback"
+    );
+    assert_eq!(
+        malformed,
+        Some(1.0),
+        "only the line without an address is a parse error"
+    );
+
+    // After the drained exit the topics are final.
+    let records = read_all(&topics.output);
+    assert_valid_records(&records);
+    assert_eq!(
+        record_ips(&records),
+        BTreeSet::from([
+            "203.0.113.51".to_owned(),
+            "203.0.113.61".to_owned(),
+            "203.0.113.52".to_owned()
+        ]),
+    );
+    for record in records.iter().map(ReadMessage::json) {
+        let want = if record["ip"] == "203.0.113.52" {
+            "ecs_json"
+        } else {
+            "ip_scan"
+        };
+        assert_eq!(record["observed"]["format"], want, "{record}");
+    }
+    let dlq = read_all(&topics.dlq);
+    assert_eq!(dlq.len(), 1, "one entry: the line without an address");
+    let entry = dlq[0].json();
+    assert_eq!(entry["reason"], "malformed", "{entry}");
+    assert_eq!(entry["line"], 1, "{entry}");
+    assert!(
+        entry["error"].as_str().unwrap().contains("paloalto"),
+        "the entry names the format that rejected the line: {entry}"
+    );
 }

@@ -4,7 +4,8 @@
 //! * Out per line: `{"line", "format", "source_ip", "destination_ip", "ips": [{ip, role}],
 //!   "observer", "vendor", "product", "action", "rule"}`; `"events": N` when the line held a
 //!   batch of N ≠ 1 events (addresses are then the union) and `"errors"` for its unreadable
-//!   items; or `{"line", "error", "reason"}`.
+//!   items; `"fallback_from"` and `"fallback_error"` when the format that claimed the line
+//!   rejected it and the IP scanner read it instead; or `{"line", "error", "reason"}`.
 //! * Never stops on a bad line; the lines of one run share one stream, so W3C/Zeek header
 //!   directives apply to the lines after them.
 
@@ -101,6 +102,11 @@ pub fn describe_line(
             );
             if let Some(event) = parsed.events.first() {
                 describe_context(event, &mut object);
+            }
+            // A line its format rejected, read by the IP scanner: which format and why.
+            if let Some(fallback) = parsed.fallbacks.first() {
+                object.insert("fallback_from".into(), json!(fallback.from));
+                object.insert("fallback_error".into(), json!(fallback.error.to_string()));
             }
             if parsed.events.len() != 1 {
                 object.insert("events".into(), json!(parsed.events.len()));

@@ -33,8 +33,8 @@ use crate::stages::parse::{FormatRegistry, ParseError, RegistryOptions, StreamId
 use crate::stages::score::{EvidenceInput, ScoringModel};
 use crate::stages::{frame, record};
 use crate::telemetry::events::{
-    EventWithoutIp, IpDeduplicated, IpFiltered, IpsExtracted, LineParseError, LineParsed,
-    MessageConsumed, RecordWithheld,
+    EventWithoutIp, IpDeduplicated, IpFiltered, IpsExtracted, LineFellBack, LineParseError,
+    LineParsed, MessageConsumed, RecordWithheld,
 };
 use crate::telemetry::Metrics;
 
@@ -291,6 +291,15 @@ impl Processor {
                 Ok(parsed) => {
                     if parsed.events.is_empty() {
                         parsed_lines.add(parsed.format);
+                    }
+                    for fallback in &parsed.fallbacks {
+                        LineFellBack {
+                            format: fallback.from,
+                            reason: fallback.error.kind(),
+                            error: &fallback.error,
+                            origin: &raw.origin,
+                        }
+                        .emit(&self.metrics);
                     }
                     for event in &parsed.events {
                         parsed_lines.add(event.format);

@@ -201,6 +201,8 @@ pub struct Handles {
     pub events_parsed: Children<IntCounterVec>,
     /// `parse_errors_total{kind}`, by [`PARSE_ERROR_KINDS`] (lazy).
     pub parse_errors: Known<IntCounterVec>,
+    /// `parse_fallbacks_total{format,reason}`.
+    pub parse_fallbacks: Children2<IntCounterVec>,
     /// `ips_extracted_total{role}`, by [`role_index`] (eager).
     pub ips_extracted: Known<IntCounterVec>,
     /// `ips_filtered_total{reason}`, by [`filter_index`] (eager).
@@ -236,6 +238,7 @@ pub(super) struct Vecs<'a> {
     pub(super) events_consumed: &'a IntCounterVec,
     pub(super) events_parsed: &'a IntCounterVec,
     pub(super) parse_errors: &'a IntCounterVec,
+    pub(super) parse_fallbacks: &'a IntCounterVec,
     pub(super) ips_extracted: &'a IntCounterVec,
     pub(super) ips_filtered: &'a IntCounterVec,
     pub(super) feed_matches: &'a IntCounterVec,
@@ -260,6 +263,7 @@ impl Handles {
             events_consumed: Children::new(v.events_consumed),
             events_parsed: Children::new(v.events_parsed),
             parse_errors: Known::lazy(v.parse_errors, PARSE_ERROR_KINDS),
+            parse_fallbacks: Children2::new(v.parse_fallbacks),
             ips_extracted: Known::eager(v.ips_extracted, Role::ALL.map(Role::label)),
             ips_filtered: Known::eager(v.ips_filtered, FilterReason::ALL.map(FilterReason::label)),
             feed_matches: Children::new(v.feed_matches),

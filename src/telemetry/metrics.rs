@@ -22,6 +22,8 @@ pub struct Metrics {
     pub events_parsed: IntCounterVec,
     /// `parse_errors_total{kind}`: lines that could not be parsed.
     pub parse_errors: IntCounterVec,
+    /// `parse_fallbacks_total{format,reason}`: lines a format rejected that the IP scanner read.
+    pub parse_fallbacks: IntCounterVec,
     /// `events_without_ip_total`: parsed events with no public address to enrich.
     pub events_without_ip: IntCounter,
     /// `ips_extracted_total{role}`: valid addresses found in events.
@@ -124,6 +126,11 @@ impl Metrics {
             "Lines that could not be parsed (each went to the DLQ)",
             &["kind"],
         )?;
+        let parse_fallbacks = counter_vec(
+            "parse_fallbacks_total",
+            "Lines a format claimed but rejected, read by the IP scanner because they hold addresses",
+            &["format", "reason"],
+        )?;
         let ips_extracted = counter_vec(
             "ips_extracted_total",
             "Valid addresses found in events",
@@ -208,6 +215,7 @@ impl Metrics {
             events_consumed: &events_consumed,
             events_parsed: &events_parsed,
             parse_errors: &parse_errors,
+            parse_fallbacks: &parse_fallbacks,
             ips_extracted: &ips_extracted,
             ips_filtered: &ips_filtered,
             feed_matches: &feed_matches,
@@ -227,6 +235,7 @@ impl Metrics {
             events_consumed,
             events_parsed,
             parse_errors,
+            parse_fallbacks,
             events_without_ip: counter(
                 "events_without_ip_total",
                 "Parsed events with no address to enrich",

@@ -8,6 +8,7 @@
 //! observer: asa01        vendor: …   product: …   action: …   rule: …   (each optional)
 //! format: cisco_asa      (optional; defaults to the file name)
 //! error: malformed       (instead of expect: the error kind)
+//! fallback: paloalto     (the format rejected the line and `ip_scan` read it; `format: ip_scan`)
 //! ```
 
 use std::collections::BTreeMap;
@@ -30,6 +31,8 @@ pub struct FixtureCase {
     pub error: Option<String>,
     /// `observer`, `vendor`, `product`, `action` and `rule` expectations.
     pub context: BTreeMap<String, String>,
+    /// i12-fallback: the format that claimed the line and rejected it (`fallback:`).
+    pub fallback: Option<String>,
 }
 
 impl FixtureCase {
@@ -87,6 +90,7 @@ pub fn load_cases(dir: &Path, only: Option<&str>) -> Vec<FixtureCase> {
                 "expect" => case.expect.push(value.to_owned()),
                 "error" => case.error = Some(value.to_owned()),
                 "format" => case.format = value.to_owned(),
+                "fallback" => case.fallback = Some(value.to_owned()),
                 "observer" | "vendor" | "product" | "action" | "rule" => {
                     case.context.insert(key.to_owned(), value.to_owned());
                 }

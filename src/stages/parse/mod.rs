@@ -14,6 +14,9 @@
 //!   then the format is picked: the topic's configured hint if there is one, else the first
 //!   format in [`crate::stages::parse::formats`] whose cheap `detect` accepts the line. A generic `key=value`
 //!   reader and a last-resort IP scanner come last.
+//! * A line the picked format rejects (`malformed`, `invalid_json`, …) but that holds an address
+//!   is read by the IP scanner instead, and the rejection is kept in [`Parsed::fallbacks`]
+//!   (`parse_fallbacks_total{format,reason}`): no line holding an address is dead-lettered.
 //! * The syslog HOSTNAME and a device's own address field become `Event::observer`, never an
 //!   address to enrich.
 
@@ -208,6 +211,20 @@ pub struct Parsed<'a> {
     pub events: Vec<Event<'a>>,
     /// Items of a batch (`records`, `logEvents`) that could not be read; the rest were.
     pub errors: Vec<BatchError>,
+    /// Events the IP scanner read because the format that claimed their line rejected it.
+    pub fallbacks: Vec<Fallback>,
+}
+
+/// A line a format claimed but rejected, read by the IP scanner because it holds addresses
+/// (`parse_fallbacks_total{format,reason}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    /// Index in [`Parsed::events`] of the scanner's event.
+    pub event: usize,
+    /// The format that rejected the line (`json` for a JSON document that did not parse).
+    pub from: &'static str,
+    /// Why it rejected it; `kind()` is the `reason` label.
+    pub error: ParseError,
 }
 
 /// One unreadable item of a batch line.

@@ -1,5 +1,6 @@
 //! The format registry: the formats in detection order, a topic's forced format, envelopes
-//! and batches, the `key=value` and IP-scan fallbacks, and the per-stream header state.
+//! and batches, the `key=value` and IP-scan fallbacks (for unclaimed lines, and for lines the
+//! claiming format rejects while they hold an address), and the per-stream header state.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -12,8 +13,8 @@ use super::headers::StreamHeaders;
 use super::json::{JsonDoc, JsonRef};
 use super::syslog::{self, SyslogHeader};
 use super::{
-    formats, into_owned, scan, BatchError, JsonFormat, Line, LogFormat, ParseError, Parsed,
-    RegistryOptions, StreamId, DIRECTIVE, KV, MAX_ENVELOPE_DEPTH,
+    formats, into_owned, scan, BatchError, Fallback, JsonFormat, Line, LogFormat, ParseError,
+    Parsed, RegistryOptions, StreamId, DIRECTIVE, KV, MAX_ENVELOPE_DEPTH,
 };
 
 enum Forced {
@@ -160,6 +161,7 @@ impl FormatRegistry {
             format: DIRECTIVE,
             events: Vec::with_capacity(1),
             errors: Vec::new(),
+            fallbacks: Vec::new(),
         };
         let format = self.parse_text(line, stream, forced.as_ref(), 0, &mut parsed)?;
         parsed.format = parsed.events.first().map_or(format, |e| e.format);
@@ -167,7 +169,60 @@ impl FormatRegistry {
     }
 
     /// Parses one line into `out`; returns the format name to count when no event came out.
+    /// A line the format claimed but rejected, that still holds an address, is read by the
+    /// IP scanner instead and the rejection is kept in `out.fallbacks`: no line that holds an
+    /// address is dead-lettered.
     fn parse_text<'a>(
+        &self,
+        line: &'a str,
+        stream: StreamId<'_>,
+        forced: Option<&Forced>,
+        depth: usize,
+        out: &mut Parsed<'a>,
+    ) -> Result<&'static str, ParseError> {
+        let (events, fallbacks) = (out.events.len(), out.fallbacks.len());
+        let error = match self.parse_claimed(line, stream, forced, depth, out) {
+            Err(error) if falls_back(&error, forced) => error,
+            other => return other,
+        };
+        let text = line.trim_start_matches('\u{feff}').trim();
+        let (syslog, body) = syslog::strip_headers(text);
+        let mut event = Event {
+            format: scan::NAME,
+            observer: syslog.and_then(|h| h.observer()).map(Cow::Borrowed),
+            ..Event::default()
+        };
+        if scan::scan_addresses(body, &mut event) == 0 && body.len() < text.len() {
+            // An address in a header slot a vendor fills with its own words (Meraki's
+            // `flows dst=A …` reads as APP-NAME and PROCID); the device itself is not one.
+            let device = syslog.map(|h| [h.hostname, h.origin_ip]);
+            scan::scan_addresses(text, &mut event);
+            event
+                .addresses
+                .retain(|(_, a)| !device.is_some_and(|d| d.contains(&Some(a.as_ref()))));
+        }
+        if event.addresses.is_empty() {
+            return Err(error);
+        }
+        // What the rejected attempt left behind is not part of the line's result.
+        out.events.truncate(events);
+        out.fallbacks.truncate(fallbacks);
+        let from = match (&error, forced) {
+            (ParseError::Malformed { format, .. }, _) => *format,
+            (_, Some(forced)) => self.forced_name(forced),
+            _ => formats::json::GENERIC,
+        };
+        out.fallbacks.push(Fallback {
+            event: out.events.len(),
+            from,
+            error,
+        });
+        out.events.push(event);
+        Ok(scan::NAME)
+    }
+
+    /// [`Self::parse_text`] without the scanner fallback: the claiming format's result.
+    fn parse_claimed<'a>(
         &self,
         line: &'a str,
         stream: StreamId<'_>,
@@ -396,11 +451,17 @@ impl FormatRegistry {
             Cow::Owned(text) => {
                 let mut inner = Parsed::default();
                 let format = self.parse_text(&text, stream, forced, depth + 1, &mut inner)?;
+                let offset = out.events.len();
                 for event in inner.events {
                     let owned: Event<'a> = into_owned(event);
                     out.events.push(owned);
                 }
                 out.errors.extend(inner.errors);
+                out.fallbacks
+                    .extend(inner.fallbacks.into_iter().map(|f| Fallback {
+                        event: f.event + offset,
+                        ..f
+                    }));
                 Ok(format)
             }
         }
@@ -423,6 +484,17 @@ fn envelope_marker() -> Event<'static> {
     Event {
         format: formats::json::ENVELOPE,
         ..Event::default()
+    }
+}
+
+/// Whether a rejected line goes to the IP scanner: the format (or the JSON reader) claimed it
+/// and found it malformed, or a forced format did not recognise it. Limits (size, bytes that
+/// are not text) never reach the registry; an unclaimed line was scanned already.
+fn falls_back(error: &ParseError, forced: Option<&Forced>) -> bool {
+    match error {
+        ParseError::Malformed { .. } | ParseError::InvalidJson(_) | ParseError::NotAnObject => true,
+        ParseError::Unrecognized => forced.is_some_and(|f| !matches!(f, Forced::Scan)),
+        _ => false,
     }
 }
 

@@ -23,8 +23,8 @@ pub(crate) use kafka::{
 };
 pub(crate) use pipeline::{
     BackpressureWaited, CacheSampled, DlqEntryPublished, EventWithoutIp, IpDeduplicated,
-    IpFiltered, IpsExtracted, LineParseError, LineParsed, MessageCompleted, MessageConsumed,
-    RecordPublished, RecordWithheld,
+    IpFiltered, IpsExtracted, LineFellBack, LineParseError, LineParsed, MessageCompleted,
+    MessageConsumed, RecordPublished, RecordWithheld,
 };
 pub(crate) use report::{ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten};
 

@@ -75,6 +75,39 @@ impl LineParseError<'_> {
     }
 }
 
+/// A line its format rejected was read by the IP scanner instead of going to the DLQ.
+pub(crate) struct LineFellBack<'a> {
+    /// The format that rejected it.
+    pub format: &'static str,
+    /// The rejection's bounded kind (`malformed`, `invalid_json`, …).
+    pub reason: &'static str,
+    /// The rejection (what was wrong; never the line itself), formatted only when logged.
+    pub error: &'a dyn std::fmt::Display,
+    /// Where the message came from.
+    pub origin: &'a Origin,
+}
+impl LineFellBack<'_> {
+    /// Counts it and logs the rejection at debug level (rate-limited): the line was not lost,
+    /// but what was wrong with it stays visible.
+    pub(crate) fn emit(&self, m: &Metrics) {
+        m.handles
+            .parse_fallbacks
+            .with(self.format, self.reason, |c| c.inc());
+        if let Some(suppressed) = warnings().allow("parse_fallback") {
+            debug!(
+                format = self.format,
+                reason = self.reason,
+                error = %self.error,
+                topic = %self.origin.topic,
+                partition = self.origin.partition,
+                offset = self.origin.offset,
+                suppressed,
+                "line rejected by its format was read by the ip scanner"
+            );
+        }
+    }
+}
+
 /// A parsed event had no address that could be enriched.
 pub(crate) struct EventWithoutIp;
 impl EventWithoutIp {
@@ -257,6 +290,41 @@ mod tests {
         let parsed = |format| sample(&registry, "events_parsed_total", &[("format", format)]);
         assert_eq!((parsed("kv"), parsed("cef")), (Some(3.0), Some(1.0)));
         assert_eq!(m.events_parsed.with_label_values(&["kv"]).get(), 3);
+    }
+
+    // i12-fallback: the scanner's reads of rejected lines are counted by format and reason.
+    #[test]
+    fn fallbacks_count_per_format_and_reason() {
+        let (registry, m) = metrics();
+        let origin = origin();
+        for (format, reason) in [
+            ("paloalto", "malformed"),
+            ("json", "invalid_json"),
+            ("paloalto", "malformed"),
+        ] {
+            LineFellBack {
+                format,
+                reason,
+                error: &"x",
+                origin: &origin,
+            }
+            .emit(&m);
+        }
+        let fell_back = |format, reason| {
+            sample(
+                &registry,
+                "parse_fallbacks_total",
+                &[("format", format), ("reason", reason)],
+            )
+        };
+        assert_eq!(fell_back("paloalto", "malformed"), Some(2.0));
+        assert_eq!(fell_back("json", "invalid_json"), Some(1.0));
+        assert_eq!(fell_back("json", "malformed"), None);
+        assert_eq!(
+            sample(&registry, "parse_errors_total", &[("kind", "malformed")]),
+            None,
+            "a fallback is not a parse error"
+        );
     }
 
     #[test]
