@@ -14,7 +14,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -23,40 +23,6 @@ const BLOCKLIST: [&str; 2] = ["203.0.113.0/25", "2001:db8:bad::/48"];
 
 /// Generous: the machine is shared and slow; expiry means the awaited thing never came.
 const DEADLINE: Duration = Duration::from_secs(90);
-
-/// Polls `probe` until it gives `Some`; panics naming `what` (and the daemon's log) at the
-/// deadline.
-fn wait_for<T>(daemon: &Daemon, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not seen within {DEADLINE:?}\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until the metric sample starting with `sample` (name and labels) satisfies `done`.
-fn wait_metric(daemon: &Daemon, sample: &str, done: impl Fn(f64) -> bool) -> f64 {
-    wait_for(daemon, &format!("metric {sample}"), || {
-        daemon.metric(sample).filter(|v| done(*v))
-    })
-}
-
-/// Waits until the output topic holds a record for each of `ips`; returns every record read.
-fn wait_records(daemon: &Daemon, topic: &str, ips: &[&str]) -> Vec<serde_json::Value> {
-    wait_for(daemon, &format!("records for {ips:?} on {topic}"), || {
-        let records: Vec<serde_json::Value> = read_all(topic).iter().map(|m| m.json()).collect();
-        ips.iter()
-            .all(|ip| records.iter().any(|r| r["ip"] == *ip))
-            .then_some(records)
-    })
-}
 
 /// Like `Daemon::start`, with extra environment (settings the config file already has a
 /// table for: `THREATSIFT__SECTION__KEY`).
@@ -103,7 +69,7 @@ async fn sigint_drains_commits_and_exits_0_like_sigterm() {
 
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(DEADLINE);
-    wait_metric(&daemon, "threatsift_messages_completed_total", |v| {
+    wait_metric(&daemon, "threatsift_messages_completed_total", DEADLINE, |v| {
         v >= 30.0
     });
     daemon.signal("INT");
@@ -140,7 +106,7 @@ async fn a_passed_drain_deadline_exits_1_and_the_unfinished_are_read_again() {
     );
     daemon.wait_ready(DEADLINE);
     // Every message is consumed and its record handed to the producer, which holds it.
-    wait_metric(&daemon, "threatsift_events_consumed_total", |v| v >= 20.0);
+    wait_metric(&daemon, "threatsift_events_consumed_total", DEADLINE, |v| v >= 20.0);
     daemon.signal("TERM");
     let status = daemon.wait_exit(DEADLINE);
     let log = daemon.log_text();
@@ -160,7 +126,7 @@ async fn a_passed_drain_deadline_exits_1_and_the_unfinished_are_read_again() {
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(DEADLINE);
     let redone = 20 - committed;
-    wait_metric(&daemon, "threatsift_messages_completed_total", |v| {
+    wait_metric(&daemon, "threatsift_messages_completed_total", DEADLINE, |v| {
         v >= redone as f64
     });
     daemon.signal("TERM");
@@ -187,9 +153,9 @@ async fn a_second_signal_during_the_drain_exits_130_at_once() {
         ],
     );
     daemon.wait_ready(DEADLINE);
-    wait_metric(&daemon, "threatsift_events_consumed_total", |v| v >= 10.0);
+    wait_metric(&daemon, "threatsift_events_consumed_total", DEADLINE, |v| v >= 10.0);
     daemon.signal("TERM");
-    wait_for(&daemon, "the drain to start", || {
+    wait_for(&daemon, "the drain to start", DEADLINE, || {
         daemon
             .log_text()
             .contains("shutdown requested")
@@ -243,7 +209,7 @@ async fn readyz_is_503_naming_what_is_missing_until_ready_then_200() {
         dir.path(),
         &[("THREATSIFT__KAFKA__BROKERS", nowhere.as_str())],
     );
-    let (status, body) = wait_for(&daemon, "an answer from /readyz", || {
+    let (status, body) = wait_for(&daemon, "an answer from /readyz", DEADLINE, || {
         daemon.http_get("/readyz")
     });
     assert_eq!(status, 503, "{body}");
@@ -260,7 +226,7 @@ async fn readyz_is_503_naming_what_is_missing_until_ready_then_200() {
     topics.input = unique("in-later");
     let (config, port) = write_config(dir.path(), &topics, &blocklist, "");
     let mut daemon = Daemon::start(&config, port, dir.path());
-    let (status, body) = wait_for(&daemon, "/readyz naming only the consumer", || {
+    let (status, body) = wait_for(&daemon, "/readyz naming only the consumer", DEADLINE, || {
         daemon
             .http_get("/readyz")
             .filter(|(_, body)| !body.contains("producer not connected"))
@@ -315,10 +281,8 @@ async fn a_changed_feed_is_reloaded_and_flags_new_sightings() {
         &[ecs_event("198.51.100.7", "10.0.0.1")],
     )
     .await;
-    wait_metric(
-        &daemon,
-        "threatsift_records_withheld_total{verdict=\"unknown\"}",
-        |v| v >= 1.0,
+    wait_metric(&daemon, "threatsift_records_withheld_total{verdict=\"unknown\"}",
+        DEADLINE, |v| v >= 1.0,
     );
     assert_eq!(
         daemon.metric("threatsift_feed_reloads_total"),
@@ -332,10 +296,8 @@ async fn a_changed_feed_is_reloaded_and_flags_new_sightings() {
     let staged = dir.path().join("blocklist.next");
     std::fs::write(&staged, lines.join("\n")).unwrap();
     std::fs::rename(&staged, &blocklist).unwrap();
-    wait_metric(
-        &daemon,
-        "threatsift_feed_reloads_total{result=\"ok\"}",
-        |v| v >= 1.0,
+    wait_metric(&daemon, "threatsift_feed_reloads_total{result=\"ok\"}",
+        DEADLINE, |v| v >= 1.0,
     );
     assert_eq!(
         daemon.metric("threatsift_feed_entries{feed=\"test-blocklist\"}"),
@@ -354,19 +316,14 @@ async fn a_changed_feed_is_reloaded_and_flags_new_sightings() {
         ],
     )
     .await;
-    wait_records(&daemon, &topics.output, &["198.51.100.9"]);
+    read_records_until(&topics.output, DEADLINE, |m| holds_ips(m, &["198.51.100.9"]));
     // Every delivery of the four messages reported: the topic holds all it ever will.
-    wait_metric(&daemon, "threatsift_messages_completed_total", |v| v >= 4.0);
-    let records: Vec<serde_json::Value> =
-        read_all(&topics.output).iter().map(|m| m.json()).collect();
-    let validator = record_validator();
-    let mut ips: Vec<&str> = records
-        .iter()
-        .map(|r| {
-            assert_valid_record(&validator, r);
-            r["ip"].as_str().unwrap()
-        })
+    wait_metric(&daemon, "threatsift_messages_completed_total", DEADLINE, |v| v >= 4.0);
+    let records: Vec<serde_json::Value> = read_records(&topics.output)
+        .into_iter()
+        .map(|r| r.json)
         .collect();
+    let mut ips: Vec<&str> = records.iter().map(|r| r["ip"].as_str().unwrap()).collect();
     ips.sort_unstable();
     assert_eq!(ips, ["198.51.100.8", "198.51.100.9"]);
     for record in &records {
@@ -380,10 +337,8 @@ async fn a_changed_feed_is_reloaded_and_flags_new_sightings() {
     // A reload that fails keeps the list loaded before: counted as an error, and the next
     // new address of the range is flagged all the same.
     std::fs::remove_file(&blocklist).unwrap();
-    wait_metric(
-        &daemon,
-        "threatsift_feed_reloads_total{result=\"error\"}",
-        |v| v >= 1.0,
+    wait_metric(&daemon, "threatsift_feed_reloads_total{result=\"error\"}",
+        DEADLINE, |v| v >= 1.0,
     );
     produce(
         &topics.input,
@@ -391,9 +346,14 @@ async fn a_changed_feed_is_reloaded_and_flags_new_sightings() {
         &[ecs_event("198.51.100.10", "10.0.0.1")],
     )
     .await;
-    let after = wait_records(&daemon, &topics.output, &["198.51.100.10"]);
-    let flagged = after.iter().find(|r| r["ip"] == "198.51.100.10").unwrap();
-    assert_valid_record(&validator, flagged);
+    let after = read_records_until(&topics.output, DEADLINE, |m| {
+        holds_ips(m, &["198.51.100.10"])
+    });
+    let flagged = &after
+        .iter()
+        .find(|r| r.json["ip"] == "198.51.100.10")
+        .unwrap()
+        .json;
     assert_eq!(flagged["verdict"], "malicious", "{flagged}");
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(DEADLINE).code(), Some(0));
@@ -431,15 +391,13 @@ async fn no_address_is_ever_in_the_metrics_and_a_disabled_talos_list_is_not_read
 
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(DEADLINE);
-    wait_metric(&daemon, "threatsift_messages_completed_total", |v| {
+    wait_metric(&daemon, "threatsift_messages_completed_total", DEADLINE, |v| {
         v >= events.len() as f64
     });
-    let records = wait_records(&daemon, &topics.output, &listed);
-    let validator = record_validator();
+    let records = read_records_until(&topics.output, DEADLINE, |m| holds_ips(m, &listed));
     for record in &records {
-        assert_valid_record(&validator, record);
         assert_eq!(
-            record["intel"]["talos"],
+            record.json["intel"]["talos"],
             serde_json::json!({"status": "disabled", "detail": "not enabled in the configuration"})
         );
     }
@@ -541,11 +499,9 @@ async fn the_scheduled_report_narrative_is_never_given_raw_log_text() {
         &[("THREATSIFT__SHUTDOWN__DRAIN_TIMEOUT", "60s")],
     );
     daemon.wait_ready(DEADLINE);
-    wait_records(
-        &daemon,
-        &topics.output,
-        &["203.0.113.1", "203.0.113.2", "203.0.113.3"],
-    );
+    read_records_until(&topics.output, DEADLINE, |m| {
+        holds_ips(m, &["203.0.113.1", "203.0.113.2", "203.0.113.3"])
+    });
     daemon.signal("TERM");
     assert_eq!(
         daemon.wait_exit(DEADLINE).code(),
