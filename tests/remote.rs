@@ -29,7 +29,7 @@
 mod common;
 mod mock_api;
 
-use mock_api::{html_answer, ip, json_answer, settings, Canned, Mock, Route};
+use mock_api::{held, html_answer, ip, json_answer, settings, Canned, Gate, Mock, Route};
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -62,11 +62,6 @@ use threatsift::{Outcome, Patience, ProviderSlot, SlotLimits, MAX_RETRIES};
 use threatsift::{Output, OutputKind};
 use threatsift::{Priority, RemoteJob, RemoteStage, RevisionSink};
 use threatsift::{Provider, PENDING_DETAIL};
-
-fn with_delay(mut canned: Canned, delay: Duration) -> Canned {
-    canned.delay = delay;
-    canned
-}
 
 fn with_header(mut canned: Canned, name: &'static str, value: &'static str) -> Canned {
     canned.headers.push((name, value));
@@ -438,20 +433,34 @@ fn intel_of(record: &ThreatRecord, provider: &str) -> ProviderIntel {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_lookups_of_one_address_make_one_request() {
     let address = "203.0.113.45";
-    let mock = Mock::start(
-        &mock_api::VIRUSTOTAL,
-        with_delay(vt_ok(address), Duration::from_millis(200)),
-    )
-    .await;
+    // The answer is held until every lookup is under way: all 100 overlap by construction.
+    let gate = Gate::new();
+    let mock = Mock::start(&mock_api::VIRUSTOTAL, held(vt_ok(address), &gate)).await;
     let (registry, metrics) = new_metrics();
     let slot = slot(virustotal(&mock, VT_KEY), limits(0, 0), &metrics);
 
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let lookups: Vec<_> = (0..100)
         .map(|_| {
-            let slot = slot.clone();
-            tokio::spawn(async move { slot.lookup(ip(address), patience(5)).await })
+            let (slot, started) = (slot.clone(), started.clone());
+            tokio::spawn(async move {
+                let lookup = slot.lookup(ip(address), patience(5));
+                tokio::pin!(lookup);
+                // Polled once: the lookup has joined (or, wrongly, sent) a request.
+                assert!(
+                    futures::poll!(&mut lookup).is_pending(),
+                    "a lookup finished while the answer was held"
+                );
+                started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                lookup.await
+            })
         })
         .collect();
+    wait_for("all 100 lookups under way and one request at the mock", || {
+        started.load(std::sync::atomic::Ordering::SeqCst) == 100 && mock.requests() >= 1
+    })
+    .await;
+    gate.open();
     let mut outcomes = Vec::new();
     for lookup in lookups {
         outcomes.push(lookup.await.unwrap());
@@ -805,7 +814,7 @@ async fn the_dispatcher_waits_for_budget_on_the_slots_clock() {
     )
     .await;
     assert_eq!(clock.waits(), [Duration::from_secs(60)]);
-    assert_eq!(stage.waiting(), 1, "the second address waits for the token");
+    assert_eq!(mock.requests(), 1, "the second address waits for the token");
     clock.advance(Duration::from_secs(60));
     wait_for(
         "the second address asked once the slot's clock passed the wait",
@@ -1312,12 +1321,14 @@ async fn server_errors_are_retried_then_open_the_circuit() {
 #[tokio::test]
 async fn an_answer_that_changes_the_verdict_publishes_exactly_one_revision() {
     let vt = Mock::by_address(&mock_api::VIRUSTOTAL, |ip| vt_ok(&ip.to_string())).await;
-    // InternetDB answers after VirusTotal: 404 is its normal "not indexed".
+    // InternetDB answers after VirusTotal's revision is out (its gate is opened then): 404 is
+    // its normal "not indexed".
+    let idb_gate = Gate::new();
     let idb = Mock::start(
         &mock_api::INTERNETDB,
-        with_delay(
+        held(
             json_answer(404, json!({"detail": "No information available"})),
-            Duration::from_millis(300),
+            &idb_gate,
         ),
     )
     .await;
@@ -1350,7 +1361,14 @@ async fn an_answer_that_changes_the_verdict_publishes_exactly_one_revision() {
     let before = valid(fresh.tracked.lock().await.record.clone());
     assert_eq!((before.score, before.verdict), (0, Verdict::Unknown));
     assert_eq!(fresh.tracked.lock().await.sighting.published(), None);
-    let after = valid(stage.enrich_now(fresh.clone()).await);
+    let (after, ()) = tokio::join!(stage.enrich_now(fresh.clone()), async {
+        wait_for("VirusTotal's revision published while InternetDB is held", || {
+            sink.outputs().len() == 1
+        })
+        .await;
+        idb_gate.open();
+    });
+    let after = valid(after);
     let published = sink.records();
     println!(
         "revisions after VirusTotal malicious + InternetDB not_found: {} (requests: vt {}, \
@@ -2129,8 +2147,9 @@ async fn one_lookup_running(
     tokio::task::JoinSet<()>,
 ) {
     let settings = defaults();
-    let clock = VirtualClock::at_rfc3339(MORNING);
-    let slot = clocked(patient_virustotal(mock), limits(1, 0), metrics, &clock);
+    // Standing: the dispatcher's wait for the next token never ends while the test runs.
+    let clock = StandingClock::at_rfc3339(MORNING);
+    let slot = standing(patient_virustotal(mock), limits(1, 0), metrics, &clock);
     // Patient: the second address waits in the queue for the next token, not skipped.
     let stage = new_stage(vec![slot], 10, &settings, sink, patience(3_600), metrics);
     let dedup = DedupCache::new(Duration::from_secs(3_600), 10);
@@ -2187,12 +2206,8 @@ fn at_shutdown_a_lookup_past_the_grace_is_abandoned_with_a_warning_giving_the_co
         .build()
         .unwrap();
     runtime.block_on(async {
-        // The provider answers only after an hour: the lookup is still running at the stop.
-        let mock = Mock::start(
-            &mock_api::VIRUSTOTAL,
-            with_delay(vt_ok("203.0.113.45"), Duration::from_secs(3_600)),
-        )
-        .await;
+        // The provider never answers: the lookup is still running at the stop.
+        let mock = Mock::start(&mock_api::VIRUSTOTAL, mock_api::no_answer()).await;
         let (_registry, metrics) = new_metrics();
         let sink = Arc::new(Collect::default());
         let (stage, jobs, stop, dispatchers) =
@@ -2207,7 +2222,7 @@ fn at_shutdown_a_lookup_past_the_grace_is_abandoned_with_a_warning_giving_the_co
         .expect("finish_lookups waited past its grace for a lookup that never ends");
         assert!(
             !finished,
-            "a lookup answered after an hour finished in the grace"
+            "a lookup that is never answered finished in the grace"
         );
         assert_eq!(
             mock.requests(),
@@ -2242,16 +2257,14 @@ fn at_shutdown_a_lookup_past_the_grace_is_abandoned_with_a_warning_giving_the_co
 
 #[tokio::test]
 async fn at_shutdown_a_lookup_already_sent_finishes_in_the_grace_and_publishes() {
-    // The answer (14 engines: malicious) comes a moment after the stop.
-    let mock = Mock::start(
-        &mock_api::VIRUSTOTAL,
-        with_delay(vt_ok("203.0.113.45"), Duration::from_millis(300)),
-    )
-    .await;
+    // The answer (14 engines: malicious) is held until after the stop.
+    let gate = Gate::new();
+    let mock = Mock::start(&mock_api::VIRUSTOTAL, held(vt_ok("203.0.113.45"), &gate)).await;
     let (registry, metrics) = new_metrics();
     let sink = Arc::new(Collect::default());
     let (stage, jobs, stop, dispatchers) = one_lookup_running(&mock, &metrics, sink.clone()).await;
     stop.cancel();
+    gate.open();
     assert!(
         threatsift::finish_lookups(dispatchers, EVENT_DEADLINE, Some(&stage)).await,
         "the running lookup was abandoned within a grace it needed a moment of"
