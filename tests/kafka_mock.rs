@@ -187,8 +187,9 @@ fn counter(vec: &prometheus::IntCounterVec, label: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_mid_stream_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    // Two brokers: broker 2 leads the DLQ alone, broker 1 everything else (input, output and
-    // the group), so taking broker 2 down makes only the DLQ unwritable.
+    // Two brokers: broker 1 leads input and output and coordinates the group, broker 2 leads
+    // the DLQ alone; taking broker 1 down takes input, output and the coordinator away
+    // mid-stream while the DLQ stays writable.
     let cluster = MockCluster::new(2).unwrap();
     let settings =
         create_topics_and_settings(&cluster, 2, dir.path(), "auto_commit_interval = \"1s\"", "");
@@ -396,8 +397,9 @@ async fn a_record_the_broker_refuses_becomes_a_publish_failed_dlq_entry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_dlq_holds_back_the_commit_until_its_entry_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    // Two brokers: broker 2 leads the DLQ alone, broker 1 everything else (input, output and
-    // the group), so taking broker 2 down makes only the DLQ unwritable.
+    // Two brokers: broker 1 leads input and output and coordinates the group, broker 2 leads
+    // the DLQ alone; taking broker 1 down takes input, output and the coordinator away
+    // mid-stream while the DLQ stays writable.
     let cluster = MockCluster::new(2).unwrap();
     let settings =
         create_topics_and_settings(&cluster, 2, dir.path(), "auto_commit_interval = \"1s\"", "");
