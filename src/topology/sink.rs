@@ -94,7 +94,9 @@ async fn deliver(mut batch: Vec<Processed>, targets: SinkTargets) -> (Vec<Origin
         let processed: &Processed = processed;
         outputs
             .into_iter()
-            .map(move |output| publisher.deliver(output, &processed.origin))
+            .map(move |output| {
+                publisher.deliver(output, &processed.origin, processed.message_time_ms)
+            })
     });
     let published = futures::future::join_all(deliveries).await;
     if let Some(feed) = &report_feed {
