@@ -401,7 +401,11 @@ async fn narrative_is_added_labelled_and_a_failing_model_changes_nothing_else() 
         ("silent", "1s", "did not answer within"),
     ] {
         let (url, _) = stub_model(mode).await;
-        let out = run(url, timeout).await.unwrap();
+        // A generous deadline: its expiry means the client's timeout never fired.
+        let out = tokio::time::timeout(Duration::from_secs(120), run(url, timeout))
+            .await
+            .unwrap_or_else(|_| panic!("{mode}: the report never finished"))
+            .unwrap();
         assert!(out.status.success(), "{mode}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
