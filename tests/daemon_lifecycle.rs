@@ -59,6 +59,13 @@ fn listed_events(count: u32) -> Vec<Vec<u8>> {
 /// flushes them): deliveries cannot finish within a short drain deadline.
 const HOLD_DELIVERIES: (&str, &str) = ("THREATSIFT__KAFKA__LIBRDKAFKA", "linger.ms=120000");
 
+/// A long drain deadline, and the session timeout that start-up requires to outlast it. Not
+/// longer: this tansu build takes half the session timeout to complete a group join.
+const LONG_DRAIN: [(&str, &str); 2] = [
+    ("THREATSIFT__SHUTDOWN__DRAIN_TIMEOUT", "25s"),
+    ("THREATSIFT__KAFKA__SESSION_TIMEOUT", "30s"),
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_drains_commits_and_exits_0_like_sigterm() {
     let topics = create_topics(2).await;
@@ -142,15 +149,13 @@ async fn a_second_signal_during_the_drain_exits_130_at_once() {
     let (config, port) = write_config(dir.path(), &topics, &blocklist, "");
     produce(&topics.input, None, &listed_events(10)).await;
 
-    // Deliveries are held and the deadline is far: the drain cannot end on its own.
+    // Deliveries are held: the drain cannot end before its deadline, which is far beyond the
+    // moment the second signal is sent (its expiry would show as exit 1, failing the test).
     let mut daemon = start_with_env(
         &config,
         port,
         dir.path(),
-        &[
-            HOLD_DELIVERIES,
-            ("THREATSIFT__SHUTDOWN__DRAIN_TIMEOUT", "600s"),
-        ],
+        &[HOLD_DELIVERIES, LONG_DRAIN[0], LONG_DRAIN[1]],
     );
     daemon.wait_ready(DEADLINE);
     wait_metric(&daemon, "threatsift_events_consumed_total", DEADLINE, |v| v >= 10.0);
@@ -492,12 +497,7 @@ async fn the_scheduled_report_narrative_is_never_given_raw_log_text() {
     produce(&topics.input, None, &raw).await;
 
     // Room for the narrative call at shutdown on a loaded machine.
-    let mut daemon = start_with_env(
-        &config,
-        port,
-        dir.path(),
-        &[("THREATSIFT__SHUTDOWN__DRAIN_TIMEOUT", "60s")],
-    );
+    let mut daemon = start_with_env(&config, port, dir.path(), &[LONG_DRAIN[0], LONG_DRAIN[1]]);
     daemon.wait_ready(DEADLINE);
     read_records_until(&topics.output, DEADLINE, |m| {
         holds_ips(m, &["203.0.113.1", "203.0.113.2", "203.0.113.3"])
