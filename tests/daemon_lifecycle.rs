@@ -76,9 +76,12 @@ async fn sigint_drains_commits_and_exits_0_like_sigterm() {
 
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(DEADLINE);
-    wait_metric(&daemon, "threatsift_messages_completed_total", DEADLINE, |v| {
-        v >= 30.0
-    });
+    wait_metric(
+        &daemon,
+        "threatsift_messages_completed_total",
+        DEADLINE,
+        |v| v >= 30.0,
+    );
     daemon.signal("INT");
     let status = daemon.wait_exit(DEADLINE);
     assert_eq!(
@@ -113,7 +116,9 @@ async fn a_passed_drain_deadline_exits_1_and_the_unfinished_are_read_again() {
     );
     daemon.wait_ready(DEADLINE);
     // Every message is consumed and its record handed to the producer, which holds it.
-    wait_metric(&daemon, "threatsift_events_consumed_total", DEADLINE, |v| v >= 20.0);
+    wait_metric(&daemon, "threatsift_events_consumed_total", DEADLINE, |v| {
+        v >= 20.0
+    });
     daemon.signal("TERM");
     let status = daemon.wait_exit(DEADLINE);
     let log = daemon.log_text();
@@ -133,9 +138,12 @@ async fn a_passed_drain_deadline_exits_1_and_the_unfinished_are_read_again() {
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(DEADLINE);
     let redone = 20 - committed;
-    wait_metric(&daemon, "threatsift_messages_completed_total", DEADLINE, |v| {
-        v >= redone as f64
-    });
+    wait_metric(
+        &daemon,
+        "threatsift_messages_completed_total",
+        DEADLINE,
+        |v| v >= redone as f64,
+    );
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(DEADLINE).code(), Some(0));
     assert_eq!(committed_total(&topics.group, &topics.input), 20);
@@ -158,7 +166,9 @@ async fn a_second_signal_during_the_drain_exits_130_at_once() {
         &[HOLD_DELIVERIES, LONG_DRAIN[0], LONG_DRAIN[1]],
     );
     daemon.wait_ready(DEADLINE);
-    wait_metric(&daemon, "threatsift_events_consumed_total", DEADLINE, |v| v >= 10.0);
+    wait_metric(&daemon, "threatsift_events_consumed_total", DEADLINE, |v| {
+        v >= 10.0
+    });
     daemon.signal("TERM");
     wait_for(&daemon, "the drain to start", DEADLINE, || {
         daemon
@@ -231,11 +241,16 @@ async fn readyz_is_503_naming_what_is_missing_until_ready_then_200() {
     topics.input = unique("in-later");
     let (config, port) = write_config(dir.path(), &topics, &blocklist, "");
     let mut daemon = Daemon::start(&config, port, dir.path());
-    let (status, body) = wait_for(&daemon, "/readyz naming only the consumer", DEADLINE, || {
-        daemon
-            .http_get("/readyz")
-            .filter(|(_, body)| !body.contains("producer not connected"))
-    });
+    let (status, body) = wait_for(
+        &daemon,
+        "/readyz naming only the consumer",
+        DEADLINE,
+        || {
+            daemon
+                .http_get("/readyz")
+                .filter(|(_, body)| !body.contains("producer not connected"))
+        },
+    );
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains("consumer has no partitions assigned"),
@@ -286,8 +301,11 @@ async fn a_changed_feed_is_reloaded_and_flags_new_sightings() {
         &[ecs_event("198.51.100.7", "10.0.0.1")],
     )
     .await;
-    wait_metric(&daemon, "threatsift_records_withheld_total{verdict=\"unknown\"}",
-        DEADLINE, |v| v >= 1.0,
+    wait_metric(
+        &daemon,
+        "threatsift_records_withheld_total{verdict=\"unknown\"}",
+        DEADLINE,
+        |v| v >= 1.0,
     );
     assert_eq!(
         daemon.metric("threatsift_feed_reloads_total"),
@@ -301,8 +319,11 @@ async fn a_changed_feed_is_reloaded_and_flags_new_sightings() {
     let staged = dir.path().join("blocklist.next");
     std::fs::write(&staged, lines.join("\n")).unwrap();
     std::fs::rename(&staged, &blocklist).unwrap();
-    wait_metric(&daemon, "threatsift_feed_reloads_total{result=\"ok\"}",
-        DEADLINE, |v| v >= 1.0,
+    wait_metric(
+        &daemon,
+        "threatsift_feed_reloads_total{result=\"ok\"}",
+        DEADLINE,
+        |v| v >= 1.0,
     );
     assert_eq!(
         daemon.metric("threatsift_feed_entries{feed=\"test-blocklist\"}"),
@@ -321,9 +342,16 @@ async fn a_changed_feed_is_reloaded_and_flags_new_sightings() {
         ],
     )
     .await;
-    read_records_until(&topics.output, DEADLINE, |m| holds_ips(m, &["198.51.100.9"]));
+    read_records_until(&topics.output, DEADLINE, |m| {
+        holds_ips(m, &["198.51.100.9"])
+    });
     // Every delivery of the four messages reported: the topic holds all it ever will.
-    wait_metric(&daemon, "threatsift_messages_completed_total", DEADLINE, |v| v >= 4.0);
+    wait_metric(
+        &daemon,
+        "threatsift_messages_completed_total",
+        DEADLINE,
+        |v| v >= 4.0,
+    );
     let records: Vec<serde_json::Value> = read_records(&topics.output)
         .into_iter()
         .map(|r| r.json)
@@ -342,8 +370,11 @@ async fn a_changed_feed_is_reloaded_and_flags_new_sightings() {
     // A reload that fails keeps the list loaded before: counted as an error, and the next
     // new address of the range is flagged all the same.
     std::fs::remove_file(&blocklist).unwrap();
-    wait_metric(&daemon, "threatsift_feed_reloads_total{result=\"error\"}",
-        DEADLINE, |v| v >= 1.0,
+    wait_metric(
+        &daemon,
+        "threatsift_feed_reloads_total{result=\"error\"}",
+        DEADLINE,
+        |v| v >= 1.0,
     );
     produce(
         &topics.input,
@@ -396,9 +427,12 @@ async fn no_address_is_ever_in_the_metrics_and_a_disabled_talos_list_is_not_read
 
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(DEADLINE);
-    wait_metric(&daemon, "threatsift_messages_completed_total", DEADLINE, |v| {
-        v >= events.len() as f64
-    });
+    wait_metric(
+        &daemon,
+        "threatsift_messages_completed_total",
+        DEADLINE,
+        |v| v >= events.len() as f64,
+    );
     let records = read_records_until(&topics.output, DEADLINE, |m| holds_ips(m, &listed));
     for record in &records {
         assert_eq!(

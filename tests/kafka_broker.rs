@@ -507,7 +507,10 @@ async fn provider_answers_are_published_as_revisions() {
     let (vt_gate, abuse_gate) = (mock_api::Gate::new(), mock_api::Gate::new());
     let vt_held = vt_gate.clone();
     let (vt_url, vt_seen) = mock_api::mock_by_address(&mock_api::VIRUSTOTAL, move |ip| {
-        mock_api::held(mock_api::json_answer(200, vt_flagged(&ip.to_string())), &vt_held)
+        mock_api::held(
+            mock_api::json_answer(200, vt_flagged(&ip.to_string())),
+            &vt_held,
+        )
     })
     .await;
     let (abuse_url, abuse_seen) = mock_api::mock(

@@ -206,8 +206,11 @@ async fn a_real_prometheus_scrapes_the_daemon_loads_the_rules_and_answers_every_
     let topics = create_topics(2).await;
     let dir = tempfile::tempdir().unwrap();
     let blocklist = write_blocklist(dir.path(), &["203.0.113.0/25"]);
-    let (vt_url, _vt_seen) =
-        mock_api::mock(&mock_api::VIRUSTOTAL, mock_api::json_answer(200, vt_flagged())).await;
+    let (vt_url, _vt_seen) = mock_api::mock(
+        &mock_api::VIRUSTOTAL,
+        mock_api::json_answer(200, vt_flagged()),
+    )
+    .await;
     // RDAP at a port nothing listens on: every lookup fails, the circuit opens after five, and
     // later addresses are skipped with reason circuit_open (the dashboard's circuit panel).
     let closed = free_port();

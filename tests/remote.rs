@@ -456,9 +456,10 @@ async fn concurrent_lookups_of_one_address_make_one_request() {
             })
         })
         .collect();
-    wait_for("all 100 lookups under way and one request at the mock", || {
-        started.load(std::sync::atomic::Ordering::SeqCst) == 100 && mock.requests() >= 1
-    })
+    wait_for(
+        "all 100 lookups under way and one request at the mock",
+        || started.load(std::sync::atomic::Ordering::SeqCst) == 100 && mock.requests() >= 1,
+    )
     .await;
     gate.open();
     let mut outcomes = Vec::new();
@@ -803,7 +804,14 @@ async fn the_dispatcher_waits_for_budget_on_the_slots_clock() {
     );
     let dedup = DedupCache::new(Duration::from_secs(3_600), 100);
     for address in ["203.0.113.70", "203.0.113.71"] {
-        let job = job(ip(address), &dedup, &settings, &["virustotal"], None, plain());
+        let job = job(
+            ip(address),
+            &dedup,
+            &settings,
+            &["virustotal"],
+            None,
+            plain(),
+        );
         stage.offer(job).await;
     }
     let stop = CancellationToken::new();
@@ -1362,9 +1370,10 @@ async fn an_answer_that_changes_the_verdict_publishes_exactly_one_revision() {
     assert_eq!((before.score, before.verdict), (0, Verdict::Unknown));
     assert_eq!(fresh.tracked.lock().await.sighting.published(), None);
     let (after, ()) = tokio::join!(stage.enrich_now(fresh.clone()), async {
-        wait_for("VirusTotal's revision published while InternetDB is held", || {
-            sink.outputs().len() == 1
-        })
+        wait_for(
+            "VirusTotal's revision published while InternetDB is held",
+            || sink.outputs().len() == 1,
+        )
         .await;
         idb_gate.open();
     });

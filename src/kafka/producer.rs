@@ -177,8 +177,7 @@ impl OutputPublisher {
             if permanent {
                 match output.kind {
                     OutputKind::Record(_) => {
-                        output =
-                            self.publish_failed_entry(&output, origin, message_time_ms, &text);
+                        output = self.publish_failed_entry(&output, origin, message_time_ms, &text);
                         backoff = RETRY_START;
                         continue;
                     }

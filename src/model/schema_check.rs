@@ -9,10 +9,9 @@ use std::sync::OnceLock;
 pub(crate) fn valid_record_payload(payload: &[u8]) -> serde_json::Value {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
     let validator = VALIDATOR.get_or_init(|| {
-        let schema: serde_json::Value = serde_json::from_str(include_str!(
-            "../../schema/threat-record.schema.json"
-        ))
-        .expect("schema JSON");
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schema/threat-record.schema.json"))
+                .expect("schema JSON");
         jsonschema::options()
             .should_validate_formats(true)
             .build(&schema)
