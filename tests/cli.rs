@@ -342,10 +342,8 @@ fn enrich_prints_one_record_per_address_with_every_provider_status() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    // Each record validated; an address it could not enrich is an {input, error} line.
+    let lines = common::output_records(&stdout);
     assert_eq!(lines.len(), 2, "{stdout}");
     let record = &lines[0];
     common::assert_valid_record(&common::record_validator(), record);
@@ -435,10 +433,8 @@ fn enrich_gives_one_record_per_distinct_address_and_an_error_for_a_repeat() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    // Each record validated; an address it could not enrich is an {input, error} line.
+    let lines = common::output_records(&stdout);
     assert_eq!(lines.len(), 5, "one line per argument, in order:\n{stdout}");
     let validator = common::record_validator();
     for (line, ip) in [(0, "203.0.113.9"), (1, "198.51.100.4"), (3, "2001:db8::1")] {

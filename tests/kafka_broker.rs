@@ -502,22 +502,37 @@ async fn provider_answers_are_published_as_revisions() {
     let topics = create_topics(1).await;
     let dir = tempfile::tempdir().unwrap();
     let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
-    let (vt_url, vt_seen) = mock_api::mock_by_address(&mock_api::VIRUSTOTAL, |ip| {
-        mock_api::json_answer(200, vt_flagged(&ip.to_string()))
+    // Both providers' answers are held until the test opens their gates, so the order of
+    // events is fixed: every sighting is counted, then VirusTotal answers, then (both
+    // addresses asked) AbuseIPDB's 401 comes.
+    let (vt_gate, abuse_gate) = (mock_api::Gate::new(), mock_api::Gate::new());
+    let vt_held = vt_gate.clone();
+    let (vt_url, vt_seen) = mock_api::mock_by_address(&mock_api::VIRUSTOTAL, move |ip| {
+        mock_api::held(
+            mock_api::json_answer(200, vt_flagged(&ip.to_string())),
+            &vt_held,
+        )
     })
     .await;
-    let (abuse_url, abuse_seen) = mock_api::mock(&mock_api::ABUSEIPDB, mock_api::json_answer(
-        401,
-        serde_json::json!({"errors": [{"detail": "Authentication failed. Your API key is either \
-            missing, incorrect, or revoked. Note: The APIv2 key differs from the APIv1 key.",
-            "status": 401}]}),
-    ))
+    let (abuse_url, abuse_seen) = mock_api::mock(
+        &mock_api::ABUSEIPDB,
+        mock_api::held(
+            mock_api::json_answer(
+                401,
+                serde_json::json!({"errors": [{"detail": "Authentication failed. Your API key \
+                    is either missing, incorrect, or revoked. Note: The APIv2 key differs from \
+                    the APIv1 key.", "status": 401}]}),
+            ),
+            &abuse_gate,
+        ),
+    )
     .await;
+    // Timeouts far beyond any wait for a gate: a held request is never given up.
     let extra = format!(
         "[providers.virustotal]\nenabled = true\nbase_url = \"{vt_url}/api/v3\"\n\
-         api_key = \"{KEY}\"\nper_minute = 60\n\
+         api_key = \"{KEY}\"\nper_minute = 60\ntimeout = \"600s\"\n\
          [providers.abuseipdb]\nenabled = true\nbase_url = \"{abuse_url}/api/v2\"\n\
-         api_key = \"{KEY}\"\n"
+         api_key = \"{KEY}\"\ntimeout = \"600s\"\n"
     );
     let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
     // Listed (malicious locally, then VirusTotal adds points) and unlisted (withheld until
@@ -531,19 +546,34 @@ async fn provider_answers_are_published_as_revisions() {
     produce(&topics.input, None, &events).await;
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(Duration::from_secs(60));
+    // Every sighting counted (both of each address) before any answer.
+    wait_metric(
+        &daemon,
+        "threatsift_messages_completed_total",
+        Duration::from_secs(60),
+        |v| v >= 4.0,
+    );
+    vt_gate.open();
     let records = read_until(&topics.output, Duration::from_secs(60), |m| m.len() >= 3);
-    // Both answers are in (the counters below are final once they are).
     wait_metric(
         &daemon,
         "threatsift_record_revisions_total",
         Duration::from_secs(60),
         |v| v >= 2.0,
     );
+    // AbuseIPDB was asked about both addresses before its first 401 could mark it down.
+    wait_for(
+        &daemon,
+        "both AbuseIPDB requests at the mock",
+        Duration::from_secs(60),
+        || (abuse_seen.lock().unwrap().len() == 2).then_some(()),
+    );
+    abuse_gate.open();
     wait_metric(
         &daemon,
         "threatsift_enrich_requests_total{provider=\"abuseipdb\",status=\"unauthorized\"}",
         Duration::from_secs(60),
-        |v| v >= 1.0,
+        |v| v >= 2.0,
     );
     let validator = record_validator();
     let json: Vec<serde_json::Value> = records.iter().map(|m| m.json()).collect();
@@ -574,17 +604,15 @@ async fn provider_answers_are_published_as_revisions() {
         .collect();
     assert_eq!(listed, [1, 2], "{json:#?}");
     summary.sort();
-    // VirusTotal's 32 points, plus 1 when the second sighting was counted before the answer.
-    let unlisted_score = summary[0].2;
-    assert!((32..=33).contains(&unlisted_score), "{json:#?}");
     assert_eq!(
         summary,
         vec![
-            // Withheld at first (no local evidence); published once VirusTotal flagged it.
+            // Withheld at first (no local evidence); published once VirusTotal flagged it:
+            // its 32 points and 1 for the second sighting, counted before the answer.
             (
                 "198.51.100.7".into(),
                 1,
-                unlisted_score,
+                33,
                 "ok".into(),
                 "suspicious".into()
             ),
@@ -608,10 +636,12 @@ async fn provider_answers_are_published_as_revisions() {
         "{json:#?}"
     );
     let revised = json.iter().find(|r| r["ip"] == "198.51.100.7").unwrap();
-    // The 401 is no evidence: the score is VirusTotal's points alone. (Which of the two
-    // answers came first decides whether this revision already shows the 401.)
-    let abuse = revised["intel"]["abuseipdb"]["status"].as_str().unwrap();
-    assert!(["unauthorized", "pending"].contains(&abuse), "{revised:#}");
+    // AbuseIPDB had not answered when VirusTotal's answer made this revision; its 401, later,
+    // is no evidence and publishes nothing (two revisions in all, below).
+    assert_eq!(
+        revised["intel"]["abuseipdb"]["status"], "pending",
+        "{revised:#}"
+    );
     assert_eq!(revised["network"]["asn"], 64500);
     assert!(revised["reasons"]
         .as_array()
@@ -619,7 +649,7 @@ async fn provider_answers_are_published_as_revisions() {
         .iter()
         .all(|r| r["source"] != "abuseipdb"));
 
-    // One request per address to VirusTotal; AbuseIPDB is not asked after its 401.
+    // One request per address to each provider.
     let vt_paths: BTreeSet<String> = vt_seen
         .lock()
         .unwrap()
@@ -627,10 +657,15 @@ async fn provider_answers_are_published_as_revisions() {
         .map(|s| s.path_and_query.clone())
         .collect();
     assert_eq!(vt_seen.lock().unwrap().len(), 2, "{vt_paths:?}");
-    let abuse_requests = abuse_seen.lock().unwrap().len();
-    assert!(
-        (1..=2).contains(&abuse_requests),
-        "{abuse_requests} AbuseIPDB requests"
+    let abuse_asked: BTreeSet<String> = abuse_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.ip.unwrap().to_string())
+        .collect();
+    assert_eq!(
+        abuse_asked,
+        BTreeSet::from(["198.51.100.7".to_owned(), "203.0.113.5".to_owned()])
     );
     assert_eq!(
         daemon.metric("threatsift_provider_up{provider=\"abuseipdb\"}"),

@@ -187,8 +187,9 @@ fn counter(vec: &prometheus::IntCounterVec, label: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_mid_stream_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    // Two brokers: broker 2 leads the DLQ alone, broker 1 everything else (input, output and
-    // the group), so taking broker 2 down makes only the DLQ unwritable.
+    // Two brokers: broker 1 leads input and output and coordinates the group, broker 2 leads
+    // the DLQ alone; taking broker 1 down takes input, output and the coordinator away
+    // mid-stream while the DLQ stays writable.
     let cluster = MockCluster::new(2).unwrap();
     let settings =
         create_topics_and_settings(&cluster, 2, dir.path(), "auto_commit_interval = \"1s\"", "");
@@ -323,7 +324,18 @@ async fn a_record_the_broker_refuses_becomes_a_publish_failed_dlq_entry() {
         .set("bootstrap.servers", &brokers)
         .create()
         .unwrap();
-    produce_event(&producer, "203.0.113.9").await;
+    // The input message carries its own timestamp, which the DLQ entry must carry on.
+    let payload = common::ecs_event("203.0.113.9", "10.0.0.1");
+    producer
+        .send(
+            FutureRecord::<(), [u8]>::to("firewall")
+                .payload(&payload[..])
+                .timestamp(1_795_426_200_123), // 2026-11-23T09:30:00.123Z
+            Timeout::After(Duration::from_secs(30)),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
     // The broker refuses the pipeline's first produce request (the record) with
     // MESSAGE_TOO_LARGE, as Kafka does for a record over the topic's `max.message.bytes`.
     // A broker-side refusal cannot be had from tansu, the broker of the other tests: it stores
@@ -376,9 +388,8 @@ async fn a_record_the_broker_refuses_becomes_a_publish_failed_dlq_entry() {
         (&"firewall".into(), &0.into(), &0.into())
     );
     assert!(entry["line"].is_null(), "{entry}");
-    // No `message_time` here: the publisher no longer has the input message's timestamp
-    // when the broker refuses the record (the other entries carry it).
-    assert!(entry["message_time"].is_null(), "{entry}");
+    // The input message's timestamp, carried to the producer with the record.
+    assert_eq!(entry["message_time"], "2026-11-23T09:30:00.123Z", "{entry}");
     assert!(entry["dead_lettered_at"].is_string(), "{entry}");
     // The payload is the refused record, cut to 200 bytes, and says so.
     assert_eq!(entry["payload_encoding"], "utf8");
@@ -396,8 +407,9 @@ async fn a_record_the_broker_refuses_becomes_a_publish_failed_dlq_entry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_dlq_holds_back_the_commit_until_its_entry_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    // Two brokers: broker 2 leads the DLQ alone, broker 1 everything else (input, output and
-    // the group), so taking broker 2 down makes only the DLQ unwritable.
+    // Two brokers: broker 1 leads input and output and coordinates the group, broker 2 leads
+    // the DLQ alone; taking broker 1 down takes input, output and the coordinator away
+    // mid-stream while the DLQ stays writable.
     let cluster = MockCluster::new(2).unwrap();
     let settings =
         create_topics_and_settings(&cluster, 2, dir.path(), "auto_commit_interval = \"1s\"", "");

@@ -32,6 +32,7 @@ fn redirect(status: u16, location: String) -> Canned {
         body: String::new(),
         headers: vec![("location", Box::leak(location.into_boxed_str()))],
         delay: Duration::ZERO,
+        gate: None,
     }
 }
 

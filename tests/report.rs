@@ -14,9 +14,11 @@ use serde_json::{json, Value};
 
 use common::threatsift;
 
+/// A threat record as the daemon publishes it, checked against the record schema so that no
+/// test feeds the report something the daemon could never write.
 fn record(ip: &str, score: u32, verdict: &str, severity: &str, status: &str) -> Value {
     let provider = |detail: &str| json!({"status": status, "detail": detail});
-    json!({
+    common::valid_record(json!({
         "schema": "threatsift.threat/1", "ip": ip, "ip_version": 4,
         "verdict": verdict, "severity": severity, "score": score,
         "reasons": if score > 0 {
@@ -37,7 +39,7 @@ fn record(ip: &str, score: u32, verdict: &str, severity: &str, status: &str) -> 
             "feeds": {"status": "ok", "matches": []}
         },
         "revision": 1, "generated_at": "2026-11-23T10:05:01Z"
-    })
+    }))
 }
 
 fn write_lines(path: &Path, records: &[Value]) {
@@ -309,10 +311,8 @@ async fn stub_model(mode: &'static str) -> (String, Requests) {
                                                             "content": "Two addresses stand out. <b>Block</b> 203.0.113.7."}}]})
                             .to_string(),
                         ),
-                        "slow" => {
-                            tokio::time::sleep(Duration::from_secs(5)).await;
-                            (StatusCode::OK, "{}".to_owned())
-                        }
+                        // Never answers: the client's timeout is the only way out.
+                        "silent" => std::future::pending().await,
                         _ => (
                             StatusCode::INTERNAL_SERVER_ERROR,
                             json!({"error": {"message": "server error", "type": "server_error"}}).to_string(),
@@ -398,10 +398,14 @@ async fn narrative_is_added_labelled_and_a_failing_model_changes_nothing_else() 
 
     for (mode, timeout, why) in [
         ("fail", "10s", "HTTP 500"),
-        ("slow", "1s", "did not answer within"),
+        ("silent", "1s", "did not answer within"),
     ] {
         let (url, _) = stub_model(mode).await;
-        let out = run(url, timeout).await.unwrap();
+        // A generous deadline: its expiry means the client's timeout never fired.
+        let out = tokio::time::timeout(Duration::from_secs(120), run(url, timeout))
+            .await
+            .unwrap_or_else(|_| panic!("{mode}: the report never finished"))
+            .unwrap();
         assert!(out.status.success(), "{mode}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(

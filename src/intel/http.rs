@@ -24,6 +24,28 @@ use serde_json::Value;
 use super::ProviderError;
 use crate::settings::{Secret, SettingsError};
 
+/// What time it is for the slot that makes a request.
+pub(crate) type NowFn = std::sync::Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+tokio::task_local! {
+    /// The clock of the slot whose lookup is running (see [`with_clock`]).
+    static SLOT_NOW: NowFn;
+}
+
+/// Runs `lookup` with `now` as the time against which a provider's reset time
+/// (`X-RateLimit-Reset`) becomes a wait: the slot that holds the wait reads the same clock,
+/// so the hold ends at the provider's reset on that clock.
+pub(crate) async fn with_clock<F: std::future::Future>(now: NowFn, lookup: F) -> F::Output {
+    SLOT_NOW.scope(now, lookup).await
+}
+
+/// The requesting slot's time; the system's outside a slot (a provider called directly).
+fn now() -> SystemTime {
+    SLOT_NOW
+        .try_with(|now| now())
+        .unwrap_or_else(|_| SystemTime::now())
+}
+
 /// Largest body read from a provider; anything bigger is not an IP report.
 pub(crate) const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
@@ -196,11 +218,12 @@ impl RateLimitHints {
         parts.iter().map(|p| format!("; {p}")).collect()
     }
 
-    /// How long the provider asked us to wait: `Retry-After`, else until `X-RateLimit-Reset`.
+    /// How long the provider asked us to wait: `Retry-After`, else until `X-RateLimit-Reset`,
+    /// measured from the requesting slot's clock ([`with_clock`]).
     pub(crate) fn wait(&self) -> Option<Duration> {
         self.retry_after_secs
             .map(Duration::from_secs)
-            .or_else(|| self.reset_in(SystemTime::now()))
+            .or_else(|| self.reset_in(now()))
     }
 
     /// Seconds from `now` until the reset, when a reset time was sent.

@@ -124,10 +124,16 @@ impl OutputPublisher {
         }
     }
 
-    /// Delivers one output of the message at `origin`; returns once it has a successful
-    /// delivery report, or once it has been given up (counted and logged). Returns the
-    /// record's payload when a threat record reached the output topic (for scheduled reports).
-    pub(crate) async fn deliver(&self, output: Output, origin: &Origin) -> Option<Vec<u8>> {
+    /// Delivers one output of the message at `origin` (whose timestamp is `message_time_ms`,
+    /// when known); returns once it has a successful delivery report, or once it has been
+    /// given up (counted and logged). Returns the record's payload when a threat record
+    /// reached the output topic (for scheduled reports).
+    pub(crate) async fn deliver(
+        &self,
+        output: Output,
+        origin: &Origin,
+        message_time_ms: Option<i64>,
+    ) -> Option<Vec<u8>> {
         let mut output = output;
         let mut backoff = RETRY_START;
         loop {
@@ -171,7 +177,7 @@ impl OutputPublisher {
             if permanent {
                 match output.kind {
                     OutputKind::Record(_) => {
-                        output = self.publish_failed_entry(&output, origin, &text);
+                        output = self.publish_failed_entry(&output, origin, message_time_ms, &text);
                         backoff = RETRY_START;
                         continue;
                     }
@@ -190,13 +196,19 @@ impl OutputPublisher {
         }
     }
 
-    fn publish_failed_entry(&self, output: &Output, origin: &Origin, error: &str) -> Output {
+    fn publish_failed_entry(
+        &self,
+        output: &Output,
+        origin: &Origin,
+        message_time_ms: Option<i64>,
+        error: &str,
+    ) -> Output {
         let entry = DlqEntry::new(
             "publish_failed",
             format!("threat record refused by the broker: {error}"),
             origin,
             None,
-            None,
+            message_time_ms,
             &output.payload,
             self.dlq_max_payload_bytes,
             SystemTime::now(),

@@ -5,6 +5,8 @@ mod event;
 mod filter_reason;
 mod output;
 mod record;
+#[cfg(test)]
+pub(crate) mod schema_check;
 
 pub use event::*;
 pub use filter_reason::FilterReason;

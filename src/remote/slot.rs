@@ -290,6 +290,12 @@ impl ProviderSlot {
         self.clock.now()
     }
 
+    /// Resolves after `wait` on the slot's clock (the dispatcher waits for budget this way,
+    /// on the clock the reservation is dated on).
+    pub fn sleep(&self, wait: Duration) -> BoxFuture<'static, ()> {
+        self.clock.sleep(wait)
+    }
+
     fn state(&self) -> MutexGuard<'_, SpendState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -517,7 +523,10 @@ impl ProviderSlot {
                 }
             }
             let started = Instant::now();
-            let result = self.provider.lookup(ip).await;
+            // A reset time the provider sends is read against this slot's clock.
+            let clock = self.clock.clone();
+            let now_fn: crate::intel::http::NowFn = Arc::new(move || clock.now());
+            let result = crate::intel::http::with_clock(now_fn, self.provider.lookup(ip)).await;
             self.state()
                 .budget
                 .request_finished(granted_at, self.clock.now());

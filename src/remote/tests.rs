@@ -88,7 +88,10 @@ fn an_answer_that_lifts_the_verdict_is_published_as_the_next_revision() {
     )
     .expect("published")
     .expect("serialises");
-    let record: ThreatRecord = serde_json::from_slice(&output.payload).unwrap();
+    let record: ThreatRecord = serde_json::from_value(
+        crate::model::schema_check::valid_record_payload(&output.payload),
+    )
+    .unwrap();
     assert_eq!((record.score, record.verdict), (40, Verdict::Suspicious));
     assert_eq!(record.revision, 1, "nothing was published before");
     assert_eq!(record.network.asn, Some(64500));
@@ -111,7 +114,10 @@ fn an_answer_that_lifts_the_verdict_is_published_as_the_next_revision() {
     )
     .expect("a higher score is news")
     .expect("serialises");
-    let record: ThreatRecord = serde_json::from_slice(&more.payload).unwrap();
+    let record: ThreatRecord = serde_json::from_value(
+        crate::model::schema_check::valid_record_payload(&more.payload),
+    )
+    .unwrap();
     assert_eq!((record.score, record.revision), (60, 2));
 }
 
@@ -273,7 +279,10 @@ fn a_retry_never_publishes_less_than_was_published() {
     )
     .expect("published")
     .expect("serialises");
-    let record: ThreatRecord = serde_json::from_slice(&output.payload).unwrap();
+    let record: ThreatRecord = serde_json::from_value(
+        crate::model::schema_check::valid_record_payload(&output.payload),
+    )
+    .unwrap();
     assert_eq!((record.score, record.revision), (60, 2));
 }
 

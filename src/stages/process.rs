@@ -67,6 +67,9 @@ pub struct ProcessorOptions {
 pub struct Processed {
     /// The input message.
     pub origin: Origin,
+    /// The input message's timestamp (ms since the epoch), for a DLQ entry made at delivery
+    /// (`publish_failed`).
+    pub message_time_ms: Option<i64>,
     /// When the consumer received it.
     pub received: Instant,
     /// What to produce (possibly nothing).
@@ -244,6 +247,7 @@ impl Processor {
     ) -> Processed {
         let mut out = Processed {
             origin: raw.origin.clone(),
+            message_time_ms: raw.timestamp_ms,
             received,
             outputs: Vec::new(),
             remote: Vec::new(),
@@ -349,6 +353,7 @@ impl Processor {
         );
         Processed {
             origin: raw.origin.clone(),
+            message_time_ms: raw.timestamp_ms,
             received,
             outputs: vec![output],
             remote: Vec::new(),

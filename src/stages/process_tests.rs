@@ -36,7 +36,7 @@ fn records(processed: &Processed) -> Vec<serde_json::Value> {
         .outputs
         .iter()
         .filter(|o| matches!(o.kind, OutputKind::Record(_)))
-        .map(|o| serde_json::from_slice(&o.payload).unwrap())
+        .map(|o| crate::model::schema_check::valid_record_payload(&o.payload))
         .collect()
 }
 

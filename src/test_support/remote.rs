@@ -142,3 +142,58 @@ impl crate::remote::slot::Clock for VirtualClock {
         Box::pin(tokio::task::yield_now())
     }
 }
+
+// --- t15-followup: a clock whose waits end only when the test moves it.
+
+/// A [`Clock`](crate::remote::slot::Clock) that moves only when the test sets or advances it.
+/// Unlike [`VirtualClock`], a wait on it does not move it: the wait ends when the test has
+/// moved the clock past the wait's end (never, if the test does not). Waits are recorded. For
+/// the dispatchers, which wait on the slot's clock for the next token: on this clock no token
+/// comes back while the test runs, however slow the machine, until the test says so.
+#[derive(Debug)]
+pub struct StandingClock {
+    now: tokio::sync::watch::Sender<std::time::SystemTime>,
+    waits: std::sync::Mutex<Vec<Duration>>,
+}
+
+impl StandingClock {
+    /// A clock standing at `text` (RFC 3339, e.g. `2026-11-23T10:00:00Z`).
+    pub fn at_rfc3339(text: &str) -> Arc<StandingClock> {
+        let start = humantime::parse_rfc3339(text).expect("an RFC 3339 time");
+        Arc::new(StandingClock {
+            now: tokio::sync::watch::channel(start).0,
+            waits: std::sync::Mutex::default(),
+        })
+    }
+
+    /// Moves the clock forward by `by`; the waits that end by then end.
+    pub fn advance(&self, by: Duration) {
+        self.now.send_modify(|now| *now += by);
+    }
+
+    /// The waits made on this clock, in order.
+    pub fn waits(&self) -> Vec<Duration> {
+        self.waits.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl crate::remote::slot::Clock for StandingClock {
+    fn now(&self) -> std::time::SystemTime {
+        *self.now.borrow()
+    }
+
+    fn sleep(&self, wait: Duration) -> futures::future::BoxFuture<'static, ()> {
+        self.waits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(wait);
+        let end = self.now() + wait;
+        let mut moves = self.now.subscribe();
+        Box::pin(async move {
+            // The sender lives as long as the clock; a clock dropped ends no wait.
+            if moves.wait_for(|now| *now >= end).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}

@@ -196,7 +196,8 @@ struct PublishRevisions {
 impl RevisionSink for PublishRevisions {
     fn publish(&self, output: Output, origin: Origin) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Some(payload) = self.publisher.deliver(output, &origin).await {
+            // A revision is made long after its input message: no message time to carry.
+            if let Some(payload) = self.publisher.deliver(output, &origin, None).await {
                 if let Some(feed) = &self.report_feed {
                     feed.offer(payload);
                 }

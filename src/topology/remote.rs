@@ -94,7 +94,7 @@ async fn dispatch(stage: Arc<RemoteStage>, index: usize, stop: CancellationToken
                     drop(permit);
                     tokio::select! {
                         _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => continue,
+                        _ = slot.sleep(wait.max(Duration::from_millis(1))) => continue,
                     }
                 }
                 // Refused, or a wait past patience: the lookup reports it without a request.

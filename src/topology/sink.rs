@@ -92,9 +92,9 @@ async fn deliver(mut batch: Vec<Processed>, targets: SinkTargets) -> (Vec<Origin
     let deliveries = batch.iter_mut().flat_map(|processed| {
         let outputs = std::mem::take(&mut processed.outputs);
         let processed: &Processed = processed;
-        outputs
-            .into_iter()
-            .map(move |output| publisher.deliver(output, &processed.origin))
+        outputs.into_iter().map(move |output| {
+            publisher.deliver(output, &processed.origin, processed.message_time_ms)
+        })
     });
     let published = futures::future::join_all(deliveries).await;
     if let Some(feed) = &report_feed {

@@ -58,6 +58,7 @@ pub async fn create_topics(partitions: i32) -> Topics {
     for result in results {
         result.expect("topic created");
     }
+    register_output_topic(&topics.output);
     topics
 }
 
@@ -175,6 +176,10 @@ pub fn read_all(topic: &str) -> Vec<ReadMessage> {
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             None => {}
         }
+    }
+    if is_output_topic(topic) {
+        // Whatever a test reads from an output topic is a threat record: validated here.
+        valid_records(out.clone());
     }
     out
 }
@@ -622,4 +627,51 @@ impl Feeder {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.task.await.expect("feeder")
     }
+}
+
+// ---- t15-followup: validation by construction, and one wait for anything a daemon shows.
+
+/// The output topics of [`create_topics`]: [`read_all`] (and so [`read_until`]) validates every
+/// message it reads from one of them as a threat record, so no test can read a record without
+/// validating it. DLQ and input topics are left alone (DLQ entries have their own shape).
+static OUTPUT_TOPICS: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Marks `topic` as an output topic (see [`OUTPUT_TOPICS`]).
+pub fn register_output_topic(topic: &str) {
+    OUTPUT_TOPICS.lock().unwrap().insert(topic.to_owned());
+}
+
+fn is_output_topic(topic: &str) -> bool {
+    OUTPUT_TOPICS.lock().unwrap().contains(topic)
+}
+
+/// Polls `probe` until it gives `Some`; returns it. Panics at the timeout naming `what` did
+/// not come, with the daemon's log.
+pub fn wait_for<T>(
+    daemon: &Daemon,
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{what}: not seen within {timeout:?}\n--- daemon log ---\n{}",
+                daemon.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// True when `messages` hold a message whose `ip` is each of `ips` (a `done` condition for
+/// [`read_records_until`]).
+pub fn holds_ips(messages: &[ReadMessage], ips: &[&str]) -> bool {
+    let seen: Vec<serde_json::Value> = messages.iter().map(ReadMessage::json).collect();
+    ips.iter().all(|ip| seen.iter().any(|r| r["ip"] == *ip))
 }

@@ -27,6 +27,8 @@ pub struct Canned {
     pub headers: Vec<(&'static str, &'static str)>,
     /// How long the mock waits before answering; [`NEVER`] never answers.
     pub delay: Duration,
+    /// t15-followup: when set, the mock answers only once the test has opened this gate.
+    pub gate: Option<Gate>,
 }
 
 /// A `delay` that never ends: the mock holds the request open and never answers.
@@ -39,6 +41,7 @@ pub fn json_answer(status: u16, body: Value) -> Canned {
         body: body.to_string(),
         headers: Vec::new(),
         delay: Duration::ZERO,
+        gate: None,
     }
 }
 
@@ -51,6 +54,7 @@ pub fn html_answer(status: u16) -> Canned {
             .to_owned(),
         headers: Vec::new(),
         delay: Duration::ZERO,
+        gate: None,
     }
 }
 
@@ -59,6 +63,38 @@ pub fn no_answer() -> Canned {
     Canned {
         delay: NEVER,
         ..json_answer(200, Value::Null)
+    }
+}
+
+// ---- t15-followup: answers held until the test opens a gate, instead of delays that decide
+// whether a test exercises anything.
+
+/// A gate that held answers wait behind; once opened it stays open.
+#[derive(Clone)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+
+    /// Lets every held answer go, now and from now on.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the gate is open.
+    async fn passed(&self) {
+        let mut open = self.0.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
+
+/// `canned`, answered only once the test opens `gate`.
+pub fn held(canned: Canned, gate: &Gate) -> Canned {
+    Canned {
+        gate: Some(gate.clone()),
+        ..canned
     }
 }
 
@@ -410,6 +446,9 @@ impl Bound {
                     let responder = answer.lock().unwrap().clone();
                     let canned = responder(&seen);
                     log.seen.lock().unwrap().push(seen);
+                    if let Some(gate) = &canned.gate {
+                        gate.passed().await;
+                    }
                     if canned.delay == NEVER {
                         std::future::pending::<()>().await;
                     }
