@@ -817,6 +817,21 @@ fn every_format_renders_the_fixed_golden_bytes() {
         ("html", html(&report), EVERY_STRING_HTML),
         ("json", json(&report), EVERY_STRING_JSON),
     ] {
+        // `UPDATE_GOLDEN=1 cargo test --lib golden` rewrites the files after a deliberate change;
+        // review their diff before committing.
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            let ext = [("markdown", "md"), ("html", "html"), ("json", "json")]
+                .iter()
+                .find(|(name, _)| *name == format)
+                .map(|(_, ext)| *ext)
+                .unwrap();
+            let path = format!(
+                "{}/src/report/render/golden/every_string.{ext}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            std::fs::write(path, &rendered).unwrap();
+            continue;
+        }
         assert!(
             rendered == expected,
             "{format} differs from golden/every_string.*:\n{rendered}\n---\nexpected:\n{expected}"
