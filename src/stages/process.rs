@@ -44,9 +44,10 @@ const MAX_DLQ_KEY_BYTES: usize = 1024;
 /// Options of the processor that come from configuration.
 #[derive(Debug, Clone)]
 pub struct ProcessorOptions {
-    /// Lines longer than this go to the DLQ.
+    /// Events longer than this go to the DLQ (the registry holds each event of a batch to it).
     pub max_line_bytes: usize,
-    /// A gzip payload may decompress to at most this many bytes.
+    /// A gzip payload may decompress to at most this many bytes; no line (or batch envelope)
+    /// may be longer.
     pub max_decompressed_bytes: usize,
     /// Bytes of the original kept in a DLQ entry.
     pub dlq_max_payload_bytes: usize,
@@ -279,10 +280,13 @@ impl Processor {
             if multi && line.trim().is_empty() {
                 continue;
             }
-            if line.len() > self.options.max_line_bytes {
+            // Events are held to `max_line_bytes` by the registry, after envelope splitting (a
+            // CloudWatch or Event Hubs batch is often far longer than any of its events); a
+            // line is held here only to the envelope limit.
+            if line.len() > self.options.max_decompressed_bytes {
                 let error = ParseError::TooLarge {
                     len: line.len(),
-                    limit: self.options.max_line_bytes,
+                    limit: self.options.max_decompressed_bytes,
                 };
                 self.dead_letter_within(&mut dlq, &mut out, line_no, line.as_bytes(), &error);
                 continue;

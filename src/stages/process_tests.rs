@@ -341,3 +341,84 @@ fn a_flood_of_bad_lines_makes_at_most_the_limit_of_entries_and_one_summary() {
         .get();
     assert_eq!(counted, 50_000);
 }
+
+// i14: `max_line_bytes` holds each event of a batch, not the batch envelope.
+
+/// The documentation addresses, `n` of them (at most 768), one per event.
+fn doc_address(i: usize) -> String {
+    let net = ["192.0.2", "198.51.100", "203.0.113"][i / 256];
+    format!("{net}.{}", i % 256)
+}
+
+#[test]
+fn a_megabyte_cloudwatch_envelope_of_small_events_has_every_event_scored() {
+    let (processor, metrics) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+    );
+    // ~1 MB of 100-byte events, far past the default max_line_bytes (64 KiB).
+    let events: Vec<String> = (0..10_000)
+        .map(|i| {
+            format!(
+                r#"{{"id":"{i}","timestamp":1709294400000,"message":"action=block src={} dst=198.51.100.1 proto=tcp pad=xxxxxxxx"}}"#,
+                doc_address(i % 768)
+            )
+        })
+        .collect();
+    let envelope = format!(
+        r#"{{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"fw","logEvents":[{}]}}"#,
+        events.join(",")
+    );
+    assert!(envelope.len() > 1_000_000, "{}", envelope.len());
+    let out = processor.process_message(&message("cwl", 0, &envelope), Instant::now());
+    assert_eq!(dlq_reasons(&out), Vec::<&str>::new());
+    assert_eq!(metrics.events_parsed.with_label_values(&["kv"]).get(), 10_000);
+    let mut ips: Vec<_> = records(&out)
+        .iter()
+        .map(|r| r["ip"].as_str().unwrap().to_owned())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 768, "one record per address");
+}
+
+#[test]
+fn an_event_hubs_records_envelope_holds_each_item_to_max_line_bytes() {
+    let (processor, metrics) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n\
+         [parse]\nmax_line_bytes = 1024\nmax_decompressed_bytes = 1048576\n",
+    );
+    let mut items: Vec<String> = (0..100)
+        .map(|i| {
+            format!(
+                r#"{{"time":"2024-03-01T12:00:00Z","category":"fw","source":{{"ip":"{}"}},"destination":{{"ip":"198.51.100.1"}}}}"#,
+                doc_address(i)
+            )
+        })
+        .collect();
+    // One item past the limit: it alone is dead-lettered, as a line would be.
+    items[50] = format!(
+        r#"{{"source":{{"ip":"203.0.113.250"}},"note":"{}"}}"#,
+        "x".repeat(2000)
+    );
+    let envelope = format!(r#"{{"records":[{}]}}"#, items.join(","));
+    let out = processor.process_message(&message("eh", 0, &envelope), Instant::now());
+    assert_eq!(dlq_reasons(&out), ["too_large"]);
+    let ips: Vec<_> = records(&out)
+        .iter()
+        .map(|r| r["ip"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ips.contains(&"192.0.2.0".to_owned()) && ips.contains(&"192.0.2.99".to_owned()));
+    assert!(!ips.contains(&"203.0.113.250".to_owned()), "{ips:?}");
+    let format = records(&out)[0]["observed"]["format"].as_str().unwrap().to_owned();
+    assert_eq!(metrics.events_parsed.with_label_values(&[&format]).get(), 99);
+    // A plain line or a single JSON event past the limit is still too large.
+    for line in [
+        format!("src=203.0.113.251 pad={}", "y".repeat(2000)),
+        format!(r#"{{"source":{{"ip":"203.0.113.252"}},"note":"{}"}}"#, "z".repeat(2000)),
+        format!(r#"{{"source":{{"ip":"203.0.113.253"}},"broken":"{}"#, "z".repeat(2000)),
+    ] {
+        let out = processor.process_message(&message("eh", 1, &line), Instant::now());
+        assert_eq!(dlq_reasons(&out), ["too_large"], "{}", &line[..40]);
+        assert!(records(&out).is_empty());
+    }
+}
