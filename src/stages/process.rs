@@ -60,6 +60,8 @@ pub struct ProcessorOptions {
     /// Whether remote providers are asked (each first sighting then yields a
     /// [`LookupRequest`]).
     pub remote: bool,
+    /// Lookups one message may queue (`pipeline.max_lookups_per_message`).
+    pub max_lookups_per_message: usize,
 }
 
 /// Everything one input message produced; the offset is finished when all outputs are
@@ -180,6 +182,7 @@ impl Processor {
                 min_verdict: settings.publish.min_verdict,
                 scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
                 remote: !providers.remote.is_empty(),
+                max_lookups_per_message: settings.pipeline.max_lookups_per_message,
             },
             metrics,
         ))
@@ -513,7 +516,11 @@ impl Processor {
                 }
                 .emit(&self.metrics);
             }
-            if self.options.remote {
+            // Past the message's share the address waits for its next sighting: one message
+            // naming 10,000 addresses must not hold 10,000 lookups (and their records).
+            if self.options.remote && out.remote.len() >= self.options.max_lookups_per_message {
+                seen.sighting.retry_from(now);
+            } else if self.options.remote {
                 out.remote.push(LookupRequest {
                     ip,
                     priority: Priority {

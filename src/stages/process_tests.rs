@@ -422,3 +422,25 @@ fn an_event_hubs_records_envelope_holds_each_item_to_max_line_bytes() {
         assert!(records(&out).is_empty());
     }
 }
+
+// i14: remote lookups one message may queue are bounded.
+
+#[test]
+fn one_message_queues_at_most_max_lookups_and_the_rest_on_their_next_sighting() {
+    let (processor, _) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[providers.rdap]\nenabled = true\n\
+         [pipeline]\nmax_lookups_per_message = 10\n",
+    );
+    let line: Vec<String> = (0..30).map(|i| format!("src={}", doc_address(i))).collect();
+    let text = line.join("\n");
+    let out = processor.process_message(&message("fw", 0, &text), Instant::now());
+    let jobs: Vec<String> = out.remote.iter().map(|j| j.ip.to_string()).collect();
+    assert_eq!(jobs, (0..10).map(doc_address).collect::<Vec<_>>());
+    // An address left out is looked up when it is seen again; one that was queued is not.
+    let again = processor.process_message(
+        &message("fw", 1, &format!("src={}\nsrc={}", doc_address(20), doc_address(3))),
+        Instant::now(),
+    );
+    let jobs: Vec<String> = again.remote.iter().map(|j| j.ip.to_string()).collect();
+    assert_eq!(jobs, [doc_address(20)]);
+}
