@@ -1,0 +1,92 @@
+//! Faults of issue 14 on the real broker: inputs built to cost memory, a fatal producer error,
+//! a stalled member during a rebalance. `THREATSIFT_TEST_BROKERS` names the broker.
+#![allow(clippy::disallowed_methods)] // plain test threads may sleep; no runtime is blocked
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Polls `probe` until it answers `Some`, failing the test with `what` at the deadline.
+fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what} did not happen within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The daemon's peak resident set, from /proc (Linux), in bytes.
+fn peak_rss(daemon: &Daemon) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.child.id()))
+        .expect("/proc status of the daemon");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status");
+    kb * 1024
+}
+
+/// The measured flood of issue 14 (4,694,304 DLQ entries and 7.6 GB before the cap): one 1 MB
+/// message of `a` lines and one 16 KB gzip that inflates to 8 MiB of `b` lines. Each may make
+/// at most 100 entries and a summary, memory stays bounded, and the event after them is
+/// published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_flood_makes_bounded_dlq_entries_and_the_next_event_is_published() {
+    let topics = create_topics(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &["203.0.113.0/24"]);
+    let (config, port) = write_config(dir.path(), &topics, &blocklist, "");
+
+    let lines_a = b"a\n".repeat(500_000);
+    let bomb = gzip(&b"b\n".repeat(4 * 1024 * 1024));
+    assert!(bomb.len() <= 16 * 1024, "the gzip is {} bytes", bomb.len());
+    let sizes = [lines_a.len(), bomb.len()];
+    produce(
+        &topics.input,
+        Some(0),
+        &[lines_a, bomb, ecs_event("203.0.113.77", "10.0.0.1")],
+    )
+    .await;
+
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(Duration::from_secs(60));
+    // Committed past the marker: every output of the three messages was delivered.
+    wait_for("the commit past the marker event", Duration::from_secs(120), || {
+        (committed_offsets(&topics.group, &topics.input).get(&0) >= Some(&3)).then_some(())
+    });
+    let records = read_records(&topics.output);
+    let ips: Vec<&str> = records.iter().map(|r| r.json["ip"].as_str().unwrap()).collect();
+    assert_eq!(ips, ["203.0.113.77"], "the event after the flood is published");
+
+    let entries: Vec<serde_json::Value> = read_all(&topics.dlq).iter().map(ReadMessage::json).collect();
+    for (offset, size) in sizes.into_iter().enumerate() {
+        let of_message: Vec<&serde_json::Value> =
+            entries.iter().filter(|e| e["offset"] == offset).collect();
+        assert_eq!(of_message.len(), 101, "offset {offset}: 100 entries and one summary");
+        let summary = of_message.iter().find(|e| e["reason"] == "too_many_errors");
+        let summary = summary.unwrap_or_else(|| panic!("offset {offset}: no summary entry"));
+        // The summary carries the message whole (replayable), or says it holds only its
+        // first dlq.max_payload_bytes.
+        assert_eq!(summary["payload_bytes"], size, "offset {offset}");
+        assert_eq!(summary["payload_truncated"], size > 65536, "offset {offset}");
+    }
+    assert_eq!(entries.len(), 202, "nothing else in the DLQ");
+    let rss = peak_rss(&daemon);
+    assert!(rss <= 256 * 1024 * 1024, "peak RSS {rss} bytes");
+
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(30)).success());
+}
