@@ -90,3 +90,64 @@ async fn a_poison_flood_makes_bounded_dlq_entries_and_the_next_event_is_publishe
     daemon.signal("TERM");
     assert!(daemon.wait_exit(Duration::from_secs(30)).success());
 }
+
+/// Issue 14 item 3: a fatal producer error (here ClusterAuthorizationFailed on the idempotent
+/// producer's InitProducerId, from librdkafka's mock cluster) is not retried forever: it is
+/// counted, the sink stops with the message unfinished (its offset is not stored), and the run
+/// ends as failed, which `threatsift run` turns into exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_producer_error_stops_the_daemon_as_failed_with_nothing_marked_delivered() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::RDKafkaApiKey;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::types::RDKafkaRespErr;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = MockCluster::new(1).unwrap();
+    for topic in ["firewall", "threats", "threatsift-dlq"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let input: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .unwrap();
+    let event = ecs_event("203.0.113.5", "10.0.0.1");
+    input
+        .send(
+            FutureRecord::<(), [u8]>::to("firewall").payload(&event[..]),
+            rdkafka::util::Timeout::After(Duration::from_secs(30)),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    // The daemon's producer asks for a producer id first; refusing it is fatal.
+    cluster.request_errors(
+        RDKafkaApiKey::InitProducerId,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED; 4],
+    );
+    let blocklist = write_blocklist(dir.path(), &["203.0.113.0/24"]);
+    let settings = threatsift::Settings::from_toml_overrides(&format!(
+        "[kafka]\nbrokers = \"{}\"\ninput_topics = [\"firewall\"]\nstatistics_interval = \"0s\"\n\
+         [filter]\nallow_documentation_ranges = true\n[server]\nlisten = \"127.0.0.1:0\"\n\
+         [shutdown]\ndrain_timeout = \"60s\"\n\
+         [[feeds]]\nname = \"t\"\npath = \"{}\"\nweight = 80\n",
+        cluster.bootstrap_servers(),
+        blocklist.display()
+    ))
+    .unwrap();
+    let (metrics, _shutdown, run) = threatsift::test_support::pipeline::spawn_pipeline(settings);
+    // Nobody asks it to stop: the fatal error alone ends the run.
+    let summary = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the run did not end on the fatal producer error")
+        .unwrap()
+        .unwrap();
+    assert!(summary.stage_failed && !summary.drained, "{summary:?}");
+    let fatal = metrics
+        .kafka_errors
+        .get_metric_with_label_values(&["fatal"])
+        .map_or(0, |c| c.get());
+    assert!(fatal >= 1, "the fatal error is counted");
+    assert_eq!(metrics.messages_completed.get(), 0, "nothing counts as delivered");
+    drop(cluster);
+}

@@ -317,7 +317,11 @@ pub(super) async fn assemble(
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
     let producer = create_producer(
         settings,
-        ProducerStatsContext::new(metrics.clone(), health.producer_connected.clone()),
+        ProducerStatsContext::new(
+            metrics.clone(),
+            health.producer_connected.clone(),
+            health.producer_fatal.clone(),
+        ),
     )?;
     if !wait_for_topics(&producer, settings, shutdown).await? {
         return Ok(None);
@@ -346,7 +350,12 @@ pub(super) async fn assemble(
             })??;
     let providers = build_providers(settings).await?;
     let processor = build_processor_with(settings, feeds.clone(), &providers, metrics.clone())?;
-    let publisher = OutputPublisher::new(producer.clone(), settings, metrics.clone());
+    let publisher = OutputPublisher::new(
+        producer.clone(),
+        settings,
+        metrics.clone(),
+        health.producer_fatal.clone(),
+    );
     info!(
         brokers = %settings.kafka.brokers,
         topics = ?settings.kafka.input_topics,

@@ -2,7 +2,7 @@
 //!
 //! `/healthz` answers 200 while the process serves requests. `/readyz` answers 200 only when
 //! the consumer has partitions assigned and the producer is connected to a broker, 503
-//! otherwise, naming what is missing.
+//! otherwise, naming what is missing; after a fatal producer error it answers 503 naming it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,12 +23,17 @@ pub(crate) struct Health {
     pub consumer_assigned: Arc<AtomicBool>,
     /// The producer has a connection to a broker.
     pub producer_connected: Arc<AtomicBool>,
+    /// The producer's fatal error, once it had one: never ready again.
+    pub producer_fatal: crate::kafka::producer::ProducerFatal,
 }
 
 impl Health {
     /// `Ok` when ready, else what is missing.
-    pub(crate) fn readiness(&self) -> Result<(), &'static str> {
-        match (
+    pub(crate) fn readiness(&self) -> Result<(), String> {
+        if let Some(reason) = self.producer_fatal.reason() {
+            return Err(format!("producer fatal error: {reason}"));
+        }
+        let missing = match (
             self.consumer_assigned.load(Ordering::Relaxed),
             self.producer_connected.load(Ordering::Relaxed),
         ) {
@@ -36,7 +41,8 @@ impl Health {
             (false, true) => Err("consumer has no partitions assigned"),
             (true, false) => Err("producer is not connected to a broker"),
             (false, false) => Err("consumer not assigned and producer not connected"),
-        }
+        };
+        missing.map_err(str::to_owned)
     }
 }
 
@@ -85,5 +91,28 @@ async fn readyz(State(state): State<ServerState>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {missing}\n"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fatal_producer_error_makes_readyz_fail_naming_it() {
+        let health = Health::default();
+        health.consumer_assigned.store(true, Ordering::Relaxed);
+        health.producer_connected.store(true, Ordering::Relaxed);
+        assert_eq!(health.readiness(), Ok(()));
+        let metrics = crate::telemetry::Metrics::new(&Registry::new()).unwrap();
+        health.producer_fatal.raise(
+            "Fatal idempotent producer error: ClusterAuthorizationFailed",
+            &metrics,
+        );
+        let error = health.readiness().unwrap_err();
+        assert!(
+            error.contains("producer fatal error") && error.contains("ClusterAuthorizationFailed"),
+            "{error}"
+        );
     }
 }

@@ -42,6 +42,7 @@ pub(super) async fn sink_loop(
     // Messages and bytes whose outputs await delivery reports.
     let mut waiting = window;
     let mut input_open = true;
+    let fatal = targets.publisher.fatal().clone();
     loop {
         if !input_open && in_flight.is_empty() {
             break;
@@ -50,6 +51,12 @@ pub(super) async fn sink_loop(
         // cancellation-safe (`next` on FuturesUnordered and `recv` keep their state).
         tokio::select! {
             biased;
+            // Nothing more can be delivered: stop with the messages in flight unfinished (their
+            // offsets are not stored), which stops the daemon with exit 1.
+            () = fatal.raised() => {
+                tracing::error!(unfinished = waiting.messages, "sink stopped by the fatal producer error");
+                break;
+            }
             Some((origins, received, bytes)) = in_flight.next(), if !in_flight.is_empty() => {
                 let origins: Vec<Origin> = origins;
                 waiting.remove(origins.len(), bytes);
