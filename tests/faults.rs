@@ -151,3 +151,68 @@ async fn a_fatal_producer_error_stops_the_daemon_as_failed_with_nothing_marked_d
     assert_eq!(metrics.messages_completed.get(), 0, "nothing counts as delivered");
     drop(cluster);
 }
+
+/// Issue 14 item 5: a daemon stalled on backpressure (one message in flight, tiny channels, a
+/// producer that holds every record for two minutes) still takes part in a rebalance: a second
+/// member of its group is given partitions well within the time the stall lasts. Before the
+/// fix the consumer was not polled while it waited, so the group waited on it for up to
+/// `max.poll.interval.ms` (10 min).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_daemon_still_lets_a_second_member_join_its_group() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let topics = create_topics(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &["203.0.113.0/24"]);
+    let (config, port) = write_config(
+        dir.path(),
+        &topics,
+        &blocklist,
+        "[pipeline]\nchannel_capacity = 1\nmax_in_flight = 1\nbatch_max_messages = 1\nworkers = 1\n",
+    );
+    // The slow sink: no record is sent before linger.ms passes (flushed at shutdown).
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("[kafka]\n", "[kafka]\nlibrdkafka = [\"linger.ms=120000\"]\n", 1);
+    std::fs::write(&config, text).unwrap();
+    let events: Vec<Vec<u8>> = (0..40)
+        .map(|i| ecs_event(&format!("203.0.113.{i}"), "10.0.0.1"))
+        .collect();
+    produce(&topics.input, Some(0), &events[..20]).await;
+    produce(&topics.input, Some(1), &events[20..]).await;
+
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(Duration::from_secs(60));
+    // Stalled: the sink holds its one message, the channels behind it are full.
+    wait_for("the daemon filling its pipeline", Duration::from_secs(60), || {
+        (daemon.metric("threatsift_events_consumed_total").unwrap_or(0.0) >= 4.0).then_some(())
+    });
+
+    let second: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &topics.group)
+        .set("session.timeout.ms", "6000")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    second.subscribe(&[&topics.input]).unwrap();
+    // Several session timeouts, far less than the stall (120 s) or max.poll.interval.ms.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let assigned = loop {
+        let _ = second.poll(Duration::from_millis(200));
+        let assigned = second.assignment().map(|a| a.count()).unwrap_or(0);
+        if assigned > 0 {
+            break assigned;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second member got no partition within 40 s: the stalled daemon held up the \
+             rebalance\n{}",
+            daemon.log_text()
+        );
+    };
+    assert_eq!(assigned, 1, "one of the two partitions each");
+    drop(second);
+
+    daemon.signal("TERM");
+    daemon.wait_exit(Duration::from_secs(60));
+}
