@@ -78,6 +78,18 @@ pub struct Processed {
     pub remote: Vec<LookupRequest>,
 }
 
+impl Processed {
+    /// Nothing produced yet from `raw`.
+    fn empty(raw: &RawEvent, received: Instant) -> Self {
+        Processed {
+            origin: raw.origin.clone(),
+            received,
+            outputs: Vec::new(),
+            remote: Vec::new(),
+        }
+    }
+}
+
 /// Queue order for the remote providers: higher is asked first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Priority {
@@ -208,14 +220,17 @@ impl Processor {
         }
         .emit(&self.metrics);
         let mut parsed = FormatTally::default();
-        let out = self.process_one(raw, received, SystemTime::now(), &mut parsed);
+        let mut out = Processed::empty(raw, received);
+        self.process_one(raw, SystemTime::now(), &mut parsed, &mut out);
         parsed.emit(&self.metrics);
         out
     }
 
     /// Processes the messages of one poll, in order, with one clock reading and one count per
     /// topic run. A panic on one message is a bug, not a reason to stop the stream: that
-    /// message goes to the DLQ as `internal_error` and the rest are processed.
+    /// message goes to the DLQ as `internal_error` and the rest are processed. What the message
+    /// made before the panic is kept: its records' addresses are marked seen, so dropping them
+    /// would lose them for the whole dedup window.
     pub fn process_batch(&self, batch: &[RawEvent], received: Instant) -> Vec<Processed> {
         let now = SystemTime::now();
         for run in batch.chunk_by(|a, b| a.origin.topic == b.origin.topic) {
@@ -229,35 +244,40 @@ impl Processor {
         let out = batch
             .iter()
             .map(|raw| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.process_one(raw, received, now, &mut parsed)
-                }))
-                .unwrap_or_else(|_| self.dead_letter_internal_error(raw, received))
+                let mut out = Processed::empty(raw, received);
+                let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.process_one(raw, now, &mut parsed, &mut out)
+                }));
+                if processed.is_err() {
+                    out.outputs.push(self.dead_letter(
+                        raw,
+                        None,
+                        &raw.payload,
+                        &ParseError::Internal,
+                        now,
+                    ));
+                }
+                out
             })
             .collect();
         parsed.emit(&self.metrics);
         out
     }
 
+    /// Processes `raw` into `out` (which the caller owns, so a panic keeps what was made).
     fn process_one(
         &self,
         raw: &RawEvent,
-        received: Instant,
         now: SystemTime,
         parsed_lines: &mut FormatTally,
-    ) -> Processed {
-        let mut out = Processed {
-            origin: raw.origin.clone(),
-            received,
-            outputs: Vec::new(),
-            remote: Vec::new(),
-        };
+        out: &mut Processed,
+    ) {
         let payload = match frame::decompress(&raw.payload, self.options.max_decompressed_bytes) {
             Ok(payload) => payload,
             Err(error) => {
                 out.outputs
                     .push(self.dead_letter(raw, None, &raw.payload, &error, now));
-                return out;
+                return;
             }
         };
         let text = match frame::text(&payload) {
@@ -265,7 +285,7 @@ impl Processor {
             Err(error) => {
                 out.outputs
                     .push(self.dead_letter(raw, None, &payload, &error, now));
-                return out;
+                return;
             }
         };
         let seen_at = frame::seen_at(raw.timestamp_ms, now);
@@ -291,7 +311,7 @@ impl Processor {
                     len: line.len(),
                     limit: self.options.max_decompressed_bytes,
                 };
-                self.dead_letter_within(&mut dlq, &mut out, line_no, line.as_bytes(), &error);
+                self.dead_letter_within(&mut dlq, out, line_no, line.as_bytes(), &error);
                 continue;
             }
             match self.registry.parse_line(line, stream) {
@@ -301,10 +321,10 @@ impl Processor {
                     }
                     for event in &parsed.events {
                         parsed_lines.add(event.format);
-                        if let Err(error) = self.enrich_event(event, seen_at, now, &mut out) {
+                        if let Err(error) = self.enrich_event(event, seen_at, now, out) {
                             self.dead_letter_within(
                                 &mut dlq,
-                                &mut out,
+                                out,
                                 line_no,
                                 line.as_bytes(),
                                 &error,
@@ -317,11 +337,11 @@ impl Processor {
                         } else {
                             item.text.as_bytes()
                         };
-                        self.dead_letter_within(&mut dlq, &mut out, line_no, bytes, &item.error);
+                        self.dead_letter_within(&mut dlq, out, line_no, bytes, &item.error);
                     }
                 }
                 Err(error) => {
-                    self.dead_letter_within(&mut dlq, &mut out, line_no, line.as_bytes(), &error);
+                    self.dead_letter_within(&mut dlq, out, line_no, line.as_bytes(), &error);
                 }
             }
         }
@@ -333,7 +353,6 @@ impl Processor {
             out.outputs
                 .push(self.entry(raw, None, &raw.payload, &error, now));
         }
-        out
     }
 
     /// The DLQ entry for a message whose processing panicked: a bug, but the stream goes on.

@@ -444,3 +444,34 @@ fn one_message_queues_at_most_max_lookups_and_the_rest_on_their_next_sighting() 
     let jobs: Vec<String> = again.remote.iter().map(|j| j.ip.to_string()).collect();
     assert_eq!(jobs, [doc_address(20)]);
 }
+
+// i14: a panic keeps what the message made before it.
+
+/// Remote queues that panic when asked about one address (a stand-in for any bug).
+struct PanicsOn(IpAddr);
+
+impl RemoteQueues for PanicsOn {
+    fn sighted(&self, _ip: IpAddr, _sightings: u64) {}
+    fn known_statuses(&self, ip: IpAddr, _now: SystemTime) -> Vec<(&'static str, ProviderIntel)> {
+        assert_ne!(ip, self.0, "a bug met while enriching {ip}");
+        Vec::new()
+    }
+}
+
+#[test]
+fn a_panic_mid_message_keeps_the_records_already_built_and_dead_letters_the_message() {
+    let (processor, _) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+    );
+    let bad: IpAddr = "203.0.113.2".parse().unwrap();
+    let processor = processor.with_remote_queues(Some(Arc::new(PanicsOn(bad))));
+    let text = "src=203.0.113.1\nsrc=203.0.113.2\nsrc=203.0.113.3";
+    let out = processor.process_batch(&[message("fw", 4, text)], Instant::now());
+    let out = &out[0];
+    // 203.0.113.1 is marked seen: without its record here it would never be published.
+    let ips: Vec<_> = records(out).iter().map(|r| r["ip"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ips, ["203.0.113.1"]);
+    assert_eq!(dlq_reasons(out), ["internal_error"]);
+    let again = processor.process_message(&message("fw", 5, "src=203.0.113.1"), Instant::now());
+    assert!(again.outputs.is_empty(), "203.0.113.1 is a repeat sighting now");
+}
