@@ -4,7 +4,9 @@
 //!   reported (line number and why) and skipped, so one bad line does not lose the report.
 //! * Topic: every partition is read from the beginning (or from `now - since`, by message
 //!   time) up to its high watermark as it was when reading started, then reading stops. No
-//!   consumer group offsets are committed.
+//!   consumer group offsets are committed. Records are folded to the latest revision per
+//!   address as they are read (a topic holds many revisions of each), so memory follows the
+//!   addresses, not the messages.
 
 use std::io::BufRead;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -127,6 +129,7 @@ pub fn read_topic(
     if ends.is_empty() {
         return Ok(out);
     }
+    let mut folding = Folding::default();
     let mut assignment = TopicPartitionList::new();
     for &(partition, _, _) in &ends {
         let start = match since {
@@ -208,7 +211,7 @@ pub fn read_topic(
             continue;
         }
         match message.payload().map(parse_record) {
-            Some(Ok(record)) => out.records.push(record),
+            Some(Ok(record)) => folding.push(record),
             Some(Err(why)) => out
                 .skipped
                 .push(format!("{topic}/{partition}@{offset}: {why}")),
@@ -220,5 +223,75 @@ pub fn read_topic(
             remaining.swap_remove(slot);
         }
     }
+    out.records = folding.finish();
     Ok(out)
+}
+
+/// Records folded to the latest revision per address as they come: folded whenever the
+/// buffer doubles past what the last fold kept, so it holds at most about twice the addresses
+/// (and at least [`Folding::MIN_BUFFER`] records, to fold rarely).
+#[derive(Debug, Default)]
+struct Folding {
+    records: Vec<ThreatRecord>,
+    fold_at: usize,
+}
+
+impl Folding {
+    const MIN_BUFFER: usize = 4096;
+
+    fn push(&mut self, record: ThreatRecord) {
+        self.records.push(record);
+        if self.records.len() >= self.fold_at.max(Self::MIN_BUFFER) {
+            self.records = crate::report::build::latest_revisions(std::mem::take(&mut self.records));
+            self.fold_at = self.records.len() * 2;
+        }
+    }
+
+    fn finish(self) -> Vec<ThreatRecord> {
+        crate::report::build::latest_revisions(self.records)
+    }
+}
+
+#[cfg(test)]
+mod folding_tests {
+    use super::*;
+
+    fn revision(ip: &str, revision: u32) -> ThreatRecord {
+        let mut record: ThreatRecord = serde_json::from_value(serde_json::json!({
+            "schema": THREAT_SCHEMA, "ip": ip, "ip_version": 4, "verdict": "suspicious",
+            "severity": "medium", "score": 40, "reasons": [], "indicator": "IP Observed",
+            "first_seen": "2026-11-23T10:00:00Z", "last_seen": "2026-11-23T10:05:00Z",
+            "sightings": 1, "roles": ["source"],
+            "observed": {"format": "kv", "topic": "fw", "partition": 0, "offset": 0},
+            "network": {}, "intel": {}, "revision": 1,
+            "generated_at": "2026-11-23T10:05:01Z"
+        }))
+        .expect("a threat record");
+        record.revision = revision;
+        record
+    }
+
+    #[test]
+    fn a_topic_of_many_revisions_is_folded_as_it_is_read() {
+        let mut folding = Folding::default();
+        let mut most_held = 0;
+        for n in 1..=100_000u32 {
+            folding.push(revision(&format!("203.0.113.{}", n % 3), n));
+            most_held = most_held.max(folding.records.len());
+        }
+        assert!(most_held <= Folding::MIN_BUFFER, "{most_held} records held at once");
+        let latest: Vec<(String, u32)> = folding
+            .finish()
+            .into_iter()
+            .map(|r| (r.ip, r.revision))
+            .collect();
+        assert_eq!(
+            latest,
+            [
+                ("203.0.113.0".to_owned(), 99_999),
+                ("203.0.113.1".to_owned(), 100_000),
+                ("203.0.113.2".to_owned(), 99_998)
+            ]
+        );
+    }
 }
