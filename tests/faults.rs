@@ -16,7 +16,10 @@ fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<
         if let Some(value) = probe() {
             return value;
         }
-        assert!(Instant::now() < deadline, "{what} did not happen within {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -64,24 +67,44 @@ async fn a_poison_flood_makes_bounded_dlq_entries_and_the_next_event_is_publishe
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(Duration::from_secs(60));
     // Committed past the marker: every output of the three messages was delivered.
-    wait_for("the commit past the marker event", Duration::from_secs(120), || {
-        (committed_offsets(&topics.group, &topics.input).get(&0) >= Some(&3)).then_some(())
-    });
+    wait_for(
+        "the commit past the marker event",
+        Duration::from_secs(120),
+        || (committed_offsets(&topics.group, &topics.input).get(&0) >= Some(&3)).then_some(()),
+    );
     let records = read_records(&topics.output);
-    let ips: Vec<&str> = records.iter().map(|r| r.json["ip"].as_str().unwrap()).collect();
-    assert_eq!(ips, ["203.0.113.77"], "the event after the flood is published");
+    let ips: Vec<&str> = records
+        .iter()
+        .map(|r| r.json["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ips,
+        ["203.0.113.77"],
+        "the event after the flood is published"
+    );
 
-    let entries: Vec<serde_json::Value> = read_all(&topics.dlq).iter().map(ReadMessage::json).collect();
+    let entries: Vec<serde_json::Value> = read_all(&topics.dlq)
+        .iter()
+        .map(ReadMessage::json)
+        .collect();
     for (offset, size) in sizes.into_iter().enumerate() {
         let of_message: Vec<&serde_json::Value> =
             entries.iter().filter(|e| e["offset"] == offset).collect();
-        assert_eq!(of_message.len(), 101, "offset {offset}: 100 entries and one summary");
+        assert_eq!(
+            of_message.len(),
+            101,
+            "offset {offset}: 100 entries and one summary"
+        );
         let summary = of_message.iter().find(|e| e["reason"] == "too_many_errors");
         let summary = summary.unwrap_or_else(|| panic!("offset {offset}: no summary entry"));
         // The summary carries the message whole (replayable), or says it holds only its
         // first dlq.max_payload_bytes.
         assert_eq!(summary["payload_bytes"], size, "offset {offset}");
-        assert_eq!(summary["payload_truncated"], size > 65536, "offset {offset}");
+        assert_eq!(
+            summary["payload_truncated"],
+            size > 65536,
+            "offset {offset}"
+        );
     }
     assert_eq!(entries.len(), 202, "nothing else in the DLQ");
     let rss = peak_rss(&daemon);
@@ -98,8 +121,8 @@ async fn a_poison_flood_makes_bounded_dlq_entries_and_the_next_event_is_publishe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fatal_producer_error_stops_the_daemon_as_failed_with_nothing_marked_delivered() {
     use rdkafka::mocking::MockCluster;
-    use rdkafka::types::RDKafkaApiKey;
     use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::types::RDKafkaApiKey;
     use rdkafka::types::RDKafkaRespErr;
 
     let dir = tempfile::tempdir().unwrap();
@@ -148,7 +171,11 @@ async fn a_fatal_producer_error_stops_the_daemon_as_failed_with_nothing_marked_d
         .get_metric_with_label_values(&["fatal"])
         .map_or(0, |c| c.get());
     assert!(fatal >= 1, "the fatal error is counted");
-    assert_eq!(metrics.messages_completed.get(), 0, "nothing counts as delivered");
+    assert_eq!(
+        metrics.messages_completed.get(),
+        0,
+        "nothing counts as delivered"
+    );
     drop(cluster);
 }
 
@@ -172,7 +199,11 @@ async fn a_stalled_daemon_still_lets_a_second_member_join_its_group() {
     );
     // The slow sink: no record is sent before linger.ms passes (flushed at shutdown).
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replacen("[kafka]\n", "[kafka]\nlibrdkafka = [\"linger.ms=120000\"]\n", 1);
+    let text = text.replacen(
+        "[kafka]\n",
+        "[kafka]\nlibrdkafka = [\"linger.ms=120000\"]\n",
+        1,
+    );
     std::fs::write(&config, text).unwrap();
     let events: Vec<Vec<u8>> = (0..40)
         .map(|i| ecs_event(&format!("203.0.113.{i}"), "10.0.0.1"))
@@ -183,9 +214,17 @@ async fn a_stalled_daemon_still_lets_a_second_member_join_its_group() {
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(Duration::from_secs(60));
     // Stalled: the sink holds its one message, the channels behind it are full.
-    wait_for("the daemon filling its pipeline", Duration::from_secs(60), || {
-        (daemon.metric("threatsift_events_consumed_total").unwrap_or(0.0) >= 4.0).then_some(())
-    });
+    wait_for(
+        "the daemon filling its pipeline",
+        Duration::from_secs(60),
+        || {
+            (daemon
+                .metric("threatsift_events_consumed_total")
+                .unwrap_or(0.0)
+                >= 4.0)
+                .then_some(())
+        },
+    );
 
     let second: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers())

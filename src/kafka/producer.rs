@@ -77,7 +77,11 @@ pub(crate) struct ProducerStatsContext {
 impl ProducerStatsContext {
     /// A context that reports broker connectivity to `/readyz` through `connected`, and a
     /// fatal error through `fatal`.
-    pub(crate) fn new(metrics: Arc<Metrics>, connected: Arc<AtomicBool>, fatal: ProducerFatal) -> Self {
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        connected: Arc<AtomicBool>,
+        fatal: ProducerFatal,
+    ) -> Self {
         ProducerStatsContext {
             metrics,
             connected,
@@ -215,8 +219,10 @@ impl OutputPublisher {
                 // No retry can succeed and the output must not count as delivered: this
                 // delivery never ends; the sink stops on the fatal error.
                 let reason = self.producer.client().fatal_error().map(|(_, why)| why);
-                self.fatal
-                    .raise(reason.as_deref().unwrap_or(&error.to_string()), &self.metrics);
+                self.fatal.raise(
+                    reason.as_deref().unwrap_or(&error.to_string()),
+                    &self.metrics,
+                );
                 std::future::pending::<()>().await;
             }
             let permanent = is_permanent(&error);

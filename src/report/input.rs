@@ -242,7 +242,8 @@ impl Folding {
     fn push(&mut self, record: ThreatRecord) {
         self.records.push(record);
         if self.records.len() >= self.fold_at.max(Self::MIN_BUFFER) {
-            self.records = crate::report::build::latest_revisions(std::mem::take(&mut self.records));
+            self.records =
+                crate::report::build::latest_revisions(std::mem::take(&mut self.records));
             self.fold_at = self.records.len() * 2;
         }
     }
@@ -279,7 +280,10 @@ mod folding_tests {
             folding.push(revision(&format!("203.0.113.{}", n % 3), n));
             most_held = most_held.max(folding.records.len());
         }
-        assert!(most_held <= Folding::MIN_BUFFER, "{most_held} records held at once");
+        assert!(
+            most_held <= Folding::MIN_BUFFER,
+            "{most_held} records held at once"
+        );
         let latest: Vec<(String, u32)> = folding
             .finish()
             .into_iter()

@@ -371,7 +371,10 @@ fn a_megabyte_cloudwatch_envelope_of_small_events_has_every_event_scored() {
     assert!(envelope.len() > 1_000_000, "{}", envelope.len());
     let out = processor.process_message(&message("cwl", 0, &envelope), Instant::now());
     assert_eq!(dlq_reasons(&out), Vec::<&str>::new());
-    assert_eq!(metrics.events_parsed.with_label_values(&["kv"]).get(), 10_000);
+    assert_eq!(
+        metrics.events_parsed.with_label_values(&["kv"]).get(),
+        10_000
+    );
     let mut ips: Vec<_> = records(&out)
         .iter()
         .map(|r| r["ip"].as_str().unwrap().to_owned())
@@ -409,13 +412,25 @@ fn an_event_hubs_records_envelope_holds_each_item_to_max_line_bytes() {
         .collect();
     assert!(ips.contains(&"192.0.2.0".to_owned()) && ips.contains(&"192.0.2.99".to_owned()));
     assert!(!ips.contains(&"203.0.113.250".to_owned()), "{ips:?}");
-    let format = records(&out)[0]["observed"]["format"].as_str().unwrap().to_owned();
-    assert_eq!(metrics.events_parsed.with_label_values(&[&format]).get(), 99);
+    let format = records(&out)[0]["observed"]["format"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        metrics.events_parsed.with_label_values(&[&format]).get(),
+        99
+    );
     // A plain line or a single JSON event past the limit is still too large.
     for line in [
         format!("src=203.0.113.251 pad={}", "y".repeat(2000)),
-        format!(r#"{{"source":{{"ip":"203.0.113.252"}},"note":"{}"}}"#, "z".repeat(2000)),
-        format!(r#"{{"source":{{"ip":"203.0.113.253"}},"broken":"{}"#, "z".repeat(2000)),
+        format!(
+            r#"{{"source":{{"ip":"203.0.113.252"}},"note":"{}"}}"#,
+            "z".repeat(2000)
+        ),
+        format!(
+            r#"{{"source":{{"ip":"203.0.113.253"}},"broken":"{}"#,
+            "z".repeat(2000)
+        ),
     ] {
         let out = processor.process_message(&message("eh", 1, &line), Instant::now());
         assert_eq!(dlq_reasons(&out), ["too_large"], "{}", &line[..40]);
@@ -438,7 +453,11 @@ fn one_message_queues_at_most_max_lookups_and_the_rest_on_their_next_sighting() 
     assert_eq!(jobs, (0..10).map(doc_address).collect::<Vec<_>>());
     // An address left out is looked up when it is seen again; one that was queued is not.
     let again = processor.process_message(
-        &message("fw", 1, &format!("src={}\nsrc={}", doc_address(20), doc_address(3))),
+        &message(
+            "fw",
+            1,
+            &format!("src={}\nsrc={}", doc_address(20), doc_address(3)),
+        ),
         Instant::now(),
     );
     let jobs: Vec<String> = again.remote.iter().map(|j| j.ip.to_string()).collect();
@@ -469,9 +488,15 @@ fn a_panic_mid_message_keeps_the_records_already_built_and_dead_letters_the_mess
     let out = processor.process_batch(&[message("fw", 4, text)], Instant::now());
     let out = &out[0];
     // 203.0.113.1 is marked seen: without its record here it would never be published.
-    let ips: Vec<_> = records(out).iter().map(|r| r["ip"].as_str().unwrap().to_owned()).collect();
+    let ips: Vec<_> = records(out)
+        .iter()
+        .map(|r| r["ip"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ips, ["203.0.113.1"]);
     assert_eq!(dlq_reasons(out), ["internal_error"]);
     let again = processor.process_message(&message("fw", 5, "src=203.0.113.1"), Instant::now());
-    assert!(again.outputs.is_empty(), "203.0.113.1 is a repeat sighting now");
+    assert!(
+        again.outputs.is_empty(),
+        "203.0.113.1 is a repeat sighting now"
+    );
 }

@@ -226,7 +226,10 @@ mod tests {
         let mut client = client;
         // Half a request, then nothing ever again: the read fails once the allowance is spent
         // (whenever that is; the outcome does not depend on the machine's speed).
-        client.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
+        client
+            .write_all(b"GET /metrics HTTP/1.1\r\n")
+            .await
+            .unwrap();
         let mut buf = [0u8; 64];
         let n = server.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"GET /metrics HTTP/1.1\r\n");
@@ -237,7 +240,10 @@ mod tests {
         assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
         // A response renews the allowance; bytes already there are read whatever the clock.
         server.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
-        client.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await.unwrap();
+        client
+            .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
         let n = server.read(&mut buf).await.unwrap();
         assert!(buf[..n].starts_with(b"GET /healthz"));
     }
@@ -252,14 +258,19 @@ mod tests {
         // The second client's handshake completes in the kernel's backlog...
         let _second_client = tokio::net::TcpStream::connect(addr).await.unwrap();
         // ...but it is not taken while the only slot is held.
-        assert!(axum::serve::Listener::accept(&mut listener).now_or_never().is_none());
+        assert!(axum::serve::Listener::accept(&mut listener)
+            .now_or_never()
+            .is_none());
         drop(first);
         let second = tokio::time::timeout(
             Duration::from_secs(60),
             axum::serve::Listener::accept(&mut listener),
         )
         .await;
-        assert!(second.is_ok(), "the freed slot was not given to the waiting client");
+        assert!(
+            second.is_ok(),
+            "the freed slot was not given to the waiting client"
+        );
     }
 
     #[test]

@@ -171,7 +171,10 @@ impl Provider for Rdap {
 /// RDAP's own client: like [`http::client`] but following up to [`MAX_REDIRECTS`] redirects
 /// (safe here: no key or other credential is ever sent), and only where
 /// [`redirect_allowed`] says.
-fn redirecting_client(timeout: Duration, bootstrap_url: &str) -> Result<reqwest::Client, SettingsError> {
+fn redirecting_client(
+    timeout: Duration,
+    bootstrap_url: &str,
+) -> Result<reqwest::Client, SettingsError> {
     let base = reqwest::Url::parse(bootstrap_url).map_err(|e| SettingsError::Invalid {
         key: format!("providers.{NAME}.base_url"),
         problem: e.to_string(),
@@ -182,7 +185,11 @@ fn redirecting_client(timeout: Duration, bootstrap_url: &str) -> Result<reqwest:
         } else if redirect_allowed(attempt.url(), &base) {
             attempt.follow()
         } else {
-            let to = format!("{}://{}", attempt.url().scheme(), attempt.url().host_str().unwrap_or(""));
+            let to = format!(
+                "{}://{}",
+                attempt.url().scheme(),
+                attempt.url().host_str().unwrap_or("")
+            );
             attempt.error(RedirectRefused::NotHttps(to))
         }
     });
@@ -210,7 +217,8 @@ async fn fetch(
         plain_404_is_empty: true,
     };
     let response = request.send().await.map_err(|e| {
-        let refused = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<RedirectRefused>());
+        let refused =
+            std::error::Error::source(&e).and_then(|s| s.downcast_ref::<RedirectRefused>());
         if let Some(RedirectRefused::NotHttps(to)) = refused {
             ProviderError::InvalidResponse(format!(
                 "redirect to {to} not followed (RDAP redirects are followed only to https)"
@@ -507,14 +515,32 @@ mod tests {
     fn redirects_go_to_https_or_to_the_bootstrap_host_only() {
         let url = |u: &str| reqwest::Url::parse(u).unwrap();
         let iana = url("https://data.iana.org/rdap/");
-        assert!(redirect_allowed(&url("https://rdap.db.ripe.net/ip/1.2.3.4"), &iana));
-        assert!(!redirect_allowed(&url("http://rdap.db.ripe.net/ip/1.2.3.4"), &iana));
-        assert!(!redirect_allowed(&url("ftp://rdap.db.ripe.net/ip/1.2.3.4"), &iana));
+        assert!(redirect_allowed(
+            &url("https://rdap.db.ripe.net/ip/1.2.3.4"),
+            &iana
+        ));
+        assert!(!redirect_allowed(
+            &url("http://rdap.db.ripe.net/ip/1.2.3.4"),
+            &iana
+        ));
+        assert!(!redirect_allowed(
+            &url("ftp://rdap.db.ripe.net/ip/1.2.3.4"),
+            &iana
+        ));
         // A local (test) bootstrap over http: that host only.
         let local = url("http://127.0.0.1:8080/rdap/");
-        assert!(redirect_allowed(&url("http://127.0.0.1:9090/ip/1.2.3.4"), &local));
-        assert!(!redirect_allowed(&url("http://169.254.169.254/latest/meta-data/"), &local));
-        assert!(!redirect_allowed(&url("http://localhost:9090/ip/1.2.3.4"), &local));
+        assert!(redirect_allowed(
+            &url("http://127.0.0.1:9090/ip/1.2.3.4"),
+            &local
+        ));
+        assert!(!redirect_allowed(
+            &url("http://169.254.169.254/latest/meta-data/"),
+            &local
+        ));
+        assert!(!redirect_allowed(
+            &url("http://localhost:9090/ip/1.2.3.4"),
+            &local
+        ));
     }
 
     #[test]

@@ -183,7 +183,9 @@ impl<'d, 'a> JsonRef<'d, 'a> {
             Value::Number(n) => n.len(),
             Value::String(s) => s.raw().len() + 2,
             Value::Array(_) => {
-                let (count, len) = self.items().fold((0, 0), |(c, l), item| (c + 1, l + item.compact_len()));
+                let (count, len) = self
+                    .items()
+                    .fold((0, 0), |(c, l), item| (c + 1, l + item.compact_len()));
                 2 + len + count.max(1) - 1
             }
             Value::Object(_) => {
