@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods)] // plain test threads may sleep; no runtime is blocked
 
 mod common;
+mod mock_api;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -254,4 +255,53 @@ async fn a_stalled_daemon_still_lets_a_second_member_join_its_group() {
 
     daemon.signal("TERM");
     daemon.wait_exit(Duration::from_secs(60));
+}
+
+/// Issue 14 item 7: RDAP follows a registry's redirect only to https (or, over http, to the
+/// configured bootstrap host): a redirect to another host over http is refused, and that host
+/// is never contacted.
+#[tokio::test]
+async fn rdap_refuses_a_redirect_to_plain_http_elsewhere() {
+    use mock_api::{json_answer, Canned, Mock, Route};
+    use threatsift::{Provider, Rdap};
+
+    // The other host: `localhost`, not the bootstrap's 127.0.0.1; nobody may connect to it.
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = elsewhere.local_addr().unwrap().port();
+    let location: &'static str =
+        Box::leak(format!("http://localhost:{port}/ip/203.0.113.7").into_boxed_str());
+    let registry = Mock::bind().await;
+    let registry_base = format!("{}/registry/", registry.url);
+    let registry = registry.serve(&[Route::get("/registry/ip/{ip}")], move |_| Canned {
+        status: 302,
+        content_type: "text/plain",
+        body: String::new(),
+        headers: vec![("location", location)],
+        delay: Duration::ZERO,
+    });
+    let bootstrap = Mock::bind().await;
+    let bootstrap_url = format!("{}/rdap/", bootstrap.url);
+    let _bootstrap = bootstrap.serve(&[Route::get("/rdap/ipv4.json")], move |_| {
+        json_answer(
+            200,
+            serde_json::json!({"version": "1.0", "publication": "2026-06-01T20:00:00Z",
+                "services": [[["203.0.113.0/24"], [registry_base]]]}),
+        )
+    });
+    let provider = Rdap::new(&mock_api::settings(
+        &bootstrap_url,
+        "",
+        Duration::from_secs(30),
+    ))
+    .unwrap();
+    let result = provider.lookup("203.0.113.7".parse().unwrap()).await;
+    let error = result.expect_err("the redirect to http://localhost was followed");
+    assert_eq!(error.kind(), "invalid_response", "{error}");
+    assert!(error.to_string().contains("https"), "{error}");
+    assert_eq!(registry.asked(), ["203.0.113.7"]);
+    use futures::FutureExt;
+    assert!(
+        elsewhere.accept().now_or_never().is_none(),
+        "the other host was contacted"
+    );
 }
