@@ -305,3 +305,46 @@ async fn rdap_refuses_a_redirect_to_plain_http_elsewhere() {
         "the other host was contacted"
     );
 }
+
+/// Issue 14 item 5, the other half: partitions paused under backpressure are resumed when the
+/// worker has room again. With one message in flight and tiny channels the consumer waits over
+/// and over (counted in backpressure_seconds_total{stage="consume"}); every message is still
+/// finished and every address published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_paused_under_backpressure_are_resumed_and_every_event_is_published() {
+    let topics = create_topics(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &["203.0.113.0/24", "198.51.100.0/24"]);
+    let (config, port) = write_config(
+        dir.path(),
+        &topics,
+        &blocklist,
+        "[pipeline]\nchannel_capacity = 1\nmax_in_flight = 1\nbatch_max_messages = 1\nworkers = 1\n",
+    );
+    let ips: Vec<String> = (0..150)
+        .map(|i| format!("203.0.113.{i}"))
+        .chain((0..150).map(|i| format!("198.51.100.{i}")))
+        .collect();
+    let events: Vec<Vec<u8>> = ips.iter().map(|ip| ecs_event(ip, "10.0.0.1")).collect();
+    produce(&topics.input, Some(0), &events[..150]).await;
+    produce(&topics.input, Some(1), &events[150..]).await;
+
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(Duration::from_secs(60));
+    wait_for("every input offset committed", Duration::from_secs(180), || {
+        let committed = committed_offsets(&topics.group, &topics.input);
+        (committed.get(&0) == Some(&150) && committed.get(&1) == Some(&150)).then_some(())
+    });
+    let waited = daemon
+        .metric("threatsift_backpressure_seconds_total{stage=\"consume\"}")
+        .unwrap_or(0.0);
+    assert!(waited > 0.0, "the consumer never waited: nothing was paused");
+    let published: std::collections::BTreeSet<String> = read_records(&topics.output)
+        .into_iter()
+        .map(|r| r.json["ip"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(published, ips.into_iter().collect());
+
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(30)).success());
+}
