@@ -331,14 +331,21 @@ async fn partitions_paused_under_backpressure_are_resumed_and_every_event_is_pub
 
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(Duration::from_secs(60));
-    wait_for("every input offset committed", Duration::from_secs(180), || {
-        let committed = committed_offsets(&topics.group, &topics.input);
-        (committed.get(&0) == Some(&150) && committed.get(&1) == Some(&150)).then_some(())
-    });
+    wait_for(
+        "every input offset committed",
+        Duration::from_secs(180),
+        || {
+            let committed = committed_offsets(&topics.group, &topics.input);
+            (committed.get(&0) == Some(&150) && committed.get(&1) == Some(&150)).then_some(())
+        },
+    );
     let waited = daemon
         .metric("threatsift_backpressure_seconds_total{stage=\"consume\"}")
         .unwrap_or(0.0);
-    assert!(waited > 0.0, "the consumer never waited: nothing was paused");
+    assert!(
+        waited > 0.0,
+        "the consumer never waited: nothing was paused"
+    );
     let published: std::collections::BTreeSet<String> = read_records(&topics.output)
         .into_iter()
         .map(|r| r.json["ip"].as_str().unwrap().to_owned())
