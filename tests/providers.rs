@@ -285,7 +285,8 @@ async fn virustotal_ipv6_stays_one_path_segment_with_literal_colons() {
 // ---------------------------------------------------------------------------------------------
 // AbuseIPDB
 
-fn abuse_verbose_report() -> Value {
+/// The `/check` answer without `verbose` (no `countryName`, no `reports`).
+fn abuse_check_report() -> Value {
     json!({
       "data": {
         "ipAddress": "203.0.113.45",
@@ -294,7 +295,6 @@ fn abuse_verbose_report() -> Value {
         "isWhitelisted": null,
         "abuseConfidenceScore": 87,
         "countryCode": "NL",
-        "countryName": "Netherlands",
         "usageType": "Data Center/Web Hosting/Transit",
         "isp": "Example Hosting Ltd",
         "domain": "example-hosting.test",
@@ -302,18 +302,14 @@ fn abuse_verbose_report() -> Value {
         "isTor": false,
         "totalReports": 142,
         "numDistinctUsers": 37,
-        "lastReportedAt": "2026-01-04T21:37:02+00:00",
-        "reports": [
-          {"reportedAt": "2026-01-04T21:37:02+00:00", "comment": "sshd brute force, 40 attempts",
-           "categories": [18, 22], "reporterId": 12345, "reporterCountryCode": "DE", "reporterCountryName": "Germany"}
-        ]
+        "lastReportedAt": "2026-01-04T21:37:02+00:00"
       }
     })
 }
 
 #[tokio::test]
-async fn abuseipdb_verbose_report_gives_the_scored_facts_and_sends_key_and_accept() {
-    let mut canned = json_answer(200, abuse_verbose_report());
+async fn abuseipdb_check_report_gives_the_scored_facts_and_sends_key_and_accept() {
+    let mut canned = json_answer(200, abuse_check_report());
     canned.headers = vec![
         ("x-ratelimit-limit", "1000"),
         ("x-ratelimit-remaining", "999"),
@@ -342,7 +338,7 @@ async fn abuseipdb_verbose_report_gives_the_scored_facts_and_sends_key_and_accep
     assert_eq!(seen.len(), 1);
     assert_eq!(
         seen[0].path_and_query,
-        "/api/v2/check?ipAddress=203.0.113.45&maxAgeInDays=90&verbose"
+        "/api/v2/check?ipAddress=203.0.113.45&maxAgeInDays=90"
     );
     assert_eq!(header(&seen[0], "key"), Some(ABUSE_KEY));
     assert_eq!(header(&seen[0], "accept"), Some("application/json"));
@@ -486,7 +482,7 @@ async fn abuseipdb_ipv6_is_url_encoded_in_the_query() {
     assert_eq!(seen.len(), 1);
     assert_eq!(
         seen[0].path_and_query,
-        "/api/v2/check?ipAddress=2001%3Adb8%3A%3A45&maxAgeInDays=90&verbose"
+        "/api/v2/check?ipAddress=2001%3Adb8%3A%3A45&maxAgeInDays=90"
     );
 }
 
@@ -645,7 +641,7 @@ async fn a_bad_base_url_is_a_settings_error_naming_the_key() {
 #[tokio::test]
 async fn the_mock_serves_only_its_route_and_fails_the_test_on_anything_else() {
     let vt = Mock::start(&VIRUSTOTAL, json_answer(200, vt_full_report())).await;
-    let abuse = Mock::start(&ABUSEIPDB, json_answer(200, abuse_verbose_report())).await;
+    let abuse = Mock::start(&ABUSEIPDB, json_answer(200, abuse_check_report())).await;
     let client = reqwest::Client::new();
     let status = |request: reqwest::RequestBuilder| async move {
         request
@@ -678,7 +674,7 @@ async fn the_mock_serves_only_its_route_and_fails_the_test_on_anything_else() {
     assert_eq!(status(post).await, 405);
     // AbuseIPDB's address is a query parameter; without it the request is not the API's.
     let abuse_get = |path: &str| client.get(format!("{}{path}", abuse.url));
-    let check = "/api/v2/check?ipAddress=2001%3Adb8%3A%3A45&maxAgeInDays=90&verbose";
+    let check = "/api/v2/check?ipAddress=2001%3Adb8%3A%3A45&maxAgeInDays=90";
     assert_eq!(status(abuse_get(check)).await, 200);
     assert_eq!(
         status(abuse_get("/api/v2/check?maxAgeInDays=90")).await,
@@ -761,7 +757,7 @@ fn vt_report_on(ip: std::net::IpAddr, malicious: u64) -> Value {
 
 /// AbuseIPDB's report on `ip` with this confidence score.
 fn abuse_report_on(ip: std::net::IpAddr, confidence: u64) -> Value {
-    let mut report = abuse_verbose_report();
+    let mut report = abuse_check_report();
     report["data"]["ipAddress"] = json!(ip.to_string());
     report["data"]["abuseConfidenceScore"] = json!(confidence);
     report

@@ -5,6 +5,7 @@
 //! auto-commit commits what was stored. On revoke the context commits what is finished and
 //! forgets the revoked partitions. The context stays tiny because it runs on the polling task.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +35,9 @@ pub(crate) struct PipelineConsumerContext {
     assigned: Arc<AtomicBool>,
     /// Set while the latest assignment was empty (see [`rejoin_if_sole_member_unassigned`]).
     assigned_nothing: Arc<AtomicBool>,
+    /// The partitions held now: only they have a lag gauge (a revoked partition's gauge is
+    /// removed, and a late statistics sample cannot bring it back).
+    held: Mutex<HashSet<(String, i32)>>,
 }
 
 impl PipelineConsumerContext {
@@ -48,6 +52,43 @@ impl PipelineConsumerContext {
             tracker,
             assigned,
             assigned_nothing: Arc::new(AtomicBool::new(false)),
+            held: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<(String, i32)>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Partitions were assigned: their lag is sampled from now on.
+    fn hold(&self, partitions: &TopicPartitionList) {
+        let mut held = self.held();
+        for element in partitions.elements() {
+            held.insert((element.topic().to_owned(), element.partition()));
+        }
+    }
+
+    /// Partitions were revoked: their lag gauges go.
+    fn release(&self, partitions: &TopicPartitionList) {
+        let mut held = self.held();
+        for element in partitions.elements() {
+            held.remove(&(element.topic().to_owned(), element.partition()));
+            let _ = self
+                .metrics
+                .consumer_lag
+                .remove_label_values(&[element.topic(), &element.partition().to_string()]);
+        }
+    }
+
+    /// A statistics sample of one partition's lag, kept only while the partition is held.
+    fn lag_sampled(&self, topic: &str, partition: i32, lag: i64) {
+        if partition >= 0 && lag >= 0 && self.held().contains(&(topic.to_owned(), partition)) {
+            ConsumerLagSampled {
+                topic,
+                partition,
+                lag,
+            }
+            .emit(&self.metrics);
         }
     }
 
@@ -65,14 +106,7 @@ impl ClientContext for PipelineConsumerContext {
     fn stats(&self, statistics: Statistics) {
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    ConsumerLagSampled {
-                        topic,
-                        partition: *partition,
-                        lag: p.consumer_lag,
-                    }
-                    .emit(&self.metrics);
-                }
+                self.lag_sampled(topic, *partition, p.consumer_lag);
             }
         }
     }
@@ -103,6 +137,8 @@ impl ConsumerContext for PipelineConsumerContext {
             for element in partitions.elements() {
                 tracker.forget(element.topic(), element.partition());
             }
+            drop(tracker);
+            self.release(partitions);
             self.assigned.store(false, Ordering::Relaxed);
             self.assigned_nothing.store(false, Ordering::Relaxed);
             PartitionsRebalanced {
@@ -116,6 +152,7 @@ impl ConsumerContext for PipelineConsumerContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
+                self.hold(partitions);
                 self.assigned
                     .store(partitions.count() > 0, Ordering::Relaxed);
                 self.assigned_nothing
@@ -391,5 +428,52 @@ mod topic_name_tests {
         assert!(Arc::ptr_eq(&proxy, &names.intern("proxy")));
         assert_eq!((&*fw, &*proxy), ("firewall", "proxy"));
         assert_eq!(names.names.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod lag_gauge_tests {
+    use super::*;
+
+    fn partitions(topic: &str, ids: &[i32]) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for id in ids {
+            list.add_partition(topic, *id);
+        }
+        list
+    }
+
+    #[test]
+    fn a_revoked_partition_loses_its_lag_gauge_and_late_samples_do_not_bring_it_back() {
+        let registry = prometheus::Registry::new();
+        let metrics = Arc::new(Metrics::new(&registry).unwrap());
+        let context = PipelineConsumerContext::new(
+            metrics.clone(),
+            Arc::new(Mutex::new(OffsetTracker::new())),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let gauges = || {
+            let mut labels: Vec<String> = registry
+                .gather()
+                .iter()
+                .filter(|f| f.name().ends_with("consumer_lag_messages"))
+                .flat_map(|f| f.get_metric().to_vec())
+                .map(|m| {
+                    let l = m.get_label();
+                    format!("{}/{}", l[1].value(), l[0].value())
+                })
+                .collect();
+            labels.sort();
+            labels
+        };
+        context.hold(&partitions("fw", &[0, 1]));
+        context.lag_sampled("fw", 0, 5);
+        context.lag_sampled("fw", 1, 7);
+        context.lag_sampled("other", 0, 9);
+        assert_eq!(gauges(), ["fw/0", "fw/1"]);
+        context.release(&partitions("fw", &[1]));
+        assert_eq!(gauges(), ["fw/0"]);
+        context.lag_sampled("fw", 1, 7);
+        assert_eq!(gauges(), ["fw/0"], "a late sample of a revoked partition");
     }
 }

@@ -62,6 +62,7 @@ pub(crate) fn apply_passthrough(config: &mut ClientConfig, settings: &Settings) 
 pub(crate) fn error_kind(error: &rdkafka::error::KafkaError) -> &'static str {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode as C};
     match error.rdkafka_error_code() {
+        Some(C::Fatal) => "fatal",
         Some(C::QueueFull) => "queue_full",
         Some(C::MessageTimedOut) => "message_timed_out",
         Some(C::MessageSizeTooLarge) => "message_too_large",

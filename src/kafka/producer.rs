@@ -3,16 +3,22 @@
 //! * Retriable errors (queue full, timeouts, broker or leader unavailable, unknown topic while
 //!   metadata catches up) are retried with capped exponential backoff, forever: a broker outage
 //!   stalls the pipeline (bounded channels stop the consumer) and nothing is lost.
+//! * A fatal error (`RDKafkaErrorCode::Fatal`: the idempotent producer lost its guarantee,
+//!   e.g. ClusterAuthorizationFailed on InitProducerId or OutOfOrderSequence) is never retried:
+//!   it is logged at `error`, counted (`kafka_errors_total{kind="fatal"}`), fails `/readyz`
+//!   and stops the sink, so the daemon exits 1 for its orchestrator to restart it. The outputs
+//!   it stopped are never reported delivered: their offsets are not stored and the next run
+//!   reads them again.
 //! * Permanent errors (message too large, invalid record) turn a record into a
 //!   `publish_failed` DLQ entry; a DLQ entry that fails permanently is counted and logged at
 //!   `error` as lost, the one path where data is given up, and only for broker-refused data.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::ClientContext;
@@ -28,16 +34,59 @@ use crate::telemetry::events::{
 };
 use crate::telemetry::Metrics;
 
+/// The producer's fatal error, once it had one: shared by its error callback, the publisher,
+/// `/readyz` and the sink (which stops on it).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProducerFatal {
+    reason: Arc<OnceLock<String>>,
+    raised: tokio_util::sync::CancellationToken,
+}
+
+impl ProducerFatal {
+    /// Records the fatal error (the first one wins), logs it and counts it.
+    pub(crate) fn raise(&self, reason: &str, metrics: &Metrics) {
+        if self.reason.set(reason.to_owned()).is_ok() {
+            tracing::error!(
+                error = reason,
+                "fatal producer error: the producer cannot deliver any more; stopping (exit 1) \
+                 so that a restart gets a new producer; unfinished messages are read again"
+            );
+            metrics.handles.kafka_errors.with("fatal", |c| c.inc());
+            self.raised.cancel();
+        }
+    }
+
+    /// The fatal error, if there was one.
+    pub(crate) fn reason(&self) -> Option<&str> {
+        self.reason.get().map(String::as_str)
+    }
+
+    /// Resolves once there is a fatal error. Cancellation-safe.
+    pub(crate) async fn raised(&self) {
+        self.raised.cancelled().await;
+    }
+}
+
 /// Statistics and error callbacks of the producer.
 pub(crate) struct ProducerStatsContext {
     metrics: Arc<Metrics>,
     connected: Arc<AtomicBool>,
+    fatal: ProducerFatal,
 }
 
 impl ProducerStatsContext {
-    /// A context that reports broker connectivity to `/readyz` through `connected`.
-    pub(crate) fn new(metrics: Arc<Metrics>, connected: Arc<AtomicBool>) -> Self {
-        ProducerStatsContext { metrics, connected }
+    /// A context that reports broker connectivity to `/readyz` through `connected`, and a
+    /// fatal error through `fatal`.
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        connected: Arc<AtomicBool>,
+        fatal: ProducerFatal,
+    ) -> Self {
+        ProducerStatsContext {
+            metrics,
+            connected,
+            fatal,
+        }
     }
 }
 
@@ -54,6 +103,10 @@ impl ClientContext for ProducerStatsContext {
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.connected.store(false, Ordering::Relaxed);
+        }
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            self.fatal.raise(reason, &self.metrics);
+            return;
         }
         KafkaClientError {
             kind: error_kind(&error),
@@ -100,6 +153,7 @@ pub(crate) struct OutputPublisher {
     dlq_topic: Arc<str>,
     dlq_max_payload_bytes: usize,
     metrics: Arc<Metrics>,
+    fatal: ProducerFatal,
 }
 
 /// Backoff between retries of one output.
@@ -114,8 +168,10 @@ impl OutputPublisher {
         producer: OutputProducer,
         settings: &Settings,
         metrics: Arc<Metrics>,
+        fatal: ProducerFatal,
     ) -> Self {
         OutputPublisher {
+            fatal,
             producer,
             output_topic: settings.kafka.output_topic.as_str().into(),
             dlq_topic: settings.kafka.dlq_topic.as_str().into(),
@@ -165,6 +221,16 @@ impl OutputPublisher {
                 }
                 Err((error, _message)) => error,
             };
+            if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+                // No retry can succeed and the output must not count as delivered: this
+                // delivery never ends; the sink stops on the fatal error.
+                let reason = self.producer.client().fatal_error().map(|(_, why)| why);
+                self.fatal.raise(
+                    reason.as_deref().unwrap_or(&error.to_string()),
+                    &self.metrics,
+                );
+                std::future::pending::<()>().await;
+            }
             let permanent = is_permanent(&error);
             let text = error.to_string();
             ProduceFailedError {
@@ -194,6 +260,11 @@ impl OutputPublisher {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(RETRY_MAX);
         }
+    }
+
+    /// The producer's fatal error state.
+    pub(crate) fn fatal(&self) -> &ProducerFatal {
+        &self.fatal
     }
 
     fn publish_failed_entry(

@@ -7,7 +7,9 @@
 //!   consumer group offsets are committed. With `since`, the broker's offset for that time only
 //!   says where to start; a message older than `now - since` is left out all the same (message
 //!   times need not grow with offsets, and some brokers, this project's test broker among them,
-//!   answer a time lookup with the partition's start).
+//!   answer a time lookup with the partition's start). Records are folded to the latest revision
+//!   per address as they are read (a topic holds many revisions of each), so memory follows the
+//!   addresses, not the messages.
 
 use std::io::BufRead;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -137,6 +139,7 @@ pub fn read_topic(
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     });
+    let mut folding = Folding::default();
     let mut assignment = TopicPartitionList::new();
     for &(partition, _, _) in &ends {
         let start = match from {
@@ -216,7 +219,7 @@ pub fn read_topic(
         match message.payload().map(parse_record) {
             // Older than `since`: left out, neither a record nor a skipped line.
             _ if before_window => {}
-            Some(Ok(record)) => out.records.push(record),
+            Some(Ok(record)) => folding.push(record),
             Some(Err(why)) => out
                 .skipped
                 .push(format!("{topic}/{partition}@{offset}: {why}")),
@@ -228,5 +231,79 @@ pub fn read_topic(
             remaining.swap_remove(slot);
         }
     }
+    out.records = folding.finish();
     Ok(out)
+}
+
+/// Records folded to the latest revision per address as they come: folded whenever the
+/// buffer doubles past what the last fold kept, so it holds at most about twice the addresses
+/// (and at least [`Folding::MIN_BUFFER`] records, to fold rarely).
+#[derive(Debug, Default)]
+struct Folding {
+    records: Vec<ThreatRecord>,
+    fold_at: usize,
+}
+
+impl Folding {
+    const MIN_BUFFER: usize = 4096;
+
+    fn push(&mut self, record: ThreatRecord) {
+        self.records.push(record);
+        if self.records.len() >= self.fold_at.max(Self::MIN_BUFFER) {
+            self.records =
+                crate::report::build::latest_revisions(std::mem::take(&mut self.records));
+            self.fold_at = self.records.len() * 2;
+        }
+    }
+
+    fn finish(self) -> Vec<ThreatRecord> {
+        crate::report::build::latest_revisions(self.records)
+    }
+}
+
+#[cfg(test)]
+mod folding_tests {
+    use super::*;
+
+    fn revision(ip: &str, revision: u32) -> ThreatRecord {
+        let mut record: ThreatRecord = serde_json::from_value(serde_json::json!({
+            "schema": THREAT_SCHEMA, "ip": ip, "ip_version": 4, "verdict": "suspicious",
+            "severity": "medium", "score": 40, "reasons": [], "indicator": "IP Observed",
+            "first_seen": "2026-11-23T10:00:00Z", "last_seen": "2026-11-23T10:05:00Z",
+            "sightings": 1, "roles": ["source"],
+            "observed": {"format": "kv", "topic": "fw", "partition": 0, "offset": 0},
+            "network": {}, "intel": {}, "revision": 1,
+            "generated_at": "2026-11-23T10:05:01Z"
+        }))
+        .expect("a threat record");
+        record.revision = revision;
+        record
+    }
+
+    #[test]
+    fn a_topic_of_many_revisions_is_folded_as_it_is_read() {
+        let mut folding = Folding::default();
+        let mut most_held = 0;
+        for n in 1..=100_000u32 {
+            folding.push(revision(&format!("203.0.113.{}", n % 3), n));
+            most_held = most_held.max(folding.records.len());
+        }
+        assert!(
+            most_held <= Folding::MIN_BUFFER,
+            "{most_held} records held at once"
+        );
+        let latest: Vec<(String, u32)> = folding
+            .finish()
+            .into_iter()
+            .map(|r| (r.ip, r.revision))
+            .collect();
+        assert_eq!(
+            latest,
+            [
+                ("203.0.113.0".to_owned(), 99_999),
+                ("203.0.113.1".to_owned(), 100_000),
+                ("203.0.113.2".to_owned(), 99_998)
+            ]
+        );
+    }
 }

@@ -12,6 +12,12 @@ pub struct PipelineSettings {
     pub channel_capacity: usize,
     /// Messages whose outputs may await delivery reports at once.
     pub max_in_flight: usize,
+    /// Bytes of output (records, DLQ entries, remote lookups) that may await delivery at once;
+    /// one message alone may pass it, so no message is ever stuck.
+    pub max_in_flight_bytes: usize,
+    /// Remote lookups one message may queue; addresses past it are looked up on their next
+    /// sighting.
+    pub max_lookups_per_message: usize,
     /// Most messages taken from the consumer as one batch (what one poll has ready).
     pub batch_max_messages: usize,
     /// Most payload bytes in one batch.
@@ -47,6 +53,12 @@ impl PipelineSettings {
         if self.max_in_flight == 0 {
             return Err(SettingsError::invalid(
                 "pipeline.max_in_flight",
+                "must be > 0",
+            ));
+        }
+        if self.max_in_flight_bytes == 0 {
+            return Err(SettingsError::invalid(
+                "pipeline.max_in_flight_bytes",
                 "must be > 0",
             ));
         }

@@ -44,9 +44,10 @@ const MAX_DLQ_KEY_BYTES: usize = 1024;
 /// Options of the processor that come from configuration.
 #[derive(Debug, Clone)]
 pub struct ProcessorOptions {
-    /// Lines longer than this go to the DLQ.
+    /// Events longer than this go to the DLQ (the registry holds each event of a batch to it).
     pub max_line_bytes: usize,
-    /// A gzip payload may decompress to at most this many bytes.
+    /// A gzip payload may decompress to at most this many bytes; no line (or batch envelope)
+    /// may be longer.
     pub max_decompressed_bytes: usize,
     /// Bytes of the original kept in a DLQ entry.
     pub dlq_max_payload_bytes: usize,
@@ -59,6 +60,8 @@ pub struct ProcessorOptions {
     /// Whether remote providers are asked (each first sighting then yields a
     /// [`LookupRequest`]).
     pub remote: bool,
+    /// Lookups one message may queue (`pipeline.max_lookups_per_message`).
+    pub max_lookups_per_message: usize,
 }
 
 /// Everything one input message produced; the offset is finished when all outputs are
@@ -76,6 +79,19 @@ pub struct Processed {
     pub outputs: Vec<Output>,
     /// Addresses for the remote providers, queued once `outputs` are delivered.
     pub remote: Vec<LookupRequest>,
+}
+
+impl Processed {
+    /// Nothing produced yet from `raw`.
+    fn empty(raw: &RawEvent, received: Instant) -> Self {
+        Processed {
+            origin: raw.origin.clone(),
+            message_time_ms: raw.timestamp_ms,
+            received,
+            outputs: Vec::new(),
+            remote: Vec::new(),
+        }
+    }
 }
 
 /// Queue order for the remote providers: higher is asked first.
@@ -182,6 +198,7 @@ impl Processor {
                 min_verdict: settings.publish.min_verdict,
                 scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
                 remote: !providers.remote.is_empty(),
+                max_lookups_per_message: settings.pipeline.max_lookups_per_message,
             },
             metrics,
         ))
@@ -207,14 +224,17 @@ impl Processor {
         }
         .emit(&self.metrics);
         let mut parsed = FormatTally::default();
-        let out = self.process_one(raw, received, SystemTime::now(), &mut parsed);
+        let mut out = Processed::empty(raw, received);
+        self.process_one(raw, SystemTime::now(), &mut parsed, &mut out);
         parsed.emit(&self.metrics);
         out
     }
 
     /// Processes the messages of one poll, in order, with one clock reading and one count per
     /// topic run. A panic on one message is a bug, not a reason to stop the stream: that
-    /// message goes to the DLQ as `internal_error` and the rest are processed.
+    /// message goes to the DLQ as `internal_error` and the rest are processed. What the message
+    /// made before the panic is kept: its records' addresses are marked seen, so dropping them
+    /// would lose them for the whole dedup window.
     pub fn process_batch(&self, batch: &[RawEvent], received: Instant) -> Vec<Processed> {
         let now = SystemTime::now();
         for run in batch.chunk_by(|a, b| a.origin.topic == b.origin.topic) {
@@ -228,36 +248,40 @@ impl Processor {
         let out = batch
             .iter()
             .map(|raw| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.process_one(raw, received, now, &mut parsed)
-                }))
-                .unwrap_or_else(|_| self.dead_letter_internal_error(raw, received))
+                let mut out = Processed::empty(raw, received);
+                let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.process_one(raw, now, &mut parsed, &mut out)
+                }));
+                if processed.is_err() {
+                    out.outputs.push(self.dead_letter(
+                        raw,
+                        None,
+                        &raw.payload,
+                        &ParseError::Internal,
+                        now,
+                    ));
+                }
+                out
             })
             .collect();
         parsed.emit(&self.metrics);
         out
     }
 
+    /// Processes `raw` into `out` (which the caller owns, so a panic keeps what was made).
     fn process_one(
         &self,
         raw: &RawEvent,
-        received: Instant,
         now: SystemTime,
         parsed_lines: &mut FormatTally,
-    ) -> Processed {
-        let mut out = Processed {
-            origin: raw.origin.clone(),
-            message_time_ms: raw.timestamp_ms,
-            received,
-            outputs: Vec::new(),
-            remote: Vec::new(),
-        };
+        out: &mut Processed,
+    ) {
         let payload = match frame::decompress(&raw.payload, self.options.max_decompressed_bytes) {
             Ok(payload) => payload,
             Err(error) => {
                 out.outputs
                     .push(self.dead_letter(raw, None, &raw.payload, &error, now));
-                return out;
+                return;
             }
         };
         let text = match frame::text(&payload) {
@@ -265,7 +289,7 @@ impl Processor {
             Err(error) => {
                 out.outputs
                     .push(self.dead_letter(raw, None, &payload, &error, now));
-                return out;
+                return;
             }
         };
         let seen_at = frame::seen_at(raw.timestamp_ms, now);
@@ -283,12 +307,15 @@ impl Processor {
             if multi && line.trim().is_empty() {
                 continue;
             }
-            if line.len() > self.options.max_line_bytes {
+            // Events are held to `max_line_bytes` by the registry, after envelope splitting (a
+            // CloudWatch or Event Hubs batch is often far longer than any of its events); a
+            // line is held here only to the envelope limit.
+            if line.len() > self.options.max_decompressed_bytes {
                 let error = ParseError::TooLarge {
                     len: line.len(),
-                    limit: self.options.max_line_bytes,
+                    limit: self.options.max_decompressed_bytes,
                 };
-                self.dead_letter_within(&mut dlq, &mut out, line_no, line.as_bytes(), &error);
+                self.dead_letter_within(&mut dlq, out, line_no, line.as_bytes(), &error);
                 continue;
             }
             match self.registry.parse_line(line, stream) {
@@ -307,10 +334,10 @@ impl Processor {
                     }
                     for event in &parsed.events {
                         parsed_lines.add(event.format);
-                        if let Err(error) = self.enrich_event(event, seen_at, now, &mut out) {
+                        if let Err(error) = self.enrich_event(event, seen_at, now, out) {
                             self.dead_letter_within(
                                 &mut dlq,
-                                &mut out,
+                                out,
                                 line_no,
                                 line.as_bytes(),
                                 &error,
@@ -323,11 +350,11 @@ impl Processor {
                         } else {
                             item.text.as_bytes()
                         };
-                        self.dead_letter_within(&mut dlq, &mut out, line_no, bytes, &item.error);
+                        self.dead_letter_within(&mut dlq, out, line_no, bytes, &item.error);
                     }
                 }
                 Err(error) => {
-                    self.dead_letter_within(&mut dlq, &mut out, line_no, line.as_bytes(), &error);
+                    self.dead_letter_within(&mut dlq, out, line_no, line.as_bytes(), &error);
                 }
             }
         }
@@ -339,7 +366,6 @@ impl Processor {
             out.outputs
                 .push(self.entry(raw, None, &raw.payload, &error, now));
         }
-        out
     }
 
     /// The DLQ entry for a message whose processing panicked: a bug, but the stream goes on.
@@ -523,7 +549,11 @@ impl Processor {
                 }
                 .emit(&self.metrics);
             }
-            if self.options.remote {
+            // Past the message's share the address waits for its next sighting: one message
+            // naming 10,000 addresses must not hold 10,000 lookups (and their records).
+            if self.options.remote && out.remote.len() >= self.options.max_lookups_per_message {
+                seen.sighting.retry_from(now);
+            } else if self.options.remote {
                 out.remote.push(LookupRequest {
                     ip,
                     priority: Priority {

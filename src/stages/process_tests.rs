@@ -341,3 +341,162 @@ fn a_flood_of_bad_lines_makes_at_most_the_limit_of_entries_and_one_summary() {
         .get();
     assert_eq!(counted, 50_000);
 }
+
+// i14: `max_line_bytes` holds each event of a batch, not the batch envelope.
+
+/// The documentation addresses, `n` of them (at most 768), one per event.
+fn doc_address(i: usize) -> String {
+    let net = ["192.0.2", "198.51.100", "203.0.113"][i / 256];
+    format!("{net}.{}", i % 256)
+}
+
+#[test]
+fn a_megabyte_cloudwatch_envelope_of_small_events_has_every_event_scored() {
+    let (processor, metrics) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+    );
+    // ~1 MB of 100-byte events, far past the default max_line_bytes (64 KiB).
+    let events: Vec<String> = (0..10_000)
+        .map(|i| {
+            format!(
+                r#"{{"id":"{i}","timestamp":1709294400000,"message":"action=block src={} dst=198.51.100.1 proto=tcp pad=xxxxxxxx"}}"#,
+                doc_address(i % 768)
+            )
+        })
+        .collect();
+    let envelope = format!(
+        r#"{{"messageType":"DATA_MESSAGE","owner":"123456789012","logGroup":"fw","logEvents":[{}]}}"#,
+        events.join(",")
+    );
+    assert!(envelope.len() > 1_000_000, "{}", envelope.len());
+    let out = processor.process_message(&message("cwl", 0, &envelope), Instant::now());
+    assert_eq!(dlq_reasons(&out), Vec::<&str>::new());
+    assert_eq!(
+        metrics.events_parsed.with_label_values(&["kv"]).get(),
+        10_000
+    );
+    let mut ips: Vec<_> = records(&out)
+        .iter()
+        .map(|r| r["ip"].as_str().unwrap().to_owned())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 768, "one record per address");
+}
+
+#[test]
+fn an_event_hubs_records_envelope_holds_each_item_to_max_line_bytes() {
+    let (processor, metrics) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n\
+         [parse]\nmax_line_bytes = 1024\nmax_decompressed_bytes = 1048576\n",
+    );
+    let mut items: Vec<String> = (0..100)
+        .map(|i| {
+            format!(
+                r#"{{"time":"2024-03-01T12:00:00Z","category":"fw","source":{{"ip":"{}"}},"destination":{{"ip":"198.51.100.1"}}}}"#,
+                doc_address(i)
+            )
+        })
+        .collect();
+    // One item past the limit: it alone is dead-lettered, as a line would be.
+    items[50] = format!(
+        r#"{{"source":{{"ip":"203.0.113.250"}},"note":"{}"}}"#,
+        "x".repeat(2000)
+    );
+    let envelope = format!(r#"{{"records":[{}]}}"#, items.join(","));
+    let out = processor.process_message(&message("eh", 0, &envelope), Instant::now());
+    assert_eq!(dlq_reasons(&out), ["too_large"]);
+    let ips: Vec<_> = records(&out)
+        .iter()
+        .map(|r| r["ip"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ips.contains(&"192.0.2.0".to_owned()) && ips.contains(&"192.0.2.99".to_owned()));
+    assert!(!ips.contains(&"203.0.113.250".to_owned()), "{ips:?}");
+    let format = records(&out)[0]["observed"]["format"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        metrics.events_parsed.with_label_values(&[&format]).get(),
+        99
+    );
+    // A plain line or a single JSON event past the limit is still too large.
+    for line in [
+        format!("src=203.0.113.251 pad={}", "y".repeat(2000)),
+        format!(
+            r#"{{"source":{{"ip":"203.0.113.252"}},"note":"{}"}}"#,
+            "z".repeat(2000)
+        ),
+        format!(
+            r#"{{"source":{{"ip":"203.0.113.253"}},"broken":"{}"#,
+            "z".repeat(2000)
+        ),
+    ] {
+        let out = processor.process_message(&message("eh", 1, &line), Instant::now());
+        assert_eq!(dlq_reasons(&out), ["too_large"], "{}", &line[..40]);
+        assert!(records(&out).is_empty());
+    }
+}
+
+// i14: remote lookups one message may queue are bounded.
+
+#[test]
+fn one_message_queues_at_most_max_lookups_and_the_rest_on_their_next_sighting() {
+    let (processor, _) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[providers.rdap]\nenabled = true\n\
+         [pipeline]\nmax_lookups_per_message = 10\n",
+    );
+    let line: Vec<String> = (0..30).map(|i| format!("src={}", doc_address(i))).collect();
+    let text = line.join("\n");
+    let out = processor.process_message(&message("fw", 0, &text), Instant::now());
+    let jobs: Vec<String> = out.remote.iter().map(|j| j.ip.to_string()).collect();
+    assert_eq!(jobs, (0..10).map(doc_address).collect::<Vec<_>>());
+    // An address left out is looked up when it is seen again; one that was queued is not.
+    let again = processor.process_message(
+        &message(
+            "fw",
+            1,
+            &format!("src={}\nsrc={}", doc_address(20), doc_address(3)),
+        ),
+        Instant::now(),
+    );
+    let jobs: Vec<String> = again.remote.iter().map(|j| j.ip.to_string()).collect();
+    assert_eq!(jobs, [doc_address(20)]);
+}
+
+// i14: a panic keeps what the message made before it.
+
+/// Remote queues that panic when asked about one address (a stand-in for any bug).
+struct PanicsOn(IpAddr);
+
+impl RemoteQueues for PanicsOn {
+    fn sighted(&self, _ip: IpAddr, _sightings: u64) {}
+    fn known_statuses(&self, ip: IpAddr, _now: SystemTime) -> Vec<(&'static str, ProviderIntel)> {
+        assert_ne!(ip, self.0, "a bug met while enriching {ip}");
+        Vec::new()
+    }
+}
+
+#[test]
+fn a_panic_mid_message_keeps_the_records_already_built_and_dead_letters_the_message() {
+    let (processor, _) = processor(
+        "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+    );
+    let bad: IpAddr = "203.0.113.2".parse().unwrap();
+    let processor = processor.with_remote_queues(Some(Arc::new(PanicsOn(bad))));
+    let text = "src=203.0.113.1\nsrc=203.0.113.2\nsrc=203.0.113.3";
+    let out = processor.process_batch(&[message("fw", 4, text)], Instant::now());
+    let out = &out[0];
+    // 203.0.113.1 is marked seen: without its record here it would never be published.
+    let ips: Vec<_> = records(out)
+        .iter()
+        .map(|r| r["ip"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ips, ["203.0.113.1"]);
+    assert_eq!(dlq_reasons(out), ["internal_error"]);
+    let again = processor.process_message(&message("fw", 5, "src=203.0.113.1"), Instant::now());
+    assert!(
+        again.outputs.is_empty(),
+        "203.0.113.1 is a repeat sighting now"
+    );
+}

@@ -320,7 +320,11 @@ pub(super) async fn assemble(
     let health = Health::default();
     let producer = create_producer(
         settings,
-        ProducerStatsContext::new(metrics.clone(), health.producer_connected.clone()),
+        ProducerStatsContext::new(
+            metrics.clone(),
+            health.producer_connected.clone(),
+            health.producer_fatal.clone(),
+        ),
     )?;
     let listen = settings.listen_addr()?;
     let listener = server::bind(listen)
@@ -376,7 +380,12 @@ async fn assemble_after_listening(
             })??;
     let providers = build_providers(settings).await?;
     let processor = build_processor_with(settings, feeds.clone(), &providers, metrics.clone())?;
-    let publisher = OutputPublisher::new(producer.clone(), settings, metrics.clone());
+    let publisher = OutputPublisher::new(
+        producer.clone(),
+        settings,
+        metrics.clone(),
+        health.producer_fatal.clone(),
+    );
     info!(
         brokers = %settings.kafka.brokers,
         topics = ?settings.kafka.input_topics,

@@ -1,6 +1,12 @@
 //! The consume loop: takes what one poll has ready as a batch (each offset registered with the
 //! tracker as it is taken), and hands each partition's messages, in order, to the worker that
 //! owns the partition; a full worker channel is backpressure (waited out, and counted).
+//!
+//! While it waits, the assigned partitions are paused and the consumer is still polled, so the
+//! group protocol is served (a rebalance completes, a revoke commits) however long the wait;
+//! anything a poll still returns (fetched before the pause, or from partitions assigned
+//! meanwhile) is begun with the tracker as usual and kept, in order, for the next round. The
+//! partitions are resumed when the worker has room.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -10,7 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::kafka::consumer::{next_batch, EventConsumer, TopicNames};
+use rdkafka::consumer::Consumer;
+
+use crate::kafka::consumer::{next_batch, EventConsumer, Polled, TopicNames};
 use crate::kafka::error_kind;
 use crate::kafka::offsets::OffsetTracker;
 use crate::model::RawEvent;
@@ -42,13 +50,22 @@ pub(super) async fn consume_loop(
     shutdown: CancellationToken,
 ) {
     let mut topics = TopicNames::default();
+    // Messages polled while waiting on backpressure, handed on next.
+    let mut kept: Vec<RawEvent> = Vec::new();
     loop {
         // Biased towards shutdown so a busy topic cannot delay it; `next_batch` is
         // cancellation-safe (it awaits only the first message).
-        let polled = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            polled = next_batch(&consumer, &tracker, &mut topics, limits.batch_max_messages, limits.batch_max_bytes) => polled,
+        let polled = if kept.is_empty() {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                polled = next_batch(&consumer, &tracker, &mut topics, limits.batch_max_messages, limits.batch_max_bytes) => polled,
+            }
+        } else {
+            Polled {
+                events: std::mem::take(&mut kept),
+                error: None,
+            }
         };
         if let Some(error) = &polled.error {
             KafkaClientError {
@@ -74,23 +91,62 @@ pub(super) async fn consume_loop(
                 continue;
             }
             let batch = RawBatch { events, received };
-            if let Err(unsent) = hand_on(worker, batch, &metrics, &shutdown).await {
+            let mut polling = Polling {
+                consumer: &consumer,
+                tracker: &tracker,
+                topics: &mut topics,
+                limits: &limits,
+                kept: &mut kept,
+            };
+            if let Err(unsent) = hand_on(worker, batch, &mut polling, &metrics, &shutdown).await {
                 // Shutdown came (or a worker is gone) with this share and the rest of the
                 // poll unsent: abandoned, so their offsets are never stored and the next owner
                 // reads them again; they are not unfinished work.
                 let rest = shares.flat_map(|(_, events)| events);
-                abandon(&tracker, unsent.into_iter().chain(rest));
+                let kept = std::mem::take(&mut kept);
+                abandon(&tracker, unsent.into_iter().chain(rest).chain(kept));
                 return;
             }
         }
     }
 }
 
-/// Sends `batch` to its worker, waiting while the worker is behind; gives the messages back
-/// when the worker is gone or shutdown came while waiting.
+/// What the consume loop polls with while it waits on backpressure.
+struct Polling<'a> {
+    consumer: &'a EventConsumer,
+    tracker: &'a Mutex<OffsetTracker>,
+    topics: &'a mut TopicNames,
+    limits: &'a PipelineSettings,
+    /// Messages polled meanwhile, in order, for the next round.
+    kept: &'a mut Vec<RawEvent>,
+}
+
+impl Polling<'_> {
+    /// Pauses every assigned partition (those assigned since the last call included).
+    fn pause_assigned(&self) {
+        if let Ok(assigned) = self.consumer.assignment() {
+            if let Err(error) = self.consumer.pause(&assigned) {
+                tracing::debug!(%error, "pausing the partitions under backpressure");
+            }
+        }
+    }
+
+    fn resume_assigned(&self) {
+        if let Ok(assigned) = self.consumer.assignment() {
+            if let Err(error) = self.consumer.resume(&assigned) {
+                tracing::warn!(%error, "resuming the partitions after backpressure");
+            }
+        }
+    }
+}
+
+/// Sends `batch` to its worker, waiting while the worker is behind with the partitions paused
+/// and the consumer polled (see the module contract); gives the messages back when the worker
+/// is gone or shutdown came while waiting.
 async fn hand_on(
     worker: &mpsc::Sender<RawBatch>,
     batch: RawBatch,
+    polling: &mut Polling<'_>,
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> Result<(), Vec<RawEvent>> {
@@ -100,18 +156,45 @@ async fn hand_on(
         Err(mpsc::error::TrySendError::Full(batch)) => batch,
     };
     let waited_from = Instant::now();
-    // `reserve` keeps the batch here until there is room, so shutdown can give it back.
-    let sent = tokio::select! {
-        biased;
-        _ = shutdown.cancelled() => Err(batch.events),
-        permit = worker.reserve() => match permit {
-            Ok(permit) => {
-                permit.send(batch);
-                Ok(())
+    polling.pause_assigned();
+    // `reserve` keeps the batch here until there is room, so shutdown can give it back. Each
+    // arm is cancellation-safe (`next_batch` awaits only its first message).
+    let sent = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break Err(batch.events),
+            permit = worker.reserve() => break match permit {
+                Ok(permit) => {
+                    permit.send(batch);
+                    Ok(())
+                }
+                Err(_) => Err(batch.events),
+            },
+            polled = next_batch(
+                polling.consumer,
+                polling.tracker,
+                polling.topics,
+                polling.limits.batch_max_messages,
+                polling.limits.batch_max_bytes,
+            ) => {
+                if let Some(error) = &polled.error {
+                    KafkaClientError {
+                        kind: error_kind(error),
+                        error: &error.to_string(),
+                    }
+                    .emit(metrics);
+                    if polled.events.is_empty() {
+                        // Only an error: give the client a moment before polling again.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                polling.kept.extend(polled.events);
+                // A rebalance may have assigned partitions that are not paused yet.
+                polling.pause_assigned();
             }
-            Err(_) => Err(batch.events),
-        },
+        }
     };
+    polling.resume_assigned();
     BackpressureWaited {
         stage: "consume",
         waited: waited_from.elapsed(),

@@ -103,7 +103,10 @@ pub async fn run(
                 },
                 parts.consumer.clone(),
                 parts.tracker.clone(),
-                settings.pipeline.max_in_flight,
+                sink::DeliveryWindow::new(
+                    settings.pipeline.max_in_flight,
+                    settings.pipeline.max_in_flight_bytes,
+                ),
                 metrics.clone(),
             ),
         ),

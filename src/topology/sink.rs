@@ -35,13 +35,14 @@ pub(super) async fn sink_loop(
     targets: SinkTargets,
     consumer: Arc<EventConsumer>,
     tracker: Arc<Mutex<OffsetTracker>>,
-    max_in_flight: usize,
+    window: DeliveryWindow,
     metrics: Arc<Metrics>,
 ) {
     let mut in_flight = FuturesUnordered::new();
-    // Messages whose outputs await delivery reports.
-    let mut waiting = 0usize;
+    // Messages and bytes whose outputs await delivery reports.
+    let mut waiting = window;
     let mut input_open = true;
+    let fatal = targets.publisher.fatal().clone();
     loop {
         if !input_open && in_flight.is_empty() {
             break;
@@ -50,12 +51,18 @@ pub(super) async fn sink_loop(
         // cancellation-safe (`next` on FuturesUnordered and `recv` keep their state).
         tokio::select! {
             biased;
-            Some((origins, received)) = in_flight.next(), if !in_flight.is_empty() => {
+            // Nothing more can be delivered: stop with the messages in flight unfinished (their
+            // offsets are not stored), which stops the daemon with exit 1.
+            () = fatal.raised() => {
+                tracing::error!(unfinished = waiting.messages, "sink stopped by the fatal producer error");
+                break;
+            }
+            Some((origins, received, bytes)) = in_flight.next(), if !in_flight.is_empty() => {
                 let origins: Vec<Origin> = origins;
-                waiting -= origins.len();
+                waiting.remove(origins.len(), bytes);
                 finish(&origins, received, &tracker, &consumer, &metrics);
             }
-            next = processed_rx.recv(), if input_open && waiting < max_in_flight => {
+            next = processed_rx.recv(), if input_open && waiting.has_room() => {
                 let Some(batch) = next else {
                     input_open = false;
                     continue;
@@ -70,11 +77,65 @@ pub(super) async fn sink_loop(
                 let quiet: Vec<Origin> = quiet.into_iter().map(|p| p.origin).collect();
                 finish(&quiet, received, &tracker, &consumer, &metrics);
                 if !busy.is_empty() {
-                    waiting += busy.len();
-                    in_flight.push(deliver(busy, targets.clone()));
+                    let bytes = busy.iter().map(weight).sum();
+                    waiting.add(busy.len(), bytes);
+                    let delivered = deliver(busy, targets.clone());
+                    in_flight.push(async move {
+                        let (origins, received) = delivered.await;
+                        (origins, received, bytes)
+                    });
                 }
             }
         }
+    }
+}
+
+/// What a queued remote lookup is taken to cost (its record, evidence and queue entry).
+const LOOKUP_BYTES: usize = 2048;
+
+/// The bytes a message holds until it is delivered: its outputs and its lookups.
+fn weight(processed: &Processed) -> usize {
+    processed
+        .outputs
+        .iter()
+        .map(|o| o.payload.len() + o.key.as_ref().map_or(0, Vec::len))
+        .sum::<usize>()
+        + processed.remote.len() * LOOKUP_BYTES
+}
+
+/// The delivery window: messages and bytes awaiting delivery reports, each with a limit
+/// (`pipeline.max_in_flight`, `pipeline.max_in_flight_bytes`). More is taken in only while
+/// both are below their limits, so one batch may pass the byte limit and none is stuck.
+#[derive(Debug, Clone)]
+pub(super) struct DeliveryWindow {
+    messages: usize,
+    bytes: usize,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+impl DeliveryWindow {
+    pub(super) fn new(max_messages: usize, max_bytes: usize) -> Self {
+        DeliveryWindow {
+            messages: 0,
+            bytes: 0,
+            max_messages,
+            max_bytes,
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.messages < self.max_messages && self.bytes < self.max_bytes
+    }
+
+    fn add(&mut self, messages: usize, bytes: usize) {
+        self.messages += messages;
+        self.bytes += bytes;
+    }
+
+    fn remove(&mut self, messages: usize, bytes: usize) {
+        self.messages -= messages;
+        self.bytes -= bytes;
     }
 }
 
@@ -157,5 +218,52 @@ fn finish(
             // The partition was revoked meanwhile; its new owner re-reads it.
             Err(e) => tracing::debug!(error = %e, "offset not stored"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Output, OutputKind};
+
+    fn dlq_output(len: usize) -> Output {
+        Output {
+            kind: OutputKind::Dlq("unrecognized_format"),
+            key: Some(vec![b'k'; 10]),
+            payload: vec![b'x'; len],
+        }
+    }
+
+    #[test]
+    fn the_window_closes_on_bytes_as_well_as_messages() {
+        let mut window = DeliveryWindow::new(10_000, 1_000_000);
+        assert!(window.has_room());
+        // Two messages of 600 kB each: the first leaves room, the second closes the window
+        // although 9,998 more messages would fit.
+        window.add(1, 600_000);
+        assert!(window.has_room());
+        window.add(1, 600_000);
+        assert!(!window.has_room(), "{window:?}");
+        window.remove(1, 600_000);
+        assert!(window.has_room());
+        let mut by_count = DeliveryWindow::new(2, usize::MAX);
+        by_count.add(2, 2);
+        assert!(!by_count.has_room());
+    }
+
+    #[test]
+    fn a_message_weighs_its_outputs_and_lookups() {
+        let processed = Processed {
+            origin: Origin {
+                topic: "t".into(),
+                partition: 0,
+                offset: 0,
+            },
+            message_time_ms: None,
+            received: Instant::now(),
+            outputs: vec![dlq_output(1000), dlq_output(90)],
+            remote: Vec::new(),
+        };
+        assert_eq!(weight(&processed), 1000 + 90 + 20);
     }
 }

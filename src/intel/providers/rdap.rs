@@ -94,7 +94,10 @@ impl Rdap {
     /// A client from the `[providers.rdap]` settings; `base_url` is the bootstrap directory.
     pub fn new(settings: &ProviderSettings) -> Result<Self, SettingsError> {
         Ok(Rdap {
-            client: redirecting_client(settings.timeout)?,
+            client: redirecting_client(
+                settings.timeout,
+                &http::base_url(NAME, &settings.base_url)?,
+            )?,
             bootstrap_url: http::base_url(NAME, &settings.base_url)?,
             timeout: settings.timeout,
             ipv4: OnceCell::new(),
@@ -166,11 +169,33 @@ impl Provider for Rdap {
 }
 
 /// RDAP's own client: like [`http::client`] but following up to [`MAX_REDIRECTS`] redirects
-/// (safe here: no key or other credential is ever sent).
-fn redirecting_client(timeout: Duration) -> Result<reqwest::Client, SettingsError> {
+/// (safe here: no key or other credential is ever sent), and only where
+/// [`redirect_allowed`] says.
+fn redirecting_client(
+    timeout: Duration,
+    bootstrap_url: &str,
+) -> Result<reqwest::Client, SettingsError> {
+    let base = reqwest::Url::parse(bootstrap_url).map_err(|e| SettingsError::Invalid {
+        key: format!("providers.{NAME}.base_url"),
+        problem: e.to_string(),
+    })?;
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(RedirectRefused::TooMany)
+        } else if redirect_allowed(attempt.url(), &base) {
+            attempt.follow()
+        } else {
+            let to = format!(
+                "{}://{}",
+                attempt.url().scheme(),
+                attempt.url().host_str().unwrap_or("")
+            );
+            attempt.error(RedirectRefused::NotHttps(to))
+        }
+    });
     reqwest::Client::builder()
         .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .redirect(policy)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("threatsift/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -192,7 +217,13 @@ async fn fetch(
         plain_404_is_empty: true,
     };
     let response = request.send().await.map_err(|e| {
-        if e.is_redirect() {
+        let refused =
+            std::error::Error::source(&e).and_then(|s| s.downcast_ref::<RedirectRefused>());
+        if let Some(RedirectRefused::NotHttps(to)) = refused {
+            ProviderError::InvalidResponse(format!(
+                "redirect to {to} not followed (RDAP redirects are followed only to https)"
+            ))
+        } else if e.is_redirect() {
             ProviderError::Unavailable(format!(
                 "the RDAP registries redirected more than {MAX_REDIRECTS} times (a redirect loop)"
             ))
@@ -203,6 +234,22 @@ async fn fetch(
     let final_url = response.url().clone();
     let reply = http::read_json(response, timeout, &RULES).await?;
     Ok((reply, final_url))
+}
+
+/// Why a redirect was not followed.
+#[derive(Debug, thiserror::Error)]
+enum RedirectRefused {
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooMany,
+    #[error("redirect to {0}, not https")]
+    NotHttps(String),
+}
+
+/// Registries redirect only to https registries; plain http is followed only to the host of
+/// the configured bootstrap URL, with its scheme (a local mirror, or the tests' mocks).
+fn redirect_allowed(target: &reqwest::Url, base: &reqwest::Url) -> bool {
+    target.scheme() == "https"
+        || (target.scheme() == base.scheme() && target.host_str() == base.host_str())
 }
 
 /// Says the error came from the bootstrap file, not from a registry.
@@ -462,6 +509,38 @@ mod tests {
             Value::Object(map) => map,
             _ => panic!("not an object"),
         }
+    }
+
+    #[test]
+    fn redirects_go_to_https_or_to_the_bootstrap_host_only() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let iana = url("https://data.iana.org/rdap/");
+        assert!(redirect_allowed(
+            &url("https://rdap.db.ripe.net/ip/1.2.3.4"),
+            &iana
+        ));
+        assert!(!redirect_allowed(
+            &url("http://rdap.db.ripe.net/ip/1.2.3.4"),
+            &iana
+        ));
+        assert!(!redirect_allowed(
+            &url("ftp://rdap.db.ripe.net/ip/1.2.3.4"),
+            &iana
+        ));
+        // A local (test) bootstrap over http: that host only.
+        let local = url("http://127.0.0.1:8080/rdap/");
+        assert!(redirect_allowed(
+            &url("http://127.0.0.1:9090/ip/1.2.3.4"),
+            &local
+        ));
+        assert!(!redirect_allowed(
+            &url("http://169.254.169.254/latest/meta-data/"),
+            &local
+        ));
+        assert!(!redirect_allowed(
+            &url("http://localhost:9090/ip/1.2.3.4"),
+            &local
+        ));
     }
 
     #[test]

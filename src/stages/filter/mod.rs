@@ -4,7 +4,10 @@
 //!
 //! * **In:** one [`IpAddr`] per call, as extracted from an event. IPv4-mapped IPv6 addresses
 //!   (`::ffff:a.b.c.d`) are treated as the IPv4 address they carry, both for the special-purpose
-//!   ranges and for the operator's ignore list.
+//!   ranges and for the operator's ignore list. So are NAT64 addresses of the well-known prefix
+//!   `64:ff9b::/96` (RFC 6052) in [`IpFilter::check`]: `64:ff9b::10.0.0.1` is the private
+//!   `10.0.0.1` seen through a NAT64 gateway. ([`special_purpose_reason`] answers the IANA
+//!   registry's question, where the prefix itself is globally reachable.)
 //! * **Out:** [`IpFilter::check`] returns `Ok(())` when the address may be enriched, or
 //!   `Err(reason)` with a [`FilterReason`] whose [`FilterReason::label`] is a bounded,
 //!   snake_case metric label. [`special_purpose_reason`] answers the IANA question alone.
@@ -163,7 +166,7 @@ impl IpFilter {
     ///
     /// Special-purpose ranges are checked first; ignored CIDRs (`FilterReason::Ignored`) after.
     pub fn check(&self, ip: IpAddr) -> Result<(), FilterReason> {
-        let ip = ip.to_canonical();
+        let ip = nat64_embedded(ip.to_canonical());
         match special_purpose_reason(ip) {
             Some(FilterReason::Documentation) if self.allow_documentation => {}
             Some(reason) => return Err(reason),
@@ -184,6 +187,17 @@ impl IpFilter {
         } else {
             Ok(())
         }
+    }
+}
+
+/// The IPv4 address a NAT64 address of the well-known prefix `64:ff9b::/96` carries (RFC 6052
+/// §2.1: the last 32 bits); any other address as it is.
+fn nat64_embedded(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if matches!(v6.segments(), [0x64, 0xff9b, 0, 0, 0, 0, _, _]) => {
+            IpAddr::V4(Ipv4Addr::from((u128::from(v6) & 0xffff_ffff) as u32))
+        }
+        other => other,
     }
 }
 

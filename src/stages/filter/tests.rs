@@ -425,6 +425,10 @@ fn labels_are_unique_snake_case_and_all_is_complete() {
 fn filter_drops_special_and_keeps_public() {
     let filter = IpFilter::new(false, Vec::new());
     for &(addr, want) in CASES {
+        // NAT64 addresses are judged by their IPv4 (see the test below).
+        if nat64_embedded(ip(addr)) != ip(addr) {
+            continue;
+        }
         assert_eq!(filter.check(ip(addr)), want.map_or(Ok(()), Err), "{addr}");
     }
 }
@@ -544,4 +548,19 @@ fn ignore_list_only_adds_drops() {
             }
         }
     }
+}
+
+// i14: NAT64 addresses are judged by the IPv4 address they carry.
+#[test]
+fn nat64_addresses_are_filtered_as_their_embedded_ipv4() {
+    let filter = IpFilter::new(false, vec![net("198.18.0.0/15"), net("5.6.7.0/24")]);
+    // Private, loopback and documentation addresses behind a NAT64 gateway are not enriched.
+    assert_eq!(filter.check(ip("64:ff9b::10.0.0.1")), Err(Private));
+    assert_eq!(filter.check(ip("64:ff9b::7f00:1")), Err(Loopback));
+    assert_eq!(filter.check(ip("64:ff9b::203.0.113.9")), Err(Documentation));
+    // The ignore list applies to the embedded address too.
+    assert_eq!(filter.check(ip("64:ff9b::5.6.7.8")), Err(Ignored));
+    // A public IPv4 behind it is enriched; the rest of 64:ff9b::/32 keeps its own reasons.
+    assert_eq!(filter.check(ip("64:ff9b::8.8.8.8")), Ok(()));
+    assert_eq!(filter.check(ip("64:ff9b:1::1")), Err(Translation));
 }

@@ -245,6 +245,10 @@ pub struct RegistryOptions {
     pub json_ip_fields: Vec<(String, Role)>,
     /// Topic → format name: lines from that topic skip detection.
     pub topic_formats: HashMap<String, String>,
+    /// Longest event, in bytes (`parse.max_line_bytes`): a text line, a JSON document that is
+    /// one event, or one item of a batch (`records`, `logEvents`, an array). A batch envelope
+    /// itself may be longer; its items are held to this one by one. `None`: no limit.
+    pub max_event_bytes: Option<usize>,
 }
 
 impl RegistryOptions {
@@ -259,6 +263,7 @@ impl RegistryOptions {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            max_event_bytes: Some(settings.parse.max_line_bytes),
         })
     }
 }

@@ -34,6 +34,8 @@ pub struct FormatRegistry {
     generic_json: formats::json::GenericJson,
     topic_formats: HashMap<String, String>,
     streams: StreamHeaders,
+    /// `RegistryOptions::max_event_bytes`.
+    max_event_bytes: usize,
 }
 
 impl FormatRegistry {
@@ -53,6 +55,7 @@ impl FormatRegistry {
             generic_json: formats::json::GenericJson::new(options.json_ip_fields),
             topic_formats: options.topic_formats,
             streams: StreamHeaders::default(),
+            max_event_bytes: options.max_event_bytes.unwrap_or(usize::MAX),
         }
     }
 
@@ -243,6 +246,9 @@ impl FormatRegistry {
             return self.parse_json(text, None, stream, forced, depth, out);
         }
         let (syslog, body) = syslog::strip_headers(text);
+        if !body.starts_with('{') {
+            self.check_event_len(text.len())?;
+        }
         if body.starts_with('{') {
             // JSON behind a syslog header (Suricata EVE, shippers over syslog).
             let start = out.events.len();
@@ -298,7 +304,17 @@ impl FormatRegistry {
         out: &mut Parsed<'a>,
     ) -> Result<&'static str, ParseError> {
         let _ = syslog;
-        let doc = JsonDoc::parse(text)?;
+        let doc = match JsonDoc::parse(text) {
+            Ok(doc) => doc,
+            // Too long for one event, and no batch to split.
+            Err(_) if text.len() > self.max_event_bytes => {
+                return Err(ParseError::TooLarge {
+                    len: text.len(),
+                    limit: self.max_event_bytes,
+                })
+            }
+            Err(error) => return Err(error),
+        };
         let root = doc.root();
         if root.is_array() {
             self.parse_batch(root, stream, forced, depth, out);
@@ -325,12 +341,17 @@ impl FormatRegistry {
                     continue;
                 };
                 let text = message.to_string();
-                if let Err(error) = self.parse_inner(message, stream, forced, depth, out) {
+                let parsed = self
+                    .check_event_len(message.len())
+                    .and_then(|()| self.parse_inner(message, stream, forced, depth, out));
+                if let Err(error) = parsed {
                     out.errors.push(BatchError { index, error, text });
                 }
             }
             return Ok(formats::json::BATCH);
         }
+        // Not a batch: the document is one event.
+        self.check_event_len(text.len())?;
         let event = self.parse_json_object(root, stream, forced, depth, out)?;
         let format = event.format;
         if event.format != formats::json::ENVELOPE {
@@ -354,6 +375,14 @@ impl FormatRegistry {
                 out.errors.push(BatchError {
                     index,
                     error: ParseError::NotAnObject,
+                    text: String::new(),
+                });
+                continue;
+            }
+            if let Err(error) = self.check_event_len(record.compact_len()) {
+                out.errors.push(BatchError {
+                    index,
+                    error,
                     text: String::new(),
                 });
                 continue;
@@ -430,6 +459,17 @@ impl FormatRegistry {
             }
         }
         Ok(event)
+    }
+
+    /// One event of `len` bytes is within `max_event_bytes`.
+    fn check_event_len(&self, len: usize) -> Result<(), ParseError> {
+        if len > self.max_event_bytes {
+            return Err(ParseError::TooLarge {
+                len,
+                limit: self.max_event_bytes,
+            });
+        }
+        Ok(())
     }
 
     fn parse_inner<'a>(

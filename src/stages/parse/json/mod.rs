@@ -174,6 +174,29 @@ impl<'d, 'a> JsonRef<'d, 'a> {
         matches!(self.node().value, Value::String(s) if s.eq_str(text))
     }
 
+    /// The value's length written compactly (strings as escaped in the input, no whitespace):
+    /// the size of one batch item, to hold it to `parse.max_line_bytes` like a line.
+    pub(crate) fn compact_len(&self) -> usize {
+        match self.node().value {
+            Value::Null => 4,
+            Value::Bool(b) => 4 + usize::from(!b),
+            Value::Number(n) => n.len(),
+            Value::String(s) => s.raw().len() + 2,
+            Value::Array(_) => {
+                let (count, len) = self
+                    .items()
+                    .fold((0, 0), |(c, l), item| (c + 1, l + item.compact_len()));
+                2 + len + count.max(1) - 1
+            }
+            Value::Object(_) => {
+                let (count, len) = self.members().fold((0, 0), |(c, l), (key, value)| {
+                    (c + 1, l + key.raw().len() + 3 + value.compact_len())
+                });
+                2 + len + count.max(1) - 1
+            }
+        }
+    }
+
     /// Members of an object as (key, value); empty for anything else.
     pub(crate) fn members(&self) -> impl Iterator<Item = (JsonStr<'a>, JsonRef<'d, 'a>)> + 'd {
         let first = match self.node().value {
