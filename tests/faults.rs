@@ -153,7 +153,7 @@ async fn a_fatal_producer_error_stops_the_daemon_as_failed_with_nothing_marked_d
     let settings = threatsift::Settings::from_toml_overrides(&format!(
         "[kafka]\nbrokers = \"{}\"\ninput_topics = [\"firewall\"]\nstatistics_interval = \"0s\"\n\
          [filter]\nallow_documentation_ranges = true\n[server]\nlisten = \"127.0.0.1:0\"\n\
-         [shutdown]\ndrain_timeout = \"60s\"\n\
+         [shutdown]\ndrain_timeout = \"20s\"\n\
          [[feeds]]\nname = \"t\"\npath = \"{}\"\nweight = 80\n",
         cluster.bootstrap_servers(),
         blocklist.display()
