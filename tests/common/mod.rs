@@ -769,6 +769,20 @@ pub async fn produce_on(brokers: &str, topic: &str, payloads: &[Vec<u8>]) {
 /// [`read_all`] from the broker at `brokers`: every message in `topic`, read to each
 /// partition's end; panics when that takes longer than `limit`.
 pub fn read_all_on(brokers: &str, topic: &str, limit: Duration) -> Vec<ReadMessage> {
+    let mut out = Vec::new();
+    read_each_on(brokers, topic, limit, |m| out.push(m));
+    out
+}
+
+/// Hands every message in `topic` at `brokers` to `each`, in order per partition, without
+/// keeping them (a long chaos run reads millions); panics when reading to each partition's
+/// end takes longer than `limit`. Returns how many there were.
+pub fn read_each_on(
+    brokers: &str,
+    topic: &str,
+    limit: Duration,
+    mut each: impl FnMut(ReadMessage),
+) -> usize {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
@@ -792,19 +806,20 @@ pub fn read_all_on(brokers: &str, topic: &str, limit: Duration) -> Vec<ReadMessa
             .expect("assign");
     }
     consumer.assign(&assignment).expect("assign");
-    let mut out = Vec::new();
+    let mut count = 0;
     let mut at_end = std::collections::HashSet::new();
     let deadline = Instant::now() + limit;
     while at_end.len() < partitions.len() {
         assert!(
             Instant::now() < deadline,
-            "read_all_on({brokers}, {topic}): not read to the end within {limit:?} ({} read)",
-            out.len()
+            "read_each_on({brokers}, {topic}): not read to the end within {limit:?} ({count} \
+             read)"
         );
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 at_end.remove(&m.partition());
-                out.push(ReadMessage {
+                count += 1;
+                each(ReadMessage {
                     key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     payload: m.payload().unwrap_or_default().to_vec(),
                     partition: m.partition(),
@@ -819,7 +834,7 @@ pub fn read_all_on(brokers: &str, topic: &str, limit: Duration) -> Vec<ReadMessa
             None => {}
         }
     }
-    out
+    count
 }
 
 /// The committed offsets of `group` on `topic` at the broker `brokers` (see
