@@ -51,7 +51,7 @@ fn processor() -> &'static Processor {
     PROCESSOR.get_or_init(|| {
         // Every address is listed, so every address that passes the filter makes a record.
         let feed = std::env::temp_dir().join(format!("threatsift-fuzz-feed-{}", std::process::id()));
-        std::fs::write(&feed, "0.0.0.0/0\n::/0\n").expect("write the fuzz feed");
+        std::fs::write(&feed, "0.0.0.0/1\n128.0.0.0/1\n::/1\n8000::/1\n").expect("write the fuzz feed");
         let settings = Settings::from_toml_overrides(&format!(
             "[parse]\nmax_line_bytes = {MAX_LINE}\nmax_decompressed_bytes = {MAX_INFLATED}\n\
              [dlq]\nmax_entries_per_message = {MAX_ENTRIES}\nmax_payload_bytes = {MAX_KEPT}\n"
@@ -291,4 +291,43 @@ pub fn addresses(data: &[u8]) {
     };
     let read = crate::stages::extract::parse_ip_token(&ip.to_string());
     assert_eq!(read, Some(ip.to_canonical()), "{ip} read back as {read:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fuzz properties on every fixture line, so they run (and stay true) in the test
+    //! suite too, not only under `scripts/fuzz.sh`; and each input a fuzz run ever found a
+    //! crash with, kept as a regression case.
+    use super::*;
+    use crate::test_support::fixtures::{fixtures_dir, load_cases};
+
+    #[test]
+    fn every_fuzz_property_holds_on_every_fixture_line() {
+        let cases = load_cases(&fixtures_dir(), None);
+        assert!(cases.len() > 100, "the fixture lines were found");
+        let registry = FormatRegistry::builtin(Default::default());
+        for case in &cases {
+            let line = case.line.as_bytes();
+            for selector in [0u8, 1, 2, 7] {
+                whole_message(&[&[selector][..], line].concat());
+            }
+            frame(line);
+            json_reader(line);
+            field_readers(&[&b","[..], line].concat());
+            syslog_header(line);
+            stream_lines(&registry, line);
+            addresses(line);
+        }
+        let all: Vec<&str> = cases.iter().map(|c| c.line.as_str()).collect();
+        stream_lines(&registry, all.join("\n").as_bytes());
+        frame(all.join("\n").as_bytes());
+    }
+
+    #[test]
+    fn a_message_of_many_bad_lines_keeps_to_its_dlq_budget() {
+        // The property fails on a message with more bad lines than the budget if the budget
+        // is not applied: 50 lines, 3 entries allowed.
+        whole_message(&[&[0u8][..], "not an event\n".repeat(50).as_bytes()].concat());
+        whole_message(&[&[1u8][..], "not an event\n".repeat(50).as_bytes()].concat());
+    }
 }
