@@ -126,11 +126,17 @@ fn account(topics: &Topics, produced: u32, limit: Duration) -> Accounting {
     // Per input message: the addresses it owes records for, or `None` for a poison message.
     let mut owed: BTreeMap<(i32, i64), Option<Vec<String>>> = BTreeMap::new();
     let messages = read_each_on(&brokers, &topics.input, limit, |m| {
-        let poison = m.payload.windows(POISON.len()).any(|w| w == POISON.as_bytes());
+        let poison = m
+            .payload
+            .windows(POISON.len())
+            .any(|w| w == POISON.as_bytes());
         let addresses = (!poison).then(|| addresses_in(&m.payload));
         owed.insert((m.partition, m.offset), addresses);
     });
-    assert_eq!(messages, produced as usize, "the input topic holds all that was produced");
+    assert_eq!(
+        messages, produced as usize,
+        "the input topic holds all that was produced"
+    );
     let owed_records: BTreeSet<&String> = owed.values().flatten().flatten().collect();
     let owed_dlq: BTreeSet<(i32, i64)> = owed
         .iter()
@@ -428,7 +434,12 @@ async fn a_broker_frozen_past_the_session_timeout_loses_nothing_and_the_daemon_r
     let (config, port) = write_config(dir.path(), &topics, &blocklist, "");
     use_brokers(&config, &broker.brokers);
     let event = |i| ecs_event(&listed_v6(i), "10.1.1.1");
-    produce_on(&broker.brokers, &topics.input, &(0..FIRST).map(event).collect::<Vec<_>>()).await;
+    produce_on(
+        &broker.brokers,
+        &topics.input,
+        &(0..FIRST).map(event).collect::<Vec<_>>(),
+    )
+    .await;
 
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(Duration::from_secs(120));
@@ -501,7 +512,12 @@ async fn three_daemons_in_a_group_one_killed_mid_stream_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
     let event = |i| ecs_event(&listed_v6(i), "10.1.1.1");
-    produce(&topics.input, None, &(0..FIRST).map(event).collect::<Vec<_>>()).await;
+    produce(
+        &topics.input,
+        None,
+        &(0..FIRST).map(event).collect::<Vec<_>>(),
+    )
+    .await;
 
     let mut members: Vec<Daemon> = (0..3)
         .map(|member| {
@@ -533,7 +549,9 @@ async fn three_daemons_in_a_group_one_killed_mid_stream_lose_nothing() {
     // Killed right after a commit, the worst moment: the most work is consumed and not yet
     // delivered relative to what the group has committed.
     let commits = members[1].metric(COMMITS).unwrap_or(0.0);
-    wait_metric(&members[1], COMMITS, Duration::from_secs(60), |v| v > commits);
+    wait_metric(&members[1], COMMITS, Duration::from_secs(60), |v| {
+        v > commits
+    });
     let assigned: Vec<f64> = members
         .iter()
         .map(|m| m.metric(ASSIGNED).unwrap_or(0.0))
@@ -561,9 +579,12 @@ async fn three_daemons_in_a_group_one_killed_mid_stream_lose_nothing() {
     }
     let reassigned_after = killed.elapsed();
     let fed_until = total;
-    wait_committed(&topics.group, &topics.input, Duration::from_secs(180), |c| {
-        c.values().sum::<i64>() == i64::from(fed_until)
-    });
+    wait_committed(
+        &topics.group,
+        &topics.input,
+        Duration::from_secs(180),
+        |c| c.values().sum::<i64>() == i64::from(fed_until),
+    );
     let finished_after = killed.elapsed();
     for member in &mut members {
         member.signal("TERM");
@@ -611,7 +632,11 @@ async fn a_poison_flood_makes_bounded_dlq_entries_and_memory_and_the_next_event_
     let (config, port) = write_config(dir.path(), &topics, &blocklist, "");
     let flood = "a\n".repeat(A_LINES).into_bytes();
     let bomb = gzip("b\n".repeat(B_LINES).as_bytes());
-    assert!(bomb.len() <= 16 * 1024, "a 16 KiB gzip: {} bytes", bomb.len());
+    assert!(
+        bomb.len() <= 16 * 1024,
+        "a 16 KiB gzip: {} bytes",
+        bomb.len()
+    );
     let payloads = vec![flood, bomb, ecs_event("203.0.113.9", "10.0.0.1")];
     produce(&topics.input, Some(0), &payloads).await;
 
@@ -619,9 +644,12 @@ async fn a_poison_flood_makes_bounded_dlq_entries_and_memory_and_the_next_event_
     daemon.wait_ready(Duration::from_secs(120));
     let started = Instant::now();
     // All three messages finished (their DLQ entries and record delivered).
-    wait_committed(&topics.group, &topics.input, Duration::from_secs(180), |c| {
-        c.get(&0) == Some(&3)
-    });
+    wait_committed(
+        &topics.group,
+        &topics.input,
+        Duration::from_secs(180),
+        |c| c.get(&0) == Some(&3),
+    );
     let finished_after = started.elapsed();
     let peak_rss = peak_rss_bytes(daemon.child.id());
     let dlq = read_all(&topics.dlq);
@@ -644,7 +672,11 @@ async fn a_poison_flood_makes_bounded_dlq_entries_and_memory_and_the_next_event_
         .iter()
         .map(|r| r.json["ip"].as_str().unwrap())
         .collect();
-    assert_eq!(ips, ["203.0.113.9"], "the event after the flood is published");
+    assert_eq!(
+        ips,
+        ["203.0.113.9"],
+        "the event after the flood is published"
+    );
     assert_eq!(records[0].json["observed"]["offset"], 2);
     assert_eq!(counts.keys().copied().collect::<Vec<_>>(), [0, 1]);
     for (offset, entries) in &by_offset {

@@ -38,7 +38,10 @@ const MAX_KEPT: usize = 256;
 
 /// Panics unless `part` lies inside `whole` (a reader returned a borrowed piece of its input).
 fn assert_within(whole: &str, part: &str, what: &str) {
-    let (start, end) = (whole.as_ptr() as usize, whole.as_ptr() as usize + whole.len());
+    let (start, end) = (
+        whole.as_ptr() as usize,
+        whole.as_ptr() as usize + whole.len(),
+    );
     let (p, q) = (part.as_ptr() as usize, part.as_ptr() as usize + part.len());
     assert!(
         part.is_empty() || (start <= p && q <= end),
@@ -50,8 +53,10 @@ fn processor() -> &'static Processor {
     static PROCESSOR: OnceLock<Processor> = OnceLock::new();
     PROCESSOR.get_or_init(|| {
         // Every address is listed, so every address that passes the filter makes a record.
-        let feed = std::env::temp_dir().join(format!("threatsift-fuzz-feed-{}", std::process::id()));
-        std::fs::write(&feed, "0.0.0.0/1\n128.0.0.0/1\n::/1\n8000::/1\n").expect("write the fuzz feed");
+        let feed =
+            std::env::temp_dir().join(format!("threatsift-fuzz-feed-{}", std::process::id()));
+        std::fs::write(&feed, "0.0.0.0/1\n128.0.0.0/1\n::/1\n8000::/1\n")
+            .expect("write the fuzz feed");
         let settings = Settings::from_toml_overrides(&format!(
             "[parse]\nmax_line_bytes = {MAX_LINE}\nmax_decompressed_bytes = {MAX_INFLATED}\n\
              [dlq]\nmax_entries_per_message = {MAX_ENTRIES}\nmax_payload_bytes = {MAX_KEPT}\n"
@@ -101,7 +106,11 @@ pub fn whole_message(data: &[u8]) {
         match output.kind {
             OutputKind::Record(_) => {
                 let ip = json["ip"].as_str().expect("a record has an ip");
-                assert_eq!(output.key.as_deref(), Some(ip.as_bytes()), "keyed by its ip");
+                assert_eq!(
+                    output.key.as_deref(),
+                    Some(ip.as_bytes()),
+                    "keyed by its ip"
+                );
             }
             OutputKind::Dlq(reason) => {
                 entries += 1;
@@ -130,7 +139,11 @@ pub fn frame(data: &[u8]) {
     };
     assert!(payload.len() <= MAX_INFLATED, "inflated past the limit");
     if !data.starts_with(&[0x1f, 0x8b]) {
-        assert_eq!(&payload[..], data, "a payload that is not gzip passes unchanged");
+        assert_eq!(
+            &payload[..],
+            data,
+            "a payload that is not gzip passes unchanged"
+        );
     }
     let Ok(text) = frame::text(&payload) else {
         return;

@@ -659,7 +659,13 @@ impl PrivateBroker {
         let log = dir.join(format!("tansu-{port}.log"));
         let out = std::fs::File::create(&log).expect("broker log");
         let child = Command::new(tansu_binary())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("broker log"))
