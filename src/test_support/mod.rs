@@ -8,6 +8,8 @@
 #![doc(hidden)]
 
 pub mod fixtures;
+// i14-chaos: the parser entry points with their properties, for fuzz/fuzz_targets.
+pub mod fuzz;
 pub mod pipeline;
 pub mod remote;
 

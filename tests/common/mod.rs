@@ -675,3 +675,280 @@ pub fn holds_ips(messages: &[ReadMessage], ips: &[&str]) -> bool {
     let seen: Vec<serde_json::Value> = messages.iter().map(ReadMessage::json).collect();
     ips.iter().all(|ip| seen.iter().any(|r| r["ip"] == *ip))
 }
+
+// ---- i14-chaos: a private broker a test may freeze or kill (the shared one serves every
+// other test and helper, so it is never signalled), the clients that talk to it, and the
+// daemon's peak memory.
+
+/// The tansu binary `scripts/broker.sh` installs (`THREATSIFT_TANSU` overrides it).
+pub fn tansu_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("THREATSIFT_TANSU") {
+        return PathBuf::from(path);
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/broker.sh");
+    let out = Command::new("bash")
+        .args([script, "path"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/broker.sh path");
+    assert!(out.status.success(), "scripts/broker.sh path failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A tansu broker of this test's own on a free port, with in-memory storage, killed when
+/// dropped (resumed first if it was frozen).
+pub struct PrivateBroker {
+    child: Child,
+    /// `127.0.0.1:port`, for `bootstrap.servers` and the daemon's `kafka.brokers`.
+    pub brokers: String,
+    log: PathBuf,
+}
+
+impl PrivateBroker {
+    /// Starts the broker and waits until it accepts connections (panics after 30 s).
+    pub fn start(dir: &Path) -> PrivateBroker {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = dir.join(format!("tansu-{port}.log"));
+        let out = std::fs::File::create(&log).expect("broker log");
+        let child = Command::new(tansu_binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("broker log"))
+            .stderr(out)
+            .spawn()
+            .expect("start tansu");
+        let broker = PrivateBroker {
+            child,
+            brokers: format!("127.0.0.1:{port}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "private broker did not listen on {port} within 30 s:\n{}",
+                broker.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        broker
+    }
+
+    /// Fresh input (with `partitions`), output and DLQ topics on this broker.
+    pub async fn create_topics(&self, partitions: i32) -> Topics {
+        let topics = Topics {
+            input: unique("in"),
+            output: unique("out"),
+            dlq: unique("dlq"),
+            group: unique("group"),
+        };
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .expect("admin client");
+        let new = [
+            NewTopic::new(&topics.input, partitions, TopicReplication::Fixed(1)),
+            NewTopic::new(&topics.output, 2, TopicReplication::Fixed(1)),
+            NewTopic::new(&topics.dlq, 1, TopicReplication::Fixed(1)),
+        ];
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&new, &options).await.expect("create") {
+            result.expect("topic created");
+        }
+        topics
+    }
+
+    /// SIGSTOP: the broker keeps its sockets open and answers nothing, like a broker stuck
+    /// in a long GC pause or a frozen VM.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after [`PrivateBroker::freeze`].
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal} of the private broker");
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Points the daemon configuration at `path` to `brokers` (its `kafka.brokers` line).
+pub fn use_brokers(config: &Path, brokers: &str) {
+    let text = std::fs::read_to_string(config).expect("read config");
+    let start = text.find("brokers = \"").expect("a kafka.brokers line");
+    let end = start + text[start..].find('\n').expect("end of the line");
+    let text = format!("{}brokers = \"{brokers}\"{}", &text[..start], &text[end..]);
+    std::fs::write(config, text).expect("write config");
+}
+
+/// [`produce`] to the broker at `brokers`.
+pub async fn produce_on(brokers: &str, topic: &str, payloads: &[Vec<u8>]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("message.max.bytes", "4000000")
+        .create()
+        .expect("producer");
+    let sends = payloads.iter().map(|payload| {
+        let record = FutureRecord::<(), [u8]>::to(topic).payload(&payload[..]);
+        producer.send(record, Timeout::After(Duration::from_secs(60)))
+    });
+    for result in futures::future::join_all(sends).await {
+        result.map_err(|(e, _)| e).expect("produce");
+    }
+}
+
+/// [`read_all`] from the broker at `brokers`: every message in `topic`, read to each
+/// partition's end; panics when that takes longer than `limit`.
+pub fn read_all_on(brokers: &str, topic: &str, limit: Duration) -> Vec<ReadMessage> {
+    let mut out = Vec::new();
+    read_each_on(brokers, topic, limit, |m| out.push(m));
+    out
+}
+
+/// Hands every message in `topic` at `brokers` to `each`, in order per partition, without
+/// keeping them (a long chaos run reads millions); panics when reading to each partition's
+/// end takes longer than `limit`. Returns how many there were.
+pub fn read_each_on(
+    brokers: &str,
+    topic: &str,
+    limit: Duration,
+    mut each: impl FnMut(ReadMessage),
+) -> usize {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions: Vec<i32> = metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| p.id())
+        .collect();
+    assert!(!partitions.is_empty(), "topic {topic} has no partitions");
+    let mut assignment = TopicPartitionList::new();
+    for p in &partitions {
+        assignment
+            .add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut count = 0;
+    let mut at_end = std::collections::HashSet::new();
+    let deadline = Instant::now() + limit;
+    while at_end.len() < partitions.len() {
+        assert!(
+            Instant::now() < deadline,
+            "read_each_on({brokers}, {topic}): not read to the end within {limit:?} ({count} \
+             read)"
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                count += 1;
+                each(ReadMessage {
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp_ms: m.timestamp().to_millis(),
+                });
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    count
+}
+
+/// The committed offsets of `group` on `topic` at the broker `brokers` (see
+/// [`committed_offsets`]), summed over the partitions.
+pub fn committed_total_on(brokers: &str, group: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("offsets reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition(topic, p.id());
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(next) => Some(next),
+            _ => None,
+        })
+        .sum()
+}
+
+/// The daemon started from `binary` (the release build for the long chaos run) rather than
+/// the test's own build.
+pub fn start_daemon_binary(binary: &Path, config: &Path, port: u16, dir: &Path) -> Daemon {
+    let log = dir.join(format!("daemon-{}.log", unique("log")));
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(binary)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .env_remove("THREATSIFT_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start daemon");
+    Daemon { child, log, port }
+}
+
+/// The peak resident memory of a live process (`VmHWM` of /proc/PID/status), in bytes.
+pub fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib * 1024
+}
