@@ -198,11 +198,17 @@ pub(crate) fn scan_addresses_outside<'a>(
     event: &mut Event<'a>,
 ) {
     let spans = find_addresses(text);
+    let read = |&(start, end): &(usize, usize)| skip.iter().any(|&(s, e)| start < e && s < end);
+    // Usually every address is in a value a key already named: no words to read then.
+    if spans.iter().all(read) {
+        return;
+    }
     let inferred = roles::infer(text, &spans);
-    for (&(start, end), inferred) in spans.iter().zip(&inferred) {
-        if skip.iter().any(|&(s, e)| start < e && s < end) {
+    for (span, inferred) in spans.iter().zip(&inferred) {
+        if read(span) {
             continue;
         }
+        let &(start, end) = span;
         event
             .addresses
             .push((inferred.role, Cow::Borrowed(&text[start..end])));

@@ -35,15 +35,12 @@ pub(crate) struct Haproxy;
 
 /// The message without a `haproxy[pid]: ` tag a header-less line may still carry.
 fn without_tag(body: &str) -> &str {
-    let Some(open) = body.find("[") else {
-        return body;
-    };
-    let name = &body[..open];
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
+    // The name runs to the `[`: stop at its first other byte instead of searching the line.
+    let open = body
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
+        .count();
+    if open == 0 || body.as_bytes().get(open) != Some(&b'[') {
         return body;
     }
     let Some(close) = body[open..].find("]: ") else {

@@ -58,6 +58,12 @@ fn is_filterlog_record(body: &str) -> bool {
     if !matches!(first, Some(b',' | b'0'..=b'9')) {
         return false;
     }
+    // The rule number, digits or empty, ends at the first comma: a cheap test before the split
+    // of lines that start with a digit but are no CSV (VPC flow, W3C, plain text).
+    let rule = body.bytes().take_while(u8::is_ascii_digit).count();
+    if body.as_bytes().get(rule) != Some(&b',') {
+        return false;
+    }
     let mut fields = body.splitn(10, ',');
     let mut head = [""; 9];
     for slot in &mut head {

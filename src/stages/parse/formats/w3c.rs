@@ -120,6 +120,11 @@ fn proxysg_reporter_header() -> &'static FieldsHeader {
 /// The predefined field list a headerless line is in, by its shape: IIS's default, or
 /// ProxySG's `main` or `bcreportermain_v1`.
 fn assumed_header(body: &str) -> Option<&'static FieldsHeader> {
+    // Both default layouts start with a `YYYY-MM-DD` field: a cheap test of its dash first,
+    // since every line no other format claims (key=value, VPC flow, plain text) is tried here.
+    if body.trim_start_matches(' ').as_bytes().get(4) != Some(&b'-') {
+        return None;
+    }
     if has_iis_default_shape(body) {
         return Some(iis_default_header());
     }

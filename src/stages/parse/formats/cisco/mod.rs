@@ -101,6 +101,13 @@ fn header(body: &str) -> Option<Header<'_>> {
         if !matches!(window.get(dash + 1), Some(b'0'..=b'7' | b'a'..=b'z')) {
             continue;
         }
+        // The last letter of a product prefix precedes the dash (a cheap test before the list).
+        if !matches!(
+            dash.checked_sub(1).map(|at| window[at]),
+            Some(b'A' | b'D' | b'M' | b'X' | b'S' | b'e')
+        ) {
+            continue;
+        }
         let before = &body[..dash];
         for (prefix, product) in PRODUCTS {
             let Some(start) = before.strip_suffix(prefix).map(str::len) else {
