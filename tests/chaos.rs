@@ -33,14 +33,6 @@ const COMPLETED: &str = "threatsift_messages_completed_total";
 const COMMITS: &str = "threatsift_offsets_committed_total";
 const ASSIGNED: &str = "threatsift_rebalances_total{kind=\"assign\"}";
 
-/// The `i`-th listed IPv6 address (unique for every `i`).
-fn listed_v6(i: u32) -> String {
-    let ip: std::net::IpAddr = format!("2001:db8:bad::{:x}:{:x}", i >> 16, i & 0xffff)
-        .parse()
-        .unwrap();
-    ip.to_string()
-}
-
 /// A small deterministic generator for the kill points, seeded from `THREATSIFT_CHAOS_SEED`
 /// or the clock; the seed is printed so a failing run can be replayed.
 struct Prng(u64);

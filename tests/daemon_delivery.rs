@@ -16,22 +16,6 @@ use common::*;
 /// The blocklist: 203.0.113.0/25 and 2001:db8:bad::/48 are listed.
 const BLOCKLIST: [&str; 2] = ["203.0.113.0/25 ; SBL000001", "2001:db8:bad::/48"];
 
-/// The `i`-th listed IPv6 address.
-fn listed_v6(i: u32) -> String {
-    let ip: std::net::IpAddr = format!("2001:db8:bad::{:x}:{:x}", i >> 16, i & 0xffff)
-        .parse()
-        .unwrap();
-    ip.to_string()
-}
-
-/// The `ip` of every record.
-fn record_ips(messages: &[ReadMessage]) -> BTreeSet<String> {
-    messages
-        .iter()
-        .map(|m| m.json()["ip"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 /// Adds `lines` to the `[kafka]` table of the configuration at `path`.
 fn add_to_kafka_table(path: &Path, lines: &str) {
     let text = std::fs::read_to_string(path).unwrap();

@@ -18,20 +18,6 @@ const BLOCKLIST: [&str; 3] = [
     "2001:db8:bad::/48",
 ];
 
-fn listed_v6(i: u32) -> String {
-    let ip: std::net::IpAddr = format!("2001:db8:bad::{:x}:{:x}", i >> 16, i & 0xffff)
-        .parse()
-        .unwrap();
-    ip.to_string()
-}
-
-fn record_ips(messages: &[ReadMessage]) -> BTreeSet<String> {
-    messages
-        .iter()
-        .map(|m| m.json()["ip"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_ips_in_exactly_the_expected_records_out() {
     let topics = create_topics(3).await;

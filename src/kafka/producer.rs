@@ -30,7 +30,8 @@ use crate::model::Origin;
 use crate::model::{Output, OutputKind};
 use crate::settings::{Settings, SettingsError};
 use crate::telemetry::events::{
-    DlqEntryPublished, KafkaClientError, OutputLostError, ProduceFailedError, RecordPublished,
+    DlqEntryPublished, KafkaClientError, OutputLostError, ProduceFailedError, ProducerFatalRaised,
+    RecordPublished,
 };
 use crate::telemetry::Metrics;
 
@@ -46,12 +47,7 @@ impl ProducerFatal {
     /// Records the fatal error (the first one wins), logs it and counts it.
     pub(crate) fn raise(&self, reason: &str, metrics: &Metrics) {
         if self.reason.set(reason.to_owned()).is_ok() {
-            tracing::error!(
-                error = reason,
-                "fatal producer error: the producer cannot deliver any more; stopping (exit 1) \
-                 so that a restart gets a new producer; unfinished messages are read again"
-            );
-            metrics.handles.kafka_errors.with("fatal", |c| c.inc());
+            ProducerFatalRaised { error: reason }.emit(metrics);
             self.raised.cancel();
         }
     }

@@ -952,3 +952,21 @@ pub fn peak_rss_bytes(pid: u32) -> u64 {
         .expect("VmHWM in /proc/PID/status");
     kib * 1024
 }
+
+// ---- addresses the daemon tests feed and read back
+
+/// The `i`-th address of 2001:db8:bad::/48, the blocklisted range the daemon tests use.
+pub fn listed_v6(i: u32) -> String {
+    let ip: std::net::IpAddr = format!("2001:db8:bad::{:x}:{:x}", i >> 16, i & 0xffff)
+        .parse()
+        .unwrap();
+    ip.to_string()
+}
+
+/// The `ip` of every record.
+pub fn record_ips(messages: &[ReadMessage]) -> std::collections::BTreeSet<String> {
+    messages
+        .iter()
+        .map(|m| m.json()["ip"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}

@@ -131,6 +131,23 @@ impl KafkaClientError<'_> {
     }
 }
 
+/// The producer hit a fatal error: it cannot deliver any more and the daemon stops (exit 1).
+pub(crate) struct ProducerFatalRaised<'a> {
+    /// Error text.
+    pub error: &'a str,
+}
+impl ProducerFatalRaised<'_> {
+    /// Counts it as `kafka_errors_total{kind="fatal"}` and logs it (once per run).
+    pub(crate) fn emit(&self, m: &Metrics) {
+        m.handles.kafka_errors.with("fatal", |c| c.inc());
+        tracing::error!(
+            error = self.error,
+            "fatal producer error: the producer cannot deliver any more; stopping (exit 1) \
+             so that a restart gets a new producer; unfinished messages are read again"
+        );
+    }
+}
+
 /// librdkafka's statistics gave a partition's consumer lag (once per statistics interval).
 pub(crate) struct ConsumerLagSampled<'a> {
     /// Topic.

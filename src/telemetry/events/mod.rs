@@ -19,7 +19,7 @@ pub(crate) use intel::{
 };
 pub(crate) use kafka::{
     ConsumerLagSampled, KafkaClientError, OffsetStored, OffsetsCommitted, OutputLostError,
-    PartitionsRebalanced, ProduceFailedError,
+    PartitionsRebalanced, ProduceFailedError, ProducerFatalRaised,
 };
 pub(crate) use pipeline::{
     BackpressureWaited, CacheSampled, DlqEntryPublished, EventWithoutIp, IpDeduplicated,
