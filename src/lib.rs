@@ -29,6 +29,7 @@ mod cli;
 mod intel;
 mod kafka;
 mod model;
+mod publish;
 mod remote;
 mod report;
 mod settings;
@@ -58,10 +59,13 @@ pub use topology::{build_processor, run, spawn_dispatchers, watch_signals, AppEr
 // Settings.
 pub use settings::{ProviderSettings, Secret, Settings, SettingsError};
 
+/// Output shapes (`publish.format`) and record annotations.
+pub use publish::{Format as PublishFormat, Publication};
+
 // The types that cross stages.
 pub use model::{
     rfc3339, Network, Observed, Origin, Output, OutputKind, ProviderIntel, ProviderStatus,
-    RawEvent, Role, ThreatRecord, Verdict, THREAT_SCHEMA,
+    RawEvent, Role, ThreatRecord, Tlp, Verdict, THREAT_SCHEMA,
 };
 
 // The stages.

@@ -29,6 +29,7 @@ fn settings(path: &str, base_url: &str) -> ProviderSettings {
         per_day: 0,
         ttl: Duration::from_secs(86_400),
         not_found_ttl: Duration::from_secs(86_400),
+        tlp: None,
     }
 }
 

@@ -109,6 +109,15 @@ pub struct Event<'a> {
     pub observer: Option<Cow<'a, str>>,
     /// Address tokens as written, with their role; `extract` validates and canonicalises them.
     pub addresses: Vec<(Role, Cow<'a, str>)>,
+    /// Source port as written (`spt`, `srcport`, `source.port`, …); read into a number only
+    /// when a record is built.
+    pub src_port: Option<Cow<'a, str>>,
+    /// Destination port as written.
+    pub dst_port: Option<Cow<'a, str>>,
+    /// Transport protocol as written (`tcp`, `6`, `TCP`, …).
+    pub protocol: Option<Cow<'a, str>>,
+    /// Direction as written (`inbound`, `outgoing`, CEF `deviceDirection` `0`/`1`, …).
+    pub direction: Option<Cow<'a, str>>,
 }
 
 /// One address seen in an event, valid and canonical.

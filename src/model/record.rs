@@ -190,6 +190,56 @@ pub struct Observed {
     pub partition: i32,
     /// Input offset.
     pub offset: i64,
+    /// Source port of the first event, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    /// Destination port of the first event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<u16>,
+    /// Transport protocol of the first event, lower case (`tcp`, `udp`, `icmp`, …; IANA
+    /// numbers 1, 6, 17 and 58 are named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Direction of the first event: `inbound`, `outbound`, `internal` or `external`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+}
+
+/// Traffic Light Protocol 2.0 marking, least restrictive first (so the strictest is the
+/// greatest).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub enum Tlp {
+    /// TLP:CLEAR: no restriction.
+    #[serde(rename = "clear")]
+    Clear,
+    /// TLP:GREEN: the community, not public.
+    #[serde(rename = "green")]
+    Green,
+    /// TLP:AMBER: the organisation and its clients, need to know.
+    #[default]
+    #[serde(rename = "amber")]
+    Amber,
+    /// TLP:AMBER+STRICT: the organisation only.
+    #[serde(rename = "amber+strict")]
+    AmberStrict,
+    /// TLP:RED: the named recipients only.
+    #[serde(rename = "red")]
+    Red,
+}
+
+impl Tlp {
+    /// The label as written in records and configuration.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tlp::Clear => "clear",
+            Tlp::Green => "green",
+            Tlp::Amber => "amber",
+            Tlp::AmberStrict => "amber+strict",
+            Tlp::Red => "red",
+        }
+    }
 }
 
 /// The threat record.
@@ -229,6 +279,25 @@ pub struct ThreatRecord {
     pub revision: u32,
     /// When this revision was made (RFC 3339).
     pub generated_at: String,
+    /// Stable id of this revision of this address: the same revision re-published (after a
+    /// crash, a replay) has the same id (`stages::record::record_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The first event's own time (as the device wrote it), RFC 3339 UTC, when it could be
+    /// read without guessing (`stages::event_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
+    /// 0–100: how sure the verdict is, from the independent sources that answered and whether
+    /// they agree (`stages::record::confidence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<u8>,
+    /// The strictest TLP of the sources whose evidence is in `reasons` (and `publish.tlp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<Tlp>,
+    /// Until when this verdict holds (RFC 3339): the earlier of `last_seen` + `dedup.ttl` and
+    /// the contributing evidence's own lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// A message that could not be processed, as published to the DLQ topic.

@@ -115,6 +115,8 @@ pub struct RevisionRules {
     pub scoring: ScoringModel,
     /// Lowest verdict published.
     pub min_verdict: Verdict,
+    /// How records are annotated and shaped (`publish.format`, TLP, expiry).
+    pub publication: std::sync::Arc<crate::publish::Publication>,
 }
 
 /// Folds one provider's outcome into the record. An `ok` answer is scored again (with the
@@ -166,5 +168,5 @@ pub fn apply_outcome(
     }
     record.revision = sighting.next_revision(record.score, record.verdict);
     record.generated_at = rfc3339(now);
-    Some(record::encode(record))
+    Some(record::encode(record, &rules.publication))
 }

@@ -52,6 +52,7 @@ fn rules() -> RevisionRules {
     RevisionRules {
         scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
         min_verdict: Verdict::Suspicious,
+        publication: std::sync::Arc::new(crate::publish::Publication::from_settings(&settings)),
     }
 }
 

@@ -16,6 +16,10 @@ pub struct FeedSettings {
     /// verdict malicious at the default `scoring.malicious_at`).
     #[serde(default = "default_weight")]
     pub weight: u8,
+    /// TLP of this feed's listings (its terms): a record citing it is marked at least this
+    /// strictly. Unset: `publish.tlp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<crate::model::Tlp>,
 }
 
 /// `weight` of a feed entry that does not set it.

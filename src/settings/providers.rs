@@ -79,6 +79,10 @@ pub struct ProviderSettings {
         skip_serializing_if = "Duration::is_zero"
     )]
     pub not_found_ttl: Duration,
+    /// TLP of this provider's evidence (its redistribution terms): a record whose reasons
+    /// cite it is marked at least this strictly. Unset: `publish.tlp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlp: Option<crate::model::Tlp>,
 }
 
 fn is_zero(value: &u32) -> bool {

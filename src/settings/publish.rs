@@ -1,9 +1,11 @@
-//! `[publish]`: the lowest verdict that is published.
+//! `[publish]`: the lowest verdict that is published, the shape records are published in and
+//! the TLP marking of the daemon's own observations.
 
 use serde::{Deserialize, Serialize};
 
 use super::SettingsError;
-use crate::model::Verdict;
+use crate::model::{Tlp, Verdict};
+use crate::publish::Format;
 
 /// `[publish]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -11,6 +13,13 @@ use crate::model::Verdict;
 pub struct PublishSettings {
     /// Lowest verdict published: `unknown`, `suspicious` or `malicious`.
     pub min_verdict: Verdict,
+    /// Shape of the published records: `threatsift` (default), `ecs`, `ocsf` or `stix`.
+    #[serde(default)]
+    pub format: Format,
+    /// TLP of the daemon's own observations, and the least marking a record has; providers'
+    /// and feeds' own `tlp` can only make a record's marking stricter.
+    #[serde(default)]
+    pub tlp: Tlp,
 }
 
 impl PublishSettings {

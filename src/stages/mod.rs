@@ -8,6 +8,7 @@
 //! ```
 
 pub(crate) mod dedup;
+pub(crate) mod event_time;
 pub(crate) mod extract;
 pub(crate) mod filter;
 pub(crate) mod frame;

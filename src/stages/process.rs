@@ -22,6 +22,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::intel::feeds::{FeedMatch, LocalFeeds};
 use crate::intel::ConfiguredProviders;
+use crate::publish::Publication;
 use crate::model::{action_denied, DlqEntry, Output, OutputKind, DLQ_SCHEMA};
 use crate::model::{Event, Origin, ProviderIntel, RawEvent, ThreatRecord, Verdict};
 use crate::settings::{Settings, SettingsError};
@@ -55,6 +56,8 @@ pub struct ProcessorOptions {
     pub dlq_max_entries_per_message: usize,
     /// Lowest verdict published.
     pub min_verdict: Verdict,
+    /// How records are annotated and shaped (`publish.format`, TLP, expiry).
+    pub publication: Arc<Publication>,
     /// Weights, thresholds and severity bands (`[scoring]` and the feed weights).
     pub scoring: ScoringModel,
     /// Whether remote providers are asked (each first sighting then yields a
@@ -196,6 +199,7 @@ impl Processor {
                 dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
                 dlq_max_entries_per_message: settings.dlq.max_entries_per_message,
                 min_verdict: settings.publish.min_verdict,
+                publication: Arc::new(Publication::from_settings(settings)),
                 scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
                 remote: !providers.remote.is_empty(),
                 max_lookups_per_message: settings.pipeline.max_lookups_per_message,
@@ -536,7 +540,7 @@ impl Processor {
                 threat_record.revision = seen
                     .sighting
                     .next_revision(threat_record.score, threat_record.verdict);
-                match record::encode(&threat_record) {
+                match record::encode(&mut threat_record, &self.options.publication) {
                     Ok(output) => out.outputs.push(output),
                     Err(error) => {
                         failed = Some(ParseError::Encode(error.to_string()));

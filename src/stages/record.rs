@@ -14,7 +14,9 @@ use crate::model::{
     rfc3339, Event, IpObservation, Observed, Origin, Output, OutputKind, Role, ThreatRecord,
     THREAT_SCHEMA,
 };
+use crate::publish::Publication;
 use crate::stages::dedup::Sighting;
+use crate::stages::event_time;
 use crate::stages::local::LocalAnswer;
 use crate::stages::score::Scored;
 
@@ -90,12 +92,21 @@ pub(crate) fn first_record(
             topic: origin.topic.to_string(),
             partition: origin.partition,
             offset: origin.offset,
+            src_port: event.src_port.as_deref().and_then(port),
+            dst_port: event.dst_port.as_deref().and_then(port),
+            protocol: event.protocol.as_deref().and_then(protocol),
+            direction: event.direction.as_deref().and_then(direction),
         },
         roles,
         network: local.network,
         intel: local.intel,
         revision: 1,
         generated_at: rfc3339(now),
+        id: None,
+        event_time: event.timestamp.as_deref().and_then(event_time::normalise),
+        confidence: None,
+        tlp: None,
+        expires_at: None,
     };
     assess(&mut record, scored, sighting);
     record
@@ -114,17 +125,60 @@ pub(crate) fn assess(record: &mut ThreatRecord, scored: Scored, sighting: &Sight
     record.last_seen = rfc3339(sighting.last_seen());
 }
 
-/// The record as a message for the output topic.
-pub(crate) fn encode(record: &ThreatRecord) -> Result<Output, EncodeError> {
-    let payload = serde_json::to_vec(record).map_err(|source| EncodeError {
-        what: "threat record",
-        source,
-    })?;
+/// The record as a message for the output topic: annotated (`id`, `confidence`, `tlp`,
+/// `expires_at`) and shaped by `publication` (`publish.format`); the key is the address in
+/// every format.
+pub(crate) fn encode(
+    record: &mut ThreatRecord,
+    publication: &Publication,
+) -> Result<Output, EncodeError> {
+    let payload = publication
+        .encode(record)
+        .map_err(|source| EncodeError {
+            what: "threat record",
+            source,
+        })?;
     Ok(Output {
         kind: OutputKind::Record(record.verdict),
         key: Some(record.ip.clone().into_bytes()),
         payload,
     })
+}
+
+/// A port number as written (`443`); `None` for 0, `-` or anything that is not one.
+pub(crate) fn port(text: &str) -> Option<u16> {
+    text.trim().parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+/// A transport protocol as written, lower case; the IANA numbers of the common ones named.
+pub(crate) fn protocol(text: &str) -> Option<String> {
+    let text = text.trim();
+    let named = match text {
+        "1" => "icmp",
+        "6" => "tcp",
+        "17" => "udp",
+        "47" => "gre",
+        "50" => "esp",
+        "58" => "ipv6-icmp",
+        "132" => "sctp",
+        "" | "-" => return None,
+        _ if text.bytes().all(|b| b.is_ascii_digit()) => return Some(text.to_owned()),
+        _ => return Some(text.to_ascii_lowercase()),
+    };
+    Some(named.to_owned())
+}
+
+/// A traffic direction as written, as ECS names it (`inbound`, `outbound`, `internal`,
+/// `external`); CEF `deviceDirection` is 0 inbound and 1 outbound. Anything else: `None`.
+pub(crate) fn direction(text: &str) -> Option<String> {
+    let named = match text.trim().to_ascii_lowercase().as_str() {
+        "inbound" | "in" | "incoming" | "ingress" | "0" => "inbound",
+        "outbound" | "out" | "outgoing" | "egress" | "1" => "outbound",
+        "internal" | "lan" => "internal",
+        "external" => "external",
+        _ => return None,
+    };
+    Some(named.to_owned())
 }
 
 /// The other end of the connection: a destination for a source, a source for a destination.

@@ -178,6 +178,7 @@ pub(crate) fn build_remote_stage(
         RevisionRules {
             scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
             min_verdict: settings.publish.min_verdict,
+            publication: Arc::new(crate::publish::Publication::from_settings(settings)),
         },
         sink,
         Patience {

@@ -516,6 +516,7 @@ pub fn settings(base_url: &str, key: &str, timeout: Duration) -> ProviderSetting
         per_day: 0,
         ttl: Duration::from_secs(86_400),
         not_found_ttl: Duration::from_secs(3_600),
+        tlp: None,
     }
 }
 

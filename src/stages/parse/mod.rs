@@ -314,6 +314,10 @@ pub(crate) fn into_owned(event: Event<'_>) -> Event<'static> {
             .into_iter()
             .map(|(role, text)| (role, Cow::Owned(text.into_owned())))
             .collect(),
+        src_port: own(event.src_port),
+        dst_port: own(event.dst_port),
+        protocol: own(event.protocol),
+        direction: own(event.direction),
     }
 }
 
