@@ -182,6 +182,10 @@ fn check(
             "product" => event.product.as_deref().map(str::to_owned),
             "action" => event.action.as_deref().map(str::to_owned),
             "rule" => event.rule.as_deref().map(str::to_owned),
+            "src_port" => event.src_port.as_deref().map(str::to_owned),
+            "dst_port" => event.dst_port.as_deref().map(str::to_owned),
+            "protocol" => event.protocol.as_deref().map(str::to_owned),
+            "direction" => event.direction.as_deref().map(str::to_owned),
             _ => unreachable!(),
         };
         let want_opt = (want != "-").then(|| want.clone());

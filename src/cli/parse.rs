@@ -143,6 +143,10 @@ fn describe_context(event: &Event<'_>, object: &mut Map<String, Value>) {
         ("product", &event.product),
         ("action", &event.action),
         ("rule", &event.rule),
+        ("src_port", &event.src_port),
+        ("dst_port", &event.dst_port),
+        ("protocol", &event.protocol),
+        ("direction", &event.direction),
     ] {
         if let Some(value) = value {
             object.insert(key.into(), json!(value));

@@ -6,6 +6,7 @@
 //! line: <166>Mar 01 2024 12:00:00 asa01 : %ASA-4-106023: Deny tcp src outside:203.0.113.7/51544 …
 //! expect: source=203.0.113.7 destination=192.0.2.10      (or `none`, or `directive`)
 //! observer: asa01        vendor: …   product: …   action: …   rule: …   (each optional)
+//! src_port: 51544   dst_port: 443   protocol: tcp   direction: inbound   (each optional, as written)
 //! format: cisco_asa      (optional; defaults to the file name)
 //! error: malformed       (instead of expect: the error kind)
 //! fallback: paloalto     (the format rejected the line and `ip_scan` read it; `format: ip_scan`)
@@ -29,7 +30,8 @@ pub struct FixtureCase {
     pub expect: Vec<String>,
     /// The expected error kind (`error:`).
     pub error: Option<String>,
-    /// `observer`, `vendor`, `product`, `action` and `rule` expectations.
+    /// `observer`, `vendor`, `product`, `action` and `rule` expectations (and `src_port`,
+    /// `dst_port`, `protocol`, `direction`).
     pub context: BTreeMap<String, String>,
     /// i12-fallback: the format that claimed the line and rejected it (`fallback:`).
     pub fallback: Option<String>,
@@ -92,6 +94,10 @@ pub fn load_cases(dir: &Path, only: Option<&str>) -> Vec<FixtureCase> {
                 "format" => case.format = value.to_owned(),
                 "fallback" => case.fallback = Some(value.to_owned()),
                 "observer" | "vendor" | "product" | "action" | "rule" => {
+                    case.context.insert(key.to_owned(), value.to_owned());
+                }
+                // d-siem: the first event's connection fields, as written.
+                "src_port" | "dst_port" | "protocol" | "direction" => {
                     case.context.insert(key.to_owned(), value.to_owned());
                 }
                 other => panic!("{}:{}: unknown key {other:?}", path.display(), n + 1),

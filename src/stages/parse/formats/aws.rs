@@ -118,6 +118,11 @@ impl LogFormat for VpcFlow {
                 "log-status" => record.log_status = value_present,
                 "action" => event.action = value_present.map(Cow::Borrowed),
                 "start" => event.timestamp = value_present.map(Cow::Borrowed),
+                // d-siem: ports, IANA protocol number, and (v5) `flow-direction`.
+                "srcport" => event.src_port = value_present.map(Cow::Borrowed),
+                "dstport" => event.dst_port = value_present.map(Cow::Borrowed),
+                "protocol" => event.protocol = value_present.map(Cow::Borrowed),
+                "flow-direction" => event.direction = value_present.map(Cow::Borrowed),
                 "interface-id" => event.observer = value_present.map(Cow::Borrowed),
                 _ => {}
             }

@@ -279,6 +279,23 @@ impl LogFormat for Cef {
                     event.timestamp = present(value, &[]).map(unescape_value);
                     continue;
                 }
+                // d-siem: the connection's ports, transport and direction (CEF dictionary).
+                "spt" | "sourcePort" => {
+                    event.src_port = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "dpt" | "destinationPort" => {
+                    event.dst_port = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "proto" | "transportProtocol" => {
+                    event.protocol = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "deviceDirection" => {
+                    event.direction = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
                 _ => {
                     if let Some((n, label)) = ipv6_custom(key) {
                         let slot = &mut ipv6[n];

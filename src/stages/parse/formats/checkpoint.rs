@@ -306,6 +306,12 @@ fn pair<'a>(key: &str, value: &'a str, event: &mut Event<'a>) {
         "action" => event.action = Some(borrowed),
         "rule_name" => event.rule = Some(borrowed),
         "time" => event.timestamp = Some(borrowed),
+        // d-siem: `service` is the destination port; `conn_direction` Incoming/Outgoing/
+        // Internal/External (R80.10+); `ifdir` is the interface's, not the connection's.
+        "s_port" => event.src_port = Some(borrowed),
+        "service" => event.dst_port = Some(borrowed),
+        "proto" => event.protocol = Some(borrowed),
+        "conn_direction" => event.direction = Some(borrowed),
         _ => {}
     }
 }

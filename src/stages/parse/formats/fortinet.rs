@@ -140,6 +140,19 @@ impl LogFormat for Fortigate {
                     event.timestamp = present(value, &[]).map(Cow::Borrowed);
                     continue;
                 }
+                // d-siem: ports and IP protocol number (FortiOS log reference).
+                "srcport" => {
+                    event.src_port = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "dstport" => {
+                    event.dst_port = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "proto" => {
+                    event.protocol = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
                 "date" => {
                     date = present(value, &[]);
                     continue;

@@ -54,6 +54,10 @@ impl GenericJson {
                         "event.action" => &mut event.action,
                         "rule.name" => &mut event.rule,
                         "@timestamp" => &mut event.timestamp,
+                        "source.port" | "client.port" => &mut event.src_port,
+                        "destination.port" | "server.port" => &mut event.dst_port,
+                        "network.transport" => &mut event.protocol,
+                        "network.direction" => &mut event.direction,
                         // The device that reported the event, never an endpoint.
                         "observer.ip" | "host.ip" => &mut event.observer,
                         _ => return,

@@ -50,6 +50,31 @@ fn address_role(key: &str) -> Option<Role> {
     })
 }
 
+/// d-siem: the slot of a port, transport or direction key (`spt`, `srcport`, `src_port`,
+/// `dpt`, `dstport`, `proto`, `protocol`, `direction`, …), matched case-insensitively.
+fn connection_slot<'e, 'a>(key: &str, event: &'e mut Event<'a>) -> Option<&'e mut Option<Cow<'a, str>>> {
+    let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(key));
+    if is(&["spt", "sport", "srcport", "src_port", "source_port", "sourceport"]) {
+        Some(&mut event.src_port)
+    } else if is(&[
+        "dpt",
+        "dport",
+        "dstport",
+        "dst_port",
+        "dest_port",
+        "destination_port",
+        "destinationport",
+    ]) {
+        Some(&mut event.dst_port)
+    } else if is(&["proto", "protocol", "ip_proto"]) {
+        Some(&mut event.protocol)
+    } else if is(&["direction", "dir", "conn_direction"]) {
+        Some(&mut event.direction)
+    } else {
+        None
+    }
+}
+
 /// Parses generic pairs; `Unrecognized` when there are none.
 pub(crate) fn parse<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
     let mut event = Event {
@@ -101,6 +126,8 @@ pub(crate) fn parse<'a>(line: &Line<'a>) -> Result<Event<'a>, ParseError> {
             &mut event.product
         } else if key.eq_ignore_ascii_case("timestamp") || key.eq_ignore_ascii_case("eventtime") {
             &mut event.timestamp
+        } else if let Some(slot) = connection_slot(key, &mut event) {
+            slot
         } else {
             continue;
         };

@@ -165,6 +165,19 @@ impl LogFormat for Leef {
                     event.timestamp = present(value, &[]).map(Cow::Borrowed);
                     return;
                 }
+                // d-siem: ports and transport (LEEF predefined attributes).
+                "srcPort" | "srcPreNATPort" => {
+                    event.src_port = event.src_port.take().or(present(value, &[]).map(Cow::Borrowed));
+                    return;
+                }
+                "dstPort" | "dstPreNATPort" => {
+                    event.dst_port = event.dst_port.take().or(present(value, &[]).map(Cow::Borrowed));
+                    return;
+                }
+                "proto" => {
+                    event.protocol = present(value, &[]).map(Cow::Borrowed);
+                    return;
+                }
                 "rule" | "rule_name" | "policy" => {
                     rule = rule.or(present(value, &[]));
                     return;

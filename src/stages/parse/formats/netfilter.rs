@@ -66,6 +66,8 @@ impl LogFormat for Netfilter {
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
         let mut src = None;
         let mut dst = None;
+        // d-siem: PROTO=, SPT=, DPT= of the logged packet.
+        let (mut proto, mut spt, mut dpt) = (None, None, None);
         let mut depth = 0usize;
         for token in line.body.split(' ') {
             depth += token.bytes().filter(|&b| b == b'[').count();
@@ -74,6 +76,12 @@ impl LogFormat for Netfilter {
                     src.get_or_insert(value);
                 } else if let Some(value) = token.strip_prefix("DST=") {
                     dst.get_or_insert(value);
+                } else if let Some(value) = token.strip_prefix("PROTO=") {
+                    proto.get_or_insert(value);
+                } else if let Some(value) = token.strip_prefix("SPT=") {
+                    spt.get_or_insert(value);
+                } else if let Some(value) = token.strip_prefix("DPT=") {
+                    dpt.get_or_insert(value);
                 }
             }
             depth = depth.saturating_sub(token.bytes().filter(|&b| b == b']').count());
@@ -84,6 +92,9 @@ impl LogFormat for Netfilter {
             vendor: Some(Cow::Borrowed("Linux")),
             product: Some(Cow::Borrowed("netfilter")),
             rule: prefix(line.body).map(Cow::Borrowed),
+            protocol: proto.map(Cow::Borrowed),
+            src_port: spt.map(Cow::Borrowed),
+            dst_port: dpt.map(Cow::Borrowed),
             ..Event::default()
         };
         event.addresses.push((Role::Source, Cow::Borrowed(src)));

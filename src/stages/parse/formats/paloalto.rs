@@ -175,6 +175,10 @@ impl LogFormat for PanOs {
         let last = if threat { 48 } else { 30 };
         for (index, field) in (13..=last).zip(fields) {
             match index {
+                // d-siem: source port, destination port, IP protocol (0-based 24, 25, 29).
+                24 => event.src_port = present(field, &[]).map(Cow::Borrowed),
+                25 => event.dst_port = present(field, &[]).map(Cow::Borrowed),
+                29 => event.protocol = present(field, &[]).map(Cow::Borrowed),
                 30 => event.action = present(field, &[]).map(Cow::Borrowed),
                 32 => {
                     if let Some(name) = present(field, &[]).filter(|n| !n.starts_with('(')) {

@@ -87,6 +87,16 @@ impl JsonFormat for SuricataEve {
         if let Some(destination) = destination {
             event.addresses.push((Role::Destination, destination));
         }
+        // d-siem: ports and transport of the record (`src_port`, `dest_port`, `proto`); the
+        // flow's own ports when Suricata 7 gives them (as for the addresses above).
+        let port = |name: &str| {
+            flow.and_then(|f| f.member(name))
+                .or_else(|| doc.member(name))
+                .and_then(|v| v.text())
+        };
+        event.src_port = port("src_port");
+        event.dst_port = port("dest_port");
+        event.protocol = doc.member("proto").and_then(|p| p.text());
         if let Some(xff) = doc.member("xff").and_then(|x| x.str()) {
             event.addresses.push((Role::Forwarded, first_hop(xff)));
         }
