@@ -202,3 +202,38 @@ pub(crate) fn peer_of(
         .find(|o| o.ip != ip && wanted.contains(&o.role))
         .map(|o| o.ip)
 }
+
+#[cfg(test)]
+mod connection_tests {
+    use super::{direction, port, protocol};
+
+    #[test]
+    fn ports_are_numbers_from_1() {
+        assert_eq!(port("443"), Some(443));
+        assert_eq!(port(" 51544 "), Some(51544));
+        for text in ["0", "-", "", "65536", "https", "-1"] {
+            assert_eq!(port(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn protocols_are_lower_case_and_common_numbers_named() {
+        assert_eq!(protocol("TCP").as_deref(), Some("tcp"));
+        assert_eq!(protocol("6").as_deref(), Some("tcp"));
+        assert_eq!(protocol("17").as_deref(), Some("udp"));
+        assert_eq!(protocol("58").as_deref(), Some("ipv6-icmp"));
+        assert_eq!(protocol("89").as_deref(), Some("89"));
+        assert_eq!(protocol("-"), None);
+    }
+
+    #[test]
+    fn directions_take_ecs_names_or_none() {
+        assert_eq!(direction("Incoming").as_deref(), Some("inbound"));
+        assert_eq!(direction("egress").as_deref(), Some("outbound"));
+        // CEF deviceDirection: 0 inbound, 1 outbound.
+        assert_eq!(direction("0").as_deref(), Some("inbound"));
+        assert_eq!(direction("1").as_deref(), Some("outbound"));
+        assert_eq!(direction("Internal").as_deref(), Some("internal"));
+        assert_eq!(direction("client-to-server"), None);
+    }
+}

@@ -35,6 +35,11 @@ fn record(ip: &str, score: u32, verdict: Verdict, severity: Severity) -> ThreatR
         intel: BTreeMap::new(),
         revision: 1,
         generated_at: "2026-11-23T10:05:01Z".into(),
+        id: None,
+        event_time: None,
+        confidence: None,
+        tlp: None,
+        expires_at: None,
     }
 }
 
