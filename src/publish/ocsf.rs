@@ -19,7 +19,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{ecs, matched_feeds, series_id};
-use crate::model::{Role, Severity, ThreatRecord};
+use crate::model::{Role, Severity, ThreatRecord, Tlp, Verdict};
 
 /// OCSF schema version the findings follow.
 pub(crate) const OCSF_VERSION: &str = "1.4.0";
@@ -57,6 +57,14 @@ fn confidence_id(confidence: Option<u8>) -> (u8, &'static str) {
     }
 }
 
+/// OCSF `osint.tlp`: its enum writes TLP:AMBER+STRICT as `AMBER STRICT`.
+pub(crate) fn tlp_label(tlp: Tlp) -> &'static str {
+    match tlp {
+        Tlp::AmberStrict => "AMBER STRICT",
+        other => ecs::tlp_label(other),
+    }
+}
+
 /// The finding of `record`.
 pub(crate) fn document(record: &ThreatRecord) -> Value {
     let (activity_id, activity_name) = if record.revision <= 1 {
@@ -84,7 +92,7 @@ pub(crate) fn document(record: &ThreatRecord) -> Value {
         "labels": [record.verdict.label()],
     });
     if let Some(tlp) = record.tlp {
-        osint["tlp"] = json!(ecs::tlp_label(tlp));
+        osint["tlp"] = json!(tlp_label(tlp));
     }
     if let Some(until) = record.expires_at.as_deref().and_then(millis) {
         osint["expiration_time"] = json!(until);
@@ -142,6 +150,8 @@ pub(crate) fn document(record: &ThreatRecord) -> Value {
         "severity": severity,
         "confidence_id": confidence_id,
         "confidence": confidence,
+        // An alertable signal: the verdict reached suspicious (the default publish floor).
+        "is_alert": record.verdict >= Verdict::Suspicious,
         "status_id": 1,
         "status": "New",
         "message": record.indicator,

@@ -207,6 +207,17 @@ fn tlp_is_the_strictest_source_with_evidence_never_below_publish_tlp() {
         .feed_tlp
         .insert("spamhaus-drop".into(), Tlp::AmberStrict);
     assert_eq!(strict.tlp_of(&record), Tlp::AmberStrict);
+    // Each format writes that marking its own way.
+    strict.annotate(&mut record);
+    let ecs = Format::Ecs.document(&record).unwrap();
+    assert_eq!(ecs["threat"]["indicator"]["marking"]["tlp"], "AMBER+STRICT");
+    let ocsf = Format::Ocsf.document(&record).unwrap();
+    assert_eq!(ocsf["osint"][0]["tlp"], "AMBER STRICT");
+    let stix = Format::Stix.document(&record).unwrap();
+    assert_eq!(
+        stix["object_marking_refs"],
+        json!(["marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"])
+    );
 }
 
 #[test]
