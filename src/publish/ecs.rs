@@ -70,7 +70,11 @@ pub(crate) fn document(record: &ThreatRecord) -> Value {
     let mut indicator = Map::new();
     indicator.insert(
         "type".into(),
-        json!(if record.ip_version == 6 { "ipv6-addr" } else { "ipv4-addr" }),
+        json!(if record.ip_version == 6 {
+            "ipv6-addr"
+        } else {
+            "ipv4-addr"
+        }),
     );
     indicator.insert("ip".into(), json!(record.ip));
     indicator.insert("first_seen".into(), json!(record.first_seen));

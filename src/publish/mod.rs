@@ -178,7 +178,10 @@ impl Publication {
 
 /// Namespace of record ids: the v5 UUID of `https://threatsift.invalid/ns/record`.
 fn record_namespace() -> [u8; 16] {
-    let text = uuid::v5(&uuid::URL_NAMESPACE, b"https://threatsift.invalid/ns/record");
+    let text = uuid::v5(
+        &uuid::URL_NAMESPACE,
+        b"https://threatsift.invalid/ns/record",
+    );
     uuid::bytes_of(&text).unwrap_or(uuid::URL_NAMESPACE)
 }
 

@@ -35,7 +35,10 @@ fn revoked(record: &ThreatRecord) -> (bool, Option<String>) {
     let Ok(value) = serde_json::to_value(record) else {
         return (false, None);
     };
-    let revoked = value.get("revoked").and_then(Value::as_bool).unwrap_or(false);
+    let revoked = value
+        .get("revoked")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let reason = value
         .get("revocation_reason")
         .and_then(Value::as_str)
@@ -45,7 +48,11 @@ fn revoked(record: &ThreatRecord) -> (bool, Option<String>) {
 
 /// The STIX indicator of `record`.
 pub(crate) fn document(record: &ThreatRecord) -> Value {
-    let object = if record.ip_version == 6 { "ipv6-addr" } else { "ipv4-addr" };
+    let object = if record.ip_version == 6 {
+        "ipv6-addr"
+    } else {
+        "ipv4-addr"
+    };
     // The address is canonical text (digits, dots, colons, hex): nothing to escape.
     let pattern = format!("[{object}:value = '{}']", record.ip);
     // `modified` may not precede `created` (a clock step back would otherwise break it).
@@ -106,8 +113,11 @@ pub(crate) fn document(record: &ThreatRecord) -> Value {
 }
 
 fn severity_label(record: &ThreatRecord) -> String {
-    format!("severity-{}", serde_json::to_value(record.severity)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default())
+    format!(
+        "severity-{}",
+        serde_json::to_value(record.severity)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    )
 }

@@ -81,10 +81,18 @@ fn each_format_matches_its_golden_document() {
             continue;
         }
         let want: serde_json::Value = serde_json::from_str(text).unwrap();
-        assert_eq!(got, want, "{} document differs from its golden copy", format.label());
+        assert_eq!(
+            got,
+            want,
+            "{} document differs from its golden copy",
+            format.label()
+        );
         // The bytes published are that document.
         let bytes = format.encode(&record).unwrap();
-        assert_eq!(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(), want);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            want
+        );
     }
 }
 
@@ -99,7 +107,10 @@ fn the_golden_documents_carry_what_each_consumer_keys_on() {
     assert_eq!(ecs["threat"]["indicator"]["ip"], "203.0.113.7");
     assert_eq!(ecs["threat"]["indicator"]["marking"]["tlp"], "AMBER");
     let ocsf = Format::Ocsf.document(&record).unwrap();
-    assert_eq!((ocsf["class_uid"].as_u64(), ocsf["type_uid"].as_u64()), (Some(2004), Some(200402)));
+    assert_eq!(
+        (ocsf["class_uid"].as_u64(), ocsf["type_uid"].as_u64()),
+        (Some(2004), Some(200402))
+    );
     assert_eq!(ocsf["osint"][0]["type_id"], 1);
     assert_eq!(ocsf["osint"][0]["value"], "203.0.113.7");
     let stix = Format::Stix.document(&record).unwrap();
@@ -123,25 +134,39 @@ fn an_ipv6_first_record_is_typed_ipv6_and_created_in_ocsf() {
     let ecs = Format::Ecs.document(&record).unwrap();
     assert_eq!(ecs["threat"]["indicator"]["type"], "ipv6-addr");
     let ocsf = Format::Ocsf.document(&record).unwrap();
-    assert_eq!((ocsf["activity_id"].as_u64(), ocsf["type_uid"].as_u64()), (Some(1), Some(200401)));
+    assert_eq!(
+        (ocsf["activity_id"].as_u64(), ocsf["type_uid"].as_u64()),
+        (Some(1), Some(200401))
+    );
 }
 
 #[test]
 fn the_record_id_is_stable_per_revision_and_the_stix_id_per_sighting() {
     let first = annotated();
     let again = annotated();
-    assert_eq!(first.id, again.id, "the same revision re-published keeps its id");
+    assert_eq!(
+        first.id, again.id,
+        "the same revision re-published keeps its id"
+    );
     let mut next = sample_record();
     next.revision += 1;
     next.generated_at = "2026-11-23T11:00:00Z".into();
     sample_publication(Format::Threatsift).annotate(&mut next);
     assert_ne!(first.id, next.id, "the next revision has its own id");
     let stix = |r: &ThreatRecord| Format::Stix.document(r).unwrap()["id"].clone();
-    assert_eq!(stix(&first), stix(&next), "revisions are versions of one STIX object");
+    assert_eq!(
+        stix(&first),
+        stix(&next),
+        "revisions are versions of one STIX object"
+    );
     let mut other = sample_record();
     other.first_seen = "2026-11-24T10:00:00Z".into();
     sample_publication(Format::Threatsift).annotate(&mut other);
-    assert_ne!(stix(&first), stix(&other), "a later sighting window is another object");
+    assert_ne!(
+        stix(&first),
+        stix(&other),
+        "a later sighting window is another object"
+    );
     let id = first.id.unwrap();
     assert_eq!((id.len(), &id[14..15]), (36, "5"), "a version-5 UUID: {id}");
 }
@@ -164,15 +189,25 @@ fn answered(entries: &[(&str, ProviderStatus)]) -> BTreeMap<String, ProviderInte
 #[test]
 fn confidence_grows_with_agreeing_sources_and_falls_with_dissent() {
     let none = BTreeMap::new();
-    assert_eq!(confidence(&[], &none), CONFIDENCE_FLOOR, "no evidence is low, not zero");
+    assert_eq!(
+        confidence(&[], &none),
+        CONFIDENCE_FLOOR,
+        "no evidence is low, not zero"
+    );
     assert_eq!(
         confidence(&[reason("sightings", 20)], &none),
         CONFIDENCE_FLOOR,
         "repeat sightings are not a source"
     );
     assert_eq!(confidence(&[reason("feeds", 70)], &none), 40);
-    assert_eq!(confidence(&[reason("feeds", 70), reason("feeds", 10)], &none), 40);
-    assert_eq!(confidence(&[reason("feeds", 70), reason("vendor", 40)], &none), 70);
+    assert_eq!(
+        confidence(&[reason("feeds", 70), reason("feeds", 10)], &none),
+        40
+    );
+    assert_eq!(
+        confidence(&[reason("feeds", 70), reason("vendor", 40)], &none),
+        70
+    );
     let four = [
         reason("feeds", 70),
         reason("vendor", 40),
@@ -186,7 +221,10 @@ fn confidence_grows_with_agreeing_sources_and_falls_with_dissent() {
         ("otx", ProviderStatus::NotFound),
         ("greynoise", ProviderStatus::Timeout),
     ]);
-    assert_eq!(confidence(&[reason("feeds", 70), reason("vendor", 40)], &intel), 40);
+    assert_eq!(
+        confidence(&[reason("feeds", 70), reason("vendor", 40)], &intel),
+        40
+    );
     assert_eq!(confidence(&[reason("feeds", 70)], &intel), CONFIDENCE_FLOOR);
 }
 
@@ -231,4 +269,30 @@ fn expiry_is_the_dedup_window_unless_a_contributing_answer_ends_sooner() {
     record.reasons.retain(|r| r.source != "virustotal");
     rules.annotate(&mut record);
     assert_eq!(record.expires_at.as_deref(), Some("2026-11-24T10:04:10Z"));
+}
+
+/// The golden documents validate against the schemas in schema/ that the broker tests use.
+#[test]
+fn the_golden_documents_validate_against_their_schemas() {
+    let record = annotated();
+    for (format, file) in [
+        (Format::Threatsift, "threat-record.schema.json"),
+        (Format::Ecs, "ecs-threat-indicator.schema.json"),
+        (Format::Ocsf, "ocsf-detection-finding.schema.json"),
+        (Format::Stix, "stix-indicator.schema.json"),
+    ] {
+        let path = format!("{}/schema/{file}", env!("CARGO_MANIFEST_DIR"));
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap();
+        let document = format.document(&record).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&document)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", format.label());
+    }
 }

@@ -22,9 +22,9 @@ use std::time::{Instant, SystemTime};
 
 use crate::intel::feeds::{FeedMatch, LocalFeeds};
 use crate::intel::ConfiguredProviders;
-use crate::publish::Publication;
 use crate::model::{action_denied, DlqEntry, Output, OutputKind, DLQ_SCHEMA};
 use crate::model::{Event, Origin, ProviderIntel, RawEvent, ThreatRecord, Verdict};
+use crate::publish::Publication;
 use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::{DedupCache, Sighting};
 use crate::stages::extract::extract_ip_observations;

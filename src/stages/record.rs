@@ -132,12 +132,10 @@ pub(crate) fn encode(
     record: &mut ThreatRecord,
     publication: &Publication,
 ) -> Result<Output, EncodeError> {
-    let payload = publication
-        .encode(record)
-        .map_err(|source| EncodeError {
-            what: "threat record",
-            source,
-        })?;
+    let payload = publication.encode(record).map_err(|source| EncodeError {
+        what: "threat record",
+        source,
+    })?;
     Ok(Output {
         kind: OutputKind::Record(record.verdict),
         key: Some(record.ip.clone().into_bytes()),

@@ -177,6 +177,8 @@ pub fn read_all(topic: &str) -> Vec<ReadMessage> {
             None => {}
         }
     }
+    // d-siem: an output topic published in another format is validated against its schema.
+    validate_formatted_output(topic, &out);
     if is_output_topic(topic) {
         // Whatever a test reads from an output topic is a threat record: validated here.
         valid_records(out.clone());
@@ -969,4 +971,71 @@ pub fn record_ips(messages: &[ReadMessage]) -> std::collections::BTreeSet<String
         .iter()
         .map(|m| m.json()["ip"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+// --- published formats, validated (d-siem)
+// Records published with `publish.format` = ecs | ocsf | stix are checked against that
+// format's schema in schema/ (threatsift records keep going through `valid_record`).
+
+/// The schema file of a published format (`threatsift`, `ecs`, `ocsf`, `stix`).
+pub fn format_schema_path(format: &str) -> PathBuf {
+    let file = match format {
+        "threatsift" => "threat-record.schema.json",
+        "ecs" => "ecs-threat-indicator.schema.json",
+        "ocsf" => "ocsf-detection-finding.schema.json",
+        "stix" => "stix-indicator.schema.json",
+        other => panic!("no schema for format {other:?}"),
+    };
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(file)
+}
+
+/// `document`, after checking it against `format`'s schema (panics with every error).
+pub fn valid_document(format: &str, document: serde_json::Value) -> serde_json::Value {
+    if format == "threatsift" {
+        return valid_record(document);
+    }
+    let text = std::fs::read_to_string(format_schema_path(format)).expect("schema file");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&document)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{format} document fails its schema: {errors:?}\n{document}"
+    );
+    document
+}
+
+/// Output topics published in a format other than `threatsift`, with that format: what a
+/// test reads from them is validated against the format's schema, not the record schema.
+static OUTPUT_FORMATS: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Marks `topic` (an output topic) as published in `format`.
+pub fn register_output_format(topic: &str, format: &str) {
+    if format == "threatsift" {
+        register_output_topic(topic);
+        return;
+    }
+    OUTPUT_TOPICS.lock().unwrap().remove(topic);
+    OUTPUT_FORMATS
+        .lock()
+        .unwrap()
+        .insert(topic.to_owned(), format.to_owned());
+}
+
+fn validate_formatted_output(topic: &str, messages: &[ReadMessage]) {
+    let format = OUTPUT_FORMATS.lock().unwrap().get(topic).cloned();
+    if let Some(format) = format {
+        for message in messages {
+            valid_document(&format, message.json());
+        }
+    }
 }

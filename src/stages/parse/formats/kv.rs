@@ -52,9 +52,19 @@ fn address_role(key: &str) -> Option<Role> {
 
 /// d-siem: the slot of a port, transport or direction key (`spt`, `srcport`, `src_port`,
 /// `dpt`, `dstport`, `proto`, `protocol`, `direction`, …), matched case-insensitively.
-fn connection_slot<'e, 'a>(key: &str, event: &'e mut Event<'a>) -> Option<&'e mut Option<Cow<'a, str>>> {
+fn connection_slot<'e, 'a>(
+    key: &str,
+    event: &'e mut Event<'a>,
+) -> Option<&'e mut Option<Cow<'a, str>>> {
     let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(key));
-    if is(&["spt", "sport", "srcport", "src_port", "source_port", "sourceport"]) {
+    if is(&[
+        "spt",
+        "sport",
+        "srcport",
+        "src_port",
+        "source_port",
+        "sourceport",
+    ]) {
         Some(&mut event.src_port)
     } else if is(&[
         "dpt",

@@ -167,11 +167,17 @@ impl LogFormat for Leef {
                 }
                 // d-siem: ports and transport (LEEF predefined attributes).
                 "srcPort" | "srcPreNATPort" => {
-                    event.src_port = event.src_port.take().or(present(value, &[]).map(Cow::Borrowed));
+                    event.src_port = event
+                        .src_port
+                        .take()
+                        .or(present(value, &[]).map(Cow::Borrowed));
                     return;
                 }
                 "dstPort" | "dstPreNATPort" => {
-                    event.dst_port = event.dst_port.take().or(present(value, &[]).map(Cow::Borrowed));
+                    event.dst_port = event
+                        .dst_port
+                        .take()
+                        .or(present(value, &[]).map(Cow::Borrowed));
                     return;
                 }
                 "proto" => {
