@@ -296,3 +296,44 @@ fn the_golden_documents_validate_against_their_schemas() {
         assert!(errors.is_empty(), "{}: {errors:?}", format.label());
     }
 }
+
+#[test]
+fn settings_choose_the_format_and_the_markings() {
+    let settings = Settings::from_toml_overrides(
+        "[publish]\nformat = \"stix\"\ntlp = \"green\"\n\
+         [[feeds]]\nname = \"f\"\npath = \"/dev/null\"\ntlp = \"red\"\n",
+    );
+    // `feeds` is a top-level key: it must come first in a file; overrides take it anywhere.
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(error) => panic!("settings refused: {error}"),
+    };
+    let publication = Publication::from_settings(&settings);
+    assert_eq!(publication.format, Format::Stix);
+    assert_eq!(publication.tlp, Tlp::Green);
+    assert_eq!(publication.feed_tlp.get("f"), Some(&Tlp::Red));
+    // The providers' defaults (config/default.toml): their redistribution terms.
+    assert_eq!(
+        publication.provider_tlp.get("virustotal"),
+        Some(&Tlp::Amber)
+    );
+    assert_eq!(publication.provider_tlp.get("otx"), Some(&Tlp::Green));
+    assert_eq!(publication.dedup_ttl, settings.dedup.ttl);
+}
+
+#[test]
+fn settings_refuse_unknown_formats_and_markings_and_reports_of_other_formats() {
+    for (toml, key) in [
+        ("[publish]\nformat = \"cef\"\n", "format"),
+        ("[publish]\ntlp = \"white\"\n", "tlp"),
+        (
+            "[publish]\nformat = \"ecs\"\n[report]\ninterval = \"1h\"\n",
+            "publish.format",
+        ),
+    ] {
+        let error = Settings::from_toml_overrides(toml)
+            .expect_err(toml)
+            .to_string();
+        assert!(error.contains(key), "{toml}: {error}");
+    }
+}

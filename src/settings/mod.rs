@@ -214,7 +214,7 @@ impl Settings {
             feed.validate(i, &self.feeds[..i])?;
         }
         self.intel.validate()?;
-        self.publish.validate()?;
+        self.publish.validate(self.report.interval)?;
         self.dlq.validate()?;
         self.server.validate()?;
         self.shutdown.validate()?;
