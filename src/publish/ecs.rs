@@ -47,14 +47,21 @@ fn severity_number(record: &ThreatRecord) -> u8 {
     record.severity as u8
 }
 
-/// The providers whose evidence is in the reasons, comma-separated (ECS `provider` is one
-/// keyword).
+/// The sources whose evidence is in the reasons, comma-separated (ECS `provider` is one
+/// keyword); the feeds by their names.
 fn providers(record: &ThreatRecord) -> String {
+    let feeds = matched_feeds(&record.intel);
     let mut names: Vec<&str> = record
         .reasons
         .iter()
         .filter(|r| r.weight > 0)
-        .map(|r| r.source.as_str())
+        .flat_map(|r| {
+            if r.source == "feeds" && !feeds.is_empty() {
+                feeds.clone()
+            } else {
+                vec![r.source.as_str()]
+            }
+        })
         .collect();
     names.sort_unstable();
     names.dedup();
