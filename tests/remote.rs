@@ -260,11 +260,18 @@ fn job(
             topic: "fw-events".to_owned(),
             partition: 0,
             offset: 42,
+            ..Observed::default()
         },
         network: Network::default(),
         intel,
         revision: 1,
         generated_at: rfc3339(now),
+        // d-siem: set when the record is encoded for publishing.
+        id: None,
+        event_time: None,
+        confidence: None,
+        tlp: None,
+        expires_at: None,
     };
     if record.verdict >= settings.publish.min_verdict {
         record.revision = seen.sighting.next_revision(record.score, record.verdict);

@@ -56,33 +56,23 @@ fn connection_slot<'e, 'a>(
     key: &str,
     event: &'e mut Event<'a>,
 ) -> Option<&'e mut Option<Cow<'a, str>>> {
-    let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(key));
-    if is(&[
-        "spt",
-        "sport",
-        "srcport",
-        "src_port",
-        "source_port",
-        "sourceport",
-    ]) {
-        Some(&mut event.src_port)
-    } else if is(&[
-        "dpt",
-        "dport",
-        "dstport",
-        "dst_port",
-        "dest_port",
-        "destination_port",
-        "destinationport",
-    ]) {
-        Some(&mut event.dst_port)
-    } else if is(&["proto", "protocol", "ip_proto"]) {
-        Some(&mut event.protocol)
-    } else if is(&["direction", "dir", "conn_direction"]) {
-        Some(&mut event.direction)
-    } else {
-        None
+    let mut lower = [0u8; 16];
+    if key.len() > lower.len() {
+        return None;
     }
+    for (dst, src) in lower.iter_mut().zip(key.bytes()) {
+        *dst = src.to_ascii_lowercase();
+    }
+    Some(match &lower[..key.len()] {
+        b"spt" | b"sport" | b"srcport" | b"src_port" | b"source_port" | b"sourceport" => {
+            &mut event.src_port
+        }
+        b"dpt" | b"dport" | b"dstport" | b"dst_port" | b"dest_port" | b"destination_port"
+        | b"destinationport" => &mut event.dst_port,
+        b"proto" | b"protocol" | b"ip_proto" => &mut event.protocol,
+        b"direction" | b"dir" | b"conn_direction" => &mut event.direction,
+        _ => return None,
+    })
 }
 
 /// Parses generic pairs; `Unrecognized` when there are none.
