@@ -156,6 +156,12 @@ fn read_pairs<'a>(text: &'a str, found: &mut Found<'a>, event: &mut Event<'a>) {
             }
             "attack-name" => found.attack = present(value, &PLACEHOLDERS),
             "ssh-connection" => ssh_connection(value, found),
+            // d-siem: RT_FLOW ports and IP protocol number.
+            "source-port" => event.src_port = present(value, &PLACEHOLDERS).map(Cow::Borrowed),
+            "destination-port" => {
+                event.dst_port = present(value, &PLACEHOLDERS).map(Cow::Borrowed);
+            }
+            "protocol-id" => event.protocol = present(value, &PLACEHOLDERS).map(Cow::Borrowed),
             _ => {}
         }
     }

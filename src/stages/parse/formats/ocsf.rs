@@ -87,6 +87,28 @@ impl JsonFormat for Ocsf {
             event.addresses.push((Role::Destination, destination));
         }
         let has_endpoint = !event.addresses.is_empty();
+        // d-siem: the endpoints' ports and the connection's protocol and direction.
+        event.src_port = source_endpoint
+            .and_then(|e| e.member("port"))
+            .and_then(|v| v.text());
+        event.dst_port = doc
+            .member("dst_endpoint")
+            .and_then(|e| e.member("port"))
+            .and_then(|v| v.text());
+        let connection = doc.member("connection_info");
+        event.protocol = connection
+            .and_then(|c| c.member("protocol_name").or_else(|| c.member("protocol_num")))
+            .and_then(|v| v.text());
+        // OCSF direction_id: 1 Inbound, 2 Outbound, 3 Lateral (inside the network).
+        event.direction = connection
+            .and_then(|c| c.member("direction_id"))
+            .and_then(|v| v.text())
+            .and_then(|id| match &*id {
+                "1" => Some(Cow::Borrowed("inbound")),
+                "2" => Some(Cow::Borrowed("outbound")),
+                "3" => Some(Cow::Borrowed("internal")),
+                _ => None,
+            });
         let forwarded = first_item(source_endpoint.and_then(|e| e.member("intermediate_ips")))
             .or_else(|| {
                 first_item(

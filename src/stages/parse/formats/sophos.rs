@@ -82,6 +82,19 @@ impl LogFormat for SophosXg {
                     continue;
                 }
                 "dst_ip" => Role::Destination,
+                // d-siem: the connection's ports and transport.
+                "src_port" => {
+                    event.src_port = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "dst_port" => {
+                    event.dst_port = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "protocol" => {
+                    event.protocol = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
                 "tran_src_ip" | "tran_dst_ip" | "src_trans_ip" | "dst_trans_ip" => Role::Nat,
                 "log_type" => {
                     has_log_type = true;

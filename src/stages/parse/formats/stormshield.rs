@@ -64,6 +64,10 @@ impl LogFormat for Stormshield {
                 "action" => event.action = present(value, &[]).map(Cow::Borrowed),
                 "ruleid" => event.rule = present(value, &[]).map(Cow::Borrowed),
                 "time" => event.timestamp = present(value, &[]).map(Cow::Borrowed),
+                // d-siem: `proto` is the application (https); `ipproto` the transport.
+                "srcport" => event.src_port = present(value, &[]).map(Cow::Borrowed),
+                "dstport" => event.dst_port = present(value, &[]).map(Cow::Borrowed),
+                "ipproto" => event.protocol = present(value, &[]).map(Cow::Borrowed),
                 _ => {}
             }
         }

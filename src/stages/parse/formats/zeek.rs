@@ -147,6 +147,9 @@ impl LogFormat for ZeekTsv {
                 "src" => endpoints.notice_src = Some(Cow::Borrowed(value)),
                 "dst" => endpoints.notice_dst = Some(Cow::Borrowed(value)),
                 "note" => event.rule = Some(Cow::Borrowed(value)),
+                "id.orig_p" => event.src_port = Some(Cow::Borrowed(value)),
+                "id.resp_p" => event.dst_port = Some(Cow::Borrowed(value)),
+                "proto" => event.protocol = Some(Cow::Borrowed(value)),
                 "proxied" => {
                     // A set: items joined by the #set_separator (`,` by default) — each item
                     // is `HEADER -> value`, so split on the arrow rather than on commas.
@@ -225,6 +228,10 @@ impl JsonFormat for ZeekJson {
             notice_src: doc.member("src").and_then(|v| v.str()),
             notice_dst: doc.member("dst").and_then(|v| v.str()),
         };
+        // d-siem: the connection's ports and transport.
+        event.src_port = id_field(doc, "id.orig_p", "orig_p").and_then(|v| v.text());
+        event.dst_port = id_field(doc, "id.resp_p", "resp_p").and_then(|v| v.text());
+        event.protocol = doc.member("proto").and_then(|v| v.text());
         let has_id = id_field(doc, "id.orig_h", "orig_h").is_some();
         let empty = endpoints.orig.is_none() && endpoints.resp.is_none();
         let no_notice = endpoints.notice_src.is_none() && endpoints.notice_dst.is_none();
