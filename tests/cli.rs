@@ -506,3 +506,37 @@ fn a_disabled_talos_list_is_never_read() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// d-siem: `enrich` prints threatsift records whatever `publish.format` says, annotated.
+
+#[test]
+fn enrich_prints_annotated_threatsift_records_whatever_the_publish_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_enrich_config(dir.path());
+    let out = threatsift(
+        &[
+            "enrich",
+            "--config",
+            config.to_str().unwrap(),
+            "203.0.113.9",
+        ],
+        &[("THREATSIFT__PUBLISH__FORMAT", "stix")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = common::output_records(&stdout);
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let record = &lines[0];
+    assert_eq!(record["schema"], "threatsift.threat/1", "{record}");
+    // The Talos list (amber by default) is the one source with evidence: 10 + 30.
+    assert_eq!(record["confidence"], 40, "{record}");
+    assert_eq!(record["tlp"], "amber", "{record}");
+    assert!(
+        record["id"].is_string() && record["expires_at"].is_string(),
+        "{record}"
+    );
+}

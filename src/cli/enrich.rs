@@ -51,8 +51,11 @@ pub async fn run_enrich(
     metrics: Arc<Metrics>,
     out: &mut impl Write,
 ) -> Result<(), AppError> {
-    // Every record is printed, whatever its verdict.
+    // Every record is printed, whatever its verdict, as a threatsift record (d-siem: the
+    // records are read back from the processor's output, whatever `publish.format` says).
     settings.publish.min_verdict = Verdict::Unknown;
+    settings.publish.format = crate::publish::Format::Threatsift;
+    let publication = crate::publish::Publication::from_settings(&settings);
     let specs: Vec<FeedSpec> = settings
         .feed_paths()
         .into_iter()
@@ -73,6 +76,7 @@ pub async fn run_enrich(
         let remote = remote.clone();
         let filter = &filter;
         let topic = topic.clone();
+        let publication = &publication;
         async move {
             if let Err(reason) = filter.check(*ip) {
                 return serde_json::json!({
@@ -102,8 +106,12 @@ pub async fn run_enrich(
                 _ => first,
             };
             match record {
-                // Field order as the daemon publishes it.
-                Some(record) => serde_json::to_string(&record).unwrap_or_default(),
+                // Field order as the daemon publishes it; id, confidence, TLP and expiry of
+                // the final evidence.
+                Some(mut record) => {
+                    publication.annotate(&mut record);
+                    serde_json::to_string(&record).unwrap_or_default()
+                }
                 // The same address twice on the command line: one record, then this.
                 None => serde_json::json!({
                     "input": ip.to_string(),

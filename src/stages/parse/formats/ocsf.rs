@@ -97,7 +97,10 @@ impl JsonFormat for Ocsf {
             .and_then(|v| v.text());
         let connection = doc.member("connection_info");
         event.protocol = connection
-            .and_then(|c| c.member("protocol_name").or_else(|| c.member("protocol_num")))
+            .and_then(|c| {
+                c.member("protocol_name")
+                    .or_else(|| c.member("protocol_num"))
+            })
             .and_then(|v| v.text());
         // OCSF direction_id: 1 Inbound, 2 Outbound, 3 Lateral (inside the network).
         event.direction = connection
