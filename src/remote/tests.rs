@@ -393,3 +393,63 @@ async fn a_new_record_shows_what_is_already_settled_instead_of_pending() {
         .unwrap()
         .starts_with("not asked"));
 }
+
+// d-siem: revisions go through the configured publish.format like first records.
+
+fn rules_publishing(format: crate::publish::Format) -> RevisionRules {
+    let mut rules = rules();
+    let mut publication = (*rules.publication).clone();
+    publication.format = format;
+    rules.publication = std::sync::Arc::new(publication);
+    rules
+}
+
+#[test]
+fn revisions_are_published_in_the_configured_format_as_versions_of_one_indicator() {
+    let at = |minute: u64| {
+        humantime::parse_rfc3339("2026-11-23T10:00:00Z").unwrap() + Duration::from_secs(60 * minute)
+    };
+    let stix = rules_publishing(crate::publish::Format::Stix);
+    let mut t = tracked("198.51.100.9");
+    let first = apply_outcome(&mut t, "virustotal", vt_answer(8), &stix, at(1))
+        .expect("published")
+        .expect("serialises");
+    let second = apply_outcome(&mut t, "virustotal", vt_answer(12), &stix, at(2))
+        .expect("a higher score is news")
+        .expect("serialises");
+    let first: serde_json::Value = serde_json::from_slice(&first.payload).unwrap();
+    let second: serde_json::Value = serde_json::from_slice(&second.payload).unwrap();
+    assert_eq!(first["type"], "indicator", "{first}");
+    assert_eq!(first["id"], second["id"], "one STIX object, two versions");
+    assert_eq!(
+        (first["modified"].as_str(), second["modified"].as_str()),
+        (Some("2026-11-23T10:01:00Z"), Some("2026-11-23T10:02:00Z"))
+    );
+    assert_ne!(
+        first["external_references"][0]["external_id"],
+        second["external_references"][0]["external_id"],
+        "each revision has its own record id"
+    );
+    let ocsf = rules_publishing(crate::publish::Format::Ocsf);
+    let mut t = tracked("198.51.100.10");
+    let activity = |output: crate::model::Output| {
+        let doc: serde_json::Value = serde_json::from_slice(&output.payload).unwrap();
+        (doc["class_uid"].as_u64(), doc["activity_id"].as_u64())
+    };
+    let created = apply_outcome(&mut t, "virustotal", vt_answer(8), &ocsf, at(1))
+        .expect("published")
+        .expect("serialises");
+    assert_eq!(
+        activity(created),
+        (Some(2004), Some(1)),
+        "revision 1 creates"
+    );
+    let updated = apply_outcome(&mut t, "virustotal", vt_answer(12), &ocsf, at(2))
+        .expect("a higher score is news")
+        .expect("serialises");
+    assert_eq!(
+        activity(updated),
+        (Some(2004), Some(2)),
+        "revision 2 updates"
+    );
+}
