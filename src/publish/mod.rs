@@ -176,26 +176,23 @@ impl Publication {
     }
 }
 
-/// Namespace of record ids: the v5 UUID of `https://threatsift.invalid/ns/record`.
-fn record_namespace() -> [u8; 16] {
-    let text = uuid::v5(
-        &uuid::URL_NAMESPACE,
-        b"https://threatsift.invalid/ns/record",
-    );
-    uuid::bytes_of(&text).unwrap_or(uuid::URL_NAMESPACE)
-}
+/// Namespace of record ids: the v5 UUID of `https://threatsift.invalid/ns/record` in the URL
+/// namespace (`56076b0e-bbe4-538a-8b77-3b67977673f3`; a unit test derives it again).
+pub(crate) const RECORD_NAMESPACE: [u8; 16] = [
+    0x56, 0x07, 0x6b, 0x0e, 0xbb, 0xe4, 0x53, 0x8a, 0x8b, 0x77, 0x3b, 0x67, 0x97, 0x76, 0x73, 0xf3,
+];
 
 /// The stable id of this revision of this sighting: v5 UUID of `ip|first_seen|revision`.
 pub(crate) fn record_id(record: &ThreatRecord) -> String {
     let name = format!("{}|{}|{}", record.ip, record.first_seen, record.revision);
-    uuid::v5(&record_namespace(), name.as_bytes())
+    uuid::v5(&RECORD_NAMESPACE, name.as_bytes())
 }
 
 /// The id every revision of one sighting shares: v5 UUID of `ip|first_seen` (STIX versions
 /// one object by keeping its id and moving `modified`).
 pub(crate) fn series_id(record: &ThreatRecord) -> String {
     let name = format!("{}|{}", record.ip, record.first_seen);
-    uuid::v5(&record_namespace(), name.as_bytes())
+    uuid::v5(&RECORD_NAMESPACE, name.as_bytes())
 }
 
 /// Confidence no evidence gives: low, never zero (the record exists because it was seen).

@@ -337,3 +337,19 @@ fn settings_refuse_unknown_formats_and_markings_and_reports_of_other_formats() {
         assert!(error.contains(key), "{toml}: {error}");
     }
 }
+
+#[test]
+fn record_ids_match_an_independent_uuid_v5() {
+    assert_eq!(
+        uuid::bytes_of(&uuid::v5(
+            &uuid::URL_NAMESPACE,
+            b"https://threatsift.invalid/ns/record"
+        )),
+        Some(RECORD_NAMESPACE)
+    );
+    // Python's uuid.uuid5(namespace, "203.0.113.7|2026-11-23T10:00:00Z|2") gives this id.
+    assert_eq!(
+        record_id(&sample_record()),
+        "43bb4fff-a389-5ca3-b259-7e56d502265b"
+    );
+}

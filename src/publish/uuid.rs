@@ -2,7 +2,9 @@
 //! and the STIX object id: the same name always gives the same id, on any host and version.
 //! SHA-1 is used here only as the RFC defines it for v5, not for security.
 
-/// RFC 9562 namespace for URLs (`6ba7b811-9dad-11d1-80b4-00c04fd430c8`).
+/// RFC 9562 namespace for URLs (`6ba7b811-9dad-11d1-80b4-00c04fd430c8`), from which the
+/// record namespace was derived (its test derives it again).
+#[cfg(test)]
 pub(crate) const URL_NAMESPACE: [u8; 16] = [
     0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1, 0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8,
 ];
@@ -21,6 +23,7 @@ pub(crate) fn v5(namespace: &[u8; 16], name: &[u8]) -> String {
 }
 
 /// The 16 bytes of a hyphenated UUID text (as `v5` writes it).
+#[cfg(test)]
 pub(crate) fn bytes_of(text: &str) -> Option<[u8; 16]> {
     let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
     if hex.len() != 32 {
