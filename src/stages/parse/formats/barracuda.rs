@@ -67,6 +67,10 @@ impl JsonFormat for Barracuda {
             action: doc.member("action").and_then(|a| a.str()),
             rule: doc.member("fw_rule").and_then(|r| r.str()),
             timestamp: doc.member("timestamp").and_then(|t| t.text()),
+            // d-siem: ports and IANA protocol number.
+            src_port: doc.member("src_port").and_then(|p| p.text()),
+            dst_port: doc.member("dst_port").and_then(|p| p.text()),
+            protocol: doc.member("ip_proto").and_then(|p| p.text()),
             ..Event::default()
         };
         let source = address(doc, "src_ip");

@@ -66,6 +66,19 @@ impl LogFormat for Clavister {
                     event.rule = present(value, &[]).map(Cow::Borrowed);
                     continue;
                 }
+                // d-siem: the connection's ports and transport (before NAT).
+                "connsrcport" => {
+                    event.src_port = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "conndestport" => {
+                    event.dst_port = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
+                "connipproto" => {
+                    event.protocol = present(value, &[]).map(Cow::Borrowed);
+                    continue;
+                }
                 _ => continue,
             };
             slots[slot] = present(value, &NO_ADDRESS).filter(|v| parse_ip_token(v).is_some());

@@ -89,6 +89,18 @@ impl JsonFormat for GcpFirewall {
             ));
         }
         let nat = field("nat_ip");
+        // d-siem: ports, IANA protocol number, and the rule's direction (INGRESS/EGRESS).
+        let text = |key: &str| {
+            connection
+                .and_then(|c| c.member(key))
+                .and_then(|v| v.text())
+        };
+        event.src_port = text("src_port");
+        event.dst_port = text("dest_port");
+        event.protocol = text("protocol");
+        event.direction = payload
+            .and_then(|p| p.get("rule_details.direction"))
+            .and_then(|d| d.str());
         for (role, value) in [
             (Role::Source, source),
             (Role::Destination, destination),
@@ -222,6 +234,11 @@ impl JsonFormat for AzureFirewall {
                 "a {\"records\":[…]} batch: the registry splits batches before formats",
             ));
         }
+        // d-siem: structured rows' ports and transport.
+        let text = |key: &str| properties.member(key).and_then(|v| v.text());
+        event.src_port = text("SourcePort");
+        event.dst_port = text("DestinationPort");
+        event.protocol = text("Protocol");
         let source = address(properties.member("SourceIp"));
         if source.is_none() && properties.member("SourceIp").is_none() {
             return Err(ParseError::malformed(
