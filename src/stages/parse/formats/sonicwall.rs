@@ -30,6 +30,15 @@ const NO_ADDRESS: [&str; 5] = ["0.0.0.0", "::", "-", "not_an_IP", "N/A"];
 /// Format `sonicwall`.
 pub(crate) struct SonicWall;
 
+/// d-siem: the port after `address` in a SonicWall endpoint value (`192.0.2.10:51544:X0`,
+/// `[2001:db8::5]:443:X1`).
+fn port_part<'a>(value: &'a str, address: &str) -> Option<&'a str> {
+    let at = value.find(address)? + address.len();
+    let rest = value[at..].strip_prefix(']').unwrap_or(&value[at..]);
+    let port = rest.strip_prefix(':')?.split(':').next()?;
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
+}
+
 /// The address in a SonicWall endpoint value, without port, interface or host name.
 pub(crate) fn address_part(value: &str) -> Option<&str> {
     let value = present(value, &NO_ADDRESS)?;
@@ -83,6 +92,7 @@ impl LogFormat for SonicWall {
         // Pre-NAT and NAT address of each side, compared once every pair is read.
         let mut sides: [[Option<&'a str>; 2]; 2] = [[None; 2]; 2];
         let mut has_message_id = false;
+        let mut ports: [Option<&'a str>; 2] = [None; 2];
         for (key, value) in KvPairs::new(line.body) {
             let (side, nat) = match key {
                 "src" | "srcV6" => (0, 0),
@@ -109,13 +119,24 @@ impl LogFormat for SonicWall {
                     event.timestamp = present(value, &[]).map(Cow::Borrowed);
                     continue;
                 }
+                // `tcp/https`, `udp/53`: the transport before the slash.
+                "proto" => {
+                    event.protocol = present(value, &[])
+                        .map(|p| Cow::Borrowed(p.split('/').next().unwrap_or(p)));
+                    continue;
+                }
                 _ => continue,
             };
             let slot = &mut sides[side][nat];
             if slot.is_none() {
                 *slot = address_part(value);
+                if let (0, Some(ip)) = (nat, *slot) {
+                    ports[side] = port_part(value, ip);
+                }
             }
         }
+        event.src_port = ports[0].map(Cow::Borrowed);
+        event.dst_port = ports[1].map(Cow::Borrowed);
         if !has_message_id {
             return Err(ParseError::malformed(NAME, "no m= message id"));
         }
@@ -138,6 +159,24 @@ impl LogFormat for SonicWall {
 #[cfg(test)]
 mod tests {
     use super::address_part;
+
+    #[test]
+    fn endpoint_ports() {
+        assert_eq!(
+            port_part("192.0.2.10:51544:X0", "192.0.2.10"),
+            Some("51544")
+        );
+        assert_eq!(
+            port_part("[2001:db8::5]:443:X1", "2001:db8::5"),
+            Some("443")
+        );
+        assert_eq!(
+            port_part("2001:db8::5:443:X1:host", "2001:db8::5"),
+            Some("443")
+        );
+        assert_eq!(port_part("192.0.2.10", "192.0.2.10"), None);
+        assert_eq!(port_part("192.0.2.10:X0", "192.0.2.10"), None);
+    }
 
     #[test]
     fn endpoint_notation() {
