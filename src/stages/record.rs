@@ -148,9 +148,14 @@ pub(crate) fn port(text: &str) -> Option<u16> {
     text.trim().parse::<u16>().ok().filter(|p| *p != 0)
 }
 
-/// A transport protocol as written, lower case; the IANA numbers of the common ones named.
+/// A transport protocol as written, lower case, before any `/` (`tcp/https`); the IANA
+/// numbers of the common ones named. Anything but letters, digits and `-` (at most 16) is no
+/// protocol name: `None`.
 pub(crate) fn protocol(text: &str) -> Option<String> {
-    let text = text.trim();
+    let text = text.split('/').next().unwrap_or(text).trim();
+    if text.len() > 16 || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return None;
+    }
     let named = match text {
         "1" => "icmp",
         "6" => "tcp",
@@ -222,6 +227,10 @@ mod connection_tests {
         assert_eq!(protocol("58").as_deref(), Some("ipv6-icmp"));
         assert_eq!(protocol("89").as_deref(), Some("89"));
         assert_eq!(protocol("-"), None);
+        assert_eq!(protocol("tcp/https").as_deref(), Some("tcp"));
+        // What the record schema could not hold is left out.
+        assert_eq!(protocol("TCP over IP"), None);
+        assert_eq!(protocol("ipv6_icmp"), None);
     }
 
     #[test]
