@@ -158,7 +158,7 @@ impl LogFormat for SonicWall {
 
 #[cfg(test)]
 mod tests {
-    use super::address_part;
+    use super::{address_part, port_part};
 
     #[test]
     fn endpoint_ports() {
