@@ -100,6 +100,14 @@ impl LogFormat for Meraki {
     }
 
     fn parse<'a>(&self, line: &Line<'a>) -> Result<Event<'a>, ParseError> {
+        /// The port of an `a.b.c.d:port` or `[v6]:port` endpoint (`192.0.2.23:53012`).
+        fn port_after(value: &str) -> Option<&str> {
+            let (host, port) = value.rsplit_once(':')?;
+            let host_ok = (host.contains('.') && !host.contains(':'))
+                || (host.starts_with('[') && host.ends_with(']'));
+            (host_ok && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+                .then_some(port)
+        }
         let (device, category, body) = split(line).ok_or_else(|| {
             ParseError::malformed(NAME, "no `1 <epoch>.<ns> <device> <category>` header")
         })?;
@@ -129,8 +137,22 @@ impl LogFormat for Meraki {
                 "src" => {
                     has_src = true;
                     source = value.and_then(token_address);
+                    // d-siem: `src=192.0.2.23:53012` (urls, IDS) carries the port.
+                    if event.src_port.is_none() {
+                        event.src_port = value.and_then(port_after).map(Cow::Borrowed);
+                    }
                 }
-                "dst" => destination = value.and_then(token_address),
+                "dst" => {
+                    destination = value.and_then(token_address);
+                    if event.dst_port.is_none() {
+                        event.dst_port = value.and_then(port_after).map(Cow::Borrowed);
+                    }
+                }
+                // d-siem: flows' ports, transport (`tcp`, IDS `tcp/ip`) and IDS direction.
+                "sport" => event.src_port = value.map(Cow::Borrowed),
+                "dport" => event.dst_port = value.map(Cow::Borrowed),
+                "protocol" => event.protocol = value.map(Cow::Borrowed),
+                "direction" => event.direction = value.map(Cow::Borrowed),
                 "translated_src_ip" | "translated_dst_ip" => {
                     push(&mut event, Role::Nat, value.and_then(token_address));
                 }
