@@ -370,11 +370,20 @@ impl<'a> Out<'a> {
 
     /// Source and destination endpoints, each followed by its NAT view.
     fn pair(&mut self, source: Endpoint<'a>, destination: Endpoint<'a>) {
+        // d-siem: the real (pre-NAT) ports of `ip/port` endpoints.
+        self.event.src_port = source.addr.and_then(port_of).map(Cow::Borrowed);
+        self.event.dst_port = destination.addr.and_then(port_of).map(Cow::Borrowed);
         self.push(Role::Source, source.addr);
         self.push(Role::Destination, destination.addr);
         self.push(Role::Nat, source.nat());
         self.push(Role::Nat, destination.nat());
     }
+}
+
+/// d-siem: the port of an `ip/port` token (`203.0.113.7/51544`).
+fn port_of(token: &str) -> Option<&str> {
+    let (_, port) = token.rsplit_once('/')?;
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some(port)
 }
 
 fn malformed(id: u32, what: &str) -> ParseError {
@@ -423,6 +432,16 @@ impl CiscoAsa {
         let (a, b) = (endpoint(a_text), endpoint(b_text));
         let inbound = self.direction(host, conn, built);
         self.place(inbound, a, b, out);
+        // d-siem: `Built inbound TCP connection`: the transport, and the direction (remembered
+        // for the Teardown).
+        let head = &message[..message.find(" connection ").unwrap_or(0)];
+        out.event.protocol = head
+            .rsplit(' ')
+            .next()
+            .filter(|w| !w.is_empty())
+            .map(Cow::Borrowed);
+        out.event.direction =
+            inbound.map(|inbound| Cow::Borrowed(if inbound { "inbound" } else { "outbound" }));
         Ok(())
     }
 
