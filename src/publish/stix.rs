@@ -32,9 +32,11 @@ pub(crate) fn tlp_marking(tlp: Tlp) -> &'static str {
 /// Whether the record says it is withdrawn: its `revoked` field (a withdrawal revision's), read
 /// from its serialised form so that a record type without the field reads `false`.
 fn revoked(record: &ThreatRecord) -> (bool, Option<String>) {
-    let Ok(value) = serde_json::to_value(record) else {
-        return (false, None);
-    };
+    serde_json::to_value(record).map_or((false, None), |value| revoked_in(&value))
+}
+
+/// `revoked` and `revocation_reason` of a serialised record (ef-withdraw's withdrawal fields).
+pub(crate) fn revoked_in(value: &Value) -> (bool, Option<String>) {
     let revoked = value
         .get("revoked")
         .and_then(Value::as_bool)
@@ -120,4 +122,24 @@ fn severity_label(record: &ThreatRecord) -> String {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::revoked_in;
+
+    #[test]
+    fn a_withdrawal_revision_reads_as_revoked_with_its_reason() {
+        let withdrawn = serde_json::json!({"ip": "203.0.113.7", "revoked": true,
+            "revocation_reason": "removed from feed spamhaus-drop"});
+        assert_eq!(
+            revoked_in(&withdrawn),
+            (true, Some("removed from feed spamhaus-drop".to_owned()))
+        );
+        // Records without the fields (every record before the withdrawal work) are not revoked.
+        assert_eq!(
+            revoked_in(&serde_json::json!({"ip": "203.0.113.7"})),
+            (false, None)
+        );
+    }
 }
