@@ -265,6 +265,8 @@ fn job(
         intel,
         revision: 1,
         generated_at: rfc3339(now),
+        revoked: false,
+        revocation_reason: None,
     };
     if record.verdict >= settings.publish.min_verdict {
         record.revision = seen.sighting.next_revision(record.score, record.verdict);

@@ -96,6 +96,8 @@ pub(crate) fn first_record(
         intel: local.intel,
         revision: 1,
         generated_at: rfc3339(now),
+        revoked: false,
+        revocation_reason: None,
     };
     assess(&mut record, scored, sighting);
     record

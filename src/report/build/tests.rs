@@ -35,6 +35,8 @@ fn record(ip: &str, score: u32, verdict: Verdict, severity: Severity) -> ThreatR
         intel: BTreeMap::new(),
         revision: 1,
         generated_at: "2026-11-23T10:05:01Z".into(),
+        revoked: false,
+        revocation_reason: None,
     }
 }
 
