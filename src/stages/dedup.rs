@@ -147,6 +147,18 @@ impl Sighting {
         revision
     }
 
+    /// Like [`next_revision`](Self::next_revision), but at least `after + 1`: a withdrawal or
+    /// a re-evaluation follows the last delivered revision (ef-withdraw).
+    pub fn next_revision_after(&self, after: u32, score: u32, verdict: Verdict) -> u32 {
+        let revision =
+            ((self.published.load(Ordering::Relaxed) >> REVISION_SHIFT) + 1).max(after + 1);
+        self.published.store(
+            revision << REVISION_SHIFT | score.min(100) << 2 | verdict as u32,
+            Ordering::Relaxed,
+        );
+        revision
+    }
+
     /// The latest revision number published in the window (0 before the first).
     pub fn revision(&self) -> u32 {
         self.published.load(Ordering::Relaxed) >> REVISION_SHIFT
@@ -356,7 +368,10 @@ mod tests {
         assert_eq!(&*kept.topic.name(), "fw-events-ctx");
         assert_eq!(kept.roles(), vec![Role::Destination, Role::Nat]);
         assert_eq!(intern_topic(&topic), kept.topic, "interned once");
-        assert_eq!(cache.addresses().map(|(a, _)| a).collect::<Vec<_>>(), vec![ip]);
+        assert_eq!(
+            cache.addresses().map(|(a, _)| a).collect::<Vec<_>>(),
+            vec![ip]
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(crate) struct PublishedEntry {
     /// The record as delivered.
     pub(crate) record: ThreatRecord,
     /// When it was delivered.
+    #[allow(dead_code)] // read by the tests; kept for listings that say since when
     pub(crate) published_at: SystemTime,
     /// When its verdict stops holding.
     pub(crate) expires_at: SystemTime,
@@ -40,13 +41,6 @@ pub(crate) struct PublishedEntry {
     pub(crate) seq: u64,
     /// Bytes the payload had.
     pub(crate) bytes: usize,
-}
-
-impl PublishedEntry {
-    /// The address.
-    pub(crate) fn ip(&self) -> Option<IpAddr> {
-        self.record.ip.parse().ok()
-    }
 }
 
 /// The `expires_at` of a record (d-siem's field), when present; read apart from
@@ -241,7 +235,10 @@ mod tests {
     fn expiry_comes_from_expires_at_else_the_ttl() {
         let index = PublishedIndex::new(100, 1 << 20, Duration::from_secs(60));
         let now = UNIX_EPOCH + T0;
-        index.record_delivered(&payload(&record("198.51.100.1", Verdict::Malicious, 1)), now);
+        index.record_delivered(
+            &payload(&record("198.51.100.1", Verdict::Malicious, 1)),
+            now,
+        );
         let mut with_expiry =
             serde_json::to_value(record("198.51.100.2", Verdict::Malicious, 1)).unwrap();
         with_expiry["expires_at"] = rfc3339(now + Duration::from_secs(10)).into();
@@ -304,7 +301,10 @@ mod tests {
     fn a_withdrawal_removes_the_address() {
         let index = PublishedIndex::new(100, 1 << 20, Duration::from_secs(60));
         let now = UNIX_EPOCH + T0;
-        index.record_delivered(&payload(&record("198.51.100.1", Verdict::Malicious, 1)), now);
+        index.record_delivered(
+            &payload(&record("198.51.100.1", Verdict::Malicious, 1)),
+            now,
+        );
         let mut withdrawn = record("198.51.100.1", Verdict::Malicious, 2);
         withdrawn.revoked = true;
         withdrawn.revocation_reason = Some("expired".into());
