@@ -62,8 +62,12 @@ pub(super) async fn housekeeping_loop(
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = reload.tick() => {
-                // Expired verdicts are withdrawn once per reload interval.
-                withdrawals.sweep_expired(SystemTime::now()).await;
+                // Expired verdicts are withdrawn once per reload interval. A pass is cut
+                // short by shutdown (what it published stays published; the rest waits for
+                // the next run's index, which starts empty).
+                if !until_stopped(&stop, withdrawals.sweep_expired(SystemTime::now())).await {
+                    break;
+                }
                 let before = Arc::clone(&feeds.current());
                 let feeds = feeds.clone();
                 let local = local.clone();
@@ -94,7 +98,10 @@ pub(super) async fn housekeeping_loop(
                             super::build::emit_feeds_loaded(&feeds, &metrics);
                             // Addresses whose listing changed are scored again.
                             let after = Arc::clone(&feeds.current());
-                            withdrawals.feeds_changed(&before, &after, SystemTime::now()).await;
+                            let pass = withdrawals.feeds_changed(&before, &after, SystemTime::now());
+                            if !until_stopped(&stop, pass).await {
+                                break;
+                            }
                         }
                         Err(e) => FeedReloadFinished { error: Some(&e.to_string()) }.emit(&metrics),
                     }
@@ -110,5 +117,17 @@ pub(super) async fn housekeeping_loop(
                 evictions_seen = evicted;
             }
         }
+    }
+}
+
+/// Runs `work` unless `stop` is cancelled first; false when it was.
+async fn until_stopped<T>(
+    stop: &CancellationToken,
+    work: impl std::future::Future<Output = T>,
+) -> bool {
+    // Dropping `work` is safe: each withdrawal is a whole record or nothing.
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = work => true,
     }
 }
