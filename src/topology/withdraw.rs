@@ -482,6 +482,101 @@ mod tests {
         assert!(plain.get("revoked").is_none() && plain.get("revocation_reason").is_none());
     }
 
+    /// A revision sink that keeps what it was given.
+    #[derive(Default)]
+    struct Kept(std::sync::Mutex<Vec<ThreatRecord>>);
+
+    impl RevisionSink for Kept {
+        fn publish(
+            &self,
+            output: crate::model::Output,
+            _origin: Origin,
+        ) -> futures::future::BoxFuture<'_, ()> {
+            let record = serde_json::from_slice(&output.payload).unwrap();
+            self.0.lock().unwrap().push(record);
+            Box::pin(async {})
+        }
+    }
+
+    fn withdrawals(sink: Arc<Kept>, ttl: std::time::Duration) -> Withdrawals {
+        let registry = prometheus::Registry::new();
+        let feeds = Arc::new(crate::intel::feeds::LocalFeeds::load(Vec::new()).unwrap());
+        let settings = crate::settings::Settings::from_toml_overrides("").unwrap();
+        Withdrawals::new(
+            PublishedIndex::new(100, 1 << 20, ttl),
+            DedupCache::new(std::time::Duration::from_secs(3600), 100),
+            WithdrawalParts {
+                sink,
+                scoring: ScoringModel::new(&settings.scoring, &[]),
+                min_verdict: Verdict::Suspicious,
+                local: LocalIntel::new(feeds, Vec::new(), BTreeMap::new()),
+                remote: None,
+                metrics: Arc::new(Metrics::new(&registry).unwrap()),
+                counters: WithdrawMetrics::new(&registry).unwrap(),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn the_allowlist_hook_withdraws_once_with_the_next_revision_and_holds_the_window() {
+        let sink = Arc::new(Kept::default());
+        let w = withdrawals(sink.clone(), std::time::Duration::from_secs(3600));
+        let ip: IpAddr = "198.51.100.5".parse().unwrap();
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        // Revisions 1 to 3 went out in this window; the index holds the third.
+        let seen = w.dedup.observe(ip, now);
+        for _ in 0..3 {
+            seen.sighting.next_revision(70, Verdict::Malicious);
+        }
+        w.index
+            .record_delivered(&serde_json::to_vec(&published()).unwrap(), now);
+        assert!(w.withdraw(ip, WithdrawReason::Allowlisted, now).await);
+        let kept = sink.0.lock().unwrap().clone();
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].revoked);
+        assert_eq!(kept[0].revocation_reason.as_deref(), Some("allowlisted"));
+        assert_eq!(kept[0].revision, 4);
+        assert_eq!(seen.sighting.revision(), 4, "the window's counter in step");
+        // No later remote answer can rise above what the window now remembers.
+        assert_eq!(seen.sighting.published().map(|(score, _)| score), Some(100));
+        assert!(w.index.get(ip).is_none());
+        assert!(
+            !w.withdraw(ip, WithdrawReason::Allowlisted, now).await,
+            "only once"
+        );
+        assert_eq!(sink.0.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_withdraws_what_expired_by_now_and_nothing_else() {
+        let sink = Arc::new(Kept::default());
+        let ttl = std::time::Duration::from_secs(600);
+        let w = withdrawals(sink.clone(), ttl);
+        let t0 = UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let mut early = published();
+        early.ip = "198.51.100.6".into();
+        w.index
+            .record_delivered(&serde_json::to_vec(&early).unwrap(), t0);
+        let later = t0 + std::time::Duration::from_secs(60);
+        w.index
+            .record_delivered(&serde_json::to_vec(&published()).unwrap(), later);
+        // Not yet: a second before the first expiry.
+        assert_eq!(
+            w.sweep_expired(t0 + ttl - std::time::Duration::from_secs(1))
+                .await,
+            0
+        );
+        assert_eq!(w.sweep_expired(t0 + ttl).await, 1);
+        let kept = sink.0.lock().unwrap().clone();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].ip, "198.51.100.6");
+        assert_eq!(kept[0].revocation_reason.as_deref(), Some("expired"));
+        // Outside the window: the index's revision + 1.
+        assert_eq!(kept[0].revision, 4);
+        assert_eq!(w.sweep_expired(later + ttl).await, 1);
+        assert_eq!(sink.0.lock().unwrap().len(), 2);
+    }
+
     #[test]
     fn rescoring_without_the_feed_keeps_the_vendor_reason() {
         let scoring = ScoringModel::new(
