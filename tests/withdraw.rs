@@ -64,13 +64,33 @@ fn config_with_blocklist(
 /// `GET` a blocklist path with an optional bearer token (a plain HTTP/1.1 client on a
 /// socket): status, content type and body. Panics when the endpoint does not answer.
 fn get_list(port: u16, path: &str, token: Option<&str>) -> (u16, String, String) {
+    let auth = token.map_or(String::new(), |t| format!("Bearer {t}"));
+    get_list_authorized(port, path, &auth)
+}
+
+/// The `Authorization` value of HTTP basic authentication.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// `GET` with `authorization` as the `Authorization` header (none when empty).
+fn get_list_authorized(port: u16, path: &str, authorization: &str) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("connect to the blocklist endpoint: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let auth = if authorization.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: {authorization}\r\n")
+    };
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
@@ -350,6 +370,17 @@ async fn the_blocklist_serves_bare_lines_per_family_newest_first_capped_behind_t
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     assert_eq!(bare_lines(&body), ["2001:db8:bad::2", "2001:db8:bad::1"]);
 
+    // HTTP basic authentication with the token as the password, as the firewalls send it.
+    let (status, _, body) =
+        get_list_authorized(blocklist_port, "/blocklist/ipv4.txt", &basic("edl", TOKEN));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(bare_lines(&body).len(), 3);
+    let (status, _, _) = get_list_authorized(
+        blocklist_port,
+        "/blocklist/ipv4.txt",
+        &basic("edl", "edl-token-7f3b"),
+    );
+    assert_eq!(status, 401);
     // Without the token, or with another: 401 and no list.
     for token in [None, Some("edl-token-7f3b"), Some("")] {
         let (status, _, body) = get_list(blocklist_port, "/blocklist/ipv4.txt", token);
@@ -360,11 +391,11 @@ async fn the_blocklist_serves_bare_lines_per_family_newest_first_capped_behind_t
         &daemon,
         "threatsift_blocklist_requests_total{list=\"ipv4\",status=\"401\"}",
         DEADLINE,
-        |v| v == 3.0,
+        |v| v == 4.0,
     );
     assert_eq!(
         daemon.metric("threatsift_blocklist_entries_served_total{list=\"ipv4\"}"),
-        Some(3.0)
+        Some(6.0)
     );
     // The token never reaches the log.
     assert!(!daemon.log_text().contains(TOKEN), "the token was logged");

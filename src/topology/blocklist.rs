@@ -6,9 +6,9 @@
 //!   published first, at most `blocklist.max_entries`; only addresses of the published index
 //!   that are unexpired, not withdrawn (a withdrawal removes them from the index), at or above
 //!   `blocklist.min_verdict`, and not excluded by the allow-list hook.
-//! * With `blocklist.token` set, a request without `Authorization: Bearer <token>` (or with
-//!   another token) gets 401 and no list; the token is compared in constant time and never
-//!   logged.
+//! * With `blocklist.token` set, a request without `Authorization: Bearer <token>` or HTTP
+//!   basic authentication with the token as the password (or with another token) gets 401 and
+//!   no list; the token is compared in constant time and never logged.
 //! * `ETag` is a hash of the body; `If-None-Match` with it gets 304. `HEAD` answers the
 //!   headers only (axum serves `HEAD` for `GET` routes).
 //! * Counted: `blocklist_requests_total{list,status}`, `blocklist_entries_served_total{list}`.
@@ -73,17 +73,37 @@ async fn ipv6(State(state): State<Arc<BlocklistState>>, headers: HeaderMap) -> R
     list(&state, &headers, true)
 }
 
-/// True when `headers` carry the bearer `token` (compared in constant time).
+/// True when `headers` carry `token`: as a bearer token, or as the password of HTTP basic
+/// authentication (any user name), which is what PAN-OS EDLs and FortiGate external
+/// connectors send. Compared in constant time.
 fn authorized(token: &Secret, headers: &HeaderMap) -> bool {
-    let Some(given) = headers
+    use base64::Engine;
+    let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
     else {
         return false;
     };
-    let (a, b) = (given.trim().as_bytes(), token.expose().as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let given: Vec<u8> = if let Some(bearer) = value.strip_prefix("Bearer ") {
+        bearer.trim().as_bytes().to_vec()
+    } else if let Some(basic) = value.strip_prefix("Basic ") {
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(basic.trim()) else {
+            return false;
+        };
+        match decoded.iter().position(|b| *b == b':') {
+            Some(colon) => decoded[colon + 1..].to_vec(),
+            None => return false,
+        }
+    } else {
+        return false;
+    };
+    let expected = token.expose().as_bytes();
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The body of one list: bare addresses, one per line, newest first.
@@ -191,5 +211,9 @@ mod tests {
         assert!(!authorized(&token, &with("Bearer s3cret-tokeN")));
         assert!(!authorized(&token, &with("Basic s3cret-token")));
         assert!(!authorized(&token, &HeaderMap::new()));
+        // Basic: any user, the token as the password (base64 of "edl:s3cret-token").
+        assert!(authorized(&token, &with("Basic ZWRsOnMzY3JldC10b2tlbg==")));
+        // "edl:s3cret-toke"
+        assert!(!authorized(&token, &with("Basic ZWRsOnMzY3JldC10b2tl")));
     }
 }
