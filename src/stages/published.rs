@@ -177,7 +177,7 @@ impl PublishedIndex {
             })
             .map(|(ip, e)| (e.seq, *ip))
             .collect();
-        listed.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        listed.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
         listed.truncate(max);
         listed.into_iter().map(|(_, ip)| ip).collect()
     }

@@ -365,7 +365,8 @@ pub(super) async fn assemble(
         health,
         producer,
         server,
-        (withdraw_metrics, stop_server),
+        withdraw_metrics,
+        stop_server,
         shutdown,
     )
     .await;
@@ -376,6 +377,7 @@ pub(super) async fn assemble(
 }
 
 /// The rest of [`assemble`], once the metrics server runs.
+#[allow(clippy::too_many_arguments)] // one more: the withdrawal metrics and the server's stop
 async fn assemble_after_listening(
     settings: &Settings,
     metrics: &Arc<Metrics>,
@@ -383,7 +385,8 @@ async fn assemble_after_listening(
     health: Health,
     producer: OutputProducer,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    (withdraw_metrics, stop_server): (WithdrawMetrics, &CancellationToken),
+    withdraw_metrics: WithdrawMetrics,
+    stop_server: &CancellationToken,
     shutdown: &CancellationToken,
 ) -> Result<Option<Parts>, AppError> {
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));

@@ -50,8 +50,6 @@ pub(crate) enum WithdrawReason {
     FeedRemoved,
     /// An allow-list entry now covers the address.
     Allowlisted,
-    /// An operator withdrew it.
-    Manual,
 }
 
 impl WithdrawReason {
@@ -61,7 +59,6 @@ impl WithdrawReason {
             WithdrawReason::Expired => "expired",
             WithdrawReason::FeedRemoved => "feed_removed",
             WithdrawReason::Allowlisted => "allowlisted",
-            WithdrawReason::Manual => "manual",
         }
     }
 }
@@ -382,12 +379,12 @@ impl Withdrawals {
         reason: WithdrawReason,
         now: SystemTime,
     ) -> bool {
-        // An allow-listed or withdrawn-by-hand address must not come back with the next
+        // An allow-listed address must not come back with the next
         // remote answer in this window: the window remembers the highest score, so no
         // revision rises above it. After an expiry or a feed removal, new evidence may
         // publish it again.
         let remembered = match reason {
-            WithdrawReason::Allowlisted | WithdrawReason::Manual => 100,
+            WithdrawReason::Allowlisted => 100,
             WithdrawReason::Expired | WithdrawReason::FeedRemoved => record.score,
         };
         let revision = match self.dedup.get(ip) {

@@ -23,8 +23,7 @@ pub(crate) struct WithdrawMetrics {
 }
 
 /// Every withdrawal reason label.
-pub(crate) const WITHDRAWAL_REASONS: [&str; 4] =
-    ["expired", "feed_removed", "allowlisted", "manual"];
+pub(crate) const WITHDRAWAL_REASONS: [&str; 3] = ["expired", "feed_removed", "allowlisted"];
 /// Every re-evaluation outcome label.
 const REEVALUATION_OUTCOMES: [&str; 4] = ["flagged", "revised", "withdrawn", "unchanged"];
 
