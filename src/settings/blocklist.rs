@@ -92,3 +92,43 @@ impl PublishedSettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::Settings;
+
+    #[test]
+    fn the_endpoint_is_off_by_default_and_its_token_never_printed() {
+        let defaults = Settings::from_toml_overrides("").unwrap();
+        assert_eq!(defaults.blocklist.listen_addr().unwrap(), None);
+        assert_eq!(defaults.blocklist.resolved_token().unwrap(), None);
+        let on = Settings::from_toml_overrides(
+            "[blocklist]\nlisten = \"127.0.0.1:9465\"\ntoken = \"tok-5e1f\"\n",
+        )
+        .unwrap();
+        assert!(on.blocklist.listen_addr().unwrap().is_some());
+        assert_eq!(
+            on.blocklist.resolved_token().unwrap().unwrap().expose(),
+            "tok-5e1f"
+        );
+        let printed = on.to_redacted_toml();
+        assert!(!printed.contains("tok-5e1f"), "{printed}");
+        assert!(!format!("{on:?}").contains("tok-5e1f"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_key() {
+        for (overrides, key) in [
+            ("[blocklist]\nlisten = \"nowhere\"\n", "blocklist.listen"),
+            (
+                "[blocklist]\nmin_verdict = \"unknown\"\n",
+                "blocklist.min_verdict",
+            ),
+            ("[blocklist]\nmax_entries = 0\n", "blocklist.max_entries"),
+            ("[published]\nmax_bytes = 0\n", "published.max_bytes"),
+        ] {
+            let error = Settings::from_toml_overrides(overrides).unwrap_err();
+            assert!(error.to_string().contains(key), "{overrides}: {error}");
+        }
+    }
+}
