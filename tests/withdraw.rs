@@ -80,43 +80,57 @@ fn basic(user: &str, password: &str) -> String {
 
 /// `GET` with `authorization` as the `Authorization` header (none when empty).
 fn get_list_authorized(port: u16, path: &str, authorization: &str) -> (u16, String, String) {
+    let headers: Vec<(&str, &str)> = if authorization.is_empty() {
+        Vec::new()
+    } else {
+        vec![("Authorization", authorization)]
+    };
+    let (status, head, body) = request(port, "GET", path, &headers);
+    (status, header_of(&head, "content-type"), body)
+}
+
+/// One HTTP/1.1 request on a fresh connection: status, response head and body. Panics when
+/// the endpoint does not answer.
+fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("connect to the blocklist endpoint: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let auth = if authorization.is_empty() {
-        String::new()
-    } else {
-        format!("Authorization: {authorization}\r\n")
-    };
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     let (head, body) = response
         .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("GET {path}: no header end in {response:?}"));
+        .unwrap_or_else(|| panic!("{method} {path}: no header end in {response:?}"));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("GET {path}: no status in {head:?}"));
-    let content_type = head
-        .lines()
+        .unwrap_or_else(|| panic!("{method} {path}: no status in {head:?}"));
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// A header's value in a response head (empty when absent).
+fn header_of(head: &str, name: &str) -> String {
+    head.lines()
         .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-type")
+            let (key, value) = l.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
                 .then(|| value.trim().to_owned())
         })
-        .unwrap_or_default();
-    (status, content_type, body.to_owned())
+        .unwrap_or_default()
 }
 
 /// The lines of a list body, each checked to be a bare address (no prefix, comment or blank).
@@ -397,6 +411,32 @@ async fn the_blocklist_serves_bare_lines_per_family_newest_first_capped_behind_t
         daemon.metric("threatsift_blocklist_entries_served_total{list=\"ipv4\"}"),
         Some(6.0)
     );
+    // A client holding the current list is told so (304, no body); HEAD gives the headers.
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, head, body) = request(
+        blocklist_port,
+        "GET",
+        "/blocklist/ipv4.txt",
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(status, 200, "{body}");
+    let etag = header_of(&head, "etag");
+    assert!(etag.starts_with('"'), "no ETag: {head}");
+    let (status, _, body) = request(
+        blocklist_port,
+        "GET",
+        "/blocklist/ipv4.txt",
+        &[("Authorization", &bearer), ("If-None-Match", &etag)],
+    );
+    assert_eq!((status, body.as_str()), (304, ""));
+    let (status, head, body) = request(
+        blocklist_port,
+        "HEAD",
+        "/blocklist/ipv4.txt",
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(header_of(&head, "etag"), etag);
     // The token never reaches the log.
     assert!(!daemon.log_text().contains(TOKEN), "the token was logged");
     daemon.signal("TERM");
