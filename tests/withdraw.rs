@@ -442,3 +442,57 @@ async fn the_blocklist_serves_bare_lines_per_family_newest_first_capped_behind_t
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(DEADLINE).code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tombstones_a_withdrawal_is_followed_by_a_null_payload_under_its_key() {
+    let topics = create_topics(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let feed = write_blocklist(dir.path(), &["203.0.113.0/25", "198.51.100.40"]);
+    let (config, port, _) =
+        config_with_blocklist(dir.path(), &topics, &feed, "[publish]\ntombstones = true\n");
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(DEADLINE);
+    produce(
+        &topics.input,
+        None,
+        &[ecs_event("198.51.100.40", "10.0.0.1")],
+    )
+    .await;
+    // Read without the output topic's record check: a tombstone is no record. Every message
+    // with a payload is still validated below.
+    let read = || read_all_on(&brokers(), &topics.output, DEADLINE);
+    wait_for(&daemon, "the record of 198.51.100.40", DEADLINE, || {
+        (!read().is_empty()).then_some(())
+    });
+    rewrite_feed(&feed, &["203.0.113.0/25"]);
+    let messages = wait_for(
+        &daemon,
+        "a tombstone after the withdrawal",
+        DEADLINE,
+        || {
+            let messages = read();
+            messages
+                .iter()
+                .any(|m| m.payload.is_empty())
+                .then_some(messages)
+        },
+    );
+    let mut of_key: Vec<&ReadMessage> = messages
+        .iter()
+        .filter(|m| m.key.as_deref() == Some("198.51.100.40"))
+        .collect();
+    of_key.sort_by_key(|m| m.offset);
+    assert_eq!(
+        of_key.len(),
+        3,
+        "record, withdrawal, tombstone: {of_key:#?}"
+    );
+    let first = valid_record(of_key[0].json());
+    let withdrawal = valid_record(of_key[1].json());
+    assert!(first.get("revoked").is_none());
+    assert_eq!(withdrawal["revoked"], true);
+    assert_eq!(withdrawal["revision"], 2);
+    assert!(of_key[2].payload.is_empty(), "the last is the tombstone");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(DEADLINE).code(), Some(0));
+}

@@ -190,11 +190,14 @@ impl OutputPublisher {
         let mut backoff = RETRY_START;
         loop {
             let topic = match output.kind {
-                OutputKind::Record(_) => &self.output_topic,
+                OutputKind::Record(_) | OutputKind::Tombstone => &self.output_topic,
                 OutputKind::Dlq(_) => &self.dlq_topic,
             };
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(topic).payload(&output.payload[..]);
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+            // A tombstone's payload is null, not empty: that is what compaction deletes.
+            if output.kind != OutputKind::Tombstone {
+                record = record.payload(&output.payload[..]);
+            }
             if let Some(key) = &output.key {
                 record = record.key(&key[..]);
             }
@@ -213,6 +216,7 @@ impl OutputPublisher {
                             DlqEntryPublished { reason }.emit(&self.metrics);
                             None
                         }
+                        OutputKind::Tombstone => None,
                     };
                 }
                 Err((error, _message)) => error,
@@ -243,7 +247,7 @@ impl OutputPublisher {
                         backoff = RETRY_START;
                         continue;
                     }
-                    OutputKind::Dlq(_) => {
+                    OutputKind::Dlq(_) | OutputKind::Tombstone => {
                         OutputLostError {
                             origin,
                             error: &text,

@@ -11,6 +11,10 @@ use crate::model::Verdict;
 pub struct PublishSettings {
     /// Lowest verdict published: `unknown`, `suspicious` or `malicious`.
     pub min_verdict: Verdict,
+    /// After each withdrawal, also a tombstone (null payload, same key) for compacted output
+    /// topics (ef-withdraw).
+    #[serde(default)]
+    pub tombstones: bool,
 }
 
 impl PublishSettings {

@@ -455,6 +455,7 @@ async fn assemble_after_listening(
             remote: remote.clone(),
             metrics: metrics.clone(),
             counters: withdraw_metrics.clone(),
+            tombstones: settings.publish.tombstones,
         },
     ));
     start_blocklist(settings, published, withdraw_metrics, stop_server).await?;

@@ -123,6 +123,7 @@ pub(crate) struct Withdrawals {
     remote: Option<Arc<RemoteStage>>,
     metrics: Arc<Metrics>,
     counters: WithdrawMetrics,
+    tombstones: bool,
     /// One withdrawal or re-evaluation pass at a time.
     turn: tokio::sync::Mutex<()>,
 }
@@ -144,6 +145,8 @@ pub(crate) struct WithdrawalParts {
     pub(crate) remote: Option<Arc<RemoteStage>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) counters: WithdrawMetrics,
+    /// `publish.tombstones`: a tombstone after each withdrawal.
+    pub(crate) tombstones: bool,
 }
 
 impl Withdrawals {
@@ -158,6 +161,7 @@ impl Withdrawals {
             remote: parts.remote,
             metrics: parts.metrics,
             counters: parts.counters,
+            tombstones: parts.tombstones,
             turn: tokio::sync::Mutex::new(()),
         }
     }
@@ -397,6 +401,15 @@ impl Withdrawals {
         if !self.publish(&withdrawn).await {
             return false;
         }
+        if self.tombstones {
+            // After the withdrawal, in order: compaction keeps the latest, the deletion.
+            let tombstone = crate::model::Output {
+                kind: crate::model::OutputKind::Tombstone,
+                key: Some(withdrawn.ip.clone().into_bytes()),
+                payload: Vec::new(),
+            };
+            self.sink.publish(tombstone, origin_of(&withdrawn)).await;
+        }
         // The index forgets it when the delivery is noted; forgotten here too, in case the
         // delivery was given up.
         self.index.remove(ip);
@@ -414,12 +427,7 @@ impl Withdrawals {
     async fn publish(&self, record: &ThreatRecord) -> bool {
         match record::encode(record) {
             Ok(output) => {
-                let origin = Origin {
-                    topic: Arc::from(record.observed.topic.as_str()),
-                    partition: record.observed.partition,
-                    offset: record.observed.offset,
-                };
-                self.sink.publish(output, origin).await;
+                self.sink.publish(output, origin_of(record)).await;
                 true
             }
             Err(error) => {
@@ -427,6 +435,15 @@ impl Withdrawals {
                 false
             }
         }
+    }
+}
+
+/// The input message `record` was first seen in (for a DLQ entry if its publication fails).
+fn origin_of(record: &ThreatRecord) -> Origin {
+    Origin {
+        topic: Arc::from(record.observed.topic.as_str()),
+        partition: record.observed.partition,
+        offset: record.observed.offset,
     }
 }
 
@@ -510,6 +527,7 @@ mod tests {
                 remote: None,
                 metrics: Arc::new(Metrics::new(&registry).unwrap()),
                 counters: WithdrawMetrics::new(&registry).unwrap(),
+                tombstones: false,
             },
         )
     }
