@@ -12,6 +12,7 @@
 //! * `ETag` is a hash of the body; `If-None-Match` with it gets 304. `HEAD` answers the
 //!   headers only (axum serves `HEAD` for `GET` routes).
 //! * Counted: `blocklist_requests_total{list,status}`, `blocklist_entries_served_total{list}`.
+//! * Like the metrics server: at most 64 connections at once, 10 s to send a request.
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -60,6 +61,12 @@ pub(crate) async fn serve(
     state: BlocklistState,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    // The metrics server's limits: 64 connections at once, 10 s to send a request.
+    let listener = super::server::GuardedListener::new(
+        listener,
+        super::server::MAX_CONNECTIONS,
+        super::server::REQUEST_READ_TIMEOUT,
+    );
     axum::serve(listener, router(state))
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
