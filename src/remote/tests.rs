@@ -52,6 +52,7 @@ fn rules() -> RevisionRules {
     RevisionRules {
         scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
         min_verdict: Verdict::Suspicious,
+        feeds: None,
     }
 }
 
@@ -391,4 +392,55 @@ async fn a_new_record_shows_what_is_already_settled_instead_of_pending() {
         .as_deref()
         .unwrap()
         .starts_with("not asked"));
+}
+
+// ---- ef-withdraw: an answer is scored with the address's current listing.
+
+#[test]
+fn an_answer_after_a_reload_scores_the_current_listing_not_the_first_sightings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.txt");
+    // The reloaded feed no longer lists 198.51.100.0/24.
+    std::fs::write(&path, "203.0.113.0/24\n").unwrap();
+    let settings = Settings::from_toml_overrides(&format!(
+        "[[feeds]]\nname = \"f\"\npath = \"{}\"\nweight = 70\n",
+        path.display()
+    ))
+    .unwrap();
+    let specs = settings
+        .feed_paths()
+        .into_iter()
+        .map(|(name, path)| crate::intel::feeds::FeedSpec { name, path })
+        .collect();
+    let feeds = Arc::new(crate::intel::feeds::LocalFeeds::load(specs).unwrap());
+    let stale = || {
+        let mut t = tracked("198.51.100.7");
+        t.feed_matches = vec![crate::intel::feeds::FeedMatch {
+            feed: Arc::from("f"),
+            cidr: "198.51.100.0/24".parse().unwrap(),
+            exact: false,
+        }];
+        t
+    };
+    let mut rules = RevisionRules {
+        scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
+        min_verdict: Verdict::Suspicious,
+        feeds: None,
+    };
+    let score_of = |t: &mut Tracked, rules: &RevisionRules| {
+        let output = apply_outcome(t, "virustotal", vt_answer(8), rules, SystemTime::now())
+            .expect("published")
+            .expect("serialises");
+        serde_json::from_slice::<ThreatRecord>(&output.payload).unwrap()
+    };
+    // Without the current feeds: the first sighting's listing still counts (70 + 40).
+    assert_eq!(score_of(&mut stale(), &rules).score, 100);
+    rules.feeds = Some(feeds);
+    let record = score_of(&mut stale(), &rules);
+    assert_eq!(record.score, 40, "{:?}", record.reasons);
+    assert!(record.reasons.iter().all(|r| r.source != "feeds"));
+    assert_eq!(
+        record.intel["feeds"].facts["matches"],
+        serde_json::json!([])
+    );
 }

@@ -25,6 +25,7 @@ pub fn rules(settings: &Settings) -> RevisionRules {
     RevisionRules {
         scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
         min_verdict: settings.publish.min_verdict,
+        feeds: None,
     }
 }
 

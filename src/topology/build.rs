@@ -160,6 +160,7 @@ pub(crate) async fn build_providers(settings: &Settings) -> Result<ConfiguredPro
 pub(crate) fn build_remote_stage(
     settings: &Settings,
     providers: &ConfiguredProviders,
+    feeds: Option<Arc<LocalFeeds>>,
     sink: Arc<dyn RevisionSink>,
     metrics: Arc<Metrics>,
 ) -> Result<Option<Arc<RemoteStage>>, AppError> {
@@ -183,6 +184,7 @@ pub(crate) fn build_remote_stage(
         RevisionRules {
             scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
             min_verdict: settings.publish.min_verdict,
+            feeds,
         },
         sink,
         Patience {
@@ -438,7 +440,13 @@ async fn assemble_after_listening(
         report_feed: reports.as_ref().map(|(feed, _)| feed.clone()),
         published: Some(published.clone()),
     });
-    let remote = build_remote_stage(settings, &providers, revisions.clone(), metrics.clone())?;
+    let remote = build_remote_stage(
+        settings,
+        &providers,
+        Some(feeds.clone()),
+        revisions.clone(),
+        metrics.clone(),
+    )?;
     let queues = remote.clone().map(|r| r as Arc<dyn RemoteQueues>);
     let withdrawals = Arc::new(Withdrawals::new(
         published.clone(),
