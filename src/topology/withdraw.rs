@@ -470,8 +470,12 @@ mod tests {
             first_seen: rfc3339(UNIX_EPOCH),
             last_seen: rfc3339(UNIX_EPOCH),
             sightings: 1,
-            roles: Vec::new(),
-            observed: Observed::default(),
+            roles: vec![crate::model::Role::Source],
+            observed: Observed {
+                format: "ecs_json".into(),
+                topic: "fw".into(),
+                ..Observed::default()
+            },
             network: Network::default(),
             intel: BTreeMap::new(),
             revision: 3,
@@ -506,7 +510,11 @@ mod tests {
             output: crate::model::Output,
             _origin: Origin,
         ) -> futures::future::BoxFuture<'_, ()> {
-            let record = serde_json::from_slice(&output.payload).unwrap();
+            // Every record a withdrawal publishes is checked against the schema.
+            let record = serde_json::from_value(crate::model::schema_check::valid_record_payload(
+                &output.payload,
+            ))
+            .unwrap();
             self.0.lock().unwrap().push(record);
             Box::pin(async {})
         }
@@ -590,6 +598,24 @@ mod tests {
         assert_eq!(kept[0].revision, 4);
         assert_eq!(w.sweep_expired(later + ttl).await, 1);
         assert_eq!(sink.0.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_schema_wants_revoked_and_its_reason_together() {
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(3600);
+        let valid = withdrawal_record(&published(), 4, WithdrawReason::Expired, now);
+        crate::model::schema_check::valid_record_payload(&serde_json::to_vec(&valid).unwrap());
+        let mut without_reason = valid.clone();
+        without_reason.revocation_reason = None;
+        let mut unknown_reason = valid;
+        unknown_reason.revocation_reason = Some("because".into());
+        for bad in [without_reason, unknown_reason] {
+            let payload = serde_json::to_vec(&bad).unwrap();
+            let checked = std::panic::catch_unwind(|| {
+                crate::model::schema_check::valid_record_payload(&payload)
+            });
+            assert!(checked.is_err(), "the schema let through {bad:?}");
+        }
     }
 
     #[test]
