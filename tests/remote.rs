@@ -272,6 +272,8 @@ fn job(
         confidence: None,
         tlp: None,
         expires_at: None,
+        revoked: false,
+        revocation_reason: None,
     };
     if record.verdict >= settings.publish.min_verdict {
         record.revision = seen.sighting.next_revision(record.score, record.verdict);

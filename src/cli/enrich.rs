@@ -66,7 +66,7 @@ pub async fn run_enrich(
         .map_err(AppError::Feeds)?;
     let providers = build_providers(&settings).await?;
     let processor = build_processor_with(&settings, Arc::new(feeds), &providers, metrics.clone())?;
-    let remote = build_remote_stage(&settings, &providers, Arc::new(NoRevisions), metrics)?;
+    let remote = build_remote_stage(&settings, &providers, None, Arc::new(NoRevisions), metrics)?;
     let ignore = settings.ignore_cidrs()?;
     let filter = IpFilter::new(settings.filter.allow_documentation_ranges, ignore);
     let topic: Arc<str> = Arc::from(ENRICH_TOPIC);

@@ -26,6 +26,7 @@ use rdkafka::ClientContext;
 use crate::kafka::consumer::log_librdkafka;
 use crate::kafka::{apply_passthrough, base_client_config, error_kind};
 use crate::model::DlqEntry;
+use crate::publish::Format;
 use crate::model::Origin;
 use crate::model::{Output, OutputKind};
 use crate::settings::{Settings, SettingsError};
@@ -150,6 +151,8 @@ pub(crate) struct OutputPublisher {
     dlq_max_payload_bytes: usize,
     metrics: Arc<Metrics>,
     fatal: ProducerFatal,
+    /// `publish.format`: the shape records take on the output topic.
+    format: Format,
 }
 
 /// Backoff between retries of one output.
@@ -173,6 +176,7 @@ impl OutputPublisher {
             dlq_topic: settings.kafka.dlq_topic.as_str().into(),
             dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
             metrics,
+            format: settings.publish.format,
         }
     }
 
@@ -187,14 +191,31 @@ impl OutputPublisher {
         message_time_ms: Option<i64>,
     ) -> Option<Vec<u8>> {
         let mut output = output;
+        // Records travel inside the daemon as threatsift.threat/1 (the scheduled report, the
+        // published index and the state read them back); they take `publish.format` only here.
+        let mut mapped = None;
+        if matches!(output.kind, OutputKind::Record(_)) && self.format != Format::Threatsift {
+            match self.format.rewrite(&output.payload) {
+                Ok(bytes) => mapped = Some(bytes),
+                Err(error) => {
+                    let text = format!("cannot map the record to {}: {error}", self.format.label());
+                    output = self.publish_failed_entry(&output, origin, message_time_ms, &text);
+                }
+            }
+        }
         let mut backoff = RETRY_START;
         loop {
             let topic = match output.kind {
-                OutputKind::Record(_) => &self.output_topic,
+                OutputKind::Record(_) | OutputKind::Tombstone => &self.output_topic,
                 OutputKind::Dlq(_) => &self.dlq_topic,
             };
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(topic).payload(&output.payload[..]);
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+            // A tombstone's payload is null, not empty: that is what compaction deletes.
+            match (output.kind, &mapped) {
+                (OutputKind::Tombstone, _) => {}
+                (OutputKind::Record(_), Some(mapped)) => record = record.payload(&mapped[..]),
+                _ => record = record.payload(&output.payload[..]),
+            }
             if let Some(key) = &output.key {
                 record = record.key(&key[..]);
             }
@@ -213,6 +234,7 @@ impl OutputPublisher {
                             DlqEntryPublished { reason }.emit(&self.metrics);
                             None
                         }
+                        OutputKind::Tombstone => None,
                     };
                 }
                 Err((error, _message)) => error,
@@ -243,7 +265,7 @@ impl OutputPublisher {
                         backoff = RETRY_START;
                         continue;
                     }
-                    OutputKind::Dlq(_) => {
+                    OutputKind::Dlq(_) | OutputKind::Tombstone => {
                         OutputLostError {
                             origin,
                             error: &text,

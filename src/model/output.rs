@@ -9,6 +9,9 @@ pub enum OutputKind {
     Record(Verdict),
     /// A DLQ entry, to the DLQ topic, with its reason label.
     Dlq(&'static str),
+    /// A tombstone: a null payload under a record's key, to the output topic, after a
+    /// withdrawal when `publish.tombstones` is on (compaction then deletes the key).
+    Tombstone,
 }
 
 /// One message to produce.

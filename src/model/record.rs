@@ -298,6 +298,12 @@ pub struct ThreatRecord {
     /// the contributing evidence's own lifetime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// True on a withdrawal: the verdict no longer holds (omitted when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoked: bool,
+    /// Why it was withdrawn (`expired`, `feed_removed`, `allowlisted`, …), on a withdrawal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_reason: Option<String>,
 }
 
 /// A message that could not be processed, as published to the DLQ topic.

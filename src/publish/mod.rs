@@ -74,6 +74,12 @@ impl Format {
         }
     }
 
+    /// A `threatsift.threat/1` payload in this format (unchanged for `threatsift`).
+    pub fn rewrite(self, payload: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
+        let record: ThreatRecord = serde_json::from_slice(payload)?;
+        self.encode(&record)
+    }
+
     /// The record's payload bytes in this format.
     pub fn encode(self, record: &ThreatRecord) -> Result<Vec<u8>, serde_json::Error> {
         match self {
@@ -136,10 +142,12 @@ impl Publication {
         record.expires_at = self.expires_at(record).map(rfc3339);
     }
 
-    /// Annotates `record` and returns its payload in the configured format.
+    /// Annotates `record` and returns its `threatsift.threat/1` payload. Inside the daemon a
+    /// record stays in that shape (the published index, the scheduled report and the state read
+    /// it back); the publisher maps it to `publish.format` as it goes out ([`Format::rewrite`]).
     pub fn encode(&self, record: &mut ThreatRecord) -> Result<Vec<u8>, serde_json::Error> {
         self.annotate(record);
-        self.format.encode(record)
+        Format::Threatsift.encode(record)
     }
 
     /// The strictest marking of `publish.tlp` and the sources whose evidence is in the reasons.

@@ -12,11 +12,11 @@ use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 
-use crate::intel::feeds::FeedMatch;
+use crate::intel::feeds::{FeedMatch, LocalFeeds};
 use crate::model::{rfc3339, Origin, Output, ProviderStatus, ThreatRecord, Verdict};
 use crate::remote::slot::Outcome;
 use crate::stages::dedup::Sighting;
-use crate::stages::local::merge_network;
+use crate::stages::local::{feeds_entry, merge_network, FEEDS_ENTRY};
 use crate::stages::process::{LookupRequest, Priority};
 use crate::stages::record::{self, EncodeError};
 use crate::stages::score::{EvidenceInput, ScoringModel};
@@ -117,6 +117,10 @@ pub struct RevisionRules {
     pub min_verdict: Verdict,
     /// How records are annotated and shaped (`publish.format`, TLP, expiry).
     pub publication: std::sync::Arc<crate::publish::Publication>,
+    /// The feeds as they are now (ef-withdraw): an answer is scored with the address's
+    /// current listing, which a reload may have changed since its first sighting (so an
+    /// answer cannot bring back a listing a reload removed). `None`: the first sighting's.
+    pub feeds: Option<Arc<LocalFeeds>>,
 }
 
 /// Folds one provider's outcome into the record. An `ok` answer is scored again (with the
@@ -148,6 +152,9 @@ pub fn apply_outcome(
         // published because of it (not even new sightings).
         return None;
     }
+    if let Some(feeds) = &rules.feeds {
+        follow_reloads(tracked, feeds);
+    }
     let sighting = &tracked.sighting;
     let scored = rules.scoring.score(&EvidenceInput {
         feed_matches: &tracked.feed_matches,
@@ -169,4 +176,22 @@ pub fn apply_outcome(
     record.revision = sighting.next_revision(record.score, record.verdict);
     record.generated_at = rfc3339(now);
     Some(record::encode(record, &rules.publication))
+}
+
+/// Replaces the first sighting's feed matches (and the record's `feeds` entry) with the
+/// current feeds' listing of the address, when a reload changed it.
+fn follow_reloads(tracked: &mut Tracked, feeds: &LocalFeeds) {
+    let Ok(ip) = tracked.record.ip.parse::<IpAddr>() else {
+        return;
+    };
+    let current = feeds.current();
+    let matches = current.lookup(ip);
+    if matches != tracked.feed_matches {
+        let configured = current.feeds().next().is_some();
+        tracked
+            .record
+            .intel
+            .insert(FEEDS_ENTRY.to_owned(), feeds_entry(configured, &matches));
+        tracked.feed_matches = matches;
+    }
 }

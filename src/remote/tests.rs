@@ -53,6 +53,7 @@ fn rules() -> RevisionRules {
         scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
         min_verdict: Verdict::Suspicious,
         publication: std::sync::Arc::new(crate::publish::Publication::from_settings(&settings)),
+        feeds: None,
     }
 }
 
@@ -417,8 +418,11 @@ fn revisions_are_published_in_the_configured_format_as_versions_of_one_indicator
     let second = apply_outcome(&mut t, "virustotal", vt_answer(12), &stix, at(2))
         .expect("a higher score is news")
         .expect("serialises");
-    let first: serde_json::Value = serde_json::from_slice(&first.payload).unwrap();
-    let second: serde_json::Value = serde_json::from_slice(&second.payload).unwrap();
+    // The publisher maps each revision to publish.format as it goes out.
+    let as_stix = |payload: &[u8]| -> serde_json::Value {
+        serde_json::from_slice(&crate::publish::Format::Stix.rewrite(payload).unwrap()).unwrap()
+    };
+    let (first, second) = (as_stix(&first.payload), as_stix(&second.payload));
     assert_eq!(first["type"], "indicator", "{first}");
     assert_eq!(first["id"], second["id"], "one STIX object, two versions");
     assert_eq!(
@@ -433,7 +437,10 @@ fn revisions_are_published_in_the_configured_format_as_versions_of_one_indicator
     let ocsf = rules_publishing(crate::publish::Format::Ocsf);
     let mut t = tracked("198.51.100.10");
     let activity = |output: crate::model::Output| {
-        let doc: serde_json::Value = serde_json::from_slice(&output.payload).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(
+            &crate::publish::Format::Ocsf.rewrite(&output.payload).unwrap(),
+        )
+        .unwrap();
         (doc["class_uid"].as_u64(), doc["activity_id"].as_u64())
     };
     let created = apply_outcome(&mut t, "virustotal", vt_answer(8), &ocsf, at(1))
@@ -451,5 +458,57 @@ fn revisions_are_published_in_the_configured_format_as_versions_of_one_indicator
         activity(updated),
         (Some(2004), Some(2)),
         "revision 2 updates"
+    );
+}
+
+// ---- ef-withdraw: an answer is scored with the address's current listing.
+
+#[test]
+fn an_answer_after_a_reload_scores_the_current_listing_not_the_first_sightings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.txt");
+    // The reloaded feed no longer lists 198.51.100.0/24.
+    std::fs::write(&path, "203.0.113.0/24\n").unwrap();
+    let settings = Settings::from_toml_overrides(&format!(
+        "[[feeds]]\nname = \"f\"\npath = \"{}\"\nweight = 70\n",
+        path.display()
+    ))
+    .unwrap();
+    let specs = settings
+        .feed_paths()
+        .into_iter()
+        .map(|(name, path)| crate::intel::feeds::FeedSpec { name, path })
+        .collect();
+    let feeds = Arc::new(crate::intel::feeds::LocalFeeds::load(specs).unwrap());
+    let stale = || {
+        let mut t = tracked("198.51.100.7");
+        t.feed_matches = vec![crate::intel::feeds::FeedMatch {
+            feed: Arc::from("f"),
+            cidr: "198.51.100.0/24".parse().unwrap(),
+            exact: false,
+        }];
+        t
+    };
+    let mut rules = RevisionRules {
+        scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
+        min_verdict: Verdict::Suspicious,
+        publication: std::sync::Arc::new(crate::publish::Publication::from_settings(&settings)),
+        feeds: None,
+    };
+    let score_of = |t: &mut Tracked, rules: &RevisionRules| {
+        let output = apply_outcome(t, "virustotal", vt_answer(8), rules, SystemTime::now())
+            .expect("published")
+            .expect("serialises");
+        serde_json::from_slice::<ThreatRecord>(&output.payload).unwrap()
+    };
+    // Without the current feeds: the first sighting's listing still counts (70 + 40).
+    assert_eq!(score_of(&mut stale(), &rules).score, 100);
+    rules.feeds = Some(feeds);
+    let record = score_of(&mut stale(), &rules);
+    assert_eq!(record.score, 40, "{:?}", record.reasons);
+    assert!(record.reasons.iter().all(|r| r.source != "feeds"));
+    assert_eq!(
+        record.intel["feeds"].facts["matches"],
+        serde_json::json!([])
     );
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Role;
 
+mod blocklist;
 mod dedup;
 mod dlq;
 mod feeds;
@@ -37,6 +38,7 @@ mod shutdown;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use blocklist::{BlocklistSettings, PublishedSettings};
 pub(crate) use dedup::DedupSettings;
 pub(crate) use dlq::DlqSettings;
 pub(crate) use feeds::FeedSettings;
@@ -149,6 +151,10 @@ pub struct Settings {
     pub scoring: ScoringSettings,
     /// `[report]`: scheduled reports and the optional model narrative.
     pub report: ReportSettings,
+    /// `[blocklist]`: the firewall blocklist endpoint (ef-withdraw).
+    pub blocklist: BlocklistSettings,
+    /// `[published]`: the index of published records (ef-withdraw).
+    pub published: PublishedSettings,
 }
 
 impl Settings {
@@ -214,12 +220,14 @@ impl Settings {
             feed.validate(i, &self.feeds[..i])?;
         }
         self.intel.validate()?;
-        self.publish.validate(self.report.interval)?;
+        self.publish.validate()?;
         self.dlq.validate()?;
         self.server.validate()?;
         self.shutdown.validate()?;
         self.scoring.validate()?;
         shutdown::check_session_outlasts_drain(&self.kafka, &self.shutdown)?;
+        self.blocklist.validate()?;
+        self.published.validate()?;
         Ok(())
     }
 

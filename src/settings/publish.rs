@@ -20,28 +20,16 @@ pub struct PublishSettings {
     /// and feeds' own `tlp` can only make a record's marking stricter.
     #[serde(default)]
     pub tlp: Tlp,
+    /// After each withdrawal, also a tombstone (null payload, same key) for compacted output
+    /// topics (ef-withdraw).
+    #[serde(default)]
+    pub tombstones: bool,
 }
 
 impl PublishSettings {
     /// A verdict the scorer produces: `clean` never is (absence of evidence is `unknown`), so as
     /// a floor it would silently mean `suspicious`.
-    /// A format other than `threatsift` with scheduled reports (`report_interval` above 0) is
-    /// refused: the scheduled report reads back the published threatsift records.
-    pub(crate) fn validate(
-        &self,
-        report_interval: std::time::Duration,
-    ) -> Result<(), SettingsError> {
-        if self.format != Format::Threatsift && !report_interval.is_zero() {
-            return Err(SettingsError::invalid(
-                "publish.format",
-                format!(
-                    "scheduled reports (report.interval) read the published threatsift \
-                     records; with format `{}` set report.interval = \"0s\" or publish \
-                     threatsift records",
-                    self.format.label()
-                ),
-            ));
-        }
+    pub(crate) fn validate(&self) -> Result<(), SettingsError> {
         if self.min_verdict == Verdict::Clean {
             return Err(SettingsError::invalid(
                 "publish.min_verdict",

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use moka::sync::Cache;
 
-use crate::model::Verdict;
+use crate::model::{Role, Verdict};
 
 /// What the window knows about an address.
 #[derive(Debug)]
@@ -32,6 +32,83 @@ pub struct Sighting {
     /// Seconds since the epoch after which remote lookups that got no answer may be tried
     /// again on the next sighting (0: nothing to retry).
     retry_at: AtomicU32,
+    /// Where the address was first seen, for a record made again at a feed reload (32 bytes).
+    context: SightingContext,
+}
+
+/// What a record re-evaluated at a feed reload keeps of the first event (ef-withdraw): the
+/// format, the input message and the roles. Vendor, product, action, rule, peer and the
+/// vendor's threat name are not kept (they are strings of any length; a record published
+/// before keeps them all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SightingContext {
+    /// Format that parsed the event (`""` when not known).
+    pub format: &'static str,
+    /// Offset of the input message.
+    pub offset: i64,
+    /// Partition of the input message.
+    pub partition: i32,
+    /// The input topic, interned (see [`intern_topic`]).
+    pub topic: TopicId,
+    /// Roles the address had in the event, one bit per [`Role::ALL`] index.
+    pub roles: u8,
+}
+
+/// An input topic as a small number: one [`SightingContext`] per remembered address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicId(u16);
+
+/// Interned topic names (few: the configured input topics; past 65,535 names `TopicId(0)`,
+/// the empty name, stands for the rest).
+static TOPICS: std::sync::RwLock<Vec<Arc<str>>> = std::sync::RwLock::new(Vec::new());
+
+/// The id of `topic`, interning it on first use.
+pub(crate) fn intern_topic(topic: &Arc<str>) -> TopicId {
+    let find = |names: &[Arc<str>]| names.iter().position(|n| n == topic);
+    if let Some(i) = find(&TOPICS.read().unwrap_or_else(|p| p.into_inner())) {
+        return TopicId(u16::try_from(i + 1).unwrap_or(0));
+    }
+    let mut names = TOPICS.write().unwrap_or_else(|p| p.into_inner());
+    let i = match find(&names) {
+        Some(i) => i,
+        None if names.len() < usize::from(u16::MAX) => {
+            names.push(topic.clone());
+            names.len() - 1
+        }
+        None => return TopicId(0),
+    };
+    TopicId(u16::try_from(i + 1).unwrap_or(0))
+}
+
+impl TopicId {
+    /// The topic's name (`""` for `TopicId(0)`).
+    pub fn name(self) -> Arc<str> {
+        let names = TOPICS.read().unwrap_or_else(|p| p.into_inner());
+        usize::from(self.0)
+            .checked_sub(1)
+            .and_then(|i| names.get(i).cloned())
+            .unwrap_or_else(|| Arc::from(""))
+    }
+}
+
+impl SightingContext {
+    /// The roles as a list, in [`Role::ALL`] order.
+    pub fn roles(&self) -> Vec<Role> {
+        Role::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| self.roles & (1 << i) != 0)
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    /// The bits of `roles`.
+    pub fn role_bits(roles: impl IntoIterator<Item = Role>) -> u8 {
+        roles.into_iter().fold(0, |bits, role| {
+            let i = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
+            bits | (1 << i)
+        })
+    }
 }
 
 const REVISION_SHIFT: u32 = 9;
@@ -68,6 +145,28 @@ impl Sighting {
             Ordering::Relaxed,
         );
         revision
+    }
+
+    /// Like [`next_revision`](Self::next_revision), but at least `after + 1`: a withdrawal or
+    /// a re-evaluation follows the last delivered revision (ef-withdraw).
+    pub fn next_revision_after(&self, after: u32, score: u32, verdict: Verdict) -> u32 {
+        let revision =
+            ((self.published.load(Ordering::Relaxed) >> REVISION_SHIFT) + 1).max(after + 1);
+        self.published.store(
+            revision << REVISION_SHIFT | score.min(100) << 2 | verdict as u32,
+            Ordering::Relaxed,
+        );
+        revision
+    }
+
+    /// The latest revision number published in the window (0 before the first).
+    pub fn revision(&self) -> u32 {
+        self.published.load(Ordering::Relaxed) >> REVISION_SHIFT
+    }
+
+    /// Where the address was first seen.
+    pub fn context(&self) -> &SightingContext {
+        &self.context
     }
 
     /// Score and verdict of the latest published revision, if any.
@@ -133,6 +232,16 @@ impl DedupCache {
 
     /// Records a sighting of `ip` at `now`.
     pub fn observe(&self, ip: IpAddr, now: SystemTime) -> Observation {
+        self.observe_in(ip, now, SightingContext::default)
+    }
+
+    /// Records a sighting of `ip` at `now`; a first sighting keeps `context()`.
+    pub fn observe_in(
+        &self,
+        ip: IpAddr,
+        now: SystemTime,
+        context: impl FnOnce() -> SightingContext,
+    ) -> Observation {
         let secs = epoch_secs(now);
         let entry = self.cache.entry(ip).or_insert_with(|| {
             Arc::new(Sighting {
@@ -141,6 +250,7 @@ impl DedupCache {
                 count: AtomicU64::new(0),
                 published: AtomicU32::new(0),
                 retry_at: AtomicU32::new(0),
+                context: context(),
             })
         });
         let first = entry.is_fresh();
@@ -148,6 +258,17 @@ impl DedupCache {
         sighting.count.fetch_add(1, Ordering::Relaxed);
         sighting.last_seen.fetch_max(secs, Ordering::Relaxed);
         Observation { first, sighting }
+    }
+
+    /// The window's state of `ip`, if it is remembered (does not count as a sighting).
+    pub fn get(&self, ip: IpAddr) -> Option<Arc<Sighting>> {
+        self.cache.get(&ip)
+    }
+
+    /// Every remembered address (one pass over the window; entries added meanwhile may or
+    /// may not be seen).
+    pub fn addresses(&self) -> impl Iterator<Item = (IpAddr, Arc<Sighting>)> + '_ {
+        self.cache.iter().map(|(ip, sighting)| (*ip, sighting))
     }
 
     /// Entries held (approximate until pending maintenance runs).
@@ -222,9 +343,35 @@ mod tests {
 
     #[test]
     fn a_sighting_stays_small() {
-        // One per remembered address: with Arc's two counters (40 bytes) it fits glibc's
-        // 48-byte chunk, as the sighting alone did before revisions were tracked.
-        assert!(std::mem::size_of::<Sighting>() <= 24);
+        // One per remembered address: 24 bytes of counters and 32 of context for a feed
+        // reload's re-evaluation; with Arc's two counters (72 bytes) it fits glibc's 80-byte
+        // chunk, 32 bytes more than without the context (README "Withdrawals").
+        assert!(std::mem::size_of::<SightingContext>() <= 32);
+        assert!(std::mem::size_of::<Sighting>() <= 56);
+    }
+
+    #[test]
+    fn the_context_keeps_topic_and_roles() {
+        let cache = DedupCache::new(Duration::from_secs(60), 100);
+        let topic: Arc<str> = Arc::from("fw-events-ctx");
+        let ip: IpAddr = "198.51.100.77".parse().unwrap();
+        let context = SightingContext {
+            format: "ecs",
+            offset: 9,
+            partition: 2,
+            topic: intern_topic(&topic),
+            roles: SightingContext::role_bits([Role::Destination, Role::Nat]),
+        };
+        cache.observe_in(ip, SystemTime::now(), || context);
+        let kept = *cache.get(ip).expect("remembered").context();
+        assert_eq!(kept, context);
+        assert_eq!(&*kept.topic.name(), "fw-events-ctx");
+        assert_eq!(kept.roles(), vec![Role::Destination, Role::Nat]);
+        assert_eq!(intern_topic(&topic), kept.topic, "interned once");
+        assert_eq!(
+            cache.addresses().map(|(a, _)| a).collect::<Vec<_>>(),
+            vec![ip]
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl LocalIntel {
 }
 
 /// The `feeds` entry: `ok` with every listing, or `disabled` when no feed is configured.
-fn feeds_entry(configured: bool, matches: &[FeedMatch]) -> ProviderIntel {
+pub(crate) fn feeds_entry(configured: bool, matches: &[FeedMatch]) -> ProviderIntel {
     if !configured {
         return ProviderIntel::status(ProviderStatus::Disabled, "no feeds configured");
     }

@@ -15,5 +15,6 @@ pub(crate) mod frame;
 pub(crate) mod local;
 pub(crate) mod parse;
 pub(crate) mod process;
+pub(crate) mod published;
 pub(crate) mod record;
 pub(crate) mod score;

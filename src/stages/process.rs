@@ -26,7 +26,7 @@ use crate::model::{action_denied, DlqEntry, Output, OutputKind, DLQ_SCHEMA};
 use crate::model::{Event, Origin, ProviderIntel, RawEvent, ThreatRecord, Verdict};
 use crate::publish::Publication;
 use crate::settings::{Settings, SettingsError};
-use crate::stages::dedup::{DedupCache, Sighting};
+use crate::stages::dedup::{intern_topic, DedupCache, Sighting, SightingContext};
 use crate::stages::extract::extract_ip_observations;
 use crate::stages::filter::IpFilter;
 use crate::stages::local::LocalIntel;
@@ -497,7 +497,16 @@ impl Processor {
                 continue;
             }
             enriched_any = true;
-            let seen = self.dedup.observe(ip, seen_at);
+            // The first event's context, for a record made again at a feed reload.
+            let seen = self.dedup.observe_in(ip, seen_at, || SightingContext {
+                format: event.format,
+                offset: out.origin.offset,
+                partition: out.origin.partition,
+                topic: intern_topic(&out.origin.topic),
+                roles: SightingContext::role_bits(
+                    observations.iter().filter(|o| o.ip == ip).map(|o| o.role),
+                ),
+            });
             IpDeduplicated { first: seen.first }.emit(&self.metrics);
             // A repeat sighting is looked up again only when remote lookups that got no
             // answer (budget, queue full, provider error) may be retried by now.

@@ -107,6 +107,8 @@ pub(crate) fn first_record(
         confidence: None,
         tlp: None,
         expires_at: None,
+        revoked: false,
+        revocation_reason: None,
     };
     assess(&mut record, scored, sighting);
     record

@@ -112,6 +112,7 @@ pub fn whole_message(data: &[u8]) {
                     "keyed by its ip"
                 );
             }
+            OutputKind::Tombstone => panic!("the processor makes no tombstones: {output:?}"),
             OutputKind::Dlq(reason) => {
                 entries += 1;
                 assert_eq!(json["reason"], reason);

@@ -26,6 +26,7 @@ pub fn rules(settings: &Settings) -> RevisionRules {
         scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
         min_verdict: settings.publish.min_verdict,
         publication: std::sync::Arc::new(crate::Publication::from_settings(settings)),
+        feeds: None,
     }
 }
 

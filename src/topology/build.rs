@@ -18,6 +18,8 @@ use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::producer::{create_producer, OutputProducer, ProducerStatsContext};
 use crate::stages::process::RemoteQueues;
 
+use super::blocklist::BlocklistState;
+use super::withdraw::{WithdrawalParts, Withdrawals};
 use crate::intel::feeds::{FeedError, FeedSpec, LocalFeeds};
 use crate::intel::ConfiguredProviders;
 use crate::kafka::consumer::ConsumerError;
@@ -29,10 +31,13 @@ use crate::remote::{RemoteStage, RevisionRules, RevisionSink};
 use crate::report::scheduled::ReportFeed;
 use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::DedupCache;
+use crate::stages::local::LocalIntel;
 use crate::stages::process::Processor;
+use crate::stages::published::PublishedIndex;
 use crate::stages::score::ScoringModel;
-use crate::telemetry::events::FeedLoaded;
+use crate::telemetry::events::{FeedLoaded, WithdrawMetrics};
 use crate::telemetry::Metrics;
+use std::time::SystemTime;
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +160,7 @@ pub(crate) async fn build_providers(settings: &Settings) -> Result<ConfiguredPro
 pub(crate) fn build_remote_stage(
     settings: &Settings,
     providers: &ConfiguredProviders,
+    feeds: Option<Arc<LocalFeeds>>,
     sink: Arc<dyn RevisionSink>,
     metrics: Arc<Metrics>,
 ) -> Result<Option<Arc<RemoteStage>>, AppError> {
@@ -179,6 +185,7 @@ pub(crate) fn build_remote_stage(
             scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
             min_verdict: settings.publish.min_verdict,
             publication: Arc::new(crate::publish::Publication::from_settings(settings)),
+            feeds,
         },
         sink,
         Patience {
@@ -192,6 +199,8 @@ pub(crate) fn build_remote_stage(
 struct PublishRevisions {
     publisher: OutputPublisher,
     report_feed: Option<ReportFeed>,
+    /// The index of published records (withdrawals, the blocklist).
+    published: Option<PublishedIndex>,
 }
 
 impl RevisionSink for PublishRevisions {
@@ -199,6 +208,9 @@ impl RevisionSink for PublishRevisions {
         Box::pin(async move {
             // A revision is made long after its input message: no message time to carry.
             if let Some(payload) = self.publisher.deliver(output, &origin, None).await {
+                if let Some(index) = &self.published {
+                    index.record_delivered(&payload, SystemTime::now());
+                }
                 if let Some(feed) = &self.report_feed {
                     feed.offer(payload);
                 }
@@ -303,6 +315,8 @@ pub(super) struct Parts {
     pub(super) reports: Option<(ReportFeed, mpsc::Receiver<Vec<u8>>)>,
     pub(super) feeds: Arc<LocalFeeds>,
     pub(super) local: Vec<Arc<dyn LocalProvider>>,
+    /// Withdrawals and feed-reload re-evaluation (ef-withdraw).
+    pub(super) withdrawals: Arc<Withdrawals>,
 }
 
 /// Builds the running system: feeds, producer, the metrics server (serving `/healthz`, and
@@ -327,6 +341,12 @@ pub(super) async fn assemble(
             health.producer_fatal.clone(),
         ),
     )?;
+    let withdraw_metrics = WithdrawMetrics::new(&registry).map_err(|e| {
+        SettingsError::invalid(
+            "metrics",
+            format!("cannot register the withdrawal metrics: {e}"),
+        )
+    })?;
     let listen = settings.listen_addr()?;
     let listener = server::bind(listen)
         .await
@@ -341,9 +361,18 @@ pub(super) async fn assemble(
         stop_server.clone(),
     ));
     // On an early return the server's handle is dropped (the task detached) and stopped here.
-    let built =
-        assemble_after_listening(settings, metrics, feeds, health, producer, server, shutdown)
-            .await;
+    let built = assemble_after_listening(
+        settings,
+        metrics,
+        feeds,
+        health,
+        producer,
+        server,
+        withdraw_metrics,
+        stop_server,
+        shutdown,
+    )
+    .await;
     if !matches!(built, Ok(Some(_))) {
         stop_server.cancel();
     }
@@ -351,6 +380,7 @@ pub(super) async fn assemble(
 }
 
 /// The rest of [`assemble`], once the metrics server runs.
+#[allow(clippy::too_many_arguments)] // one more: the withdrawal metrics and the server's stop
 async fn assemble_after_listening(
     settings: &Settings,
     metrics: &Arc<Metrics>,
@@ -358,6 +388,8 @@ async fn assemble_after_listening(
     health: Health,
     producer: OutputProducer,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    withdraw_metrics: WithdrawMetrics,
+    stop_server: &CancellationToken,
     shutdown: &CancellationToken,
 ) -> Result<Option<Parts>, AppError> {
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
@@ -399,12 +431,44 @@ async fn assemble_after_listening(
     // Scheduled reports (off when report.interval is 0) are fed by the sink.
     let reports = (!settings.report.interval.is_zero()).then(|| ReportFeed::new(metrics.clone()));
     // Remote providers (none enabled: no stage): revisions go out through the same publisher.
+    let published = PublishedIndex::new(
+        settings.published.max_entries,
+        settings.published.max_bytes,
+        settings.dedup.ttl,
+    );
     let revisions = Arc::new(PublishRevisions {
         publisher: publisher.clone(),
         report_feed: reports.as_ref().map(|(feed, _)| feed.clone()),
+        published: Some(published.clone()),
     });
-    let remote = build_remote_stage(settings, &providers, revisions, metrics.clone())?;
+    let remote = build_remote_stage(
+        settings,
+        &providers,
+        Some(feeds.clone()),
+        revisions.clone(),
+        metrics.clone(),
+    )?;
     let queues = remote.clone().map(|r| r as Arc<dyn RemoteQueues>);
+    let withdrawals = Arc::new(Withdrawals::new(
+        published.clone(),
+        processor.dedup().clone(),
+        WithdrawalParts {
+            sink: revisions,
+            scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
+            min_verdict: settings.publish.min_verdict,
+            local: LocalIntel::new(
+                feeds.clone(),
+                providers.local.clone(),
+                providers.entries.clone(),
+            ),
+            remote: remote.clone(),
+            metrics: metrics.clone(),
+            counters: withdraw_metrics.clone(),
+            tombstones: settings.publish.tombstones,
+            publication: Arc::new(crate::publish::Publication::from_settings(settings)),
+        },
+    ));
+    start_blocklist(settings, published, withdraw_metrics, stop_server).await?;
     Ok(Some(Parts {
         producer,
         consumer: Arc::new(consumer),
@@ -418,5 +482,35 @@ async fn assemble_after_listening(
         reports,
         feeds,
         local: providers.local.clone(),
+        withdrawals,
     }))
+}
+
+/// Starts the blocklist endpoint when `blocklist.listen` is set; it stops with the metrics
+/// server.
+async fn start_blocklist(
+    settings: &Settings,
+    index: PublishedIndex,
+    metrics: WithdrawMetrics,
+    stop: &CancellationToken,
+) -> Result<(), AppError> {
+    let Some(addr) = settings.blocklist.listen_addr()? else {
+        return Ok(());
+    };
+    let token = settings.blocklist.resolved_token()?;
+    let listener = server::bind(addr).await.map_err(|error| AppError::Listen {
+        addr: addr.to_string(),
+        error,
+    })?;
+    info!(listen = %addr, token = token.is_some(), "blocklist endpoint listening");
+    let state = BlocklistState {
+        index,
+        token,
+        min_verdict: settings.blocklist.min_verdict,
+        max_entries: settings.blocklist.max_entries,
+        metrics,
+        excluded: None,
+    };
+    tokio::spawn(super::blocklist::serve(listener, state, stop.clone()));
+    Ok(())
 }

@@ -12,6 +12,7 @@
 //! gauge) and the assignment watchdog. Shutdown runs in `shutdown.rs`:
 //! an ordered list of steps, each bounded by the one drain deadline.
 
+mod blocklist;
 mod build;
 mod consume;
 mod housekeeping;
@@ -22,6 +23,7 @@ mod runtime;
 pub(crate) mod server;
 mod shutdown;
 mod sink;
+mod withdraw;
 
 use std::sync::Arc;
 
@@ -35,6 +37,8 @@ pub use remote::finish_lookups;
 pub use remote::spawn_dispatchers;
 pub(crate) use runtime::{block_on, blocking};
 pub use shutdown::{watch_signals, RunSummary};
+#[allow(unused_imports)] // for the allow-list hook, wired by the lead
+pub(crate) use withdraw::{WithdrawReason, Withdrawals};
 
 use crate::settings::Settings;
 use crate::telemetry::Metrics;
@@ -100,6 +104,7 @@ pub async fn run(
                     publisher: parts.publisher,
                     report_feed,
                     remote: parts.remote.clone(),
+                    published: parts.withdrawals.index().clone(),
                 },
                 parts.consumer.clone(),
                 parts.tracker.clone(),
@@ -120,6 +125,7 @@ pub async fn run(
             parts.feeds,
             parts.local,
             parts.dedup,
+            parts.withdrawals.clone(),
             settings.intel.feeds_reload_interval,
             metrics.clone(),
             stops.housekeeping.clone(),

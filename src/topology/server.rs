@@ -69,10 +69,10 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpLis
 
 /// Connections served at once; more wait in the kernel's backlog (the listener may be bound
 /// to 0.0.0.0, so a flood of idle connections must not exhaust file descriptors).
-const MAX_CONNECTIONS: usize = 64;
+pub(super) const MAX_CONNECTIONS: usize = 64;
 /// Time a client has, from connecting or from the last response, to send a whole request
 /// (a slow-headers client cannot hold a connection; an idle keep-alive one is closed too).
-const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `stop` is cancelled.
 pub(crate) async fn serve(
@@ -94,14 +94,14 @@ pub(crate) async fn serve(
 
 /// A TCP listener that serves at most `max` connections at once and gives each connection's
 /// client `read_timeout` to send a request (see [`GuardedIo`]).
-struct GuardedListener {
+pub(super) struct GuardedListener {
     inner: tokio::net::TcpListener,
     permits: Arc<Semaphore>,
     read_timeout: Duration,
 }
 
 impl GuardedListener {
-    fn new(inner: tokio::net::TcpListener, max: usize, read_timeout: Duration) -> Self {
+    pub(super) fn new(inner: tokio::net::TcpListener, max: usize, read_timeout: Duration) -> Self {
         GuardedListener {
             inner,
             permits: Arc::new(Semaphore::new(max)),
@@ -134,7 +134,7 @@ impl axum::serve::Listener for GuardedListener {
 /// A connection whose client must send its request within `timeout` of connecting or of the
 /// last bytes written to it: a read that would wait past that fails with `TimedOut`, and hyper
 /// closes the connection. Holds its slot of the listener's limit until dropped.
-struct GuardedIo<T> {
+pub(super) struct GuardedIo<T> {
     io: T,
     timeout: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,

@@ -28,6 +28,8 @@ pub(super) struct SinkTargets {
     pub(super) publisher: OutputPublisher,
     pub(super) report_feed: Option<ReportFeed>,
     pub(super) remote: Option<Arc<RemoteStage>>,
+    /// The index of published records (withdrawals, the blocklist).
+    pub(super) published: crate::stages::published::PublishedIndex,
 }
 
 pub(super) async fn sink_loop(
@@ -147,6 +149,7 @@ async fn deliver(mut batch: Vec<Processed>, targets: SinkTargets) -> (Vec<Origin
         publisher,
         report_feed,
         remote,
+        published: index,
     } = targets;
     let received = batch.first().map_or_else(Instant::now, |p| p.received);
     let publisher = &publisher;
@@ -158,6 +161,10 @@ async fn deliver(mut batch: Vec<Processed>, targets: SinkTargets) -> (Vec<Origin
         })
     });
     let published = futures::future::join_all(deliveries).await;
+    let now = std::time::SystemTime::now();
+    for payload in published.iter().flatten() {
+        index.record_delivered(payload, now);
+    }
     if let Some(feed) = &report_feed {
         for payload in published.into_iter().flatten() {
             feed.offer(payload);

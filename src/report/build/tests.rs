@@ -40,6 +40,8 @@ fn record(ip: &str, score: u32, verdict: Verdict, severity: Severity) -> ThreatR
         confidence: None,
         tlp: None,
         expires_at: None,
+        revoked: false,
+        revocation_reason: None,
     }
 }
 

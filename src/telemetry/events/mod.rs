@@ -11,6 +11,7 @@ mod intel;
 mod kafka;
 mod pipeline;
 mod report;
+mod withdraw;
 
 pub(crate) use intel::{
     FeedLoaded, FeedMatched, FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit,
@@ -27,6 +28,10 @@ pub(crate) use pipeline::{
     MessageConsumed, RecordPublished, RecordWithheld,
 };
 pub(crate) use report::{ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten};
+pub(crate) use withdraw::{
+    AddressReevaluated, BlocklistServed, PublishedIndexSampled, ReevaluationFinished,
+    WithdrawMetrics, WithdrawalNotEncoded, WithdrawalPublished,
+};
 
 #[cfg(test)]
 pub(crate) mod tests {
