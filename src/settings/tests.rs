@@ -391,3 +391,32 @@ fn greynoise_default_day_fits_a_free_accounts_week() {
         "per_day = {per_day}"
     );
 }
+
+// --- g-allow: kafka.start_from ---
+
+#[test]
+fn start_from_defaults_to_latest_and_maps_to_auto_offset_reset() {
+    let defaults = Settings::from_toml_overrides("").expect("defaults");
+    assert_eq!(defaults.kafka.start_from.auto_offset_reset(), "latest");
+    let from_env = Settings::load_with_env(
+        None,
+        env_from(&[("THREATSIFT__KAFKA__START_FROM", "earliest")]),
+    )
+    .expect("loads");
+    assert_eq!(from_env.kafka.start_from.auto_offset_reset(), "earliest");
+}
+
+#[test]
+fn start_from_refuses_other_positions_and_the_passthrough_route() {
+    let err = Settings::from_toml_overrides("[kafka]\nstart_from = \"beginning\"\n").unwrap_err();
+    assert!(err.to_string().contains("start_from"), "{err}");
+    // The passthrough would silently override the key the README documents.
+    let err =
+        Settings::from_toml_overrides("[kafka]\nlibrdkafka = [\"auto.offset.reset=earliest\"]\n")
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("`kafka.librdkafka[0]`")
+            && err.to_string().contains("kafka.start_from"),
+        "{err}"
+    );
+}
