@@ -56,7 +56,7 @@ pub use topology::finish_lookups;
 pub use topology::{build_processor, run, spawn_dispatchers, watch_signals, AppError, RunSummary};
 
 // Settings.
-pub use settings::{ProviderSettings, Secret, Settings, SettingsError};
+pub use settings::{Allowance, ProviderSettings, Secret, Settings, SettingsError};
 
 // The types that cross stages.
 pub use model::{

@@ -25,8 +25,8 @@ fn settings(path: &str, base_url: &str) -> ProviderSettings {
         api_key_file: String::new(),
         path: path.to_owned(),
         timeout: Duration::from_secs(1),
-        per_minute: 0,
-        per_day: 0,
+        per_minute: threatsift::Allowance::Unlimited,
+        per_day: threatsift::Allowance::Unlimited,
         ttl: Duration::from_secs(86_400),
         not_found_ttl: Duration::from_secs(86_400),
     }

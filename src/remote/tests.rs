@@ -346,6 +346,7 @@ async fn a_new_record_shows_what_is_already_settled_instead_of_pending() {
         crate::remote::slot::SlotLimits {
             per_minute: 0,
             per_day: 0,
+            no_lookups: false,
             ttl: Duration::from_secs(60),
             not_found_ttl: Duration::from_secs(60),
             max_answers: 10,

@@ -46,7 +46,7 @@ pub(crate) use kafka::KafkaSettings;
 pub(crate) use parse::ParseSettings;
 pub(crate) use passthrough::Passthrough;
 pub(crate) use pipeline::PipelineSettings;
-pub use providers::ProviderSettings;
+pub use providers::{Allowance, ProviderSettings};
 pub(crate) use providers::ProvidersSettings;
 pub(crate) use publish::PublishSettings;
 pub(crate) use report::{NarrativeSettings, ReportSettings};
