@@ -67,7 +67,10 @@ pub use model::{
 // The stages.
 pub use stages::dedup::DedupCache;
 pub use stages::extract::{extract_ip_observations, parse_ip_token};
-pub use stages::filter::{FilterReason, IpFilter};
+pub use stages::filter::{
+    AllowEntry, Allowlist, AllowlistError, AllowlistFile, FilterReason, IpFilter, Reloaded,
+    SkippedLine,
+};
 pub use stages::parse::{
     Fallback as ParseFallback, FormatRegistry, ParseError, Parsed, RegistryOptions, StreamId,
 };

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Role;
 
+mod allowlist;
 mod dedup;
 mod dlq;
 mod feeds;
@@ -37,6 +38,7 @@ mod shutdown;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use allowlist::AllowlistSettings;
 pub(crate) use dedup::DedupSettings;
 pub(crate) use dlq::DlqSettings;
 pub(crate) use feeds::FeedSettings;
@@ -129,6 +131,9 @@ pub struct Settings {
     pub parse: ParseSettings,
     /// Which addresses are never enriched.
     pub filter: FilterSettings,
+    /// Addresses an analyst cleared, from a reloadable file.
+    #[serde(default)]
+    pub allowlist: AllowlistSettings,
     /// The dedup window.
     pub dedup: DedupSettings,
     /// Local blocklist feeds.

@@ -31,7 +31,8 @@ use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::DedupCache;
 use crate::stages::process::Processor;
 use crate::stages::score::ScoringModel;
-use crate::telemetry::events::FeedLoaded;
+use crate::stages::filter::{AllowlistError, AllowlistFile};
+use crate::telemetry::events::{AllowlistLoaded, FeedLoaded};
 use crate::telemetry::Metrics;
 
 /// Why the daemon could not start or run.
@@ -124,6 +125,44 @@ pub(crate) async fn load_feeds(
         .map_err(AppError::Feeds)?;
     emit_feeds_loaded(&feeds, metrics);
     Ok(Arc::new(feeds))
+}
+
+/// Fails at once, before the brokers are waited for, when the allow-list file cannot be opened
+/// (the processor reads it later): a configuration problem, exit 2.
+fn check_allowlist_readable(settings: &Settings) -> Result<(), AppError> {
+    let Some(path) = settings.allowlist.file() else {
+        return Ok(());
+    };
+    let readable = std::fs::File::open(path).and_then(|f| {
+        if f.metadata()?.is_dir() {
+            Err(std::io::Error::other("is a directory"))
+        } else {
+            Ok(())
+        }
+    });
+    readable.map_err(|error| {
+        AppError::Settings(SettingsError::Unusable {
+            key: "allowlist.path".to_owned(),
+            source: Box::new(AllowlistError {
+                path: path.to_path_buf(),
+                error,
+            }),
+        })
+    })
+}
+
+/// Reports the allow-list's size and skipped lines.
+pub(super) fn emit_allowlist_loaded(file: &AllowlistFile, metrics: &Metrics) {
+    let list = file.current();
+    let now = std::time::SystemTime::now();
+    AllowlistLoaded {
+        path: file.path(),
+        entries: list.entries().len(),
+        active: list.active_count(now),
+        skipped_lines: list.skipped_count(),
+        skipped: list.skipped(),
+    }
+    .emit(metrics);
 }
 
 /// Reports every feed's size and skipped lines.
@@ -302,6 +341,8 @@ pub(super) struct Parts {
     pub(super) reports: Option<(ReportFeed, mpsc::Receiver<Vec<u8>>)>,
     pub(super) feeds: Arc<LocalFeeds>,
     pub(super) local: Vec<Arc<dyn LocalProvider>>,
+    /// The allow-list file the processor's filter reads, when one is configured.
+    pub(super) allowlist: Option<Arc<AllowlistFile>>,
 }
 
 /// Builds the running system: feeds, producer, the metrics server (serving `/healthz`, and
@@ -317,6 +358,7 @@ pub(super) async fn assemble(
     shutdown: &CancellationToken,
 ) -> Result<Option<Parts>, AppError> {
     let feeds = load_feeds(settings, metrics).await?;
+    check_allowlist_readable(settings)?;
     let health = Health::default();
     let producer = create_producer(
         settings,
@@ -380,6 +422,10 @@ async fn assemble_after_listening(
             })??;
     let providers = build_providers(settings).await?;
     let processor = build_processor_with(settings, feeds.clone(), &providers, metrics.clone())?;
+    let allowlist = processor.filter().allowlist().cloned();
+    if let Some(file) = &allowlist {
+        emit_allowlist_loaded(file, metrics);
+    }
     let publisher = OutputPublisher::new(
         producer.clone(),
         settings,
@@ -417,5 +463,6 @@ async fn assemble_after_listening(
         reports,
         feeds,
         local: providers.local.clone(),
+        allowlist,
     }))
 }

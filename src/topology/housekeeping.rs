@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -12,8 +12,24 @@ use crate::intel::LocalProvider;
 use crate::kafka::consumer::EventConsumer;
 use crate::settings::Settings;
 use crate::stages::dedup::DedupCache;
-use crate::telemetry::events::{CacheSampled, FeedReloadFinished};
+use crate::stages::filter::allowlist::{AllowlistError, Reloaded};
+use crate::stages::filter::{AllowEntry, AllowlistFile};
+use crate::telemetry::events::{
+    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, CacheSampled,
+    FeedReloadFinished,
+};
 use crate::telemetry::Metrics;
+
+/// What the entries a reload newly allow-listed are handed to: the records already published
+/// for addresses they cover are to be withdrawn (wired in `topology::run`).
+pub(crate) type AllowlistHook = Arc<dyn Fn(&[AllowEntry]) + Send + Sync>;
+
+/// The allow-list file and what its reloads' new entries are handed to.
+#[derive(Clone)]
+pub(super) struct AllowlistReload {
+    pub file: Arc<AllowlistFile>,
+    pub on_added: AllowlistHook,
+}
 
 /// Checks every 10 s whether the latest assignment was empty, and if so whether the group
 /// lost it (see `rejoin_if_sole_member_unassigned`).
@@ -46,6 +62,7 @@ pub(super) async fn assignment_watchdog(
 pub(super) async fn housekeeping_loop(
     feeds: Arc<LocalFeeds>,
     local: Vec<Arc<dyn LocalProvider>>,
+    allowlist: Option<AllowlistReload>,
     dedup: DedupCache,
     reload_every: Duration,
     metrics: Arc<Metrics>,
@@ -61,16 +78,22 @@ pub(super) async fn housekeeping_loop(
             _ = reload.tick() => {
                 let feeds = feeds.clone();
                 let local = local.clone();
+                let allowlist_file = allowlist.as_ref().map(|a| a.file.clone());
                 let result = tokio::task::spawn_blocking(move || {
                     let changed = feeds.reload_if_changed();
                     // Local providers' files (mmdb, the Talos list) are reloaded when they
                     // change; on error the old data stays in use and the error is reported
                     // like a feed's.
                     let local: Vec<_> = local.iter().map(|p| p.reload_if_changed()).collect();
-                    (changed, feeds, local)
+                    let allowlisted =
+                        allowlist_file.map(|file| file.reload_if_changed(SystemTime::now()));
+                    (changed, feeds, local, allowlisted)
                 })
                 .await;
-                let result = result.map(|(changed, feeds, local)| {
+                let result = result.map(|(changed, feeds, local, allowlisted)| {
+                    if let (Some(reload), Some(outcome)) = (&allowlist, allowlisted) {
+                        allowlist_reloaded(reload, outcome, SystemTime::now(), &metrics);
+                    }
                     for outcome in local {
                         match outcome {
                             Ok(false) => {}
@@ -95,5 +118,44 @@ pub(super) async fn housekeeping_loop(
                 CacheSampled { cache: "dedup", entries: dedup.entry_count() }.emit(&metrics);
             }
         }
+    }
+}
+
+/// Reports an allow-list reload and hands its newly matching entries to the hook. Also keeps
+/// the entries gauge current when nothing changed: entries expire between reloads.
+pub(super) fn allowlist_reloaded(
+    reload: &AllowlistReload,
+    outcome: Result<Option<Reloaded>, AllowlistError>,
+    now: SystemTime,
+    metrics: &Metrics,
+) {
+    let list = reload.file.current();
+    match outcome {
+        Ok(None) => {
+            metrics
+                .allowlist_entries
+                .set(i64::try_from(list.active_count(now)).unwrap_or(i64::MAX));
+        }
+        Ok(Some(reloaded)) => {
+            AllowlistReloadFinished { error: None }.emit(metrics);
+            AllowlistLoaded {
+                path: reload.file.path(),
+                entries: list.entries().len(),
+                active: list.active_count(now),
+                skipped_lines: list.skipped_count(),
+                skipped: list.skipped(),
+            }
+            .emit(metrics);
+            for entry in &reloaded.added {
+                AllowlistEntryAdded { entry }.emit();
+            }
+            if !reloaded.added.is_empty() {
+                (reload.on_added)(&reloaded.added);
+            }
+        }
+        Err(e) => AllowlistReloadFinished {
+            error: Some(&e.to_string()),
+        }
+        .emit(metrics),
     }
 }

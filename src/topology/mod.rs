@@ -119,6 +119,12 @@ pub async fn run(
         housekeeping: tokio::spawn(housekeeping::housekeeping_loop(
             parts.feeds,
             parts.local,
+            parts.allowlist.map(|file| housekeeping::AllowlistReload {
+                file,
+                // g-allow: the entries a reload newly allow-listed; the withdrawal of records
+                // already published for addresses they cover is wired here (ef-withdraw).
+                on_added: Arc::new(|_added: &[crate::stages::filter::AllowEntry]| {}),
+            }),
             parts.dedup,
             settings.intel.feeds_reload_interval,
             metrics.clone(),

@@ -13,7 +13,8 @@ mod pipeline;
 mod report;
 
 pub(crate) use intel::{
-    FeedLoaded, FeedMatched, FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit,
+    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, FeedLoaded, FeedMatched,
+    FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit,
     ProviderDown, ProviderRequestError, ProviderRequested, ProviderSkipped, ProviderState,
     RecordRevised, RemoteQueueChanged, RevisionNotEncoded,
 };
