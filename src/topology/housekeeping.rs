@@ -159,3 +159,60 @@ pub(super) fn allowlist_reloaded(
         .emit(metrics),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// The hook's calls, as the networks it was handed.
+    fn recording_hook() -> (AllowlistHook, Arc<Mutex<Vec<Vec<String>>>>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        let hook: AllowlistHook = Arc::new(move |added: &[AllowEntry]| {
+            let nets = added.iter().map(|e| e.net.to_string()).collect();
+            seen.lock().unwrap().push(nets);
+        });
+        (hook, calls)
+    }
+
+    #[test]
+    fn a_reload_hands_the_new_entries_to_the_hook_and_counts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("allowlist.txt");
+        std::fs::write(&path, "203.0.113.1 | first | a\n").unwrap();
+        let (on_added, calls) = recording_hook();
+        let reload = AllowlistReload {
+            file: Arc::new(AllowlistFile::load(&path).unwrap()),
+            on_added,
+        };
+        let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
+        let now = SystemTime::now();
+
+        let unchanged = reload.file.reload_if_changed(now);
+        allowlist_reloaded(&reload, unchanged, now, &metrics);
+        assert!(calls.lock().unwrap().is_empty(), "nothing changed");
+        assert_eq!(metrics.allowlist_entries.get(), 1);
+
+        let next = dir.path().join("next.txt");
+        std::fs::write(
+            &next,
+            "203.0.113.1 | first | a\n203.0.113.0/28 | second | b\nbad line\n",
+        )
+        .unwrap();
+        std::fs::rename(&next, &path).unwrap();
+        let changed = reload.file.reload_if_changed(now);
+        allowlist_reloaded(&reload, changed, now, &metrics);
+        assert_eq!(*calls.lock().unwrap(), [vec!["203.0.113.0/28".to_owned()]]);
+        assert_eq!(metrics.allowlist_entries.get(), 2);
+        assert_eq!(metrics.allowlist_reloads.with_label_values(&["ok"]).get(), 1);
+
+        std::fs::remove_file(&path).unwrap();
+        let failed = reload.file.reload_if_changed(now);
+        allowlist_reloaded(&reload, failed, now, &metrics);
+        assert_eq!(metrics.allowlist_reloads.with_label_values(&["error"]).get(), 1);
+        assert_eq!(calls.lock().unwrap().len(), 1, "no hook call on a failed reload");
+        assert_eq!(metrics.allowlist_entries.get(), 2, "the old list stays");
+    }
+}

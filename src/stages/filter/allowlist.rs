@@ -345,3 +345,7 @@ fn read(path: &Path) -> Result<(Allowlist, Fingerprint), AllowlistError> {
         Fingerprint::of(&meta),
     ))
 }
+
+#[cfg(test)]
+#[path = "allowlist_tests.rs"]
+mod tests;
