@@ -7,7 +7,9 @@
 #![allow(clippy::disallowed_methods)] // plain test threads may sleep; no runtime is blocked
 
 mod common;
+mod mock_api;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -77,5 +79,182 @@ async fn a_new_group_reads_from_the_end_by_default() {
     assert!(
         ips.iter().all(|ip| markers.iter().any(|m| m == ip)),
         "only markers' records, none of the history {history:?}: {ips:?}"
+    );
+}
+
+/// InternetDB's "nothing indexed" answer (providers.md §InternetDB): every address it is asked.
+async fn internetdb_mock() -> (String, mock_api::SeenLog) {
+    mock_api::mock(
+        &mock_api::INTERNETDB,
+        mock_api::json_answer(
+            404,
+            serde_json::json!({"detail": "No information available"}),
+        ),
+    )
+    .await
+}
+
+/// The addresses a provider mock was asked about.
+fn asked(seen: &mock_api::SeenLog) -> BTreeSet<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.ip.map(|ip| ip.to_string()))
+        .collect()
+}
+
+/// `log` without its ANSI colour sequences.
+fn without_colours(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … m
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes `text` as the allow-list at `path` the way an operator's tool should: a new file
+/// renamed over the old one, so a reload never reads half of it.
+fn replace_allowlist(path: &std::path::Path, text: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, text).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowlisted_addresses_are_never_looked_up_nor_published_and_a_reload_adds_more() {
+    let topics = create_topics(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
+    let allowlist = dir.path().join("allowlist.txt");
+    // .5 and .6 cleared; .7's entry expired long ago, so .7 is a threat like any other.
+    std::fs::write(
+        &allowlist,
+        "# cidr | reason | owner | expires\n\
+         203.0.113.4/31 | partner VPN egress | netops@example.com |\n\
+         203.0.113.6 | authorised scan | secops\n\
+         203.0.113.7 | old pentest | secops | 2020-01-31\n",
+    )
+    .unwrap();
+    let (url, seen) = internetdb_mock().await;
+    let extra = format!(
+        "[allowlist]\npath = \"{}\"\n[intel]\nfeeds_reload_interval = \"1s\"\n\
+         [providers.internetdb]\nenabled = true\nbase_url = \"{url}\"\n",
+        allowlist.display()
+    );
+    let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(DEADLINE);
+    // Three entries, one of them expired.
+    wait_metric(&daemon, "threatsift_allowlist_entries", DEADLINE, |v| {
+        v == 2.0
+    });
+
+    // The marker (.100) comes last in the one partition: once its record and its lookup are
+    // in, everything before it was filtered or published.
+    let events: Vec<Vec<u8>> = ["203.0.113.5", "203.0.113.6", "203.0.113.7", "203.0.113.100"]
+        .iter()
+        .map(|ip| ecs_event(ip, "10.0.0.5"))
+        .collect();
+    produce(&topics.input, Some(0), &events).await;
+    let records = read_records_until(&topics.output, DEADLINE, |m| {
+        holds_ips(m, &["203.0.113.100"])
+    });
+    wait_for(&daemon, "the marker's lookup at the mock", DEADLINE, || {
+        asked(&seen).contains("203.0.113.100").then_some(())
+    });
+    let published: BTreeSet<String> = records
+        .iter()
+        .filter_map(|r| r.json["ip"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        published,
+        BTreeSet::from(["203.0.113.7".to_owned(), "203.0.113.100".to_owned()]),
+        "allow-listed .5 and .6 never published; .7's expired entry no longer clears it"
+    );
+    let looked_up = asked(&seen);
+    assert!(
+        !looked_up.contains("203.0.113.5") && !looked_up.contains("203.0.113.6"),
+        "allow-listed addresses were sent to the provider: {looked_up:?}"
+    );
+    assert_eq!(
+        daemon.metric("threatsift_ips_filtered_total{reason=\"allowlisted\"}"),
+        Some(2.0)
+    );
+
+    // A reload clears .50 from then on.
+    replace_allowlist(
+        &allowlist,
+        "203.0.113.4/31 | partner VPN egress | netops@example.com |\n\
+         203.0.113.6 | authorised scan | secops\n\
+         203.0.113.50 | new partner | netops\n\
+         not an entry\n",
+    );
+    wait_metric(
+        &daemon,
+        "threatsift_allowlist_reloads_total{result=\"ok\"}",
+        DEADLINE,
+        |v| v >= 1.0,
+    );
+    assert_eq!(daemon.metric("threatsift_allowlist_entries"), Some(3.0));
+    let events: Vec<Vec<u8>> = ["203.0.113.50", "203.0.113.101"]
+        .iter()
+        .map(|ip| ecs_event(ip, "10.0.0.5"))
+        .collect();
+    produce(&topics.input, Some(0), &events).await;
+    let records = read_records_until(&topics.output, DEADLINE, |m| {
+        holds_ips(m, &["203.0.113.101"])
+    });
+    wait_for(
+        &daemon,
+        "the second marker's lookup at the mock",
+        DEADLINE,
+        || asked(&seen).contains("203.0.113.101").then_some(()),
+    );
+    assert!(
+        records.iter().all(|r| r.json["ip"] != "203.0.113.50"),
+        "an address allow-listed by the reload was published"
+    );
+    assert!(!asked(&seen).contains("203.0.113.50"));
+    assert_eq!(
+        daemon.metric("threatsift_ips_filtered_total{reason=\"allowlisted\"}"),
+        Some(3.0)
+    );
+    // The bad line is reported with its number.
+    let log = without_colours(&daemon.log_text());
+    let skipped = log
+        .lines()
+        .find(|l| l.contains("allow-list line skipped"))
+        .unwrap_or_else(|| panic!("no skipped line reported\n{log}"));
+    assert!(
+        skipped.contains("line=4") && skipped.contains("not an entry"),
+        "{skipped}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_allowlist_at_start_up_exits_2_naming_the_key() {
+    let topics = create_topics(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
+    let missing = dir.path().join("no-such-allowlist.txt");
+    let extra = format!("[allowlist]\npath = \"{}\"\n", missing.display());
+    let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    let status = daemon.wait_exit(DEADLINE);
+    assert_eq!(status.code(), Some(2), "{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert!(
+        log.contains("allowlist.path") && log.contains("no-such-allowlist.txt"),
+        "{log}"
     );
 }

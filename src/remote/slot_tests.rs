@@ -176,7 +176,10 @@ async fn a_day_allowance_of_none_skips_every_lookup_without_a_request() {
     assert_eq!(outcome.intel.status, ProviderStatus::Skipped);
     let detail = outcome.intel.detail.clone().unwrap_or_default();
     assert!(detail.contains("\"none\""), "{detail}");
-    assert_eq!(outcome.retry_at, None, "never retried: no budget ever comes");
+    assert_eq!(
+        outcome.retry_at, None,
+        "never retried: no budget ever comes"
+    );
     // The first record already says so instead of `pending`.
     let known = slot.known_without_asking(ip(2), SystemTime::now());
     assert_eq!(known.map(|k| k.status), Some(ProviderStatus::Skipped));

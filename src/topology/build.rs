@@ -29,9 +29,9 @@ use crate::remote::{RemoteStage, RevisionRules, RevisionSink};
 use crate::report::scheduled::ReportFeed;
 use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::DedupCache;
+use crate::stages::filter::{AllowlistError, AllowlistFile};
 use crate::stages::process::Processor;
 use crate::stages::score::ScoringModel;
-use crate::stages::filter::{AllowlistError, AllowlistFile};
 use crate::telemetry::events::{AllowlistLoaded, FeedLoaded};
 use crate::telemetry::Metrics;
 

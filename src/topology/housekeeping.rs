@@ -15,8 +15,7 @@ use crate::stages::dedup::DedupCache;
 use crate::stages::filter::allowlist::{AllowlistError, Reloaded};
 use crate::stages::filter::{AllowEntry, AllowlistFile};
 use crate::telemetry::events::{
-    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, CacheSampled,
-    FeedReloadFinished,
+    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, CacheSampled, FeedReloadFinished,
 };
 use crate::telemetry::Metrics;
 
@@ -206,13 +205,26 @@ mod tests {
         allowlist_reloaded(&reload, changed, now, &metrics);
         assert_eq!(*calls.lock().unwrap(), [vec!["203.0.113.0/28".to_owned()]]);
         assert_eq!(metrics.allowlist_entries.get(), 2);
-        assert_eq!(metrics.allowlist_reloads.with_label_values(&["ok"]).get(), 1);
+        assert_eq!(
+            metrics.allowlist_reloads.with_label_values(&["ok"]).get(),
+            1
+        );
 
         std::fs::remove_file(&path).unwrap();
         let failed = reload.file.reload_if_changed(now);
         allowlist_reloaded(&reload, failed, now, &metrics);
-        assert_eq!(metrics.allowlist_reloads.with_label_values(&["error"]).get(), 1);
-        assert_eq!(calls.lock().unwrap().len(), 1, "no hook call on a failed reload");
+        assert_eq!(
+            metrics
+                .allowlist_reloads
+                .with_label_values(&["error"])
+                .get(),
+            1
+        );
+        assert_eq!(
+            calls.lock().unwrap().len(),
+            1,
+            "no hook call on a failed reload"
+        );
         assert_eq!(metrics.allowlist_entries.get(), 2, "the old list stays");
     }
 }

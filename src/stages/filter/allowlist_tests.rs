@@ -48,7 +48,11 @@ fn addresses_inside_an_unexpired_entry_match_and_expired_entries_do_not() {
     assert_eq!(matched("::ffff:203.0.113.1", at(0)), Some(2), "IPv4-mapped");
     assert_eq!(matched("192.0.2.200", at(0)), Some(6));
     assert_eq!(matched("2001:db8:feed:1::9", at(29)), Some(5));
-    assert_eq!(matched("2001:db8:feed:1::9", at(30)), None, "expired at its time");
+    assert_eq!(
+        matched("2001:db8:feed:1::9", at(30)),
+        None,
+        "expired at its time"
+    );
     // The dated entry holds until the next 00:00 UTC (14 h after 10:00).
     assert_eq!(matched("198.51.100.7", at(14 * 3600 - 1)), Some(4));
     assert_eq!(matched("198.51.100.7", at(14 * 3600)), None);
@@ -62,7 +66,10 @@ fn a_later_entry_still_clears_an_address_whose_first_entry_expired() {
         "203.0.113.0/24 | old exception | a | 2020-01-01\n\
          203.0.113.9 | renewed | b | 2030-01-01\n",
     );
-    assert_eq!(list.matching(ip("203.0.113.9"), at(0)).map(|e| e.line), Some(2));
+    assert_eq!(
+        list.matching(ip("203.0.113.9"), at(0)).map(|e| e.line),
+        Some(2)
+    );
     assert_eq!(list.matching(ip("203.0.113.8"), at(0)), None);
 }
 
@@ -119,7 +126,10 @@ fn a_reload_swaps_in_a_changed_file_and_keeps_the_old_list_when_it_is_unreadable
     let path = dir.path().join("allowlist.txt");
     std::fs::write(&path, "203.0.113.1 | first | a\n").unwrap();
     let file = AllowlistFile::load(&path).unwrap();
-    assert!(file.reload_if_changed(at(0)).unwrap().is_none(), "unchanged");
+    assert!(
+        file.reload_if_changed(at(0)).unwrap().is_none(),
+        "unchanged"
+    );
     // A new file (another inode): noticed whatever its size and time.
     let next = dir.path().join("next.txt");
     std::fs::write(&next, "203.0.113.1 | first | a\n203.0.113.2 | second | b\n").unwrap();
@@ -135,5 +145,8 @@ fn a_reload_swaps_in_a_changed_file_and_keeps_the_old_list_when_it_is_unreadable
         file.current().matching(ip("203.0.113.2"), at(0)).is_some(),
         "the old list stays in use"
     );
-    assert!(AllowlistFile::load(&path).is_err(), "a missing file does not load");
+    assert!(
+        AllowlistFile::load(&path).is_err(),
+        "a missing file does not load"
+    );
 }

@@ -591,7 +591,10 @@ fn allowlisted_addresses_are_dropped_after_special_purpose_and_ignored_ranges() 
     let now = ten_o_clock();
     assert_eq!(filter.check_at(ip("8.8.8.8"), now), Err(Allowlisted));
     // A NAT64 address is judged by the IPv4 address it carries, like the other checks.
-    assert_eq!(filter.check_at(ip("64:ff9b::8.8.8.8"), now), Err(Allowlisted));
+    assert_eq!(
+        filter.check_at(ip("64:ff9b::8.8.8.8"), now),
+        Err(Allowlisted)
+    );
     assert_eq!(filter.check_at(ip("198.51.100.200"), now), Err(Allowlisted));
     // The more specific reason wins: the allow-list is the last check.
     assert_eq!(filter.check_at(ip("198.51.100.1"), now), Err(Ignored));

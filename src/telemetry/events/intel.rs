@@ -120,7 +120,10 @@ impl AllowlistReloadFinished<'_> {
             None => m.allowlist_reloads.with_label_values(&["ok"]).inc(),
             Some(error) => {
                 m.allowlist_reloads.with_label_values(&["error"]).inc();
-                warn!(error, "allow-list reload failed; keeping the list loaded before");
+                warn!(
+                    error,
+                    "allow-list reload failed; keeping the list loaded before"
+                );
             }
         }
     }

@@ -14,9 +14,9 @@ mod report;
 
 pub(crate) use intel::{
     AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, FeedLoaded, FeedMatched,
-    FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit,
-    ProviderDown, ProviderRequestError, ProviderRequested, ProviderSkipped, ProviderState,
-    RecordRevised, RemoteQueueChanged, RevisionNotEncoded,
+    FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit, ProviderDown,
+    ProviderRequestError, ProviderRequested, ProviderSkipped, ProviderState, RecordRevised,
+    RemoteQueueChanged, RevisionNotEncoded,
 };
 pub(crate) use kafka::{
     ConsumerLagSampled, KafkaClientError, OffsetStored, OffsetsCommitted, OutputLostError,
