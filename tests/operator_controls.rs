@@ -258,3 +258,102 @@ async fn an_unreadable_allowlist_at_start_up_exits_2_naming_the_key() {
         "{log}"
     );
 }
+
+/// A VirusTotal v3 IP object (providers.md §VirusTotal) with 14 engines flagging `address`.
+fn vt_flagged(address: &str) -> serde_json::Value {
+    serde_json::json!({"data": {"id": address, "type": "ip_address", "attributes": {
+        "as_owner": "Example Hosting Ltd", "asn": 64500, "country": "NL",
+        "network": "203.0.113.0/24", "regional_internet_registry": "RIPE NCC",
+        "reputation": -20,
+        "last_analysis_stats": {"harmless": 40, "malicious": 14, "suspicious": 0,
+                                "undetected": 40, "timeout": 0},
+        "last_analysis_results": {}
+    }}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_allowlisted_while_its_lookup_waits_is_not_asked_nor_revised() {
+    let topics = create_topics(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
+    let allowlist = dir.path().join("allowlist.txt");
+    std::fs::write(&allowlist, "192.0.2.250 | placeholder | test\n").unwrap();
+    // VirusTotal's answers wait for the gate: four lookups are held at the mock (the
+    // dispatcher's limit in flight), the fifth waits in the queue.
+    let gate = mock_api::Gate::new();
+    let held = gate.clone();
+    let (url, seen) = mock_api::mock_by_address(&mock_api::VIRUSTOTAL, move |ip| {
+        mock_api::held(
+            mock_api::json_answer(200, vt_flagged(&ip.to_string())),
+            &held,
+        )
+    })
+    .await;
+    let extra = format!(
+        "[allowlist]\npath = \"{}\"\n[intel]\nfeeds_reload_interval = \"1s\"\n\
+         [providers.virustotal]\nenabled = true\nbase_url = \"{url}/api/v3\"\n\
+         api_key = \"k3y-allowlist-test\"\nper_minute = 60\ntimeout = \"600s\"\n",
+        allowlist.display()
+    );
+    let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(DEADLINE);
+    let addresses: Vec<String> = (21..=25).map(|i| format!("203.0.113.{i}")).collect();
+    let events: Vec<Vec<u8>> = addresses
+        .iter()
+        .map(|ip| ecs_event(ip, "10.0.0.5"))
+        .collect();
+    produce(&topics.input, Some(0), &events).await;
+    let in_flight = wait_for(&daemon, "four lookups held at the mock", DEADLINE, || {
+        let asked = asked(&seen);
+        (asked.len() == 4).then_some(asked)
+    });
+    let queued = addresses
+        .iter()
+        .find(|ip| !in_flight.contains(*ip))
+        .unwrap()
+        .clone();
+    let answered_late = in_flight.last().unwrap().clone();
+    replace_allowlist(
+        &allowlist,
+        &format!(
+            "192.0.2.250 | placeholder | test\n{queued} | cleared while queued | secops\n\
+             {answered_late} | cleared while asked | secops\n"
+        ),
+    );
+    wait_metric(
+        &daemon,
+        "threatsift_allowlist_reloads_total{result=\"ok\"}",
+        DEADLINE,
+        |v| v >= 1.0,
+    );
+    gate.open();
+    // Every address done with: its revision (if any) was delivered before it stopped waiting.
+    wait_metric(&daemon, "threatsift_remote_queue_depth", DEADLINE, |v| {
+        v == 0.0
+    });
+    assert!(
+        !asked(&seen).contains(&queued),
+        "{queued} was asked after the allow-list cleared it"
+    );
+    let revised: BTreeSet<String> = read_records(&topics.output)
+        .iter()
+        .filter(|r| r.json["revision"].as_u64() > Some(1))
+        .filter_map(|r| r.json["ip"].as_str().map(str::to_owned))
+        .collect();
+    let expected: BTreeSet<String> = in_flight
+        .iter()
+        .filter(|ip| **ip != answered_late)
+        .cloned()
+        .collect();
+    assert_eq!(
+        revised, expected,
+        "revisions for the three not allow-listed, none for {answered_late} or {queued}"
+    );
+    assert_eq!(
+        daemon.metric(
+            "threatsift_enrich_skipped_total{provider=\"virustotal\",reason=\"allowlisted\"}"
+        ),
+        Some(1.0)
+    );
+}

@@ -449,6 +449,9 @@ async fn assemble_after_listening(
         report_feed: reports.as_ref().map(|(feed, _)| feed.clone()),
     });
     let remote = build_remote_stage(settings, &providers, revisions, metrics.clone())?;
+    if let (Some(remote), Some(file)) = (&remote, &allowlist) {
+        remote.set_allowlist(file.clone());
+    }
     let queues = remote.clone().map(|r| r as Arc<dyn RemoteQueues>);
     Ok(Some(Parts {
         producer,
