@@ -357,3 +357,64 @@ async fn an_address_allowlisted_while_its_lookup_waits_is_not_asked_nor_revised(
         Some(1.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greynoise_riot_answer_lowers_a_published_record_with_a_negative_reason() {
+    let topics = create_topics(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
+    // GreyNoise's answer for a common business service (providers.md §GreyNoise, 200 riot).
+    let (url, seen) = mock_api::mock_by_address(&mock_api::GREYNOISE, |ip| {
+        mock_api::json_answer(
+            200,
+            serde_json::json!({"ip": ip.to_string(), "noise": false, "riot": true,
+                "classification": "benign", "name": "Example CDN",
+                "link": format!("https://viz.greynoise.io/riot/{ip}"),
+                "last_seen": "2026-11-22", "message": "Success"}),
+        )
+    })
+    .await;
+    let extra = format!(
+        "[scoring]\ngreynoise_riot = -30\n\
+         [providers.greynoise]\nenabled = true\nbase_url = \"{url}/v3/community\"\n"
+    );
+    let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(DEADLINE);
+    produce(
+        &topics.input,
+        Some(0),
+        &[ecs_event("203.0.113.30", "10.0.0.5")],
+    )
+    .await;
+    // The feed's record (70, malicious) first, then the lowered one.
+    read_records_until(&topics.output, DEADLINE, |m| m.len() >= 2);
+    // The address done with: whatever it was to publish is delivered by then.
+    wait_metric(&daemon, "threatsift_remote_queue_depth", DEADLINE, |v| {
+        v == 0.0
+    });
+    let records = read_records(&topics.output);
+    assert_eq!(asked(&seen), BTreeSet::from(["203.0.113.30".to_owned()]));
+    let summary: Vec<(u64, u64, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.json["revision"].as_u64().unwrap(),
+                r.json["score"].as_u64().unwrap(),
+                r.json["verdict"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(summary, [(1, 70, "malicious"), (2, 40, "suspicious")]);
+    let reasons = &records[1].json["reasons"];
+    assert!(
+        reasons
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["source"] == "greynoise"
+                && r["weight"] == -30
+                && r["detail"] == "GreyNoise RIOT: a common business service (Example CDN)"),
+        "{reasons}"
+    );
+}

@@ -30,7 +30,9 @@ use futures::future::BoxFuture;
 
 use crate::model::{ProviderIntel, ProviderStatus, ThreatRecord};
 use crate::remote::queue::{ProviderQueue, QueueKey};
-use crate::remote::revision::{apply_outcome, RemoteJob, RevisionRules, RevisionSink, Tracked};
+use crate::remote::revision::{
+    apply_outcome, lowered_by_benign_facts, RemoteJob, RevisionRules, RevisionSink, Tracked,
+};
 use crate::remote::slot::{Outcome, Patience, ProviderSlot};
 use crate::stages::filter::AllowlistFile;
 use crate::stages::process::{Priority, RemoteQueues};
@@ -281,6 +283,25 @@ impl RemoteStage {
             }
             .emit(&self.metrics),
             None => {}
+        }
+        // g-allow: the last provider done; a score benign facts lowered is news too.
+        if tracked.outstanding == 1 {
+            match lowered_by_benign_facts(&mut tracked, SystemTime::now()) {
+                Some(Ok(output)) => {
+                    RecordRevised {
+                        provider,
+                        revision: tracked.record.revision,
+                    }
+                    .emit(&self.metrics);
+                    self.sink.publish(output, tracked.origin.clone()).await;
+                }
+                Some(Err(error)) => RevisionNotEncoded {
+                    provider,
+                    error: &error,
+                }
+                .emit(&self.metrics),
+                None => {}
+            }
         }
         self.count_done(&mut tracked);
     }
