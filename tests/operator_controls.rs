@@ -37,7 +37,10 @@ async fn a_new_group_reads_from_the_end_by_default() {
     with_default_start(&config);
     let history: Vec<String> = (1..=10).map(|i| format!("203.0.113.{i}")).collect();
     let events: Vec<Vec<u8>> = history.iter().map(|ip| ecs_event(ip, "10.0.0.5")).collect();
-    produce(&topics.input, Some(0), &events).await;
+    // "latest" is resolved with ListOffsets, which this tansu build answers with the last
+    // batch's base offset + 1 (see `produce_last_alone`): the last history record goes in a
+    // batch of its own, so that answer is the real end of the partition, as Kafka's would be.
+    produce_last_alone(&topics.input, 0, &events).await;
 
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(DEADLINE);
