@@ -196,6 +196,8 @@ input_topics = ["{input}"]
 output_topic = "{output}"
 dlq_topic = "{dlq}"
 session_timeout = "6s"
+# The events were produced before the daemon joins.
+start_from = "earliest"
 {librdkafka}
 [server]
 listen = "127.0.0.1:{port}"

@@ -57,7 +57,7 @@ pub use topology::finish_lookups;
 pub use topology::{build_processor, run, spawn_dispatchers, watch_signals, AppError, RunSummary};
 
 // Settings.
-pub use settings::{ProviderSettings, Secret, Settings, SettingsError};
+pub use settings::{Allowance, ProviderSettings, Secret, Settings, SettingsError};
 
 /// Output shapes (`publish.format`) and record annotations.
 pub use publish::{Format as PublishFormat, Publication};
@@ -71,7 +71,10 @@ pub use model::{
 // The stages.
 pub use stages::dedup::DedupCache;
 pub use stages::extract::{extract_ip_observations, parse_ip_token};
-pub use stages::filter::{FilterReason, IpFilter};
+pub use stages::filter::{
+    AllowEntry, Allowlist, AllowlistError, AllowlistFile, FilterReason, IpFilter, Reloaded,
+    SkippedLine,
+};
 pub use stages::parse::{
     Fallback as ParseFallback, FormatRegistry, ParseError, Parsed, RegistryOptions, StreamId,
 };

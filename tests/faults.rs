@@ -152,6 +152,7 @@ async fn a_fatal_producer_error_stops_the_daemon_as_failed_with_nothing_marked_d
     let blocklist = write_blocklist(dir.path(), &["203.0.113.0/24"]);
     let settings = threatsift::Settings::from_toml_overrides(&format!(
         "[kafka]\nbrokers = \"{}\"\ninput_topics = [\"firewall\"]\nstatistics_interval = \"0s\"\n\
+         start_from = \"earliest\"\n\
          [filter]\nallow_documentation_ranges = true\n[server]\nlisten = \"127.0.0.1:0\"\n\
          [shutdown]\ndrain_timeout = \"20s\"\n\
          [[feeds]]\nname = \"t\"\npath = \"{}\"\nweight = 80\n",

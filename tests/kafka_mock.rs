@@ -126,6 +126,7 @@ fn create_topics_and_settings(
         brokers = "{brokers}"
         input_topics = ["firewall"]
         statistics_interval = "0s"
+        start_from = "earliest"
         {extra_kafka}
         [filter]
         allow_documentation_ranges = true

@@ -97,6 +97,7 @@ input_topics = ["{input}"]
 output_topic = "{output}"
 dlq_topic = "{dlq}"
 session_timeout = "6s"
+start_from = "earliest"
 [filter]
 allow_documentation_ranges = true
 [server]

@@ -46,7 +46,7 @@ fn rdap_not_found() -> Canned {
 
 fn settings(base_url: &str, timeout: Duration) -> ProviderSettings {
     ProviderSettings {
-        per_minute: 60,
+        per_minute: threatsift::Allowance::Requests(60),
         ttl: Duration::from_secs(604_800),
         not_found_ttl: Duration::from_secs(86_400),
         ..mock_api::settings(base_url, "", timeout)

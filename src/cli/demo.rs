@@ -81,6 +81,8 @@ async fn run_with_cluster(
         brokers = "{brokers}"
         group_id = "threatsift-demo"
         statistics_interval = "0s"
+        # The samples are produced before the pipeline joins.
+        start_from = "earliest"
         [filter]
         allow_documentation_ranges = true
         [server]

@@ -25,7 +25,6 @@ use crate::model::{Origin, RawEvent};
 use crate::model::{ThreatRecord, Verdict};
 use crate::remote::NoRevisions;
 use crate::settings::Settings;
-use crate::stages::filter::IpFilter;
 use crate::telemetry::Metrics;
 use crate::topology::{build_processor_with, build_providers, build_remote_stage, AppError};
 
@@ -67,8 +66,8 @@ pub async fn run_enrich(
     let providers = build_providers(&settings).await?;
     let processor = build_processor_with(&settings, Arc::new(feeds), &providers, metrics.clone())?;
     let remote = build_remote_stage(&settings, &providers, None, Arc::new(NoRevisions), metrics)?;
-    let ignore = settings.ignore_cidrs()?;
-    let filter = IpFilter::new(settings.filter.allow_documentation_ranges, ignore);
+    // The processor's filter: its allow-list too.
+    let filter = processor.filter().clone();
     let topic: Arc<str> = Arc::from(ENRICH_TOPIC);
 
     let lookups = ips.iter().enumerate().map(|(index, ip)| {

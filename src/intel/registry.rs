@@ -77,12 +77,16 @@ pub(crate) struct Weight {
     /// The key under `[scoring]`.
     pub key: &'static str,
     /// Its value when the configuration does not set it.
-    pub default: u32,
+    pub default: i32,
+    /// The weight of a benign fact (GreyNoise RIOT, an AbuseIPDB whitelisting, an OTX
+    /// validation): it may be negative (-100–100) and then subtracts from the score. Evidence
+    /// of harm is 0–100.
+    pub negative: bool,
 }
 
 /// The configured value of every provider weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Weights(HashMap<&'static str, u32>);
+pub(crate) struct Weights(HashMap<&'static str, i32>);
 
 impl Weights {
     /// Every registered weight: the `[scoring]` value, else the provider's default.
@@ -100,14 +104,29 @@ impl Weights {
         Weights(values)
     }
 
-    /// The value of `key` (0 for a key no provider declares: a bug the registry tests catch).
+    /// The value of evidence weight `key`, 0–100 (0 for a key no provider declares: a bug the
+    /// registry tests catch).
     pub(crate) fn get(&self, key: &str) -> u32 {
+        self.0
+            .get(key)
+            .and_then(|&v| u32::try_from(v).ok())
+            .unwrap_or(0)
+    }
+
+    /// The value of benign weight `key`, -100–100 (see [`Weight::negative`]).
+    pub(crate) fn signed(&self, key: &str) -> i32 {
         self.0.get(key).copied().unwrap_or(0)
     }
 }
 
-/// A provider's scoring rule: facts of an `ok` answer → `add(points, detail)` per reason.
-pub(crate) type ScoreRule = fn(&Map<String, Value>, &Weights, &mut dyn FnMut(u32, String));
+/// A provider's scoring rule: facts of an `ok` answer → `add(points, detail)` per reason;
+/// points are negative only for a benign fact's weight.
+pub(crate) type ScoreRule = fn(&Map<String, Value>, &Weights, &mut dyn FnMut(i32, String));
+
+/// Evidence points as a reason's signed weight.
+pub(crate) fn points(evidence: u32) -> i32 {
+    i32::try_from(evidence).unwrap_or(i32::MAX)
+}
 
 /// `count × per`, at most `max`, without overflow.
 pub(crate) fn capped(count: u64, per: u32, max: u32) -> u32 {
@@ -152,20 +171,26 @@ pub(crate) fn validate(settings: &Settings) -> Result<(), SettingsError> {
         }
     }
     for (key, value) in &settings.scoring.weights {
-        if !PROVIDERS
+        let Some(weight) = PROVIDERS
             .iter()
             .flat_map(|s| s.weights)
-            .any(|w| w.key == key)
-        {
+            .find(|w| w.key == key)
+        else {
             return Err(SettingsError::invalid(
                 format!("scoring.{key}"),
                 "unknown key",
             ));
-        }
-        if *value > 100 {
+        };
+        if weight.negative && !(-100..=100).contains(value) {
             return Err(SettingsError::invalid(
                 format!("scoring.{key}"),
-                "must be 0–100",
+                "must be -100–100 (a benign fact's weight; negative subtracts)",
+            ));
+        }
+        if !weight.negative && !(0..=100).contains(value) {
+            return Err(SettingsError::invalid(
+                format!("scoring.{key}"),
+                "must be 0–100 (only the weights of benign facts may be negative)",
             ));
         }
     }
@@ -228,7 +253,7 @@ mod tests {
         assert!(PROVIDERS
             .iter()
             .flat_map(|s| s.weights)
-            .all(|w| w.default <= 100));
+            .all(|w| w.default <= 100 && (w.negative || w.default >= 0)));
     }
 
     #[test]

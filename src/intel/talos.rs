@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use super::feeds::{FeedError, FeedSpec, LocalFeeds};
 use super::{LocalProvider, Lookup, ProviderError};
-use crate::intel::registry::{no_check, Build, KeyUse, ProviderSpec, Weight, Weights};
+use crate::intel::registry::{no_check, points, Build, KeyUse, ProviderSpec, Weight, Weights};
 use crate::model::Network;
 use crate::settings::{ProviderSettings, SettingsError};
 
@@ -45,6 +45,7 @@ pub(crate) const SPEC: ProviderSpec = ProviderSpec {
     weights: &[Weight {
         key: LISTED,
         default: 50,
+        negative: false,
     }],
     score: Some(score),
 };
@@ -60,14 +61,14 @@ fn without_list(settings: &ProviderSettings) -> Option<&'static str> {
 fn score(
     facts: &serde_json::Map<String, serde_json::Value>,
     w: &Weights,
-    add: &mut dyn FnMut(u32, String),
+    add: &mut dyn FnMut(i32, String),
 ) {
     let list = facts
         .get("listed_in")
         .and_then(serde_json::Value::as_str)
         .unwrap_or("the Talos list");
     add(
-        w.get(LISTED),
+        points(w.get(LISTED)),
         format!("listed in {list} (Talos reputation Poor)"),
     );
 }

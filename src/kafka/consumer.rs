@@ -200,7 +200,8 @@ pub(crate) fn create_consumer(
             "auto.commit.interval.ms",
             k.auto_commit_interval.as_millis().to_string(),
         )
-        .set("auto.offset.reset", "earliest")
+        // Only for a group without a committed offset on a partition (`kafka.start_from`).
+        .set("auto.offset.reset", k.start_from.auto_offset_reset())
         .set(
             "session.timeout.ms",
             k.session_timeout.as_millis().to_string(),

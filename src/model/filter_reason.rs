@@ -43,11 +43,13 @@ pub enum FilterReason {
     SixToFour,
     /// Inside one of the operator's ignored CIDRs.
     Ignored,
+    /// Cleared by an unexpired entry of the allow-list (`[allowlist] path`).
+    Allowlisted,
 }
 
 impl FilterReason {
     /// All variants, for pre-registering metric children.
-    pub const ALL: [FilterReason; 18] = [
+    pub const ALL: [FilterReason; 19] = [
         FilterReason::Unspecified,
         FilterReason::ThisNetwork,
         FilterReason::Private,
@@ -66,6 +68,7 @@ impl FilterReason {
         FilterReason::Teredo,
         FilterReason::SixToFour,
         FilterReason::Ignored,
+        FilterReason::Allowlisted,
     ];
 
     /// Bounded metric label, snake_case (`"private"`, `"shared_address"`, ...).
@@ -89,6 +92,7 @@ impl FilterReason {
             FilterReason::Teredo => "teredo",
             FilterReason::SixToFour => "six_to_four",
             FilterReason::Ignored => "ignored",
+            FilterReason::Allowlisted => "allowlisted",
         }
     }
 }

@@ -89,8 +89,8 @@ pub struct Reason {
     pub source: String,
     /// What it says, in words.
     pub detail: String,
-    /// Points it adds to the score.
-    pub weight: u32,
+    /// Points it adds to the score; negative for a benign fact that subtracts.
+    pub weight: i32,
 }
 
 /// `network` block; null where unknown.

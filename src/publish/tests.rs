@@ -171,7 +171,7 @@ fn the_record_id_is_stable_per_revision_and_the_stix_id_per_sighting() {
     assert_eq!((id.len(), &id[14..15]), (36, "5"), "a version-5 UUID: {id}");
 }
 
-fn reason(source: &str, weight: u32) -> crate::model::Reason {
+fn reason(source: &str, weight: i32) -> crate::model::Reason {
     crate::model::Reason {
         source: source.into(),
         detail: format!("{source} says so"),

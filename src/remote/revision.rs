@@ -4,7 +4,9 @@
 //! * In: a provider's [`Outcome`] for an address whose record is [`Tracked`].
 //! * Out: the revised record for the output topic when an `ok` answer raises the score above
 //!   the last published revision's and the verdict reaches `publish.min_verdict`; nothing for
-//!   any other status (a provider failure is never evidence).
+//!   any other status (a provider failure is never evidence). Once every provider is done with
+//!   the address, a published record that benign facts alone lowered is published again with
+//!   the lower score ([`lowered_by_benign_facts`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -194,4 +196,33 @@ fn follow_reloads(tracked: &mut Tracked, feeds: &LocalFeeds) {
             .insert(FEEDS_ENTRY.to_owned(), feeds_entry(configured, &matches));
         tracked.feed_matches = matches;
     }
+}
+
+/// Once every provider is done with the address: the record again, under the next revision,
+/// when benign facts (negative weights: GreyNoise RIOT, an AbuseIPDB whitelisting, …) brought
+/// its score below the last published revision's, whatever the verdict now (consumers must
+/// see the downgrade of what they were given). Not when the evidence itself shrank (a provider
+/// that answered before failed this time): the positive weights alone must still reach the
+/// published score, since a gap in our data is never news about the address.
+pub(crate) fn lowered_by_benign_facts(
+    tracked: &mut Tracked,
+    rules: &RevisionRules,
+    now: SystemTime,
+) -> Option<Result<Output, EncodeError>> {
+    let (published, _) = tracked.sighting.published()?;
+    let record = &mut tracked.record;
+    if record.score >= published || record.reasons.iter().all(|r| r.weight >= 0) {
+        return None;
+    }
+    let evidence: i64 = record
+        .reasons
+        .iter()
+        .map(|r| i64::from(r.weight.max(0)))
+        .sum();
+    if evidence.min(100) < i64::from(published) {
+        return None;
+    }
+    record.revision = tracked.sighting.next_revision(record.score, record.verdict);
+    record.generated_at = rfc3339(now);
+    Some(record::encode(record, &rules.publication))
 }

@@ -10,7 +10,8 @@
 //!   for `ttl` / `not_found_ttl`; errors and refusals are not.
 //! * Not asked, counted in `enrich_skipped_total{provider,reason}`: address outside the
 //!   provider's coverage (`not_covered`), provider down after a 401/403 (`provider_down`), daily
-//!   budget spent (`budget_day`), a hold or throttle longer than the caller's patience
+//!   budget spent (`budget_day`), no lookups allowed (`budget_none`: `per_minute` or `per_day`
+//!   is `"none"`), a hold or throttle longer than the caller's patience
 //!   (`budget_wait`), circuit open (`circuit_open`).
 //! * 401/403: the provider is marked down: `provider_up` 0, one error log, no request after
 //!   (for RDAP and InternetDB, which take no key, it is a block instead: held for an hour).
@@ -150,10 +151,13 @@ pub enum Admission {
 /// Per-provider limits and answer lifetimes (from `[providers.<name>]`).
 #[derive(Debug, Clone, Copy)]
 pub struct SlotLimits {
-    /// Requests per minute (0 = none).
+    /// Requests per minute (0 = no limit of this kind).
     pub per_minute: u32,
-    /// Requests per day (0 = none).
+    /// Requests per day (0 = no limit of this kind).
     pub per_day: u32,
+    /// The configuration allows no requests at all (`per_minute` or `per_day` = `"none"`):
+    /// every lookup is `skipped`, none is sent.
+    pub no_lookups: bool,
     /// Lifetime of an `ok` answer.
     pub ttl: Duration,
     /// Lifetime of a `not_found` answer.
@@ -166,8 +170,9 @@ impl SlotLimits {
     /// From the provider's settings; `max_answers` bounds the answer cache.
     pub fn from_settings(settings: &ProviderSettings, max_answers: u64) -> Self {
         SlotLimits {
-            per_minute: settings.per_minute,
-            per_day: settings.per_day,
+            per_minute: settings.per_minute.budget_limit(),
+            per_day: settings.per_day.budget_limit(),
+            no_lookups: settings.per_minute.is_none() || settings.per_day.is_none(),
             ttl: settings.ttl,
             not_found_ttl: settings.not_found_ttl,
             max_answers,
@@ -397,6 +402,18 @@ impl ProviderSlot {
                 ),
                 retry_at: None,
                 reason: "provider_down",
+            };
+        }
+        if self.limits.no_lookups {
+            return Admission::Refused {
+                status: ProviderStatus::Skipped,
+                detail: format!(
+                    "not asked: providers.{}.per_minute or per_day is \"none\", which allows \
+                     no lookups",
+                    self.name
+                ),
+                retry_at: None,
+                reason: "budget_none",
             };
         }
         if let Err(until) = state.breaker.check(now) {

@@ -31,6 +31,7 @@ fn no_limits() -> SlotLimits {
     SlotLimits {
         per_minute: 0,
         per_day: 0,
+        no_lookups: false,
         ttl: Duration::from_secs(60),
         not_found_ttl: Duration::from_secs(60),
         max_answers: 100,
@@ -141,4 +142,46 @@ fn ok_answers_live_for_ttl_and_not_found_for_not_found_ttl() {
         expiry.expire_after_create(&ip(1), &cached(Lookup::NotFound), created),
         Some(Duration::from_secs(3_600))
     );
+}
+
+// --- g-allow: an allowance of "none" sends nothing ---
+
+/// Counts the lookups it is asked; answers `NotFound`.
+#[derive(Debug, Default)]
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl Provider for Counting {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+    fn lookup(&self, _ip: IpAddr) -> futures::future::BoxFuture<'_, Result<Lookup, ProviderError>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok(Lookup::NotFound) })
+    }
+}
+
+#[tokio::test]
+async fn a_day_allowance_of_none_skips_every_lookup_without_a_request() {
+    let settings =
+        crate::settings::Settings::from_toml_overrides("[providers.otx]\nper_day = \"none\"\n")
+            .unwrap();
+    let limits = SlotLimits::from_settings(settings.providers.get("otx").unwrap(), 100);
+    let provider = Arc::new(Counting::default());
+    let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).unwrap());
+    let slot = ProviderSlot::new(provider.clone(), limits, metrics);
+    let patient = Patience {
+        max_wait: Duration::from_secs(3_600),
+    };
+    let outcome = slot.lookup(ip(1), patient).await;
+    assert_eq!(outcome.intel.status, ProviderStatus::Skipped);
+    let detail = outcome.intel.detail.clone().unwrap_or_default();
+    assert!(detail.contains("\"none\""), "{detail}");
+    assert_eq!(
+        outcome.retry_at, None,
+        "never retried: no budget ever comes"
+    );
+    // The first record already says so instead of `pending`.
+    let known = slot.known_without_asking(ip(2), SystemTime::now());
+    assert_eq!(known.map(|k| k.status), Some(ProviderStatus::Skipped));
+    assert_eq!(provider.0.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

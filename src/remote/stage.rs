@@ -16,19 +16,25 @@
 //!   again; lookups the provider's budget refuses are `skipped` with the reason (see
 //!   [`crate::remote::slot`]). Queued lookups not started when the daemon stops are lost with
 //!   the process: the published record keeps `pending` for them.
+//! * Allow-listed meanwhile: an address a reload of the allow-list cleared after it was queued
+//!   is not asked (`skipped`, `enrich_skipped_total{reason="allowlisted"}`), and an answer
+//!   that arrives for it publishes no revision.
 
 use std::cmp::Reverse;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 
 use crate::model::{ProviderIntel, ProviderStatus, ThreatRecord};
 use crate::remote::queue::{ProviderQueue, QueueKey};
-use crate::remote::revision::{apply_outcome, RemoteJob, RevisionRules, RevisionSink, Tracked};
+use crate::remote::revision::{
+    apply_outcome, lowered_by_benign_facts, RemoteJob, RevisionRules, RevisionSink, Tracked,
+};
 use crate::remote::slot::{Outcome, Patience, ProviderSlot};
+use crate::stages::filter::AllowlistFile;
 use crate::stages::process::{Priority, RemoteQueues};
 use crate::telemetry::events::{
     ProviderSkipped, RecordRevised, RemoteQueueChanged, RevisionNotEncoded,
@@ -52,6 +58,8 @@ pub struct RemoteStage {
     next_seq: AtomicU64,
     waiting: AtomicI64,
     metrics: Arc<Metrics>,
+    /// The allow-list the filter reads, checked again before a lookup and a revision.
+    allowlist: OnceLock<Arc<AllowlistFile>>,
 }
 
 impl std::fmt::Debug for RemoteStage {
@@ -87,6 +95,38 @@ impl RemoteStage {
             next_seq: AtomicU64::new(0),
             waiting: AtomicI64::new(0),
             metrics,
+            allowlist: OnceLock::new(),
+        }
+    }
+
+    /// Checks `file` before each lookup and each revision: an address its reloads clear while
+    /// it waits is not asked about and gets no revision. Set once; later calls are ignored.
+    pub fn set_allowlist(&self, file: Arc<AllowlistFile>) {
+        let _ = self.allowlist.set(file);
+    }
+
+    /// Whether the allow-list clears `ip` now.
+    pub fn allowlisted(&self, ip: IpAddr) -> bool {
+        self.allowlist
+            .get()
+            .is_some_and(|file| file.current().matching(ip, SystemTime::now()).is_some())
+    }
+
+    /// The outcome of a lookup not made because the allow-list cleared the address after it
+    /// was queued (counted as a skip).
+    pub fn allowlisted_outcome(&self, provider: &'static str) -> Outcome {
+        ProviderSkipped {
+            provider,
+            reason: "allowlisted",
+        }
+        .emit(&self.metrics);
+        Outcome {
+            intel: ProviderIntel::status(
+                ProviderStatus::Skipped,
+                "not asked: allow-listed after it was queued",
+            ),
+            network: None,
+            retry_at: None,
         }
     }
 
@@ -216,6 +256,11 @@ impl RemoteStage {
     /// raises the score.
     pub async fn finish(&self, job: &RemoteJob, provider: &str, outcome: Outcome) {
         let mut tracked = job.tracked.lock().await;
+        if self.allowlisted(job.ip) {
+            // Cleared while the lookup was under way: never published again.
+            self.count_done(&mut tracked);
+            return;
+        }
         match apply_outcome(
             &mut tracked,
             provider,
@@ -238,6 +283,25 @@ impl RemoteStage {
             }
             .emit(&self.metrics),
             None => {}
+        }
+        // g-allow: the last provider done; a score benign facts lowered is news too.
+        if tracked.outstanding == 1 {
+            match lowered_by_benign_facts(&mut tracked, &self.rules, SystemTime::now()) {
+                Some(Ok(output)) => {
+                    RecordRevised {
+                        provider,
+                        revision: tracked.record.revision,
+                    }
+                    .emit(&self.metrics);
+                    self.sink.publish(output, tracked.origin.clone()).await;
+                }
+                Some(Err(error)) => RevisionNotEncoded {
+                    provider,
+                    error: &error,
+                }
+                .emit(&self.metrics),
+                None => {}
+            }
         }
         self.count_done(&mut tracked);
     }

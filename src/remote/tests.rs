@@ -348,6 +348,7 @@ async fn a_new_record_shows_what_is_already_settled_instead_of_pending() {
         crate::remote::slot::SlotLimits {
             per_minute: 0,
             per_day: 0,
+            no_lookups: false,
             ttl: Duration::from_secs(60),
             not_found_ttl: Duration::from_secs(60),
             max_answers: 10,
@@ -511,4 +512,99 @@ fn an_answer_after_a_reload_scores_the_current_listing_not_the_first_sightings()
         record.intel["feeds"].facts["matches"],
         serde_json::json!([])
     );
+}
+
+// --- g-allow: a score benign facts lowered is published ---
+
+use crate::remote::revision::lowered_by_benign_facts;
+
+/// Rules where a feed `f` weighs 70 and GreyNoise RIOT -30.
+fn benign_rules() -> RevisionRules {
+    let settings = Settings::from_toml_overrides(
+        "[scoring]\ngreynoise_riot = -30\n\
+         [[feeds]]\nname = \"f\"\npath = \"f.txt\"\nweight = 70\n",
+    )
+    .unwrap();
+    RevisionRules {
+        scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
+        min_verdict: Verdict::Suspicious,
+        publication: std::sync::Arc::new(crate::publish::Publication::from_settings(&settings)),
+        feeds: None,
+    }
+}
+
+/// `tracked(ip)` listed by feed `f`, its first record (70, malicious) published.
+fn listed_and_published(ip: &str) -> Tracked {
+    let mut t = tracked(ip);
+    t.feed_matches = vec![crate::intel::feeds::FeedMatch {
+        feed: "f".into(),
+        cidr: format!("{ip}/32").parse().unwrap(),
+        exact: true,
+    }];
+    t.record.revision = t.sighting.next_revision(70, Verdict::Malicious);
+    t
+}
+
+fn riot_answer() -> Outcome {
+    let mut facts = serde_json::Map::new();
+    facts.insert("riot".into(), true.into());
+    facts.insert("name".into(), "Example CDN".into());
+    Outcome {
+        intel: ProviderIntel {
+            status: ProviderStatus::Ok,
+            detail: None,
+            facts,
+        },
+        network: None,
+        retry_at: None,
+    }
+}
+
+#[test]
+fn a_published_score_that_benign_facts_lowered_is_published_again_once_all_answered() {
+    let mut t = listed_and_published("198.51.100.8");
+    let now = SystemTime::now();
+    assert!(
+        apply_outcome(&mut t, "greynoise", riot_answer(), &benign_rules(), now).is_none(),
+        "a lower score is not a rise"
+    );
+    let output = lowered_by_benign_facts(&mut t, &benign_rules(), now)
+        .expect("published again")
+        .expect("serialises");
+    let record: ThreatRecord = serde_json::from_value(
+        crate::model::schema_check::valid_record_payload(&output.payload),
+    )
+    .unwrap();
+    assert_eq!(
+        (record.score, record.verdict, record.revision),
+        (40, Verdict::Suspicious, 2)
+    );
+    assert!(record
+        .reasons
+        .iter()
+        .any(|r| r.source == "greynoise" && r.weight == -30));
+    // Said once: the lowered score is now the published one.
+    assert!(lowered_by_benign_facts(&mut t, &benign_rules(), now).is_none());
+}
+
+#[test]
+fn a_lower_score_from_missing_evidence_is_not_published() {
+    let now = SystemTime::now();
+    // Published at 90 (say, with an answer this retry has not had), now 70 - 30: the positive
+    // evidence alone (70) is below 90, so the drop is a gap in the data, not a benign fact.
+    let mut t = listed_and_published("198.51.100.9");
+    t.record.revision = t.sighting.next_revision(90, Verdict::Malicious);
+    apply_outcome(&mut t, "greynoise", riot_answer(), &benign_rules(), now);
+    assert_eq!(t.record.score, 40);
+    assert!(lowered_by_benign_facts(&mut t, &benign_rules(), now).is_none());
+    // No benign fact at all: a lower score is never news.
+    let mut t = listed_and_published("198.51.100.10");
+    t.record.revision = t.sighting.next_revision(90, Verdict::Malicious);
+    apply_outcome(&mut t, "virustotal", vt_answer(0), &benign_rules(), now);
+    assert_eq!(t.record.score, 70);
+    assert!(lowered_by_benign_facts(&mut t, &benign_rules(), now).is_none());
+    // Nothing published yet: nothing to lower.
+    let mut t = tracked("198.51.100.11");
+    apply_outcome(&mut t, "greynoise", riot_answer(), &benign_rules(), now);
+    assert!(lowered_by_benign_facts(&mut t, &benign_rules(), now).is_none());
 }

@@ -53,6 +53,31 @@ pub struct KafkaSettings {
     pub statistics_interval: Duration,
     /// Raw librdkafka properties applied last, as `"name=value"` strings.
     pub librdkafka: Passthrough,
+    /// Where a group without a committed offset starts reading (`auto.offset.reset`).
+    #[serde(default)]
+    pub start_from: StartFrom,
+}
+
+/// `kafka.start_from`: where a consumer group without a committed offset starts on a partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartFrom {
+    /// The end of the partition: only events produced after the group joined (the default; a
+    /// first deployment does not replay, and pay lookups for, the whole retention window).
+    #[default]
+    Latest,
+    /// The beginning of the partition: the whole retention window is read.
+    Earliest,
+}
+
+impl StartFrom {
+    /// The librdkafka `auto.offset.reset` value.
+    pub fn auto_offset_reset(self) -> &'static str {
+        match self {
+            StartFrom::Latest => "latest",
+            StartFrom::Earliest => "earliest",
+        }
+    }
 }
 
 /// librdkafka settings the delivery promise depends on, and the values the passthrough may
@@ -130,6 +155,12 @@ impl KafkaSettings {
                             name.trim(),
                             promised(name.trim(), value.trim()).unwrap_or_default()
                         ),
+                    ))
+                }
+                Some((name, _)) if name.trim() == "auto.offset.reset" => {
+                    return Err(SettingsError::invalid(
+                        format!("kafka.librdkafka[{i}]"),
+                        "set the start position with kafka.start_from = \"latest\" | \"earliest\"",
                     ))
                 }
                 Some((name, _)) if !name.trim().is_empty() => {}

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Role;
 
 mod blocklist;
+mod allowlist;
 mod dedup;
 mod dlq;
 mod feeds;
@@ -39,6 +40,7 @@ mod shutdown;
 mod tests;
 
 pub(crate) use blocklist::{BlocklistSettings, PublishedSettings};
+pub(crate) use allowlist::AllowlistSettings;
 pub(crate) use dedup::DedupSettings;
 pub(crate) use dlq::DlqSettings;
 pub(crate) use feeds::FeedSettings;
@@ -48,8 +50,8 @@ pub(crate) use kafka::KafkaSettings;
 pub(crate) use parse::ParseSettings;
 pub(crate) use passthrough::Passthrough;
 pub(crate) use pipeline::PipelineSettings;
-pub use providers::ProviderSettings;
 pub(crate) use providers::ProvidersSettings;
+pub use providers::{Allowance, ProviderSettings};
 pub(crate) use publish::PublishSettings;
 pub(crate) use report::{NarrativeSettings, ReportSettings};
 pub(crate) use scoring::ScoringSettings;
@@ -131,6 +133,9 @@ pub struct Settings {
     pub parse: ParseSettings,
     /// Which addresses are never enriched.
     pub filter: FilterSettings,
+    /// Addresses an analyst cleared, from a reloadable file.
+    #[serde(default)]
+    pub allowlist: AllowlistSettings,
     /// The dedup window.
     pub dedup: DedupSettings,
     /// Local blocklist feeds.

@@ -50,6 +50,9 @@ pub(super) fn resolve_paths(table: &mut Table, base: &Path) {
             resolve(provider.get_mut("api_key_file"), base, false);
         }
     }
+    if let Some(allowlist) = section(table, "allowlist") {
+        resolve(allowlist.get_mut("path"), base, false);
+    }
     if let Some(report) = section(table, "report") {
         resolve(report.get_mut("directory"), base, false);
         if let Some(narrative) = section(report, "narrative") {

@@ -59,12 +59,13 @@ pub struct ProviderSettings {
         skip_serializing_if = "Duration::is_zero"
     )]
     pub timeout: Duration,
-    /// Requests allowed per minute.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub per_minute: u32,
-    /// Requests allowed per day (0 = no daily budget).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub per_day: u32,
+    /// Requests allowed per minute: a number, `"unlimited"`, or `"none"` (no lookups).
+    #[serde(default, skip_serializing_if = "Allowance::is_unlimited")]
+    pub per_minute: Allowance,
+    /// Requests allowed per day (00:00 UTC to 00:00 UTC): a number, `"unlimited"`, or
+    /// `"none"` (no lookups).
+    #[serde(default, skip_serializing_if = "Allowance::is_unlimited")]
+    pub per_day: Allowance,
     /// How long an answer is kept.
     #[serde(
         default,
@@ -85,8 +86,92 @@ pub struct ProviderSettings {
     pub tlp: Option<crate::model::Tlp>,
 }
 
-fn is_zero(value: &u32) -> bool {
-    *value == 0
+/// `per_minute` / `per_day`: how many requests a provider may be sent in the period.
+///
+/// Written as a positive integer, `"unlimited"`, or `"none"` (no request at all: every lookup
+/// is `skipped`). A bare `0` is refused for this release: it used to mean unlimited and now
+/// means none, so a configuration that says `0` is ambiguous (README, "Spend").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allowance {
+    /// No limit of this kind.
+    #[default]
+    Unlimited,
+    /// At most this many requests per period; 0 only from `"none"`.
+    Requests(u32),
+}
+
+impl Allowance {
+    /// No limit of this kind.
+    pub fn is_unlimited(&self) -> bool {
+        *self == Allowance::Unlimited
+    }
+
+    /// No request may be made at all.
+    pub fn is_none(&self) -> bool {
+        *self == Allowance::Requests(0)
+    }
+
+    /// The budget's own figure: the count, or 0 for no limit (see `remote::budget`).
+    pub fn budget_limit(&self) -> u32 {
+        match self {
+            Allowance::Unlimited => 0,
+            Allowance::Requests(n) => *n,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Allowance, String> {
+        match text.trim() {
+            "unlimited" => Ok(Allowance::Unlimited),
+            "none" => Ok(Allowance::Requests(0)),
+            "0" => Err(ZERO_IS_AMBIGUOUS.to_owned()),
+            number => match number.parse::<u32>() {
+                Ok(n) => Ok(Allowance::Requests(n)),
+                Err(_) => Err(format!(
+                    "expected a number of requests, \"unlimited\" or \"none\", got `{text}`"
+                )),
+            },
+        }
+    }
+}
+
+/// Why a bare 0 is refused.
+const ZERO_IS_AMBIGUOUS: &str = "0 is ambiguous: it used to mean unlimited and now means no \
+     lookups at all; write \"unlimited\" for no limit, or \"none\" to make no requests";
+
+impl std::fmt::Display for Allowance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Allowance::Unlimited => f.write_str("unlimited"),
+            Allowance::Requests(0) => f.write_str("none"),
+            Allowance::Requests(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Serialize for Allowance {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Allowance::Requests(n) if *n > 0 => serializer.serialize_u32(*n),
+            other => serializer.serialize_str(&other.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Allowance {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // From a file a number or a word; from the environment always text.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(i64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => n.to_string(),
+            Raw::Text(text) => text,
+        };
+        Allowance::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Each `[providers.<name>]` table of the merged layers holds only the keys that provider uses:

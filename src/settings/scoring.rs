@@ -28,10 +28,11 @@ pub struct ScoringSettings {
     pub sightings_per: u32,
     /// Most points sightings add.
     pub sightings_max: u32,
-    /// The providers' weights (`virustotal_max`, `otx_per_pulse`, …), by key. Which keys exist
-    /// and their defaults are the providers' own (`intel::registry`); checked there.
+    /// The providers' weights (`virustotal_max`, `otx_per_pulse`, …), by key. Which keys exist,
+    /// their defaults and which may be negative (benign facts) are the providers' own
+    /// (`intel::registry`); checked there.
     #[serde(flatten, deserialize_with = "weights_from_numbers_or_text")]
-    pub weights: BTreeMap<String, u32>,
+    pub weights: BTreeMap<String, i32>,
 }
 
 impl ScoringSettings {
@@ -133,11 +134,11 @@ impl ScoringSettings {
 /// A weight from a file is a number; from the environment it is text (`"10"`). Both are read.
 fn weights_from_numbers_or_text<'de, D: Deserializer<'de>>(
     deserializer: D,
-) -> Result<BTreeMap<String, u32>, D::Error> {
+) -> Result<BTreeMap<String, i32>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Points {
-        Number(u32),
+        Number(i32),
         Text(String),
     }
     let raw = BTreeMap::<String, Points>::deserialize(deserializer)?;

@@ -385,9 +385,77 @@ fn the_session_timeout_must_outlast_the_drain() {
 #[test]
 fn greynoise_default_day_fits_a_free_accounts_week() {
     let settings = Settings::from_toml_overrides("").expect("defaults");
-    let per_day = settings.providers.get("greynoise").map_or(0, |p| p.per_day);
+    let per_day = settings
+        .providers
+        .get("greynoise")
+        .map_or(0, |p| p.per_day.budget_limit());
     assert!(
         per_day > 0 && per_day * 7 <= 50 && per_day <= 10,
         "per_day = {per_day}"
     );
+}
+
+// --- g-allow: kafka.start_from ---
+
+#[test]
+fn start_from_defaults_to_latest_and_maps_to_auto_offset_reset() {
+    let defaults = Settings::from_toml_overrides("").expect("defaults");
+    assert_eq!(defaults.kafka.start_from.auto_offset_reset(), "latest");
+    let from_env = Settings::load_with_env(
+        None,
+        env_from(&[("THREATSIFT__KAFKA__START_FROM", "earliest")]),
+    )
+    .expect("loads");
+    assert_eq!(from_env.kafka.start_from.auto_offset_reset(), "earliest");
+}
+
+#[test]
+fn start_from_refuses_other_positions_and_the_passthrough_route() {
+    let err = Settings::from_toml_overrides("[kafka]\nstart_from = \"beginning\"\n").unwrap_err();
+    assert!(err.to_string().contains("start_from"), "{err}");
+    // The passthrough would silently override the key the README documents.
+    let err =
+        Settings::from_toml_overrides("[kafka]\nlibrdkafka = [\"auto.offset.reset=earliest\"]\n")
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("`kafka.librdkafka[0]`")
+            && err.to_string().contains("kafka.start_from"),
+        "{err}"
+    );
+}
+
+// --- g-allow: per_minute / per_day ---
+
+#[test]
+fn allowances_take_a_count_unlimited_or_none_and_refuse_a_bare_zero() {
+    let settings = Settings::from_toml_overrides(
+        "[providers.otx]\nper_minute = 30\nper_day = \"unlimited\"\n\
+         [providers.rdap]\nper_day = \"none\"\n",
+    )
+    .expect("loads");
+    let otx = settings.providers.get("otx").unwrap();
+    assert_eq!(otx.per_minute, Allowance::Requests(30));
+    assert_eq!(otx.per_day, Allowance::Unlimited);
+    assert!(settings.providers.get("rdap").unwrap().per_day.is_none());
+    // The rendered configuration says the same words back.
+    let rendered = settings.to_redacted_toml();
+    assert!(rendered.contains("per_day = \"none\""), "{rendered}");
+    for zero in [
+        "[providers.otx]\nper_day = 0\n",
+        "[providers.otx]\nper_minute = \"0\"\n",
+    ] {
+        let err = Settings::from_toml_overrides(zero).unwrap_err().to_string();
+        assert!(
+            err.contains("ambiguous") && err.contains("\"unlimited\"") && err.contains("\"none\""),
+            "{zero}: {err}"
+        );
+    }
+    let from_env = Settings::load_with_env(
+        None,
+        env_from(&[("THREATSIFT__PROVIDERS__OTX__PER_DAY", "none")]),
+    )
+    .expect("loads");
+    assert!(from_env.providers.get("otx").unwrap().per_day.is_none());
+    let err = Settings::from_toml_overrides("[providers.otx]\nper_day = \"lots\"\n").unwrap_err();
+    assert!(err.to_string().contains("per_day"), "{err}");
 }

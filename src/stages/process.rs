@@ -187,10 +187,7 @@ impl Processor {
     ) -> Result<Self, SettingsError> {
         Ok(Processor::new(
             FormatRegistry::builtin(RegistryOptions::from_settings(settings)?),
-            IpFilter::new(
-                settings.filter.allow_documentation_ranges,
-                settings.ignore_cidrs()?,
-            ),
+            IpFilter::from_settings(settings)?,
             DedupCache::new(settings.dedup.ttl, settings.dedup.max_entries),
             LocalIntel::new(feeds, providers.local.clone(), providers.entries.clone()),
             ProcessorOptions {
@@ -213,6 +210,11 @@ impl Processor {
     pub fn with_remote_queues(mut self, queues: Option<Arc<dyn RemoteQueues>>) -> Self {
         self.remote = queues;
         self
+    }
+
+    /// The address filter (its allow-list is reloaded by housekeeping).
+    pub fn filter(&self) -> &IpFilter {
+        &self.filter
     }
 
     /// The dedup window (for the entry-count gauge).

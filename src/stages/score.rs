@@ -7,8 +7,10 @@
 //!   comes from `[scoring]` (and the `[[feeds]]` weights). Only providers whose status is `ok`
 //!   contribute: a failure (unauthorized, timeout, quota, …) is a gap in our data, never
 //!   evidence about the address. Evidence worth 0 points adds no reason.
-//! * [`ScoringModel::assess`]: `score` = the capped sum of the weights (0–100), so every point
-//!   is explained by a reason; the verdict and severity follow from the score alone, so they can
+//! * [`ScoringModel::assess`]: `score` = the sum of the weights clamped to 0–100, so every
+//!   point is explained by a reason. Benign provider facts (GreyNoise `benign`/RIOT, an
+//!   AbuseIPDB whitelisting, OTX validation) may have negative weights: their reasons show the
+//!   negative weight and subtract; the verdict and severity follow from the score alone, so they can
 //!   never disagree. Below `suspicious_at` the verdict is `unknown`, never `clean`.
 //! * Provider facts are read by each provider's own score rule, beside its client
 //!   (`intel/providers/<name>.rs`, `intel/talos.rs`), with the weights it declares.
@@ -16,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::intel::feeds::FeedMatch;
-use crate::intel::registry::{capped, Weights, PROVIDERS};
+use crate::intel::registry::{capped, points, Weights, PROVIDERS};
 use crate::model::{ProviderIntel, ProviderStatus, Reason, Severity, Verdict};
 use crate::settings::{FeedSettings, ScoringSettings};
 
@@ -121,8 +123,9 @@ impl ScoringModel {
     /// One reason per piece of evidence worth at least one point.
     pub fn evidence(&self, input: &EvidenceInput<'_>) -> Vec<Reason> {
         let mut reasons = Vec::new();
-        let mut add = |source: &str, weight: u32, detail: String| {
-            if weight > 0 {
+        // A benign fact's weight may be negative: it is shown, and subtracts.
+        let mut add = |source: &str, weight: i32, detail: String| {
+            if weight != 0 {
                 reasons.push(Reason {
                     source: source.to_owned(),
                     detail,
@@ -134,12 +137,13 @@ impl ScoringModel {
             let reporter = input.reporter.unwrap_or("the device");
             add(
                 VENDOR_SOURCE,
-                self.weights.vendor_threat_event,
+                points(self.weights.vendor_threat_event),
                 format!("{reporter} reported threat \"{threat}\""),
             );
         }
         for hit in input.feed_matches {
             let weight = self.feed_weights.get(&*hit.feed).copied().unwrap_or(0);
+            let weight = points(weight);
             add("feeds", weight, describe_match(hit));
         }
         // Only an `ok` answer is evidence; `not_found` and every failure add nothing. Each
@@ -161,22 +165,21 @@ impl ScoringModel {
         let repeats = input.sightings.saturating_sub(1);
         add(
             SIGHTINGS_SOURCE,
-            capped(
+            points(capped(
                 repeats,
                 self.weights.sightings_per,
                 self.weights.sightings_max,
-            ),
+            )),
             format!("seen {} times in the dedup window", input.sightings),
         );
         reasons
     }
 
-    /// Score, verdict and severity of the reasons; the indicator from the verdict.
+    /// Score, verdict and severity of the reasons; the indicator from the verdict. The score
+    /// is the sum of the weights (benign facts' negative ones included), clamped to 0–100.
     pub fn assess(&self, reasons: &[Reason]) -> Assessment {
-        let score = reasons
-            .iter()
-            .fold(0u32, |sum, r| sum.saturating_add(r.weight))
-            .min(100);
+        let sum: i64 = reasons.iter().map(|r| i64::from(r.weight)).sum();
+        let score = u32::try_from(sum.clamp(0, 100)).unwrap_or(0);
         let verdict = self.verdict(score);
         let indicator = match verdict {
             Verdict::Malicious => MALICIOUS_INDICATOR,

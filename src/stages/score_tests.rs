@@ -43,7 +43,7 @@ fn input<'a>(intel: &'a BTreeMap<String, ProviderIntel>) -> EvidenceInput<'a> {
     }
 }
 
-fn reason(weight: u32) -> Reason {
+fn reason(weight: i32) -> Reason {
     Reason {
         source: "feeds".into(),
         detail: "listed".into(),
@@ -94,7 +94,7 @@ fn defaults_from_config_load_and_validate() {
 }
 
 /// (source, detail, weight).
-type ExpectedReason = (&'static str, &'static str, u32);
+type ExpectedReason = (&'static str, &'static str, i32);
 
 /// Each source alone, with the default weights: (intel entry, reasons as (source, detail,
 /// weight)).
@@ -177,12 +177,12 @@ fn every_source_alone() {
     ];
     for (provider, facts, expected) in cases {
         let map = intel(&[(provider, ProviderStatus::Ok, facts.clone())]);
-        let got: Vec<(String, String, u32)> = model
+        let got: Vec<(String, String, i32)> = model
             .evidence(&input(&map))
             .into_iter()
             .map(|r| (r.source, r.detail, r.weight))
             .collect();
-        let expected: Vec<(String, String, u32)> = expected
+        let expected: Vec<(String, String, i32)> = expected
             .into_iter()
             .map(|(s, d, w)| (s.to_owned(), d.to_owned(), w))
             .collect();
@@ -243,7 +243,7 @@ fn feeds_vendor_threat_and_sightings_alone() {
             .map(|r| r.weight)
             .collect::<Vec<_>>()
     };
-    assert_eq!(sightings(1), Vec::<u32>::new());
+    assert_eq!(sightings(1), Vec::<i32>::new());
     assert_eq!(sightings(4), vec![3]);
     assert_eq!(sightings(1000), vec![10]);
     assert!(model
@@ -257,7 +257,7 @@ fn feeds_vendor_threat_and_sightings_alone() {
 #[test]
 fn caps_per_source() {
     let model = model();
-    let cases: [(&str, Value, u32); 4] = [
+    let cases: [(&str, Value, i32); 4] = [
         ("virustotal", vt(40, 10, 0), 60),
         (
             "abuseipdb",
@@ -269,7 +269,7 @@ fn caps_per_source() {
     ];
     for (provider, facts, weight) in cases {
         let map = intel(&[(provider, ProviderStatus::Ok, facts)]);
-        let weights: Vec<u32> = model
+        let weights: Vec<i32> = model
             .evidence(&input(&map))
             .iter()
             .map(|r| r.weight)
@@ -324,7 +324,7 @@ fn only_ok_answers_count() {
 #[test]
 fn thresholds_and_severity_bands_at_their_boundaries() {
     let model = model();
-    let cases: [(&[u32], u32, Verdict, Severity); 13] = [
+    let cases: [(&[i32], u32, Verdict, Severity); 13] = [
         (&[], 0, Verdict::Unknown, Severity::Info),
         (&[19], 19, Verdict::Unknown, Severity::Info),
         (&[20], 20, Verdict::Unknown, Severity::Low),
@@ -337,7 +337,7 @@ fn thresholds_and_severity_bands_at_their_boundaries() {
         (&[89], 89, Verdict::Malicious, Severity::High),
         (&[45, 45], 90, Verdict::Malicious, Severity::Critical),
         (&[70, 70], 100, Verdict::Malicious, Severity::Critical),
-        (&[u32::MAX, 1], 100, Verdict::Malicious, Severity::Critical),
+        (&[i32::MAX, 1], 100, Verdict::Malicious, Severity::Critical),
     ];
     for (weights, score, verdict, severity) in cases {
         let reasons: Vec<_> = weights.iter().map(|w| reason(*w)).collect();
@@ -441,8 +441,8 @@ fn reasons_sum_to_the_score() {
             threat,
             ..input(&map)
         });
-        let sum: u32 = scored.reasons.iter().map(|r| r.weight).sum();
-        assert_eq!(scored.assessment.score, sum.min(100));
+        let sum: i32 = scored.reasons.iter().map(|r| r.weight).sum();
+        assert_eq!(i64::from(scored.assessment.score), i64::from(sum.min(100)));
         assert_eq!(scored.assessment.score, score, "{:?}", scored.reasons);
         assert!(scored.reasons.iter().all(|r| r.weight > 0));
     }
@@ -462,8 +462,171 @@ fn indicator_is_the_vendor_threat_else_from_the_verdict() {
         "ET EXPLOIT Apache log4j RCE Attempt"
     );
     assert_eq!(threat.assessment.verdict, Verdict::Suspicious);
-    let by_score = |weight: u32| model.assess(&[reason(weight)]).indicator;
+    let by_score = |weight: i32| model.assess(&[reason(weight)]).indicator;
     assert_eq!(by_score(70), MALICIOUS_INDICATOR);
     assert_eq!(by_score(30), SUSPICIOUS_INDICATOR);
     assert_eq!(by_score(0), OBSERVED_INDICATOR);
+}
+
+// --- g-allow: benign provider facts may subtract ---
+
+/// A model whose benign facts weigh -30 (GreyNoise benign and RIOT, AbuseIPDB whitelisting,
+/// OTX validation), with a feed worth 70.
+fn benign_model() -> ScoringModel {
+    let settings = Settings::from_toml_overrides(
+        "[scoring]\ngreynoise_benign = -30\ngreynoise_riot = -30\n\
+         abuseipdb_whitelisted = -30\notx_validated = -30\n\
+         [[feeds]]\nname = \"local-blocklist\"\npath = \"blocklist.txt\"\nweight = 70\n",
+    )
+    .expect("negative weights of benign facts are valid");
+    ScoringModel::new(&settings.scoring, &settings.feeds)
+}
+
+#[test]
+fn each_benign_fact_shows_its_negative_weight() {
+    let model = benign_model();
+    let cases: Vec<(&str, Value, Vec<ExpectedReason>)> = vec![
+        (
+            "greynoise",
+            json!({"classification": "benign", "riot": true, "name": "Example DNS"}),
+            vec![
+                ("greynoise", "GreyNoise classifies it benign", -30),
+                (
+                    "greynoise",
+                    "GreyNoise RIOT: a common business service (Example DNS)",
+                    -30,
+                ),
+            ],
+        ),
+        (
+            "abuseipdb",
+            json!({"abuse_confidence_score": 0, "total_reports": 0, "is_whitelisted": true}),
+            vec![("abuseipdb", "AbuseIPDB lists it as whitelisted", -30)],
+        ),
+        (
+            "abuseipdb",
+            json!({"abuse_confidence_score": 0, "is_whitelisted": false}),
+            vec![],
+        ),
+        (
+            "otx",
+            json!({"pulse_count": 0, "validation": [
+                {"name": "Major public resolver", "source": "whitelist"},
+                {"source": "alexa"}
+            ]}),
+            vec![("otx", "OTX validation: Major public resolver, alexa", -30)],
+        ),
+        ("otx", json!({"pulse_count": 0, "validation": []}), vec![]),
+    ];
+    for (provider, facts, expected) in cases {
+        let map = intel(&[(provider, ProviderStatus::Ok, facts.clone())]);
+        let got: Vec<(String, String, i32)> = model
+            .evidence(&input(&map))
+            .into_iter()
+            .map(|r| (r.source, r.detail, r.weight))
+            .collect();
+        let expected: Vec<(String, String, i32)> = expected
+            .into_iter()
+            .map(|(s, d, w)| (s.to_owned(), d.to_owned(), w))
+            .collect();
+        assert_eq!(got, expected, "{provider}: {facts}");
+    }
+}
+
+#[test]
+fn benign_facts_lower_the_score_which_stays_within_0_and_100() {
+    let model = benign_model();
+    let listed = [feed_match("local-blocklist", "203.0.113.0/24")];
+    let riot = intel(&[(
+        "greynoise",
+        ProviderStatus::Ok,
+        json!({"classification": "unknown", "riot": true}),
+    )]);
+    let scored = model.score(&EvidenceInput {
+        feed_matches: &listed,
+        ..input(&riot)
+    });
+    // 70 - 30: malicious by the feed alone, suspicious once GreyNoise knows the service.
+    assert_eq!(scored.assessment.score, 40);
+    assert_eq!(scored.assessment.verdict, Verdict::Suspicious);
+    assert!(scored.reasons.iter().any(|r| r.weight == -30));
+    // Every benign fact at once outweighs the feed: the score stops at 0, never below.
+    let all = intel(&[
+        (
+            "greynoise",
+            ProviderStatus::Ok,
+            json!({"classification": "benign", "riot": true}),
+        ),
+        (
+            "abuseipdb",
+            ProviderStatus::Ok,
+            json!({"abuse_confidence_score": 0, "is_whitelisted": true}),
+        ),
+        (
+            "otx",
+            ProviderStatus::Ok,
+            json!({"pulse_count": 0, "validation": [{"source": "whitelist"}]}),
+        ),
+    ]);
+    let scored = model.score(&EvidenceInput {
+        feed_matches: &listed,
+        ..input(&all)
+    });
+    assert_eq!(scored.reasons.len(), 5, "{:?}", scored.reasons);
+    assert_eq!(scored.assessment.score, 0);
+    assert_eq!(scored.assessment.verdict, Verdict::Unknown);
+    // Only an `ok` answer counts: a benign fact of a failed lookup is no evidence either way.
+    let failed = intel(&[(
+        "greynoise",
+        ProviderStatus::RateLimited,
+        json!({"riot": true}),
+    )]);
+    let scored = model.score(&EvidenceInput {
+        feed_matches: &listed,
+        ..input(&failed)
+    });
+    assert_eq!(scored.assessment.score, 70);
+}
+
+#[test]
+fn benign_facts_weigh_nothing_by_default() {
+    let model = model();
+    let map = intel(&[(
+        "greynoise",
+        ProviderStatus::Ok,
+        json!({"classification": "benign", "riot": true}),
+    )]);
+    assert!(model.evidence(&input(&map)).is_empty());
+}
+
+#[test]
+fn only_benign_facts_may_have_negative_weights() {
+    // The whole check: each section, then the provider weights against the registry.
+    let load = |toml: &str| {
+        Settings::from_toml_overrides(toml)
+            .and_then(|s| crate::intel::registry::validate(&s).map(|()| s))
+    };
+    for ok in [
+        "[scoring]\ngreynoise_riot = -100\n",
+        "[scoring]\notx_validated = 100\n",
+    ] {
+        load(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for (bad, key) in [
+        (
+            "[scoring]\ngreynoise_malicious = -5\n",
+            "scoring.greynoise_malicious",
+        ),
+        (
+            "[scoring]\ngreynoise_riot = -101\n",
+            "scoring.greynoise_riot",
+        ),
+        (
+            "[scoring]\nabuseipdb_whitelisted = 101\n",
+            "scoring.abuseipdb_whitelisted",
+        ),
+    ] {
+        let err = load(bad).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{key}`")), "{bad}: {err}");
+    }
 }

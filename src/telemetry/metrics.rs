@@ -89,6 +89,10 @@ pub struct Metrics {
     pub rebalances: IntCounterVec,
     /// `kafka_errors_total{kind}`: consumer and client errors.
     pub kafka_errors: IntCounterVec,
+    /// `allowlist_entries`: entries of the allow-list file that match now (unexpired).
+    pub allowlist_entries: IntGauge,
+    /// `allowlist_reloads_total{result}`: allow-list file reloads (`ok`, `error`).
+    pub allowlist_reloads: IntCounterVec,
     /// Children of the vecs above resolved once, for the events on the hot path.
     pub handles: Handles,
 }
@@ -323,6 +327,22 @@ impl Metrics {
                 &["kind"],
             )?,
             kafka_errors,
+            allowlist_entries: {
+                let g = IntGauge::with_opts(
+                    Opts::new(
+                        "allowlist_entries",
+                        "Allow-list entries that match now (unexpired)",
+                    )
+                    .namespace(NAMESPACE),
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
+            allowlist_reloads: counter_vec(
+                "allowlist_reloads_total",
+                "Allow-list file reloads by result",
+                &["result"],
+            )?,
             handles,
         };
         metrics.touch_fixed_children();

@@ -36,6 +36,7 @@ pub fn limits(per_minute: u32, per_day: u32) -> SlotLimits {
     SlotLimits {
         per_minute,
         per_day,
+        no_lookups: false,
         ttl: Duration::from_secs(3_600),
         not_found_ttl: Duration::from_secs(600),
         max_answers: 100_000,

@@ -42,8 +42,8 @@ pub(crate) struct BlocklistState {
     pub(crate) min_verdict: Verdict,
     pub(crate) max_entries: usize,
     pub(crate) metrics: WithdrawMetrics,
-    // ---- HOOK for g-allow (the lead wires it at the merge): an allow-list lookup; listed
-    // addresses are left out (a withdrawal already removes a newly allow-listed one).
+    /// The allow-list's lookup: listed addresses are left out (a withdrawal also removes a
+    /// newly allow-listed one from the index, once it is delivered).
     pub(crate) excluded: Option<Exclusion>,
 }
 

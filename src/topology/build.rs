@@ -32,10 +32,11 @@ use crate::report::scheduled::ReportFeed;
 use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::DedupCache;
 use crate::stages::local::LocalIntel;
+use crate::stages::filter::{AllowlistError, AllowlistFile};
 use crate::stages::process::Processor;
 use crate::stages::published::PublishedIndex;
 use crate::stages::score::ScoringModel;
-use crate::telemetry::events::{FeedLoaded, WithdrawMetrics};
+use crate::telemetry::events::{AllowlistLoaded, FeedLoaded, WithdrawMetrics};
 use crate::telemetry::Metrics;
 use std::time::SystemTime;
 
@@ -129,6 +130,44 @@ pub(crate) async fn load_feeds(
         .map_err(AppError::Feeds)?;
     emit_feeds_loaded(&feeds, metrics);
     Ok(Arc::new(feeds))
+}
+
+/// Fails at once, before the brokers are waited for, when the allow-list file cannot be opened
+/// (the processor reads it later): a configuration problem, exit 2.
+fn check_allowlist_readable(settings: &Settings) -> Result<(), AppError> {
+    let Some(path) = settings.allowlist.file() else {
+        return Ok(());
+    };
+    let readable = std::fs::File::open(path).and_then(|f| {
+        if f.metadata()?.is_dir() {
+            Err(std::io::Error::other("is a directory"))
+        } else {
+            Ok(())
+        }
+    });
+    readable.map_err(|error| {
+        AppError::Settings(SettingsError::Unusable {
+            key: "allowlist.path".to_owned(),
+            source: Box::new(AllowlistError {
+                path: path.to_path_buf(),
+                error,
+            }),
+        })
+    })
+}
+
+/// Reports the allow-list's size and skipped lines.
+pub(super) fn emit_allowlist_loaded(file: &AllowlistFile, metrics: &Metrics) {
+    let list = file.current();
+    let now = std::time::SystemTime::now();
+    AllowlistLoaded {
+        path: file.path(),
+        entries: list.entries().len(),
+        active: list.active_count(now),
+        skipped_lines: list.skipped_count(),
+        skipped: list.skipped(),
+    }
+    .emit(metrics);
 }
 
 /// Reports every feed's size and skipped lines.
@@ -317,6 +356,8 @@ pub(super) struct Parts {
     pub(super) local: Vec<Arc<dyn LocalProvider>>,
     /// Withdrawals and feed-reload re-evaluation (ef-withdraw).
     pub(super) withdrawals: Arc<Withdrawals>,
+    /// The allow-list file the processor's filter reads, when one is configured.
+    pub(super) allowlist: Option<Arc<AllowlistFile>>,
 }
 
 /// Builds the running system: feeds, producer, the metrics server (serving `/healthz`, and
@@ -332,6 +373,7 @@ pub(super) async fn assemble(
     shutdown: &CancellationToken,
 ) -> Result<Option<Parts>, AppError> {
     let feeds = load_feeds(settings, metrics).await?;
+    check_allowlist_readable(settings)?;
     let health = Health::default();
     let producer = create_producer(
         settings,
@@ -413,6 +455,10 @@ async fn assemble_after_listening(
             })??;
     let providers = build_providers(settings).await?;
     let processor = build_processor_with(settings, feeds.clone(), &providers, metrics.clone())?;
+    let allowlist = processor.filter().allowlist().cloned();
+    if let Some(file) = &allowlist {
+        emit_allowlist_loaded(file, metrics);
+    }
     let publisher = OutputPublisher::new(
         producer.clone(),
         settings,
@@ -448,6 +494,9 @@ async fn assemble_after_listening(
         revisions.clone(),
         metrics.clone(),
     )?;
+    if let (Some(remote), Some(file)) = (&remote, &allowlist) {
+        remote.set_allowlist(file.clone());
+    }
     let queues = remote.clone().map(|r| r as Arc<dyn RemoteQueues>);
     let withdrawals = Arc::new(Withdrawals::new(
         published.clone(),
@@ -468,7 +517,14 @@ async fn assemble_after_listening(
             publication: Arc::new(crate::publish::Publication::from_settings(settings)),
         },
     ));
-    start_blocklist(settings, published, withdraw_metrics, stop_server).await?;
+    // Allow-listed addresses never appear on the blocklist, also before their withdrawal is
+    // delivered.
+    let excluded = allowlist.clone().map(|file| {
+        Arc::new(move |ip: std::net::IpAddr| {
+            file.current().matching(ip, SystemTime::now()).is_some()
+        }) as super::blocklist::Exclusion
+    });
+    start_blocklist(settings, published, withdraw_metrics, excluded, stop_server).await?;
     Ok(Some(Parts {
         producer,
         consumer: Arc::new(consumer),
@@ -483,6 +539,7 @@ async fn assemble_after_listening(
         feeds,
         local: providers.local.clone(),
         withdrawals,
+        allowlist,
     }))
 }
 
@@ -492,6 +549,7 @@ async fn start_blocklist(
     settings: &Settings,
     index: PublishedIndex,
     metrics: WithdrawMetrics,
+    excluded: Option<super::blocklist::Exclusion>,
     stop: &CancellationToken,
 ) -> Result<(), AppError> {
     let Some(addr) = settings.blocklist.listen_addr()? else {
@@ -509,7 +567,7 @@ async fn start_blocklist(
         min_verdict: settings.blocklist.min_verdict,
         max_entries: settings.blocklist.max_entries,
         metrics,
-        excluded: None,
+        excluded,
     };
     tokio::spawn(super::blocklist::serve(listener, state, stop.clone()));
     Ok(())

@@ -13,8 +13,24 @@ use crate::intel::LocalProvider;
 use crate::kafka::consumer::EventConsumer;
 use crate::settings::Settings;
 use crate::stages::dedup::DedupCache;
-use crate::telemetry::events::{CacheSampled, FeedReloadFinished, PublishedIndexSampled};
+use crate::stages::filter::allowlist::{AllowlistError, Reloaded};
+use crate::stages::filter::{AllowEntry, AllowlistFile};
+use crate::telemetry::events::{
+    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, CacheSampled, FeedReloadFinished,
+    PublishedIndexSampled,
+};
 use crate::telemetry::Metrics;
+
+/// What the entries a reload newly allow-listed are handed to: the records already published
+/// for addresses they cover are to be withdrawn (wired in `topology::run`).
+pub(crate) type AllowlistHook = Arc<dyn Fn(&[AllowEntry]) + Send + Sync>;
+
+/// The allow-list file and what its reloads' new entries are handed to.
+#[derive(Clone)]
+pub(super) struct AllowlistReload {
+    pub file: Arc<AllowlistFile>,
+    pub on_added: AllowlistHook,
+}
 
 /// Checks every 10 s whether the latest assignment was empty, and if so whether the group
 /// lost it (see `rejoin_if_sole_member_unassigned`).
@@ -47,6 +63,7 @@ pub(super) async fn assignment_watchdog(
 pub(super) async fn housekeeping_loop(
     feeds: Arc<LocalFeeds>,
     local: Vec<Arc<dyn LocalProvider>>,
+    allowlist: Option<AllowlistReload>,
     dedup: DedupCache,
     withdrawals: Arc<Withdrawals>,
     reload_every: Duration,
@@ -71,16 +88,22 @@ pub(super) async fn housekeeping_loop(
                 let before = Arc::clone(&feeds.current());
                 let feeds = feeds.clone();
                 let local = local.clone();
+                let allowlist_file = allowlist.as_ref().map(|a| a.file.clone());
                 let result = tokio::task::spawn_blocking(move || {
                     let changed = feeds.reload_if_changed();
                     // Local providers' files (mmdb, the Talos list) are reloaded when they
                     // change; on error the old data stays in use and the error is reported
                     // like a feed's.
                     let local: Vec<_> = local.iter().map(|p| p.reload_if_changed()).collect();
-                    (changed, feeds, local)
+                    let allowlisted =
+                        allowlist_file.map(|file| file.reload_if_changed(SystemTime::now()));
+                    (changed, feeds, local, allowlisted)
                 })
                 .await;
-                let result = result.map(|(changed, feeds, local)| {
+                let result = result.map(|(changed, feeds, local, allowlisted)| {
+                    if let (Some(reload), Some(outcome)) = (&allowlist, allowlisted) {
+                        allowlist_reloaded(reload, outcome, SystemTime::now(), &metrics);
+                    }
                     for outcome in local {
                         match outcome {
                             Ok(false) => {}
@@ -129,5 +152,114 @@ async fn until_stopped<T>(
     tokio::select! {
         _ = stop.cancelled() => false,
         _ = work => true,
+    }
+}
+
+/// Reports an allow-list reload and hands its newly matching entries to the hook. Also keeps
+/// the entries gauge current when nothing changed: entries expire between reloads.
+pub(super) fn allowlist_reloaded(
+    reload: &AllowlistReload,
+    outcome: Result<Option<Reloaded>, AllowlistError>,
+    now: SystemTime,
+    metrics: &Metrics,
+) {
+    let list = reload.file.current();
+    match outcome {
+        Ok(None) => {
+            metrics
+                .allowlist_entries
+                .set(i64::try_from(list.active_count(now)).unwrap_or(i64::MAX));
+        }
+        Ok(Some(reloaded)) => {
+            AllowlistReloadFinished { error: None }.emit(metrics);
+            AllowlistLoaded {
+                path: reload.file.path(),
+                entries: list.entries().len(),
+                active: list.active_count(now),
+                skipped_lines: list.skipped_count(),
+                skipped: list.skipped(),
+            }
+            .emit(metrics);
+            for entry in &reloaded.added {
+                AllowlistEntryAdded { entry }.emit();
+            }
+            if !reloaded.added.is_empty() {
+                (reload.on_added)(&reloaded.added);
+            }
+        }
+        Err(e) => AllowlistReloadFinished {
+            error: Some(&e.to_string()),
+        }
+        .emit(metrics),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// The hook's calls, as the networks it was handed.
+    fn recording_hook() -> (AllowlistHook, Arc<Mutex<Vec<Vec<String>>>>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        let hook: AllowlistHook = Arc::new(move |added: &[AllowEntry]| {
+            let nets = added.iter().map(|e| e.net.to_string()).collect();
+            seen.lock().unwrap().push(nets);
+        });
+        (hook, calls)
+    }
+
+    #[test]
+    fn a_reload_hands_the_new_entries_to_the_hook_and_counts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("allowlist.txt");
+        std::fs::write(&path, "203.0.113.1 | first | a\n").unwrap();
+        let (on_added, calls) = recording_hook();
+        let reload = AllowlistReload {
+            file: Arc::new(AllowlistFile::load(&path).unwrap()),
+            on_added,
+        };
+        let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
+        let now = SystemTime::now();
+
+        let unchanged = reload.file.reload_if_changed(now);
+        allowlist_reloaded(&reload, unchanged, now, &metrics);
+        assert!(calls.lock().unwrap().is_empty(), "nothing changed");
+        assert_eq!(metrics.allowlist_entries.get(), 1);
+
+        let next = dir.path().join("next.txt");
+        std::fs::write(
+            &next,
+            "203.0.113.1 | first | a\n203.0.113.0/28 | second | b\nbad line\n",
+        )
+        .unwrap();
+        std::fs::rename(&next, &path).unwrap();
+        let changed = reload.file.reload_if_changed(now);
+        allowlist_reloaded(&reload, changed, now, &metrics);
+        assert_eq!(*calls.lock().unwrap(), [vec!["203.0.113.0/28".to_owned()]]);
+        assert_eq!(metrics.allowlist_entries.get(), 2);
+        assert_eq!(
+            metrics.allowlist_reloads.with_label_values(&["ok"]).get(),
+            1
+        );
+
+        std::fs::remove_file(&path).unwrap();
+        let failed = reload.file.reload_if_changed(now);
+        allowlist_reloaded(&reload, failed, now, &metrics);
+        assert_eq!(
+            metrics
+                .allowlist_reloads
+                .with_label_values(&["error"])
+                .get(),
+            1
+        );
+        assert_eq!(
+            calls.lock().unwrap().len(),
+            1,
+            "no hook call on a failed reload"
+        );
+        assert_eq!(metrics.allowlist_entries.get(), 2, "the old list stays");
     }
 }

@@ -43,6 +43,25 @@ pub(crate) use withdraw::{WithdrawReason, Withdrawals};
 use crate::settings::Settings;
 use crate::telemetry::Metrics;
 
+/// The allow-list reload's hook: withdraws, off the housekeeping task, every published
+/// verdict of an address the newly active entries cover.
+fn withdraw_allowlisted(withdrawals: Arc<withdraw::Withdrawals>) -> housekeeping::AllowlistHook {
+    Arc::new(move |added: &[crate::stages::filter::AllowEntry]| {
+        let nets: Vec<_> = added.iter().map(|entry| entry.net).collect();
+        let withdrawals = withdrawals.clone();
+        tokio::spawn(async move {
+            let now = std::time::SystemTime::now();
+            for (ip, _) in withdrawals.index().entries() {
+                if nets.iter().any(|net| net.contains(&ip)) {
+                    withdrawals
+                        .withdraw(ip, withdraw::WithdrawReason::Allowlisted, now)
+                        .await;
+                }
+            }
+        });
+    })
+}
+
 /// Runs the daemon until `stop` is cancelled, then drains within `shutdown.drain_timeout`.
 pub async fn run(
     settings: Settings,
@@ -124,6 +143,12 @@ pub async fn run(
         housekeeping: tokio::spawn(housekeeping::housekeeping_loop(
             parts.feeds,
             parts.local,
+            parts.allowlist.map(|file| housekeeping::AllowlistReload {
+                file,
+                // The entries a reload newly allow-listed: the published verdicts of the
+                // addresses they cover are withdrawn (`allowlisted`).
+                on_added: withdraw_allowlisted(parts.withdrawals.clone()),
+            }),
             parts.dedup,
             parts.withdrawals.clone(),
             settings.intel.feeds_reload_interval,

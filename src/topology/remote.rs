@@ -85,7 +85,9 @@ async fn dispatch(stage: Arc<RemoteStage>, index: usize, stop: CancellationToken
         // The slot's clock: the reservation is dated on the clock its budget keeps.
         let now = slot.now();
         let mut reserved = None;
-        if slot.needs_request(job.ip) {
+        // Cleared by an allow-list reload since it was queued: no request, no budget spent.
+        let allowlisted = stage.allowlisted(job.ip);
+        if !allowlisted && slot.needs_request(job.ip) {
             match slot.reserve(now) {
                 Admission::Go => reserved = Some(now),
                 Admission::Wait(wait) if wait <= stage.patience().max_wait => {
@@ -105,6 +107,9 @@ async fn dispatch(stage: Arc<RemoteStage>, index: usize, stop: CancellationToken
         let slot = slot.clone();
         lookups.spawn(async move {
             let lookup = async {
+                if allowlisted {
+                    return stage.allowlisted_outcome(slot.name());
+                }
                 match reserved {
                     Some(granted_at) => {
                         slot.lookup_reserved(job.ip, stage.patience(), granted_at)

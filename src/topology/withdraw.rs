@@ -181,12 +181,8 @@ impl Withdrawals {
         &self.counters
     }
 
-    // ---- HOOK for g-allow (the lead wires it at the merge): the allow-list reload calls
-    // `withdraw(ip, WithdrawReason::Allowlisted, SystemTime::now())` for each newly
-    // allow-listed address. True when a withdrawal was published (the address had a
-    // published, unwithdrawn verdict).
-    /// Withdraws `ip`'s published verdict for `reason`; false when it has none.
-    #[cfg_attr(not(test), allow(dead_code))] // the allow-list hook, wired at the merge
+    /// Withdraws `ip`'s published verdict for `reason` (the allow-list reload's hook calls it
+    /// for each newly allow-listed address); false when it has none.
     pub(crate) async fn withdraw(
         &self,
         ip: IpAddr,

@@ -249,6 +249,8 @@ dlq_topic = "{dlq}"
 session_timeout = "6s"
 auto_commit_interval = "1s"
 statistics_interval = "1s"
+# Events are produced before the daemon joins; a new group must read them (g-allow).
+start_from = "earliest"
 
 [filter]
 allow_documentation_ranges = true

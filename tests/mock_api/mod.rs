@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use threatsift::Network;
 use threatsift::{intel_entry, Lookup, Provider, ProviderError};
-use threatsift::{ProviderSettings, Secret};
+use threatsift::{Allowance, ProviderSettings, Secret};
 
 /// One canned answer.
 #[derive(Clone)]
@@ -512,8 +512,8 @@ pub fn settings(base_url: &str, key: &str, timeout: Duration) -> ProviderSetting
         api_key_file: String::new(),
         path: String::new(),
         timeout,
-        per_minute: 4,
-        per_day: 0,
+        per_minute: Allowance::Requests(4),
+        per_day: Allowance::Unlimited,
         ttl: Duration::from_secs(86_400),
         not_found_ttl: Duration::from_secs(3_600),
         tlp: None,

@@ -215,9 +215,9 @@ impl fmt::Debug for LocalFeeds {
     }
 }
 
-/// What identifies a version of a feed file without reading it.
+/// What identifies a version of a feed file without reading it (the allow-list file too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint {
+pub(crate) struct Fingerprint {
     modified: Option<SystemTime>,
     len: u64,
     #[cfg(unix)]
@@ -225,7 +225,7 @@ struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn of(meta: &std::fs::Metadata) -> Fingerprint {
+    pub(crate) fn of(meta: &std::fs::Metadata) -> Fingerprint {
         #[cfg(unix)]
         use std::os::unix::fs::MetadataExt;
         Fingerprint {

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 
 use crate::intel::http::{self, Reply};
 use crate::intel::registry::{
-    always_available, no_check, Build, KeyUse, ProviderSpec, Weight, Weights,
+    always_available, no_check, points, Build, KeyUse, ProviderSpec, Weight, Weights,
 };
 use crate::intel::{Lookup, Provider, ProviderError};
 use crate::model::Network;
@@ -50,14 +50,22 @@ pub(crate) const SPEC: ProviderSpec = ProviderSpec {
         Weight {
             key: CONFIDENCE_PERCENT,
             default: 50,
+            negative: false,
         },
         Weight {
             key: PER_10_REPORTS,
             default: 1,
+            negative: false,
         },
         Weight {
             key: MAX,
             default: 50,
+            negative: false,
+        },
+        Weight {
+            key: WHITELISTED,
+            default: 0,
+            negative: true,
         },
     ],
     score: Some(score),
@@ -66,10 +74,18 @@ pub(crate) const SPEC: ProviderSpec = ProviderSpec {
 const CONFIDENCE_PERCENT: &str = "abuseipdb_confidence_percent";
 const PER_10_REPORTS: &str = "abuseipdb_per_10_reports";
 const MAX: &str = "abuseipdb_max";
+const WHITELISTED: &str = "abuseipdb_whitelisted";
 
 /// `abuse_confidence_score`: this percentage of it counts as points, plus points per 10
-/// `total_reports`, at most `abuseipdb_max`.
-fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(u32, String)) {
+/// `total_reports`, at most `abuseipdb_max`. `is_whitelisted` (AbuseIPDB's own allow-list of
+/// known-good networks) is a benign fact worth `abuseipdb_whitelisted`, which may be negative.
+fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(i32, String)) {
+    if facts.get("is_whitelisted").and_then(Value::as_bool) == Some(true) {
+        add(
+            w.signed(WHITELISTED),
+            "AbuseIPDB lists it as whitelisted".to_owned(),
+        );
+    }
     let Some(confidence) = facts.get("abuse_confidence_score").and_then(Value::as_u64) else {
         return;
     };
@@ -78,7 +94,7 @@ fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMu
         .get("total_reports")
         .and_then(Value::as_u64)
         .unwrap_or(0);
-    let points = (confidence * u64::from(w.get(CONFIDENCE_PERCENT)) / 100)
+    let evidence = (confidence * u64::from(w.get(CONFIDENCE_PERCENT)) / 100)
         .saturating_add((reports / 10).saturating_mul(u64::from(w.get(PER_10_REPORTS))))
         .min(u64::from(w.get(MAX)));
     let detail = match facts.get("total_reports").and_then(Value::as_u64) {
@@ -86,7 +102,7 @@ fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMu
         Some(n) => format!("abuse confidence {confidence}%, {n} reports"),
         None => format!("abuse confidence {confidence}%"),
     };
-    add(u32::try_from(points).unwrap_or(0), detail);
+    add(self::points(u32::try_from(evidence).unwrap_or(0)), detail);
 }
 
 /// Report window in days; the confidence score depends on it.

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 
 use crate::intel::http::{self, Reply};
 use crate::intel::registry::{
-    always_available, no_check, Build, KeyUse, ProviderSpec, Weight, Weights,
+    always_available, no_check, points, Build, KeyUse, ProviderSpec, Weight, Weights,
 };
 use crate::intel::{Lookup, Provider, ProviderError};
 use crate::model::Network;
@@ -50,10 +50,22 @@ pub(crate) const SPEC: ProviderSpec = ProviderSpec {
         Weight {
             key: MALICIOUS,
             default: 30,
+            negative: false,
         },
         Weight {
             key: SUSPICIOUS,
             default: 10,
+            negative: false,
+        },
+        Weight {
+            key: BENIGN,
+            default: 0,
+            negative: true,
+        },
+        Weight {
+            key: RIOT,
+            default: 0,
+            negative: true,
         },
     ],
     score: Some(score),
@@ -61,18 +73,30 @@ pub(crate) const SPEC: ProviderSpec = ProviderSpec {
 
 const MALICIOUS: &str = "greynoise_malicious";
 const SUSPICIOUS: &str = "greynoise_suspicious";
+const BENIGN: &str = "greynoise_benign";
+const RIOT: &str = "greynoise_riot";
 
-/// `classification`: `malicious` and `suspicious` weigh; `benign` (known scanners, business
-/// services) and `unknown` are no evidence of harm.
-fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(u32, String)) {
+/// `classification`: `malicious` and `suspicious` weigh as evidence; `benign` (known scanners,
+/// business services) is a benign fact worth `greynoise_benign`, and `riot` (the address is a
+/// common business service: RIOT) one worth `greynoise_riot`, both of which may be negative;
+/// `unknown` is nothing.
+fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(i32, String)) {
     let classification = facts.get("classification").and_then(Value::as_str);
-    let points = match classification {
-        Some("malicious") => w.get(MALICIOUS),
-        Some("suspicious") => w.get(SUSPICIOUS),
+    let weight = match classification {
+        Some("malicious") => points(w.get(MALICIOUS)),
+        Some("suspicious") => points(w.get(SUSPICIOUS)),
+        Some("benign") => w.signed(BENIGN),
         _ => 0,
     };
     if let Some(classification) = classification {
-        add(points, format!("GreyNoise classifies it {classification}"));
+        add(weight, format!("GreyNoise classifies it {classification}"));
+    }
+    if facts.get("riot").and_then(Value::as_bool) == Some(true) {
+        let detail = match facts.get("name").and_then(Value::as_str) {
+            Some(name) => format!("GreyNoise RIOT: a common business service ({name})"),
+            None => "GreyNoise RIOT: a common business service".to_owned(),
+        };
+        add(w.signed(RIOT), detail);
     }
 }
 

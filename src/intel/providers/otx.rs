@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::intel::http::{self, Reply};
 use crate::intel::registry::{
-    always_available, capped, no_check, Build, KeyUse, ProviderSpec, Weight, Weights,
+    always_available, capped, no_check, points, Build, KeyUse, ProviderSpec, Weight, Weights,
 };
 use crate::intel::{Lookup, Provider, ProviderError};
 use crate::model::Network;
@@ -48,10 +48,17 @@ pub(crate) const SPEC: ProviderSpec = ProviderSpec {
         Weight {
             key: PER_PULSE,
             default: 5,
+            negative: false,
         },
         Weight {
             key: MAX,
             default: 20,
+            negative: false,
+        },
+        Weight {
+            key: VALIDATED,
+            default: 0,
+            negative: true,
         },
     ],
     score: Some(score),
@@ -59,10 +66,13 @@ pub(crate) const SPEC: ProviderSpec = ProviderSpec {
 
 const PER_PULSE: &str = "otx_per_pulse";
 const MAX: &str = "otx_max";
+const VALIDATED: &str = "otx_validated";
 
 /// Points per pulse listing the address (`pulse_count`, or the API's own
 /// `pulse_info.count`), at most `otx_max`: honeypot pulses inflate the count of mere scanners.
-fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(u32, String)) {
+/// `validation` entries (OTX's own allow-list: a known resolver, CDN, or major service) are
+/// a benign fact worth `otx_validated`, which may be negative.
+fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(i32, String)) {
     let pulses = facts
         .get("pulse_count")
         .or_else(|| facts.get("pulse_info").and_then(|p| p.get("count")))
@@ -73,7 +83,21 @@ fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMu
     } else {
         format!("listed in {pulses} OTX pulses")
     };
-    add(capped(pulses, w.get(PER_PULSE), w.get(MAX)), detail);
+    add(points(capped(pulses, w.get(PER_PULSE), w.get(MAX))), detail);
+    let validated: Vec<&str> = facts
+        .get("validation")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.get("name").or_else(|| v.get("source")))
+        .filter_map(Value::as_str)
+        .collect();
+    if !validated.is_empty() {
+        add(
+            w.signed(VALIDATED),
+            format!("OTX validation: {}", validated.join(", ")),
+        );
+    }
 }
 
 /// Most pulse names kept in `pulse_names`.

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::intel::http::{self, Reply};
 use crate::intel::registry::{
-    always_available, capped, no_check, Build, KeyUse, ProviderSpec, Weight, Weights,
+    always_available, capped, no_check, points, Build, KeyUse, ProviderSpec, Weight, Weights,
 };
 use crate::intel::{Lookup, Provider, ProviderError};
 use crate::model::Network;
@@ -43,18 +43,22 @@ pub(crate) const SPEC: ProviderSpec = ProviderSpec {
         Weight {
             key: PER_MALICIOUS_ENGINE,
             default: 5,
+            negative: false,
         },
         Weight {
             key: PER_SUSPICIOUS_ENGINE,
             default: 2,
+            negative: false,
         },
         Weight {
             key: MAX,
             default: 60,
+            negative: false,
         },
         Weight {
             key: NEGATIVE_REPUTATION,
             default: 10,
+            negative: false,
         },
     ],
     score: Some(score),
@@ -68,7 +72,7 @@ const NEGATIVE_REPUTATION: &str = "virustotal_negative_reputation";
 /// `last_analysis_stats`: points per engine flagging the address malicious and per engine
 /// flagging it suspicious, together at most `virustotal_max`; a negative community
 /// `reputation` is a reason of its own.
-fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(u32, String)) {
+fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMut(i32, String)) {
     if let Some(stats) = facts.get("last_analysis_stats") {
         let count = |key: &str| stats.get(key).and_then(Value::as_u64).unwrap_or(0);
         let (malicious, suspicious) = (count("malicious"), count("suspicious"));
@@ -82,7 +86,7 @@ fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMu
         .iter()
         .map(|k| count(k))
         .fold(0, u64::saturating_add);
-        let points = capped(malicious, w.get(PER_MALICIOUS_ENGINE), u32::MAX)
+        let engines_points = capped(malicious, w.get(PER_MALICIOUS_ENGINE), u32::MAX)
             .saturating_add(capped(suspicious, w.get(PER_SUSPICIOUS_ENGINE), u32::MAX))
             .min(w.get(MAX));
         let detail = match (malicious, suspicious) {
@@ -90,12 +94,12 @@ fn score(facts: &serde_json::Map<String, Value>, w: &Weights, add: &mut dyn FnMu
             (m, 0) => format!("{m} of {engines} engines flag it malicious"),
             (m, s) => format!("{m} of {engines} engines flag it malicious, {s} suspicious"),
         };
-        add(points, detail);
+        add(self::points(engines_points), detail);
     }
     if let Some(reputation) = facts.get("reputation").and_then(Value::as_i64) {
         if reputation < 0 {
             add(
-                w.get(NEGATIVE_REPUTATION),
+                points(w.get(NEGATIVE_REPUTATION)),
                 format!("community reputation {reputation}"),
             );
         }

@@ -16,7 +16,7 @@ fn record(ip: &str, score: u32, verdict: Verdict, severity: Severity) -> ThreatR
         reasons: vec![Reason {
             source: "feeds".into(),
             detail: format!("listed by feed f{score}"),
-            weight: score,
+            weight: i32::try_from(score).unwrap(),
         }],
         indicator: "Malicious IP Detected".into(),
         first_seen: "2026-11-23T10:00:00Z".into(),

@@ -15,18 +15,27 @@
 //!   mark as not globally reachable (the registries' globally reachable exceptions, such as
 //!   `192.0.0.9/32` or `2001:3::/32`, stay public), multicast, IPv4 `240.0.0.0/4`, the
 //!   deprecated 6to4 relay anycast `192.88.99.0/24`, IPv6 outside the allocated global unicast
-//!   block `2000::/3`, and the operator's ignored CIDRs ([`FilterReason::Ignored`], checked last).
-//!   With `allow_documentation_ranges` the documentation prefixes are enriched instead of
-//!   dropped.
+//!   block `2000::/3`, the operator's ignored CIDRs ([`FilterReason::Ignored`]), and, checked
+//!   last, the unexpired entries of the allow-list file ([`FilterReason::Allowlisted`], see
+//!   [`allowlist`]). With `allow_documentation_ranges` the documentation prefixes are enriched
+//!   instead of dropped.
 //!
-//! Checks are plain integer comparisons on the address bits: no allocation, no locking, no
-//! logging and no metrics. The caller counts and logs using the returned reason.
+//! Checks are plain integer comparisons on the address bits: no allocation, no locking (the
+//! allow-list is read through an atomic pointer), no logging and no metrics. The caller counts
+//! and logs using the returned reason.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use ipnet::IpNet;
 
 pub use crate::model::FilterReason;
+use crate::settings::{Settings, SettingsError};
+
+pub(crate) mod allowlist;
+
+pub use allowlist::{AllowEntry, Allowlist, AllowlistError, AllowlistFile, Reloaded, SkippedLine};
 
 /// Returns the special-purpose reason for an address that is not globally reachable, per the
 /// IANA IPv4 and IPv6 Special-Purpose Address Registries, or `None` for a public address.
@@ -134,6 +143,8 @@ pub struct IpFilter {
     ignore_v4: Vec<(u32, u32)>,
     /// `(network, mask)` pairs, broadest first.
     ignore_v6: Vec<(u128, u128)>,
+    /// The allow-list file, when one is configured.
+    allowlist: Option<Arc<AllowlistFile>>,
 }
 
 impl IpFilter {
@@ -159,13 +170,49 @@ impl IpFilter {
             allow_documentation: allow_documentation_ranges,
             ignore_v4,
             ignore_v6,
+            allowlist: None,
         }
     }
 
-    /// `Ok(())` when the address may be enriched, `Err(reason)` when it must be dropped.
-    ///
-    /// Special-purpose ranges are checked first; ignored CIDRs (`FilterReason::Ignored`) after.
+    /// The filter of `[filter]` and `[allowlist]`: reads the allow-list file (blocking I/O),
+    /// an error naming `allowlist.path` when it cannot be read.
+    pub fn from_settings(settings: &Settings) -> Result<Self, SettingsError> {
+        let filter = IpFilter::new(
+            settings.filter.allow_documentation_ranges,
+            settings.ignore_cidrs()?,
+        );
+        let Some(path) = settings.allowlist.file() else {
+            return Ok(filter);
+        };
+        let file = AllowlistFile::load(path).map_err(|e| SettingsError::Unusable {
+            key: "allowlist.path".to_owned(),
+            source: Box::new(e),
+        })?;
+        Ok(filter.with_allowlist(Arc::new(file)))
+    }
+
+    /// Also drops the addresses the allow-list clears (reloads of `file` apply at once).
+    pub fn with_allowlist(mut self, file: Arc<AllowlistFile>) -> Self {
+        self.allowlist = Some(file);
+        self
+    }
+
+    /// The allow-list file, when one is configured (for its reloads).
+    pub fn allowlist(&self) -> Option<&Arc<AllowlistFile>> {
+        self.allowlist.as_ref()
+    }
+
+    /// `Ok(())` when the address may be enriched, `Err(reason)` when it must be dropped;
+    /// allow-list expiries are judged by the system clock (see [`check_at`](Self::check_at)).
     pub fn check(&self, ip: IpAddr) -> Result<(), FilterReason> {
+        self.check_at(ip, SystemTime::now())
+    }
+
+    /// [`check`](Self::check) with the time allow-list expiries are judged at.
+    ///
+    /// Special-purpose ranges are checked first; ignored CIDRs (`FilterReason::Ignored`)
+    /// after; the allow-list (`FilterReason::Allowlisted`) last.
+    pub fn check_at(&self, ip: IpAddr, now: SystemTime) -> Result<(), FilterReason> {
         let ip = nat64_embedded(ip.to_canonical());
         match special_purpose_reason(ip) {
             Some(FilterReason::Documentation) if self.allow_documentation => {}
@@ -183,9 +230,13 @@ impl IpFilter {
             }
         };
         if ignored {
-            Err(FilterReason::Ignored)
-        } else {
-            Ok(())
+            return Err(FilterReason::Ignored);
+        }
+        match &self.allowlist {
+            Some(file) if file.current().matching(ip, now).is_some() => {
+                Err(FilterReason::Allowlisted)
+            }
+            _ => Ok(()),
         }
     }
 }

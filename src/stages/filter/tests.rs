@@ -564,3 +564,68 @@ fn nat64_addresses_are_filtered_as_their_embedded_ipv4() {
     assert_eq!(filter.check(ip("64:ff9b::8.8.8.8")), Ok(()));
     assert_eq!(filter.check(ip("64:ff9b:1::1")), Err(Translation));
 }
+
+// --- g-allow: the allow-list, checked last ---
+
+/// A filter over an allow-list file holding `text` (the file lives as long as the directory).
+fn with_allowlist(filter: IpFilter, text: &str) -> (IpFilter, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("allowlist.txt");
+    std::fs::write(&path, text).unwrap();
+    let file = AllowlistFile::load(&path).unwrap();
+    (filter.with_allowlist(std::sync::Arc::new(file)), dir)
+}
+
+/// 2026-11-23T10:00:00Z.
+fn ten_o_clock() -> SystemTime {
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_428_000)
+}
+
+#[test]
+fn allowlisted_addresses_are_dropped_after_special_purpose_and_ignored_ranges() {
+    let (filter, _dir) = with_allowlist(
+        IpFilter::new(true, vec![net("198.51.100.0/25")]),
+        "198.51.100.0/24 | partner | netops\n10.0.0.0/8 | own | netops\n\
+         8.8.8.0/24 | resolver | netops\n",
+    );
+    let now = ten_o_clock();
+    assert_eq!(filter.check_at(ip("8.8.8.8"), now), Err(Allowlisted));
+    // A NAT64 address is judged by the IPv4 address it carries, like the other checks.
+    assert_eq!(
+        filter.check_at(ip("64:ff9b::8.8.8.8"), now),
+        Err(Allowlisted)
+    );
+    assert_eq!(filter.check_at(ip("198.51.100.200"), now), Err(Allowlisted));
+    // The more specific reason wins: the allow-list is the last check.
+    assert_eq!(filter.check_at(ip("198.51.100.1"), now), Err(Ignored));
+    assert_eq!(filter.check_at(ip("10.1.2.3"), now), Err(Private));
+    assert_eq!(filter.check_at(ip("8.8.4.4"), now), Ok(()));
+    assert_eq!(Allowlisted.label(), "allowlisted");
+}
+
+#[test]
+fn an_expired_allowlist_entry_lets_the_address_through() {
+    let (filter, _dir) = with_allowlist(
+        IpFilter::new(false, Vec::new()),
+        "8.8.8.8 | test window | secops | 2026-11-23T10:00:00Z\n",
+    );
+    let now = ten_o_clock();
+    assert_eq!(
+        filter.check_at(ip("8.8.8.8"), now - std::time::Duration::from_secs(1)),
+        Err(Allowlisted)
+    );
+    assert_eq!(filter.check_at(ip("8.8.8.8"), now), Ok(()));
+}
+
+#[test]
+fn an_unreadable_allowlist_names_its_key() {
+    let settings = crate::settings::Settings::from_toml_overrides(
+        "[allowlist]\npath = \"/nonexistent/threatsift-allowlist.txt\"\n",
+    )
+    .expect("the settings themselves are fine");
+    let err = IpFilter::from_settings(&settings).unwrap_err().to_string();
+    assert!(
+        err.contains("`allowlist.path`") && err.contains("threatsift-allowlist.txt"),
+        "{err}"
+    );
+}

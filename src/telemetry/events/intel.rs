@@ -71,6 +71,82 @@ impl FeedReloadFinished<'_> {
     }
 }
 
+/// The allow-list file was (re)loaded.
+pub(crate) struct AllowlistLoaded<'a> {
+    /// The file.
+    pub path: &'a std::path::Path,
+    /// Entries in the file.
+    pub entries: usize,
+    /// Of them, unexpired now.
+    pub active: usize,
+    /// Lines that were not entries.
+    pub skipped_lines: usize,
+    /// The first few of them, with line numbers and why.
+    pub skipped: &'a [crate::stages::filter::SkippedLine],
+}
+impl AllowlistLoaded<'_> {
+    /// Sets the gauge; logs the load, and warns once per skipped line kept.
+    pub(crate) fn emit(&self, m: &Metrics) {
+        m.allowlist_entries
+            .set(i64::try_from(self.active).unwrap_or(i64::MAX));
+        info!(
+            path = %self.path.display(),
+            entries = self.entries,
+            active = self.active,
+            skipped_lines = self.skipped_lines,
+            "allow-list loaded"
+        );
+        for skipped in self.skipped {
+            warn!(
+                path = %self.path.display(),
+                line = skipped.line,
+                text = %skipped.text,
+                why = skipped.why,
+                "allow-list line skipped"
+            );
+        }
+    }
+}
+
+/// An allow-list reload was attempted.
+pub(crate) struct AllowlistReloadFinished<'a> {
+    /// The error, when it failed (the old list stays in use).
+    pub error: Option<&'a str>,
+}
+impl AllowlistReloadFinished<'_> {
+    /// Counts it; warns on failure.
+    pub(crate) fn emit(&self, m: &Metrics) {
+        match self.error {
+            None => m.allowlist_reloads.with_label_values(&["ok"]).inc(),
+            Some(error) => {
+                m.allowlist_reloads.with_label_values(&["error"]).inc();
+                warn!(
+                    error,
+                    "allow-list reload failed; keeping the list loaded before"
+                );
+            }
+        }
+    }
+}
+
+/// A reload made an allow-list entry match (new, or no longer expired).
+pub(crate) struct AllowlistEntryAdded<'a> {
+    /// The entry.
+    pub entry: &'a crate::stages::filter::AllowEntry,
+}
+impl AllowlistEntryAdded<'_> {
+    /// Logs it (the network, why and who: no secret).
+    pub(crate) fn emit(&self) {
+        info!(
+            cidr = %self.entry.net,
+            reason = %self.entry.reason,
+            owner = %self.entry.owner,
+            line = self.entry.line,
+            "allow-list entry added"
+        );
+    }
+}
+
 /// A request to a provider finished (one HTTP request; retries are separate requests).
 pub(crate) struct ProviderRequested<'a> {
     /// Provider name.

@@ -14,9 +14,10 @@ mod report;
 mod withdraw;
 
 pub(crate) use intel::{
-    FeedLoaded, FeedMatched, FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit,
-    ProviderDown, ProviderRequestError, ProviderRequested, ProviderSkipped, ProviderState,
-    RecordRevised, RemoteQueueChanged, RevisionNotEncoded,
+    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, FeedLoaded, FeedMatched,
+    FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit, ProviderDown,
+    ProviderRequestError, ProviderRequested, ProviderSkipped, ProviderState, RecordRevised,
+    RemoteQueueChanged, RevisionNotEncoded,
 };
 pub(crate) use kafka::{
     ConsumerLagSampled, KafkaClientError, OffsetStored, OffsetsCommitted, OutputLostError,
