@@ -125,7 +125,10 @@ pub(crate) fn create_producer(
     config
         .set("linger.ms", "5")
         .set("acks", "all")
-        .set("enable.idempotence", "true");
+        .set("enable.idempotence", "true")
+        // Java's partitioner (murmur2 of the key): every producer of an address's sightings,
+        // state and records, from any daemon or client, picks the same partition (design §10).
+        .set("partitioner", "murmur2_random");
     apply_passthrough(&mut config, settings);
     Ok(config.create_with_context(context)?)
 }
@@ -147,6 +150,8 @@ pub(crate) struct OutputPublisher {
     producer: OutputProducer,
     output_topic: Arc<str>,
     dlq_topic: Arc<str>,
+    /// `<output_topic>.sightings` (scaled mode).
+    sightings_topic: Arc<str>,
     dlq_max_payload_bytes: usize,
     metrics: Arc<Metrics>,
     fatal: ProducerFatal,
@@ -171,6 +176,7 @@ impl OutputPublisher {
             producer,
             output_topic: settings.kafka.output_topic.as_str().into(),
             dlq_topic: settings.kafka.dlq_topic.as_str().into(),
+            sightings_topic: settings.sightings_topic().into(),
             dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
             metrics,
         }
@@ -192,6 +198,7 @@ impl OutputPublisher {
             let topic = match output.kind {
                 OutputKind::Record(_) => &self.output_topic,
                 OutputKind::Dlq(_) => &self.dlq_topic,
+                OutputKind::Sighting => &self.sightings_topic,
             };
             let mut record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(topic).payload(&output.payload[..]);
@@ -213,6 +220,7 @@ impl OutputPublisher {
                             DlqEntryPublished { reason }.emit(&self.metrics);
                             None
                         }
+                        OutputKind::Sighting => None,
                     };
                 }
                 Err((error, _message)) => error,
@@ -238,7 +246,7 @@ impl OutputPublisher {
             .emit(&self.metrics);
             if permanent {
                 match output.kind {
-                    OutputKind::Record(_) => {
+                    OutputKind::Record(_) | OutputKind::Sighting => {
                         output = self.publish_failed_entry(&output, origin, message_time_ms, &text);
                         backoff = RETRY_START;
                         continue;
@@ -272,7 +280,14 @@ impl OutputPublisher {
     ) -> Output {
         let entry = DlqEntry::new(
             "publish_failed",
-            format!("threat record refused by the broker: {error}"),
+            format!(
+                "{} refused by the broker: {error}",
+                if output.kind == OutputKind::Sighting {
+                    "sighting"
+                } else {
+                    "threat record"
+                }
+            ),
             origin,
             None,
             message_time_ms,

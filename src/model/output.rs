@@ -9,6 +9,8 @@ pub enum OutputKind {
     Record(Verdict),
     /// A DLQ entry, to the DLQ topic, with its reason label.
     Dlq(&'static str),
+    /// A sighting (scaled mode), to `<output_topic>.sightings`, keyed by the address.
+    Sighting,
 }
 
 /// One message to produce.

@@ -30,6 +30,7 @@ mod pipeline;
 mod providers;
 mod publish;
 mod report;
+mod scale;
 mod scoring;
 mod secret;
 mod server;
@@ -50,6 +51,8 @@ pub use providers::ProviderSettings;
 pub(crate) use providers::ProvidersSettings;
 pub(crate) use publish::PublishSettings;
 pub(crate) use report::{NarrativeSettings, ReportSettings};
+#[allow(unused_imports)]
+pub(crate) use scale::{ScaleMode, ScaleSettings};
 pub(crate) use scoring::ScoringSettings;
 pub use secret::Secret;
 pub(crate) use server::ServerSettings;
@@ -149,6 +152,8 @@ pub struct Settings {
     pub scoring: ScoringSettings,
     /// `[report]`: scheduled reports and the optional model narrative.
     pub report: ReportSettings,
+    /// `[scale]`: single or scaled mode (s1-scaled).
+    pub scale: ScaleSettings,
 }
 
 impl Settings {
@@ -219,8 +224,24 @@ impl Settings {
         self.server.validate()?;
         self.shutdown.validate()?;
         self.scoring.validate()?;
+        self.scale.validate()?;
         shutdown::check_session_outlasts_drain(&self.kafka, &self.shutdown)?;
         Ok(())
+    }
+
+    /// `<output_topic>.sightings`: the internal topic of scaled mode, keyed by address.
+    pub fn sightings_topic(&self) -> String {
+        format!("{}.sightings", self.kafka.output_topic)
+    }
+
+    /// `<output_topic>.state`: the compacted changelog of owned addresses, keyed by address.
+    pub fn state_topic(&self) -> String {
+        format!("{}.state", self.kafka.output_topic)
+    }
+
+    /// `<group_id>.owners`: the group of the owner-side consumers in scaled mode.
+    pub fn owners_group(&self) -> String {
+        format!("{}.owners", self.kafka.group_id)
     }
 
     /// `filter.ignore_cidrs`, parsed.

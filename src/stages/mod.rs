@@ -16,3 +16,4 @@ pub(crate) mod parse;
 pub(crate) mod process;
 pub(crate) mod record;
 pub(crate) mod score;
+pub(crate) mod sighting;

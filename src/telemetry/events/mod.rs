@@ -11,6 +11,7 @@ mod intel;
 mod kafka;
 mod pipeline;
 mod report;
+mod scale;
 
 pub(crate) use intel::{
     FeedLoaded, FeedMatched, FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit,
@@ -26,6 +27,7 @@ pub(crate) use pipeline::{
     IpFiltered, IpsExtracted, LineFellBack, LineParseError, LineParsed, MessageCompleted,
     MessageConsumed, RecordPublished, RecordWithheld,
 };
+pub(crate) use scale::{BudgetShareSet, OwnedPartitionsChanged, SightingsMade};
 pub(crate) use report::{ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten};
 
 #[cfg(test)]
