@@ -38,6 +38,17 @@ pub(crate) struct PipelineConsumerContext {
     /// The partitions held now: only they have a lag gauge (a revoked partition's gauge is
     /// removed, and a late statistics sample cannot bring it back).
     held: Mutex<HashSet<(String, i32)>>,
+    /// Told of each assignment (the owner side of scaled mode).
+    hooks: Option<Arc<dyn RebalanceHooks>>,
+}
+
+// s1-scaled: the owner side's rebalance hooks.
+/// What the owner side of scaled mode does when its assignment changes. Called on the polling
+/// task, synchronously: it must be quick.
+pub(crate) trait RebalanceHooks: Send + Sync {
+    /// The consumer now holds exactly `partitions` (the group protocol is eager: each
+    /// rebalance revokes everything, then assigns the new set).
+    fn assigned(&self, partitions: &[i32]);
 }
 
 impl PipelineConsumerContext {
@@ -53,7 +64,14 @@ impl PipelineConsumerContext {
             assigned,
             assigned_nothing: Arc::new(AtomicBool::new(false)),
             held: Mutex::new(HashSet::new()),
+            hooks: None,
         }
+    }
+
+    /// Tells `hooks` of each assignment.
+    pub(crate) fn with_hooks(mut self, hooks: Arc<dyn RebalanceHooks>) -> Self {
+        self.hooks = Some(hooks);
+        self
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashSet<(String, i32)>> {
@@ -153,6 +171,10 @@ impl ConsumerContext for PipelineConsumerContext {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.hold(partitions);
+                if let Some(hooks) = &self.hooks {
+                    let ids: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
+                    hooks.assigned(&ids);
+                }
                 self.assigned
                     .store(partitions.count() > 0, Ordering::Relaxed);
                 self.assigned_nothing
@@ -190,10 +212,26 @@ pub(crate) fn create_consumer(
     settings: &Settings,
     context: PipelineConsumerContext,
 ) -> Result<EventConsumer, ConsumerError> {
+    create_consumer_of(
+        settings,
+        &settings.kafka.group_id,
+        &settings.kafka.input_topics,
+        context,
+    )
+}
+
+/// Like [`create_consumer`], in group `group` on `topics` (the owner side of scaled mode reads
+/// the sightings topic in `<group_id>.owners`).
+pub(crate) fn create_consumer_of(
+    settings: &Settings,
+    group: &str,
+    topics: &[String],
+    context: PipelineConsumerContext,
+) -> Result<EventConsumer, ConsumerError> {
     let k = &settings.kafka;
     let mut config = base_client_config(settings)?;
     config
-        .set("group.id", &k.group_id)
+        .set("group.id", group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set(
@@ -218,12 +256,12 @@ pub(crate) fn create_consumer(
     let consumer: EventConsumer = config.create_with_context(context)?;
     // Blocking: warm the metadata of the input topics before joining, so the first assignment
     // sees their partitions (otherwise a join can complete with an empty assignment).
-    for topic in &k.input_topics {
+    for topic in topics {
         if let Err(e) = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(5)) {
             tracing::warn!(topic = %topic, error = %e, "no metadata for input topic yet");
         }
     }
-    let topics: Vec<&str> = k.input_topics.iter().map(String::as_str).collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)
 }
