@@ -665,6 +665,33 @@ impl ProviderSlot {
     }
 }
 
+// s1-scaled: the budget share of scaled mode.
+impl ProviderSlot {
+    /// Scaled mode before any assignment: nothing may be spent until partitions are owned.
+    pub(crate) fn share_nothing(&self) {
+        self.state().budget.share_nothing();
+        self.emit_share();
+    }
+
+    /// Scaled mode: this daemon owns `owned` of `partitions` sightings partitions now; its
+    /// share of the budget follows (see `remote::budget`).
+    pub(crate) fn set_share(&self, owned: &[i32], partitions: usize) {
+        let now = self.clock.now();
+        self.state().budget.set_share(owned, partitions, now);
+        self.emit_share();
+    }
+
+    fn emit_share(&self) {
+        let (per_minute, per_day) = self.state().budget.full_share();
+        crate::telemetry::events::BudgetShareSet {
+            provider: self.name,
+            per_minute,
+            per_day,
+        }
+        .emit(&self.metrics);
+    }
+}
+
 #[cfg(test)]
 #[path = "slot_tests.rs"]
 mod tests;

@@ -13,7 +13,9 @@ use tracing::{info, warn};
 
 use super::server::{self, Health};
 use crate::intel::LocalProvider;
-use crate::kafka::consumer::{create_consumer, EventConsumer, PipelineConsumerContext};
+use crate::kafka::consumer::{
+    create_consumer, create_consumer_of, EventConsumer, PipelineConsumerContext,
+};
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::producer::{create_producer, OutputProducer, ProducerStatsContext};
 use crate::stages::process::RemoteQueues;
@@ -311,6 +313,15 @@ pub(super) struct Parts {
     pub(super) reports: Option<(ReportFeed, mpsc::Receiver<Vec<u8>>)>,
     pub(super) feeds: Arc<LocalFeeds>,
     pub(super) local: Vec<Arc<dyn LocalProvider>>,
+    /// Scaled mode: the owner side's consumer.
+    pub(super) owner: Option<OwnerParts>,
+}
+
+/// The owner side of scaled mode: its consumer (group `<group_id>.owners`, the sightings
+/// topic) and offset tracker.
+pub(super) struct OwnerParts {
+    pub(super) consumer: Arc<EventConsumer>,
+    pub(super) tracker: Arc<Mutex<OffsetTracker>>,
 }
 
 /// Builds the running system: feeds, producer, the metrics server (serving `/healthz`, and
@@ -372,6 +383,14 @@ async fn assemble_after_listening(
     if !wait_for_topics(&producer, settings, shutdown).await? {
         return Ok(None);
     }
+    let scale_partitions = if settings.scale.scaled() {
+        match check_scale_topics(&producer, settings, shutdown).await? {
+            Some(partitions) => Some(partitions),
+            None => return Ok(None),
+        }
+    } else {
+        None
+    };
     health.producer_connected.store(true, Ordering::Relaxed);
     let consumer_settings = settings.clone();
     let context = PipelineConsumerContext::new(
@@ -413,6 +432,19 @@ async fn assemble_after_listening(
     });
     let remote = build_remote_stage(settings, &providers, revisions, metrics.clone())?;
     let queues = remote.clone().map(|r| r as Arc<dyn RemoteQueues>);
+    let owner = match scale_partitions {
+        Some(partitions) => Some(
+            create_owner(
+                settings,
+                metrics,
+                processor.dedup().clone(),
+                remote.clone(),
+                partitions,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     Ok(Some(Parts {
         producer,
         consumer: Arc::new(consumer),
@@ -426,7 +458,56 @@ async fn assemble_after_listening(
         reports,
         feeds,
         local: providers.local.clone(),
+        owner,
     }))
+}
+
+/// The owner side's consumer, in group `<group_id>.owners` on the sightings topic, with the
+/// hooks that hand addresses over at each rebalance (`topology/owner.rs`).
+async fn create_owner(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    dedup: DedupCache,
+    remote: Option<Arc<RemoteStage>>,
+    partitions: usize,
+) -> Result<OwnerParts, AppError> {
+    let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
+    let hooks = Arc::new(super::owner::OwnerHooks::new(
+        dedup,
+        remote,
+        partitions,
+        metrics.clone(),
+    ));
+    let context = PipelineConsumerContext::new(
+        metrics.clone(),
+        tracker.clone(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .with_hooks(hooks);
+    let consumer_settings = settings.clone();
+    let consumer = tokio::task::spawn_blocking(move || {
+        create_consumer_of(
+            &consumer_settings,
+            &consumer_settings.owners_group(),
+            &[consumer_settings.sightings_topic()],
+            context,
+        )
+    })
+    .await
+    .map_err(|source| AppError::Panicked {
+        what: "owner consumer creation",
+        source,
+    })??;
+    info!(
+        group = %settings.owners_group(),
+        topic = %settings.sightings_topic(),
+        partitions,
+        "scaled mode: owner side consuming sightings"
+    );
+    Ok(OwnerParts {
+        consumer: Arc::new(consumer),
+        tracker,
+    })
 }
 
 // s1-scaled: the start-up checks of scaled mode.

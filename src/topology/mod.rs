@@ -15,6 +15,7 @@
 mod build;
 mod consume;
 mod housekeeping;
+mod owner;
 mod process;
 mod remote;
 mod reports;
@@ -60,6 +61,29 @@ pub async fn run(
     let (processed_tx, processed_rx) = mpsc::channel(batches);
     let processor = Arc::new(parts.processor);
     let (report_feed, report_rx) = parts.reports.unzip();
+    // Scaled mode: this pipeline is the ingest half, its sink produces sightings; the records,
+    // the report and the lookups come from the owner pipeline.
+    let scaled = parts.owner.is_some();
+    let owner = parts.owner.as_ref().map(|owner| {
+        spawn_owner_pipeline(
+            owner,
+            &processor,
+            sink::SinkTargets {
+                publisher: parts.publisher.clone(),
+                report_feed: report_feed.clone(),
+                remote: parts.remote.clone(),
+            },
+            &settings,
+            &metrics,
+            &failed,
+            &stop,
+        )
+    });
+    let half = if scaled {
+        process::Half::Ingest
+    } else {
+        process::Half::Whole
+    };
     let tasks = shutdown::Tasks {
         server: parts.server,
         reports: report_rx.map(|rx| {
@@ -85,8 +109,11 @@ pub async fn run(
         process: worker_rxs
             .into_iter()
             .map(|rx| {
-                let (processor, tx, metrics) =
-                    (processor.clone(), processed_tx.clone(), metrics.clone());
+                let (tx, metrics) = (processed_tx.clone(), metrics.clone());
+                let processor = Arc::new(process::ProcessorHalf {
+                    processor: processor.clone(),
+                    half,
+                });
                 failed.spawn_thread("process", move || {
                     process::worker_loop(processor, rx, tx, metrics)
                 })
@@ -98,8 +125,8 @@ pub async fn run(
                 processed_rx,
                 sink::SinkTargets {
                     publisher: parts.publisher,
-                    report_feed,
-                    remote: parts.remote.clone(),
+                    report_feed: report_feed.filter(|_| !scaled),
+                    remote: parts.remote.clone().filter(|_| !scaled),
                 },
                 parts.consumer.clone(),
                 parts.tracker.clone(),
@@ -124,6 +151,7 @@ pub async fn run(
             metrics.clone(),
             stops.housekeeping.clone(),
         )),
+        owner,
     };
     // The workers hold the sink's senders now: the sink ends when the last worker does.
     drop(processed_tx);
@@ -133,6 +161,73 @@ pub async fn run(
         consumer: parts.consumer,
         tracker: parts.tracker,
         remote: parts.remote,
+        owner: parts.owner.map(|o| (o.consumer, o.tracker)),
     };
     Ok(shutdown::drain(tasks, stops, clients, failed, &settings, &metrics).await)
+}
+
+// s1-scaled: the owner pipeline of scaled mode.
+/// Spawns the owner side of scaled mode: its consumer (group `<group_id>.owners`, the sightings
+/// topic) → workers running the owner half → a sink publishing records, then queueing
+/// lookups; sightings offsets are stored once a message's records are delivered. The same
+/// loops as the input pipeline, each with its own channels, consumer and tracker.
+#[allow(clippy::too_many_arguments)]
+fn spawn_owner_pipeline(
+    owner: &build::OwnerParts,
+    processor: &Arc<crate::stages::process::Processor>,
+    targets: sink::SinkTargets,
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    failed: &shutdown::StageFailed,
+    stop: &CancellationToken,
+) -> shutdown::Pipeline {
+    let batches = settings.pipeline.channel_batches();
+    let (worker_txs, worker_rxs): (Vec<_>, Vec<_>) = (0..settings.pipeline.worker_count())
+        .map(|_| mpsc::channel(batches))
+        .unzip();
+    let (processed_tx, processed_rx) = mpsc::channel(batches);
+    let consume = failed.spawn(
+        "owner consume",
+        consume::consume_loop(
+            owner.consumer.clone(),
+            owner.tracker.clone(),
+            worker_txs,
+            settings.pipeline.clone(),
+            metrics.clone(),
+            stop.clone(),
+        ),
+    );
+    let process = worker_rxs
+        .into_iter()
+        .map(|rx| {
+            let (tx, metrics) = (processed_tx.clone(), metrics.clone());
+            let processor = Arc::new(process::ProcessorHalf {
+                processor: processor.clone(),
+                half: process::Half::Owner,
+            });
+            failed.spawn_thread("owner process", move || {
+                process::worker_loop(processor, rx, tx, metrics)
+            })
+        })
+        .collect();
+    drop(processed_tx);
+    let sink = failed.spawn(
+        "owner sink",
+        sink::sink_loop(
+            processed_rx,
+            targets,
+            owner.consumer.clone(),
+            owner.tracker.clone(),
+            sink::DeliveryWindow::new(
+                settings.pipeline.max_in_flight,
+                settings.pipeline.max_in_flight_bytes,
+            ),
+            metrics.clone(),
+        ),
+    );
+    shutdown::Pipeline {
+        consume,
+        process,
+        sink,
+    }
 }
