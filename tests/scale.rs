@@ -24,6 +24,16 @@ const SCALED: &str = "[scale]\nmode = \"scaled\"\n";
 /// Creates `<output>.sightings` with `sightings` partitions and `<output>.state` with `state`
 /// partitions (compacted), as an operator would before a scaled start.
 async fn create_scale_topics(output: &str, sightings: i32, state: Option<i32>) {
+    create_scale_topics_with(output, sightings, state, "compact").await
+}
+
+/// Like [`create_scale_topics`], with the state topic's `cleanup.policy`.
+async fn create_scale_topics_with(
+    output: &str,
+    sightings: i32,
+    state: Option<i32>,
+    cleanup_policy: &str,
+) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
@@ -38,7 +48,7 @@ async fn create_scale_topics(output: &str, sightings: i32, state: Option<i32>) {
     if let Some(state) = state {
         new.push(
             NewTopic::new(&state_topic, state, TopicReplication::Fixed(1))
-                .set("cleanup.policy", "compact"),
+                .set("cleanup.policy", cleanup_policy),
         );
     }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -239,4 +249,16 @@ async fn a_scaled_start_without_fitting_sightings_and_state_topics_exits_naming_
         log.contains(&format!("topic `{state}`: has 2 partitions")) && log.contains("has 3"),
         "the unequal state topic is not named:\n{log}"
     );
+    // A state topic that deletes old records instead of compacting them (tansu answers
+    // DescribeConfigs with the policy a topic was created with).
+    let deleting = create_topics(1).await;
+    create_scale_topics_with(&deleting.output, 2, Some(2), "delete").await;
+    let (status, log) = start(&deleting);
+    assert_eq!(status.code(), Some(2), "{log}");
+    let state = format!("{}.state", deleting.output);
+    assert!(
+        log.contains(&format!("topic `{state}`: cleanup.policy is `delete`")),
+        "the state topic's policy is not named:\n{log}"
+    );
 }
+

@@ -202,7 +202,7 @@ pub(super) async fn drain(
         for task in process.iter().chain([&consume, &sink]) {
             task.abort();
         }
-        for owner in &owner {
+        if let Some(owner) = &owner {
             for task in owner.process.iter().chain([&owner.consume, &owner.sink]) {
                 task.abort();
             }
