@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
@@ -46,8 +48,8 @@ pub(crate) struct PipelineConsumerContext {
 /// What the owner side of scaled mode does when its assignment changes. Called on the polling
 /// task, synchronously: it must be quick.
 pub(crate) trait RebalanceHooks: Send + Sync {
-    /// The consumer now holds exactly `partitions` (the group protocol is eager: each
-    /// rebalance revokes everything, then assigns the new set).
+    /// The consumer now holds exactly `partitions` (after each assignment, and after an
+    /// incremental revoke).
     fn assigned(&self, partitions: &[i32]);
 }
 
@@ -167,14 +169,11 @@ impl ConsumerContext for PipelineConsumerContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.hold(partitions);
-                if let Some(hooks) = &self.hooks {
-                    let ids: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
-                    hooks.assigned(&ids);
-                }
+                self.tell_hooks(consumer);
                 self.assigned
                     .store(partitions.count() > 0, Ordering::Relaxed);
                 self.assigned_nothing
@@ -190,7 +189,13 @@ impl ConsumerContext for PipelineConsumerContext {
                 error: &e.to_string(),
             }
             .emit(&self.metrics),
-            Rebalance::Revoke(_) => {}
+            // An incremental (cooperative) revoke is not followed by an assignment: the hooks
+            // hear of the smaller set now. An eager one is, and the set is empty meanwhile.
+            Rebalance::Revoke(_) => {
+                if matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative) {
+                    self.tell_hooks(consumer);
+                }
+            }
         }
     }
 
@@ -202,6 +207,20 @@ impl ConsumerContext for PipelineConsumerContext {
                 error: Some(&e.to_string()),
             }
             .emit(&self.metrics),
+        }
+    }
+}
+
+impl PipelineConsumerContext {
+    /// Tells the hooks, if any, of the whole assignment now held (an incremental rebalance's
+    /// event lists only what changed).
+    fn tell_hooks(&self, consumer: &BaseConsumer<Self>) {
+        if let Some(hooks) = &self.hooks {
+            let held: Vec<i32> = consumer
+                .assignment()
+                .map(|list| list.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or_default();
+            hooks.assigned(&held);
         }
     }
 }

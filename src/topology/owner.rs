@@ -2,9 +2,10 @@
 //! sightings topic's partitions changes. Called from the owner consumer's rebalance callback,
 //! on the polling task, so it only drops entries and recomputes numbers.
 //!
-//! The owner consumer's group protocol is eager (librdkafka's default assignors): a rebalance
-//! revokes everything and then assigns the new set, so the work is done at assignment, against
-//! the set held before:
+//! The hooks hear of the whole set held after each assignment (and after an incremental
+//! revoke). With the default, eager assignors a rebalance revokes everything and then assigns
+//! the new set, so the work is done then, against the set held before (a partition kept
+//! across a rebalance keeps its entries):
 //! * partitions lost: their addresses' dedup entries and queued (not started) lookups are
 //!   dropped; their new owner rebuilds them from the state topic. Lookups already sent finish
 //!   here, so a lookup in flight at a hand-over may be made once more by the new owner.
@@ -108,3 +109,138 @@ pub(super) fn on_assigned(partitions: &[i32]) {
 
 /// Warm start of `partitions` from the state topic (s2-state).
 fn warm_start(_partitions: &[i32]) {}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::time::{Duration, SystemTime};
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::intel::{Lookup, Provider, ProviderError};
+    use crate::model::{Origin, ThreatRecord};
+    use crate::remote::slot::{Patience, ProviderSlot, SlotLimits};
+    use crate::remote::{Priority, RemoteJob, RevisionRules, Tracked};
+    use crate::stages::score::ScoringModel;
+
+    /// Never asked: no dispatcher runs in these tests.
+    #[derive(Debug)]
+    struct NeverAsked;
+
+    impl Provider for NeverAsked {
+        fn name(&self) -> &'static str {
+            "virustotal"
+        }
+        fn lookup(&self, _ip: IpAddr) -> BoxFuture<'_, Result<Lookup, ProviderError>> {
+            unreachable!("no dispatcher runs")
+        }
+    }
+
+    fn job(ip: IpAddr, dedup: &DedupCache) -> RemoteJob {
+        let record: ThreatRecord = serde_json::from_value(serde_json::json!({
+            "schema": "threatsift.threat/1", "ip": ip.to_string(), "ip_version": 4,
+            "verdict": "unknown", "severity": "info", "score": 0, "reasons": [],
+            "indicator": "IP Observed", "first_seen": "2026-11-23T10:00:00Z",
+            "last_seen": "2026-11-23T10:00:00Z", "sightings": 1, "roles": ["source"],
+            "observed": {"format": "kv", "topic": "t", "partition": 0, "offset": 1},
+            "network": {"asn": null, "as_org": null, "country": null, "rir": null, "cidr": null},
+            "intel": {"virustotal": {"status": "pending"}},
+            "revision": 1, "generated_at": "2026-11-23T10:00:00Z"
+        }))
+        .unwrap();
+        let origin = Origin {
+            topic: "threats.sightings".into(),
+            partition: 0,
+            offset: 1,
+        };
+        RemoteJob {
+            ip,
+            priority: Priority {
+                locally_suspicious: false,
+                sightings_order: 1,
+                allowed: true,
+            },
+            tracked: Arc::new(tokio::sync::Mutex::new(Tracked::new(
+                record,
+                Vec::new(),
+                None,
+                None,
+                dedup.observe(ip, SystemTime::now()).sighting,
+                origin,
+            ))),
+        }
+    }
+
+    fn gauge(metrics: &Metrics, labels: &[&str]) -> i64 {
+        metrics.scale.budget_share.with_label_values(labels).get()
+    }
+
+    #[tokio::test]
+    async fn a_hand_over_drops_the_lost_partitions_addresses_and_queued_lookups_only() {
+        const PARTITIONS: usize = 4;
+        let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).unwrap());
+        let slot = Arc::new(ProviderSlot::new(
+            Arc::new(NeverAsked),
+            SlotLimits {
+                per_minute: 60,
+                per_day: 1000,
+                ttl: Duration::from_secs(60),
+                not_found_ttl: Duration::from_secs(60),
+                max_answers: 10,
+            },
+            metrics.clone(),
+        ));
+        let settings = crate::settings::Settings::from_toml_overrides("").unwrap();
+        let stage = Arc::new(RemoteStage::new(
+            vec![slot],
+            1000,
+            RevisionRules {
+                scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
+                min_verdict: settings.publish.min_verdict,
+            },
+            Arc::new(crate::remote::NoRevisions),
+            Patience {
+                max_wait: Duration::ZERO,
+            },
+            metrics.clone(),
+        ));
+        let dedup = DedupCache::new(Duration::from_secs(600), 10_000);
+        let hooks = OwnerHooks::new(dedup.clone(), Some(stage.clone()), PARTITIONS, metrics.clone());
+        assert_eq!(gauge(&metrics, &["virustotal", "minute"]), 0, "nothing before");
+        hooks.assigned(&[0, 1, 2, 3]);
+        assert_eq!(gauge(&metrics, &["virustotal", "minute"]), 60);
+        assert_eq!(gauge(&metrics, &["virustotal", "day"]), 1000);
+        let ips: Vec<IpAddr> = (1..=200u32)
+            .map(|i| IpAddr::from(std::net::Ipv4Addr::from(0xC633_6400 + i)))
+            .collect();
+        for ip in &ips {
+            for eviction in stage.offer(job(*ip, &dedup)).await {
+                eviction.await;
+            }
+        }
+        assert_eq!(stage.waiting(), 200);
+        // Partitions 1 and 3 go to another daemon; 0 and 2 stay.
+        hooks.assigned(&[2, 0]);
+        let kept = |ip: &IpAddr| [0, 2].contains(&partition_of(ip.to_string().as_bytes(), 4));
+        let expected: Vec<IpAddr> = ips.iter().copied().filter(kept).collect();
+        assert!(expected.len() > 60 && expected.len() < 140, "{}", expected.len());
+        let mut queued = Vec::new();
+        while let Some((_, job)) = stage.next_waiting(0) {
+            queued.push(job.ip);
+        }
+        queued.sort();
+        assert_eq!(queued, expected, "the queued lookups of partitions 0 and 2 only");
+        assert_eq!(stage.waiting(), expected.len() as i64);
+        for ip in &ips {
+            assert_eq!(
+                dedup.observe(*ip, SystemTime::now()).first,
+                !kept(ip),
+                "{ip}: a lost address is forgotten, a kept one remembered"
+            );
+        }
+        assert_eq!(metrics.scale.owned_partitions.get(), 2);
+        assert_eq!(gauge(&metrics, &["virustotal", "minute"]), 30);
+        assert_eq!(gauge(&metrics, &["virustotal", "day"]), 500);
+    }
+}
