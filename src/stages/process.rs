@@ -416,7 +416,7 @@ impl Processor {
             threat: sighting.threat.as_deref(),
             reporter: sighting.reporter.as_deref(),
         };
-        let context = || FirstContext {
+        let context = |_: &Origin| FirstContext {
             seen: (sighting.roles.clone(), sighting.observed.clone()),
             allowed: sighting.allowed,
         };
@@ -645,7 +645,6 @@ impl Processor {
     ) -> Result<(), ParseError> {
         let mut observations = Vec::with_capacity(event.addresses.len());
         let mut failed = None;
-        let origin = out.origin.clone();
         let reporter = event.product.as_deref().or(event.vendor.as_deref());
         self.public_addresses(event, &mut observations, |ip, observations| {
             let seen = SeenAddress {
@@ -657,13 +656,13 @@ impl Processor {
                 reporter,
             };
             // The owned context is built only for a first sighting (or a due retry).
-            let context = || FirstContext {
+            let context = |origin: &Origin| FirstContext {
                 seen: record::first_context(
                     ip,
                     record::SeenIn {
                         event,
                         observations,
-                        origin: &origin,
+                        origin,
                     },
                 ),
                 allowed: !event.action.as_deref().is_some_and(action_denied),
@@ -717,7 +716,7 @@ impl Processor {
     fn own(
         &self,
         seen_address: &SeenAddress<'_>,
-        context: impl FnOnce() -> FirstContext,
+        context: impl FnOnce(&Origin) -> FirstContext,
         now: SystemTime,
         out: &mut Processed,
     ) -> Result<(), ParseError> {
@@ -763,7 +762,7 @@ impl Processor {
         &self,
         seen_address: &SeenAddress<'_>,
         seen: &crate::stages::dedup::Observation,
-        context: impl FnOnce() -> FirstContext,
+        context: impl FnOnce(&Origin) -> FirstContext,
         now: SystemTime,
         out: &mut Processed,
     ) -> Result<(), ParseError> {
@@ -789,7 +788,7 @@ impl Processor {
         let FirstContext {
             seen: first_seen_in,
             allowed,
-        } = context();
+        } = context(&out.origin);
         let mut threat_record =
             record::first_record(ip, first_seen_in, &seen.sighting, local, scored, now);
         let publish = seen.first && threat_record.verdict >= self.options.min_verdict;
