@@ -115,7 +115,11 @@ async fn one_scaled_daemon_turns_events_into_records_through_the_sightings_topic
         Duration::from_secs(30),
         |v| v == f64::from(PARTITIONS),
     );
-    assert_eq!(owned, f64::from(PARTITIONS), "the lone daemon owns every partition");
+    assert_eq!(
+        owned,
+        f64::from(PARTITIONS),
+        "the lone daemon owns every partition"
+    );
     let made = daemon
         .metric("threatsift_sightings_published_total")
         .unwrap_or(0.0);
@@ -139,7 +143,11 @@ async fn one_scaled_daemon_turns_events_into_records_through_the_sightings_topic
         );
         counted += sighting["count"].as_u64().expect("count");
     }
-    assert_eq!(counted, u64::from(3 * ADDRESSES), "every event's sighting, once");
+    assert_eq!(
+        counted,
+        u64::from(3 * ADDRESSES),
+        "every event's sighting, once"
+    );
     // After the drained exit nothing more can arrive: exactly one record per address.
     let records = read_records(&topics.output);
     assert_eq!(records.len(), expected.len(), "one record per address");
@@ -179,9 +187,12 @@ async fn single_and_scaled_mode_make_the_same_records_of_the_demo_events() {
     // Every event is finished (its offset committed) by both; in scaled mode also every
     // sighting. Then both stop, drained: nothing more can arrive.
     for topics in [&single, &scaled] {
-        wait_committed(&topics.group, &topics.input, Duration::from_secs(120), |c| {
-            *c == input_end
-        });
+        wait_committed(
+            &topics.group,
+            &topics.input,
+            Duration::from_secs(120),
+            |c| *c == input_end,
+        );
     }
     let sightings_topic = format!("{}.sightings", scaled.output);
     let sightings_end = ends(&read_all(&sightings_topic));
@@ -202,14 +213,26 @@ async fn single_and_scaled_mode_make_the_same_records_of_the_demo_events() {
         let records = read_records(topic);
         let by_ip: BTreeMap<String, serde_json::Value> = records
             .iter()
-            .map(|r| (r.json["ip"].as_str().unwrap().to_owned(), comparable(&r.json)))
+            .map(|r| {
+                (
+                    r.json["ip"].as_str().unwrap().to_owned(),
+                    comparable(&r.json),
+                )
+            })
             .collect();
-        assert_eq!(by_ip.len(), records.len(), "one record per address in {topic}");
+        assert_eq!(
+            by_ip.len(),
+            records.len(),
+            "one record per address in {topic}"
+        );
         by_ip
     };
     let from_single = records(&single.output);
     let from_scaled = records(&scaled.output);
-    assert!(from_single.len() >= 5, "the demo makes records: {from_single:?}");
+    assert!(
+        from_single.len() >= 5,
+        "the demo makes records: {from_single:?}"
+    );
     assert_eq!(
         from_single.keys().collect::<Vec<_>>(),
         from_scaled.keys().collect::<Vec<_>>(),
@@ -261,4 +284,3 @@ async fn a_scaled_start_without_fitting_sightings_and_state_topics_exits_naming_
         "the state topic's policy is not named:\n{log}"
     );
 }
-

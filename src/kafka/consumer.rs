@@ -192,7 +192,10 @@ impl ConsumerContext for PipelineConsumerContext {
             // An incremental (cooperative) revoke is not followed by an assignment: the hooks
             // hear of the smaller set now. An eager one is, and the set is empty meanwhile.
             Rebalance::Revoke(_) => {
-                if matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative) {
+                if matches!(
+                    consumer.rebalance_protocol(),
+                    RebalanceProtocol::Cooperative
+                ) {
                     self.tell_hooks(consumer);
                 }
             }

@@ -231,7 +231,11 @@ impl Budget {
         share.owned.retain(|(p, _, _)| owned.contains(p));
         for p in owned {
             if !share.owned.iter().any(|(q, _, _)| q == p) {
-                let day_from = if first { day_start } else { next_utc_midnight(now) };
+                let day_from = if first {
+                    day_start
+                } else {
+                    next_utc_midnight(now)
+                };
                 share.owned.push((*p, now + MINUTE, day_from));
             }
         }
@@ -309,9 +313,15 @@ mod share_tests {
                         .iter()
                         .map(|k| share_of(budget, *k, partitions).unwrap())
                         .sum();
-                    assert!(sum <= budget, "{budget} over {partitions}: {owned:?} -> {sum}");
+                    assert!(
+                        sum <= budget,
+                        "{budget} over {partitions}: {owned:?} -> {sum}"
+                    );
                     // Never more than one unit per daemon is lost to rounding.
-                    assert!(sum + daemons as u32 > budget, "{budget}/{partitions}: {owned:?} {sum}");
+                    assert!(
+                        sum + daemons as u32 > budget,
+                        "{budget}/{partitions}: {owned:?} {sum}"
+                    );
                 }
                 assert_eq!(share_of(budget, partitions, partitions), Some(budget));
             }
@@ -325,23 +335,39 @@ mod share_tests {
     fn a_grown_minute_share_is_spendable_only_a_minute_later_and_a_shrunk_one_at_once() {
         let mut budget = Budget::new(12, 0, at(0));
         budget.share_nothing();
-        assert_eq!(grants_within(&mut budget, at(0), 5), 0, "nothing before an assignment");
+        assert_eq!(
+            grants_within(&mut budget, at(0), 5),
+            0,
+            "nothing before an assignment"
+        );
         // Assigned 2 of 6 partitions: 4 a minute, but only from a minute on.
         budget.set_share(&[0, 1], 6, at(10));
-        assert_eq!(grants_within(&mut budget, at(69), 5), 0, "the old owner's window");
+        assert_eq!(
+            grants_within(&mut budget, at(69), 5),
+            0,
+            "the old owner's window"
+        );
         assert_eq!(grants_within(&mut budget, at(70), 10), 4);
         // Grows to 3 of 6 at 80 s: still 4 a minute until 140 s.
         budget.set_share(&[0, 1, 2], 6, at(80));
         assert_eq!(grants_within(&mut budget, at(139), 10), 4);
         assert_eq!(budget.remaining(at(139)), Some(0));
-        assert_eq!(grants_within(&mut budget, at(140), 10), 2, "6 a minute from 140 s");
+        assert_eq!(
+            grants_within(&mut budget, at(140), 10),
+            2,
+            "6 a minute from 140 s"
+        );
         // Shrinks to 1 of 6 at 300 s: 2 a minute at once.
         budget.set_share(&[2], 6, at(300));
         assert_eq!(grants_within(&mut budget, at(300), 10), 2);
         // Partition 2 was held throughout: it still counts; a partition regained starts over.
         budget.set_share(&[2, 0], 6, at(330));
         assert_eq!(grants_within(&mut budget, at(389), 10), 2);
-        assert_eq!(grants_within(&mut budget, at(390), 10), 2, "4 a minute from 390 s");
+        assert_eq!(
+            grants_within(&mut budget, at(390), 10),
+            2,
+            "4 a minute from 390 s"
+        );
     }
 
     #[test]
@@ -355,13 +381,19 @@ mod share_tests {
         assert_eq!(grants_within(&mut budget, at(6), 150), 100);
         // Grows to 3 of 6: the previous owners may have spent theirs today.
         budget.set_share(&[0, 1, 2], 6, at(10));
-        assert!(matches!(budget.try_spend(at(11)), Spend::DayExhausted { .. }));
+        assert!(matches!(
+            budget.try_spend(at(11)),
+            Spend::DayExhausted { .. }
+        ));
         let midnight = next_utc_midnight(at(11));
         assert_eq!(budget.remaining_today(midnight), Some(300));
         assert_eq!(grants_within(&mut budget, midnight, 400), 300);
         // Shrinks at once.
         budget.set_share(&[], 6, midnight + Duration::from_secs(1));
-        assert_eq!(budget.remaining_today(midnight + Duration::from_secs(1)), Some(0));
+        assert_eq!(
+            budget.remaining_today(midnight + Duration::from_secs(1)),
+            Some(0)
+        );
     }
 
     #[test]

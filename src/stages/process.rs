@@ -305,10 +305,7 @@ impl Processor {
         let mut folded = 0u64;
         let mut ingest = |event: &Event<'_>, seen_at: SystemTime, out: &mut Processed| {
             // `out` is the message at `index` (messages are processed in order).
-            while batch
-                .get(index)
-                .is_some_and(|raw| raw.origin != out.origin)
-            {
+            while batch.get(index).is_some_and(|raw| raw.origin != out.origin) {
                 index += 1;
             }
             let origin = &out.origin;

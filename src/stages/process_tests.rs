@@ -568,7 +568,9 @@ fn the_ingest_and_owner_halves_make_the_records_the_whole_processor_makes() {
     let single = whole.process_batch(&batch, Instant::now());
     let ingested = halves.ingest_batch(&batch, Instant::now());
     assert!(
-        ingested.iter().all(|p| records(p).is_empty() && p.remote.is_empty()),
+        ingested
+            .iter()
+            .all(|p| records(p).is_empty() && p.remote.is_empty()),
         "the ingest half makes sightings only"
     );
     let owned = halves.own_batch(&as_sightings(&ingested), Instant::now());
@@ -650,9 +652,15 @@ fn a_sightings_message_that_is_not_a_sighting_is_dead_lettered_and_the_rest_are_
     assert_eq!(dlq_reasons(&owned[0]), ["malformed"]);
     let entry: serde_json::Value = serde_json::from_slice(&owned[0].outputs[0].payload).unwrap();
     assert!(
-        entry["error"].as_str().unwrap().contains("malformed sighting event"),
+        entry["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed sighting event"),
         "{entry}"
     );
     assert_eq!(entry["offset"], 99);
-    assert_eq!(owned[1..].iter().map(|p| records(p).len()).sum::<usize>(), 2);
+    assert_eq!(
+        owned[1..].iter().map(|p| records(p).len()).sum::<usize>(),
+        2
+    );
 }

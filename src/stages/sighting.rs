@@ -179,7 +179,10 @@ mod tests {
         let back = IpSighting::decode(&bytes).unwrap();
         assert_eq!(back, s);
         assert_eq!(back.count, 2);
-        assert_eq!(back.last_seen(), UNIX_EPOCH + Duration::from_secs(1_795_428_009));
+        assert_eq!(
+            back.last_seen(),
+            UNIX_EPOCH + Duration::from_secs(1_795_428_009)
+        );
         assert_eq!(s.key(), b"2001:db8::7");
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["schema"], SIGHTING_SCHEMA);
@@ -207,7 +210,10 @@ mod tests {
             Err(SightingError::Schema("threatsift.threat/1".into()))
         );
         let bad_ip = IpSighting::decode(&with("ip", "10.0.0.300".into())).unwrap_err();
-        assert!(bad_ip.to_string().contains("invalid IP address"), "{bad_ip}");
+        assert!(
+            bad_ip.to_string().contains("invalid IP address"),
+            "{bad_ip}"
+        );
         assert_eq!(
             IpSighting::decode(&with("count", 0.into())),
             Err(SightingError::ZeroCount)

@@ -542,7 +542,13 @@ pub(super) async fn check_scale_topics(
                         brokers: settings.kafka.brokers.clone(),
                     })
                 }
-                Err((topic, ScaleTopicProblem::Unequal { sightings: s, state: t })) => {
+                Err((
+                    topic,
+                    ScaleTopicProblem::Unequal {
+                        sightings: s,
+                        state: t,
+                    },
+                )) => {
                     return Err(AppError::ScaleTopic {
                         topic,
                         problem: format!(

@@ -171,7 +171,6 @@ pub async fn run(
 /// topic) → workers running the owner half → a sink publishing records, then queueing
 /// lookups; sightings offsets are stored once a message's records are delivered. The same
 /// loops as the input pipeline, each with its own channels, consumer and tracker.
-#[allow(clippy::too_many_arguments)]
 fn spawn_owner_pipeline(
     owner: &build::OwnerParts,
     processor: &Arc<crate::stages::process::Processor>,

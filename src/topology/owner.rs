@@ -206,8 +206,17 @@ mod tests {
             metrics.clone(),
         ));
         let dedup = DedupCache::new(Duration::from_secs(600), 10_000);
-        let hooks = OwnerHooks::new(dedup.clone(), Some(stage.clone()), PARTITIONS, metrics.clone());
-        assert_eq!(gauge(&metrics, &["virustotal", "minute"]), 0, "nothing before");
+        let hooks = OwnerHooks::new(
+            dedup.clone(),
+            Some(stage.clone()),
+            PARTITIONS,
+            metrics.clone(),
+        );
+        assert_eq!(
+            gauge(&metrics, &["virustotal", "minute"]),
+            0,
+            "nothing before"
+        );
         hooks.assigned(&[0, 1, 2, 3]);
         assert_eq!(gauge(&metrics, &["virustotal", "minute"]), 60);
         assert_eq!(gauge(&metrics, &["virustotal", "day"]), 1000);
@@ -224,13 +233,20 @@ mod tests {
         hooks.assigned(&[2, 0]);
         let kept = |ip: &IpAddr| [0, 2].contains(&partition_of(ip.to_string().as_bytes(), 4));
         let expected: Vec<IpAddr> = ips.iter().copied().filter(kept).collect();
-        assert!(expected.len() > 60 && expected.len() < 140, "{}", expected.len());
+        assert!(
+            expected.len() > 60 && expected.len() < 140,
+            "{}",
+            expected.len()
+        );
         let mut queued = Vec::new();
         while let Some((_, job)) = stage.next_waiting(0) {
             queued.push(job.ip);
         }
         queued.sort();
-        assert_eq!(queued, expected, "the queued lookups of partitions 0 and 2 only");
+        assert_eq!(
+            queued, expected,
+            "the queued lookups of partitions 0 and 2 only"
+        );
         assert_eq!(stage.waiting(), expected.len() as i64);
         for ip in &ips {
             assert_eq!(

@@ -260,10 +260,13 @@ pub(super) async fn drain(
         }
     }
     let in_flight = |tracker: &Mutex<OffsetTracker>| {
-        tracker.lock().unwrap_or_else(|p| p.into_inner()).in_flight()
+        tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_flight()
     };
-    let unfinished = in_flight(&clients.tracker)
-        + clients.owner.as_ref().map_or(0, |(_, t)| in_flight(t));
+    let unfinished =
+        in_flight(&clients.tracker) + clients.owner.as_ref().map_or(0, |(_, t)| in_flight(t));
     // 7. Leave the group now rather than at drop, so a restarted daemon is assigned at once.
     let consumer = clients.consumer;
     let owner_consumer = clients.owner.map(|(c, _)| c);

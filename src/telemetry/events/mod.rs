@@ -27,8 +27,8 @@ pub(crate) use pipeline::{
     IpFiltered, IpsExtracted, LineFellBack, LineParseError, LineParsed, MessageCompleted,
     MessageConsumed, RecordPublished, RecordWithheld,
 };
-pub(crate) use scale::{BudgetShareSet, OwnedPartitionsChanged, SightingsMade};
 pub(crate) use report::{ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten};
+pub(crate) use scale::{BudgetShareSet, OwnedPartitionsChanged, SightingsMade};
 
 #[cfg(test)]
 pub(crate) mod tests {
