@@ -37,3 +37,22 @@ impl ScaleSettings {
         self.mode == ScaleMode::Scaled
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::{ScaleMode, Settings};
+
+    #[test]
+    fn the_mode_is_single_unless_scaled_is_asked_for_and_nothing_else_is_taken() {
+        let default = Settings::from_toml_overrides("").unwrap();
+        assert_eq!(default.scale.mode, ScaleMode::Single);
+        assert!(!default.scale.changelog);
+        let scaled = Settings::from_toml_overrides("[scale]\nmode = \"scaled\"\n").unwrap();
+        assert!(scaled.scale.scaled());
+        assert_eq!(scaled.sightings_topic(), "threats.sightings");
+        assert_eq!(scaled.state_topic(), "threats.state");
+        assert_eq!(scaled.owners_group(), "threatsift.owners");
+        let error = Settings::from_toml_overrides("[scale]\nmode = \"multi\"\n").unwrap_err();
+        assert!(error.to_string().contains("multi"), "{error}");
+    }
+}
