@@ -117,7 +117,7 @@ impl Budget {
     pub(crate) fn try_spend(&mut self, now: SystemTime) -> Spend {
         let spend = self.check(now);
         if spend == Spend::Granted {
-            if self.per_minute > 0 || self.share.is_some() {
+            if self.per_minute > 0 {
                 // A clock that went backwards must not let a grant leave the window early.
                 let at = self.recent.back().map_or(now, |last| now.max(*last));
                 self.recent.push_back(at);

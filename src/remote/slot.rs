@@ -427,7 +427,12 @@ impl ProviderSlot {
                 detail: format!(
                     "daily budget of {} lookups spent; it resets at {} and the address is \
                      looked up when seen after that",
-                    self.limits.per_day,
+                    // In scaled mode, this daemon's share of it.
+                    state
+                        .budget
+                        .peek_limits(now)
+                        .1
+                        .unwrap_or(self.limits.per_day),
                     rfc3339(resets_at)
                 ),
                 retry_at: Some(resets_at),
