@@ -686,7 +686,8 @@ impl ProviderSlot {
         self.emit_share();
     }
 
-    fn emit_share(&self) {
+    /// Sets the `budget_share` gauges to the share in force (single mode: the whole budget).
+    pub(crate) fn emit_share(&self) {
         let (per_minute, per_day) = self.state().budget.full_share();
         crate::telemetry::events::BudgetShareSet {
             provider: self.name,

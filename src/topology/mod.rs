@@ -79,6 +79,12 @@ pub async fn run(
             &stop,
         )
     });
+    if !scaled {
+        // Single mode spends the whole budget: the gauges say so.
+        for slot in parts.remote.iter().flat_map(|r| r.slots()) {
+            slot.emit_share();
+        }
+    }
     let half = if scaled {
         process::Half::Ingest
     } else {
