@@ -51,6 +51,10 @@ pub(crate) trait RebalanceHooks: Send + Sync {
     /// The consumer now holds exactly `partitions` (after each assignment, and after an
     /// incremental revoke).
     fn assigned(&self, partitions: &[i32]);
+
+    /// `partitions` are being revoked: their messages still in the pipeline are no longer
+    /// this consumer's to act on.
+    fn revoking(&self, partitions: &[i32]);
 }
 
 impl PipelineConsumerContext {
@@ -158,6 +162,10 @@ impl ConsumerContext for PipelineConsumerContext {
                 tracker.forget(element.topic(), element.partition());
             }
             drop(tracker);
+            if let Some(hooks) = &self.hooks {
+                let ids: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
+                hooks.revoking(&ids);
+            }
             self.release(partitions);
             self.assigned.store(false, Ordering::Relaxed);
             self.assigned_nothing.store(false, Ordering::Relaxed);

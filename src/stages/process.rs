@@ -85,6 +85,12 @@ pub struct Processed {
 }
 
 impl Processed {
+    /// Nothing produced from `raw`, and nothing will be (scaled mode: a sighting of a partition
+    /// revoked meanwhile).
+    pub(crate) fn nothing(raw: &RawEvent, received: Instant) -> Self {
+        Processed::empty(raw, received)
+    }
+
     /// Nothing produced yet from `raw`.
     fn empty(raw: &RawEvent, received: Instant) -> Self {
         Processed {

@@ -322,6 +322,7 @@ pub(super) struct Parts {
 pub(super) struct OwnerParts {
     pub(super) consumer: Arc<EventConsumer>,
     pub(super) tracker: Arc<Mutex<OffsetTracker>>,
+    pub(super) hooks: Arc<super::owner::OwnerHooks>,
 }
 
 /// Builds the running system: feeds, producer, the metrics server (serving `/healthz`, and
@@ -483,7 +484,7 @@ async fn create_owner(
         tracker.clone(),
         Arc::new(AtomicBool::new(false)),
     )
-    .with_hooks(hooks);
+    .with_hooks(hooks.clone());
     let consumer_settings = settings.clone();
     let consumer = tokio::task::spawn_blocking(move || {
         create_consumer_of(
@@ -507,6 +508,7 @@ async fn create_owner(
     Ok(OwnerParts {
         consumer: Arc::new(consumer),
         tracker,
+        hooks,
     })
 }
 

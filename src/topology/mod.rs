@@ -119,6 +119,7 @@ pub async fn run(
                 let processor = Arc::new(process::ProcessorHalf {
                     processor: processor.clone(),
                     half,
+                    owner: None,
                 });
                 failed.spawn_thread("process", move || {
                     process::worker_loop(processor, rx, tx, metrics)
@@ -209,6 +210,7 @@ fn spawn_owner_pipeline(
             let processor = Arc::new(process::ProcessorHalf {
                 processor: processor.clone(),
                 half: process::Half::Owner,
+                owner: Some(owner.hooks.clone()),
             });
             failed.spawn_thread("owner process", move || {
                 process::worker_loop(processor, rx, tx, metrics)

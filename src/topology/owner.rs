@@ -10,6 +10,8 @@
 //!   dropped; their new owner rebuilds them from the state topic. Lookups already sent finish
 //!   here, so a lookup in flight at a hand-over may be made once more by the new owner.
 //! * partitions gained: [`on_assigned`] warm-starts them (s2-state fills it).
+//! * partitions being revoked: from the revoke on, sightings of theirs still in the pipeline
+//!   are skipped (no record, no lookup, offset not stored): their new owner reads them again.
 //! * every provider's budget share is recomputed (`remote::budget`), and `owned_partitions`.
 
 use std::sync::{Arc, Mutex};
@@ -29,6 +31,10 @@ pub(super) struct OwnerHooks {
     pub(super) partitions: usize,
     /// The partitions held since the last assignment.
     pub(super) held: Mutex<Vec<i32>>,
+    /// The partitions whose sightings may be acted on now: the held ones, less those being
+    /// revoked (messages of a revoked partition still in the pipeline are skipped: their new
+    /// owner reads them again from the committed offset).
+    serving: Mutex<Vec<i32>>,
     pub(super) metrics: Arc<Metrics>,
 }
 
@@ -48,12 +54,22 @@ impl OwnerHooks {
             remote,
             partitions,
             held: Mutex::new(Vec::new()),
+            serving: Mutex::new(Vec::new()),
             metrics,
         }
+    }
+
+    /// Whether sightings of `partition` may be acted on now.
+    pub(super) fn serves(&self) -> std::sync::MutexGuard<'_, Vec<i32>> {
+        self.serving.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl RebalanceHooks for OwnerHooks {
+    fn revoking(&self, partitions: &[i32]) {
+        self.serves().retain(|p| !partitions.contains(p));
+    }
+
     fn assigned(&self, partitions: &[i32]) {
         let lost: Vec<i32> = {
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
@@ -68,6 +84,7 @@ impl RebalanceHooks for OwnerHooks {
                 .filter(|p| !held.contains(p))
                 .collect();
             *held = partitions.to_vec();
+            *self.serves() = partitions.to_vec();
             on_assigned(&gained);
             lost
         };
@@ -170,6 +187,74 @@ mod tests {
                 origin,
             ))),
         }
+    }
+
+    #[test]
+    fn sightings_of_a_partition_being_revoked_are_left_to_its_next_owner() {
+        use crate::model::{Observed, RawEvent};
+        use crate::stages::sighting::IpSighting;
+        use crate::topology::process::{BatchProcessor, Half, ProcessorHalf};
+        use std::time::Instant;
+
+        let settings = crate::settings::Settings::from_toml_overrides(
+            "[filter]\nallow_documentation_ranges = true\n[publish]\nmin_verdict = \"unknown\"\n",
+        )
+        .unwrap();
+        let metrics = Arc::new(Metrics::new(&prometheus::Registry::new()).unwrap());
+        let processor = crate::stages::process::Processor::from_settings(
+            &settings,
+            Arc::new(crate::intel::feeds::LocalFeeds::load(Vec::new()).unwrap()),
+            &crate::intel::ConfiguredProviders::build(&settings).unwrap(),
+            metrics.clone(),
+        )
+        .unwrap();
+        let hooks = Arc::new(OwnerHooks::new(
+            processor.dedup().clone(),
+            None,
+            2,
+            metrics.clone(),
+        ));
+        let half = ProcessorHalf {
+            processor: Arc::new(processor),
+            half: Half::Owner,
+            owner: Some(hooks.clone()),
+        };
+        let sighting = |ip: &str, partition: i32| {
+            let s = IpSighting::new(
+                ip.parse().unwrap(),
+                Vec::new(),
+                SystemTime::now(),
+                Observed::default(),
+                None,
+                None,
+                true,
+            );
+            RawEvent {
+                payload: s.encode().unwrap().into(),
+                key: Some(s.key().into()),
+                origin: Origin {
+                    topic: "threats.sightings".into(),
+                    partition,
+                    offset: 7,
+                },
+                timestamp_ms: None,
+            }
+        };
+        let batch = [sighting("198.51.100.1", 0), sighting("198.51.100.2", 1)];
+        hooks.assigned(&[0, 1]);
+        hooks.revoking(&[1]);
+        let out = half.process_batch(&batch, Instant::now());
+        let made: Vec<(i32, usize)> = out
+            .iter()
+            .map(|p| (p.origin.partition, p.outputs.len()))
+            .collect();
+        assert_eq!(made.len(), 2, "every message is answered: {made:?}");
+        assert!(made.contains(&(0, 1)), "partition 0's record: {made:?}");
+        assert!(made.contains(&(1, 0)), "nothing for partition 1: {made:?}");
+        // Once assigned again, its sightings are acted on.
+        hooks.assigned(&[0, 1]);
+        let again = half.process_batch(&batch[1..], Instant::now());
+        assert_eq!(again[0].outputs.len(), 1);
     }
 
     fn gauge(metrics: &Metrics, labels: &[&str]) -> i64 {

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::consume::RawBatch;
+use super::owner::OwnerHooks;
 use crate::model::RawEvent;
 use crate::stages::process::{Processed, Processor};
 use crate::telemetry::events::BackpressureWaited;
@@ -38,6 +39,8 @@ pub(super) enum Half {
 pub(super) struct ProcessorHalf {
     pub(super) processor: Arc<Processor>,
     pub(super) half: Half,
+    /// The owner half: which sightings partitions are still this daemon's.
+    pub(super) owner: Option<Arc<OwnerHooks>>,
 }
 
 impl BatchProcessor for ProcessorHalf {
@@ -45,7 +48,27 @@ impl BatchProcessor for ProcessorHalf {
         match self.half {
             Half::Whole => self.processor.process_batch(batch, received),
             Half::Ingest => self.processor.ingest_batch(batch, received),
-            Half::Owner => self.processor.own_batch(batch, received),
+            Half::Owner => {
+                // Sightings of a partition revoked since they were polled are left alone: their
+                // new owner reads them again (acting on them here would look the address up
+                // twice). Finished without output, their offsets are not stored (the tracker
+                // forgot the partition).
+                let serving = self.owner.as_ref().map(|hooks| hooks.serves().clone());
+                match serving {
+                    Some(serving)
+                        if !batch.iter().all(|raw| serving.contains(&raw.origin.partition)) =>
+                    {
+                        let (ours, gone): (Vec<RawEvent>, Vec<RawEvent>) = batch
+                            .iter()
+                            .cloned()
+                            .partition(|raw| serving.contains(&raw.origin.partition));
+                        let mut out = self.processor.own_batch(&ours, received);
+                        out.extend(gone.iter().map(|raw| Processed::nothing(raw, received)));
+                        out
+                    }
+                    _ => self.processor.own_batch(batch, received),
+                }
+            }
         }
     }
 }
