@@ -125,7 +125,11 @@ async fn one_scaled_daemon_turns_events_into_records_through_the_sightings_topic
     let made = daemon
         .metric("threatsift_sightings_published_total")
         .unwrap_or(0.0);
-    assert_eq!(made, (sightings.len() - 1) as f64, "sightings_published_total");
+    assert_eq!(
+        made,
+        (sightings.len() - 1) as f64,
+        "sightings_published_total"
+    );
     daemon.signal("TERM");
     let status = daemon.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status}\n{}", daemon.log_text());
@@ -133,12 +137,22 @@ async fn one_scaled_daemon_turns_events_into_records_through_the_sightings_topic
     // The sightings: keyed by the address, on murmur2's partition of it, each standing for at
     // least one event; together for every event (folded repeats carry a count).
     let dlq = read_all(&topics.dlq);
-    assert_eq!(dlq.len(), 1, "one DLQ entry, for the message that is not a sighting");
+    assert_eq!(
+        dlq.len(),
+        1,
+        "one DLQ entry, for the message that is not a sighting"
+    );
     let entry = dlq[0].json();
     assert_eq!(entry["reason"], "malformed", "{entry}");
     assert_eq!(entry["topic"], sightings_topic.as_str(), "{entry}");
-    assert_eq!((entry["partition"].as_i64(), entry["offset"].as_i64()), (Some(0), Some(0)));
-    assert!(entry["error"].as_str().unwrap().contains("sighting"), "{entry}");
+    assert_eq!(
+        (entry["partition"].as_i64(), entry["offset"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert!(
+        entry["error"].as_str().unwrap().contains("sighting"),
+        "{entry}"
+    );
     let mut counted = 0;
     for m in sightings.iter().filter(|m| m.payload != b"not a sighting") {
         let sighting = m.json();

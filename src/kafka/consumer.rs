@@ -163,7 +163,11 @@ impl ConsumerContext for PipelineConsumerContext {
             }
             drop(tracker);
             if let Some(hooks) = &self.hooks {
-                let ids: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
+                let ids: Vec<i32> = partitions
+                    .elements()
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
                 hooks.revoking(&ids);
             }
             self.release(partitions);

@@ -56,7 +56,9 @@ impl BatchProcessor for ProcessorHalf {
                 let serving = self.owner.as_ref().map(|hooks| hooks.serves().clone());
                 match serving {
                     Some(serving)
-                        if !batch.iter().all(|raw| serving.contains(&raw.origin.partition)) =>
+                        if !batch
+                            .iter()
+                            .all(|raw| serving.contains(&raw.origin.partition)) =>
                     {
                         let (ours, gone): (Vec<RawEvent>, Vec<RawEvent>) = batch
                             .iter()
