@@ -2,6 +2,15 @@
 //! the remote providers. Synchronous; chains the stages in data-path order:
 //! frame → parse → extract → filter → dedup → local intel → score → record.
 //!
+//! Two halves, one code path (design §10): the *ingest* half (frame → parse → extract →
+//! filter) and the *owner* half (dedup → local intel → score → record → lookup request).
+//! Single mode ([`Processor::process_batch`]) runs both in process, the owner half on a
+//! borrowed view of the event (its owned context is built only for a first sighting). Scaled
+//! mode runs them in two pipelines: [`Processor::ingest_batch`] turns each public address into a
+//! sighting for `<output_topic>.sightings` (`stages::sighting`), and [`Processor::own_batch`]
+//! runs the owner half on the sightings of the partitions this daemon owns. Both give the same
+//! records.
+//!
 //! * In: a [`RawEvent`]. A payload is one event per line (a multi-line payload that is one
 //!   JSON document counts as one event); a gzip payload is decompressed first, up to
 //!   `parse.max_decompressed_bytes`. A line may hold a batch (`records`, `logEvents`).

@@ -8,6 +8,13 @@
 //!                              └──▶ revised records through the same publisher
 //! ```
 //!
+//! Scaled mode (`[scale] mode = "scaled"`, design §10) runs that pipeline twice with the same
+//! loops: the input pipeline runs the processor's ingest half and its sink produces sightings
+//! to `<output_topic>.sightings` (input offsets stored once they are delivered); the owner
+//! pipeline consumes that topic in group `<group_id>.owners`, runs the owner half, and its sink
+//! publishes records and queues lookups (sightings offsets stored once the records are
+//! delivered). `owner.rs` reacts to the owner consumer's rebalances.
+//!
 //! Beside the data path: the metrics server, scheduled reports, housekeeping (reloads, cache
 //! gauge) and the assignment watchdog. Shutdown runs in `shutdown.rs`:
 //! an ordered list of steps, each bounded by the one drain deadline.
