@@ -287,6 +287,12 @@ pub(crate) fn create_consumer_of(
         // 480 k events/s end to end).
         .set("fetch.queue.backoff.ms", "10");
     apply_passthrough(&mut config, settings);
+    if group != k.group_id {
+        // The owner side of scaled mode reads every sighting ever produced for its partitions
+        // (whatever `kafka.start_from` says of the input): a fresh owner group must not skip
+        // the sightings made before it first joined.
+        config.set("auto.offset.reset", "earliest");
+    }
     let consumer: EventConsumer = config.create_with_context(context)?;
     // Blocking: warm the metadata of the input topics before joining, so the first assignment
     // sees their partitions (otherwise a join can complete with an empty assignment).
