@@ -307,3 +307,61 @@ async fn a_scaled_start_without_fitting_sightings_and_state_topics_exits_naming_
         "the state topic's policy is not named:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_scaled_daemons_split_the_sightings_partitions_and_publish_each_address_once() {
+    const ADDRESSES: u32 = 40;
+    const PARTITIONS: i32 = 4;
+    let topics = create_topics(2).await;
+    create_scale_topics(&topics.output, PARTITIONS, Some(PARTITIONS)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let blocklist = write_blocklist(dir.path(), &BLOCKLIST);
+    let start = || {
+        let (config, port) = write_config(dir.path(), &topics, &blocklist, SCALED);
+        let mut daemon = Daemon::start(&config, port, dir.path());
+        daemon.wait_ready(Duration::from_secs(60));
+        daemon
+    };
+    let mut first = start();
+    let mut second = start();
+    // The owner group settles with two partitions each (the range assignor splits 4 evenly).
+    for daemon in [&first, &second] {
+        wait_metric(daemon, "threatsift_owned_partitions", Duration::from_secs(120), |v| {
+            v == 2.0
+        });
+    }
+    // Each address on both input partitions, three times.
+    let events: Vec<Vec<u8>> = (0..3 * ADDRESSES)
+        .map(|i| ecs_event(&listed_v6(i % ADDRESSES), "10.0.0.1"))
+        .collect();
+    produce(&topics.input, Some(0), &events).await;
+    produce(&topics.input, Some(1), &events).await;
+    let input_end = ends(&read_all(&topics.input));
+    wait_committed(&topics.group, &topics.input, Duration::from_secs(120), |c| {
+        *c == input_end
+    });
+    let sightings_topic = format!("{}.sightings", topics.output);
+    let sightings_end = ends(&read_all(&sightings_topic));
+    wait_committed(
+        &format!("{}.owners", topics.group),
+        &sightings_topic,
+        Duration::from_secs(120),
+        |c| *c == sightings_end,
+    );
+    let owned: Vec<f64> = [&first, &second]
+        .iter()
+        .map(|d| d.metric("threatsift_owned_partitions").unwrap_or(0.0))
+        .collect();
+    assert_eq!(owned, [2.0, 2.0], "no rebalance while the events were processed");
+    for daemon in [&mut first, &mut second] {
+        daemon.signal("TERM");
+        let status = daemon.wait_exit(Duration::from_secs(30));
+        assert!(status.success(), "{status}\n{}", daemon.log_text());
+    }
+    // Both daemons saw every address on their input partition; each address's sightings went
+    // to one owner, which published its one record.
+    let records = read_records(&topics.output);
+    let expected: BTreeSet<String> = (0..ADDRESSES).map(listed_v6).collect();
+    assert_eq!(record_ips(&read_all(&topics.output)), expected);
+    assert_eq!(records.len(), expected.len(), "one record per address");
+}
