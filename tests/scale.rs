@@ -326,9 +326,12 @@ async fn two_scaled_daemons_split_the_sightings_partitions_and_publish_each_addr
     let mut second = start();
     // The owner group settles with two partitions each (the range assignor splits 4 evenly).
     for daemon in [&first, &second] {
-        wait_metric(daemon, "threatsift_owned_partitions", Duration::from_secs(120), |v| {
-            v == 2.0
-        });
+        wait_metric(
+            daemon,
+            "threatsift_owned_partitions",
+            Duration::from_secs(120),
+            |v| v == 2.0,
+        );
     }
     // Each address on both input partitions, three times.
     let events: Vec<Vec<u8>> = (0..3 * ADDRESSES)
@@ -337,9 +340,12 @@ async fn two_scaled_daemons_split_the_sightings_partitions_and_publish_each_addr
     produce(&topics.input, Some(0), &events).await;
     produce(&topics.input, Some(1), &events).await;
     let input_end = ends(&read_all(&topics.input));
-    wait_committed(&topics.group, &topics.input, Duration::from_secs(120), |c| {
-        *c == input_end
-    });
+    wait_committed(
+        &topics.group,
+        &topics.input,
+        Duration::from_secs(120),
+        |c| *c == input_end,
+    );
     let sightings_topic = format!("{}.sightings", topics.output);
     let sightings_end = ends(&read_all(&sightings_topic));
     wait_committed(
@@ -352,7 +358,11 @@ async fn two_scaled_daemons_split_the_sightings_partitions_and_publish_each_addr
         .iter()
         .map(|d| d.metric("threatsift_owned_partitions").unwrap_or(0.0))
         .collect();
-    assert_eq!(owned, [2.0, 2.0], "no rebalance while the events were processed");
+    assert_eq!(
+        owned,
+        [2.0, 2.0],
+        "no rebalance while the events were processed"
+    );
     for daemon in [&mut first, &mut second] {
         daemon.signal("TERM");
         let status = daemon.wait_exit(Duration::from_secs(30));
