@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
@@ -38,6 +40,21 @@ pub(crate) struct PipelineConsumerContext {
     /// The partitions held now: only they have a lag gauge (a revoked partition's gauge is
     /// removed, and a late statistics sample cannot bring it back).
     held: Mutex<HashSet<(String, i32)>>,
+    /// Told of each assignment (the owner side of scaled mode).
+    hooks: Option<Arc<dyn RebalanceHooks>>,
+}
+
+// s1-scaled: the owner side's rebalance hooks.
+/// What the owner side of scaled mode does when its assignment changes. Called on the polling
+/// task, synchronously: it must be quick.
+pub(crate) trait RebalanceHooks: Send + Sync {
+    /// The consumer now holds exactly `partitions` (after each assignment, and after an
+    /// incremental revoke).
+    fn assigned(&self, partitions: &[i32]);
+
+    /// `partitions` are being revoked: their messages still in the pipeline are no longer
+    /// this consumer's to act on.
+    fn revoking(&self, partitions: &[i32]);
 }
 
 impl PipelineConsumerContext {
@@ -53,7 +70,14 @@ impl PipelineConsumerContext {
             assigned,
             assigned_nothing: Arc::new(AtomicBool::new(false)),
             held: Mutex::new(HashSet::new()),
+            hooks: None,
         }
+    }
+
+    /// Tells `hooks` of each assignment.
+    pub(crate) fn with_hooks(mut self, hooks: Arc<dyn RebalanceHooks>) -> Self {
+        self.hooks = Some(hooks);
+        self
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashSet<(String, i32)>> {
@@ -138,6 +162,14 @@ impl ConsumerContext for PipelineConsumerContext {
                 tracker.forget(element.topic(), element.partition());
             }
             drop(tracker);
+            if let Some(hooks) = &self.hooks {
+                let ids: Vec<i32> = partitions
+                    .elements()
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
+                hooks.revoking(&ids);
+            }
             self.release(partitions);
             self.assigned.store(false, Ordering::Relaxed);
             self.assigned_nothing.store(false, Ordering::Relaxed);
@@ -149,10 +181,11 @@ impl ConsumerContext for PipelineConsumerContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.hold(partitions);
+                self.tell_hooks(consumer);
                 self.assigned
                     .store(partitions.count() > 0, Ordering::Relaxed);
                 self.assigned_nothing
@@ -168,7 +201,16 @@ impl ConsumerContext for PipelineConsumerContext {
                 error: &e.to_string(),
             }
             .emit(&self.metrics),
-            Rebalance::Revoke(_) => {}
+            // An incremental (cooperative) revoke is not followed by an assignment: the hooks
+            // hear of the smaller set now. An eager one is, and the set is empty meanwhile.
+            Rebalance::Revoke(_) => {
+                if matches!(
+                    consumer.rebalance_protocol(),
+                    RebalanceProtocol::Cooperative
+                ) {
+                    self.tell_hooks(consumer);
+                }
+            }
         }
     }
 
@@ -184,16 +226,46 @@ impl ConsumerContext for PipelineConsumerContext {
     }
 }
 
+impl PipelineConsumerContext {
+    /// Tells the hooks, if any, of the whole assignment now held (an incremental rebalance's
+    /// event lists only what changed).
+    fn tell_hooks(&self, consumer: &BaseConsumer<Self>) {
+        if let Some(hooks) = &self.hooks {
+            let held: Vec<i32> = consumer
+                .assignment()
+                .map(|list| list.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or_default();
+            hooks.assigned(&held);
+        }
+    }
+}
+
 /// Creates the consumer and subscribes it to the input topics. Blocks for up to a few seconds
 /// per topic (metadata); call it from a blocking context.
 pub(crate) fn create_consumer(
     settings: &Settings,
     context: PipelineConsumerContext,
 ) -> Result<EventConsumer, ConsumerError> {
+    create_consumer_of(
+        settings,
+        &settings.kafka.group_id,
+        &settings.kafka.input_topics,
+        context,
+    )
+}
+
+/// Like [`create_consumer`], in group `group` on `topics` (the owner side of scaled mode reads
+/// the sightings topic in `<group_id>.owners`).
+pub(crate) fn create_consumer_of(
+    settings: &Settings,
+    group: &str,
+    topics: &[String],
+    context: PipelineConsumerContext,
+) -> Result<EventConsumer, ConsumerError> {
     let k = &settings.kafka;
     let mut config = base_client_config(settings)?;
     config
-        .set("group.id", &k.group_id)
+        .set("group.id", group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set(
@@ -216,15 +288,21 @@ pub(crate) fn create_consumer(
         // 480 k events/s end to end).
         .set("fetch.queue.backoff.ms", "10");
     apply_passthrough(&mut config, settings);
+    if group != k.group_id {
+        // The owner side of scaled mode reads every sighting ever produced for its partitions
+        // (whatever `kafka.start_from` says of the input): a fresh owner group must not skip
+        // the sightings made before it first joined.
+        config.set("auto.offset.reset", "earliest");
+    }
     let consumer: EventConsumer = config.create_with_context(context)?;
     // Blocking: warm the metadata of the input topics before joining, so the first assignment
     // sees their partitions (otherwise a join can complete with an empty assignment).
-    for topic in &k.input_topics {
+    for topic in topics {
         if let Err(e) = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(5)) {
             tracing::warn!(topic = %topic, error = %e, "no metadata for input topic yet");
         }
     }
-    let topics: Vec<&str> = k.input_topics.iter().map(String::as_str).collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)
 }

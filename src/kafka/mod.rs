@@ -3,6 +3,7 @@
 
 pub(crate) mod consumer;
 pub(crate) mod offsets;
+pub(crate) mod partition;
 pub(crate) mod producer;
 pub(crate) mod topics;
 

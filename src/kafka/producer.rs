@@ -126,7 +126,10 @@ pub(crate) fn create_producer(
     config
         .set("linger.ms", "5")
         .set("acks", "all")
-        .set("enable.idempotence", "true");
+        .set("enable.idempotence", "true")
+        // Java's partitioner (murmur2 of the key): every producer of an address's sightings,
+        // state and records, from any daemon or client, picks the same partition (design §10).
+        .set("partitioner", "murmur2_random");
     apply_passthrough(&mut config, settings);
     Ok(config.create_with_context(context)?)
 }
@@ -148,6 +151,8 @@ pub(crate) struct OutputPublisher {
     producer: OutputProducer,
     output_topic: Arc<str>,
     dlq_topic: Arc<str>,
+    /// `<output_topic>.sightings` (scaled mode).
+    sightings_topic: Arc<str>,
     dlq_max_payload_bytes: usize,
     metrics: Arc<Metrics>,
     fatal: ProducerFatal,
@@ -174,6 +179,7 @@ impl OutputPublisher {
             producer,
             output_topic: settings.kafka.output_topic.as_str().into(),
             dlq_topic: settings.kafka.dlq_topic.as_str().into(),
+            sightings_topic: settings.sightings_topic().into(),
             dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
             metrics,
             format: settings.publish.format,
@@ -208,6 +214,7 @@ impl OutputPublisher {
             let topic = match output.kind {
                 OutputKind::Record(_) | OutputKind::Tombstone => &self.output_topic,
                 OutputKind::Dlq(_) => &self.dlq_topic,
+                OutputKind::Sighting => &self.sightings_topic,
             };
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
             // A tombstone's payload is null, not empty: that is what compaction deletes.
@@ -235,6 +242,7 @@ impl OutputPublisher {
                             None
                         }
                         OutputKind::Tombstone => None,
+                        OutputKind::Sighting => None,
                     };
                 }
                 Err((error, _message)) => error,
@@ -260,7 +268,7 @@ impl OutputPublisher {
             .emit(&self.metrics);
             if permanent {
                 match output.kind {
-                    OutputKind::Record(_) => {
+                    OutputKind::Record(_) | OutputKind::Sighting => {
                         output = self.publish_failed_entry(&output, origin, message_time_ms, &text);
                         backoff = RETRY_START;
                         continue;
@@ -294,7 +302,14 @@ impl OutputPublisher {
     ) -> Output {
         let entry = DlqEntry::new(
             "publish_failed",
-            format!("threat record refused by the broker: {error}"),
+            format!(
+                "{} refused by the broker: {error}",
+                if output.kind == OutputKind::Sighting {
+                    "sighting"
+                } else {
+                    "threat record"
+                }
+            ),
             origin,
             None,
             message_time_ms,

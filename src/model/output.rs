@@ -12,6 +12,8 @@ pub enum OutputKind {
     /// A tombstone: a null payload under a record's key, to the output topic, after a
     /// withdrawal when `publish.tombstones` is on (compaction then deletes the key).
     Tombstone,
+    /// A sighting (scaled mode), to `<output_topic>.sightings`, keyed by the address.
+    Sighting,
 }
 
 /// One message to produce.

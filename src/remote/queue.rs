@@ -55,6 +55,23 @@ impl Waiting {
         }
     }
 
+    /// Takes out every job whose address `gone` matches (s1-scaled: a revoked partition).
+    pub(crate) fn remove_where(&mut self, gone: impl Fn(IpAddr) -> bool) -> Vec<RemoteJob> {
+        let keys: Vec<QueueKey> = self
+            .keys
+            .iter()
+            .filter(|(ip, _)| gone(**ip))
+            .map(|(_, key)| *key)
+            .collect();
+        keys.into_iter()
+            .filter_map(|key| {
+                let job = self.ordered.remove(&key)?;
+                self.keys.remove(&job.ip);
+                Some(job)
+            })
+            .collect()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.ordered.len()
     }

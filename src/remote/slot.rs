@@ -444,7 +444,12 @@ impl ProviderSlot {
                 detail: format!(
                     "daily budget of {} lookups spent; it resets at {} and the address is \
                      looked up when seen after that",
-                    self.limits.per_day,
+                    // In scaled mode, this daemon's share of it.
+                    state
+                        .budget
+                        .peek_limits(now)
+                        .1
+                        .unwrap_or(self.limits.per_day),
                     rfc3339(resets_at)
                 ),
                 retry_at: Some(resets_at),
@@ -679,6 +684,34 @@ impl ProviderSlot {
     /// True after a 401/403.
     pub fn is_down(&self) -> bool {
         self.state().down.is_some()
+    }
+}
+
+// s1-scaled: the budget share of scaled mode.
+impl ProviderSlot {
+    /// Scaled mode before any assignment: nothing may be spent until partitions are owned.
+    pub(crate) fn share_nothing(&self) {
+        self.state().budget.share_nothing();
+        self.emit_share();
+    }
+
+    /// Scaled mode: this daemon owns `owned` of `partitions` sightings partitions now; its
+    /// share of the budget follows (see `remote::budget`).
+    pub(crate) fn set_share(&self, owned: &[i32], partitions: usize) {
+        let now = self.clock.now();
+        self.state().budget.set_share(owned, partitions, now);
+        self.emit_share();
+    }
+
+    /// Sets the `budget_share` gauges to the share in force (single mode: the whole budget).
+    pub(crate) fn emit_share(&self) {
+        let (per_minute, per_day) = self.state().budget.full_share();
+        crate::telemetry::events::BudgetShareSet {
+            provider: self.name,
+            per_minute,
+            per_day,
+        }
+        .emit(&self.metrics);
     }
 }
 

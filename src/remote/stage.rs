@@ -351,6 +351,43 @@ impl RemoteStage {
     }
 }
 
+// s1-scaled: ownership hand-over.
+impl RemoteStage {
+    /// Drops the queued (not yet started) lookups of the addresses `gone` matches: their
+    /// partition went to another daemon, which queues them again from the state topic. Lookups
+    /// already sent finish here (so one in flight at a hand-over may be made once more by the
+    /// new owner). Returns how many queue entries were dropped.
+    pub fn drop_queued(self: &Arc<Self>, gone: impl Fn(IpAddr) -> bool) -> usize {
+        let mut dropped = 0;
+        for queue in &self.queues {
+            let jobs = queue.entries().remove_where(&gone);
+            dropped += jobs.len();
+            for job in jobs {
+                // Without a retry: the address is no longer this daemon's.
+                let settled = if let Ok(mut tracked) = job.tracked.try_lock() {
+                    tracked.retry_at = None;
+                    self.count_done(&mut tracked);
+                    true
+                } else {
+                    false
+                };
+                // A revision of it is being published: settled once it is.
+                if !settled {
+                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                        let stage = self.clone();
+                        runtime.spawn(async move {
+                            let mut tracked = job.tracked.lock().await;
+                            tracked.retry_at = None;
+                            stage.count_done(&mut tracked);
+                        });
+                    }
+                }
+            }
+        }
+        dropped
+    }
+}
+
 impl RemoteQueues for RemoteStage {
     fn sighted(&self, ip: IpAddr, sightings: u64) {
         RemoteStage::sighted(self, ip, sightings)

@@ -32,6 +32,7 @@ mod pipeline;
 mod providers;
 mod publish;
 mod report;
+mod scale;
 mod scoring;
 mod secret;
 mod server;
@@ -54,6 +55,8 @@ pub(crate) use providers::ProvidersSettings;
 pub use providers::{Allowance, ProviderSettings};
 pub(crate) use publish::PublishSettings;
 pub(crate) use report::{NarrativeSettings, ReportSettings};
+#[allow(unused_imports)]
+pub(crate) use scale::{ScaleMode, ScaleSettings};
 pub(crate) use scoring::ScoringSettings;
 pub use secret::Secret;
 pub(crate) use server::ServerSettings;
@@ -160,6 +163,8 @@ pub struct Settings {
     pub blocklist: BlocklistSettings,
     /// `[published]`: the index of published records (ef-withdraw).
     pub published: PublishedSettings,
+    /// `[scale]`: single or scaled mode (s1-scaled).
+    pub scale: ScaleSettings,
 }
 
 impl Settings {
@@ -230,10 +235,26 @@ impl Settings {
         self.server.validate()?;
         self.shutdown.validate()?;
         self.scoring.validate()?;
+        self.scale.validate()?;
         shutdown::check_session_outlasts_drain(&self.kafka, &self.shutdown)?;
         self.blocklist.validate()?;
         self.published.validate()?;
         Ok(())
+    }
+
+    /// `<output_topic>.sightings`: the internal topic of scaled mode, keyed by address.
+    pub fn sightings_topic(&self) -> String {
+        format!("{}.sightings", self.kafka.output_topic)
+    }
+
+    /// `<output_topic>.state`: the compacted changelog of owned addresses, keyed by address.
+    pub fn state_topic(&self) -> String {
+        format!("{}.state", self.kafka.output_topic)
+    }
+
+    /// `<group_id>.owners`: the group of the owner-side consumers in scaled mode.
+    pub fn owners_group(&self) -> String {
+        format!("{}.owners", self.kafka.group_id)
     }
 
     /// `filter.ignore_cidrs`, parsed.

@@ -200,6 +200,17 @@ impl Sighting {
     }
 }
 
+// s1-scaled: folded sightings and ownership hand-over.
+impl Sighting {
+    /// Counts `more` sightings folded into one sightings message, the latest at `last`
+    /// (scaled mode: the ingest half folds repeats of an address within a batch).
+    pub fn fold(&self, more: u64, last: SystemTime) {
+        self.count.fetch_add(more, Ordering::Relaxed);
+        self.last_seen
+            .fetch_max(epoch_secs(last), Ordering::Relaxed);
+    }
+}
+
 /// The result of one sighting.
 #[derive(Debug, Clone)]
 pub struct Observation {
@@ -275,6 +286,25 @@ impl DedupCache {
     pub fn entry_count(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.entry_count()
+    }
+}
+
+// s1-scaled: ownership hand-over.
+impl DedupCache {
+    /// Forgets every address `revoked` says no longer belongs here (scaled mode: their
+    /// partition of the sightings topic went to another daemon, which rebuilds them from the
+    /// state topic). Returns how many were forgotten.
+    pub fn forget_where(&self, revoked: impl Fn(&IpAddr) -> bool) -> usize {
+        let gone: Vec<IpAddr> = self
+            .cache
+            .iter()
+            .filter(|(ip, _)| revoked(ip))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in &gone {
+            self.cache.invalidate(ip);
+        }
+        gone.len()
     }
 }
 

@@ -18,3 +18,4 @@ pub(crate) mod process;
 pub(crate) mod published;
 pub(crate) mod record;
 pub(crate) mod score;
+pub(crate) mod sighting;

@@ -2,6 +2,15 @@
 //! the remote providers. Synchronous; chains the stages in data-path order:
 //! frame → parse → extract → filter → dedup → local intel → score → record.
 //!
+//! Two halves, one code path (design §10): the *ingest* half (frame → parse → extract →
+//! filter) and the *owner* half (dedup → local intel → score → record → lookup request).
+//! Single mode ([`Processor::process_batch`]) runs both in process, the owner half on a
+//! borrowed view of the event (its owned context is built only for a first sighting). Scaled
+//! mode runs them in two pipelines: [`Processor::ingest_batch`] turns each public address into a
+//! sighting for `<output_topic>.sightings` (`stages::sighting`), and [`Processor::own_batch`]
+//! runs the owner half on the sightings of the partitions this daemon owns. Both give the same
+//! records.
+//!
 //! * In: a [`RawEvent`]. A payload is one event per line (a multi-line payload that is one
 //!   JSON document counts as one event); a gzip payload is decompressed first, up to
 //!   `parse.max_decompressed_bytes`. A line may hold a batch (`records`, `logEvents`).
@@ -16,6 +25,7 @@
 //!   (`records_withheld_total{verdict}`), address fields that are not addresses
 //!   (`ip_tokens_invalid_total`).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -23,7 +33,8 @@ use std::time::{Instant, SystemTime};
 use crate::intel::feeds::{FeedMatch, LocalFeeds};
 use crate::intel::ConfiguredProviders;
 use crate::model::{action_denied, DlqEntry, Output, OutputKind, DLQ_SCHEMA};
-use crate::model::{Event, Origin, ProviderIntel, RawEvent, ThreatRecord, Verdict};
+use crate::model::{Event, IpObservation, Observed, Role};
+use crate::model::{Origin, ProviderIntel, RawEvent, ThreatRecord, Verdict};
 use crate::publish::Publication;
 use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::{intern_topic, DedupCache, Sighting, SightingContext};
@@ -32,10 +43,11 @@ use crate::stages::filter::IpFilter;
 use crate::stages::local::LocalIntel;
 use crate::stages::parse::{FormatRegistry, ParseError, RegistryOptions, StreamId};
 use crate::stages::score::{EvidenceInput, ScoringModel};
-use crate::stages::{frame, record};
+use crate::stages::sighting::IpSighting;
+use crate::stages::{event_time, frame, record};
 use crate::telemetry::events::{
     EventWithoutIp, IpDeduplicated, IpFiltered, IpsExtracted, LineFellBack, LineParseError,
-    LineParsed, MessageConsumed, RecordWithheld,
+    LineParsed, MessageConsumed, RecordWithheld, SightingsMade,
 };
 use crate::telemetry::Metrics;
 
@@ -85,6 +97,12 @@ pub struct Processed {
 }
 
 impl Processed {
+    /// Nothing produced from `raw`, and nothing will be (scaled mode: a sighting of a partition
+    /// revoked meanwhile).
+    pub(crate) fn nothing(raw: &RawEvent, received: Instant) -> Self {
+        Processed::empty(raw, received)
+    }
+
     /// Nothing produced yet from `raw`.
     fn empty(raw: &RawEvent, received: Instant) -> Self {
         Processed {
@@ -231,7 +249,11 @@ impl Processor {
         .emit(&self.metrics);
         let mut parsed = FormatTally::default();
         let mut out = Processed::empty(raw, received);
-        self.process_one(raw, SystemTime::now(), &mut parsed, &mut out);
+        let now = SystemTime::now();
+        let mut enrich = |event: &Event<'_>, seen_at, out: &mut Processed| {
+            self.enrich_event(event, seen_at, now, out)
+        };
+        self.process_one(raw, now, &mut parsed, &mut out, &mut enrich);
         parsed.emit(&self.metrics);
         out
     }
@@ -243,6 +265,21 @@ impl Processor {
     /// would lose them for the whole dedup window.
     pub fn process_batch(&self, batch: &[RawEvent], received: Instant) -> Vec<Processed> {
         let now = SystemTime::now();
+        let mut enrich = |event: &Event<'_>, seen_at, out: &mut Processed| {
+            self.enrich_event(event, seen_at, now, out)
+        };
+        self.run_batch(batch, received, now, &mut enrich)
+    }
+
+    /// Frames and parses the messages of one poll, in order, handing each event to
+    /// `on_event` (see [`process_batch`](Self::process_batch) for what happens on a panic).
+    fn run_batch(
+        &self,
+        batch: &[RawEvent],
+        received: Instant,
+        now: SystemTime,
+        on_event: &mut impl FnMut(&Event<'_>, SystemTime, &mut Processed) -> Result<(), ParseError>,
+    ) -> Vec<Processed> {
         for run in batch.chunk_by(|a, b| a.origin.topic == b.origin.topic) {
             MessageConsumed {
                 topic: &run[0].origin.topic,
@@ -256,7 +293,7 @@ impl Processor {
             .map(|raw| {
                 let mut out = Processed::empty(raw, received);
                 let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.process_one(raw, now, &mut parsed, &mut out)
+                    self.process_one(raw, now, &mut parsed, &mut out, on_event)
                 }));
                 if processed.is_err() {
                     out.outputs.push(self.dead_letter(
@@ -274,6 +311,167 @@ impl Processor {
         out
     }
 
+    /// The ingest half of scaled mode for one poll: frame → parse → extract → filter, and one
+    /// sighting per public address of each event, for the sightings topic (key = the address).
+    /// Repeats of an address within the batch and one input partition are folded into the
+    /// first message's sighting (`sightings_folded_total`): the later messages' offsets cannot
+    /// be stored past that message, so nothing is acknowledged before it is delivered.
+    pub fn ingest_batch(&self, batch: &[RawEvent], received: Instant) -> Vec<Processed> {
+        let now = SystemTime::now();
+        // Per message of the batch, its sightings; and where each (topic, partition, address)
+        // was first sighted in the batch.
+        let mut sightings: Vec<Vec<IpSighting>> = batch.iter().map(|_| Vec::new()).collect();
+        let mut first_at: HashMap<(Arc<str>, i32, IpAddr), (usize, usize)> = HashMap::new();
+        let mut index = 0usize;
+        let mut folded = 0u64;
+        let mut ingest = |event: &Event<'_>, seen_at: SystemTime, out: &mut Processed| {
+            // `out` is the message at `index` (messages are processed in order).
+            while batch.get(index).is_some_and(|raw| raw.origin != out.origin) {
+                index += 1;
+            }
+            let origin = &out.origin;
+            let mut observations = Vec::with_capacity(event.addresses.len());
+            self.public_addresses(event, &mut observations, |ip, observations| {
+                let key = (origin.topic.clone(), origin.partition, ip);
+                if let Some((message, at)) = first_at.get(&key) {
+                    sightings[*message][*at].fold(seen_at);
+                    folded += 1;
+                    return;
+                }
+                let (roles, observed) = record::first_context(
+                    ip,
+                    record::SeenIn {
+                        event,
+                        observations,
+                        origin,
+                    },
+                );
+                let own = &mut sightings[index];
+                first_at.insert(key, (index, own.len()));
+                let mut sighting = IpSighting::new(
+                    ip,
+                    roles,
+                    seen_at,
+                    observed,
+                    event.threat.as_deref().map(str::to_owned),
+                    event
+                        .product
+                        .as_deref()
+                        .or(event.vendor.as_deref())
+                        .map(str::to_owned),
+                    !event.action.as_deref().is_some_and(action_denied),
+                );
+                sighting.event_time = event.timestamp.as_deref().and_then(event_time::normalise);
+                own.push(sighting);
+            });
+            Ok(())
+        };
+        let mut out = self.run_batch(batch, received, now, &mut ingest);
+        let mut published = 0u64;
+        for (processed, own) in out.iter_mut().zip(sightings) {
+            for sighting in own {
+                match sighting.encode() {
+                    Ok(payload) => {
+                        published += 1;
+                        processed.outputs.push(Output {
+                            kind: OutputKind::Sighting,
+                            key: Some(sighting.key()),
+                            payload,
+                        });
+                    }
+                    // Plain data always serialises; should it not, the message is kept.
+                    Err(error) => processed.outputs.push(self.entry_for(
+                        processed,
+                        batch,
+                        &ParseError::Encode(error.to_string()),
+                        now,
+                    )),
+                }
+            }
+        }
+        SightingsMade { published, folded }.emit(&self.metrics);
+        out
+    }
+
+    /// The owner half of scaled mode for one poll of the sightings topic: decode → dedup →
+    /// local intel → score → record → lookup request. A message that is not a sighting goes to
+    /// the DLQ (`malformed`, naming the sighting schema) and the rest are processed.
+    pub fn own_batch(&self, batch: &[RawEvent], received: Instant) -> Vec<Processed> {
+        let now = SystemTime::now();
+        batch
+            .iter()
+            .map(|raw| {
+                let mut out = Processed::empty(raw, received);
+                let owned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.own_message(raw, now, &mut out)
+                }));
+                let error = match owned {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error),
+                    Err(_) => Some(ParseError::Internal),
+                };
+                if let Some(error) = error {
+                    out.outputs
+                        .push(self.dead_letter(raw, None, &raw.payload, &error, now));
+                }
+                out
+            })
+            .collect()
+    }
+
+    /// Decodes one sightings message and runs the owner half on it.
+    fn own_message(
+        &self,
+        raw: &RawEvent,
+        now: SystemTime,
+        out: &mut Processed,
+    ) -> Result<(), ParseError> {
+        let sighting = IpSighting::decode(&raw.payload)
+            .map_err(|error| ParseError::malformed("sighting", error.to_string()))?;
+        let seen = SeenAddress {
+            ip: sighting.ip,
+            seen_at: sighting.seen_at(),
+            last_seen: sighting.last_seen(),
+            count: sighting.count,
+            threat: sighting.threat.as_deref(),
+            reporter: sighting.reporter.as_deref(),
+        };
+        let context = |_: &Origin| FirstContext {
+            seen: (sighting.roles.clone(), sighting.observed.clone()),
+            event_time: sighting.event_time.clone(),
+            allowed: sighting.allowed,
+        };
+        // The first event's context, for a record made again at a feed reload (as in single
+        // mode; the format by its static name).
+        let dedup_context = |_: &Origin| SightingContext {
+            format: self
+                .registry
+                .names()
+                .find(|name| *name == sighting.observed.format)
+                .unwrap_or(""),
+            offset: sighting.observed.offset,
+            partition: sighting.observed.partition,
+            topic: intern_topic(&Arc::from(sighting.observed.topic.as_str())),
+            roles: SightingContext::role_bits(sighting.roles.iter().copied()),
+        };
+        self.own(&seen, dedup_context, context, now, out)
+    }
+
+    /// A DLQ entry for the whole message of `processed`.
+    fn entry_for(
+        &self,
+        processed: &Processed,
+        batch: &[RawEvent],
+        error: &ParseError,
+        now: SystemTime,
+    ) -> Output {
+        let raw = batch
+            .iter()
+            .find(|raw| raw.origin == processed.origin)
+            .unwrap_or(&batch[0]);
+        self.dead_letter(raw, None, &raw.payload, error, now)
+    }
+
     /// Processes `raw` into `out` (which the caller owns, so a panic keeps what was made).
     fn process_one(
         &self,
@@ -281,6 +479,7 @@ impl Processor {
         now: SystemTime,
         parsed_lines: &mut FormatTally,
         out: &mut Processed,
+        on_event: &mut impl FnMut(&Event<'_>, SystemTime, &mut Processed) -> Result<(), ParseError>,
     ) {
         let payload = match frame::decompress(&raw.payload, self.options.max_decompressed_bytes) {
             Ok(payload) => payload,
@@ -340,7 +539,7 @@ impl Processor {
                     }
                     for event in &parsed.events {
                         parsed_lines.add(event.format);
-                        if let Err(error) = self.enrich_event(event, seen_at, now, out) {
+                        if let Err(error) = on_event(event, seen_at, out) {
                             self.dead_letter_within(
                                 &mut dlq,
                                 out,
@@ -468,8 +667,9 @@ impl Processor {
         }
     }
 
-    /// Extract → filter → dedup → local intel → score → record for one event. A record that
-    /// cannot be serialised is an internal error, for the caller to dead-letter.
+    /// Extract → filter (the ingest half), then the owner half for each public address, in
+    /// process. A record that cannot be serialised is an internal error, for the caller to
+    /// dead-letter.
     fn enrich_event(
         &self,
         event: &Event<'_>,
@@ -478,7 +678,56 @@ impl Processor {
         out: &mut Processed,
     ) -> Result<(), ParseError> {
         let mut observations = Vec::with_capacity(event.addresses.len());
-        let invalid_tokens = extract_ip_observations(event, &mut observations);
+        let mut failed = None;
+        let reporter = event.product.as_deref().or(event.vendor.as_deref());
+        self.public_addresses(event, &mut observations, |ip, observations| {
+            let seen = SeenAddress {
+                ip,
+                seen_at,
+                last_seen: seen_at,
+                count: 1,
+                threat: event.threat.as_deref(),
+                reporter,
+            };
+            // The owned context is built only for a first sighting (or a due retry).
+            // The first event's context, for a record made again at a feed reload.
+            let dedup_context = |origin: &Origin| SightingContext {
+                format: event.format,
+                offset: origin.offset,
+                partition: origin.partition,
+                topic: intern_topic(&origin.topic),
+                roles: SightingContext::role_bits(
+                    observations.iter().filter(|o| o.ip == ip).map(|o| o.role),
+                ),
+            };
+            let context = |origin: &Origin| FirstContext {
+                seen: record::first_context(
+                    ip,
+                    record::SeenIn {
+                        event,
+                        observations,
+                        origin,
+                    },
+                ),
+                event_time: event.timestamp.as_deref().and_then(event_time::normalise),
+                allowed: !event.action.as_deref().is_some_and(action_denied),
+            };
+            if let Err(error) = self.own(&seen, dedup_context, context, now, out) {
+                failed = Some(error);
+            }
+        });
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Extract → filter for one event: calls `public` once per distinct public address, with
+    /// every address of the event (valid ones, with their roles); counts the rest.
+    fn public_addresses(
+        &self,
+        event: &Event<'_>,
+        observations: &mut Vec<IpObservation>,
+        mut public: impl FnMut(IpAddr, &[IpObservation]),
+    ) {
+        let invalid_tokens = extract_ip_observations(event, observations);
         let roles: Vec<_> = observations.iter().map(|o| o.role).collect();
         IpsExtracted {
             roles: &roles,
@@ -487,8 +736,7 @@ impl Processor {
         .emit(&self.metrics);
         let mut enriched_any = false;
         let mut done: Vec<IpAddr> = Vec::with_capacity(observations.len());
-        let mut failed = None;
-        for observation in &observations {
+        for observation in observations.iter() {
             let ip = observation.ip;
             if done.contains(&ip) {
                 continue;
@@ -499,97 +747,160 @@ impl Processor {
                 continue;
             }
             enriched_any = true;
-            // The first event's context, for a record made again at a feed reload.
-            let seen = self.dedup.observe_in(ip, seen_at, || SightingContext {
-                format: event.format,
-                offset: out.origin.offset,
-                partition: out.origin.partition,
-                topic: intern_topic(&out.origin.topic),
-                roles: SightingContext::role_bits(
-                    observations.iter().filter(|o| o.ip == ip).map(|o| o.role),
-                ),
-            });
-            IpDeduplicated { first: seen.first }.emit(&self.metrics);
-            // A repeat sighting is looked up again only when remote lookups that got no
-            // answer (budget, queue full, provider error) may be retried by now.
-            let retry = !seen.first && self.options.remote && seen.sighting.take_due_retry(now);
-            if !seen.first && !retry {
-                let count = seen.sighting.count();
-                if let (Some(remote), true) = (&self.remote, count.is_power_of_two()) {
-                    remote.sighted(ip, count);
-                }
-                continue;
-            }
-            let mut local = self.local.lookup(ip, &self.metrics);
-            if let Some(remote) = &self.remote {
-                local.intel.extend(
-                    remote
-                        .known_statuses(ip, now)
-                        .into_iter()
-                        .map(|(name, entry)| (name.to_owned(), entry)),
-                );
-            }
-            let reporter = event.product.as_deref().or(event.vendor.as_deref());
-            // Remote providers fill `intel` later and score again the same way.
-            let scored = self.options.scoring.score(&EvidenceInput {
-                feed_matches: &local.matches,
-                intel: &local.intel,
-                threat: event.threat.as_deref(),
-                reporter,
-                sightings: seen.sighting.count(),
-            });
-            let matches = std::mem::take(&mut local.matches);
-            let seen_in = record::SeenIn {
-                event,
-                observations: &observations,
-                origin: &out.origin,
-            };
-            let mut threat_record =
-                record::first_record(ip, seen_in, &seen.sighting, local, scored, now);
-            let publish = seen.first && threat_record.verdict >= self.options.min_verdict;
-            if publish {
-                threat_record.revision = seen
-                    .sighting
-                    .next_revision(threat_record.score, threat_record.verdict);
-                match record::encode(&mut threat_record, &self.options.publication) {
-                    Ok(output) => out.outputs.push(output),
-                    Err(error) => {
-                        failed = Some(ParseError::Encode(error.to_string()));
-                        continue;
-                    }
-                }
-            } else if seen.first {
-                RecordWithheld {
-                    verdict: threat_record.verdict,
-                }
-                .emit(&self.metrics);
-            }
-            // Past the message's share the address waits for its next sighting: one message
-            // naming 10,000 addresses must not hold 10,000 lookups (and their records).
-            if self.options.remote && out.remote.len() >= self.options.max_lookups_per_message {
-                seen.sighting.retry_from(now);
-            } else if self.options.remote {
-                out.remote.push(LookupRequest {
-                    ip,
-                    priority: Priority {
-                        locally_suspicious: threat_record.verdict >= Verdict::Suspicious,
-                        sightings_order: Priority::sightings_order(seen.sighting.count()),
-                        allowed: !event.action.as_deref().is_some_and(action_denied),
-                    },
-                    record: threat_record,
-                    feed_matches: matches,
-                    threat: event.threat.as_deref().map(str::to_owned),
-                    reporter: reporter.map(str::to_owned),
-                    sighting: seen.sighting.clone(),
-                    origin: out.origin.clone(),
-                });
-            }
+            public(ip, observations);
         }
         if !enriched_any {
             EventWithoutIp.emit(&self.metrics);
         }
-        failed.map_or(Ok(()), Err)
     }
+
+    /// The owner half for one sighting of a public address: dedup → local intel → score →
+    /// record → lookup request. `context` is called only when a record is built (a first
+    /// sighting or a due retry), so a dedup hit allocates nothing. A record that cannot be
+    /// serialised is an internal error, for the caller to dead-letter.
+    fn own(
+        &self,
+        seen_address: &SeenAddress<'_>,
+        dedup_context: impl FnOnce(&Origin) -> SightingContext,
+        context: impl FnOnce(&Origin) -> FirstContext,
+        now: SystemTime,
+        out: &mut Processed,
+    ) -> Result<(), ParseError> {
+        let ip = seen_address.ip;
+        // Folded repeats (scaled mode) are counted after the first: the first record is built
+        // as if they had come one by one, so both modes give the same records.
+        let more = seen_address.count.saturating_sub(1);
+        let seen = self
+            .dedup
+            .observe_in(ip, seen_address.seen_at, || dedup_context(&out.origin));
+        IpDeduplicated { first: seen.first }.emit(&self.metrics);
+        // A repeat sighting is looked up again only when remote lookups that got no
+        // answer (budget, queue full, provider error) may be retried by now.
+        let retry = !seen.first && self.options.remote && seen.sighting.take_due_retry(now);
+        if !seen.first && !retry {
+            let before = seen.sighting.count() - 1;
+            if more > 0 {
+                self.fold_repeats(&seen.sighting, more, seen_address.last_seen);
+            }
+            let count = seen.sighting.count();
+            // Told at each power of two the count reaches (or passes, when folded).
+            if let (Some(remote), true) = (
+                &self.remote,
+                Priority::sightings_order(count) > Priority::sightings_order(before),
+            ) {
+                remote.sighted(ip, count);
+            }
+            return Ok(());
+        }
+        let result = self.first_sighting(seen_address, &seen, context, now, out);
+        if more > 0 {
+            self.fold_repeats(&seen.sighting, more, seen_address.last_seen);
+        }
+        result
+    }
+
+    /// Counts folded repeats in the window (each a dedup hit, as in single mode).
+    fn fold_repeats(&self, sighting: &Sighting, more: u64, last: SystemTime) {
+        sighting.fold(more, last);
+        self.metrics.dedup_hits.inc_by(more);
+    }
+
+    /// Local intel → score → record → lookup request for a first sighting or a due retry.
+    fn first_sighting(
+        &self,
+        seen_address: &SeenAddress<'_>,
+        seen: &crate::stages::dedup::Observation,
+        context: impl FnOnce(&Origin) -> FirstContext,
+        now: SystemTime,
+        out: &mut Processed,
+    ) -> Result<(), ParseError> {
+        let ip = seen_address.ip;
+        let mut local = self.local.lookup(ip, &self.metrics);
+        if let Some(remote) = &self.remote {
+            local.intel.extend(
+                remote
+                    .known_statuses(ip, now)
+                    .into_iter()
+                    .map(|(name, entry)| (name.to_owned(), entry)),
+            );
+        }
+        // Remote providers fill `intel` later and score again the same way.
+        let scored = self.options.scoring.score(&EvidenceInput {
+            feed_matches: &local.matches,
+            intel: &local.intel,
+            threat: seen_address.threat,
+            reporter: seen_address.reporter,
+            sightings: seen.sighting.count(),
+        });
+        let matches = std::mem::take(&mut local.matches);
+        let FirstContext {
+            seen: first_seen_in,
+            event_time,
+            allowed,
+        } = context(&out.origin);
+        let mut threat_record =
+            record::first_record(ip, first_seen_in, &seen.sighting, local, scored, now);
+        threat_record.event_time = event_time;
+        let publish = seen.first && threat_record.verdict >= self.options.min_verdict;
+        if publish {
+            threat_record.revision = seen
+                .sighting
+                .next_revision(threat_record.score, threat_record.verdict);
+            match record::encode(&mut threat_record, &self.options.publication) {
+                Ok(output) => out.outputs.push(output),
+                Err(error) => return Err(ParseError::Encode(error.to_string())),
+            }
+        } else if seen.first {
+            RecordWithheld {
+                verdict: threat_record.verdict,
+            }
+            .emit(&self.metrics);
+        }
+        // Past the message's share the address waits for its next sighting: one message
+        // naming 10,000 addresses must not hold 10,000 lookups (and their records).
+        if self.options.remote && out.remote.len() >= self.options.max_lookups_per_message {
+            seen.sighting.retry_from(now);
+        } else if self.options.remote {
+            out.remote.push(LookupRequest {
+                ip,
+                priority: Priority {
+                    locally_suspicious: threat_record.verdict >= Verdict::Suspicious,
+                    sightings_order: Priority::sightings_order(seen.sighting.count()),
+                    allowed,
+                },
+                record: threat_record,
+                feed_matches: matches,
+                threat: seen_address.threat.map(str::to_owned),
+                reporter: seen_address.reporter.map(str::to_owned),
+                sighting: seen.sighting.clone(),
+                origin: out.origin.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One sighting of a public address as the owner half takes it: from an event in process
+/// (single mode) or from a sightings message (scaled mode).
+#[derive(Debug, Clone, Copy)]
+struct SeenAddress<'a> {
+    ip: IpAddr,
+    /// The (first) message time.
+    seen_at: SystemTime,
+    /// The latest folded repeat's message time.
+    last_seen: SystemTime,
+    /// Sightings it stands for (≥ 1).
+    count: u64,
+    threat: Option<&'a str>,
+    reporter: Option<&'a str>,
+}
+
+/// What a first record needs of its event beyond the address: built lazily.
+struct FirstContext {
+    seen: (Vec<Role>, Observed),
+    /// The first event's own time (`event_time`), normalised.
+    event_time: Option<String>,
+    allowed: bool,
 }
 
 /// How many DLQ entries a message has made, and how many errors it had past its limit.

@@ -500,3 +500,167 @@ fn a_panic_mid_message_keeps_the_records_already_built_and_dead_letters_the_mess
         "203.0.113.1 is a repeat sighting now"
     );
 }
+
+// s1-scaled: the ingest and owner halves of scaled mode.
+
+fn message_on(partition: i32, offset: i64, line: &str) -> RawEvent {
+    let mut raw = message("fw", offset, line);
+    raw.origin.partition = partition;
+    raw.timestamp_ms = Some(1_795_428_000_000 + offset * 1000);
+    raw
+}
+
+/// The sightings of an ingest batch as the owner consumer would read them back.
+fn as_sightings(processed: &[Processed]) -> Vec<RawEvent> {
+    processed
+        .iter()
+        .flat_map(|p| &p.outputs)
+        .filter(|o| o.kind == OutputKind::Sighting)
+        .enumerate()
+        .map(|(offset, o)| RawEvent {
+            payload: bytes::Bytes::from(o.payload.clone()),
+            key: o.key.clone().map(bytes::Bytes::from),
+            origin: Origin {
+                topic: "threats.sightings".into(),
+                partition: 0,
+                offset: offset as i64,
+            },
+            timestamp_ms: None,
+        })
+        .collect()
+}
+
+fn by_ip(processed: &[Processed]) -> std::collections::BTreeMap<String, serde_json::Value> {
+    processed
+        .iter()
+        .flat_map(records)
+        .map(|mut r| {
+            r.as_object_mut().unwrap().remove("generated_at");
+            (r["ip"].as_str().unwrap().to_owned(), r)
+        })
+        .collect()
+}
+
+const SCALED_TEST: &str = "[filter]\nallow_documentation_ranges = true\n\
+                           [publish]\nmin_verdict = \"unknown\"\n";
+
+/// Repeats of 203.0.113.5 on partition 0 (three) and 1 (one); a deny with a threat name; an
+/// address seen as source and as destination.
+fn scaled_batch() -> Vec<RawEvent> {
+    vec![
+        message_on(0, 0, "src=203.0.113.5 dst=198.51.100.7 action=deny"),
+        message_on(0, 1, "src=203.0.113.5 dst=198.51.100.8 action=allow"),
+        message_on(1, 0, "src=198.51.100.7 dst=203.0.113.5"),
+        message_on(0, 2, "src=203.0.113.5 dst=10.0.0.1"),
+        message_on(
+            1,
+            1,
+            r#"{"source":{"ip":"203.0.113.9"},"destination":{"ip":"198.51.100.9"},"event":{"action":"denied"},"rule":{"name":"ET SCAN"},"threat":{"indicator":{"name":"ET SCAN Nmap"}}}"#,
+        ),
+    ]
+}
+
+#[test]
+fn the_ingest_and_owner_halves_make_the_records_the_whole_processor_makes() {
+    let (whole, whole_metrics) = processor(SCALED_TEST);
+    let (halves, metrics) = processor(SCALED_TEST);
+    let batch = scaled_batch();
+    let single = whole.process_batch(&batch, Instant::now());
+    let ingested = halves.ingest_batch(&batch, Instant::now());
+    assert!(
+        ingested
+            .iter()
+            .all(|p| records(p).is_empty() && p.remote.is_empty()),
+        "the ingest half makes sightings only"
+    );
+    let owned = halves.own_batch(&as_sightings(&ingested), Instant::now());
+    let (from_single, from_halves) = (by_ip(&single), by_ip(&owned));
+    assert_eq!(from_single.len(), 5, "{from_single:#?}");
+    assert_eq!(from_single, from_halves);
+    // Both windows counted every sighting, the folded ones included.
+    let seen = |p: &Processor, ip: &str| p.dedup().observe(ip.parse().unwrap(), SystemTime::now());
+    for ip in ["203.0.113.5", "198.51.100.7", "203.0.113.9"] {
+        assert_eq!(
+            seen(&whole, ip).sighting.count(),
+            seen(&halves, ip).sighting.count(),
+            "{ip}"
+        );
+    }
+    assert_eq!(
+        whole_metrics.dedup_hits.get(),
+        metrics.dedup_hits.get(),
+        "dedup_hits_total"
+    );
+}
+
+#[test]
+fn repeats_within_a_batch_and_partition_fold_into_the_first_messages_sighting() {
+    let (processor, metrics) = processor(SCALED_TEST);
+    let ingested = processor.ingest_batch(&scaled_batch(), Instant::now());
+    let sightings: Vec<(i64, i32, crate::stages::sighting::IpSighting)> = ingested
+        .iter()
+        .flat_map(|p| {
+            p.outputs
+                .iter()
+                .filter(|o| o.kind == OutputKind::Sighting)
+                .map(|o| {
+                    let s = crate::stages::sighting::IpSighting::decode(&o.payload).unwrap();
+                    assert_eq!(o.key.as_deref(), Some(s.ip.to_string().as_bytes()));
+                    (p.origin.offset, p.origin.partition, s)
+                })
+        })
+        .collect();
+    let of = |ip: &str, partition: i32| {
+        sightings
+            .iter()
+            .filter(|(_, p, s)| *p == partition && s.ip.to_string() == ip)
+            .map(|(offset, _, s)| (*offset, s.count))
+            .collect::<Vec<_>>()
+    };
+    // Partition 0: three messages, one sighting on the first, counting three; its latest is
+    // the third message's time.
+    assert_eq!(of("203.0.113.5", 0), [(0, 3)]);
+    let first = sightings
+        .iter()
+        .find(|(o, p, s)| (*o, *p) == (0, 0) && s.ip.to_string() == "203.0.113.5")
+        .unwrap();
+    assert_eq!(first.2.last_seen_ms - first.2.seen_at_ms, 2000);
+    assert_eq!(first.2.observed.action.as_deref(), Some("deny"));
+    assert!(!first.2.allowed);
+    // Partition 1's sighting of the same address is its own.
+    assert_eq!(of("203.0.113.5", 1), [(0, 1)]);
+    assert_eq!(of("198.51.100.7", 0), [(0, 1)]);
+    assert_eq!(of("198.51.100.7", 1), [(0, 1)]);
+    assert_eq!(metrics.scale.sightings_folded.get(), 2);
+    assert_eq!(
+        metrics.scale.sightings_published.get(),
+        sightings.len() as u64
+    );
+}
+
+#[test]
+fn a_sightings_message_that_is_not_a_sighting_is_dead_lettered_and_the_rest_are_owned() {
+    let (processor, _) = processor(SCALED_TEST);
+    let ingested = processor.ingest_batch(&scaled_batch()[..1], Instant::now());
+    let mut batch = as_sightings(&ingested);
+    let mut bad = batch[0].clone();
+    bad.payload = bytes::Bytes::from_static(br#"{"schema":"threatsift.sighting/1","ip":"x"}"#);
+    bad.origin.offset = 99;
+    batch.insert(0, bad);
+    let owned = processor.own_batch(&batch, Instant::now());
+    assert_eq!(owned.len(), batch.len());
+    assert_eq!(dlq_reasons(&owned[0]), ["malformed"]);
+    let entry: serde_json::Value = serde_json::from_slice(&owned[0].outputs[0].payload).unwrap();
+    assert!(
+        entry["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed sighting event"),
+        "{entry}"
+    );
+    assert_eq!(entry["offset"], 99);
+    assert_eq!(
+        owned[1..].iter().map(|p| records(p).len()).sum::<usize>(),
+        2
+    );
+}

@@ -16,7 +16,6 @@ use crate::model::{
 };
 use crate::publish::Publication;
 use crate::stages::dedup::Sighting;
-use crate::stages::event_time;
 use crate::stages::local::LocalAnswer;
 use crate::stages::score::Scored;
 
@@ -49,15 +48,10 @@ pub(crate) struct SeenIn<'a> {
     pub origin: &'a Origin,
 }
 
-/// The first record of `ip`, seen in `seen` (revision 1 until it is published).
-pub(crate) fn first_record(
-    ip: IpAddr,
-    seen: SeenIn<'_>,
-    sighting: &Sighting,
-    local: LocalAnswer,
-    scored: Scored,
-    now: SystemTime,
-) -> ThreatRecord {
+/// What the first record of `ip` keeps of the event it was seen in: its roles (sorted, no
+/// repeats) and the `observed` context. Built only for a first sighting (or a due retry), and
+/// by the ingest half for each sighting it sends (`stages::sighting`).
+pub(crate) fn first_context(ip: IpAddr, seen: SeenIn<'_>) -> (Vec<Role>, Observed) {
     let SeenIn {
         event,
         observations,
@@ -70,6 +64,34 @@ pub(crate) fn first_record(
         .collect();
     roles.sort();
     roles.dedup();
+    let observed = Observed {
+        format: event.format.to_owned(),
+        vendor: event.vendor.as_deref().map(str::to_owned),
+        product: event.product.as_deref().map(str::to_owned),
+        action: event.action.as_deref().map(str::to_owned),
+        peer_ip: peer_of(ip, &roles, observations).map(|p| p.to_string()),
+        rule: event.rule.as_deref().map(str::to_owned),
+        topic: origin.topic.to_string(),
+        partition: origin.partition,
+        offset: origin.offset,
+        src_port: event.src_port.as_deref().and_then(port),
+        dst_port: event.dst_port.as_deref().and_then(port),
+        protocol: event.protocol.as_deref().and_then(protocol),
+        direction: event.direction.as_deref().and_then(direction),
+    };
+    (roles, observed)
+}
+
+/// The first record of `ip`, with the roles and context of the event it was first seen in
+/// (see [`first_context`]); revision 1 until it is published.
+pub(crate) fn first_record(
+    ip: IpAddr,
+    (roles, observed): (Vec<Role>, Observed),
+    sighting: &Sighting,
+    local: LocalAnswer,
+    scored: Scored,
+    now: SystemTime,
+) -> ThreatRecord {
     let mut record = ThreatRecord {
         schema: THREAT_SCHEMA.to_owned(),
         ip: ip.to_string(),
@@ -82,28 +104,14 @@ pub(crate) fn first_record(
         first_seen: rfc3339(sighting.first_seen()),
         last_seen: String::new(),
         sightings: 0,
-        observed: Observed {
-            format: event.format.to_owned(),
-            vendor: event.vendor.as_deref().map(str::to_owned),
-            product: event.product.as_deref().map(str::to_owned),
-            action: event.action.as_deref().map(str::to_owned),
-            peer_ip: peer_of(ip, &roles, observations).map(|p| p.to_string()),
-            rule: event.rule.as_deref().map(str::to_owned),
-            topic: origin.topic.to_string(),
-            partition: origin.partition,
-            offset: origin.offset,
-            src_port: event.src_port.as_deref().and_then(port),
-            dst_port: event.dst_port.as_deref().and_then(port),
-            protocol: event.protocol.as_deref().and_then(protocol),
-            direction: event.direction.as_deref().and_then(direction),
-        },
+        observed,
         roles,
         network: local.network,
         intel: local.intel,
         revision: 1,
         generated_at: rfc3339(now),
         id: None,
-        event_time: event.timestamp.as_deref().and_then(event_time::normalise),
+        event_time: None,
         confidence: None,
         tlp: None,
         expires_at: None,

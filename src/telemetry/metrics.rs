@@ -95,6 +95,8 @@ pub struct Metrics {
     pub allowlist_reloads: IntCounterVec,
     /// Children of the vecs above resolved once, for the events on the hot path.
     pub handles: Handles,
+    /// Scaled mode (s1-scaled): sightings, owned partitions, budget shares.
+    pub scale: ScaleMetrics,
 }
 
 impl Metrics {
@@ -344,6 +346,7 @@ impl Metrics {
                 &["result"],
             )?,
             handles,
+            scale: ScaleMetrics::new(registry)?,
         };
         metrics.touch_fixed_children();
         Ok(metrics)
@@ -365,5 +368,59 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+// s1-scaled: the metrics of scaled mode.
+/// `sightings_published_total`, `sightings_folded_total`, `owned_partitions`,
+/// `budget_share{provider,kind}`.
+#[derive(Clone, Debug)]
+pub struct ScaleMetrics {
+    /// `sightings_published_total`: sightings made by the ingest half (scaled mode).
+    pub sightings_published: IntCounter,
+    /// `sightings_folded_total`: repeats folded into an earlier sighting of their batch.
+    pub sightings_folded: IntCounter,
+    /// `owned_partitions`: partitions of the sightings topic this daemon owns.
+    pub owned_partitions: IntGauge,
+    /// `budget_share{provider,kind=minute|day}`: lookups this daemon may spend (−1: no limit).
+    pub budget_share: IntGaugeVec,
+}
+
+impl ScaleMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::with_opts(Opts::new(name, help).namespace(NAMESPACE))?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let owned_partitions = IntGauge::with_opts(
+            Opts::new(
+                "owned_partitions",
+                "Partitions of the sightings topic this daemon owns (scaled mode)",
+            )
+            .namespace(NAMESPACE),
+        )?;
+        registry.register(Box::new(owned_partitions.clone()))?;
+        let budget_share = IntGaugeVec::new(
+            Opts::new(
+                "budget_share",
+                "Provider lookups this daemon may spend per minute or day (-1: no limit)",
+            )
+            .namespace(NAMESPACE),
+            &["provider", "kind"],
+        )?;
+        registry.register(Box::new(budget_share.clone()))?;
+        Ok(ScaleMetrics {
+            sightings_published: counter(
+                "sightings_published_total",
+                "Sightings sent to the sightings topic (scaled mode)",
+            )?,
+            sightings_folded: counter(
+                "sightings_folded_total",
+                "Repeats of an address folded into an earlier sighting of their batch",
+            )?,
+            owned_partitions,
+            budget_share,
+        })
     }
 }

@@ -124,6 +124,8 @@ pub fn whole_message(data: &[u8]) {
                     output.payload.len()
                 );
             }
+            // The in-process path makes no sightings (s1-scaled).
+            OutputKind::Sighting => panic!("a sighting from the in-process path: {json}"),
         }
     }
     assert!(

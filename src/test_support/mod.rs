@@ -59,3 +59,9 @@ pub fn brokers() -> String {
         )
     })
 }
+
+// s1-scaled: the partition an address's sightings, state and records land on.
+/// `toPositive(murmur2(key)) % partitions`, as the daemon's producers (`murmur2_random`) pick.
+pub fn partition_of(key: &[u8], partitions: i32) -> i32 {
+    crate::kafka::partition::partition_of(key, partitions)
+}

@@ -13,7 +13,9 @@ use tracing::{info, warn};
 
 use super::server::{self, Health};
 use crate::intel::LocalProvider;
-use crate::kafka::consumer::{create_consumer, EventConsumer, PipelineConsumerContext};
+use crate::kafka::consumer::{
+    create_consumer, create_consumer_of, EventConsumer, PipelineConsumerContext,
+};
 use crate::kafka::offsets::OffsetTracker;
 use crate::kafka::producer::{create_producer, OutputProducer, ProducerStatsContext};
 use crate::stages::process::RemoteQueues;
@@ -63,6 +65,14 @@ pub enum AppError {
         /// The configured brokers.
         brokers: String,
     },
+    /// A topic of scaled mode is not as the mode needs it (s1-scaled).
+    #[error("topic `{topic}`: {problem} (scaled mode; README, \"Running more than one daemon\")")]
+    ScaleTopic {
+        /// The topic.
+        topic: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The metrics listener could not bind.
     #[error("cannot listen on {addr}: {error}")]
     Listen {
@@ -90,7 +100,7 @@ impl AppError {
     /// Exit code: 2 for configuration problems, 1 for the rest.
     pub fn exit_code(&self) -> i32 {
         match self {
-            AppError::Settings(_) | AppError::Feeds(_) => 2,
+            AppError::Settings(_) | AppError::Feeds(_) | AppError::ScaleTopic { .. } => 2,
             AppError::Panicked { what, .. } if *what != "the metadata request" => 2,
             _ => 1,
         }
@@ -104,6 +114,7 @@ impl AppError {
             AppError::Producer(_) => "producer",
             AppError::Consumer(_) => "consumer",
             AppError::MissingTopic { .. } => "missing_topic",
+            AppError::ScaleTopic { .. } => "scale_topic",
             AppError::Listen { .. } => "listen",
             AppError::Stdout(_) => "stdout",
             AppError::Panicked { .. } => "panicked",
@@ -358,6 +369,16 @@ pub(super) struct Parts {
     pub(super) withdrawals: Arc<Withdrawals>,
     /// The allow-list file the processor's filter reads, when one is configured.
     pub(super) allowlist: Option<Arc<AllowlistFile>>,
+    /// Scaled mode: the owner side's consumer.
+    pub(super) owner: Option<OwnerParts>,
+}
+
+/// The owner side of scaled mode: its consumer (group `<group_id>.owners`, the sightings
+/// topic) and offset tracker.
+pub(super) struct OwnerParts {
+    pub(super) consumer: Arc<EventConsumer>,
+    pub(super) tracker: Arc<Mutex<OffsetTracker>>,
+    pub(super) hooks: Arc<super::owner::OwnerHooks>,
 }
 
 /// Builds the running system: feeds, producer, the metrics server (serving `/healthz`, and
@@ -438,6 +459,14 @@ async fn assemble_after_listening(
     if !wait_for_topics(&producer, settings, shutdown).await? {
         return Ok(None);
     }
+    let scale_partitions = if settings.scale.scaled() {
+        match check_scale_topics(&producer, settings, shutdown).await? {
+            Some(partitions) => Some(partitions),
+            None => return Ok(None),
+        }
+    } else {
+        None
+    };
     health.producer_connected.store(true, Ordering::Relaxed);
     let consumer_settings = settings.clone();
     let context = PipelineConsumerContext::new(
@@ -525,6 +554,19 @@ async fn assemble_after_listening(
         }) as super::blocklist::Exclusion
     });
     start_blocklist(settings, published, withdraw_metrics, excluded, stop_server).await?;
+    let owner = match scale_partitions {
+        Some(partitions) => Some(
+            create_owner(
+                settings,
+                metrics,
+                processor.dedup().clone(),
+                remote.clone(),
+                partitions,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     Ok(Some(Parts {
         producer,
         consumer: Arc::new(consumer),
@@ -540,6 +582,7 @@ async fn assemble_after_listening(
         local: providers.local.clone(),
         withdrawals,
         allowlist,
+        owner,
     }))
 }
 
@@ -571,4 +614,155 @@ async fn start_blocklist(
     };
     tokio::spawn(super::blocklist::serve(listener, state, stop.clone()));
     Ok(())
+}
+
+/// The owner side's consumer, in group `<group_id>.owners` on the sightings topic, with the
+/// hooks that hand addresses over at each rebalance (`topology/owner.rs`).
+async fn create_owner(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    dedup: DedupCache,
+    remote: Option<Arc<RemoteStage>>,
+    partitions: usize,
+) -> Result<OwnerParts, AppError> {
+    let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
+    let hooks = Arc::new(super::owner::OwnerHooks::new(
+        dedup,
+        remote,
+        partitions,
+        metrics.clone(),
+    ));
+    let context = PipelineConsumerContext::new(
+        metrics.clone(),
+        tracker.clone(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .with_hooks(hooks.clone());
+    let consumer_settings = settings.clone();
+    let consumer = tokio::task::spawn_blocking(move || {
+        create_consumer_of(
+            &consumer_settings,
+            &consumer_settings.owners_group(),
+            &[consumer_settings.sightings_topic()],
+            context,
+        )
+    })
+    .await
+    .map_err(|source| AppError::Panicked {
+        what: "owner consumer creation",
+        source,
+    })??;
+    info!(
+        group = %settings.owners_group(),
+        topic = %settings.sightings_topic(),
+        partitions,
+        "scaled mode: owner side consuming sightings"
+    );
+    Ok(OwnerParts {
+        consumer: Arc::new(consumer),
+        tracker,
+        hooks,
+    })
+}
+
+// s1-scaled: the start-up checks of scaled mode.
+/// Scaled mode: the sightings and state topics exist with equal partition counts, and the state
+/// topic is compacted. Returns the partition count. A broker that cannot answer
+/// DescribeConfigs (or leaves `cleanup.policy` out) gets a warning, not a failure: compaction
+/// is then the operator's to check.
+pub(super) async fn check_scale_topics(
+    producer: &OutputProducer,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) -> Result<Option<usize>, AppError> {
+    use crate::kafka::topics::{is_compacted, scale_topics, ScaleTopicProblem};
+    let (sightings, state) = (settings.sightings_topic(), settings.state_topic());
+    let partitions = loop {
+        let client = producer.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            client.client().fetch_metadata(None, Duration::from_secs(5))
+        })
+        .await
+        .map_err(|source| AppError::Panicked {
+            what: "the metadata request",
+            source,
+        })?;
+        if let Ok(metadata) = metadata {
+            match scale_topics(&metadata, &sightings, &state) {
+                Ok(Some(partitions)) => break partitions,
+                Ok(None) => {}
+                Err((topic, ScaleTopicProblem::Missing)) => {
+                    return Err(AppError::MissingTopic {
+                        topic,
+                        brokers: settings.kafka.brokers.clone(),
+                    })
+                }
+                Err((
+                    topic,
+                    ScaleTopicProblem::Unequal {
+                        sightings: s,
+                        state: t,
+                    },
+                )) => {
+                    return Err(AppError::ScaleTopic {
+                        topic,
+                        problem: format!(
+                            "has {t} partitions and `{sightings}` has {s}; they must be equal \
+                             (an address's state lives on the partition of its sightings)"
+                        ),
+                    })
+                }
+            }
+        }
+        // Cancellation-safe: sleeping holds no state.
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    };
+    match state_cleanup_policy(settings, &state).await {
+        Ok(Some(policy)) if is_compacted(&policy) => {}
+        Ok(Some(policy)) => {
+            return Err(AppError::ScaleTopic {
+                topic: state,
+                problem: format!(
+                    "cleanup.policy is `{policy}`; it must contain `compact` (the latest state \
+                     of every address must be kept)"
+                ),
+            })
+        }
+        Ok(None) => warn!(
+            topic = %state,
+            "the broker did not report cleanup.policy of the state topic; make sure it is compact"
+        ),
+        Err(error) => warn!(
+            topic = %state,
+            %error,
+            "the broker could not describe the state topic's configuration; make sure its \
+             cleanup.policy is compact"
+        ),
+    }
+    Ok(Some(partitions))
+}
+
+/// `cleanup.policy` of `topic` through DescribeConfigs; `Ok(None)` when the answer leaves it
+/// out.
+async fn state_cleanup_policy(settings: &Settings, topic: &str) -> Result<Option<String>, String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let config = crate::kafka::base_client_config(settings).map_err(|e| e.to_string())?;
+    let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| e.to_string())?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let answers = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let resource = answers
+        .into_iter()
+        .next()
+        .ok_or("an empty answer")?
+        .map_err(|code| code.to_string())?;
+    Ok(resource
+        .get("cleanup.policy")
+        .and_then(|entry| entry.value.clone()))
 }

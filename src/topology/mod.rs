@@ -8,6 +8,13 @@
 //!                              └──▶ revised records through the same publisher
 //! ```
 //!
+//! Scaled mode (`[scale] mode = "scaled"`, design §10) runs that pipeline twice with the same
+//! loops: the input pipeline runs the processor's ingest half and its sink produces sightings
+//! to `<output_topic>.sightings` (input offsets stored once they are delivered); the owner
+//! pipeline consumes that topic in group `<group_id>.owners`, runs the owner half, and its sink
+//! publishes records and queues lookups (sightings offsets stored once the records are
+//! delivered). `owner.rs` reacts to the owner consumer's rebalances.
+//!
 //! Beside the data path: the metrics server, scheduled reports, housekeeping (reloads, cache
 //! gauge) and the assignment watchdog. Shutdown runs in `shutdown.rs`:
 //! an ordered list of steps, each bounded by the one drain deadline.
@@ -16,6 +23,7 @@ mod blocklist;
 mod build;
 mod consume;
 mod housekeeping;
+mod owner;
 mod process;
 mod remote;
 mod reports;
@@ -83,6 +91,36 @@ pub async fn run(
     let (processed_tx, processed_rx) = mpsc::channel(batches);
     let processor = Arc::new(parts.processor);
     let (report_feed, report_rx) = parts.reports.unzip();
+    // Scaled mode: this pipeline is the ingest half, its sink produces sightings; the records,
+    // the report and the lookups come from the owner pipeline.
+    let scaled = parts.owner.is_some();
+    let owner = parts.owner.as_ref().map(|owner| {
+        spawn_owner_pipeline(
+            owner,
+            &processor,
+            sink::SinkTargets {
+                publisher: parts.publisher.clone(),
+                report_feed: report_feed.clone(),
+                remote: parts.remote.clone(),
+                published: parts.withdrawals.index().clone(),
+            },
+            &settings,
+            &metrics,
+            &failed,
+            &stop,
+        )
+    });
+    if !scaled {
+        // Single mode spends the whole budget: the gauges say so.
+        for slot in parts.remote.iter().flat_map(|r| r.slots()) {
+            slot.emit_share();
+        }
+    }
+    let half = if scaled {
+        process::Half::Ingest
+    } else {
+        process::Half::Whole
+    };
     let tasks = shutdown::Tasks {
         server: parts.server,
         reports: report_rx.map(|rx| {
@@ -108,8 +146,12 @@ pub async fn run(
         process: worker_rxs
             .into_iter()
             .map(|rx| {
-                let (processor, tx, metrics) =
-                    (processor.clone(), processed_tx.clone(), metrics.clone());
+                let (tx, metrics) = (processed_tx.clone(), metrics.clone());
+                let processor = Arc::new(process::ProcessorHalf {
+                    processor: processor.clone(),
+                    half,
+                    owner: None,
+                });
                 failed.spawn_thread("process", move || {
                     process::worker_loop(processor, rx, tx, metrics)
                 })
@@ -121,8 +163,8 @@ pub async fn run(
                 processed_rx,
                 sink::SinkTargets {
                     publisher: parts.publisher,
-                    report_feed,
-                    remote: parts.remote.clone(),
+                    report_feed: report_feed.filter(|_| !scaled),
+                    remote: parts.remote.clone().filter(|_| !scaled),
                     published: parts.withdrawals.index().clone(),
                 },
                 parts.consumer.clone(),
@@ -155,6 +197,7 @@ pub async fn run(
             metrics.clone(),
             stops.housekeeping.clone(),
         )),
+        owner,
     };
     // The workers hold the sink's senders now: the sink ends when the last worker does.
     drop(processed_tx);
@@ -164,6 +207,73 @@ pub async fn run(
         consumer: parts.consumer,
         tracker: parts.tracker,
         remote: parts.remote,
+        owner: parts.owner.map(|o| (o.consumer, o.tracker)),
     };
     Ok(shutdown::drain(tasks, stops, clients, failed, &settings, &metrics).await)
+}
+
+// s1-scaled: the owner pipeline of scaled mode.
+/// Spawns the owner side of scaled mode: its consumer (group `<group_id>.owners`, the sightings
+/// topic) → workers running the owner half → a sink publishing records, then queueing
+/// lookups; sightings offsets are stored once a message's records are delivered. The same
+/// loops as the input pipeline, each with its own channels, consumer and tracker.
+fn spawn_owner_pipeline(
+    owner: &build::OwnerParts,
+    processor: &Arc<crate::stages::process::Processor>,
+    targets: sink::SinkTargets,
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    failed: &shutdown::StageFailed,
+    stop: &CancellationToken,
+) -> shutdown::Pipeline {
+    let batches = settings.pipeline.channel_batches();
+    let (worker_txs, worker_rxs): (Vec<_>, Vec<_>) = (0..settings.pipeline.worker_count())
+        .map(|_| mpsc::channel(batches))
+        .unzip();
+    let (processed_tx, processed_rx) = mpsc::channel(batches);
+    let consume = failed.spawn(
+        "owner consume",
+        consume::consume_loop(
+            owner.consumer.clone(),
+            owner.tracker.clone(),
+            worker_txs,
+            settings.pipeline.clone(),
+            metrics.clone(),
+            stop.clone(),
+        ),
+    );
+    let process = worker_rxs
+        .into_iter()
+        .map(|rx| {
+            let (tx, metrics) = (processed_tx.clone(), metrics.clone());
+            let processor = Arc::new(process::ProcessorHalf {
+                processor: processor.clone(),
+                half: process::Half::Owner,
+                owner: Some(owner.hooks.clone()),
+            });
+            failed.spawn_thread("owner process", move || {
+                process::worker_loop(processor, rx, tx, metrics)
+            })
+        })
+        .collect();
+    drop(processed_tx);
+    let sink = failed.spawn(
+        "owner sink",
+        sink::sink_loop(
+            processed_rx,
+            targets,
+            owner.consumer.clone(),
+            owner.tracker.clone(),
+            sink::DeliveryWindow::new(
+                settings.pipeline.max_in_flight,
+                settings.pipeline.max_in_flight_bytes,
+            ),
+            metrics.clone(),
+        ),
+    );
+    shutdown::Pipeline {
+        consume,
+        process,
+        sink,
+    }
 }

@@ -5,11 +5,13 @@
 //!
 //! 1. the sink drains: the consumer stopped on the token and dropped its sender, each later
 //!    stage ends when its input closes, the sink when every delivery has its report; past the
-//!    deadline the three are aborted;
+//!    deadline the three are aborted (scaled mode: the owner pipeline drains the same way, at
+//!    the same time, within the same deadline; sightings produced meanwhile wait in their
+//!    topic for the next owner);
 //! 2. housekeeping stops;
 //! 3. lookups already sent get up to 5 s to land their revisions; queued ones are abandoned
 //!    (their records keep `pending`);
-//! 4. the producer is flushed, 5. the stored offsets committed;
+//! 4. the producer is flushed, 5. the stored offsets committed (both consumers');
 //! 6. the last scheduled report is written (its narrative bounded by its own timeout and by
 //!    what is left of the deadline), after the commit so it can never cost it;
 //! 7. the group is left; 8. the metrics server stops.
@@ -77,6 +79,15 @@ pub(super) struct Tasks {
     pub(super) sink: JoinHandle<()>,
     pub(super) watchdog: JoinHandle<()>,
     pub(super) housekeeping: JoinHandle<()>,
+    /// Scaled mode: the owner pipeline (sightings in, records out).
+    pub(super) owner: Option<Pipeline>,
+}
+
+/// One consume → process → sink pipeline's tasks (the owner side of scaled mode).
+pub(super) struct Pipeline {
+    pub(super) consume: JoinHandle<()>,
+    pub(super) process: Vec<JoinHandle<()>>,
+    pub(super) sink: JoinHandle<()>,
 }
 
 /// What the drain flushes, commits and closes.
@@ -85,6 +96,8 @@ pub(super) struct Clients {
     pub(super) consumer: Arc<EventConsumer>,
     pub(super) tracker: Arc<Mutex<OffsetTracker>>,
     pub(super) remote: Option<Arc<RemoteStage>>,
+    /// Scaled mode: the owner consumer and its tracker.
+    pub(super) owner: Option<(Arc<EventConsumer>, Arc<Mutex<OffsetTracker>>)>,
 }
 
 /// Spawns the data-path stages. A stage that ends before shutdown was requested, or panics, is
@@ -172,15 +185,36 @@ pub(super) async fn drain(
         mut sink,
         watchdog,
         housekeeping,
+        mut owner,
     } = tasks;
     // 1. The sink finishes last: its end means every consumed message was delivered or given up.
-    let drained = timeout(settings.shutdown.drain_timeout, &mut sink)
-        .await
-        .is_ok();
+    // In scaled mode both pipelines drain at once, within the one deadline.
+    let drained = timeout(settings.shutdown.drain_timeout, async {
+        let _ = (&mut sink).await;
+        if let Some(owner) = &mut owner {
+            let _ = (&mut owner.sink).await;
+        }
+    })
+    .await
+    .is_ok();
     if !drained {
         warn!("drain deadline passed; committing what is finished");
         for task in process.iter().chain([&consume, &sink]) {
             task.abort();
+        }
+        if let Some(owner) = &owner {
+            for task in owner.process.iter().chain([&owner.consume, &owner.sink]) {
+                task.abort();
+            }
+        }
+    }
+    if let Some(owner) = owner {
+        let _ = owner.consume.await;
+        for worker in owner.process {
+            let _ = worker.await;
+        }
+        if !drained {
+            let _ = owner.sink.await;
         }
     }
     // Aborted tasks release their clients (consumer and producer handles) once joined.
@@ -209,7 +243,13 @@ pub(super) async fn drain(
     )
     .await;
     let (consumer, commit_metrics) = (clients.consumer.clone(), metrics.clone());
-    let commit = tokio::task::spawn_blocking(move || commit_stored(&consumer, &commit_metrics));
+    let owner_consumer = clients.owner.as_ref().map(|(c, _)| c.clone());
+    let commit = tokio::task::spawn_blocking(move || {
+        let _ = commit_stored(&consumer, &commit_metrics);
+        if let Some(owner) = owner_consumer {
+            let _ = commit_stored(&owner, &commit_metrics);
+        }
+    });
     let _ = timeout(left(), commit).await;
     // 6. The last interval's report holds every record the sink published.
     stops.reports.cancel();
@@ -219,16 +259,24 @@ pub(super) async fn drain(
             warn!("the last scheduled report was not finished in time");
         }
     }
-    let unfinished = clients
-        .tracker
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .in_flight();
+    let in_flight = |tracker: &Mutex<OffsetTracker>| {
+        tracker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_flight()
+    };
+    let unfinished =
+        in_flight(&clients.tracker) + clients.owner.as_ref().map_or(0, |(_, t)| in_flight(t));
     // 7. Leave the group now rather than at drop, so a restarted daemon is assigned at once.
     let consumer = clients.consumer;
+    let owner_consumer = clients.owner.map(|(c, _)| c);
     let close = tokio::task::spawn_blocking(move || {
         consumer.unsubscribe();
         drop(consumer);
+        if let Some(owner) = owner_consumer {
+            owner.unsubscribe();
+            drop(owner);
+        }
     });
     let _ = timeout(left(), close).await;
     // 8.

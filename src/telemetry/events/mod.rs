@@ -12,6 +12,7 @@ mod kafka;
 mod pipeline;
 mod report;
 mod withdraw;
+mod scale;
 
 pub(crate) use intel::{
     AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, FeedLoaded, FeedMatched,
@@ -33,6 +34,7 @@ pub(crate) use withdraw::{
     AddressReevaluated, BlocklistServed, PublishedIndexSampled, ReevaluationFinished,
     WithdrawMetrics, WithdrawalNotEncoded, WithdrawalPublished,
 };
+pub(crate) use scale::{BudgetShareSet, OwnedPartitionsChanged, SightingsMade};
 
 #[cfg(test)]
 pub(crate) mod tests {
