@@ -147,6 +147,7 @@ pub(crate) struct OutputPublisher {
     producer: OutputProducer,
     output_topic: Arc<str>,
     dlq_topic: Arc<str>,
+    state_topic: Arc<str>,
     dlq_max_payload_bytes: usize,
     metrics: Arc<Metrics>,
     fatal: ProducerFatal,
@@ -171,6 +172,7 @@ impl OutputPublisher {
             producer,
             output_topic: settings.kafka.output_topic.as_str().into(),
             dlq_topic: settings.kafka.dlq_topic.as_str().into(),
+            state_topic: crate::settings::state_topic(&settings.kafka.output_topic).into(),
             dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
             metrics,
         }
@@ -192,6 +194,7 @@ impl OutputPublisher {
             let topic = match output.kind {
                 OutputKind::Record(_) => &self.output_topic,
                 OutputKind::Dlq(_) => &self.dlq_topic,
+                OutputKind::State => &self.state_topic,
             };
             let mut record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(topic).payload(&output.payload[..]);
@@ -213,6 +216,7 @@ impl OutputPublisher {
                             DlqEntryPublished { reason }.emit(&self.metrics);
                             None
                         }
+                        OutputKind::State => None,
                     };
                 }
                 Err((error, _message)) => error,
@@ -243,7 +247,9 @@ impl OutputPublisher {
                         backoff = RETRY_START;
                         continue;
                     }
-                    OutputKind::Dlq(_) => {
+                    // A state the broker refuses is lost like a DLQ entry: the record it
+                    // describes was delivered; a restart then knows less of the address.
+                    OutputKind::Dlq(_) | OutputKind::State => {
                         OutputLostError {
                             origin,
                             error: &text,

@@ -9,6 +9,8 @@ pub enum OutputKind {
     Record(Verdict),
     /// A DLQ entry, to the DLQ topic, with its reason label.
     Dlq(&'static str),
+    /// An address's state (`threatsift.state/1`), to `<output_topic>.state` (s2-state).
+    State,
 }
 
 /// One message to produce.

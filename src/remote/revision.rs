@@ -6,6 +6,7 @@
 //!   the last published revision's and the verdict reaches `publish.min_verdict`; nothing for
 //!   any other status (a provider failure is never evidence).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -20,12 +21,25 @@ use crate::stages::local::merge_network;
 use crate::stages::process::{LookupRequest, Priority};
 use crate::stages::record::{self, EncodeError};
 use crate::stages::score::{EvidenceInput, ScoringModel};
+use crate::state::StoredAnswer;
 
 /// Where revised records go.
 pub trait RevisionSink: Send + Sync {
     /// Publishes one revised record; returns when it is delivered (or given up as the producer
     /// decides), so that revisions of one address go out in order.
     fn publish(&self, output: Output, origin: Origin) -> BoxFuture<'_, ()>;
+
+    /// Whether the address's state is kept in the state changelog (`[scale] changelog`, scaled
+    /// mode); when false, no state is built (s2-state).
+    fn keeps_state(&self) -> bool {
+        false
+    }
+
+    /// Writes an address's state (`OutputKind::State`); returns when it is delivered, so the
+    /// states of one address go out in order (s2-state).
+    fn state(&self, _output: Output, _origin: Origin) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A sink that publishes nothing (one-shot `enrich`, which prints the final record).
@@ -55,6 +69,8 @@ pub struct Tracked {
     pub origin: Origin,
     pub(crate) outstanding: usize,
     pub(crate) retry_at: Option<SystemTime>,
+    /// Remote answers' expiry and network facts, for the state changelog (s2-state).
+    pub(crate) answers: BTreeMap<String, StoredAnswer>,
 }
 
 impl Tracked {
@@ -76,6 +92,7 @@ impl Tracked {
             origin,
             outstanding: 0,
             retry_at: None,
+            answers: BTreeMap::new(),
         }
     }
 }

@@ -30,6 +30,7 @@ mod pipeline;
 mod providers;
 mod publish;
 mod report;
+mod scale;
 mod scoring;
 mod secret;
 mod server;
@@ -50,6 +51,7 @@ pub use providers::ProviderSettings;
 pub(crate) use providers::ProvidersSettings;
 pub(crate) use publish::PublishSettings;
 pub(crate) use report::{NarrativeSettings, ReportSettings};
+pub(crate) use scale::{state_topic, ScaleSettings};
 pub(crate) use scoring::ScoringSettings;
 pub use secret::Secret;
 pub(crate) use server::ServerSettings;
@@ -149,6 +151,8 @@ pub struct Settings {
     pub scoring: ScoringSettings,
     /// `[report]`: scheduled reports and the optional model narrative.
     pub report: ReportSettings,
+    /// `[scale]`: single or scaled, and the state changelog (s2-state).
+    pub scale: ScaleSettings,
 }
 
 impl Settings {

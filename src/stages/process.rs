@@ -62,6 +62,8 @@ pub struct ProcessorOptions {
     pub remote: bool,
     /// Lookups one message may queue (`pipeline.max_lookups_per_message`).
     pub max_lookups_per_message: usize,
+    /// Each record built also yields the address's state for the changelog (s2-state).
+    pub changelog: bool,
 }
 
 /// Everything one input message produced; the offset is finished when all outputs are
@@ -199,6 +201,7 @@ impl Processor {
                 scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
                 remote: !providers.remote.is_empty(),
                 max_lookups_per_message: settings.pipeline.max_lookups_per_message,
+                changelog: settings.scale.changelog_on(),
             },
             metrics,
         ))
@@ -549,18 +552,30 @@ impl Processor {
                 }
                 .emit(&self.metrics);
             }
+            let priority = Priority {
+                locally_suspicious: threat_record.verdict >= Verdict::Suspicious,
+                sightings_order: Priority::sightings_order(seen.sighting.count()),
+                allowed: !event.action.as_deref().is_some_and(action_denied),
+            };
             // Past the message's share the address waits for its next sighting: one message
             // naming 10,000 addresses must not hold 10,000 lookups (and their records).
-            if self.options.remote && out.remote.len() >= self.options.max_lookups_per_message {
+            let over_share =
+                self.options.remote && out.remote.len() >= self.options.max_lookups_per_message;
+            if over_share {
                 seen.sighting.retry_from(now);
-            } else if self.options.remote {
+            }
+            if self.options.changelog {
+                // s2-state: delivered with the message's outputs, before its offset is stored.
+                let (threat, sighting) = (event.threat.as_deref(), &seen.sighting);
+                out.outputs.extend(crate::state::first_state(
+                    ip, &threat_record, &matches, threat, reporter, priority, sighting,
+                    &out.origin, now,
+                ));
+            }
+            if self.options.remote && !over_share {
                 out.remote.push(LookupRequest {
                     ip,
-                    priority: Priority {
-                        locally_suspicious: threat_record.verdict >= Verdict::Suspicious,
-                        sightings_order: Priority::sightings_order(seen.sighting.count()),
-                        allowed: !event.action.as_deref().is_some_and(action_denied),
-                    },
+                    priority,
                     record: threat_record,
                     feed_matches: matches,
                     threat: event.threat.as_deref().map(str::to_owned),

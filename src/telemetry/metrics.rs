@@ -91,6 +91,13 @@ pub struct Metrics {
     pub kafka_errors: IntCounterVec,
     /// Children of the vecs above resolved once, for the events on the hot path.
     pub handles: Handles,
+    // --- s2-state: the warm start from the state changelog.
+    /// `warm_start_records_total`: state records read at warm starts.
+    pub warm_start_records: IntCounter,
+    /// `warm_start_lookups_requeued_total`: addresses queued again for pending lookups.
+    pub warm_start_lookups_requeued: IntCounter,
+    /// `warm_start_seconds`: how long the latest warm start's read took.
+    pub warm_start_seconds: prometheus::Gauge,
 }
 
 impl Metrics {
@@ -324,6 +331,26 @@ impl Metrics {
             )?,
             kafka_errors,
             handles,
+            // --- s2-state
+            warm_start_records: counter(
+                "warm_start_records_total",
+                "State records read from the state topic at warm starts",
+            )?,
+            warm_start_lookups_requeued: counter(
+                "warm_start_lookups_requeued_total",
+                "Addresses queued again at warm starts for lookups still pending",
+            )?,
+            warm_start_seconds: {
+                let g = prometheus::Gauge::with_opts(
+                    Opts::new(
+                        "warm_start_seconds",
+                        "How long the latest warm start took to read the state topic",
+                    )
+                    .namespace(NAMESPACE),
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
         };
         metrics.touch_fixed_children();
         Ok(metrics)

@@ -25,7 +25,9 @@ use crate::kafka::producer::{OutputPublisher, ProducerError};
 use crate::kafka::topics::{required_topics, topic_state, TopicState};
 use crate::model::{Origin, Output};
 use crate::remote::slot::{Patience, ProviderSlot, SlotLimits};
-use crate::remote::{RemoteStage, RevisionRules, RevisionSink};
+use crate::remote::{RemoteJob, RemoteStage, RevisionRules, RevisionSink};
+use crate::settings::state_topic;
+use crate::state;
 use crate::report::scheduled::ReportFeed;
 use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::DedupCache;
@@ -69,6 +71,9 @@ pub enum AppError {
     /// Writing the output failed (`enrich`).
     #[error("stdout: {0}")]
     Stdout(#[source] std::io::Error),
+    /// The state topic could not be read at start-up (s2-state).
+    #[error("warm start: {0}")]
+    State(String),
     /// A set-up step panicked (a bug).
     #[error("{what} panicked: {source}")]
     Panicked {
@@ -100,6 +105,7 @@ impl AppError {
             AppError::MissingTopic { .. } => "missing_topic",
             AppError::Listen { .. } => "listen",
             AppError::Stdout(_) => "stdout",
+            AppError::State(_) => "state",
             AppError::Panicked { .. } => "panicked",
         }
     }
@@ -191,6 +197,8 @@ pub(crate) fn build_remote_stage(
 struct PublishRevisions {
     publisher: OutputPublisher,
     report_feed: Option<ReportFeed>,
+    /// The address's state goes to the state topic too (s2-state).
+    keeps_state: bool,
 }
 
 impl RevisionSink for PublishRevisions {
@@ -202,6 +210,16 @@ impl RevisionSink for PublishRevisions {
                     feed.offer(payload);
                 }
             }
+        })
+    }
+
+    fn keeps_state(&self) -> bool {
+        self.keeps_state
+    }
+
+    fn state(&self, output: Output, origin: Origin) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.publisher.deliver(output, &origin, None).await;
         })
     }
 }
@@ -249,7 +267,11 @@ pub(super) async fn wait_for_topics(
         })?;
         match metadata {
             Ok(metadata) => {
-                let required = [&settings.kafka.output_topic, &settings.kafka.dlq_topic];
+                let state = state_topic(&settings.kafka.output_topic);
+                let mut required = vec![&settings.kafka.output_topic, &settings.kafka.dlq_topic];
+                if settings.scale.changelog_on() {
+                    required.push(&state);
+                }
                 match required_topics(&metadata, required) {
                     Err(topic) => {
                         return Err(AppError::MissingTopic {
@@ -302,6 +324,8 @@ pub(super) struct Parts {
     pub(super) reports: Option<(ReportFeed, mpsc::Receiver<Vec<u8>>)>,
     pub(super) feeds: Arc<LocalFeeds>,
     pub(super) local: Vec<Arc<dyn LocalProvider>>,
+    /// Lookups a warm start found pending, queued once the dispatchers run (s2-state).
+    pub(super) requeue: Vec<RemoteJob>,
 }
 
 /// Builds the running system: feeds, producer, the metrics server (serving `/healthz`, and
@@ -364,6 +388,16 @@ async fn assemble_after_listening(
         return Ok(None);
     }
     health.producer_connected.store(true, Ordering::Relaxed);
+    // s2-state: the state topic is read before the consumer joins (`/readyz` waits for it).
+    let warm = if settings.scale.changelog_on() {
+        match state::warm_start(settings, None, shutdown).await {
+            Ok(Some(warm)) => Some(warm),
+            Ok(None) => return Ok(None),
+            Err(error) => return Err(AppError::State(error.to_string())),
+        }
+    } else {
+        None
+    };
     let consumer_settings = settings.clone();
     let context = PipelineConsumerContext::new(
         metrics.clone(),
@@ -401,8 +435,13 @@ async fn assemble_after_listening(
     let revisions = Arc::new(PublishRevisions {
         publisher: publisher.clone(),
         report_feed: reports.as_ref().map(|(feed, _)| feed.clone()),
+        keeps_state: settings.scale.changelog_on(),
     });
     let remote = build_remote_stage(settings, &providers, revisions, metrics.clone())?;
+    let requeue = match warm {
+        Some(warm) => state::restore(warm, processor.dedup(), remote.as_ref(), metrics).await,
+        None => Vec::new(),
+    };
     let queues = remote.clone().map(|r| r as Arc<dyn RemoteQueues>);
     Ok(Some(Parts {
         producer,
@@ -417,5 +456,6 @@ async fn assemble_after_listening(
         reports,
         feeds,
         local: providers.local.clone(),
+        requeue,
     }))
 }

@@ -11,6 +11,7 @@ mod intel;
 mod kafka;
 mod pipeline;
 mod report;
+mod state;
 
 pub(crate) use intel::{
     FeedLoaded, FeedMatched, FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit,
@@ -27,6 +28,7 @@ pub(crate) use pipeline::{
     MessageConsumed, RecordPublished, RecordWithheld,
 };
 pub(crate) use report::{ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten};
+pub(crate) use state::WarmStartFinished;
 
 #[cfg(test)]
 pub(crate) mod tests {
