@@ -327,4 +327,4 @@ pub(crate) fn millis(time: SystemTime) -> u64 {
 
 #[cfg(test)]
 #[path = "record_tests.rs"]
-mod tests;
+pub(crate) mod tests;
