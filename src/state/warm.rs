@@ -6,11 +6,12 @@
 //! * Newest wins per address (`written_ms`; on a tie, the later read). At most
 //!   `dedup.max_entries` addresses are kept, those seen most recently (`last_seen`); the rest
 //!   are counted in `dropped`. Unreadable records are counted in `invalid` and skipped.
-//! * Restore ([`WarmState::restore`]) at `now`: an address whose window (`dedup.ttl` from its
-//!   first sighting) has passed is not restored (`expired`). The others get their dedup entry
-//!   back (first/last seen, count, published revision, retry time), their `ok`/`not_found`
-//!   answers go back into the providers' caches until their expiry, and an address with a
-//!   provider still `pending` becomes a [`RemoteJob`] to queue again with those providers only.
+//! * Restore ([`WarmState::restore`]) at `now`: `ok`/`not_found` answers go back into the
+//!   providers' caches until their expiry (their lifetime may outlast the dedup window). An
+//!   address whose window (`dedup.ttl` from its first sighting) has passed gets no dedup entry
+//!   (`expired`); the others get theirs back (first/last seen, count, published revision,
+//!   retry time), and one with a provider still `pending` becomes a [`RemoteJob`] to queue
+//!   again with those providers only.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -149,7 +150,20 @@ impl WarmState {
             let Ok(sighting) = state.sighting() else {
                 continue;
             };
+            // Answers live by their own lifetime, which may outlast the dedup window.
+            if let Some(stage) = remote {
+                for (provider, lookup, until) in state.answers() {
+                    if let Some(slot) = stage.slots().iter().find(|s| s.name() == provider) {
+                        if until > now {
+                            slot.restore_answer(ip, lookup, until).await;
+                            restored.answers += 1;
+                        }
+                    }
+                }
+            }
             if sighting.first_seen + self.ttl <= now {
+                // Its next sighting is a first one again, which looks it up (from the
+                // restored answers) and queues whatever is missing.
                 restored.expired += 1;
                 continue;
             }
@@ -158,14 +172,6 @@ impl WarmState {
             let Some(stage) = remote else {
                 continue;
             };
-            for (provider, lookup, until) in state.answers() {
-                if let Some(slot) = stage.slots().iter().find(|s| s.name() == provider) {
-                    if until > now {
-                        slot.restore_answer(ip, lookup, until).await;
-                        restored.answers += 1;
-                    }
-                }
-            }
             let pending = state
                 .pending()
                 .any(|p| stage.slots().iter().any(|s| s.name() == p));
