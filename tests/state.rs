@@ -22,9 +22,8 @@ use rdkafka::ClientConfig;
 use serde_json::Value;
 
 use common::{
-    brokers, create_topics, ecs_event, produce, read_all, read_until, record_validator,
-    assert_valid_record, wait_for, write_blocklist, write_config, Daemon,
-    ReadMessage, Topics,
+    assert_valid_record, brokers, create_topics, ecs_event, produce, read_all, read_until,
+    record_validator, wait_for, write_blocklist, write_config, Daemon, ReadMessage, Topics,
 };
 
 const KEY: &str = "vt-state-key-5150";
@@ -37,8 +36,8 @@ async fn create_state_topic(topics: &Topics) -> String {
         .set("bootstrap.servers", brokers())
         .create()
         .expect("admin client");
-    let topic = NewTopic::new(&name, 2, TopicReplication::Fixed(1))
-        .set("cleanup.policy", "compact");
+    let topic =
+        NewTopic::new(&name, 2, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
     let results = admin
         .create_topics(
             [&topic],
@@ -87,7 +86,10 @@ fn virustotal_config(url: &str, per_minute: u32) -> String {
 fn requests_per_address(seen: &mock_api::SeenLog) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for request in seen.lock().unwrap().iter() {
-        let ip = request.ip.expect("the route captures the address").to_string();
+        let ip = request
+            .ip
+            .expect("the route captures the address")
+            .to_string();
         *counts.entry(ip).or_default() += 1;
     }
     counts
@@ -101,7 +103,11 @@ fn latest_states(messages: &[ReadMessage]) -> BTreeMap<String, Value> {
     for message in messages {
         let state = message.json();
         assert_eq!(state["schema"], "threatsift.state/1");
-        assert_eq!(message.key.as_deref(), state["ip"].as_str(), "keyed by the address");
+        assert_eq!(
+            message.key.as_deref(),
+            state["ip"].as_str(),
+            "keyed by the address"
+        );
         assert_valid_record(&validator, &state["record"]);
         latest.insert(state["ip"].as_str().unwrap().to_owned(), state);
     }
@@ -134,7 +140,12 @@ async fn produce_at(topic: &str, time_ms: i64, payloads: &[Vec<u8>]) {
     }
 }
 
-const LISTED: [&str; 4] = ["203.0.113.10", "203.0.113.11", "203.0.113.12", "203.0.113.13"];
+const LISTED: [&str; 4] = [
+    "203.0.113.10",
+    "203.0.113.11",
+    "203.0.113.12",
+    "203.0.113.13",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_queued_at_a_kill_are_made_once_after_the_restart_and_revisions_continue() {
@@ -164,7 +175,12 @@ async fn lookups_queued_at_a_kill_are_made_once_after_the_restart_and_revisions_
     produce(&topics.input, None, &events).await;
 
     // One request a minute: the first address is asked, the other three wait in the queue.
-    let (config, port) = write_config(dir.path(), &topics, &blocklist, &virustotal_config(&vt_url, 1));
+    let (config, port) = write_config(
+        dir.path(),
+        &topics,
+        &blocklist,
+        &virustotal_config(&vt_url, 1),
+    );
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(WAIT);
     let first = wait_for(&daemon, "the first VirusTotal request", WAIT, || {
@@ -176,8 +192,7 @@ async fn lookups_queued_at_a_kill_are_made_once_after_the_restart_and_revisions_
     read_until(&topics.output, WAIT, |m| common::holds_ips(m, &LISTED));
     read_until(&state_topic, WAIT, |m| {
         let states = latest_states(m);
-        states.len() == LISTED.len()
-            && states.get(&first).is_some_and(|s| vt_status(s) == "ok")
+        states.len() == LISTED.len() && states.get(&first).is_some_and(|s| vt_status(s) == "ok")
     });
     daemon.signal("KILL");
     daemon.wait_exit(WAIT);
@@ -190,18 +205,26 @@ async fn lookups_queued_at_a_kill_are_made_once_after_the_restart_and_revisions_
     let before_restart = read_all(&state_topic).len();
 
     // No minute budget now: what was pending is asked at once.
-    let (config, port) = write_config(dir.path(), &topics, &blocklist, &virustotal_config(&vt_url, 0));
+    let (config, port) = write_config(
+        dir.path(),
+        &topics,
+        &blocklist,
+        &virustotal_config(&vt_url, 0),
+    );
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(WAIT);
     let records = read_until(&topics.output, WAIT, |m| {
         LISTED.iter().all(|ip| {
-            m.iter().map(ReadMessage::json).any(|r| {
-                r["ip"] == *ip && r["intel"]["virustotal"]["status"] == "ok"
-            })
+            m.iter()
+                .map(ReadMessage::json)
+                .any(|r| r["ip"] == *ip && r["intel"]["virustotal"]["status"] == "ok")
         })
     });
     assert!(
-        daemon.metric("threatsift_warm_start_records_total").unwrap_or(0.0) >= before_restart as f64,
+        daemon
+            .metric("threatsift_warm_start_records_total")
+            .unwrap_or(0.0)
+            >= before_restart as f64,
         "the warm start read every state written before the kill"
     );
     assert_eq!(
@@ -218,7 +241,10 @@ async fn lookups_queued_at_a_kill_are_made_once_after_the_restart_and_revisions_
             .or_default()
             .push((
                 record["revision"].as_u64().unwrap(),
-                record["intel"]["virustotal"]["status"].as_str().unwrap().to_owned(),
+                record["intel"]["virustotal"]["status"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
             ));
     }
     for ip in LISTED {
@@ -230,10 +256,16 @@ async fn lookups_queued_at_a_kill_are_made_once_after_the_restart_and_revisions_
     }
     let states = latest_states(&read_until(&state_topic, WAIT, |m| {
         let states = latest_states(m);
-        LISTED.iter().all(|ip| states.get(*ip).is_some_and(|s| vt_status(s) == "ok"))
+        LISTED
+            .iter()
+            .all(|ip| states.get(*ip).is_some_and(|s| vt_status(s) == "ok"))
     }));
     for ip in LISTED {
-        assert_eq!(states[ip]["published"]["revision"], 2, "{ip}: {:#}", states[ip]);
+        assert_eq!(
+            states[ip]["published"]["revision"], 2,
+            "{ip}: {:#}",
+            states[ip]
+        );
         assert_eq!(states[ip]["record"]["revision"], 2);
         assert!(states[ip]["answers"]["virustotal"]["until"].is_string());
     }
@@ -288,18 +320,29 @@ async fn withheld_addresses_are_not_asked_again_after_a_restart_within_their_ans
     daemon.wait_ready(WAIT);
     let states = latest_states(&read_until(&state_topic, WAIT, |m| {
         let states = latest_states(m);
-        states.get(UNLISTED_OK).is_some_and(|s| vt_status(s) == "ok")
-            && states.get(UNLISTED_NOT_FOUND).is_some_and(|s| vt_status(s) == "not_found")
+        states
+            .get(UNLISTED_OK)
+            .is_some_and(|s| vt_status(s) == "ok")
+            && states
+                .get(UNLISTED_NOT_FOUND)
+                .is_some_and(|s| vt_status(s) == "not_found")
     }));
     for ip in [UNLISTED_OK, UNLISTED_NOT_FOUND] {
-        assert_eq!(states[ip]["verdict"], "unknown", "withheld: {:#}", states[ip]);
+        assert_eq!(
+            states[ip]["verdict"], "unknown",
+            "withheld: {:#}",
+            states[ip]
+        );
         assert_eq!(states[ip]["published"]["revision"], 0);
     }
     daemon.signal("TERM");
     assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log_text());
     assert_eq!(
         requests_per_address(&vt_seen),
-        BTreeMap::from([(UNLISTED_OK.to_owned(), 1), (UNLISTED_NOT_FOUND.to_owned(), 1)])
+        BTreeMap::from([
+            (UNLISTED_OK.to_owned(), 1),
+            (UNLISTED_NOT_FOUND.to_owned(), 1)
+        ])
     );
 
     let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
@@ -307,15 +350,23 @@ async fn withheld_addresses_are_not_asked_again_after_a_restart_within_their_ans
     daemon.wait_ready(WAIT);
     produce(&topics.input, None, &events).await;
     // Both seen again and looked up: each lookup is either a cache hit or a request.
-    wait_for(&daemon, "both addresses looked up after the restart", WAIT, || {
-        let hits = daemon
-            .metric("threatsift_enrich_cache_hits_total{provider=\"virustotal\"}")
-            .unwrap_or(0.0) as usize;
-        (hits + vt_seen.lock().unwrap().len() >= 2 + 2).then_some(())
-    });
+    wait_for(
+        &daemon,
+        "both addresses looked up after the restart",
+        WAIT,
+        || {
+            let hits = daemon
+                .metric("threatsift_enrich_cache_hits_total{provider=\"virustotal\"}")
+                .unwrap_or(0.0) as usize;
+            (hits + vt_seen.lock().unwrap().len() >= 2 + 2).then_some(())
+        },
+    );
     assert_eq!(
         requests_per_address(&vt_seen),
-        BTreeMap::from([(UNLISTED_OK.to_owned(), 1), (UNLISTED_NOT_FOUND.to_owned(), 1)]),
+        BTreeMap::from([
+            (UNLISTED_OK.to_owned(), 1),
+            (UNLISTED_NOT_FOUND.to_owned(), 1)
+        ]),
         "asked again after the restart"
     );
     assert_eq!(
@@ -336,7 +387,12 @@ async fn a_missing_state_topic_stops_the_start_naming_it() {
     let topics = create_topics(1).await;
     let dir = tempfile::tempdir().unwrap();
     let blocklist = write_blocklist(dir.path(), &LISTED);
-    let (config, port) = write_config(dir.path(), &topics, &blocklist, "[scale]\nchangelog = true\n");
+    let (config, port) = write_config(
+        dir.path(),
+        &topics,
+        &blocklist,
+        "[scale]\nchangelog = true\n",
+    );
     let mut daemon = Daemon::start(&config, port, dir.path());
     let status = daemon.wait_exit(WAIT);
     assert_eq!(status.code(), Some(1), "{}", daemon.log_text());

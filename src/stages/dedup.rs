@@ -309,7 +309,10 @@ mod tests {
         assert_eq!(sighting.published(), Some((55, Verdict::Suspicious)));
         assert_eq!(sighting.retry_at(), restored.retry_at);
         let again = cache.observe(ip, t + Duration::from_secs(40));
-        assert!(!again.first, "a restored address is not seen for the first time again");
+        assert!(
+            !again.first,
+            "a restored address is not seen for the first time again"
+        );
         assert_eq!(again.sighting.count(), 8);
         assert_eq!(again.sighting.next_revision(80, Verdict::Malicious), 4);
     }

@@ -568,8 +568,15 @@ impl Processor {
                 // s2-state: delivered with the message's outputs, before its offset is stored.
                 let (threat, sighting) = (event.threat.as_deref(), &seen.sighting);
                 out.outputs.extend(crate::state::first_state(
-                    ip, &threat_record, &matches, threat, reporter, priority, sighting,
-                    &out.origin, now,
+                    ip,
+                    &threat_record,
+                    &matches,
+                    threat,
+                    reporter,
+                    priority,
+                    sighting,
+                    &out.origin,
+                    now,
                 ));
             }
             if self.options.remote && !over_share {

@@ -71,7 +71,10 @@ pub(crate) fn read_state_topic(
     apply_passthrough(&mut config, settings);
     // Assigned partitions only: the group id is never joined and nothing is committed.
     config
-        .set("group.id", format!("{}.state-reader", settings.kafka.group_id))
+        .set(
+            "group.id",
+            format!("{}.state-reader", settings.kafka.group_id),
+        )
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")

@@ -170,15 +170,16 @@ impl StateRecord {
     /// The state of `ip` from its parts, written at `now`.
     pub(crate) fn build(ip: IpAddr, parts: StateParts<'_>, now: SystemTime) -> StateRecord {
         let sighting = parts.sighting;
-        let published = sighting
-            .published()
-            .map_or_else(PublishedRevision::default, |(score, verdict)| {
-                PublishedRevision {
-                    revision: sighting.revision(),
-                    score,
-                    verdict,
-                }
-            });
+        let published =
+            sighting
+                .published()
+                .map_or_else(PublishedRevision::default, |(score, verdict)| {
+                    PublishedRevision {
+                        revision: sighting.revision(),
+                        score,
+                        verdict,
+                    }
+                });
         StateRecord {
             schema: STATE_SCHEMA.to_owned(),
             ip,

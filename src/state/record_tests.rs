@@ -169,7 +169,10 @@ fn a_state_gives_back_the_window_answers_evidence_and_pending_providers() {
         }
     );
     assert_eq!(
-        (state.evidence.threat.as_deref(), state.evidence.reporter.as_deref()),
+        (
+            state.evidence.threat.as_deref(),
+            state.evidence.reporter.as_deref()
+        ),
         (Some("Trojan.Generic"), Some("EdgeFW"))
     );
     assert_eq!(state.origin().offset, 41);
@@ -226,7 +229,10 @@ fn other_payloads_are_not_read_as_states() {
         decode(&serde_json::to_vec(&json).unwrap()),
         Err(StateError::Schema(_))
     ));
-    assert!(matches!(decode(b"{\"ip\": 1}"), Err(StateError::Invalid(_))));
+    assert!(matches!(
+        decode(b"{\"ip\": 1}"),
+        Err(StateError::Invalid(_))
+    ));
     let huge = vec![b' '; MAX_STATE_BYTES + 1];
     assert!(matches!(decode(&huge), Err(StateError::TooLarge(_))));
 }

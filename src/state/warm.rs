@@ -126,7 +126,12 @@ impl WarmState {
         let mut by_last_seen: Vec<(SystemTime, IpAddr)> = self
             .states
             .values()
-            .map(|s| (parse_time(&s.last_seen).unwrap_or(SystemTime::UNIX_EPOCH), s.ip))
+            .map(|s| {
+                (
+                    parse_time(&s.last_seen).unwrap_or(SystemTime::UNIX_EPOCH),
+                    s.ip,
+                )
+            })
             .collect();
         // Most recent first; the tail past the bound goes.
         by_last_seen.sort_unstable_by(|a, b| b.cmp(a));

@@ -46,7 +46,10 @@ fn the_newest_state_of_an_address_wins_whatever_the_read_order() {
 fn a_tombstone_forgets_the_address_and_an_unreadable_record_is_counted() {
     let mut warm = WarmState::new(100, DAY);
     let t = "2026-11-23T10:00:00Z";
-    warm.offer(Some(b"198.51.100.31"), Some(&payload(&state("198.51.100.31", 1, t, t, t))));
+    warm.offer(
+        Some(b"198.51.100.31"),
+        Some(&payload(&state("198.51.100.31", 1, t, t, t))),
+    );
     warm.offer(Some(b"198.51.100.31"), None);
     warm.offer(Some(b"198.51.100.32"), Some(b"not json"));
     assert!(warm.is_empty());
@@ -84,8 +87,18 @@ async fn the_bound_is_counted_in_dropped_and_holds_while_reading() {
     for i in 0..10u32 {
         let last = humantime::format_rfc3339_seconds(at(first) + Duration::from_secs(u64::from(i)))
             .to_string();
-        warm.add(state(&format!("198.51.100.{}", 50 + i), 1, first, &last, first));
-        assert!(warm.len() < 6, "held {} addresses with a bound of 3", warm.len());
+        warm.add(state(
+            &format!("198.51.100.{}", 50 + i),
+            1,
+            first,
+            &last,
+            first,
+        ));
+        assert!(
+            warm.len() < 6,
+            "held {} addresses with a bound of 3",
+            warm.len()
+        );
     }
     let dedup = DedupCache::new(DAY, 100);
     let (dropped_before, restored) = (
@@ -154,7 +167,13 @@ fn stage() -> Arc<RemoteStage> {
     };
     let slots = ["virustotal", "abuseipdb", "otx"]
         .into_iter()
-        .map(|name| Arc::new(ProviderSlot::new(Arc::new(NeverAsked(name)), limits, metrics.clone())))
+        .map(|name| {
+            Arc::new(ProviderSlot::new(
+                Arc::new(NeverAsked(name)),
+                limits,
+                metrics.clone(),
+            ))
+        })
         .collect();
     let settings = Settings::from_toml_overrides("").unwrap();
     Arc::new(RemoteStage::new(
@@ -191,8 +210,14 @@ async fn a_restore_caches_the_answers_and_queues_only_the_pending_providers() {
     assert_eq!((restored.addresses, restored.answers), (1, 2));
     let address = ip("198.51.100.70");
     let [vt, abuse, otx] = [0, 1, 2].map(|i| stage.slots()[i].clone());
-    assert!(!vt.needs_request(address), "VirusTotal's ok answer is cached");
-    assert!(!otx.needs_request(address), "OTX's not_found answer is cached");
+    assert!(
+        !vt.needs_request(address),
+        "VirusTotal's ok answer is cached"
+    );
+    assert!(
+        !otx.needs_request(address),
+        "OTX's not_found answer is cached"
+    );
     assert!(abuse.needs_request(address), "AbuseIPDB never answered");
     let served = vt.cached(address).await.expect("served from the cache");
     assert_eq!(served.intel.facts["malicious"], 4);

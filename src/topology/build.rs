@@ -26,13 +26,13 @@ use crate::kafka::topics::{required_topics, topic_state, TopicState};
 use crate::model::{Origin, Output};
 use crate::remote::slot::{Patience, ProviderSlot, SlotLimits};
 use crate::remote::{RemoteJob, RemoteStage, RevisionRules, RevisionSink};
-use crate::settings::state_topic;
-use crate::state;
 use crate::report::scheduled::ReportFeed;
+use crate::settings::state_topic;
 use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::DedupCache;
 use crate::stages::process::Processor;
 use crate::stages::score::ScoringModel;
+use crate::state;
 use crate::telemetry::events::FeedLoaded;
 use crate::telemetry::Metrics;
 
