@@ -38,6 +38,8 @@ use crate::telemetry::events::WarmStartFinished;
 use crate::telemetry::Metrics;
 
 pub(crate) use read::{read_state_topic, StateReadError};
+#[cfg(test)]
+pub(crate) use record::decode;
 pub(crate) use record::{StateParts, StateRecord, StoredAnswer};
 pub(crate) use warm::WarmState;
 
