@@ -564,8 +564,9 @@ impl Processor {
             if over_share {
                 seen.sighting.retry_from(now);
             }
-            if self.options.changelog {
-                // s2-state: delivered with the message's outputs, before its offset is stored.
+            // s2-state: delivered with the message's outputs, before its offset is stored. A
+            // due retry writes none: until its answers come, the state that scheduled it holds.
+            if self.options.changelog && seen.first {
                 let (threat, sighting) = (event.threat.as_deref(), &seen.sighting);
                 out.outputs.extend(crate::state::first_state(
                     ip,

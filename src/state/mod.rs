@@ -5,9 +5,11 @@
 //!   changes: with its first record (published or withheld below `publish.min_verdict`) as an
 //!   output of the message, so it is delivered before the input offset is stored; and after
 //!   each remote outcome, through the remote stage's `RevisionSink::state`, after the revision
-//!   that outcome published. Repeat sightings are not written on their own: the count and
-//!   `last_seen` in the changelog are those of the latest write (the first sighting or the
-//!   latest outcome), so after a restart they may lag what the window had counted.
+//!   that outcome published. A due retry writes nothing until its outcomes come (the state that
+//!   scheduled it still says when it is due). Repeat sightings are not written on their own:
+//!   the count and `last_seen` in the changelog are those of the latest write (the first
+//!   sighting or the latest outcome), so after a restart they may lag what the window had
+//!   counted.
 //! * Read at start-up (single mode: every partition) or on assignment (scaled mode: the
 //!   assigned partitions) by [`warm_start`], bounded by `dedup.max_entries`, newest per
 //!   address; [`WarmState::restore`] puts back dedup entries, provider answers and revisions
