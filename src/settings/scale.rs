@@ -38,3 +38,24 @@ impl ScaleSettings {
 pub(crate) fn state_topic(output_topic: &str) -> String {
     format!("{output_topic}.state")
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::Settings;
+
+    #[test]
+    fn the_changelog_is_off_by_default_on_when_asked_and_always_in_scaled_mode() {
+        let on = |overrides: &str| {
+            Settings::from_toml_overrides(overrides)
+                .unwrap()
+                .scale
+                .changelog_on()
+        };
+        assert!(!on(""));
+        assert!(on("[scale]\nchangelog = true\n"));
+        assert!(on("[scale]\nmode = \"scaled\"\n"));
+        let err = Settings::from_toml_overrides("[scale]\nmode = \"sharded\"\n").unwrap_err();
+        assert!(err.to_string().contains("sharded"), "{err}");
+        assert_eq!(super::state_topic("threats"), "threats.state");
+    }
+}
