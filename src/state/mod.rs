@@ -72,9 +72,11 @@ pub(crate) async fn restore(
     remote: Option<&Arc<RemoteStage>>,
     metrics: &Metrics,
 ) -> Vec<RemoteJob> {
-    let (records, invalid, dropped, elapsed) =
+    let (records, invalid, dropped, read) =
         (warm.records, warm.invalid, warm.dropped, warm.elapsed);
+    let started = std::time::Instant::now();
     let restored = warm.restore(dedup, remote, SystemTime::now()).await;
+    let elapsed = read + started.elapsed();
     WarmStartFinished {
         records,
         invalid,

@@ -96,7 +96,7 @@ pub struct Metrics {
     pub warm_start_records: IntCounter,
     /// `warm_start_lookups_requeued_total`: addresses queued again for pending lookups.
     pub warm_start_lookups_requeued: IntCounter,
-    /// `warm_start_seconds`: how long the latest warm start's read took.
+    /// `warm_start_seconds`: how long the latest warm start took (read and restore).
     pub warm_start_seconds: prometheus::Gauge,
 }
 
@@ -344,7 +344,7 @@ impl Metrics {
                 let g = prometheus::Gauge::with_opts(
                     Opts::new(
                         "warm_start_seconds",
-                        "How long the latest warm start took to read the state topic",
+                        "How long the latest warm start took to read and restore the state topic",
                     )
                     .namespace(NAMESPACE),
                 )?;

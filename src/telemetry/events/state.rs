@@ -22,7 +22,7 @@ pub(crate) struct WarmStartFinished {
     pub answers: u64,
     /// Addresses queued again for providers still pending.
     pub requeued: u64,
-    /// Time the read took.
+    /// Time the read and the restore took.
     pub elapsed: Duration,
 }
 impl WarmStartFinished {
