@@ -79,7 +79,7 @@ pub(crate) async fn restore(
     let elapsed = read + started.elapsed();
     WarmStartFinished {
         records,
-        invalid,
+        invalid: invalid + restored.invalid,
         dropped,
         addresses: restored.addresses,
         expired: restored.expired,

@@ -20,12 +20,35 @@ use std::time::{Duration, SystemTime};
 
 use crate::remote::{RemoteJob, RemoteStage, Tracked};
 use crate::stages::dedup::DedupCache;
-use crate::state::record::{decode, parse_time, StateRecord};
+use serde::Deserialize;
+
+#[cfg(test)]
+use crate::state::record::StateRecord;
+use crate::state::record::{decode, parse_time, MAX_STATE_BYTES, STATE_SCHEMA};
+
+/// A state held until the restore: as read (its JSON is several times smaller than the
+/// decoded record), with what newest-wins and the bound need.
+#[derive(Debug)]
+struct Held {
+    written_ms: u64,
+    last_seen: SystemTime,
+    payload: Vec<u8>,
+}
+
+/// The fields of a state record read while reading the topic (the rest is decoded at the
+/// restore).
+#[derive(Deserialize)]
+struct Header {
+    schema: String,
+    ip: IpAddr,
+    last_seen: String,
+    written_ms: u64,
+}
 
 /// The states read so far, newest per address, with the read's figures.
 #[derive(Debug)]
 pub(crate) struct WarmState {
-    states: HashMap<IpAddr, StateRecord>,
+    states: HashMap<IpAddr, Held>,
     max_entries: usize,
     ttl: Duration,
     /// Records read (states and tombstones).
@@ -41,6 +64,8 @@ pub(crate) struct WarmState {
 /// What a restore put back.
 #[derive(Debug, Default)]
 pub(crate) struct Restored {
+    /// States that could not be read (counted with the read's `invalid`).
+    pub(crate) invalid: u64,
     /// Addresses put back in the dedup window.
     pub addresses: u64,
     /// Addresses whose window had passed.
@@ -79,25 +104,42 @@ impl WarmState {
             }
             return;
         };
-        match decode(payload) {
-            Ok(state) => self.add(state),
-            Err(_) => self.invalid += 1,
-        }
-    }
-
-    /// Keeps `state` unless a newer one of its address is held.
-    pub(crate) fn add(&mut self, state: StateRecord) {
-        match self.states.get_mut(&state.ip) {
-            Some(held) if held.written_ms > state.written_ms => {}
-            Some(held) => *held = state,
+        let header = (payload.len() <= MAX_STATE_BYTES)
+            .then(|| serde_json::from_slice::<Header>(payload).ok())
+            .flatten()
+            .filter(|h| h.schema == STATE_SCHEMA);
+        let Some(header) = header else {
+            self.invalid += 1;
+            return;
+        };
+        let Ok(last_seen) = parse_time(&header.last_seen) else {
+            self.invalid += 1;
+            return;
+        };
+        let held = Held {
+            written_ms: header.written_ms,
+            last_seen,
+            payload: payload.to_vec(),
+        };
+        match self.states.get_mut(&header.ip) {
+            Some(current) if current.written_ms > held.written_ms => {}
+            Some(current) => *current = held,
             None => {
-                self.states.insert(state.ip, state);
+                self.states.insert(header.ip, held);
                 // Memory stays within twice the bound while reading.
                 if self.states.len() >= self.max_entries.saturating_mul(2) {
                     self.bound();
                 }
             }
         }
+    }
+
+    /// Keeps `state` unless a newer one of its address is held.
+    #[cfg(test)]
+    pub(crate) fn add(&mut self, state: StateRecord) {
+        let output = state.encode().unwrap();
+        self.offer(output.key.as_deref(), Some(&output.payload));
+        self.records -= 1;
     }
 
     /// Addresses held.
@@ -114,8 +156,10 @@ impl WarmState {
 
     /// The state held for `ip`.
     #[cfg(test)]
-    pub(crate) fn get(&self, ip: &IpAddr) -> Option<&StateRecord> {
-        self.states.get(ip)
+    pub(crate) fn get(&self, ip: &IpAddr) -> Option<StateRecord> {
+        self.states
+            .get(ip)
+            .and_then(|held| decode(&held.payload).ok())
     }
 
     /// Keeps the `max_entries` most recently seen addresses.
@@ -125,13 +169,8 @@ impl WarmState {
         }
         let mut by_last_seen: Vec<(SystemTime, IpAddr)> = self
             .states
-            .values()
-            .map(|s| {
-                (
-                    parse_time(&s.last_seen).unwrap_or(SystemTime::UNIX_EPOCH),
-                    s.ip,
-                )
-            })
+            .iter()
+            .map(|(ip, held)| (held.last_seen, *ip))
             .collect();
         // Most recent first; the tail past the bound goes.
         by_last_seen.sort_unstable_by(|a, b| b.cmp(a));
@@ -151,8 +190,13 @@ impl WarmState {
     ) -> Restored {
         self.bound();
         let mut restored = Restored::default();
-        for (ip, state) in self.states {
-            let Ok(sighting) = state.sighting() else {
+        for (ip, held) in self.states {
+            let Some((state, sighting)) = decode(&held.payload)
+                .ok()
+                .and_then(|state| Some((state.sighting().ok()?, state)))
+                .map(|(sighting, state)| (state, sighting))
+            else {
+                restored.invalid += 1;
                 continue;
             };
             // Answers live by their own lifetime, which may outlast the dedup window.

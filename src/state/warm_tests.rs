@@ -34,11 +34,11 @@ fn the_newest_state_of_an_address_wins_whatever_the_read_order() {
     warm.offer(Some(b"198.51.100.30"), Some(&payload(&newer)));
     warm.offer(Some(b"198.51.100.30"), Some(&payload(&older)));
     assert_eq!(warm.len(), 1);
-    assert_eq!(warm.get(&ip("198.51.100.30")), Some(&newer));
+    assert_eq!(warm.get(&ip("198.51.100.30")), Some(newer.clone()));
     let mut in_order = WarmState::new(100, DAY);
     in_order.offer(Some(b"198.51.100.30"), Some(&payload(&older)));
     in_order.offer(Some(b"198.51.100.30"), Some(&payload(&newer)));
-    assert_eq!(in_order.get(&ip("198.51.100.30")), Some(&newer));
+    assert_eq!(in_order.get(&ip("198.51.100.30")), Some(newer.clone()));
     assert_eq!((warm.records, warm.invalid), (2, 0));
 }
 
