@@ -61,7 +61,7 @@ pub(crate) async fn warm_start(
         Ok(done.then_some(warm))
     })
     .await
-    .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+    .unwrap_or_else(|join| Err(StateReadError::Panicked(join.to_string())))
 }
 
 /// Restores `warm` (see [`WarmState::restore`]) and reports the warm start's figures; returns

@@ -42,6 +42,9 @@ pub(crate) enum StateReadError {
         /// The partition.
         partition: i32,
     },
+    /// The read panicked (a bug).
+    #[error("the state topic read panicked: {0}")]
+    Panicked(String),
     /// The Kafka client failed.
     #[error("state topic `{topic}`: {error}")]
     Kafka {
