@@ -10,7 +10,8 @@
 //! * Bounded: one address's record and evidence (one entry per provider and per feed);
 //!   [`decode`] refuses a payload over [`MAX_STATE_BYTES`].
 //! * Times are RFC 3339 (seconds), like the threat record's; `written_ms` (milliseconds since
-//!   the epoch) orders two states of one address, newest wins.
+//!   the epoch) says when the state was written, for operators (the warm start goes by the
+//!   topic's order, as compaction does).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -122,7 +123,7 @@ pub(crate) struct StateRecord {
     pub retry_at: Option<String>,
     /// The message the first record came from.
     pub origin: StoredOrigin,
-    /// When this state was written, in milliseconds since the epoch (newest wins).
+    /// When this state was written, in milliseconds since the epoch.
     pub written_ms: u64,
 }
 

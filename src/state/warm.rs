@@ -3,7 +3,9 @@
 //! Pure apart from the caches it fills.
 //!
 //! * In: state records (or tombstones) in the order they were read ([`WarmState::offer`]).
-//! * Newest wins per address (`written_ms`; on a tie, the later read). At most
+//! * The latest record of an address in the topic wins, as compaction would keep it: an
+//!   address's states all lie in one partition, written in order by its one owner at a time
+//!   (so no clock is compared: owners' clocks may differ after a rebalance). At most
 //!   `dedup.max_entries` addresses are kept, those seen most recently (`last_seen`); the rest
 //!   are counted in `dropped`. Unreadable records are counted in `invalid` and skipped.
 //! * Restore ([`WarmState::restore`]) at `now`: `ok`/`not_found` answers go back into the
@@ -18,9 +20,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use serde::Deserialize;
+
 use crate::remote::{RemoteJob, RemoteStage, Tracked};
 use crate::stages::dedup::DedupCache;
-use serde::Deserialize;
 
 #[cfg(test)]
 use crate::state::record::StateRecord;
@@ -30,7 +33,6 @@ use crate::state::record::{decode, parse_time, MAX_STATE_BYTES, STATE_SCHEMA};
 /// decoded record), with what newest-wins and the bound need.
 #[derive(Debug)]
 struct Held {
-    written_ms: u64,
     last_seen: SystemTime,
     payload: Vec<u8>,
 }
@@ -42,7 +44,6 @@ struct Header {
     schema: String,
     ip: IpAddr,
     last_seen: String,
-    written_ms: u64,
 }
 
 /// The states read so far, newest per address, with the read's figures.
@@ -117,12 +118,10 @@ impl WarmState {
             return;
         };
         let held = Held {
-            written_ms: header.written_ms,
             last_seen,
             payload: payload.to_vec(),
         };
         match self.states.get_mut(&header.ip) {
-            Some(current) if current.written_ms > held.written_ms => {}
             Some(current) => *current = held,
             None => {
                 self.states.insert(header.ip, held);
@@ -134,7 +133,7 @@ impl WarmState {
         }
     }
 
-    /// Keeps `state` unless a newer one of its address is held.
+    /// Takes `state` as the latest read of its address.
     #[cfg(test)]
     pub(crate) fn add(&mut self, state: StateRecord) {
         let output = state.encode().unwrap();

@@ -26,20 +26,21 @@ fn payload(state: &StateRecord) -> Vec<u8> {
 }
 
 #[test]
-fn the_newest_state_of_an_address_wins_whatever_the_read_order() {
+fn the_latest_state_of_an_address_in_the_topic_wins_whatever_its_clock_said() {
     let mut warm = WarmState::new(100, DAY);
     let t = "2026-11-23T10:00:00Z";
-    let older = state("198.51.100.30", 1_000, t, "2026-11-23T10:01:00Z", t);
-    let newer = state("198.51.100.30", 2_000, t, "2026-11-23T10:09:00Z", t);
-    warm.offer(Some(b"198.51.100.30"), Some(&payload(&newer)));
-    warm.offer(Some(b"198.51.100.30"), Some(&payload(&older)));
-    assert_eq!(warm.len(), 1);
-    assert_eq!(warm.get(&ip("198.51.100.30")), Some(newer.clone()));
-    let mut in_order = WarmState::new(100, DAY);
-    in_order.offer(Some(b"198.51.100.30"), Some(&payload(&older)));
-    in_order.offer(Some(b"198.51.100.30"), Some(&payload(&newer)));
-    assert_eq!(in_order.get(&ip("198.51.100.30")), Some(newer.clone()));
-    assert_eq!((warm.records, warm.invalid), (2, 0));
+    let first = state("198.51.100.30", 2_000, t, "2026-11-23T10:01:00Z", t);
+    // Written after the first by a new owner whose clock is behind.
+    let later = state("198.51.100.30", 1_000, t, "2026-11-23T10:09:00Z", t);
+    warm.offer(Some(b"198.51.100.30"), Some(&payload(&first)));
+    warm.offer(
+        Some(b"198.51.100.31"),
+        Some(&payload(&state("198.51.100.31", 1, t, t, t))),
+    );
+    warm.offer(Some(b"198.51.100.30"), Some(&payload(&later)));
+    assert_eq!(warm.len(), 2);
+    assert_eq!(warm.get(&ip("198.51.100.30")), Some(later));
+    assert_eq!((warm.records, warm.invalid), (3, 0));
 }
 
 #[test]
