@@ -34,6 +34,7 @@ mod remote;
 mod report;
 mod settings;
 mod stages;
+mod state;
 mod telemetry;
 mod topology;
 

@@ -153,6 +153,7 @@ pub(crate) struct OutputPublisher {
     dlq_topic: Arc<str>,
     /// `<output_topic>.sightings` (scaled mode).
     sightings_topic: Arc<str>,
+    state_topic: Arc<str>,
     dlq_max_payload_bytes: usize,
     metrics: Arc<Metrics>,
     fatal: ProducerFatal,
@@ -180,6 +181,7 @@ impl OutputPublisher {
             output_topic: settings.kafka.output_topic.as_str().into(),
             dlq_topic: settings.kafka.dlq_topic.as_str().into(),
             sightings_topic: settings.sightings_topic().into(),
+            state_topic: crate::settings::state_topic(&settings.kafka.output_topic).into(),
             dlq_max_payload_bytes: settings.dlq.max_payload_bytes,
             metrics,
             format: settings.publish.format,
@@ -215,6 +217,7 @@ impl OutputPublisher {
                 OutputKind::Record(_) | OutputKind::Tombstone => &self.output_topic,
                 OutputKind::Dlq(_) => &self.dlq_topic,
                 OutputKind::Sighting => &self.sightings_topic,
+                OutputKind::State => &self.state_topic,
             };
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
             // A tombstone's payload is null, not empty: that is what compaction deletes.
@@ -243,6 +246,7 @@ impl OutputPublisher {
                         }
                         OutputKind::Tombstone => None,
                         OutputKind::Sighting => None,
+                        OutputKind::State => None,
                     };
                 }
                 Err((error, _message)) => error,
@@ -273,7 +277,9 @@ impl OutputPublisher {
                         backoff = RETRY_START;
                         continue;
                     }
-                    OutputKind::Dlq(_) | OutputKind::Tombstone => {
+                    // A state the broker refuses is lost like a DLQ entry: the record it
+                    // describes was delivered; a restart then knows less of the address.
+                    OutputKind::Dlq(_) | OutputKind::Tombstone | OutputKind::State => {
                         OutputLostError {
                             origin,
                             error: &text,

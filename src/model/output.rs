@@ -14,6 +14,8 @@ pub enum OutputKind {
     Tombstone,
     /// A sighting (scaled mode), to `<output_topic>.sightings`, keyed by the address.
     Sighting,
+    /// An address's state (`threatsift.state/1`), to `<output_topic>.state` (s2-state).
+    State,
 }
 
 /// One message to produce.

@@ -8,6 +8,7 @@
 //!   the address, a published record that benign facts alone lowered is published again with
 //!   the lower score ([`lowered_by_benign_facts`]).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -22,12 +23,25 @@ use crate::stages::local::{feeds_entry, merge_network, FEEDS_ENTRY};
 use crate::stages::process::{LookupRequest, Priority};
 use crate::stages::record::{self, EncodeError};
 use crate::stages::score::{EvidenceInput, ScoringModel};
+use crate::state::StoredAnswer;
 
 /// Where revised records go.
 pub trait RevisionSink: Send + Sync {
     /// Publishes one revised record; returns when it is delivered (or given up as the producer
     /// decides), so that revisions of one address go out in order.
     fn publish(&self, output: Output, origin: Origin) -> BoxFuture<'_, ()>;
+
+    /// Whether the address's state is kept in the state changelog (`[scale] changelog`, scaled
+    /// mode); when false, no state is built (s2-state).
+    fn keeps_state(&self) -> bool {
+        false
+    }
+
+    /// Writes an address's state (`OutputKind::State`); returns when it is delivered, so the
+    /// states of one address go out in order (s2-state).
+    fn state(&self, _output: Output, _origin: Origin) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A sink that publishes nothing (one-shot `enrich`, which prints the final record).
@@ -57,6 +71,8 @@ pub struct Tracked {
     pub origin: Origin,
     pub(crate) outstanding: usize,
     pub(crate) retry_at: Option<SystemTime>,
+    /// Remote answers' expiry and network facts, for the state changelog (s2-state).
+    pub(crate) answers: BTreeMap<String, StoredAnswer>,
 }
 
 impl Tracked {
@@ -78,6 +94,7 @@ impl Tracked {
             origin,
             outstanding: 0,
             retry_at: None,
+            answers: BTreeMap::new(),
         }
     }
 }

@@ -681,6 +681,28 @@ impl ProviderSlot {
         !self.answers.contains_key(&ip) && self.provider.not_covered(ip).is_none()
     }
 
+    /// Puts back an answer read from the state changelog (warm start), served until `until`
+    /// on the slot's clock; one already past is not kept.
+    pub async fn restore_answer(&self, ip: IpAddr, lookup: Lookup, until: SystemTime) {
+        if self.clock.now() < until {
+            self.answers.insert(ip, Cached { lookup, until }).await;
+        }
+    }
+
+    /// When the cached answer for `ip` stops being served, if one is cached (the state
+    /// changelog keeps it with the answer).
+    pub async fn answer_until(&self, ip: IpAddr) -> Option<SystemTime> {
+        self.answers.get(&ip).await.map(|cached| cached.until)
+    }
+
+    /// How long an answer like `status` is kept (when the cache no longer holds it).
+    pub fn answer_lifetime(&self, status: ProviderStatus) -> Duration {
+        match status {
+            ProviderStatus::NotFound => self.limits.not_found_ttl,
+            _ => self.limits.ttl,
+        }
+    }
+
     /// True after a 401/403.
     pub fn is_down(&self) -> bool {
         self.state().down.is_some()

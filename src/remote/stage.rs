@@ -28,7 +28,7 @@ use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 
-use crate::model::{ProviderIntel, ProviderStatus, ThreatRecord};
+use crate::model::{rfc3339, ProviderIntel, ProviderStatus, ThreatRecord};
 use crate::remote::queue::{ProviderQueue, QueueKey};
 use crate::remote::revision::{
     apply_outcome, lowered_by_benign_facts, RemoteJob, RevisionRules, RevisionSink, Tracked,
@@ -36,6 +36,7 @@ use crate::remote::revision::{
 use crate::remote::slot::{Outcome, Patience, ProviderSlot};
 use crate::stages::filter::AllowlistFile;
 use crate::stages::process::{Priority, RemoteQueues};
+use crate::state::{StateParts, StateRecord, StoredAnswer};
 use crate::telemetry::events::{
     ProviderSkipped, RecordRevised, RemoteQueueChanged, RevisionNotEncoded,
 };
@@ -163,11 +164,42 @@ impl RemoteStage {
     /// is locked (a revision of that address waiting for the broker) is returned for the
     /// caller to run, so that the caller never waits for an unrelated address.
     pub async fn offer(self: &Arc<Self>, job: RemoteJob) -> Vec<Eviction> {
+        let every = vec![true; self.slots.len()];
+        self.offer_to(job, &every).await
+    }
+
+    /// Queues `job` (restored by a warm start) with the providers still `pending` in its
+    /// record only: the others answered, or will not be asked (s2-state).
+    pub async fn offer_pending(self: &Arc<Self>, job: RemoteJob) -> Vec<Eviction> {
+        let pending: Vec<bool> = {
+            let tracked = job.tracked.lock().await;
+            self.slots
+                .iter()
+                .map(|slot| {
+                    tracked
+                        .record
+                        .intel
+                        .get(slot.name())
+                        .is_some_and(|i| i.status == ProviderStatus::Pending)
+                })
+                .collect()
+        };
+        if !pending.contains(&true) {
+            return Vec::new();
+        }
+        self.offer_to(job, &pending).await
+    }
+
+    /// Queues `job` with the providers whose `with[index]` is true.
+    async fn offer_to(self: &Arc<Self>, job: RemoteJob, with: &[bool]) -> Vec<Eviction> {
         let mut deferred = Vec::new();
-        job.tracked.lock().await.outstanding += self.slots.len();
+        job.tracked.lock().await.outstanding += with.iter().filter(|w| **w).count();
         self.waiting_changed(1);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         for (index, queue) in self.queues.iter().enumerate() {
+            if !with.get(index).copied().unwrap_or(false) {
+                continue;
+            }
             let refused = {
                 let mut entries = queue.entries();
                 entries.insert((job.priority, Reverse(seq)), job.clone());
@@ -255,11 +287,15 @@ impl RemoteStage {
     /// Folds `outcome` from `provider` into `job`'s record and publishes a revision when it
     /// raises the score.
     pub async fn finish(&self, job: &RemoteJob, provider: &str, outcome: Outcome) {
+        let answer = self.answer_to_keep(job.ip, provider, &outcome).await;
         let mut tracked = job.tracked.lock().await;
         if self.allowlisted(job.ip) {
             // Cleared while the lookup was under way: never published again.
             self.count_done(&mut tracked);
             return;
+        }
+        if let Some(answer) = answer {
+            tracked.answers.insert(provider.to_owned(), answer);
         }
         match apply_outcome(
             &mut tracked,
@@ -304,6 +340,50 @@ impl RemoteStage {
             }
         }
         self.count_done(&mut tracked);
+        // After the revision it goes with, still under the lock: states leave in order.
+        self.write_state(job, &tracked).await;
+    }
+
+    /// An `ok`/`not_found` answer's expiry and network facts, for the state changelog.
+    async fn answer_to_keep(
+        &self,
+        ip: IpAddr,
+        provider: &str,
+        outcome: &Outcome,
+    ) -> Option<StoredAnswer> {
+        if !self.sink.keeps_state() || !outcome.intel.status.is_answer() {
+            return None;
+        }
+        let slot = self.slots.iter().find(|s| s.name() == provider)?;
+        let until = match slot.answer_until(ip).await {
+            Some(until) => until,
+            None => slot.now() + slot.answer_lifetime(outcome.intel.status),
+        };
+        Some(StoredAnswer {
+            until: rfc3339(until),
+            network: outcome.network.clone(),
+        })
+    }
+
+    /// Writes the address's state to the changelog, when it is kept.
+    async fn write_state(&self, job: &RemoteJob, tracked: &Tracked) {
+        if !self.sink.keeps_state() {
+            return;
+        }
+        let parts = StateParts {
+            record: &tracked.record,
+            sighting: &tracked.sighting,
+            feed_matches: &tracked.feed_matches,
+            threat: tracked.threat.as_deref(),
+            reporter: tracked.reporter.as_deref(),
+            priority: job.priority,
+            answers: &tracked.answers,
+            retry_at: tracked.retry_at,
+            origin: &tracked.origin,
+        };
+        if let Ok(output) = StateRecord::build(job.ip, parts, SystemTime::now()).encode() {
+            self.sink.state(output, tracked.origin.clone()).await;
+        }
     }
 
     /// One provider of the job is done with it; the last one schedules any retry.

@@ -56,7 +56,7 @@ pub use providers::{Allowance, ProviderSettings};
 pub(crate) use publish::PublishSettings;
 pub(crate) use report::{NarrativeSettings, ReportSettings};
 #[allow(unused_imports)]
-pub(crate) use scale::{ScaleMode, ScaleSettings};
+pub(crate) use scale::{state_topic, ScaleMode, ScaleSettings};
 pub(crate) use scoring::ScoringSettings;
 pub use secret::Secret;
 pub(crate) use server::ServerSettings;
@@ -163,7 +163,7 @@ pub struct Settings {
     pub blocklist: BlocklistSettings,
     /// `[published]`: the index of published records (ef-withdraw).
     pub published: PublishedSettings,
-    /// `[scale]`: single or scaled mode (s1-scaled).
+    /// `[scale]`: single or scaled mode (s1-scaled), and the state changelog (s2-state).
     pub scale: ScaleSettings,
 }
 

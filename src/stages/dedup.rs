@@ -80,6 +80,31 @@ pub(crate) fn intern_topic(topic: &Arc<str>) -> TopicId {
     TopicId(u16::try_from(i + 1).unwrap_or(0))
 }
 
+/// Format names read back from the state changelog, as the `&'static str` a
+/// [`SightingContext`] holds (s12: few names; past 64, or a name over 64 bytes, `""`).
+static FORMATS: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+
+/// `name` as a static format name, interning it on first use (see [`FORMATS`]).
+pub(crate) fn intern_format(name: &str) -> &'static str {
+    if name.is_empty() || name.len() > 64 {
+        return "";
+    }
+    let find = |names: &[&'static str]| names.iter().copied().find(|n| *n == name);
+    if let Some(found) = find(&FORMATS.read().unwrap_or_else(|p| p.into_inner())) {
+        return found;
+    }
+    let mut names = FORMATS.write().unwrap_or_else(|p| p.into_inner());
+    match find(&names) {
+        Some(found) => found,
+        None if names.len() < 64 => {
+            let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+            names.push(leaked);
+            leaked
+        }
+        None => "",
+    }
+}
+
 impl TopicId {
     /// The topic's name (`""` for `TopicId(0)`).
     pub fn name(self) -> Arc<str> {
@@ -187,6 +212,12 @@ impl Sighting {
             .store(epoch_secs(at).max(1), Ordering::Relaxed);
     }
 
+    /// When lookups without an answer may be tried again, if any is due to be.
+    pub fn retry_at(&self) -> Option<SystemTime> {
+        let at = self.retry_at.load(Ordering::Relaxed);
+        (at != 0).then(|| UNIX_EPOCH + Duration::from_secs(u64::from(at)))
+    }
+
     /// True once per due retry: the caller looks the address up again.
     pub fn take_due_retry(&self, now: SystemTime) -> bool {
         let due = self.retry_at.load(Ordering::Relaxed);
@@ -209,6 +240,23 @@ impl Sighting {
         self.last_seen
             .fetch_max(epoch_secs(last), Ordering::Relaxed);
     }
+}
+
+/// An address's window state as the state changelog keeps it (see [`DedupCache::restore`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredSighting {
+    /// First sighting.
+    pub first_seen: SystemTime,
+    /// Latest sighting.
+    pub last_seen: SystemTime,
+    /// Sightings so far.
+    pub count: u64,
+    /// Revision number, score and verdict of the latest published revision, if any.
+    pub published: Option<(u32, u32, Verdict)>,
+    /// When lookups without an answer may be tried again.
+    pub retry_at: Option<SystemTime>,
+    /// The first event's context (format, input message, roles), from the state's record.
+    pub context: SightingContext,
 }
 
 /// The result of one sighting.
@@ -280,6 +328,29 @@ impl DedupCache {
     /// may not be seen).
     pub fn addresses(&self) -> impl Iterator<Item = (IpAddr, Arc<Sighting>)> + '_ {
         self.cache.iter().map(|(ip, sighting)| (*ip, sighting))
+    }
+
+    /// Puts back an address's window state read from the state changelog (warm start). An
+    /// address already in the window keeps what it has (it was seen since). The entry lives
+    /// `ttl` from now: moka's expiry cannot be set per entry from a past first sighting, so a
+    /// restored address may be remembered up to one window longer than it would have been.
+    pub fn restore(&self, ip: IpAddr, restored: &RestoredSighting) -> Arc<Sighting> {
+        let published = restored.published.map_or(0, |(revision, score, verdict)| {
+            revision << REVISION_SHIFT | score.min(100) << 2 | verdict as u32
+        });
+        self.cache
+            .entry(ip)
+            .or_insert_with(|| {
+                Arc::new(Sighting {
+                    first_seen: epoch_secs(restored.first_seen),
+                    last_seen: AtomicU32::new(epoch_secs(restored.last_seen)),
+                    count: AtomicU64::new(restored.count),
+                    published: AtomicU32::new(published),
+                    retry_at: AtomicU32::new(restored.retry_at.map_or(0, |t| epoch_secs(t).max(1))),
+                    context: restored.context,
+                })
+            })
+            .into_value()
     }
 
     /// Entries held (approximate until pending maintenance runs).
@@ -418,6 +489,33 @@ mod tests {
         assert!(!seen.sighting.take_due_retry(t - Duration::from_secs(1)));
         assert!(seen.sighting.take_due_retry(t));
         assert!(!seen.sighting.take_due_retry(t), "once");
+    }
+
+    #[test]
+    fn a_restored_sighting_continues_its_count_revisions_and_retry() {
+        let cache = DedupCache::new(Duration::from_secs(60), 100);
+        let ip: IpAddr = "198.51.100.11".parse().unwrap();
+        let t = UNIX_EPOCH + Duration::from_secs(10_000);
+        let restored = RestoredSighting {
+            first_seen: t,
+            last_seen: t + Duration::from_secs(30),
+            count: 7,
+            published: Some((3, 55, Verdict::Suspicious)),
+            retry_at: Some(t + Duration::from_secs(90)),
+            context: SightingContext::default(),
+        };
+        let sighting = cache.restore(ip, &restored);
+        assert_eq!(sighting.first_seen(), t);
+        assert_eq!(sighting.revision(), 3);
+        assert_eq!(sighting.published(), Some((55, Verdict::Suspicious)));
+        assert_eq!(sighting.retry_at(), restored.retry_at);
+        let again = cache.observe(ip, t + Duration::from_secs(40));
+        assert!(
+            !again.first,
+            "a restored address is not seen for the first time again"
+        );
+        assert_eq!(again.sighting.count(), 8);
+        assert_eq!(again.sighting.next_revision(80, Verdict::Malicious), 4);
     }
 
     #[test]

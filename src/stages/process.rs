@@ -77,6 +77,8 @@ pub struct ProcessorOptions {
     pub remote: bool,
     /// Lookups one message may queue (`pipeline.max_lookups_per_message`).
     pub max_lookups_per_message: usize,
+    /// Each record built also yields the address's state for the changelog (s2-state).
+    pub changelog: bool,
 }
 
 /// Everything one input message produced; the offset is finished when all outputs are
@@ -218,6 +220,7 @@ impl Processor {
                 scoring: ScoringModel::new(&settings.scoring, &settings.feeds),
                 remote: !providers.remote.is_empty(),
                 max_lookups_per_message: settings.pipeline.max_lookups_per_message,
+                changelog: settings.scale.changelog_on(),
             },
             metrics,
         ))
@@ -856,18 +859,39 @@ impl Processor {
             }
             .emit(&self.metrics);
         }
+        let priority = Priority {
+            locally_suspicious: threat_record.verdict >= Verdict::Suspicious,
+            sightings_order: Priority::sightings_order(seen.sighting.count()),
+            allowed,
+        };
         // Past the message's share the address waits for its next sighting: one message
         // naming 10,000 addresses must not hold 10,000 lookups (and their records).
-        if self.options.remote && out.remote.len() >= self.options.max_lookups_per_message {
+        let over_share =
+            self.options.remote && out.remote.len() >= self.options.max_lookups_per_message;
+        if over_share {
             seen.sighting.retry_from(now);
-        } else if self.options.remote {
+        }
+        // s2-state: delivered with the message's outputs (the input message in single mode,
+        // the sightings message in scaled mode: the owner half writes it), before its offset
+        // is stored. A due retry writes none: until its answers come, the state that
+        // scheduled it holds.
+        if self.options.changelog && seen.first {
+            out.outputs.extend(crate::state::first_state(
+                ip,
+                &threat_record,
+                &matches,
+                seen_address.threat,
+                seen_address.reporter,
+                priority,
+                &seen.sighting,
+                &out.origin,
+                now,
+            ));
+        }
+        if self.options.remote && !over_share {
             out.remote.push(LookupRequest {
                 ip,
-                priority: Priority {
-                    locally_suspicious: threat_record.verdict >= Verdict::Suspicious,
-                    sightings_order: Priority::sightings_order(seen.sighting.count()),
-                    allowed,
-                },
+                priority,
                 record: threat_record,
                 feed_matches: matches,
                 threat: seen_address.threat.map(str::to_owned),

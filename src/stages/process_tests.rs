@@ -664,3 +664,51 @@ fn a_sightings_message_that_is_not_a_sighting_is_dead_lettered_and_the_rest_are_
         2
     );
 }
+
+// ---- s2-state: the state changelog's first write goes out with the message.
+
+fn states_of(processed: &Processed) -> Vec<crate::state::StateRecord> {
+    processed
+        .outputs
+        .iter()
+        .filter(|o| o.kind == OutputKind::State)
+        .map(|o| {
+            let state = crate::state::decode(&o.payload).unwrap();
+            assert_eq!(o.key.as_deref(), Some(state.ip.to_string().as_bytes()));
+            state
+        })
+        .collect()
+}
+
+#[test]
+fn with_the_changelog_every_record_built_yields_its_state_withheld_ones_too() {
+    let (with, _) =
+        processor("[filter]\nallow_documentation_ranges = true\n[scale]\nchangelog = true\n");
+    let out = with.process_message(
+        &message("fw", 7, "src=203.0.113.40 dst=198.51.100.40"),
+        Instant::now(),
+    );
+    assert!(records(&out).is_empty(), "below min_verdict: withheld");
+    let states = states_of(&out);
+    let ips: Vec<String> = states.iter().map(|s| s.ip.to_string()).collect();
+    assert_eq!(ips, ["203.0.113.40", "198.51.100.40"]);
+    assert_eq!(states[0].published.revision, 0);
+    assert_eq!(states[0].sightings, 1);
+    assert_eq!(states[0].origin.offset, 7);
+    let repeat = with.process_message(
+        &message("fw", 8, "src=203.0.113.40 dst=198.51.100.41"),
+        Instant::now(),
+    );
+    let ips: Vec<String> = states_of(&repeat)
+        .iter()
+        .map(|s| s.ip.to_string())
+        .collect();
+    assert_eq!(
+        ips,
+        ["198.51.100.41"],
+        "a repeat sighting writes no state of its own"
+    );
+    let (without, _) = processor("[filter]\nallow_documentation_ranges = true\n");
+    let out = without.process_message(&message("fw", 0, "src=203.0.113.42"), Instant::now());
+    assert!(states_of(&out).is_empty(), "no changelog, no state");
+}

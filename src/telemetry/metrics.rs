@@ -97,6 +97,13 @@ pub struct Metrics {
     pub handles: Handles,
     /// Scaled mode (s1-scaled): sightings, owned partitions, budget shares.
     pub scale: ScaleMetrics,
+    // --- s2-state: the warm start from the state changelog.
+    /// `warm_start_records_total`: state records read at warm starts.
+    pub warm_start_records: IntCounter,
+    /// `warm_start_lookups_requeued_total`: addresses queued again for pending lookups.
+    pub warm_start_lookups_requeued: IntCounter,
+    /// `warm_start_seconds`: how long the latest warm start took (read and restore).
+    pub warm_start_seconds: prometheus::Gauge,
 }
 
 impl Metrics {
@@ -347,6 +354,26 @@ impl Metrics {
             )?,
             handles,
             scale: ScaleMetrics::new(registry)?,
+            // --- s2-state
+            warm_start_records: counter(
+                "warm_start_records_total",
+                "State records read from the state topic at warm starts",
+            )?,
+            warm_start_lookups_requeued: counter(
+                "warm_start_lookups_requeued_total",
+                "Addresses queued again at warm starts for lookups still pending",
+            )?,
+            warm_start_seconds: {
+                let g = prometheus::Gauge::with_opts(
+                    Opts::new(
+                        "warm_start_seconds",
+                        "How long the latest warm start took to read and restore the state topic",
+                    )
+                    .namespace(NAMESPACE),
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
         };
         metrics.touch_fixed_children();
         Ok(metrics)

@@ -104,7 +104,7 @@ pub fn whole_message(data: &[u8]) {
         let json: serde_json::Value = serde_json::from_slice(&output.payload)
             .unwrap_or_else(|e| panic!("an output is not JSON ({e}): {output:?}"));
         match output.kind {
-            OutputKind::Record(_) => {
+            OutputKind::Record(_) | OutputKind::State => {
                 let ip = json["ip"].as_str().expect("a record has an ip");
                 assert_eq!(
                     output.key.as_deref(),

@@ -29,8 +29,9 @@ use crate::kafka::producer::{OutputPublisher, ProducerError};
 use crate::kafka::topics::{required_topics, topic_state, TopicState};
 use crate::model::{Origin, Output};
 use crate::remote::slot::{Patience, ProviderSlot, SlotLimits};
-use crate::remote::{RemoteStage, RevisionRules, RevisionSink};
+use crate::remote::{RemoteJob, RemoteStage, RevisionRules, RevisionSink};
 use crate::report::scheduled::ReportFeed;
+use crate::settings::state_topic;
 use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::DedupCache;
 use crate::stages::local::LocalIntel;
@@ -38,6 +39,7 @@ use crate::stages::filter::{AllowlistError, AllowlistFile};
 use crate::stages::process::Processor;
 use crate::stages::published::PublishedIndex;
 use crate::stages::score::ScoringModel;
+use crate::state;
 use crate::telemetry::events::{AllowlistLoaded, FeedLoaded, WithdrawMetrics};
 use crate::telemetry::Metrics;
 use std::time::SystemTime;
@@ -85,6 +87,9 @@ pub enum AppError {
     /// Writing the output failed (`enrich`).
     #[error("stdout: {0}")]
     Stdout(#[source] std::io::Error),
+    /// The state topic could not be read at start-up (s2-state).
+    #[error("warm start: {0}")]
+    State(String),
     /// A set-up step panicked (a bug).
     #[error("{what} panicked: {source}")]
     Panicked {
@@ -117,6 +122,7 @@ impl AppError {
             AppError::ScaleTopic { .. } => "scale_topic",
             AppError::Listen { .. } => "listen",
             AppError::Stdout(_) => "stdout",
+            AppError::State(_) => "state",
             AppError::Panicked { .. } => "panicked",
         }
     }
@@ -251,6 +257,8 @@ struct PublishRevisions {
     report_feed: Option<ReportFeed>,
     /// The index of published records (withdrawals, the blocklist).
     published: Option<PublishedIndex>,
+    /// The address's state goes to the state topic too (s2-state).
+    keeps_state: bool,
 }
 
 impl RevisionSink for PublishRevisions {
@@ -265,6 +273,16 @@ impl RevisionSink for PublishRevisions {
                     feed.offer(payload);
                 }
             }
+        })
+    }
+
+    fn keeps_state(&self) -> bool {
+        self.keeps_state
+    }
+
+    fn state(&self, output: Output, origin: Origin) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.publisher.deliver(output, &origin, None).await;
         })
     }
 }
@@ -312,7 +330,11 @@ pub(super) async fn wait_for_topics(
         })?;
         match metadata {
             Ok(metadata) => {
-                let required = [&settings.kafka.output_topic, &settings.kafka.dlq_topic];
+                let state = state_topic(&settings.kafka.output_topic);
+                let mut required = vec![&settings.kafka.output_topic, &settings.kafka.dlq_topic];
+                if settings.scale.changelog_on() {
+                    required.push(&state);
+                }
                 match required_topics(&metadata, required) {
                     Err(topic) => {
                         return Err(AppError::MissingTopic {
@@ -369,6 +391,8 @@ pub(super) struct Parts {
     pub(super) withdrawals: Arc<Withdrawals>,
     /// The allow-list file the processor's filter reads, when one is configured.
     pub(super) allowlist: Option<Arc<AllowlistFile>>,
+    /// Lookups a warm start found pending, queued once the dispatchers run (s2-state).
+    pub(super) requeue: Vec<RemoteJob>,
     /// Scaled mode: the owner side's consumer.
     pub(super) owner: Option<OwnerParts>,
 }
@@ -468,6 +492,18 @@ async fn assemble_after_listening(
         None
     };
     health.producer_connected.store(true, Ordering::Relaxed);
+    // s2-state: the state topic is read before the consumer joins (`/readyz` waits for it).
+    // Scaled mode reads the state partitions it is assigned instead, on each assignment
+    // (`topology/owner.rs`).
+    let warm = if settings.scale.changelog_on() && !settings.scale.scaled() {
+        match state::warm_start(settings, None, shutdown).await {
+            Ok(Some(warm)) => Some(warm),
+            Ok(None) => return Ok(None),
+            Err(error) => return Err(AppError::State(error.to_string())),
+        }
+    } else {
+        None
+    };
     let consumer_settings = settings.clone();
     let context = PipelineConsumerContext::new(
         metrics.clone(),
@@ -515,6 +551,7 @@ async fn assemble_after_listening(
         publisher: publisher.clone(),
         report_feed: reports.as_ref().map(|(feed, _)| feed.clone()),
         published: Some(published.clone()),
+        keeps_state: settings.scale.changelog_on(),
     });
     let remote = build_remote_stage(
         settings,
@@ -526,6 +563,10 @@ async fn assemble_after_listening(
     if let (Some(remote), Some(file)) = (&remote, &allowlist) {
         remote.set_allowlist(file.clone());
     }
+    let requeue = match warm {
+        Some(warm) => state::restore(warm, processor.dedup(), remote.as_ref(), metrics).await,
+        None => Vec::new(),
+    };
     let queues = remote.clone().map(|r| r as Arc<dyn RemoteQueues>);
     let withdrawals = Arc::new(Withdrawals::new(
         published.clone(),
@@ -583,6 +624,7 @@ async fn assemble_after_listening(
         withdrawals,
         allowlist,
         owner,
+        requeue,
     }))
 }
 

@@ -199,6 +199,10 @@ pub async fn run(
         )),
         owner,
     };
+    // s2-state: lookups a warm start found pending, once the dispatchers run.
+    if let Some(remote) = &parts.remote {
+        tokio::spawn(crate::state::requeue(remote.clone(), parts.requeue));
+    }
     // The workers hold the sink's senders now: the sink ends when the last worker does.
     drop(processed_tx);
     stop.cancelled().await;

@@ -13,6 +13,7 @@ mod pipeline;
 mod report;
 mod withdraw;
 mod scale;
+mod state;
 
 pub(crate) use intel::{
     AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, FeedLoaded, FeedMatched,
@@ -35,6 +36,7 @@ pub(crate) use withdraw::{
     WithdrawMetrics, WithdrawalNotEncoded, WithdrawalPublished,
 };
 pub(crate) use scale::{BudgetShareSet, OwnedPartitionsChanged, SightingsMade};
+pub(crate) use state::WarmStartFinished;
 
 #[cfg(test)]
 pub(crate) mod tests {
