@@ -74,7 +74,9 @@ fn vt_clean(ip: &str) -> Value {
     }}})
 }
 
-fn virustotal_config(url: &str, per_minute: u32) -> String {
+/// `per_minute`: `None` for no limit (`"unlimited"`; 0 means no lookups at all).
+fn virustotal_config(url: &str, per_minute: Option<u32>) -> String {
+    let per_minute = per_minute.map_or_else(|| "\"unlimited\"".to_owned(), |n| n.to_string());
     format!(
         "[scale]\nchangelog = true\n\
          [providers.virustotal]\nenabled = true\nbase_url = \"{url}/api/v3\"\n\
@@ -179,7 +181,7 @@ async fn lookups_queued_at_a_kill_are_made_once_after_the_restart_and_revisions_
         dir.path(),
         &topics,
         &blocklist,
-        &virustotal_config(&vt_url, 1),
+        &virustotal_config(&vt_url, Some(1)),
     );
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(WAIT);
@@ -209,7 +211,7 @@ async fn lookups_queued_at_a_kill_are_made_once_after_the_restart_and_revisions_
         dir.path(),
         &topics,
         &blocklist,
-        &virustotal_config(&vt_url, 0),
+        &virustotal_config(&vt_url, None),
     );
     let mut daemon = Daemon::start(&config, port, dir.path());
     daemon.wait_ready(WAIT);
@@ -308,7 +310,7 @@ async fn withheld_addresses_are_not_asked_again_after_a_restart_within_their_ans
     // A one-hour dedup window and events two hours old: after the restart the addresses are
     // first sightings again (their windows passed), so only the answers' lifetime (VirusTotal's
     // default 24 h / 6 h) keeps them from being asked again.
-    let extra = format!("{}[dedup]\nttl = \"1h\"\n", virustotal_config(&vt_url, 0));
+    let extra = format!("{}[dedup]\nttl = \"1h\"\n", virustotal_config(&vt_url, None));
     let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
     let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 3600);
     let events = [

@@ -332,7 +332,9 @@ pub(super) async fn wait_for_topics(
             Ok(metadata) => {
                 let state = state_topic(&settings.kafka.output_topic);
                 let mut required = vec![&settings.kafka.output_topic, &settings.kafka.dlq_topic];
-                if settings.scale.changelog_on() {
+                // Scaled mode checks the sightings and state topics together (named in that
+                // order), in `check_scale_topics`.
+                if settings.scale.changelog_on() && !settings.scale.scaled() {
                     required.push(&state);
                 }
                 match required_topics(&metadata, required) {
