@@ -310,7 +310,10 @@ async fn withheld_addresses_are_not_asked_again_after_a_restart_within_their_ans
     // A one-hour dedup window and events two hours old: after the restart the addresses are
     // first sightings again (their windows passed), so only the answers' lifetime (VirusTotal's
     // default 24 h / 6 h) keeps them from being asked again.
-    let extra = format!("{}[dedup]\nttl = \"1h\"\n", virustotal_config(&vt_url, None));
+    let extra = format!(
+        "{}[dedup]\nttl = \"1h\"\n",
+        virustotal_config(&vt_url, None)
+    );
     let (config, port) = write_config(dir.path(), &topics, &blocklist, &extra);
     let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 3600);
     let events = [

@@ -24,7 +24,9 @@ use crate::intel::feeds::FeedMatch;
 use crate::intel::Lookup;
 use crate::model::{rfc3339, Network, Origin, Output, OutputKind, ProviderStatus};
 use crate::model::{ThreatRecord, Verdict};
-use crate::stages::dedup::{intern_format, intern_topic, RestoredSighting, Sighting, SightingContext};
+use crate::stages::dedup::{
+    intern_format, intern_topic, RestoredSighting, Sighting, SightingContext,
+};
 use crate::stages::process::Priority;
 
 /// Schema identifier of a state record.

@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use crate::remote::{RemoteJob, RemoteStage, Tracked};
 use crate::stages::dedup::DedupCache;
+use crate::stages::published::PublishedIndex;
 
 #[cfg(test)]
 use crate::state::record::StateRecord;
@@ -60,6 +61,9 @@ pub(crate) struct WarmState {
     pub dropped: u64,
     /// Time the read took (set by the reader).
     pub elapsed: Duration,
+    /// s12: the index of published records, to put each restored address's published record
+    /// back (withdrawals and the blocklist then survive a restart).
+    published: Option<PublishedIndex>,
 }
 
 /// What a restore put back.
@@ -89,7 +93,15 @@ impl WarmState {
             invalid: 0,
             dropped: 0,
             elapsed: Duration::ZERO,
+            published: None,
         }
+    }
+
+    /// Restores into `index` too: the record of each restored address whose state says it
+    /// was published (its record at the published revision, not withdrawn).
+    pub(crate) fn feeding(mut self, index: PublishedIndex) -> Self {
+        self.published = Some(index);
+        self
     }
 
     /// One record of the state topic: its key and payload (`None`: a tombstone, which forgets
@@ -217,6 +229,16 @@ impl WarmState {
             }
             let window = dedup.restore(ip, &sighting);
             restored.addresses += 1;
+            // The state holds the current record; at the published revision it is the record
+            // the output topic holds (later answers that raised nothing may have added intel).
+            if let Some(index) = &self.published {
+                let published = state.published.revision;
+                if published > 0 && state.record.revision == published && !state.record.revoked {
+                    if let Ok(payload) = serde_json::to_vec(&state.record) {
+                        index.record_delivered(&payload, now);
+                    }
+                }
+            }
             let Some(stage) = remote else {
                 continue;
             };

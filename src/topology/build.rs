@@ -34,8 +34,8 @@ use crate::report::scheduled::ReportFeed;
 use crate::settings::state_topic;
 use crate::settings::{Settings, SettingsError};
 use crate::stages::dedup::DedupCache;
-use crate::stages::local::LocalIntel;
 use crate::stages::filter::{AllowlistError, AllowlistFile};
+use crate::stages::local::LocalIntel;
 use crate::stages::process::Processor;
 use crate::stages::published::PublishedIndex;
 use crate::stages::score::ScoringModel;
@@ -566,7 +566,10 @@ async fn assemble_after_listening(
         remote.set_allowlist(file.clone());
     }
     let requeue = match warm {
-        Some(warm) => state::restore(warm, processor.dedup(), remote.as_ref(), metrics).await,
+        Some(warm) => {
+            let warm = warm.feeding(published.clone());
+            state::restore(warm, processor.dedup(), remote.as_ref(), metrics).await
+        }
         None => Vec::new(),
     };
     let queues = remote.clone().map(|r| r as Arc<dyn RemoteQueues>);
@@ -596,6 +599,12 @@ async fn assemble_after_listening(
             file.current().matching(ip, SystemTime::now()).is_some()
         }) as super::blocklist::Exclusion
     });
+    let owner_warm = super::owner::WarmStart {
+        settings: settings.clone(),
+        stop: shutdown.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        published: published.clone(),
+    };
     start_blocklist(settings, published, withdraw_metrics, excluded, stop_server).await?;
     let owner = match scale_partitions {
         Some(partitions) => Some(
@@ -605,6 +614,7 @@ async fn assemble_after_listening(
                 processor.dedup().clone(),
                 remote.clone(),
                 partitions,
+                owner_warm,
             )
             .await?,
         ),
@@ -668,14 +678,13 @@ async fn create_owner(
     dedup: DedupCache,
     remote: Option<Arc<RemoteStage>>,
     partitions: usize,
+    warm: super::owner::WarmStart,
 ) -> Result<OwnerParts, AppError> {
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
-    let hooks = Arc::new(super::owner::OwnerHooks::new(
-        dedup,
-        remote,
-        partitions,
-        metrics.clone(),
-    ));
+    let hooks = Arc::new(
+        super::owner::OwnerHooks::new(dedup, remote, partitions, metrics.clone())
+            .with_warm_start(warm),
+    );
     let context = PipelineConsumerContext::new(
         metrics.clone(),
         tracker.clone(),

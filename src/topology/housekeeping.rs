@@ -16,8 +16,8 @@ use crate::stages::dedup::DedupCache;
 use crate::stages::filter::allowlist::{AllowlistError, Reloaded};
 use crate::stages::filter::{AllowEntry, AllowlistFile};
 use crate::telemetry::events::{
-    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, CacheSampled, FeedReloadFinished,
-    PublishedIndexSampled,
+    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, CacheSampled,
+    FeedReloadFinished, PublishedIndexSampled,
 };
 use crate::telemetry::Metrics;
 

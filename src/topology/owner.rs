@@ -9,17 +9,28 @@
 //! * partitions lost: their addresses' dedup entries and queued (not started) lookups are
 //!   dropped; their new owner rebuilds them from the state topic. Lookups already sent finish
 //!   here, so a lookup in flight at a hand-over may be made once more by the new owner.
-//! * partitions gained: [`on_assigned`] warm-starts them (s2-state fills it).
+//! * partitions gained: warm-started (s12) before any of their sightings is processed: the
+//!   state partitions of the same numbers are read to their end and restored (dedup entries,
+//!   answer caches, revision numbers, published records), and the lookups still `pending`
+//!   are queued again. This runs inside the rebalance callback and BLOCKS the owner
+//!   consumer's poll until done (off the runtime's worker, see [`WarmStart::run`]): librdkafka
+//!   hands out no message of a partition before the callback that assigned it returns, so no
+//!   sighting of a gained partition can overtake its warm start. A long read delays the owner
+//!   side's polling (not the ingest side's); `max.poll.interval.ms` bounds it.
 //! * partitions being revoked: from the revoke on, sightings of theirs still in the pipeline
 //!   are skipped (no record, no lookup, offset not stored): their new owner reads them again.
 //! * every provider's budget share is recomputed (`remote::budget`), and `owned_partitions`.
 
 use std::sync::{Arc, Mutex};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::kafka::consumer::RebalanceHooks;
 use crate::kafka::partition::partition_of;
 use crate::remote::RemoteStage;
+use crate::settings::Settings;
 use crate::stages::dedup::DedupCache;
+use crate::stages::published::PublishedIndex;
 use crate::telemetry::events::OwnedPartitionsChanged;
 use crate::telemetry::Metrics;
 
@@ -36,6 +47,87 @@ pub(super) struct OwnerHooks {
     /// owner reads them again from the committed offset).
     serving: Mutex<Vec<i32>>,
     pub(super) metrics: Arc<Metrics>,
+    /// Reads the state of gained partitions (none in unit tests of the hand-over).
+    warm: Option<WarmStart>,
+}
+
+// s12: the warm start of gained partitions from the state topic.
+/// What the warm start of gained partitions needs.
+pub(super) struct WarmStart {
+    pub(super) settings: Settings,
+    /// Cancelled at shutdown: a read in progress stops (nothing is restored).
+    pub(super) stop: CancellationToken,
+    /// The runtime the restore and the re-queued lookups run on.
+    pub(super) runtime: tokio::runtime::Handle,
+    /// The index of published records (withdrawals, the blocklist).
+    pub(super) published: PublishedIndex,
+}
+
+impl WarmStart {
+    /// Reads state partitions `partitions` to their end and restores them into `dedup` and
+    /// `remote`; queues the pending lookups again on the runtime. Blocks the calling thread
+    /// until the restore is done. The callback runs on the task polling the owner consumer:
+    /// on a multi-thread runtime `block_in_place` hands that worker's other tasks over first,
+    /// and the work itself runs on a thread of its own (`Handle::block_on` must not be called
+    /// on a runtime thread).
+    fn run(
+        &self,
+        partitions: &[i32],
+        dedup: &DedupCache,
+        remote: Option<&Arc<RemoteStage>>,
+        metrics: &Metrics,
+    ) {
+        let work = || {
+            std::thread::scope(|scope| {
+                let joined = scope
+                    .spawn(|| {
+                        self.runtime
+                            .block_on(self.read_and_restore(partitions, dedup, remote, metrics))
+                    })
+                    .join();
+                if joined.is_err() {
+                    tracing::error!(partitions = ?partitions, "the warm start panicked; the partitions are served without their state");
+                }
+            });
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(work)
+            }
+            _ => work(),
+        }
+    }
+
+    async fn read_and_restore(
+        &self,
+        partitions: &[i32],
+        dedup: &DedupCache,
+        remote: Option<&Arc<RemoteStage>>,
+        metrics: &Metrics,
+    ) {
+        let warm = match crate::state::warm_start(
+            &self.settings,
+            Some(partitions.to_vec()),
+            &self.stop,
+        )
+        .await
+        {
+            Ok(Some(warm)) => warm.feeding(self.published.clone()),
+            // Stopping: the partitions are not served any more.
+            Ok(None) => return,
+            Err(error) => {
+                // The callback cannot fail the daemon: the partitions are served without their
+                // state (their addresses may be looked up again), and the log says so.
+                tracing::error!(partitions = ?partitions, %error, "warm start of the assigned state partitions failed; they are served without their state");
+                return;
+            }
+        };
+        let jobs = crate::state::restore(warm, dedup, remote, metrics).await;
+        if let (Some(stage), false) = (remote, jobs.is_empty()) {
+            self.runtime
+                .spawn(crate::state::requeue(stage.clone(), jobs));
+        }
+    }
 }
 
 impl OwnerHooks {
@@ -56,7 +148,14 @@ impl OwnerHooks {
             held: Mutex::new(Vec::new()),
             serving: Mutex::new(Vec::new()),
             metrics,
+            warm: None,
         }
+    }
+
+    /// Warm-starts each gained partition from the state topic.
+    pub(super) fn with_warm_start(mut self, warm: WarmStart) -> Self {
+        self.warm = Some(warm);
+        self
     }
 
     /// Whether sightings of `partition` may be acted on now.
@@ -84,8 +183,11 @@ impl RebalanceHooks for OwnerHooks {
                 .filter(|p| !held.contains(p))
                 .collect();
             *held = partitions.to_vec();
+            // Before the partitions are served: nothing of theirs is processed before it.
+            if let (Some(warm), false) = (&self.warm, gained.is_empty()) {
+                warm.run(&gained, &self.dedup, self.remote.as_ref(), &self.metrics);
+            }
             *self.serves() = partitions.to_vec();
-            on_assigned(&gained);
             lost
         };
         if !lost.is_empty() {
@@ -116,16 +218,6 @@ impl RebalanceHooks for OwnerHooks {
         .emit(&self.metrics);
     }
 }
-
-/// Partitions newly owned: rebuild their addresses' dedup entries, answers and revisions from
-/// the state topic, and queue again what was pending.
-// SEAM (s2-state): the warm start from `<output_topic>.state` goes here; no-op until then.
-pub(super) fn on_assigned(partitions: &[i32]) {
-    warm_start(partitions);
-}
-
-/// Warm start of `partitions` from the state topic (s2-state).
-fn warm_start(_partitions: &[i32]) {}
 
 #[cfg(test)]
 mod tests {

@@ -11,9 +11,9 @@ mod intel;
 mod kafka;
 mod pipeline;
 mod report;
-mod withdraw;
 mod scale;
 mod state;
+mod withdraw;
 
 pub(crate) use intel::{
     AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, FeedLoaded, FeedMatched,
@@ -31,12 +31,12 @@ pub(crate) use pipeline::{
     MessageConsumed, RecordPublished, RecordWithheld,
 };
 pub(crate) use report::{ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten};
+pub(crate) use scale::{BudgetShareSet, OwnedPartitionsChanged, SightingsMade};
+pub(crate) use state::WarmStartFinished;
 pub(crate) use withdraw::{
     AddressReevaluated, BlocklistServed, PublishedIndexSampled, ReevaluationFinished,
     WithdrawMetrics, WithdrawalNotEncoded, WithdrawalPublished,
 };
-pub(crate) use scale::{BudgetShareSet, OwnedPartitionsChanged, SightingsMade};
-pub(crate) use state::WarmStartFinished;
 
 #[cfg(test)]
 pub(crate) mod tests {
