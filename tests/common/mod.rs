@@ -974,7 +974,7 @@ pub fn record_ips(messages: &[ReadMessage]) -> std::collections::BTreeSet<String
 // t16: scale-out
 // Several daemons in one consumer group on topics of their own, in either `[scale] mode`: the
 // topic set of scaled mode (sightings and compacted state topics), input produced to chosen
-// partitions in real batches, the group's assignment as the broker reports it, and waits over
+// partitions in real batches, the partitions a daemon holds, and waits over
 // every daemon of a group.
 
 /// The topics of a scale-out test: [`Topics`] plus the internal ones of scaled mode, and the
@@ -1075,77 +1075,43 @@ pub async fn produce_to_partitions(topic: &str, records: &[(i32, Vec<u8>)]) {
     }
 }
 
-/// The partitions of `topic` each member of `group` holds, as the group coordinator reports
-/// them (DescribeGroups; the consumer protocol's assignment decoded): one entry per member,
-/// empty while the group has no members or is rebalancing.
-pub fn group_assignment(group: &str, topic: &str) -> Vec<Vec<i32>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("group reader");
-    let list = consumer
-        .fetch_group_list(Some(group), Duration::from_secs(10))
-        .expect("describe group");
-    let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
-        return Vec::new();
-    };
-    if info.state() != "Stable" {
-        return Vec::new();
+/// How many partitions the daemon's consumer holds now, from its log: the partition count of
+/// its last `consumer group rebalance` line when that was an assignment, 0 after a
+/// revocation, `None` before any. (tansu's DescribeGroups answers members without their
+/// assignments, so the coordinator cannot be asked; the daemon's log says what it was given.)
+pub fn partitions_held(daemon: &Daemon) -> Option<usize> {
+    let log = strip_ansi(&daemon.log_text());
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("consumer group rebalance"))?;
+    if last.contains("kind=\"revoke\"") {
+        return Some(0);
     }
-    info.members()
-        .iter()
-        .map(|member| {
-            member
-                .assignment()
-                .map(|bytes| assigned_partitions(bytes, topic))
-                .unwrap_or_default()
-        })
-        .collect()
+    assert!(last.contains("kind=\"assign\""), "a rebalance line of another kind: {last}");
+    let count = last
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("partitions="))
+        .and_then(|n| n.parse().ok());
+    Some(count.unwrap_or_else(|| panic!("no partition count in {last}")))
 }
 
-/// The partitions of `topic` in a consumer protocol assignment (version i16, then an array of
-/// topic name (i16 length) and partitions (i32 count, i32 each), then user data).
-fn assigned_partitions(bytes: &[u8], topic: &str) -> Vec<i32> {
-    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (head, tail) = (bytes.get(..n)?, bytes.get(n..)?);
-        *bytes = tail;
-        Some(head)
-    }
-    fn i16_of(bytes: &mut &[u8]) -> Option<i16> {
-        Some(i16::from_be_bytes(take(bytes, 2)?.try_into().ok()?))
-    }
-    fn i32_of(bytes: &mut &[u8]) -> Option<i32> {
-        Some(i32::from_be_bytes(take(bytes, 4)?.try_into().ok()?))
-    }
-    let mut rest = bytes;
-    let mut out = Vec::new();
-    let parsed = (|| {
-        i16_of(&mut rest)?;
-        for _ in 0..i32_of(&mut rest)? {
-            let len = i16_of(&mut rest)?;
-            let name = take(&mut rest, usize::try_from(len).ok()?)?;
-            for _ in 0..i32_of(&mut rest)? {
-                let partition = i32_of(&mut rest)?;
-                if name == topic.as_bytes() {
-                    out.push(partition);
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
                 }
             }
+        } else {
+            out.push(c);
         }
-        Some(())
-    })();
-    assert!(parsed.is_some(), "a consumer protocol assignment cut short: {bytes:?}");
-    out.sort_unstable();
+    }
     out
-}
-
-/// True when `members` consumers of a group hold every one of `partitions` partitions between
-/// them, each holding at least one (what a settled group of that many members looks like).
-pub fn assignment_settled(assignment: &[Vec<i32>], members: usize, partitions: i32) -> bool {
-    let mut all: Vec<i32> = assignment.iter().flatten().copied().collect();
-    all.sort_unstable();
-    assignment.len() == members
-        && assignment.iter().all(|held| !held.is_empty())
-        && all == (0..partitions).collect::<Vec<_>>()
 }
 
 /// The sum of every sample of the metric family `name` (all label sets) on `/metrics`;
