@@ -387,11 +387,13 @@ impl Figures {
     }
 }
 
-/// Every address of the input has records; its first record is revision 1, published once
-/// (in single mode each daemon published its own); and its last revision holds both
-/// providers' `ok` answers (nothing left `pending`).
+/// Every address of the input has records, among them revision 1 (with `first_once`, exactly
+/// one: in single mode each daemon publishes its own; after a SIGKILL a first record may be
+/// repeated, at least once); and its last revision holds both providers' `ok` answers
+/// (nothing left `pending`).
 fn assert_every_address_answered_and_published(
     records: &BTreeMap<IpAddr, Vec<serde_json::Value>>,
+    first_once: bool,
 ) {
     let expected = all_addresses();
     let published: BTreeSet<IpAddr> = records.keys().copied().collect();
@@ -404,7 +406,10 @@ fn assert_every_address_answered_and_published(
     assert_eq!(published, expected, "records for addresses not in the input");
     for (ip, revisions) in records {
         let firsts = revisions.iter().filter(|r| r["revision"] == 1).count();
-        assert_eq!(firsts, 1, "{ip}: revision 1 published {firsts} times: {revisions:#?}");
+        assert!(
+            firsts == 1 || (!first_once && firsts > 1),
+            "{ip}: revision 1 published {firsts} times: {revisions:#?}"
+        );
         let last = revisions
             .iter()
             .max_by_key(|r| r["revision"].as_u64())
@@ -480,7 +485,7 @@ async fn three_scaled_daemons_request_each_address_once_per_provider() {
         );
         assert_within_budget(f);
     }
-    assert_every_address_answered_and_published(&group.records());
+    assert_every_address_answered_and_published(&group.records(), true);
 }
 
 /// The sum over `daemons` of the samples of `rebalances_total` with `kind="revoke"` (any other
@@ -617,9 +622,12 @@ async fn a_killed_scaled_daemon_loses_no_lookup_and_repeats_only_those_in_flight
             .collect();
         assert!(
             asked_again.is_empty(),
-            "{}: addresses the victim had answers for were asked again after the kill: \
-             {asked_again:?}",
-            f.provider
+            "{}: {} of the {} addresses the victim had answers for were asked again after the \
+             kill, e.g. {:?}",
+            f.provider,
+            asked_again.len(),
+            answered_to_victim.len(),
+            &asked_again[..asked_again.len().min(10)]
         );
         // Its lookups in flight at the kill were made again after it (by the new owner).
         for ip in in_flight {
@@ -649,18 +657,21 @@ async fn a_killed_scaled_daemon_loses_no_lookup_and_repeats_only_those_in_flight
         assert!(
             others.len() <= bound,
             "{}: {} repeats beyond those in flight at the kill, over the handover bound \
-             {bound}: {others:?}",
+             {bound}, e.g. {:?}",
             f.provider,
-            others.len()
+            others.len(),
+            others.iter().take(10).collect::<Vec<_>>()
         );
+        let most = repeated.values().max().copied().unwrap_or(1);
         assert!(
-            repeated.values().all(|&n| n <= 3),
-            "{}: an address asked more than three times: {repeated:?}",
+            most <= 3,
+            "{}: an address asked {most} times (the kill's repeat, and one more at a handover, \
+             at most)",
             f.provider
         );
         assert_within_budget(f);
     }
-    assert_every_address_answered_and_published(&group.records());
+    assert_every_address_answered_and_published(&group.records(), false);
 }
 
 /// The problem scaled mode solves, measured: three single-mode daemons each keep their own
