@@ -59,9 +59,14 @@ fn address(a: u32) -> IpAddr {
             .unwrap()
     } else {
         let first = FIRST_OCTETS[(a % 20) as usize];
-        format!("{first}.{}.{}.{}", 1 + a / 20, (a * 37) % 256, 1 + (a * 13) % 254)
-            .parse()
-            .unwrap()
+        format!(
+            "{first}.{}.{}.{}",
+            1 + a / 20,
+            (a * 37) % 256,
+            1 + (a * 13) % 254
+        )
+        .parse()
+        .unwrap()
     }
 }
 
@@ -180,7 +185,9 @@ impl Group {
         let topics = create_scale_topics(PARTITIONS, PARTITIONS).await;
         // As the README asks operators to set it up (scaled mode checks it at start-up).
         assert_eq!(
-            topic_config(&topics.state, "cleanup.policy").await.as_deref(),
+            topic_config(&topics.state, "cleanup.policy")
+                .await
+                .as_deref(),
             Some("compact"),
             "the state topic is compacted"
         );
@@ -226,8 +233,12 @@ impl Group {
             provider("virustotal", &self.vt.base_url()),
             provider("abuseipdb", &self.abuse.base_url()),
         );
-        let (config, port) =
-            write_config(self.dir.path(), &self.topics.topics, &self.blocklist, &extra);
+        let (config, port) = write_config(
+            self.dir.path(),
+            &self.topics.topics,
+            &self.blocklist,
+            &extra,
+        );
         let mut daemon = Daemon::start(&config, port, self.dir.path());
         daemon.wait_ready(Duration::from_secs(120));
         self.daemons.push((name.to_owned(), daemon));
@@ -269,8 +280,7 @@ impl Group {
                     .map(|d| d.metric("threatsift_owned_partitions").unwrap_or(0.0))
                     .collect(),
             };
-            if held.iter().all(|&k| k >= 1.0) && held.iter().sum::<f64>() == f64::from(PARTITIONS)
-            {
+            if held.iter().all(|&k| k >= 1.0) && held.iter().sum::<f64>() == f64::from(PARTITIONS) {
                 Ok(())
             } else {
                 Err(format!("partitions held {held:?}"))
@@ -299,7 +309,8 @@ impl Group {
             // Final now: the input offsets are stored after their sightings were delivered.
             let sightings = read_each_on(&brokers(), &self.topics.sightings, left(), |_| {});
             wait_group(&live, "every sightings offset committed", left(), || {
-                let committed = committed_offsets(&self.topics.owners_group, &self.topics.sightings);
+                let committed =
+                    committed_offsets(&self.topics.owners_group, &self.topics.sightings);
                 let sum: i64 = committed.values().sum();
                 (sum == sightings as i64)
                     .then_some(())
@@ -309,7 +320,10 @@ impl Group {
         wait_group(&live, "no address waiting for a provider", left(), || {
             let depths: Vec<f64> = live
                 .iter()
-                .map(|d| d.metric("threatsift_remote_queue_depth").unwrap_or(f64::NAN))
+                .map(|d| {
+                    d.metric("threatsift_remote_queue_depth")
+                        .unwrap_or(f64::NAN)
+                })
                 .collect();
             depths
                 .iter()
@@ -403,7 +417,10 @@ fn assert_every_address_answered_and_published(
         "{} of {ADDRESSES} addresses have no record, e.g. {missing:?}",
         expected.difference(&published).count()
     );
-    assert_eq!(published, expected, "records for addresses not in the input");
+    assert_eq!(
+        published, expected,
+        "records for addresses not in the input"
+    );
     for (ip, revisions) in records {
         let firsts = revisions.iter().filter(|r| r["revision"] == 1).count();
         assert!(
@@ -434,7 +451,12 @@ fn assert_all_asked(figures: &Figures, expected: &BTreeSet<IpAddr>) {
         never.len(),
         &never[..never.len().min(10)]
     );
-    assert_eq!(asked.len(), expected.len(), "{}: asked about other addresses", figures.provider);
+    assert_eq!(
+        asked.len(),
+        expected.len(),
+        "{}: asked about other addresses",
+        figures.provider
+    );
 }
 
 /// The requests of every daemon together stay within `per_minute` in every 60 s window.
@@ -555,7 +577,11 @@ async fn a_killed_scaled_daemon_loses_no_lookup_and_repeats_only_those_in_flight
     group.vt.hold_key(&victim_keys[0], &gate);
     group.abuse.hold_key(&victim_keys[1], &gate);
     let held = |mock: &CountingMock, key: &str| -> BTreeSet<IpAddr> {
-        by(mock, key).iter().filter(|a| a.held).map(|a| a.ip).collect()
+        by(mock, key)
+            .iter()
+            .filter(|a| a.held)
+            .map(|a| a.ip)
+            .collect()
     };
     wait_group(
         &group.live(),
@@ -580,7 +606,11 @@ async fn a_killed_scaled_daemon_loses_no_lookup_and_repeats_only_those_in_flight
     ];
     let asked_before_kill = [group.vt.asked(), group.abuse.asked()];
     for (set, asked) in in_flight_at_kill.iter().zip(&asked_before_kill) {
-        assert_eq!(set.len(), LOOKUPS_IN_FLIGHT, "one held request per slot: {set:?}");
+        assert_eq!(
+            set.len(),
+            LOOKUPS_IN_FLIGHT,
+            "one held request per slot: {set:?}"
+        );
         let distinct: BTreeSet<IpAddr> = asked.iter().map(|a| a.ip).collect();
         assert!(
             distinct.len() < ADDRESSES as usize,
@@ -606,15 +636,15 @@ async fn a_killed_scaled_daemon_loses_no_lookup_and_repeats_only_those_in_flight
         f.print("three scaled daemons, one SIGKILLed and restarted", wall);
     }
     let expected = all_addresses();
-    for ((f, in_flight), victim_key) in figures.iter().zip(&in_flight_at_kill).zip(&victim_keys)
-    {
+    for ((f, in_flight), victim_key) in figures.iter().zip(&in_flight_at_kill).zip(&victim_keys) {
         assert_all_asked(f, &expected);
         // What the victim had an answer for is never asked again: its state kept it.
-        let answered_to_victim: BTreeSet<IpAddr> = asked_before_kill[usize::from(f.provider == "abuseipdb")]
-            .iter()
-            .filter(|a| a.key == *victim_key && !a.held)
-            .map(|a| a.ip)
-            .collect();
+        let answered_to_victim: BTreeSet<IpAddr> = asked_before_kill
+            [usize::from(f.provider == "abuseipdb")]
+        .iter()
+        .filter(|a| a.key == *victim_key && !a.held)
+        .map(|a| a.ip)
+        .collect();
         let asked_again: Vec<(&IpAddr, usize)> = answered_to_victim
             .iter()
             .map(|ip| (ip, f.counts[ip]))
@@ -696,5 +726,3 @@ async fn three_single_mode_daemons_ask_more_than_once_baseline() {
         );
     }
 }
-
-

@@ -1088,7 +1088,10 @@ pub fn partitions_held(daemon: &Daemon) -> Option<usize> {
     if last.contains("kind=\"revoke\"") {
         return Some(0);
     }
-    assert!(last.contains("kind=\"assign\""), "a rebalance line of another kind: {last}");
+    assert!(
+        last.contains("kind=\"assign\""),
+        "a rebalance line of another kind: {last}"
+    );
     let count = last
         .split_whitespace()
         .find_map(|field| field.strip_prefix("partitions="))
@@ -1151,7 +1154,11 @@ pub fn wait_group(
                     let log = d.log_text();
                     let tail: Vec<&str> = log.lines().rev().take(40).collect();
                     let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    format!("--- daemon on port {} (last 40 lines) ---\n{}", d.port, tail.join("\n"))
+                    format!(
+                        "--- daemon on port {} (last 40 lines) ---\n{}",
+                        d.port,
+                        tail.join("\n")
+                    )
                 })
                 .collect();
             panic!(
