@@ -726,3 +726,47 @@ async fn three_single_mode_daemons_ask_more_than_once_baseline() {
         );
     }
 }
+
+// ---- the harness's own arithmetic (no broker): what the tests above rest on
+
+#[test]
+fn the_input_names_5000_distinct_addresses_each_on_every_partition() {
+    let mut partitions: BTreeMap<IpAddr, BTreeSet<i32>> = BTreeMap::new();
+    let input = input();
+    assert_eq!(input.len(), EVENTS as usize);
+    for (a, (partition, _)) in (0..EVENTS).map(|n| n % ADDRESSES).zip(&input) {
+        partitions.entry(address(a)).or_default().insert(*partition);
+    }
+    assert_eq!(partitions.len(), ADDRESSES as usize, "distinct addresses");
+    for (ip, on) in &partitions {
+        assert_eq!(
+            on.len(),
+            PARTITIONS as usize,
+            "{ip} is not on every partition"
+        );
+        // Public: not private, loopback, link-local, CGNAT, documentation or unique-local.
+        let private = match ip {
+            IpAddr::V4(v4) => {
+                v4.is_private()
+                    || v4.is_loopback()
+                    || v4.is_link_local()
+                    || v4.octets()[0] == 100
+                    || v4.is_documentation()
+            }
+            IpAddr::V6(v6) => (v6.segments()[0] & 0xe000) != 0x2000 || v6.segments()[1] == 0xdb8,
+        };
+        assert!(!private, "{ip} is not a public address");
+    }
+}
+
+#[test]
+fn max_in_window_counts_a_half_open_minute() {
+    let start = Instant::now();
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    // [30 s, 90 s) holds 30, 59.999, 60 and 61 s; [0, 60 s) only three: 60 s is outside.
+    let times = [at(0), at(30_000), at(59_999), at(60_000), at(61_000)];
+    assert_eq!(mock_api::max_in_window(&times, MINUTE), 4);
+    let spread = [at(0), at(60_000), at(120_000)];
+    assert_eq!(mock_api::max_in_window(&spread, MINUTE), 1);
+    assert_eq!(mock_api::max_in_window(&[], MINUTE), 0);
+}
