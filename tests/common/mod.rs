@@ -1041,3 +1041,202 @@ fn validate_formatted_output(topic: &str, messages: &[ReadMessage]) {
         }
     }
 }
+
+// t16: scale-out
+// Several daemons in one consumer group on topics of their own, in either `[scale] mode`: the
+// topic set of scaled mode (sightings and compacted state topics), input produced to chosen
+// partitions in real batches, the partitions a daemon holds, and waits over
+// every daemon of a group.
+
+/// The topics of a scale-out test: [`Topics`] plus the internal ones of scaled mode, and the
+/// owner-side consumer group.
+pub struct ScaleTopics {
+    pub topics: Topics,
+    /// `<output>.sightings`.
+    pub sightings: String,
+    /// `<output>.state`, created compacted.
+    pub state: String,
+    /// `<group>.owners`, the group that reads the sightings topic.
+    pub owners_group: String,
+}
+
+/// Creates input (`input_partitions`), output, DLQ, `<output>.sightings` and `<output>.state`
+/// (both `internal_partitions`; state with `cleanup.policy=compact`, which this tansu build
+/// accepts at creation: [`topic_config`] reads it back).
+pub async fn create_scale_topics(input_partitions: i32, internal_partitions: i32) -> ScaleTopics {
+    let topics = Topics {
+        input: unique("in"),
+        output: unique("out"),
+        dlq: unique("dlq"),
+        group: unique("group"),
+    };
+    let sightings = format!("{}.sightings", topics.output);
+    let state = format!("{}.state", topics.output);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let new = [
+        NewTopic::new(&topics.input, input_partitions, TopicReplication::Fixed(1)),
+        NewTopic::new(&topics.output, 2, TopicReplication::Fixed(1)),
+        NewTopic::new(&topics.dlq, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&sightings, internal_partitions, TopicReplication::Fixed(1)),
+        NewTopic::new(&state, internal_partitions, TopicReplication::Fixed(1))
+            .set("cleanup.policy", "compact"),
+    ];
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new, &options).await.expect("create") {
+        result.expect("topic created");
+    }
+    register_output_topic(&topics.output);
+    let owners_group = format!("{}.owners", topics.group);
+    ScaleTopics {
+        topics,
+        sightings,
+        state,
+        owners_group,
+    }
+}
+
+/// The value of the configuration entry `name` of `topic` as the broker describes it (`None`
+/// when it has no such entry or no value).
+pub async fn topic_config(topic: &str, name: &str) -> Option<String> {
+    use rdkafka::admin::{ConfigEntry, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .expect("describe configs");
+    let resource = described
+        .into_iter()
+        .next()
+        .expect("one resource")
+        .unwrap_or_else(|e| panic!("describe configs of {topic}: {e}"));
+    resource
+        .entries
+        .iter()
+        .find(|e: &&ConfigEntry| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+/// Produces each `(partition, payload)` to that partition of `topic`, in chunks that go out
+/// as real multi-record batches (a 20 ms linger); returns once every record is delivered.
+pub async fn produce_to_partitions(topic: &str, records: &[(i32, Vec<u8>)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.max.bytes", "4000000")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "2000")
+        .create()
+        .expect("producer");
+    for chunk in records.chunks(20_000) {
+        let sends = chunk.iter().map(|(partition, payload)| {
+            let record = FutureRecord::<(), [u8]>::to(topic)
+                .payload(&payload[..])
+                .partition(*partition);
+            producer.send(record, Timeout::After(Duration::from_secs(60)))
+        });
+        for result in futures::future::join_all(sends).await {
+            result.map_err(|(e, _)| e).expect("produce");
+        }
+    }
+}
+
+/// How many partitions the daemon's consumer holds now, from its log: the partition count of
+/// its last `consumer group rebalance` line when that was an assignment, 0 after a
+/// revocation, `None` before any. (tansu's DescribeGroups answers members without their
+/// assignments, so the coordinator cannot be asked; the daemon's log says what it was given.)
+pub fn partitions_held(daemon: &Daemon) -> Option<usize> {
+    let log = strip_ansi(&daemon.log_text());
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("consumer group rebalance"))?;
+    if last.contains("kind=\"revoke\"") {
+        return Some(0);
+    }
+    assert!(
+        last.contains("kind=\"assign\""),
+        "a rebalance line of another kind: {last}"
+    );
+    let count = last
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("partitions="))
+        .and_then(|n| n.parse().ok());
+    Some(count.unwrap_or_else(|| panic!("no partition count in {last}")))
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The sum of every sample of the metric family `name` (all label sets) on `/metrics`;
+/// `None` while the listener is not up.
+pub fn metric_total(daemon: &Daemon, name: &str) -> Option<f64> {
+    let (_, body) = daemon.http_get("/metrics")?;
+    Some(
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// Polls `done` until it holds; panics at the timeout naming `what` did not happen, with the
+/// last state `done` reported and the logs of `daemons`.
+pub fn wait_group(
+    daemons: &[&Daemon],
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> Result<(), String>,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match done() {
+            Ok(()) => return,
+            Err(last) => last,
+        };
+        if Instant::now() > deadline {
+            let logs: Vec<String> = daemons
+                .iter()
+                .map(|d| {
+                    let log = d.log_text();
+                    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    format!(
+                        "--- daemon on port {} (last 40 lines) ---\n{}",
+                        d.port,
+                        tail.join("\n")
+                    )
+                })
+                .collect();
+            panic!(
+                "{what}: not reached within {timeout:?} (last: {last})\n{}",
+                logs.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

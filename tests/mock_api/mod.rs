@@ -560,3 +560,125 @@ pub fn facts_of(result: Result<Lookup, ProviderError>) -> (Value, Network) {
         other => panic!("expected Found, got {other:?}"),
     }
 }
+
+// t16: scale-out
+// A mock that counts: for each request on the provider's route, the address asked about, the
+// key it came with (so a test running several daemons, each with a key of its own, knows which
+// daemon asked) and the instant it arrived (the mock's own observation, for counts over 60 s
+// windows). Requests with one key can be held behind a gate: the daemon sending them then has
+// exactly those lookups in flight.
+
+/// One request a [`CountingMock`] served.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    pub ip: IpAddr,
+    /// The API key header's value (`x-apikey` for VirusTotal, `Key` for AbuseIPDB).
+    pub key: String,
+    /// When the request arrived.
+    pub at: std::time::Instant,
+    /// Whether it was held behind the gate of [`CountingMock::hold_key`].
+    pub held: bool,
+}
+
+/// The header a provider's key travels in (providers.md).
+pub fn key_header(api: &Api) -> &'static str {
+    match api.name {
+        "virustotal" => "x-apikey",
+        "abuseipdb" => "key",
+        "greynoise" => "key",
+        "otx" => "x-otx-api-key",
+        other => panic!("{other} takes no key"),
+    }
+}
+
+/// A mock of `api` answering each address with `answer(address)` and counting every request.
+pub struct CountingMock {
+    pub mock: Mock,
+    api: Api,
+    asked: Arc<Mutex<Vec<Asked>>>,
+    hold: Arc<Mutex<Option<(String, Gate)>>>,
+}
+
+impl CountingMock {
+    pub async fn start(
+        api: &Api,
+        answer: impl Fn(IpAddr) -> Canned + Send + Sync + 'static,
+    ) -> CountingMock {
+        let asked: Arc<Mutex<Vec<Asked>>> = Arc::default();
+        let hold: Arc<Mutex<Option<(String, Gate)>>> = Arc::default();
+        let (log, held_key, header_name) = (asked.clone(), hold.clone(), key_header(api));
+        let mock = Mock::serve(&[api.route], move |seen| {
+            let at = std::time::Instant::now();
+            let ip = seen.ip.expect("the route captures an address");
+            let key = header(seen, header_name).unwrap_or_default().to_owned();
+            let gate = held_key
+                .lock()
+                .unwrap()
+                .as_ref()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, gate)| gate.clone());
+            log.lock().unwrap().push(Asked {
+                ip,
+                key,
+                at,
+                held: gate.is_some(),
+            });
+            match gate {
+                Some(gate) => held(answer(ip), &gate),
+                None => answer(ip),
+            }
+        })
+        .await;
+        CountingMock {
+            mock,
+            api: *api,
+            asked,
+            hold,
+        }
+    }
+
+    /// The `base_url` a daemon is configured with.
+    pub fn base_url(&self) -> String {
+        self.mock.base_url(&self.api)
+    }
+
+    /// From now on, requests carrying `key` are answered only once `gate` opens.
+    pub fn hold_key(&self, key: &str, gate: &Gate) {
+        *self.hold.lock().unwrap() = Some((key.to_owned(), gate.clone()));
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn asked(&self) -> Vec<Asked> {
+        self.asked.lock().unwrap().clone()
+    }
+
+    /// Requests per address.
+    pub fn counts(&self) -> std::collections::BTreeMap<IpAddr, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for asked in self.asked.lock().unwrap().iter() {
+            *counts.entry(asked.ip).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// The most requests that arrived within any `window` (half-open, starting at a request).
+    pub fn max_in_window(&self, window: Duration) -> usize {
+        let mut times: Vec<std::time::Instant> =
+            self.asked.lock().unwrap().iter().map(|a| a.at).collect();
+        times.sort_unstable();
+        max_in_window(&times, window)
+    }
+}
+
+/// The most of the sorted `times` within any half-open `window` that starts at one of them.
+pub fn max_in_window(times: &[std::time::Instant], window: Duration) -> usize {
+    let mut end = 0;
+    let mut most = 0;
+    for (start, t) in times.iter().enumerate() {
+        while end < times.len() && times[end] < *t + window {
+            end += 1;
+        }
+        most = most.max(end - start);
+    }
+    most
+}
