@@ -253,3 +253,31 @@ async fn an_expired_answer_is_not_restored() {
     assert_eq!((restored.addresses, restored.answers), (1, 0));
     assert!(stage.slots()[0].needs_request(ip("198.51.100.71")));
 }
+
+// s12: the published index refilled by a warm start.
+#[tokio::test]
+async fn a_restore_puts_published_records_back_in_the_published_index_and_withheld_ones_not() {
+    let mut warm = WarmState::new(100, DAY);
+    let t = "2026-11-23T10:00:00Z";
+    // Published at revision 2 (the helper's state).
+    warm.add(state("198.51.100.80", 1, t, t, t));
+    // Withheld: never published.
+    let mut withheld = state("198.51.100.81", 1, t, t, t);
+    withheld.published = Default::default();
+    warm.add(withheld);
+    let index = crate::stages::published::PublishedIndex::new(100, 1 << 20, DAY);
+    let dedup = DedupCache::new(DAY, 100);
+    let restored = warm
+        .feeding(index.clone())
+        .restore(&dedup, None, at("2026-11-23T10:30:00Z"))
+        .await;
+    assert_eq!(restored.addresses, 2);
+    let entry = index
+        .get(ip("198.51.100.80"))
+        .expect("the published address is back in the index");
+    assert_eq!(entry.record.revision, 2);
+    assert!(
+        index.get(ip("198.51.100.81")).is_none(),
+        "a withheld address was never published"
+    );
+}
