@@ -655,6 +655,15 @@ async fn a_killed_scaled_daemon_loses_no_lookup_and_repeats_only_those_in_flight
     for f in &figures {
         f.print("three scaled daemons, one SIGKILLed and restarted", wall);
     }
+    // For the closing note: what each live daemon's warm starts on assignment read.
+    for (name, daemon) in &group.daemons {
+        let metrics = daemon.http_get("/metrics").map(|(_, body)| body).unwrap_or_default();
+        let warm: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with("threatsift_warm_start_"))
+            .collect();
+        eprintln!("{name}: {warm:?}");
+    }
     let records = group.records();
     let expected = all_addresses();
     for ((f, in_flight), victim_key) in figures.iter().zip(&in_flight_at_kill).zip(&victim_keys) {

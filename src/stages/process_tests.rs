@@ -555,7 +555,7 @@ fn scaled_batch() -> Vec<RawEvent> {
         message_on(
             1,
             1,
-            r#"{"source":{"ip":"203.0.113.9"},"destination":{"ip":"198.51.100.9"},"event":{"action":"denied"},"rule":{"name":"ET SCAN"},"threat":{"indicator":{"name":"ET SCAN Nmap"}}}"#,
+            r#"{"@timestamp":"2026-11-23T09:59:58Z","source":{"ip":"203.0.113.9","port":51514},"destination":{"ip":"198.51.100.9","port":22},"network":{"transport":"tcp","direction":"inbound"},"event":{"action":"denied"},"rule":{"name":"ET SCAN"},"threat":{"indicator":{"name":"ET SCAN Nmap"}}}"#,
         ),
     ]
 }
@@ -576,6 +576,10 @@ fn the_ingest_and_owner_halves_make_the_records_the_whole_processor_makes() {
     let owned = halves.own_batch(&as_sightings(&ingested), Instant::now());
     let (from_single, from_halves) = (by_ip(&single), by_ip(&owned));
     assert_eq!(from_single.len(), 5, "{from_single:#?}");
+    // s12: the first event's own time and connection fields cross the sightings topic too.
+    let scan = &from_single["203.0.113.9"];
+    assert_eq!(scan["event_time"], "2026-11-23T09:59:58Z", "{scan:#}");
+    assert_eq!(scan["observed"]["dst_port"], 22, "{scan:#}");
     assert_eq!(from_single, from_halves);
     // Both windows counted every sighting, the folded ones included.
     let seen = |p: &Processor, ip: &str| p.dedup().observe(ip.parse().unwrap(), SystemTime::now());
