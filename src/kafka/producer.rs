@@ -26,9 +26,9 @@ use rdkafka::ClientContext;
 use crate::kafka::consumer::log_librdkafka;
 use crate::kafka::{apply_passthrough, base_client_config, error_kind};
 use crate::model::DlqEntry;
-use crate::publish::Format;
 use crate::model::Origin;
 use crate::model::{Output, OutputKind};
+use crate::publish::Format;
 use crate::settings::{Settings, SettingsError};
 use crate::telemetry::events::{
     DlqEntryPublished, KafkaClientError, OutputLostError, ProduceFailedError, ProducerFatalRaised,

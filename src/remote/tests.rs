@@ -439,7 +439,9 @@ fn revisions_are_published_in_the_configured_format_as_versions_of_one_indicator
     let mut t = tracked("198.51.100.10");
     let activity = |output: crate::model::Output| {
         let doc: serde_json::Value = serde_json::from_slice(
-            &crate::publish::Format::Ocsf.rewrite(&output.payload).unwrap(),
+            &crate::publish::Format::Ocsf
+                .rewrite(&output.payload)
+                .unwrap(),
         )
         .unwrap();
         (doc["class_uid"].as_u64(), doc["activity_id"].as_u64())

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Role;
 
-mod blocklist;
 mod allowlist;
+mod blocklist;
 mod dedup;
 mod dlq;
 mod feeds;
@@ -39,8 +39,8 @@ mod shutdown;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use blocklist::{BlocklistSettings, PublishedSettings};
 pub(crate) use allowlist::AllowlistSettings;
+pub(crate) use blocklist::{BlocklistSettings, PublishedSettings};
 pub(crate) use dedup::DedupSettings;
 pub(crate) use dlq::DlqSettings;
 pub(crate) use feeds::FeedSettings;
