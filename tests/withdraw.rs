@@ -496,3 +496,53 @@ async fn with_tombstones_a_withdrawal_is_followed_by_a_null_payload_under_its_ke
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(DEADLINE).code(), Some(0));
 }
+
+/// Records leave as STIX indicators, yet the blocklist and the withdrawals read the published
+/// index, which keeps the threatsift record: `publish.format` changes only what goes on the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_stix_output_the_blocklist_lists_and_a_feed_removal_revokes_the_indicator() {
+    let topics = create_topics(1).await;
+    register_output_format(&topics.output, "stix");
+    let dir = tempfile::tempdir().unwrap();
+    let feed = write_blocklist(dir.path(), &["203.0.113.0/25", "198.51.100.40"]);
+    let (config, port, blocklist_port) =
+        config_with_blocklist(dir.path(), &topics, &feed, "[publish]\nformat = \"stix\"\n");
+    let mut daemon = Daemon::start(&config, port, dir.path());
+    daemon.wait_ready(DEADLINE);
+    produce(
+        &topics.input,
+        None,
+        &[ecs_event("198.51.100.40", "10.0.0.1")],
+    )
+    .await;
+    let pattern = "[ipv4-addr:value = '198.51.100.40']";
+    read_until(&topics.output, DEADLINE, |m| {
+        m.iter().any(|r| r.json()["pattern"] == pattern)
+    });
+    let listed = wait_for(&daemon, "198.51.100.40 on the blocklist", DEADLINE, || {
+        let (_, _, body) = get_list(blocklist_port, "/blocklist/ipv4.txt", Some(TOKEN));
+        (!body.is_empty()).then_some(body)
+    });
+    assert_eq!(bare_lines(&listed), ["198.51.100.40"]);
+
+    rewrite_feed(&feed, &["203.0.113.0/25"]);
+    let after = read_until(&topics.output, DEADLINE, |m| {
+        m.iter().any(|r| r.json()["revoked"] == true)
+    });
+    let versions: Vec<serde_json::Value> = after
+        .iter()
+        .map(|r| r.json())
+        .filter(|d| d["pattern"] == pattern)
+        .collect();
+    assert_eq!(versions.len(), 2, "{versions:#?}");
+    assert_eq!(
+        versions[0]["id"], versions[1]["id"],
+        "one indicator, two versions"
+    );
+    assert_eq!(versions[1]["revoked"], true, "{:#}", versions[1]);
+    let listed = wait_for(&daemon, "the blocklist emptied", DEADLINE, || {
+        let (_, _, body) = get_list(blocklist_port, "/blocklist/ipv4.txt", Some(TOKEN));
+        body.is_empty().then_some(body)
+    });
+    assert!(listed.is_empty());
+}

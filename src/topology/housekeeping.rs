@@ -60,16 +60,30 @@ pub(super) async fn assignment_watchdog(
     }
 }
 
+/// What the housekeeping loop reloads, samples and sweeps.
+pub(super) struct Housekept {
+    pub(super) feeds: Arc<LocalFeeds>,
+    pub(super) local: Vec<Arc<dyn LocalProvider>>,
+    pub(super) allowlist: Option<AllowlistReload>,
+    pub(super) dedup: DedupCache,
+    pub(super) withdrawals: Arc<Withdrawals>,
+    /// `intel.feeds_reload_interval`.
+    pub(super) reload_every: Duration,
+}
+
 pub(super) async fn housekeeping_loop(
-    feeds: Arc<LocalFeeds>,
-    local: Vec<Arc<dyn LocalProvider>>,
-    allowlist: Option<AllowlistReload>,
-    dedup: DedupCache,
-    withdrawals: Arc<Withdrawals>,
-    reload_every: Duration,
+    housekept: Housekept,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
+    let Housekept {
+        feeds,
+        local,
+        allowlist,
+        dedup,
+        withdrawals,
+        reload_every,
+    } = housekept;
     let mut reload = tokio::time::interval(reload_every);
     let mut sample = tokio::time::interval(Duration::from_secs(5));
     reload.tick().await;

@@ -183,17 +183,19 @@ pub async fn run(
             stops.housekeeping.clone(),
         )),
         housekeeping: tokio::spawn(housekeeping::housekeeping_loop(
-            parts.feeds,
-            parts.local,
-            parts.allowlist.map(|file| housekeeping::AllowlistReload {
-                file,
-                // The entries a reload newly allow-listed: the published verdicts of the
-                // addresses they cover are withdrawn (`allowlisted`).
-                on_added: withdraw_allowlisted(parts.withdrawals.clone()),
-            }),
-            parts.dedup,
-            parts.withdrawals.clone(),
-            settings.intel.feeds_reload_interval,
+            housekeeping::Housekept {
+                feeds: parts.feeds,
+                local: parts.local,
+                allowlist: parts.allowlist.map(|file| housekeeping::AllowlistReload {
+                    file,
+                    // The entries a reload newly allow-listed: the published verdicts of the
+                    // addresses they cover are withdrawn (`allowlisted`).
+                    on_added: withdraw_allowlisted(parts.withdrawals.clone()),
+                }),
+                dedup: parts.dedup,
+                withdrawals: parts.withdrawals.clone(),
+                reload_every: settings.intel.feeds_reload_interval,
+            },
             metrics.clone(),
             stops.housekeeping.clone(),
         )),
