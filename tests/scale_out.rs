@@ -657,7 +657,10 @@ async fn a_killed_scaled_daemon_loses_no_lookup_and_repeats_only_those_in_flight
     }
     // For the closing note: what each live daemon's warm starts on assignment read.
     for (name, daemon) in &group.daemons {
-        let metrics = daemon.http_get("/metrics").map(|(_, body)| body).unwrap_or_default();
+        let metrics = daemon
+            .http_get("/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
         let warm: Vec<&str> = metrics
             .lines()
             .filter(|l| l.starts_with("threatsift_warm_start_"))
