@@ -73,8 +73,9 @@ async fn create_state_topic(brokers: &str, output: &str) -> String {
 }
 
 /// Produces the states of addresses `0..n`, keyed by address, on their murmur2 partition (the
-/// daemon's producer's `partitioner`); returns how many landed on each partition.
-async fn produce_states(brokers: &str, topic: &str, n: u64, now: SystemTime) -> Vec<u64> {
+/// daemon's producer's `partitioner`); returns how many landed on each partition and the
+/// payloads' total bytes.
+async fn produce_states(brokers: &str, topic: &str, n: u64, now: SystemTime) -> (Vec<u64>, u64) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("partitioner", "murmur2_random")
@@ -85,12 +86,14 @@ async fn produce_states(brokers: &str, topic: &str, n: u64, now: SystemTime) -> 
         .expect("producer");
     let writer = StateWriter::new(n, now);
     let mut per_partition = vec![0u64; PARTITIONS as usize];
+    let mut bytes = 0u64;
     // In chunks: the send futures borrow their payloads.
     for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
         let states: Vec<(Vec<u8>, Vec<u8>)> = chunk
             .iter()
             .map(|&i| writer.state(address(i), i))
             .collect();
+        bytes += states.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
         let sends = states.iter().map(|(key, payload)| {
             producer.send(
                 FutureRecord::to(topic).key(key).payload(payload),
@@ -102,7 +105,7 @@ async fn produce_states(brokers: &str, topic: &str, n: u64, now: SystemTime) -> 
             per_partition[delivery.partition as usize] += 1;
         }
     }
-    per_partition
+    (per_partition, bytes)
 }
 
 /// A `/proc/self/status` figure in MiB (`VmHWM`, `VmRSS`).
@@ -147,7 +150,7 @@ async fn main() {
         .unwrap_or(if full { 100_000 } else { 2_000 });
     let output = unique("warm-out");
     let topic = create_state_topic(&brokers, &output).await;
-    let per_partition = produce_states(&brokers, &topic, n, SystemTime::now()).await;
+    let (per_partition, bytes) = produce_states(&brokers, &topic, n, SystemTime::now()).await;
     assert_eq!(per_partition.iter().sum::<u64>(), n, "every state produced");
     assert!(
         per_partition.iter().all(|&c| c > 0),
@@ -198,7 +201,9 @@ async fn main() {
     let mib = |m: Option<f64>| m.map_or("?".to_owned(), |m| format!("{m:.0}"));
     println!(
         "warm_start/{n} addresses (state topic of {PARTITIONS} partitions, {per_partition:?} \
-         records each; 2 answers + 1 feed match each, OTX pending in 1 of 10)"
+         records each, {} bytes a state on average; 2 answers + 1 feed match each, OTX pending in \
+         1 of 10)",
+        bytes / n.max(1)
     );
     println!(
         "  records read {records}, addresses restored {restored}, answers cached {answers}, \
