@@ -89,10 +89,8 @@ async fn produce_states(brokers: &str, topic: &str, n: u64, now: SystemTime) -> 
     let mut bytes = 0u64;
     // In chunks: the send futures borrow their payloads.
     for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
-        let states: Vec<(Vec<u8>, Vec<u8>)> = chunk
-            .iter()
-            .map(|&i| writer.state(address(i), i))
-            .collect();
+        let states: Vec<(Vec<u8>, Vec<u8>)> =
+            chunk.iter().map(|&i| writer.state(address(i), i)).collect();
         bytes += states.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
         let sends = states.iter().map(|(key, payload)| {
             producer.send(
@@ -174,7 +172,11 @@ async fn main() {
         requeued,
         "the metric counts the requeued jobs"
     );
-    assert_eq!(requeued, n.div_ceil(10), "addresses with OTX pending requeued");
+    assert_eq!(
+        requeued,
+        n.div_ceil(10),
+        "addresses with OTX pending requeued"
+    );
     for job in &started.requeue {
         let index = index_of(job.ip);
         assert!(index < n, "{} is not one of the states", job.ip);
