@@ -209,7 +209,31 @@ fn reason(source: &str, detail: &str, weight: u32) -> Reason {
     }
 }
 
-/// What [`warm_start`] restored into.
+/// The states [`read_state`] read, held (as read) until [`restore_state`].
+pub struct StateRead {
+    warm: crate::state::WarmState,
+    /// Records read (states and tombstones).
+    pub records: u64,
+    /// Time the read took.
+    pub elapsed: Duration,
+}
+
+/// The first half of the daemon's warm start: `state::warm_start` of every partition of
+/// `<output_topic>.state`, to each one's end.
+pub async fn read_state(settings: &Settings) -> StateRead {
+    let started = std::time::Instant::now();
+    let warm = crate::state::warm_start(settings, None, &CancellationToken::new())
+        .await
+        .expect("the state topic reads")
+        .expect("not stopped");
+    StateRead {
+        records: warm.records,
+        elapsed: started.elapsed(),
+        warm,
+    }
+}
+
+/// What [`restore_state`] restored into.
 pub struct WarmStarted {
     /// The dedup window, as the processor builds it (`dedup.ttl`, `dedup.max_entries`).
     pub dedup: DedupCache,
@@ -217,16 +241,19 @@ pub struct WarmStarted {
     pub remote: Option<Arc<RemoteStage>>,
     /// The jobs the daemon would queue again.
     pub requeue: Vec<RemoteJob>,
-    /// Wall-clock time of the read and the restore (not the set-up before them).
+    /// Time the restore took (not the set-up before it).
     pub elapsed: Duration,
 }
 
-/// The daemon's warm start of every partition of `<output_topic>.state`: `state::warm_start`,
-/// then `state::restore` into a fresh dedup window and the remote stage built from `settings`
-/// (its revisions go nowhere: nothing is requeued, so no provider is asked). The figures go to
-/// `metrics` (`warm_start_records_total`, `warm_start_lookups_requeued_total`,
-/// `warm_start_seconds`).
-pub async fn warm_start(settings: &Settings, metrics: &Arc<Metrics>) -> WarmStarted {
+/// The second half: `state::restore` of `read` into a fresh dedup window and the remote stage
+/// built from `settings` as the daemon builds it (its revisions go nowhere: nothing is
+/// requeued, so no provider is asked). The figures go to `metrics`
+/// (`warm_start_records_total`, `warm_start_lookups_requeued_total`, `warm_start_seconds`).
+pub async fn restore_state(
+    read: StateRead,
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+) -> WarmStarted {
     let providers = crate::topology::build_providers(settings)
         .await
         .expect("the providers build");
@@ -239,11 +266,7 @@ pub async fn warm_start(settings: &Settings, metrics: &Arc<Metrics>) -> WarmStar
     .expect("the remote stage builds");
     let dedup = DedupCache::new(settings.dedup.ttl, settings.dedup.max_entries);
     let started = std::time::Instant::now();
-    let warm = crate::state::warm_start(settings, None, &CancellationToken::new())
-        .await
-        .expect("the state topic reads")
-        .expect("not stopped");
-    let requeue = crate::state::restore(warm, &dedup, remote.as_ref(), metrics).await;
+    let requeue = crate::state::restore(read.warm, &dedup, remote.as_ref(), metrics).await;
     WarmStarted {
         dedup,
         remote,
