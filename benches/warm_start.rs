@@ -26,6 +26,10 @@ use threatsift::test_support::state::{read_state, restore_state, StateWriter, ST
 use threatsift::test_support::{brokers, unique};
 use threatsift::Settings;
 
+// The one schema check of threat records (its other helpers are not used here).
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const PARTITIONS: i32 = 6;
 
 /// Address `i`: distinct public addresses in 45.0.0.0/8 (nothing is ever sent to them: the
@@ -85,6 +89,7 @@ async fn produce_states(brokers: &str, topic: &str, n: u64, now: SystemTime) -> 
         .create()
         .expect("producer");
     let writer = StateWriter::new(n, now);
+    let validator = common::record_validator();
     let mut per_partition = vec![0u64; PARTITIONS as usize];
     let mut bytes = 0u64;
     // In chunks: the send futures borrow their payloads.
@@ -92,6 +97,16 @@ async fn produce_states(brokers: &str, topic: &str, n: u64, now: SystemTime) -> 
         let states: Vec<(Vec<u8>, Vec<u8>)> =
             chunk.iter().map(|&i| writer.state(address(i), i)).collect();
         bytes += states.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
+        // Each state as the daemon writes it: keyed by its address, its record a valid one.
+        for (key, payload) in &states {
+            let state: serde_json::Value = serde_json::from_slice(payload).expect("state JSON");
+            assert_eq!(state["schema"], "threatsift.state/1");
+            assert_eq!(
+                Some(key.as_slice()),
+                state["ip"].as_str().map(str::as_bytes)
+            );
+            common::assert_valid_record(&validator, &state["record"]);
+        }
         let sends = states.iter().map(|(key, payload)| {
             producer.send(
                 FutureRecord::to(topic).key(key).payload(payload),
