@@ -12,6 +12,8 @@ pub mod fixtures;
 pub mod fuzz;
 pub mod pipeline;
 pub mod remote;
+// w-bench: state records and the daemon's warm start, for benches/warm_start.rs.
+pub mod state;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
