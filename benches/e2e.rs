@@ -45,15 +45,21 @@ fn event(i: usize) -> String {
 }
 
 async fn prepare(brokers: &str, events: usize) -> (String, String, String) {
+    // Scaled mode's internal topics (`<output>.sightings`, `<output>.state`) are made beside
+    // the output topic, with the input's partition count; single mode never touches them.
     let (input, output, dlq) = (unique("e2e-in"), unique("e2e-out"), unique("e2e-dlq"));
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
         .expect("admin");
+    let (sightings, state) = (format!("{output}.sightings"), format!("{output}.state"));
     let topics = [
         NewTopic::new(&input, PARTITIONS, TopicReplication::Fixed(1)),
         NewTopic::new(&output, PARTITIONS, TopicReplication::Fixed(1)),
         NewTopic::new(&dlq, 1, TopicReplication::Fixed(1)),
+        NewTopic::new(&sightings, PARTITIONS, TopicReplication::Fixed(1)),
+        NewTopic::new(&state, PARTITIONS, TopicReplication::Fixed(1))
+            .set("cleanup.policy", "compact"),
     ];
     for result in admin
         .create_topics(&topics, &AdminOptions::new())
@@ -161,6 +167,17 @@ fn rate(events: usize, first: Option<(Instant, Option<f64>)>, broker: Option<u32
     }
 }
 
+fn metrics_text(port: u16) -> Option<String> {
+    http_get(port, "/metrics").map(|(_, text)| text)
+}
+
+fn value_in(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 fn metric(port: u16, name: &str) -> Option<f64> {
     let (_, text) = http_get(port, "/metrics")?;
     text.lines()
@@ -176,6 +193,7 @@ fn drain_daemon(
     brokers: &str,
     topics: &(String, String, String),
     events: usize,
+    mode: &str,
 ) -> (Drain, Option<f64>, Option<f64>) {
     let dir = std::env::temp_dir().join(unique("e2e-daemon"));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -199,6 +217,8 @@ session_timeout = "6s"
 # The events were produced before the daemon joins.
 start_from = "earliest"
 {librdkafka}
+[scale]
+mode = "{mode}"
 [server]
 listen = "127.0.0.1:{port}"
 [shutdown]
@@ -210,6 +230,7 @@ path = "{feed}"
 weight = 70
 "#,
             group = unique("e2e-daemon"),
+            mode = mode,
             input = topics.0,
             output = topics.1,
             dlq = topics.2,
@@ -231,7 +252,19 @@ weight = 70
         .expect("start the daemon");
     let pid = child.id();
     let broker = broker_pid();
-    let completed = || metric(port, "threatsift_messages_completed_total").unwrap_or(0.0);
+    // Done when every input message and (scaled mode) every sighting it made is finished:
+    // `messages_completed_total` counts both hops' messages, read in one scrape with the
+    // sightings count so the two agree.
+    let completed = || {
+        let text = metrics_text(port).unwrap_or_default();
+        let done = value_in(&text, "threatsift_messages_completed_total").unwrap_or(0.0);
+        let sightings = value_in(&text, "threatsift_sightings_published_total").unwrap_or(0.0);
+        if done >= events as f64 + sightings {
+            events as f64
+        } else {
+            done.min(events as f64 - 1.0)
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first = None;
     loop {
@@ -272,14 +305,15 @@ async fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(if full { 1_000_000 } else { 2_000 });
+    // THREATSIFT_E2E_MODE: single (default), scaled, or both (single, then scaled, on the same
+    // topic, each with its own group).
+    let modes: Vec<&str> = match std::env::var("THREATSIFT_E2E_MODE").as_deref() {
+        Ok("scaled") => vec!["scaled"],
+        Ok("both") => vec!["single", "scaled"],
+        _ => vec!["single"],
+    };
     let topics = prepare(&brokers, events).await;
     let bare = drain_bare(&brokers, &topics.0, events).await;
-    let (daemon, rss, cpu) = {
-        let (brokers, topics) = (brokers.clone(), topics.clone());
-        tokio::task::spawn_blocking(move || drain_daemon(&brokers, &topics, events))
-            .await
-            .expect("daemon")
-    };
     let cores = |c: Option<f64>| c.map_or("?".to_owned(), |c| format!("{c:.2}"));
     println!(
         "e2e/{events} events (half ECS JSON, half FortiGate kv, {DISTINCT_SOURCES} sources, \
@@ -290,18 +324,26 @@ async fn main() {
         bare.events_per_sec,
         cores(bare.broker_cores)
     );
-    println!(
-        "  threatsift run:              {:>9.0} events/s   (broker busy {} cores)",
-        daemon.events_per_sec,
-        cores(daemon.broker_cores)
-    );
-    println!(
-        "  ratio daemon / bare: {:.3}; daemon peak RSS {} MiB; daemon CPU {} s per million events",
-        daemon.events_per_sec / bare.events_per_sec,
-        rss.map_or("?".to_owned(), |r| format!("{r:.0}")),
-        cpu.map_or("?".to_owned(), |c| format!(
-            "{:.2}",
-            c * 1_000_000.0 / events as f64
-        )),
-    );
+    for mode in modes {
+        let (daemon, rss, cpu) = {
+            let (brokers, topics) = (brokers.clone(), topics.clone());
+            tokio::task::spawn_blocking(move || drain_daemon(&brokers, &topics, events, mode))
+                .await
+                .expect("daemon")
+        };
+        println!(
+            "  threatsift run ({mode:>6}):     {:>9.0} events/s   (broker busy {} cores)",
+            daemon.events_per_sec,
+            cores(daemon.broker_cores)
+        );
+        println!(
+            "  ratio daemon / bare: {:.3}; daemon peak RSS {} MiB; daemon CPU {} s per million events",
+            daemon.events_per_sec / bare.events_per_sec,
+            rss.map_or("?".to_owned(), |r| format!("{r:.0}")),
+            cpu.map_or("?".to_owned(), |c| format!(
+                "{:.2}",
+                c * 1_000_000.0 / events as f64
+            )),
+        );
+    }
 }

@@ -143,11 +143,19 @@ impl StateWriter {
                 topic: origin.topic.to_string(),
                 partition: origin.partition,
                 offset: origin.offset,
+                ..Observed::default()
             },
             network: network.clone(),
             intel,
             revision: sighting.revision(),
             generated_at: rfc3339(self.now),
+            id: None,
+            event_time: None,
+            confidence: None,
+            tlp: None,
+            expires_at: None,
+            revoked: false,
+            revocation_reason: None,
         };
         let until = rfc3339(self.now + Duration::from_secs(86_400));
         let answers: BTreeMap<String, StoredAnswer> = [
@@ -202,6 +210,7 @@ fn facts(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value>
 }
 
 fn reason(source: &str, detail: &str, weight: u32) -> Reason {
+    let weight = i32::try_from(weight).unwrap_or(i32::MAX);
     Reason {
         source: source.to_owned(),
         detail: detail.to_owned(),
@@ -260,6 +269,7 @@ pub async fn restore_state(
     let remote = crate::topology::build_remote_stage(
         settings,
         &providers,
+        None,
         Arc::new(NoRevisions),
         metrics.clone(),
     )
