@@ -297,20 +297,39 @@ impl RemoteStage {
         if let Some(answer) = answer {
             tracked.answers.insert(provider.to_owned(), answer);
         }
-        match apply_outcome(
+        let revised = apply_outcome(
             &mut tracked,
             provider,
             outcome,
             &self.rules,
             SystemTime::now(),
-        ) {
+        );
+        self.publish_revision(revised, provider, &tracked).await;
+        // The last provider done: a score benign facts lowered is news too.
+        if tracked.outstanding == 1 {
+            let lowered = lowered_by_benign_facts(&mut tracked, &self.rules, SystemTime::now());
+            self.publish_revision(lowered, provider, &tracked).await;
+        }
+        self.count_done(&mut tracked);
+        // After the revision it goes with, still under the lock: states leave in order.
+        self.write_state(job, &tracked).await;
+    }
+
+    /// Publishes a revision `provider`'s answer made (or counts why it could not be encoded).
+    /// Called under the record's lock: revisions of one address leave in order.
+    async fn publish_revision(
+        &self,
+        revised: Option<Result<crate::model::Output, crate::stages::record::EncodeError>>,
+        provider: &str,
+        tracked: &Tracked,
+    ) {
+        match revised {
             Some(Ok(output)) => {
                 RecordRevised {
                     provider,
                     revision: tracked.record.revision,
                 }
                 .emit(&self.metrics);
-                // Published under the lock: revisions of one address leave in order.
                 self.sink.publish(output, tracked.origin.clone()).await;
             }
             Some(Err(error)) => RevisionNotEncoded {
@@ -320,28 +339,6 @@ impl RemoteStage {
             .emit(&self.metrics),
             None => {}
         }
-        // g-allow: the last provider done; a score benign facts lowered is news too.
-        if tracked.outstanding == 1 {
-            match lowered_by_benign_facts(&mut tracked, &self.rules, SystemTime::now()) {
-                Some(Ok(output)) => {
-                    RecordRevised {
-                        provider,
-                        revision: tracked.record.revision,
-                    }
-                    .emit(&self.metrics);
-                    self.sink.publish(output, tracked.origin.clone()).await;
-                }
-                Some(Err(error)) => RevisionNotEncoded {
-                    provider,
-                    error: &error,
-                }
-                .emit(&self.metrics),
-                None => {}
-            }
-        }
-        self.count_done(&mut tracked);
-        // After the revision it goes with, still under the lock: states leave in order.
-        self.write_state(job, &tracked).await;
     }
 
     /// An `ok`/`not_found` answer's expiry and network facts, for the state changelog.
