@@ -106,25 +106,6 @@ fn asked(seen: &mock_api::SeenLog) -> BTreeSet<String> {
         .collect()
 }
 
-/// `log` without its ANSI colour sequences.
-fn without_colours(log: &str) -> String {
-    let mut out = String::with_capacity(log.len());
-    let mut chars = log.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // ESC [ … m
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Writes `text` as the allow-list at `path` the way an operator's tool should: a new file
 /// renamed over the old one, so a reload never reads half of it.
 fn replace_allowlist(path: &std::path::Path, text: &str) {
@@ -233,7 +214,7 @@ async fn allowlisted_addresses_are_never_looked_up_nor_published_and_a_reload_ad
         Some(3.0)
     );
     // The bad line is reported with its number.
-    let log = without_colours(&daemon.log_text());
+    let log = strip_ansi(&daemon.log_text());
     let skipped = log
         .lines()
         .find(|l| l.contains("allow-list line skipped"))

@@ -47,7 +47,7 @@ use crate::stages::sighting::IpSighting;
 use crate::stages::{event_time, frame, record};
 use crate::telemetry::events::{
     EventWithoutIp, IpDeduplicated, IpFiltered, IpsExtracted, LineFellBack, LineParseError,
-    LineParsed, MessageConsumed, RecordWithheld, SightingsMade,
+    LineParsed, MessageConsumed, RecordWithheld, RepeatsFolded, SightingsMade,
 };
 use crate::telemetry::Metrics;
 
@@ -805,7 +805,7 @@ impl Processor {
     /// Counts folded repeats in the window (each a dedup hit, as in single mode).
     fn fold_repeats(&self, sighting: &Sighting, more: u64, last: SystemTime) {
         sighting.fold(more, last);
-        self.metrics.dedup_hits.inc_by(more);
+        RepeatsFolded { count: more }.emit(&self.metrics);
     }
 
     /// Local intel → score → record → lookup request for a first sighting or a due retry.

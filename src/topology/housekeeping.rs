@@ -16,7 +16,7 @@ use crate::stages::dedup::DedupCache;
 use crate::stages::filter::allowlist::{AllowlistError, Reloaded};
 use crate::stages::filter::{AllowEntry, AllowlistFile};
 use crate::telemetry::events::{
-    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, CacheSampled,
+    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, AllowlistSampled, CacheSampled,
     FeedReloadFinished, PublishedIndexSampled,
 };
 use crate::telemetry::Metrics;
@@ -180,9 +180,10 @@ pub(super) fn allowlist_reloaded(
     let list = reload.file.current();
     match outcome {
         Ok(None) => {
-            metrics
-                .allowlist_entries
-                .set(i64::try_from(list.active_count(now)).unwrap_or(i64::MAX));
+            AllowlistSampled {
+                active: list.active_count(now),
+            }
+            .emit(metrics);
         }
         Ok(Some(reloaded)) => {
             AllowlistReloadFinished { error: None }.emit(metrics);

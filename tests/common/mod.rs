@@ -1171,7 +1171,7 @@ pub fn partitions_held(daemon: &Daemon) -> Option<usize> {
 }
 
 /// `text` without ANSI colour sequences (`ESC [ ... m`).
-fn strip_ansi(text: &str) -> String {
+pub fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {

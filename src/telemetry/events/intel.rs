@@ -72,6 +72,19 @@ impl FeedReloadFinished<'_> {
 }
 
 /// The allow-list file was (re)loaded.
+/// The allow-list's active entries, sampled between reloads (entries expire meanwhile).
+pub(crate) struct AllowlistSampled {
+    /// Entries matching now.
+    pub active: usize,
+}
+impl AllowlistSampled {
+    /// Sets `allowlist_entries`.
+    pub(crate) fn emit(&self, m: &Metrics) {
+        m.allowlist_entries
+            .set(i64::try_from(self.active).unwrap_or(i64::MAX));
+    }
+}
+
 pub(crate) struct AllowlistLoaded<'a> {
     /// The file.
     pub path: &'a std::path::Path,

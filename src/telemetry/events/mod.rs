@@ -16,8 +16,8 @@ mod state;
 mod withdraw;
 
 pub(crate) use intel::{
-    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, FeedLoaded, FeedMatched,
-    FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit, ProviderDown,
+    AllowlistEntryAdded, AllowlistLoaded, AllowlistReloadFinished, AllowlistSampled, FeedLoaded,
+    FeedMatched, FeedReloadFinished, ProviderBudgetWaiting, ProviderCacheHit, ProviderDown,
     ProviderRequestError, ProviderRequested, ProviderSkipped, ProviderState, RecordRevised,
     RemoteQueueChanged, RevisionNotEncoded,
 };
@@ -28,7 +28,7 @@ pub(crate) use kafka::{
 pub(crate) use pipeline::{
     BackpressureWaited, CacheSampled, DlqEntryPublished, EventWithoutIp, IpDeduplicated,
     IpFiltered, IpsExtracted, LineFellBack, LineParseError, LineParsed, MessageCompleted,
-    MessageConsumed, RecordPublished, RecordWithheld,
+    MessageConsumed, RecordPublished, RecordWithheld, RepeatsFolded,
 };
 pub(crate) use report::{ReportNarrativeFailed, ReportRecordDropped, ScheduledReportWritten};
 pub(crate) use scale::{BudgetShareSet, OwnedPartitionsChanged, SightingsMade};

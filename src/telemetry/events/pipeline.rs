@@ -164,6 +164,19 @@ impl IpDeduplicated {
     }
 }
 
+/// Repeats of an address folded into one sighting (scaled mode): each a dedup hit, as in
+/// single mode.
+pub(crate) struct RepeatsFolded {
+    /// The repeats beyond the first.
+    pub count: u64,
+}
+impl RepeatsFolded {
+    /// Counts them as dedup hits.
+    pub(crate) fn emit(&self, m: &Metrics) {
+        m.dedup_hits.inc_by(self.count);
+    }
+}
+
 /// A record was below `publish.min_verdict` and was not published.
 pub(crate) struct RecordWithheld {
     /// Its verdict.
